@@ -1,0 +1,60 @@
+"""The patient directory: add a patient, find patients by name or email (R2)."""
+
+from __future__ import annotations
+
+from sqlalchemy import or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from domain.addresses import normalise_address
+from domain.patients import PatientCreate
+from infra.db.models import Patient
+
+SEARCH_LIMIT = 50
+
+
+class DuplicatePatientEmail(Exception):
+    """Another patient of the practice already has this address."""
+
+
+async def add_patient(db: AsyncSession, practice_id: str, new: PatientCreate) -> Patient:
+    patient = Patient(
+        practice_id=practice_id,
+        name=new.name,
+        email=str(new.email),
+        email_normalised=new.email_normalised,
+        status=new.status.value,
+    )
+    db.add(patient)
+    try:
+        await db.commit()
+    except IntegrityError as error:
+        # The unique constraint decides, so two clerks adding the same patient at once
+        # cannot both succeed.
+        await db.rollback()
+        raise DuplicatePatientEmail from error
+    return patient
+
+
+async def find_patients(db: AsyncSession, practice_id: str, query: str = "") -> list[Patient]:
+    statement = select(Patient).where(Patient.practice_id == practice_id)
+    query = query.strip()
+    if query:
+        pattern = f"%{_escape_like(query.casefold())}%"
+        statement = statement.where(
+            or_(
+                Patient.name.ilike(pattern, escape="\\"),
+                Patient.email_normalised.like(f"%{_escape_like(normalise_address(query))}%", escape="\\"),
+            )
+        )
+    statement = statement.order_by(Patient.name, Patient.id).limit(SEARCH_LIMIT)
+    return list((await db.scalars(statement)).all())
+
+
+async def get_patient(db: AsyncSession, practice_id: str, patient_id: str) -> Patient | None:
+    patient = await db.get(Patient, patient_id)
+    return patient if patient is not None and patient.practice_id == practice_id else None
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

@@ -1,0 +1,83 @@
+"""Settings for every process, read from ``SECURE_EMAIL_*`` environment variables.
+
+The defaults run the embedded development stack on 127.0.0.1 with its state under
+``.data/``; production overrides them (see README, "Production").
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SECURE_EMAIL_", extra="ignore")
+
+    environment: Literal["development", "production"] = "development"
+    data_dir: Path = Path(".data")
+
+    # Database: SQLite in the data directory unless a URL is given
+    # (PostgreSQL: ``postgresql+asyncpg://user:pass@host/db``).
+    database_url: str = ""
+
+    # Temporal
+    temporal_address: str = "127.0.0.1:7233"
+    temporal_namespace: str = "default"
+    task_queue: str = "secure-email"
+    temporal_ui_port: int = 8233
+
+    # Web app
+    web_host: str = "127.0.0.1"
+    web_port: int = 8000
+    public_url: str = ""  # the address patients and staff reach; derived if empty
+
+    # Object store (MinIO or any S3)
+    s3_endpoint: str = "127.0.0.1:9000"
+    s3_access_key: str = "securemail-dev"
+    s3_secret_key: str = "securemail-dev-secret"
+    s3_bucket: str = "secure-email"
+    s3_secure: bool = False
+
+    # Mail
+    mail_transport: Literal["smtp", "sendgrid"] = "smtp"
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 1025
+    smtp_username: str = ""
+    smtp_password: str = ""
+    smtp_starttls: bool = False
+    sendgrid_api_key: str = ""
+    sendgrid_api_url: str = "https://api.sendgrid.com"
+
+    # Staff sessions
+    staff_session_hours: int = Field(default=12, ge=1)
+
+    @model_validator(mode="after")
+    def _derive(self) -> Settings:
+        if not self.database_url:
+            self.database_url = f"sqlite+aiosqlite:///{self.data_dir / 'app.db'}"
+        if not self.public_url:
+            self.public_url = f"http://{self.web_host}:{self.web_port}"
+        self.public_url = self.public_url.rstrip("/")
+        if self.environment == "production":
+            if self.s3_secret_key == "securemail-dev-secret":
+                raise ValueError("SECURE_EMAIL_S3_SECRET_KEY must be set in production")
+            if self.mail_transport == "sendgrid" and not self.sendgrid_api_key:
+                raise ValueError("SECURE_EMAIL_SENDGRID_API_KEY must be set for SendGrid")
+        return self
+
+    @property
+    def secure_cookies(self) -> bool:
+        return self.public_url.startswith("https://")
+
+    @property
+    def codec_endpoint(self) -> str:
+        return f"{self.public_url}/codec"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

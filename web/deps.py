@@ -1,0 +1,96 @@
+"""Dependencies shared by every router: settings, database session, signed-in staff."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from infra.db.models import ApiToken, Practice, StaffSession, StaffUser
+from infra.security import token_hash
+from infra.settings import Settings
+from web.state import AppState
+
+STAFF_COOKIE = "staff_session"
+
+
+def get_state(request: Request) -> AppState:
+    state: AppState = request.app.state.app_state
+    return state
+
+
+StateDep = Annotated[AppState, Depends(get_state)]
+
+
+def get_app_settings(state: StateDep) -> Settings:
+    return state.settings
+
+
+SettingsDep = Annotated[Settings, Depends(get_app_settings)]
+
+
+async def get_db(state: StateDep) -> AsyncIterator[AsyncSession]:
+    async with state.sessions() as session:
+        yield session
+
+
+DbSession = Annotated[AsyncSession, Depends(get_db)]
+
+
+class NotSignedIn(Exception):
+    """Raised by office page dependencies; the app turns it into a redirect to log-in."""
+
+
+async def staff_from_cookie(request: Request, db: DbSession) -> StaffUser:
+    token = request.cookies.get(STAFF_COOKIE)
+    if not token:
+        raise NotSignedIn
+    session = await db.get(StaffSession, token_hash(token))
+    if session is None or session.expires_at <= datetime.now(UTC):
+        raise NotSignedIn
+    user = await db.get(StaffUser, session.staff_id)
+    if user is None:
+        raise NotSignedIn
+    return user
+
+
+CurrentStaff = Annotated[StaffUser, Depends(staff_from_cookie)]
+
+_bearer = HTTPBearer(auto_error=False, description="An API token from `securemail token create`")
+
+
+async def staff_from_bearer(
+    db: DbSession,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> StaffUser:
+    unauthorised = HTTPException(
+        status.HTTP_401_UNAUTHORIZED,
+        detail="A valid API token is required",
+        headers={"WWW-Authenticate": "Bearer"},
+    )
+    if credentials is None:
+        raise unauthorised
+    user = await db.scalar(
+        select(StaffUser)
+        .join(ApiToken, ApiToken.staff_id == StaffUser.id)
+        .where(ApiToken.token_hash == token_hash(credentials.credentials))
+    )
+    if user is None:
+        raise unauthorised
+    return user
+
+
+ApiStaff = Annotated[StaffUser, Depends(staff_from_bearer)]
+
+
+async def practice_of(db: AsyncSession, user: StaffUser) -> Practice:
+    practice = await db.get(Practice, user.practice_id)
+    if practice is None:  # a foreign key guarantees it; this keeps mypy and readers honest
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail="Practice not found")
+    return practice
+

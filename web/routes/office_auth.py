@@ -1,0 +1,69 @@
+"""Staff log-in and log-out, with server-side sessions."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request, status
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy import delete
+
+from infra.accounts import find_staff_user
+from infra.db.models import StaffSession
+from infra.security import new_token, token_hash, verify_password
+from web.deps import STAFF_COOKIE, DbSession, SettingsDep
+from web.templating import render
+
+router = APIRouter(tags=["office"], include_in_schema=False)
+
+BAD_LOGIN = "That email and password do not match an office account"
+
+
+@router.get("/login")
+async def login_page(request: Request) -> HTMLResponse:
+    return render(request, "office/login.html")
+
+
+@router.post("/login")
+async def log_in(
+    request: Request,
+    db: DbSession,
+    settings: SettingsDep,
+    email: Annotated[str, Form()] = "",
+    password: Annotated[str, Form()] = "",
+) -> Response:
+    user = await find_staff_user(db, email) if email.strip() else None
+    # Checks a dummy hash for unknown accounts, so timing does not tell which exist.
+    if not verify_password(password, user.password_hash if user else None) or user is None:
+        return render(
+            request,
+            "office/login.html",
+            {"error": BAD_LOGIN, "email": email},
+            status_code=status.HTTP_401_UNAUTHORIZED,
+        )
+    token = new_token()
+    expires = datetime.now(UTC) + timedelta(hours=settings.staff_session_hours)
+    db.add(StaffSession(token_hash=token_hash(token), staff_id=user.id, expires_at=expires))
+    await db.commit()
+    response = RedirectResponse("/", status_code=status.HTTP_303_SEE_OTHER)
+    response.set_cookie(
+        STAFF_COOKIE,
+        token,
+        max_age=settings.staff_session_hours * 3600,
+        httponly=True,
+        samesite="lax",
+        secure=settings.secure_cookies,
+    )
+    return response
+
+
+@router.post("/logout")
+async def log_out(request: Request, db: DbSession) -> Response:
+    token = request.cookies.get(STAFF_COOKIE)
+    if token:
+        await db.execute(delete(StaffSession).where(StaffSession.token_hash == token_hash(token)))
+        await db.commit()
+    response = RedirectResponse("/login", status_code=status.HTTP_303_SEE_OTHER)
+    response.delete_cookie(STAFF_COOKIE)
+    return response

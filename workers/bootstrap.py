@@ -1,0 +1,73 @@
+"""The embedded stack's first start: a demo practice, an admin user and an API token.
+
+The credentials are written to ``.data/dev-credentials.json`` (mode 600) and reused on
+every later start, so a restart keeps the same log-in.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from pathlib import Path
+
+from pydantic import BaseModel
+from sqlalchemy import func, select
+
+from infra.accounts import create_api_token, create_practice, create_staff_user, find_staff_user
+from infra.db.engine import make_engine, make_sessionmaker
+from infra.db.models import StaffUser
+from infra.settings import Settings
+
+DEMO_PRACTICE = "Demo Dental"
+DEMO_SENDER = "office@demo-dental.test"
+DEMO_ADMIN = "admin@demo-dental.test"
+
+
+class DevCredentials(BaseModel):
+    email: str
+    password: str
+    api_token: str
+
+
+def credentials_path(settings: Settings) -> Path:
+    return settings.data_dir / "dev-credentials.json"
+
+
+async def ensure_demo_practice(settings: Settings) -> DevCredentials:
+    path = credentials_path(settings)
+    engine = make_engine(settings.database_url)
+    sessions = make_sessionmaker(engine)
+    try:
+        async with sessions() as db:
+            if path.exists():
+                saved = DevCredentials.model_validate_json(path.read_text())
+                if await find_staff_user(db, saved.email) is not None:
+                    return saved
+            if await db.scalar(select(func.count()).select_from(StaffUser)):
+                raise RuntimeError(
+                    f"{path} is missing but the database already has staff users; "
+                    "restore the file or create a token with `securemail token create`"
+                )
+            practice = await create_practice(
+                db, DEMO_PRACTICE, sender_address=DEMO_SENDER, secure_email_enabled=True
+            )
+            password = secrets.token_urlsafe(12)
+            admin = await create_staff_user(
+                db, practice, DEMO_ADMIN, password, name="Office admin", is_admin=True
+            )
+            token = await create_api_token(db, admin, "embedded stack")
+            await db.commit()
+    finally:
+        await engine.dispose()
+    credentials = DevCredentials(email=DEMO_ADMIN, password=password, api_token=token)
+    _write_private(path, json.dumps(credentials.model_dump(), indent=2) + "\n")
+    return credentials
+
+
+def _write_private(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as file:
+        file.write(text)
+    os.chmod(path, 0o600)

@@ -1,0 +1,281 @@
+"""``securemail dev``: the whole product on one machine, for development and demos.
+
+Starts, in order, each on 127.0.0.1 and each waited for until it answers: the Temporal
+dev server (SQLite file, Web UI), an S3 server (rclone), an SMTP catcher writing into a
+Maildir, the Temporal worker and the web app. State lives under the data directory, so
+a restart keeps every patient, message and workflow. Ctrl-C or SIGTERM stops every
+child; a child that dies is reported with the end of its log, and the stack stops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import os
+import signal
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from infra.db.migrate import upgrade
+from infra.objects import object_store
+from infra.settings import Settings
+from infra.temporal.search_attributes import cli_flags
+from workers.bootstrap import DevCredentials, credentials_path, ensure_demo_practice
+
+READY_TIMEOUT = 60.0
+STOP_TIMEOUT = 10.0
+BIN_DIR = Path(sys.executable).parent
+
+
+@dataclass
+class Child:
+    name: str
+    argv: list[str]
+    ready: Callable[[], Awaitable[bool]]
+    log_path: Path
+    process: asyncio.subprocess.Process | None = field(default=None, repr=False)
+
+
+def _die_with_parent() -> None:
+    # If the supervisor is killed outright, the kernel stops the children too (Linux).
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def _host_port(address: str) -> tuple[str, int]:
+    host, _, port = address.rpartition(":")
+    return host or "127.0.0.1", int(port)
+
+
+def port_open(host: str, port: int) -> Callable[[], Awaitable[bool]]:
+    async def check() -> bool:
+        try:
+            _reader, writer = await asyncio.open_connection(host, port)
+        except OSError:
+            return False
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+        return True
+
+    return check
+
+
+def http_ok(url: str) -> Callable[[], Awaitable[bool]]:
+    async def check() -> bool:
+        try:
+            async with httpx.AsyncClient(timeout=2.0) as client:
+                return (await client.get(url)).status_code < 500
+        except httpx.HTTPError:
+            return False
+
+    return check
+
+
+def children(settings: Settings) -> list[Child]:
+    data = settings.data_dir
+    logs = data / "logs"
+    temporal_host, temporal_port = _host_port(settings.temporal_address)
+    s3_host, s3_port = _host_port(settings.s3_endpoint)
+    securemail = [sys.executable, "-m", "workers.cli"]
+    return [
+        Child(
+            "temporal",
+            [
+                str(BIN_DIR / "temporal"), "server", "start-dev",
+                "--db-filename", str(data / "temporal.db"),
+                "--ip", temporal_host, "--port", str(temporal_port),
+                "--ui-port", str(settings.temporal_ui_port),
+                "--namespace", settings.temporal_namespace,
+                # About twice the throughput of the default pragmas on these machines.
+                "--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal",
+                "--ui-codec-endpoint", settings.codec_endpoint,
+                "--ui-disable-news-fetch",
+                "--log-level", "warn",
+                *cli_flags(),
+            ],  # fmt: skip
+            http_ok(f"http://{temporal_host}:{settings.temporal_ui_port}/"),
+            logs / "temporal.log",
+        ),
+        Child(
+            "s3",
+            [
+                str(BIN_DIR / "rclone"), "serve", "s3",
+                "--auth-key", f"{settings.s3_access_key},{settings.s3_secret_key}",
+                "--addr", f"{s3_host}:{s3_port}",
+                str(data / "objects"),
+            ],  # fmt: skip
+            port_open(s3_host, s3_port),
+            logs / "s3.log",
+        ),
+        Child(
+            "smtp",
+            [
+                *securemail, "smtp-catcher",
+                "--host", settings.smtp_host, "--port", str(settings.smtp_port),
+                "--maildir", str(data / "mail"),
+            ],  # fmt: skip
+            port_open(settings.smtp_host, settings.smtp_port),
+            logs / "smtp.log",
+        ),
+        Child("worker", [*securemail, "worker"], _alive_for(2.0), logs / "worker.log"),
+        Child("web", [*securemail, "web"], http_ok(f"{settings.public_url}/login"), logs / "web.log"),
+    ]
+
+
+def _alive_for(seconds: float) -> Callable[[], Awaitable[bool]]:
+    # The worker serves no port; surviving its start-up (connecting to Temporal) is ready.
+    started = time.monotonic()
+
+    async def check() -> bool:
+        return time.monotonic() - started >= seconds
+
+    return check
+
+
+class Supervisor:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.children = children(settings)
+        self.stopping = asyncio.Event()
+
+    async def start(self, child: Child) -> None:
+        child.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = open(child.log_path, "ab")  # noqa: SIM115 - the child keeps it open
+        child.process = await asyncio.create_subprocess_exec(
+            *child.argv,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=log,
+            stderr=asyncio.subprocess.STDOUT,
+            env=child_env(self.settings),
+            preexec_fn=_die_with_parent,
+        )
+        log.close()
+        deadline = time.monotonic() + READY_TIMEOUT
+        while not await child.ready():
+            if child.process.returncode is not None:
+                raise ChildFailed(child, "exited during start-up")
+            if time.monotonic() > deadline:
+                raise ChildFailed(child, f"was not ready after {READY_TIMEOUT:.0f} s")
+            await asyncio.sleep(0.2)
+        if child.process.returncode is not None:
+            raise ChildFailed(child, "exited during start-up")
+        print(f"  {child.name:<8} ready   (log: {child.log_path})", flush=True)
+
+    async def stop_all(self) -> None:
+        for child in reversed(self.children):
+            process = child.process
+            if process is None or process.returncode is not None:
+                continue
+            with contextlib.suppress(ProcessLookupError):
+                process.terminate()
+            try:
+                await asyncio.wait_for(process.wait(), STOP_TIMEOUT)
+            except TimeoutError:
+                with contextlib.suppress(ProcessLookupError):
+                    process.kill()
+                await process.wait()
+
+    async def watch(self) -> Child | None:
+        """Waits until asked to stop (returns None) or a child dies (returns it)."""
+        waits = {
+            asyncio.ensure_future(child.process.wait()): child
+            for child in self.children
+            if child.process is not None
+        }
+        stop = asyncio.ensure_future(self.stopping.wait())
+        done, _pending = await asyncio.wait([stop, *waits], return_when=asyncio.FIRST_COMPLETED)
+        for future in [stop, *waits]:
+            future.cancel()
+        if stop in done:
+            return None
+        return next(waits[future] for future in done if future in waits)
+
+
+class ChildFailed(Exception):
+    def __init__(self, child: Child, what: str) -> None:
+        super().__init__(f"{child.name} {what}")
+        self.child = child
+
+
+def child_env(settings: Settings) -> dict[str, str]:
+    """Every child sees the supervisor's settings, resolved, so they all agree."""
+    env = dict(os.environ)
+    env.update(
+        {
+            "SECURE_EMAIL_DATA_DIR": str(settings.data_dir),
+            "SECURE_EMAIL_DATABASE_URL": settings.database_url,
+            "SECURE_EMAIL_PUBLIC_URL": settings.public_url,
+            "SECURE_EMAIL_TEMPORAL_ADDRESS": settings.temporal_address,
+            "SECURE_EMAIL_WEB_PORT": str(settings.web_port),
+            "SECURE_EMAIL_S3_ENDPOINT": settings.s3_endpoint,
+            "SECURE_EMAIL_SMTP_PORT": str(settings.smtp_port),
+        }
+    )
+    return env
+
+
+def _tail(path: Path, lines: int = 20) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def _banner(settings: Settings, credentials: DevCredentials) -> str:
+    return "\n".join(
+        [
+            "",
+            "Secure Email is running.",
+            f"  Office:       {settings.public_url}/  (log in: {credentials.email} / "
+            f"{credentials.password})",
+            f"  API:          {settings.public_url}/docs  (Bearer {credentials.api_token})",
+            f"  Mailbox:      {settings.data_dir / 'mail'}  (every email the stack sends)",
+            f"  Temporal UI:  http://{_host_port(settings.temporal_address)[0]}:"
+            f"{settings.temporal_ui_port}/",
+            f"  Credentials:  {credentials_path(settings)}",
+            "Press Ctrl-C to stop.",
+            "",
+        ]
+    )
+
+
+async def run_dev(settings: Settings) -> int:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    (settings.data_dir / "objects").mkdir(exist_ok=True)
+    await asyncio.to_thread(upgrade, settings.database_url)
+    credentials = await ensure_demo_practice(settings)
+
+    supervisor = Supervisor(settings)
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, supervisor.stopping.set)
+
+    print(f"Starting Secure Email (data in {settings.data_dir.resolve()})", flush=True)
+    try:
+        for child in supervisor.children:
+            await supervisor.start(child)
+            if child.name == "s3":
+                await object_store(settings).ensure_bucket()
+            if supervisor.stopping.is_set():
+                return 0
+        print(_banner(settings, credentials), flush=True)
+        died = await supervisor.watch()
+        if died is not None:
+            code = died.process.returncode if died.process else None
+            raise ChildFailed(died, f"exited with code {code}")
+        return 0
+    except ChildFailed as failure:
+        print(f"\n{failure}. End of {failure.child.log_path}:", file=sys.stderr)
+        print(_tail(failure.child.log_path), file=sys.stderr, flush=True)
+        return 1
+    finally:
+        await supervisor.stop_all()
+        print("Stopped.", flush=True)
+
