@@ -25,14 +25,15 @@ async def add_patient(db: AsyncSession, practice_id: str, new: PatientCreate) ->
         email_normalised=new.email_normalised,
         status=new.status.value,
     )
-    db.add(patient)
     try:
-        await db.commit()
+        # A savepoint, so a refusal leaves the rest of the session (the signed-in staff
+        # user) intact. The unique constraint decides: two clerks adding the same patient
+        # at once cannot both succeed.
+        async with db.begin_nested():
+            db.add(patient)
     except IntegrityError as error:
-        # The unique constraint decides, so two clerks adding the same patient at once
-        # cannot both succeed.
-        await db.rollback()
         raise DuplicatePatientEmail from error
+    await db.commit()
     return patient
 
 

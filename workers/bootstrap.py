@@ -20,8 +20,8 @@ from infra.db.models import StaffUser
 from infra.settings import Settings
 
 DEMO_PRACTICE = "Demo Dental"
-DEMO_SENDER = "office@demo-dental.test"
-DEMO_ADMIN = "admin@demo-dental.test"
+DEMO_SENDER = "office@demo-dental.example"
+DEMO_ADMIN = "admin@demo-dental.example"
 
 
 class DevCredentials(BaseModel):

