@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from pydantic import ValidationError
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -55,15 +56,24 @@ class MailActivities:
     async def _send(
         self, to: str, sender: str, sender_name: str, content: EmailContent, message_id: str
     ) -> None:
-        message = MailMessage(
-            to=to,
-            sender=sender,
-            sender_name=sender_name,
-            subject=content.subject,
-            text=content.text,
-            html=content.html,
-            message_id=message_id,
-        )
+        try:
+            message = MailMessage(
+                to=to,
+                sender=sender,
+                sender_name=sender_name,
+                subject=content.subject,
+                text=content.text,
+                html=content.html,
+                message_id=message_id,
+            )
+        except ValidationError as error:
+            # An address the mail model refuses will not become valid on a retry.
+            fields = ", ".join(str(item["loc"][0]) for item in error.errors())
+            raise ApplicationError(
+                f"mail could not be built: invalid {fields}",
+                type="PermanentMailError",
+                non_retryable=True,
+            ) from None
         try:
             await self._transport.send(message)
         except PermanentMailError as error:

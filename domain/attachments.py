@@ -82,10 +82,10 @@ _CONTENT_TYPES: dict[str, str] = {
 # What a patient reads when the content does not match the name ("is not <this>").
 _KIND_NAMES: dict[str, str] = {
     "bmp": "a BMP image",
-    "cur": "a cursor (.cur) file",
-    "docx": "a Word document (.docx)",
+    "cur": "a cursor file",
+    "docx": "a Word document",
     "gif": "a GIF image",
-    "ico": "an icon (.ico) file",
+    "ico": "an icon file",
     "jpeg": "a JPEG image",
     "pdf": "a PDF document",
     "png": "a PNG image",
@@ -252,8 +252,8 @@ def _truncate_utf8(text: str, max_bytes: int) -> str:
     if len(encoded) <= max_bytes:
         return text
     cut = encoded[:max_bytes].decode(errors="ignore")
-    # A combining mark left without its base character would render on the wrong glyph.
-    while cut and unicodedata.combining(cut[-1]):
+    # Cutting between a letter and its combining marks would change the letter: drop it.
+    while cut and unicodedata.category(text[len(cut)]).startswith("M"):
         cut = cut[:-1]
     return cut
 
@@ -303,7 +303,9 @@ def _looks_like_text(head: bytes) -> bool:
         return True
     # Older Windows programs write text in a legacy code page: accept it when it is mostly
     # printable, counting bytes >= 0x80 as letters of that code page.
-    controls = sum(1 for byte in head if (byte < 0x20 or byte == 0x7F) and byte not in _TEXT_CONTROLS)
+    controls = sum(
+        1 for byte in head if (byte < 0x20 or byte == 0x7F) and byte not in _TEXT_CONTROLS
+    )
     return controls <= len(head) * _MAX_CONTROL_SHARE
 
 

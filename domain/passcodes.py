@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
+import pyotp
+
 PASSCODE_DIGITS = 8
 PASSCODE_VALID_FOR = timedelta(minutes=15)
 MAX_WRONG_TRIES = 5
@@ -26,6 +28,4 @@ def passcode_for(secret: str, counter: int) -> str:
     Deterministic, so the workflow can check a code without storing it, and the mail
     activity can compute it again on a retry.
     """
-    import pyotp  # imported here so the workflow sandbox does not re-import it per run
-
     return str(pyotp.HOTP(secret, digits=PASSCODE_DIGITS).at(counter))

@@ -5,9 +5,10 @@ attachment_id)``), never from file names or subjects: keys show up in server log
 listings and the bucket's directory tree, and a patient's file name may be PHI. The file
 name and the content type travel beside the key in ``domain.attachments.AttachmentRef``.
 
-Uploads are streamed: the minio client reads one part (``part_size``) at a time from a
-file-like object, so a 20 MB file is never held whole in memory. Every blocking minio call
-runs in ``asyncio.to_thread``.
+Uploads are streamed: the minio client reads one part (``part_size``, 5 MiB) at a time
+from a file-like object and uploads parts one after another, so a 20 MB file is never
+held whole in memory (the peak is two parts, three when the length is unknown). Every
+blocking minio call runs in ``asyncio.to_thread``.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import re
 from collections.abc import AsyncIterable, AsyncIterator, Callable
 from dataclasses import dataclass
 from types import TracebackType
-from typing import BinaryIO, Protocol, Self, cast
+from typing import BinaryIO, Protocol, Self, cast, runtime_checkable
 
 from minio import Minio
 from minio.error import InvalidResponseError, MinioException, S3Error
@@ -27,7 +28,7 @@ from urllib3 import BaseHTTPResponse
 
 from infra.settings import Settings
 
-# minio's minimum part size; a part is what one upload holds in memory at a time.
+# minio's (and S3's) minimum part size; memory per upload is a small multiple of it.
 DEFAULT_PART_SIZE = 5 * 1024 * 1024
 DEFAULT_CHUNK_SIZE = 64 * 1024
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
@@ -47,7 +48,7 @@ _ERROR_CODE_IN_BODY = re.compile(r"<Code>([^<]+)</Code>")
 
 
 class ObjectNotFound(LookupError):
-    """No object is stored under the key (never stored, deleted, or the wrong bucket)."""
+    """No object is stored under the key: it was never stored, or it was deleted."""
 
     def __init__(self, key: str) -> None:
         super().__init__(f"no object stored under {key!r}")
@@ -78,8 +79,17 @@ class Readable(Protocol):
     def read(self, size: int = -1, /) -> bytes: ...
 
 
+@runtime_checkable
+class _Seekable(Protocol):
+    def seekable(self) -> bool: ...
+    def tell(self) -> int: ...
+    def seek(self, offset: int, whence: int = 0, /) -> int: ...
+
+
 def object_key(*parts: str) -> str:
     """Join id segments into an object key, refusing anything that is not an id."""
+    if any("/" in part for part in parts):
+        raise ValueError("object key parts are ids and must not contain '/'")
     key = "/".join(parts)
     validate_key(key)
     return key
@@ -165,13 +175,20 @@ class ObjectStore:
         *,
         part_size: int = DEFAULT_PART_SIZE,
         chunk_size: int = DEFAULT_CHUNK_SIZE,
+        parallel_parts: int = 1,
     ) -> None:
         if part_size < DEFAULT_PART_SIZE:
             raise ValueError("S3 multipart parts must be at least 5 MiB")
+        if parallel_parts < 1:
+            raise ValueError("parallel_parts must be at least 1")
         self._client = client
         self.bucket = bucket
         self._part_size = part_size
         self._chunk_size = chunk_size
+        # minio uploads 3 parts at once by default, holding each in memory: 20 MiB in all
+        # for a 20 MB attachment. One at a time bounds an upload to one part, and it sends
+        # parts in order, which rclone's S3 server streams without buffering.
+        self._parallel_parts = parallel_parts
 
     async def ensure_bucket(self) -> None:
         """Create the bucket unless it exists; safe when several processes start at once."""
@@ -194,21 +211,12 @@ class ObjectStore:
         """Stream ``fileobj`` from its current position to its end into ``key``.
 
         Meant for Starlette's ``UploadFile.file`` (a SpooledTemporaryFile). Raises
-        ``ObjectTooLarge`` as soon as more than ``max_bytes`` have been read, in which case
-        the partial upload is aborted and nothing is stored.
+        ``ObjectTooLarge`` when more than ``max_bytes`` would be stored (before uploading
+        anything if the file is seekable, else as soon as the limit is passed); the
+        partial upload is then aborted and nothing is stored.
         """
         validate_key(key)
-        reader = _MeasuringReader(fileobj, key, max_bytes)
-        await asyncio.to_thread(
-            self._client.put_object,
-            self.bucket,
-            key,
-            cast(BinaryIO, reader),
-            length=-1,
-            content_type=content_type,
-            part_size=self._part_size,
-        )
-        return StoredObject(key=key, size=reader.size, sha256=reader.sha256.hexdigest())
+        return await asyncio.to_thread(self._put, key, fileobj, content_type, max_bytes)
 
     async def put_chunks(
         self,
@@ -220,8 +228,8 @@ class ObjectStore:
     ) -> StoredObject:
         """Stream an async source of chunks into ``key`` (see ``put_file``).
 
-        The upload thread pulls each chunk from the event loop when it needs it, so only
-        one part is ever buffered.
+        The upload thread pulls each chunk from the event loop when it needs it, so memory
+        holds the part being uploaded (and minio's copies of it), never the whole upload.
         """
         loop = asyncio.get_running_loop()
         iterator = aiter(chunks)
@@ -230,9 +238,7 @@ class ObjectStore:
             future = asyncio.run_coroutine_threadsafe(_anext_or_none(iterator), loop)
             return future.result(timeout=_CHUNK_WAIT_SECONDS)
 
-        return await self.put_file(
-            key, _ChunkReader(next_chunk), content_type, max_bytes=max_bytes
-        )
+        return await self.put_file(key, _ChunkReader(next_chunk), content_type, max_bytes=max_bytes)
 
     async def put_bytes(
         self, key: str, data: bytes, content_type: str = DEFAULT_CONTENT_TYPE
@@ -283,10 +289,30 @@ class ObjectStore:
             raise RuntimeError(f"the object store reported no size for {key!r}")
         return stat.size
 
+    def _put(
+        self, key: str, fileobj: Readable, content_type: str, max_bytes: int | None
+    ) -> StoredObject:
+        length = _remaining_length(fileobj)
+        if length is not None and max_bytes is not None and length > max_bytes:
+            raise ObjectTooLarge(key, max_bytes)
+        reader = _MeasuringReader(fileobj, key, max_bytes)
+        self._client.put_object(
+            self.bucket,
+            key,
+            cast(BinaryIO, reader),
+            # A known length spares minio reading one byte past each part to find the end,
+            # which costs a copy of every part.
+            length=-1 if length is None else length,
+            content_type=content_type,
+            part_size=self._part_size,
+            num_parallel_uploads=self._parallel_parts,
+        )
+        return StoredObject(key=key, size=reader.size, sha256=reader.sha256.hexdigest())
+
 
 def object_store(settings: Settings) -> ObjectStore:
-    # S3 servers other than AWS (rclone's among them) refuse the region lookup the client
-    # would otherwise make before the first bucket call; naming the region skips it.
+    # Without a region the client first asks the server for the bucket's location, which
+    # rclone's S3 server does not answer; naming the region skips that request.
     client = Minio(
         settings.s3_endpoint,
         access_key=settings.s3_access_key,
@@ -339,6 +365,16 @@ class _ChunkReader:
         return data
 
 
+def _remaining_length(fileobj: Readable) -> int | None:
+    """Bytes from the current position to the end, or None if that cannot be known."""
+    if not isinstance(fileobj, _Seekable) or not fileobj.seekable():
+        return None
+    start = fileobj.tell()
+    end = fileobj.seek(0, io.SEEK_END)
+    fileobj.seek(start)
+    return max(end - start, 0)
+
+
 async def _anext_or_none(iterator: AsyncIterator[bytes]) -> bytes | None:
     try:
         return await anext(iterator)
@@ -355,4 +391,3 @@ def _error_code(error: MinioException) -> str | None:
         match = _ERROR_CODE_IN_BODY.search(str(error))
         return match.group(1) if match else None
     return None
-

@@ -28,7 +28,7 @@ from infra.temporal.search_attributes import ALL as SEARCH_ATTRIBUTES
 from infra.temporal.search_attributes import cli_flags
 from web.app import create_app
 
-# pytest_plugins = ["tests.fixtures.s3"]
+pytest_plugins = ["tests.fixtures.s3"]
 
 BIN_DIR = Path(sys.executable).parent
 POSTGRES_ADMIN_DSN = os.environ.get("TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -163,9 +163,13 @@ async def register_search_attributes(client: Client) -> None:
     )
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
-    """Temporal's time-skipping test server: a seven-day timer passes in a moment."""
+    """Temporal's time-skipping test server: a seven-day timer passes in a moment.
+
+    One server per test: its clock is shared, and a workflow another test left behind
+    (or its worker's sticky queue) can hold the clock still.
+    """
     env = await WorkflowEnvironment.start_time_skipping(
         data_converter=pydantic_data_converter,
         test_server_existing_path=str(BIN_DIR / "temporal-test-server"),

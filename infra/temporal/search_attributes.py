@@ -6,7 +6,9 @@ Operators find a secure email in the Temporal UI with, for example,
 
 from __future__ import annotations
 
-from temporalio.common import SearchAttributeKey
+from datetime import datetime
+
+from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
 
 PATIENT_ID = SearchAttributeKey.for_keyword("PatientId")
 PRACTICE_ID = SearchAttributeKey.for_keyword("PracticeId")
@@ -22,3 +24,17 @@ def cli_flags() -> list[str]:
     for key in ALL:
         flags += ["--search-attribute", f"{key.name}={key.indexed_value_type.name.title()}"]
     return flags
+
+
+def for_new_secure_email(
+    practice_id: str, patient_id: str, expires_at: datetime
+) -> TypedSearchAttributes:
+    """What a secure email's workflow starts with; its status is added as it changes."""
+    return TypedSearchAttributes(
+        [
+            SearchAttributePair(PRACTICE_ID, practice_id),
+            SearchAttributePair(PATIENT_ID, patient_id),
+            SearchAttributePair(SECURE_EMAIL_STATUS, "sending"),
+            SearchAttributePair(EXPIRES_AT, expires_at),
+        ]
+    )

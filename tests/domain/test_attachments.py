@@ -21,12 +21,13 @@ JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00"
 PDF = b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<< /Type /Catalog >>\nendobj\n"
 EXE = b"MZ\x90\x00\x03\x00\x00\x00\x04\x00\x00\x00\xff\xff\x00\x00\xb8\x00"
 DOCX = b"PK\x03\x04\x14\x00\x06\x00\x08\x00\x00\x00!\x00[Content_Types].xml"
+CUR = b"\x00\x00\x02\x00\x01\x00\x20\x20\x00\x00\x00\x00\x00\x00\xa8\x08\x00\x00"
 SVG = b'<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"><rect/></svg>'
 
 # Real starts of each allowed type, as the programs patients use write them.
 GOOD_STARTS: dict[str, bytes] = {
     "bmp": b"BM6\x00\x0c\x00\x00\x00\x00\x006\x00\x00\x00(\x00\x00\x00",
-    "cur": b"\x00\x00\x02\x00\x01\x00\x20\x20\x00\x00\x00\x00\x00\x00\xa8\x08\x00\x00",
+    "cur": CUR,
     "docx": DOCX,
     "gif": b"GIF89a\x01\x00\x01\x00\x80\x00\x00\xff\xff\xff\x00\x00\x00!\xf9\x04",
     "ico": b"\x00\x00\x01\x00\x01\x00\x10\x10\x00\x00\x01\x00\x20\x00h\x04\x00\x00",
@@ -81,7 +82,7 @@ def test_check_attachment_start_accepts_svg_variants(head: bytes) -> None:
     "head",
     [
         b"\xef\xbb\xbfhello\r\n",
-        "caf\u00e9 \u2014 ok".encode()[:-1],  # a head cut inside a multi-byte character
+        "ok caf\u00e9 \u2014".encode()[:-1],  # a head cut inside a multi-byte character
         "Patient: Jos\u00e9 Mu\u00f1oz\r\n".encode("cp1252"),
         b"\x1b[32mOK\x1b[0m started\n",
     ],
@@ -110,8 +111,8 @@ def test_check_attachment_start_refuses_missing_extension() -> None:
         ("xray.png", PDF, "the content is not a PNG image (it looks like a PDF document)"),
         ("invoice.pdf", EXE, "the content is not a PDF document (it looks like a Windows program)"),
         ("photo.jpg", PNG, "the content is not a JPEG image (it looks like a PNG image)"),
-        ("letter.docx", PDF, "the content is not a Word document (.docx) (it looks like a PDF document)"),
-        ("icon.ico", GOOD_STARTS["cur"], "the content is not an icon (.ico) file (it looks like a cursor (.cur) file)"),
+        ("letter.docx", PDF, "the content is not a Word document (it looks like a PDF document)"),
+        ("icon.ico", CUR, "the content is not an icon file (it looks like a cursor file)"),
         ("scan.tif", b"IM*\x00\x08\x00", "the content is not a TIFF image"),
         ("anim.gif", b"GIF90a\x01\x00", "the content is not a GIF image"),
         ("pic.bmp", b"PM6\x00", "the content is not a BMP image"),
@@ -222,7 +223,7 @@ def test_safe_filename_never_yields_a_path(name: str) -> None:
 @pytest.mark.parametrize(
     ("name", "expected"),
     [
-        (".bashrc", "bashrc"),
+        (".bashrc", "attachment.bashrc"),
         ("...hidden.pdf", "hidden.pdf"),
         (".pdf", "attachment.pdf"),
         ("report.pdf. . ", "report.pdf"),
@@ -247,7 +248,7 @@ def test_safe_filename_strips_bidi_override() -> None:
 
 
 def test_safe_filename_replaces_characters_windows_refuses() -> None:
-    assert safe_filename('what?"why"<x>|y*:z.pdf') == "what__why__x__y___z.pdf"
+    assert safe_filename('what?"why"<x>|y*:z.pdf') == "what__why__x__y__z.pdf"
 
 
 def test_safe_filename_renames_windows_device_names() -> None:
