@@ -45,7 +45,9 @@ async def find_patients(db: AsyncSession, practice_id: str, query: str = "") -> 
         statement = statement.where(
             or_(
                 Patient.name.ilike(pattern, escape="\\"),
-                Patient.email_normalised.like(f"%{_escape_like(normalise_address(query))}%", escape="\\"),
+                Patient.email_normalised.like(
+                    f"%{_escape_like(normalise_address(query))}%", escape="\\"
+                ),
             )
         )
     statement = statement.order_by(Patient.name, Patient.id).limit(SEARCH_LIMIT)

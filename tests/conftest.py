@@ -31,7 +31,9 @@ from web.app import create_app
 pytest_plugins = ["tests.fixtures.s3"]
 
 BIN_DIR = Path(sys.executable).parent
-POSTGRES_ADMIN_DSN = os.environ.get("TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
+POSTGRES_ADMIN_DSN = os.environ.get(
+    "TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
 SENDER = "office@smile-dental.example"
 STAFF_PASSWORD = "correct horse battery staple"
 
@@ -89,8 +91,14 @@ def settings(tmp_path: Path, database_url: str) -> Settings:
 class Office:
     """A practice with an admin, an API token and a signed-in browser client."""
 
-    def __init__(self, practice_id: str, email: str, token: str, api: httpx.AsyncClient,
-                 browser: httpx.AsyncClient) -> None:
+    def __init__(
+        self,
+        practice_id: str,
+        email: str,
+        token: str,
+        api: httpx.AsyncClient,
+        browser: httpx.AsyncClient,
+    ) -> None:
         self.practice_id = practice_id
         self.email = email
         self.token = token
@@ -190,4 +198,3 @@ async def dev_server_env() -> AsyncIterator[WorkflowEnvironment]:
     )
     yield env
     await env.shutdown()
-

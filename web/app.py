@@ -7,20 +7,40 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import APIRouter, FastAPI, Request, status
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from temporalio.client import Client
 
 from infra.db.engine import make_engine, make_sessionmaker
 from infra.db.migrate import upgrade_async
+from infra.objects import object_store
 from infra.settings import Settings, get_settings
 from web.deps import NotSignedIn
-from web.routes import api_patients, api_practice, office_auth, office_pages
+from web.portal_sessions import PortalSignedOut
+from web.routes import (
+    api_patients,
+    api_practice,
+    api_secure_emails,
+    office_auth,
+    office_pages,
+    office_secure_emails,
+    portal,
+)
 from web.state import AppState
+from web.templating import render
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 
 
-def create_app(settings: Settings | None = None, *, migrate: bool = True) -> FastAPI:
+def create_app(
+    settings: Settings | None = None,
+    *,
+    migrate: bool = True,
+    temporal: Client | None = None,
+) -> FastAPI:
+    """The app; ``temporal`` lets tests hand in a client of their own test server."""
     settings = settings or get_settings()
 
     @asynccontextmanager
@@ -29,7 +49,11 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
             await upgrade_async(settings.database_url)
         engine = make_engine(settings.database_url)
         app.state.app_state = AppState(
-            settings=settings, engine=engine, sessions=make_sessionmaker(engine)
+            settings=settings,
+            engine=engine,
+            sessions=make_sessionmaker(engine),
+            store=object_store(settings),
+            _temporal=temporal,
         )
         try:
             yield
@@ -46,13 +70,37 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
     api = APIRouter(prefix="/api/v1")
     api.include_router(api_practice.router)
     api.include_router(api_patients.router)
+    api.include_router(api_secure_emails.router)
     app.include_router(api)
     app.include_router(office_auth.router)
     app.include_router(office_pages.router)
+    app.include_router(office_secure_emails.router)
+    app.include_router(portal.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     @app.exception_handler(NotSignedIn)
     async def _to_login(_request: Request, _exc: NotSignedIn) -> Response:
         return RedirectResponse("/login", status_code=status.HTTP_303_SEE_OTHER)
+
+    @app.exception_handler(PortalSignedOut)
+    async def _portal_signed_out(request: Request, _exc: PortalSignedOut) -> Response:
+        return render(
+            request,
+            "portal/signed_out.html",
+            {"reason": "Your secure session has ended."},
+            status_code=status.HTTP_401_UNAUTHORIZED,
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        # The API answers JSON; people in a browser get a page in words.
+        if request.url.path.startswith("/api/") or not isinstance(exc.detail, str):
+            return await http_exception_handler(request, exc)
+        return render(
+            request,
+            "error.html",
+            {"message": exc.detail},
+            status_code=exc.status_code,
+        )
 
     return app

@@ -93,4 +93,3 @@ async def practice_of(db: AsyncSession, user: StaffUser) -> Practice:
     if practice is None:  # a foreign key guarantees it; this keeps mypy and readers honest
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail="Practice not found")
     return practice
-

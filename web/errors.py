@@ -5,7 +5,19 @@ from __future__ import annotations
 from fastapi import HTTPException, status
 
 
-def field_error(field: str, message: str, code: int = status.HTTP_422_UNPROCESSABLE_CONTENT) -> HTTPException:
+def field_errors(
+    errors: dict[str, str], code: int = status.HTTP_422_UNPROCESSABLE_CONTENT
+) -> HTTPException:
     return HTTPException(
-        code, detail=[{"loc": ["body", field], "msg": message, "type": "value_error"}]
+        code,
+        detail=[
+            {"loc": ["body", field], "msg": message, "type": "value_error"}
+            for field, message in errors.items()
+        ],
     )
+
+
+def field_error(
+    field: str, message: str, code: int = status.HTTP_422_UNPROCESSABLE_CONTENT
+) -> HTTPException:
+    return field_errors({field: message}, code)

@@ -88,16 +88,29 @@ def children(settings: Settings) -> list[Child]:
         Child(
             "temporal",
             [
-                str(BIN_DIR / "temporal"), "server", "start-dev",
-                "--db-filename", str(data / "temporal.db"),
-                "--ip", temporal_host, "--port", str(temporal_port),
-                "--ui-port", str(settings.temporal_ui_port),
-                "--namespace", settings.temporal_namespace,
+                str(BIN_DIR / "temporal"),
+                "server",
+                "start-dev",
+                "--db-filename",
+                str(data / "temporal.db"),
+                "--ip",
+                temporal_host,
+                "--port",
+                str(temporal_port),
+                "--ui-port",
+                str(settings.temporal_ui_port),
+                "--namespace",
+                settings.temporal_namespace,
                 # About twice the throughput of the default pragmas on these machines.
-                "--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal",
-                "--ui-codec-endpoint", settings.codec_endpoint,
+                "--sqlite-pragma",
+                "journal_mode=wal",
+                "--sqlite-pragma",
+                "synchronous=normal",
+                "--ui-codec-endpoint",
+                settings.codec_endpoint,
                 "--ui-disable-news-fetch",
-                "--log-level", "warn",
+                "--log-level",
+                "warn",
                 *cli_flags(),
             ],  # fmt: skip
             http_ok(f"http://{temporal_host}:{settings.temporal_ui_port}/"),
@@ -106,9 +119,13 @@ def children(settings: Settings) -> list[Child]:
         Child(
             "s3",
             [
-                str(BIN_DIR / "rclone"), "serve", "s3",
-                "--auth-key", f"{settings.s3_access_key},{settings.s3_secret_key}",
-                "--addr", f"{s3_host}:{s3_port}",
+                str(BIN_DIR / "rclone"),
+                "serve",
+                "s3",
+                "--auth-key",
+                f"{settings.s3_access_key},{settings.s3_secret_key}",
+                "--addr",
+                f"{s3_host}:{s3_port}",
                 str(data / "objects"),
             ],  # fmt: skip
             port_open(s3_host, s3_port),
@@ -117,15 +134,22 @@ def children(settings: Settings) -> list[Child]:
         Child(
             "smtp",
             [
-                *securemail, "smtp-catcher",
-                "--host", settings.smtp_host, "--port", str(settings.smtp_port),
-                "--maildir", str(data / "mail"),
+                *securemail,
+                "smtp-catcher",
+                "--host",
+                settings.smtp_host,
+                "--port",
+                str(settings.smtp_port),
+                "--maildir",
+                str(data / "mail"),
             ],  # fmt: skip
             port_open(settings.smtp_host, settings.smtp_port),
             logs / "smtp.log",
         ),
         Child("worker", [*securemail, "worker"], _alive_for(2.0), logs / "worker.log"),
-        Child("web", [*securemail, "web"], http_ok(f"{settings.public_url}/login"), logs / "web.log"),
+        Child(
+            "web", [*securemail, "web"], http_ok(f"{settings.public_url}/login"), logs / "web.log"
+        ),
     ]
 
 
@@ -278,4 +302,3 @@ async def run_dev(settings: Settings) -> int:
     finally:
         await supervisor.stop_all()
         print("Stopped.", flush=True)
-

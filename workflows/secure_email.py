@@ -158,7 +158,7 @@ class SecureEmailWorkflow:
             return PasscodeIssued(valid_until=valid_until)
 
     @request_passcode.validator
-    def _validate_request_passcode(self, _request: PasscodeRequest) -> None:
+    def _validate_request_passcode(self, request: PasscodeRequest) -> None:
         self._refuse_if_closed()
         self._refuse_if_rate_limited()
 
@@ -187,7 +187,7 @@ class SecureEmailWorkflow:
             return VerifyResult(outcome=VerifyOutcome.OK)
 
     @verify_passcode.validator
-    def _validate_verify_passcode(self, _attempt: PasscodeAttempt) -> None:
+    def _validate_verify_passcode(self, attempt: PasscodeAttempt) -> None:
         self._refuse_if_closed()
 
     # Helpers

@@ -105,7 +105,12 @@ async def test_save_settings_form_refuses_bad_input(office: Office) -> None:
     assert "whole number from 1 to 90" in bad_days.text
     no_sender = await office.browser.post(
         "/settings",
-        data={"name": "Smile", "sender_address": "", "expiry_days": "7", "secure_email_enabled": "on"},
+        data={
+            "name": "Smile",
+            "sender_address": "",
+            "expiry_days": "7",
+            "secure_email_enabled": "on",
+        },
     )
     assert no_sender.status_code == 422
     assert "Enter a sender address before enabling Secure Email" in no_sender.text

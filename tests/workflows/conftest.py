@@ -19,7 +19,7 @@ from temporalio.worker import Worker
 
 from activities.mail import MailActivities
 from activities.passcodes import make_passcode_secret
-from domain.secure_email import SecureEmailInput, StatusChange, workflow_id_for
+from domain.secure_email import SecureEmailInput, SecureEmailState, StatusChange, workflow_id_for
 from infra.mail.smtp import SmtpTransport
 from infra.temporal.search_attributes import for_new_secure_email
 from workers.smtp_catcher import read_maildir, serve
@@ -51,7 +51,9 @@ class Lifecycle:
     maildir: Path
     status_log: StatusLog
 
-    async def start(self, *, expiry_days: int = 7) -> WorkflowHandle[SecureEmailWorkflow, object]:
+    async def start(
+        self, *, expiry_days: int = 7
+    ) -> WorkflowHandle[SecureEmailWorkflow, SecureEmailState]:
         secure_email_id = str(uuid.uuid4())
         sent_at = await self.env.get_current_time()
         handle = await self.client.start_workflow(
@@ -69,7 +71,9 @@ class Lifecycle:
             ),
             id=workflow_id_for(secure_email_id),
             task_queue=self.task_queue,
-            search_attributes=for_new_secure_email("practice-1", "patient-1", sent_at + timedelta(days=expiry_days)),
+            search_attributes=for_new_secure_email(
+                "practice-1", "patient-1", sent_at + timedelta(days=expiry_days)
+            ),
         )
         return handle
 
@@ -120,4 +124,3 @@ async def lifecycle(
         yield lifecycle
     server.close()
     await server.wait_closed()
-

@@ -89,7 +89,11 @@ async def settings_page(request: Request, db: DbSession, staff: CurrentStaff) ->
         "secure_email_enabled": practice.secure_email_enabled,
     }
     saved = request.query_params.get("saved") == "1"
-    return render(request, "office/settings.html", {"staff": staff, "typed": typed, "errors": {}, "saved": saved})
+    return render(
+        request,
+        "office/settings.html",
+        {"staff": staff, "typed": typed, "errors": {}, "saved": saved},
+    )
 
 
 @router.post("/settings")
@@ -125,9 +129,14 @@ async def save_settings(
         errors = form_errors(error)
         if "expiry_days" in errors:
             errors["expiry_days"] = "Expiry days: enter a whole number from 1 to 90"
-        return render(request, "office/settings.html", {**context, "errors": errors}, status_code=422)
+        return render(
+            request, "office/settings.html", {**context, "errors": errors}, status_code=422
+        )
     except PracticeRuleError as error:
         return render(
-            request, "office/settings.html", {**context, "errors": {error.field: error.message}}, status_code=422
+            request,
+            "office/settings.html",
+            {**context, "errors": {error.field: error.message}},
+            status_code=422,
         )
     return RedirectResponse("/settings?saved=1", status_code=status.HTTP_303_SEE_OTHER)

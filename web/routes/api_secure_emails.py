@@ -1,0 +1,63 @@
+"""``/api/v1/secure-emails``: Send Secure for practice software, and a message's status."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, File, Form, HTTPException, Request, UploadFile, status
+
+from domain.secure_email import SecureEmailStatus
+from domain.secure_email_views import AttachmentPublic, SecureEmailCreated, SecureEmailPublic
+from web.deps import ApiStaff, DbSession, StateDep
+from web.errors import field_errors
+from web.secure_emails import attachments_of, load_secure_email, sender_for
+from web.sending import NO_COPIES, Draft, SendRefused, send_secure_email
+from web.uploads import chosen
+
+router = APIRouter(prefix="/secure-emails", tags=["secure emails"])
+
+
+@router.post("", status_code=status.HTTP_201_CREATED)
+async def create_secure_email(
+    request: Request,
+    state: StateDep,
+    db: DbSession,
+    staff: ApiStaff,
+    patient_id: Annotated[str, Form()],
+    subject: Annotated[str, Form()],
+    body: Annotated[str, Form()],
+    attachments: Annotated[list[UploadFile] | None, File()] = None,
+) -> SecureEmailCreated:
+    """Send Secure: the patient gets a notice with a link, never the content itself."""
+    form = await request.form()
+    copies = [name for name in ("cc", "bcc") if name in form]
+    if copies:
+        raise field_errors(dict.fromkeys(copies, NO_COPIES))
+    draft = Draft(patient_id=patient_id, subject=subject, body=body)
+    try:
+        sender = await sender_for(state, db, staff)
+        secure_email = await send_secure_email(sender, draft, chosen(attachments))
+    except SendRefused as refused:
+        raise field_errors(refused.errors, refused.status_code) from None
+    return SecureEmailCreated.model_validate(secure_email)
+
+
+@router.get("/{secure_email_id}")
+async def read_secure_email(
+    db: DbSession, staff: ApiStaff, secure_email_id: str
+) -> SecureEmailPublic:
+    secure_email = await load_secure_email(db, staff, secure_email_id)
+    if secure_email is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail="Secure email not found")
+    attachments = await attachments_of(db, secure_email.id)
+    return SecureEmailPublic(
+        id=secure_email.id,
+        patient_id=secure_email.patient_id,
+        subject=secure_email.subject,
+        status=SecureEmailStatus(secure_email.status),
+        sent_at=secure_email.sent_at,
+        expires_at=secure_email.expires_at,
+        opened_at=secure_email.opened_at,
+        attachments=[AttachmentPublic.model_validate(a) for a in attachments],
+        replies=[],
+    )

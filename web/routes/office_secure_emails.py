@@ -1,0 +1,147 @@
+"""Office pages: compose and Send Secure, a secure email's status, Send again."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, File, Form, HTTPException, Request, UploadFile, status
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from domain.attachments import ALLOWED_EXTENSIONS, MAX_ATTACHMENT_BYTES
+from domain.secure_email import SecureEmailStatus
+from infra.db.models import Patient
+from infra.directory import get_patient
+from web.deps import CurrentStaff, DbSession, StateDep
+from web.secure_emails import attachments_of, load_secure_email, sender_for
+from web.sending import Draft, SendRefused, send_secure_email
+from web.templating import render
+from web.uploads import chosen, reopen_attachments
+
+router = APIRouter(tags=["office"], include_in_schema=False)
+
+ACCEPT = ",".join(f".{extension}" for extension in sorted(ALLOWED_EXTENSIONS))
+
+
+def _compose(
+    request: Request,
+    staff: CurrentStaff,
+    patient: Patient | None,
+    *,
+    typed: dict[str, str] | None = None,
+    errors: dict[str, str] | None = None,
+    status_code: int = status.HTTP_200_OK,
+) -> HTMLResponse:
+    return render(
+        request,
+        "office/compose.html",
+        {
+            "staff": staff,
+            "patient": patient,
+            "typed": typed or {},
+            "errors": errors or {},
+            "accept": ACCEPT,
+            "allowed": ", ".join(sorted(ALLOWED_EXTENSIONS)),
+            "max_mb": MAX_ATTACHMENT_BYTES // (1024 * 1024),
+        },
+        status_code=status_code,
+    )
+
+
+@router.get("/patients/{patient_id}/compose")
+async def compose_page(
+    request: Request, db: DbSession, staff: CurrentStaff, patient_id: str
+) -> HTMLResponse:
+    patient = await get_patient(db, staff.practice_id, patient_id)
+    if patient is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail="Patient not found")
+    return _compose(request, staff, patient)
+
+
+@router.post("/patients/{patient_id}/compose")
+async def send_secure(
+    request: Request,
+    state: StateDep,
+    db: DbSession,
+    staff: CurrentStaff,
+    patient_id: str,
+    subject: Annotated[str, Form()] = "",
+    body: Annotated[str, Form()] = "",
+    attachments: Annotated[list[UploadFile] | None, File()] = None,
+) -> Response:
+    patient = await get_patient(db, staff.practice_id, patient_id)
+    if patient is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail="Patient not found")
+    draft = Draft(patient_id=patient_id, subject=subject, body=body)
+    try:
+        sender = await sender_for(state, db, staff)
+        secure_email = await send_secure_email(sender, draft, chosen(attachments))
+    except SendRefused as refused:
+        return _compose(
+            request,
+            staff,
+            patient,
+            typed={"subject": subject, "body": body},
+            errors=refused.errors,
+            status_code=refused.status_code,
+        )
+    return RedirectResponse(
+        f"/secure-emails/{secure_email.id}?sent=1", status_code=status.HTTP_303_SEE_OTHER
+    )
+
+
+@router.get("/secure-emails/{secure_email_id}")
+async def secure_email_page(
+    request: Request, db: DbSession, staff: CurrentStaff, secure_email_id: str
+) -> HTMLResponse:
+    secure_email = await load_secure_email(db, staff, secure_email_id)
+    if secure_email is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail="Secure email not found")
+    patient = await db.get(Patient, secure_email.patient_id)
+    expired = (
+        secure_email.status == SecureEmailStatus.EXPIRED
+        or secure_email.expires_at <= datetime.now(UTC)
+    )
+    return render(
+        request,
+        "office/secure_email.html",
+        {
+            "staff": staff,
+            "secure_email": secure_email,
+            "patient": patient,
+            "attachments": await attachments_of(db, secure_email.id),
+            "expired": expired,
+            "sent": request.query_params.get("sent") == "1",
+        },
+    )
+
+
+@router.post("/secure-emails/{secure_email_id}/send-again")
+async def send_again(
+    request: Request, state: StateDep, db: DbSession, staff: CurrentStaff, secure_email_id: str
+) -> Response:
+    """An expired secure email cannot be reopened (R8); the office sends it again as new."""
+    original = await load_secure_email(db, staff, secure_email_id)
+    if original is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail="Secure email not found")
+    draft = Draft(patient_id=original.patient_id, subject=original.subject, body=original.body)
+    copies = await reopen_attachments(state.store, await attachments_of(db, original.id))
+    try:
+        sender = await sender_for(state, db, staff)
+        secure_email = await send_secure_email(sender, draft, copies, resent_from=original.id)
+    except SendRefused as refused:
+        patient = await db.get(Patient, original.patient_id)
+        return _compose(
+            request,
+            staff,
+            patient,
+            typed={"subject": original.subject, "body": original.body},
+            errors=refused.errors,
+            status_code=refused.status_code,
+        )
+    finally:
+        for copy in copies:
+            await copy.close()
+    return RedirectResponse(
+        f"/secure-emails/{secure_email.id}?sent=1", status_code=status.HTTP_303_SEE_OTHER
+    )

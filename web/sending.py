@@ -1,0 +1,178 @@
+"""Send Secure: the checks of R1-R4 and R9, then the secure email's workflow is started.
+
+A send either completes (files stored, read model written, workflow started) or leaves
+nothing behind (R14): a refusal stores nothing, and a failure to start the workflow
+removes what was stored.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from fastapi import UploadFile, status
+from sqlalchemy.ext.asyncio import AsyncSession
+from temporalio.client import Client
+from temporalio.service import RPCError
+
+from domain.addresses import same_address
+from domain.secure_email import SecureEmailInput, SecureEmailStatus, workflow_id_for
+from infra.db.models import Attachment, Patient, Practice, SecureEmail, StaffUser
+from infra.directory import get_patient
+from infra.objects import ObjectStore
+from infra.security import new_token, token_hash
+from infra.temporal.search_attributes import for_new_secure_email
+from web.uploads import AttachmentsRefused, StoredAttachment, check_uploads, discard, store_uploads
+from workflows.secure_email import SecureEmailWorkflow
+
+NOT_ENABLED = (
+    "Secure Email is not enabled for this practice. An administrator can enable it in "
+    "Settings; nothing was sent."
+)
+UNKNOWN_PATIENT = "There is no such patient in the practice's directory"
+SAME_ADDRESS = (
+    "The patient's email address is the practice's own sender address, so no notification "
+    "could be delivered. Use a different address for the patient."
+)
+NO_COPIES = "Secure email goes only to the patient: CC and BCC are not allowed"
+UNAVAILABLE = "Secure Email is unavailable right now and nothing was sent. Try again shortly."
+
+
+@dataclass
+class SendRefused(Exception):
+    """Why a send was refused, per form field; nothing was sent."""
+
+    errors: dict[str, str]
+    status_code: int = status.HTTP_422_UNPROCESSABLE_CONTENT
+    refused_files: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Draft:
+    patient_id: str
+    subject: str
+    body: str
+
+
+@dataclass(frozen=True)
+class Sender:
+    """What Send Secure needs from the app: who sends, and the services it uses."""
+
+    db: AsyncSession
+    staff: StaffUser
+    store: ObjectStore
+    temporal: Client
+    task_queue: str
+
+
+def check_draft(draft: Draft) -> dict[str, str]:
+    errors: dict[str, str] = {}
+    if not draft.subject.strip():
+        errors["subject"] = "Subject is required"
+    if not draft.body.strip():
+        errors["body"] = "Body is required"
+    return errors
+
+
+async def send_secure_email(
+    sender: Sender, draft: Draft, uploads: list[UploadFile], *, resent_from: str | None = None
+) -> SecureEmail:
+    db = sender.db
+    practice = await db.get(Practice, sender.staff.practice_id)
+    if practice is None or not practice.secure_email_enabled or not practice.sender_address:
+        raise SendRefused({"secure_email_enabled": NOT_ENABLED}, status.HTTP_409_CONFLICT)
+    patient = await get_patient(db, practice.id, draft.patient_id)
+    errors = check_draft(draft)
+    if patient is None:
+        errors["patient_id"] = UNKNOWN_PATIENT
+    elif same_address(patient.email, practice.sender_address):
+        errors["patient_id"] = SAME_ADDRESS
+    try:
+        await check_uploads(uploads)
+    except AttachmentsRefused as refused:
+        errors["attachments"] = "; ".join(str(item) for item in refused.refused)
+        raise SendRefused(errors, refused_files=[str(item) for item in refused.refused]) from None
+    if errors or patient is None:
+        raise SendRefused(errors)
+
+    secure_email_id = str(uuid.uuid4())
+    stored = await store_uploads(sender.store, ("secure-emails", secure_email_id), uploads)
+    try:
+        return await _record_and_start(
+            sender, practice, patient, draft, secure_email_id, stored, resent_from
+        )
+    except BaseException:
+        await discard(sender.store, stored)
+        raise
+
+
+async def _record_and_start(
+    sender: Sender,
+    practice: Practice,
+    patient: Patient,
+    draft: Draft,
+    secure_email_id: str,
+    stored: list[StoredAttachment],
+    resent_from: str | None,
+) -> SecureEmail:
+    db = sender.db
+    link_token = new_token()
+    sent_at = datetime.now(UTC)
+    expires_at = sent_at + timedelta(days=practice.expiry_days)
+    secure_email = SecureEmail(
+        id=secure_email_id,
+        practice_id=practice.id,
+        patient_id=patient.id,
+        staff_id=sender.staff.id,
+        subject=draft.subject,
+        body=draft.body,
+        link_token_hash=token_hash(link_token),
+        status=SecureEmailStatus.SENDING.value,
+        status_sequence=0,
+        sent_at=sent_at,
+        expires_at=expires_at,
+        resent_from_id=resent_from,
+    )
+    db.add(secure_email)
+    for item in stored:
+        db.add(
+            Attachment(
+                id=item.id,
+                secure_email_id=secure_email_id,
+                object_key=item.object_key,
+                filename=item.filename,
+                size=item.size,
+                content_type=item.content_type,
+                sha256=item.sha256,
+            )
+        )
+    # Written before the workflow starts, so its first status change finds the row.
+    await db.commit()
+    try:
+        await sender.temporal.start_workflow(
+            SecureEmailWorkflow.run,
+            SecureEmailInput(
+                secure_email_id=secure_email_id,
+                practice_id=practice.id,
+                patient_id=patient.id,
+                practice_name=practice.name,
+                sender_address=practice.sender_address or "",
+                patient_address=patient.email,
+                link_token=link_token,
+                sent_at=sent_at,
+                expires_at=expires_at,
+            ),
+            id=workflow_id_for(secure_email_id),
+            task_queue=sender.task_queue,
+            search_attributes=for_new_secure_email(practice.id, patient.id, expires_at),
+        )
+    except RPCError as error:
+        for item in stored:
+            attachment = await db.get(Attachment, item.id)
+            if attachment is not None:
+                await db.delete(attachment)
+        await db.delete(secure_email)
+        await db.commit()
+        raise SendRefused({"form": UNAVAILABLE}, status.HTTP_503_SERVICE_UNAVAILABLE) from error
+    return secure_email
