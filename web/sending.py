@@ -135,6 +135,7 @@ async def _record_and_start(
         resent_from_id=resent_from,
     )
     db.add(secure_email)
+    await db.flush()  # the attachments' foreign key needs the row first
     for item in stored:
         db.add(
             Attachment(
