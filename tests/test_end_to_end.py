@@ -62,9 +62,7 @@ async def test_send_secure_then_patient_reads_it(stack: Stack) -> None:
         status = await stack.office.api.get(f"/api/v1/secure-emails/{created['id']}")
         attachment = status.json()["attachments"][0]
         assert f"/attachments/{attachment['id']}" in message.text
-        file = await patient.get(
-            f"/portal/messages/{created['id']}/attachments/{attachment['id']}"
-        )
+        file = await patient.get(f"/portal/messages/{created['id']}/attachments/{attachment['id']}")
         assert file.status_code == 200
         assert file.content == PNG
         assert file.headers["content-disposition"].startswith("attachment;")

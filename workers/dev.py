@@ -31,6 +31,7 @@ from workers.bootstrap import DevCredentials, credentials_path, ensure_demo_prac
 READY_TIMEOUT = 60.0
 STOP_TIMEOUT = 10.0
 BIN_DIR = Path(sys.executable).parent
+_PR_SET_PDEATHSIG = 1
 
 
 @dataclass
@@ -42,10 +43,22 @@ class Child:
     process: asyncio.subprocess.Process | None = field(default=None, repr=False)
 
 
+def _load_libc() -> ctypes.CDLL | None:
+    try:
+        return ctypes.CDLL(None, use_errno=True)
+    except OSError:
+        return None
+
+
+# Loaded here, not in the forked child, where dlopen could deadlock on the loader's lock.
+_LIBC = _load_libc()
+
+
 def _die_with_parent() -> None:
     # If the supervisor is killed outright, the kernel stops the children too (Linux).
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    if _LIBC is not None:
+        with contextlib.suppress(AttributeError):
+            _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def _host_port(address: str) -> tuple[str, int]:
@@ -78,89 +91,83 @@ def http_ok(url: str) -> Callable[[], Awaitable[bool]]:
     return check
 
 
+def _alive_for(seconds: float) -> Callable[[], Awaitable[bool]]:
+    # The worker serves no port; surviving its start-up (connecting to Temporal) is ready.
+    # The clock starts at the first check, which comes right after the child is started.
+    started: list[float] = []
+
+    async def check() -> bool:
+        if not started:
+            started.append(time.monotonic())
+        return time.monotonic() - started[0] >= seconds
+
+    return check
+
+
+def listening_addresses(settings: Settings) -> list[tuple[str, str, int]]:
+    """``(child, host, port)`` for every port the stack listens on."""
+    temporal_host, temporal_port = _host_port(settings.temporal_address)
+    return [
+        ("temporal", temporal_host, temporal_port),
+        ("temporal", temporal_host, settings.temporal_ui_port),
+        ("s3", *_host_port(settings.s3_endpoint)),
+        ("smtp", settings.smtp_host, settings.smtp_port),
+        ("web", settings.web_host, settings.web_port),
+    ]
+
+
 def children(settings: Settings) -> list[Child]:
     data = settings.data_dir
     logs = data / "logs"
     temporal_host, temporal_port = _host_port(settings.temporal_address)
     s3_host, s3_port = _host_port(settings.s3_endpoint)
     securemail = [sys.executable, "-m", "workers.cli"]
+    # fmt: off
+    temporal = [
+        str(BIN_DIR / "temporal"), "server", "start-dev",
+        "--db-filename", str(data / "temporal.db"),
+        "--ip", temporal_host, "--port", str(temporal_port),
+        "--ui-port", str(settings.temporal_ui_port),
+        "--namespace", settings.temporal_namespace,
+        # About twice the throughput of the default pragmas on these machines.
+        "--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal",
+        "--ui-codec-endpoint", settings.codec_endpoint,
+        "--ui-disable-news-fetch",
+        "--log-level", "warn",
+        *cli_flags(),
+    ]
+    s3 = [
+        str(BIN_DIR / "rclone"), "serve", "s3",
+        # An empty config path: a developer's own rclone.conf must not change the server.
+        "--config", "",
+        "--auth-key", f"{settings.s3_access_key},{settings.s3_secret_key}",
+        "--addr", f"{s3_host}:{s3_port}",
+        str(data / "objects"),
+    ]
+    smtp = [
+        *securemail, "smtp-catcher",
+        "--host", settings.smtp_host, "--port", str(settings.smtp_port),
+        "--maildir", str(data / "mail"),
+    ]
+    # fmt: on
     return [
         Child(
             "temporal",
-            [
-                str(BIN_DIR / "temporal"),
-                "server",
-                "start-dev",
-                "--db-filename",
-                str(data / "temporal.db"),
-                "--ip",
-                temporal_host,
-                "--port",
-                str(temporal_port),
-                "--ui-port",
-                str(settings.temporal_ui_port),
-                "--namespace",
-                settings.temporal_namespace,
-                # About twice the throughput of the default pragmas on these machines.
-                "--sqlite-pragma",
-                "journal_mode=wal",
-                "--sqlite-pragma",
-                "synchronous=normal",
-                "--ui-codec-endpoint",
-                settings.codec_endpoint,
-                "--ui-disable-news-fetch",
-                "--log-level",
-                "warn",
-                *cli_flags(),
-            ],  # fmt: skip
+            temporal,
             http_ok(f"http://{temporal_host}:{settings.temporal_ui_port}/"),
             logs / "temporal.log",
         ),
-        Child(
-            "s3",
-            [
-                str(BIN_DIR / "rclone"),
-                "serve",
-                "s3",
-                "--auth-key",
-                f"{settings.s3_access_key},{settings.s3_secret_key}",
-                "--addr",
-                f"{s3_host}:{s3_port}",
-                str(data / "objects"),
-            ],  # fmt: skip
-            port_open(s3_host, s3_port),
-            logs / "s3.log",
-        ),
-        Child(
-            "smtp",
-            [
-                *securemail,
-                "smtp-catcher",
-                "--host",
-                settings.smtp_host,
-                "--port",
-                str(settings.smtp_port),
-                "--maildir",
-                str(data / "mail"),
-            ],  # fmt: skip
-            port_open(settings.smtp_host, settings.smtp_port),
-            logs / "smtp.log",
-        ),
+        Child("s3", s3, port_open(s3_host, s3_port), logs / "s3.log"),
+        Child("smtp", smtp, port_open(settings.smtp_host, settings.smtp_port), logs / "smtp.log"),
         Child("worker", [*securemail, "worker"], _alive_for(2.0), logs / "worker.log"),
+        # The bound address, not public_url: that may be a proxy's name for this machine.
         Child(
-            "web", [*securemail, "web"], http_ok(f"{settings.public_url}/login"), logs / "web.log"
+            "web",
+            [*securemail, "web"],
+            http_ok(f"http://{settings.web_host}:{settings.web_port}/login"),
+            logs / "web.log",
         ),
     ]
-
-
-def _alive_for(seconds: float) -> Callable[[], Awaitable[bool]]:
-    # The worker serves no port; surviving its start-up (connecting to Temporal) is ready.
-    started = time.monotonic()
-
-    async def check() -> bool:
-        return time.monotonic() - started >= seconds
-
-    return check
 
 
 class Supervisor:
@@ -170,29 +177,35 @@ class Supervisor:
         self.stopping = asyncio.Event()
 
     async def start(self, child: Child) -> None:
+        """Starts the child and waits until it answers; returns early if asked to stop."""
         child.log_path.parent.mkdir(parents=True, exist_ok=True)
-        log = open(child.log_path, "ab")  # noqa: SIM115 - the child keeps it open
-        child.process = await asyncio.create_subprocess_exec(
-            *child.argv,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=log,
-            stderr=asyncio.subprocess.STDOUT,
-            env=child_env(self.settings),
-            preexec_fn=_die_with_parent,
-        )
-        log.close()
+        with open(child.log_path, "ab") as log:
+            child.process = await asyncio.create_subprocess_exec(
+                *child.argv,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=log,
+                stderr=asyncio.subprocess.STDOUT,
+                env=child_env(self.settings),
+                # Own session: a terminal's Ctrl-C reaches only the supervisor, which then
+                # stops the children in order instead of them all dying at once.
+                start_new_session=True,
+                preexec_fn=_die_with_parent,
+            )
         deadline = time.monotonic() + READY_TIMEOUT
         while not await child.ready():
+            if self.stopping.is_set():
+                return
             if child.process.returncode is not None:
-                raise ChildFailed(child, "exited during start-up")
+                raise ChildFailed(child, f"exited with code {child.process.returncode}")
             if time.monotonic() > deadline:
                 raise ChildFailed(child, f"was not ready after {READY_TIMEOUT:.0f} s")
             await asyncio.sleep(0.2)
         if child.process.returncode is not None:
-            raise ChildFailed(child, "exited during start-up")
+            raise ChildFailed(child, f"exited with code {child.process.returncode}")
         print(f"  {child.name:<8} ready   (log: {child.log_path})", flush=True)
 
     async def stop_all(self) -> None:
+        # Last started first: the web app and worker go before the servers they use.
         for child in reversed(self.children):
             process = child.process
             if process is None or process.returncode is not None:
@@ -202,6 +215,7 @@ class Supervisor:
             try:
                 await asyncio.wait_for(process.wait(), STOP_TIMEOUT)
             except TimeoutError:
+                print(f"  {child.name} did not stop in {STOP_TIMEOUT:.0f} s; killed", flush=True)
                 with contextlib.suppress(ProcessLookupError):
                     process.kill()
                 await process.wait()
@@ -228,8 +242,20 @@ class ChildFailed(Exception):
         self.child = child
 
 
+def resolved(settings: Settings) -> Settings:
+    """The settings with an absolute data directory, so no child depends on its cwd."""
+    data_dir = settings.data_dir.resolve()
+    database_url = settings.database_url
+    if database_url == f"sqlite+aiosqlite:///{settings.data_dir / 'app.db'}":
+        database_url = f"sqlite+aiosqlite:///{data_dir / 'app.db'}"
+    return settings.model_copy(update={"data_dir": data_dir, "database_url": database_url})
+
+
 def child_env(settings: Settings) -> dict[str, str]:
-    """Every child sees the supervisor's settings, resolved, so they all agree."""
+    """Every child sees the supervisor's settings, resolved, so they all agree.
+
+    The rest come from the same environment the supervisor read, so they agree too.
+    """
     env = dict(os.environ)
     env.update(
         {
@@ -237,8 +263,10 @@ def child_env(settings: Settings) -> dict[str, str]:
             "SECURE_EMAIL_DATABASE_URL": settings.database_url,
             "SECURE_EMAIL_PUBLIC_URL": settings.public_url,
             "SECURE_EMAIL_TEMPORAL_ADDRESS": settings.temporal_address,
+            "SECURE_EMAIL_WEB_HOST": settings.web_host,
             "SECURE_EMAIL_WEB_PORT": str(settings.web_port),
             "SECURE_EMAIL_S3_ENDPOINT": settings.s3_endpoint,
+            "SECURE_EMAIL_SMTP_HOST": settings.smtp_host,
             "SECURE_EMAIL_SMTP_PORT": str(settings.smtp_port),
         }
     )
@@ -270,7 +298,24 @@ def _banner(settings: Settings, credentials: DevCredentials) -> str:
     )
 
 
+async def _ports_in_use(settings: Settings) -> list[str]:
+    busy = []
+    for name, host, port in listening_addresses(settings):
+        if await port_open(host, port)():
+            busy.append(f"{name} cannot start: {host}:{port} is already in use")
+    return busy
+
+
 async def run_dev(settings: Settings) -> int:
+    settings = resolved(settings)
+    # Checked first, so a second `make run` says why it cannot start instead of one of
+    # its children dying, or a readiness check being answered by the first stack.
+    busy = await _ports_in_use(settings)
+    if busy:
+        busy.append("Is another `securemail dev` running? Stop it or choose other ports.")
+        print("\n".join(busy), file=sys.stderr)
+        return 1
+
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     (settings.data_dir / "objects").mkdir(exist_ok=True)
     await asyncio.to_thread(upgrade, settings.database_url)
@@ -281,14 +326,14 @@ async def run_dev(settings: Settings) -> int:
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, supervisor.stopping.set)
 
-    print(f"Starting Secure Email (data in {settings.data_dir.resolve()})", flush=True)
+    print(f"Starting Secure Email (data in {settings.data_dir})", flush=True)
     try:
         for child in supervisor.children:
             await supervisor.start(child)
-            if child.name == "s3":
-                await object_store(settings).ensure_bucket()
             if supervisor.stopping.is_set():
                 return 0
+            if child.name == "s3":
+                await object_store(settings).ensure_bucket()
         print(_banner(settings, credentials), flush=True)
         died = await supervisor.watch()
         if died is not None:

@@ -1,0 +1,179 @@
+"""The patient portal: passcode refusals, expiry warning, sessions, Send again."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import httpx
+from sqlalchemy import update
+
+from infra.db.engine import make_engine
+from infra.db.models import PortalSession, SecureEmail
+from tests.fixtures.stack import Stack
+
+SUBJECT = "Treatment plan"
+BODY = "Two fillings, upper left."
+
+
+async def send(stack: Stack, email: str = "ada@example.com") -> tuple[str, str]:
+    patient_id = await stack.add_patient(email.split("@")[0].title(), email)
+    sent = await stack.office.api.post(
+        "/api/v1/secure-emails",
+        data={"patient_id": patient_id, "subject": SUBJECT, "body": BODY},
+        files=[("attachments", ("plan.pdf", b"%PDF-1.4\n", "application/pdf"))],
+    )
+    assert sent.status_code == 201, sent.text
+    return str(sent.json()["id"]), await stack.notice_link(email)
+
+
+async def sign_in(stack: Stack, patient: httpx.AsyncClient, link: str, email: str) -> str:
+    """Returns the message page's path."""
+    before = len(await stack.mail_to(email, 1))
+    await patient.post(f"{link}/passcode")
+    passcode = await stack.passcode(email, before + 1)
+    verified = await patient.post(f"{link}/verify", data={"passcode": passcode})
+    assert verified.status_code == 303
+    return str(verified.headers["location"])
+
+
+async def run_sql(stack: Stack, statement: object) -> None:
+    engine = make_engine(stack.settings.database_url)
+    async with engine.begin() as connection:
+        await connection.execute(statement)  # type: ignore[call-overload]
+    await engine.dispose()
+
+
+async def test_verify_refuses_wrong_and_malformed_passcodes(stack: Stack) -> None:
+    _, link = await send(stack)
+    async with stack.browser() as patient:
+        await patient.post(f"{link}/passcode")
+        passcode = await stack.passcode("ada@example.com", 2)
+        malformed = await patient.post(f"{link}/verify", data={"passcode": "12ab"})
+        assert malformed.status_code == 422
+        assert "Enter the 8-digit passcode" in malformed.text
+        wrong = f"{(int(passcode) + 1) % 10**8:08d}"
+        refused = await patient.post(f"{link}/verify", data={"passcode": wrong})
+        assert refused.status_code == 422
+        assert "4 tries left" in refused.text
+        assert SUBJECT not in refused.text
+        # Spaces from copying and pasting are forgiven.
+        spaced = f"{passcode[:4]} {passcode[4:]}"
+        accepted = await patient.post(f"{link}/verify", data={"passcode": spaced})
+        assert accepted.status_code == 303
+
+
+async def test_passcode_burned_after_five_wrong_tries(stack: Stack) -> None:
+    _, link = await send(stack)
+    async with stack.browser() as patient:
+        await patient.post(f"{link}/passcode")
+        passcode = await stack.passcode("ada@example.com", 2)
+        wrong = f"{(int(passcode) + 1) % 10**8:08d}"
+        for _ in range(5):
+            last = await patient.post(f"{link}/verify", data={"passcode": wrong})
+        assert "no longer works" in last.text and "Request a new passcode" in last.text
+        right = await patient.post(f"{link}/verify", data={"passcode": passcode})
+        assert right.status_code == 422
+        assert "no longer works" in right.text
+
+
+async def test_unknown_link_shows_page_not_found(stack: Stack) -> None:
+    async with stack.browser() as patient:
+        response = await patient.get("/m/not-a-real-token")
+        assert response.status_code == 404
+        assert "This link is not valid" in response.text
+        assert "text/html" in response.headers["content-type"]
+
+
+async def test_expired_link_shows_warning_and_nothing_else(stack: Stack) -> None:
+    secure_email_id, link = await send(stack)
+    async with stack.browser() as patient:
+        message_path = await sign_in(stack, patient, link, "ada@example.com")
+        attachments = (
+            await stack.office.api.get(f"/api/v1/secure-emails/{secure_email_id}")
+        ).json()["attachments"]
+        expired_at = datetime.now(UTC) - timedelta(minutes=1)
+        await run_sql(
+            stack,
+            update(SecureEmail)
+            .where(SecureEmail.id == secure_email_id)
+            .values(expires_at=expired_at),
+        )
+        for response in (
+            await patient.get(link),
+            await patient.post(f"{link}/passcode"),
+            await patient.post(f"{link}/verify", data={"passcode": "12345678"}),
+            await patient.get(message_path),
+            await patient.get(f"{message_path}/attachments/{attachments[0]['id']}"),
+        ):
+            assert response.status_code == 410
+            assert "has expired" in response.text
+            assert "contact Smile Dental" in response.text
+            assert SUBJECT not in response.text and BODY not in response.text
+    # Only the notice and the one passcode: nothing was mailed after expiry.
+    assert len(await stack.mail_to("ada@example.com", 2)) == 2
+
+
+async def test_other_patient_cannot_open_message_or_file(stack: Stack) -> None:
+    ada_email_id, _ = await send(stack, "ada@example.com")
+    _, grace_link = await send(stack, "grace@example.com")
+    ada_file = (await stack.office.api.get(f"/api/v1/secure-emails/{ada_email_id}")).json()[
+        "attachments"
+    ][0]["id"]
+    async with stack.browser() as grace:
+        await sign_in(stack, grace, grace_link, "grace@example.com")
+        message = await grace.get(f"/portal/messages/{ada_email_id}")
+        file = await grace.get(f"/portal/messages/{ada_email_id}/attachments/{ada_file}")
+        assert message.status_code == 404 and file.status_code == 404
+        assert SUBJECT not in message.text
+
+
+async def test_sign_out_then_back_shows_nothing(stack: Stack) -> None:
+    _, link = await send(stack)
+    async with stack.browser() as patient:
+        message_path = await sign_in(stack, patient, link, "ada@example.com")
+        assert SUBJECT in (await patient.get(message_path)).text
+        stolen = patient.cookies["portal_session"]
+        signed_out = await patient.post("/portal/sign-out", follow_redirects=True)
+        assert "signed out" in signed_out.text
+        again = await patient.get(message_path)
+        assert again.status_code == 401 and SUBJECT not in again.text
+        # The session ended on the server: a saved copy of the cookie opens nothing.
+        patient.cookies.set("portal_session", stolen)
+        replay = await patient.get(message_path)
+        assert replay.status_code == 401 and SUBJECT not in replay.text
+
+
+async def test_idle_session_times_out(stack: Stack) -> None:
+    _, link = await send(stack)
+    async with stack.browser() as patient:
+        message_path = await sign_in(stack, patient, link, "ada@example.com")
+        idle_since = datetime.now(UTC) - timedelta(minutes=15, seconds=1)
+        await run_sql(stack, update(PortalSession).values(last_seen_at=idle_since))
+        response = await patient.get(message_path)
+        assert response.status_code == 401
+        assert SUBJECT not in response.text
+
+
+async def test_send_again_after_expiry(stack: Stack) -> None:
+    secure_email_id, _ = await send(stack)
+    page = await stack.office.browser.get(f"/secure-emails/{secure_email_id}")
+    assert "Send again" not in page.text
+    await run_sql(
+        stack,
+        update(SecureEmail)
+        .where(SecureEmail.id == secure_email_id)
+        .values(expires_at=datetime.now(UTC) - timedelta(seconds=1), status="expired"),
+    )
+    page = await stack.office.browser.get(f"/secure-emails/{secure_email_id}")
+    assert "Send again" in page.text
+    again = await stack.office.browser.post(f"/secure-emails/{secure_email_id}/send-again")
+    assert again.status_code == 303
+    new_id = again.headers["location"].split("/")[2].split("?")[0]
+    assert new_id != secure_email_id
+    copy = (await stack.office.api.get(f"/api/v1/secure-emails/{new_id}")).json()
+    assert copy["subject"] == SUBJECT
+    assert [a["filename"] for a in copy["attachments"]] == ["plan.pdf"]
+    notices = [
+        m for m in await stack.mail_to("ada@example.com", 2) if "Secure email" in m["Subject"]
+    ]
+    assert len(notices) == 2
