@@ -28,7 +28,7 @@ from infra.temporal.search_attributes import ALL as SEARCH_ATTRIBUTES
 from infra.temporal.search_attributes import cli_flags
 from web.app import create_app
 
-pytest_plugins = ["tests.fixtures.s3", "tests.fixtures.stack"]
+pytest_plugins = ["tests.fixtures.s3", "tests.fixtures.sendgrid", "tests.fixtures.stack"]
 
 BIN_DIR = Path(sys.executable).parent
 POSTGRES_ADMIN_DSN = os.environ.get(

@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import socket
-import threading
-from collections.abc import Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -15,98 +10,11 @@ import pytest
 from infra.mail.message import MailMessage
 from infra.mail.sendgrid import CUSTOM_ARG_MESSAGE_ID, SendGridTransport
 from infra.mail.transport import PermanentMailError, TemporaryMailError
+from tests.fixtures.sendgrid import API_KEY, FakeSendGrid
 
-API_KEY = "SG.test-key"
 SUBJECT = "Your x-ray results from March"
 BODY = "Dear Ann, the x-ray shows a cavity on tooth 14."
 MESSAGE_ID = "<secure-email-42.notice@smiles.example.com>"
-
-
-@dataclass
-class FakeSendGrid:
-    """Checks a request the way /v3/mail/send would; answers ``status`` when it passes."""
-
-    url: str = ""
-    accepted: list[dict[str, Any]] = field(default_factory=list)
-    status: int = 202
-    headers: dict[str, str] = field(default_factory=dict)
-    body: dict[str, Any] | None = None
-
-    def problems(self, request: dict[str, Any]) -> list[dict[str, str]]:
-        found: list[dict[str, str]] = []
-        personalizations = request.get("personalizations")
-        if not isinstance(personalizations, list) or len(personalizations) != 1:
-            found.append({"field": "personalizations", "message": "need exactly one"})
-        else:
-            [item] = personalizations
-            to = item.get("to")
-            if not isinstance(to, list) or len(to) != 1 or not to[0].get("email"):
-                found.append({"field": "personalizations.0.to", "message": "need one to"})
-            for copy in ("cc", "bcc"):
-                if copy in item:
-                    found.append({"field": f"personalizations.0.{copy}", "message": "no"})
-        if not request.get("from", {}).get("email"):
-            found.append({"field": "from.email", "message": "The from email is required."})
-        if not request.get("subject"):
-            found.append({"field": "subject", "message": "The subject is required."})
-        content = request.get("content")
-        if not content or any(not part.get("value") for part in content):
-            found.append({"field": "content", "message": "Content is required."})
-        elif content[0].get("type") != "text/plain":
-            found.append({"field": "content.0.type", "message": "text/plain must be first"})
-        return found
-
-    def answer(self, handler: BaseHTTPRequestHandler) -> None:
-        if handler.path != "/v3/mail/send":
-            return self._reply(handler, 404, {}, {"errors": [{"message": "not found"}]})
-        if handler.headers.get("Authorization") != f"Bearer {API_KEY}":
-            denied = {"errors": [{"field": None, "message": "authorization grant is invalid"}]}
-            return self._reply(handler, 401, {}, denied)
-        length = int(handler.headers.get("Content-Length", "0"))
-        request = json.loads(handler.rfile.read(length))
-        if problems := self.problems(request):
-            return self._reply(handler, 400, {}, {"errors": problems})
-        if self.status == 202:
-            self.accepted.append(request)
-        self._reply(handler, self.status, self.headers, self.body)
-
-    @staticmethod
-    def _reply(
-        handler: BaseHTTPRequestHandler,
-        status: int,
-        headers: dict[str, str],
-        body: dict[str, Any] | None,
-    ) -> None:
-        data = json.dumps(body).encode() if body is not None else b""
-        handler.send_response(status)
-        for name, value in headers.items():
-            handler.send_header(name, value)
-        handler.send_header("Content-Length", str(len(data)))
-        handler.end_headers()
-        handler.wfile.write(data)
-
-
-@pytest.fixture
-def sendgrid_api() -> Iterator[FakeSendGrid]:
-    fake = FakeSendGrid()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            fake.answer(self)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass  # keep test output quiet
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    fake.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
-        yield fake
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
 
 
 def make_message(**overrides: Any) -> MailMessage:

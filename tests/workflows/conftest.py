@@ -6,6 +6,7 @@ import asyncio
 import re
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from email.message import EmailMessage
@@ -21,6 +22,7 @@ from activities.mail import MailActivities
 from activities.passcodes import make_passcode_secret
 from domain.secure_email import SecureEmailInput, SecureEmailState, StatusChange, workflow_id_for
 from infra.mail.smtp import SmtpTransport
+from infra.mail.transport import MailTransport
 from infra.temporal.search_attributes import for_new_secure_email
 from workers.smtp_catcher import read_maildir, serve
 from workflows.secure_email import SecureEmailWorkflow
@@ -95,20 +97,16 @@ class Lifecycle:
         return found.group(1)
 
 
-@pytest.fixture
-async def lifecycle(
-    time_skipping_env: WorkflowEnvironment, tmp_path: Path
+@asynccontextmanager
+async def running_lifecycle(
+    env: WorkflowEnvironment, transport: MailTransport, maildir: Path
 ) -> AsyncIterator[Lifecycle]:
-    maildir = tmp_path / "mail"
-    server = await serve("127.0.0.1", 0, maildir)
-    port = server.sockets[0].getsockname()[1]
+    """A worker with real mail activities over ``transport`` and a stand-in read model."""
     status_log = StatusLog()
     task_queue = f"tq-{uuid.uuid4()}"
-    mail = MailActivities(
-        SmtpTransport("127.0.0.1", port, local_hostname="tests"), "http://portal.test"
-    )
+    mail = MailActivities(transport, "http://portal.test")
     async with Worker(
-        time_skipping_env.client,
+        env.client,
         task_queue=task_queue,
         workflows=[SecureEmailWorkflow],
         activities=[
@@ -118,9 +116,19 @@ async def lifecycle(
             status_log.record_status,
         ],
     ):
-        lifecycle = Lifecycle(
-            time_skipping_env, time_skipping_env.client, task_queue, maildir, status_log
-        )
+        yield Lifecycle(env, env.client, task_queue, maildir, status_log)
+
+
+@pytest.fixture
+async def lifecycle(
+    time_skipping_env: WorkflowEnvironment, tmp_path: Path
+) -> AsyncIterator[Lifecycle]:
+    """Mail goes through real SMTP into a Maildir the test reads."""
+    maildir = tmp_path / "mail"
+    server = await serve("127.0.0.1", 0, maildir)
+    port = server.sockets[0].getsockname()[1]
+    transport = SmtpTransport("127.0.0.1", port, local_hostname="tests")
+    async with running_lifecycle(time_skipping_env, transport, maildir) as lifecycle:
         yield lifecycle
     server.close()
     await server.wait_closed()
