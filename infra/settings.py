@@ -52,6 +52,10 @@ class Settings(BaseSettings):
     sendgrid_api_key: str = ""
     sendgrid_api_url: str = "https://api.sendgrid.com"
 
+    # Encryption of payloads, database fields and stored files: ``id:base64key,...``,
+    # the first current. Empty in development: a ring is generated into the data dir.
+    encryption_keys: str = Field(default="", repr=False)
+
     # Staff sessions
     staff_session_hours: int = Field(default=12, ge=1)
 
