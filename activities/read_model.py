@@ -6,8 +6,18 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 
-from domain.secure_email import StatusChange
+from domain.audit import AuditAction
+from domain.secure_email import SecureEmailStatus, StatusChange
+from infra.audit import SYSTEM, audit
 from infra.db.models import SecureEmail
+
+# Status changes the office must be able to trace; "opened" is audited by the portal,
+# which knows the patient's address.
+AUDITED = {
+    SecureEmailStatus.SENT: AuditAction.NOTICE_DELIVERED,
+    SecureEmailStatus.FAILED: AuditAction.NOTICE_FAILED,
+    SecureEmailStatus.EXPIRED: AuditAction.EXPIRED,
+}
 
 
 class ReadModelActivities:
@@ -17,18 +27,31 @@ class ReadModelActivities:
     @activity.defn
     async def record_status(self, change: StatusChange) -> None:
         # Only a newer change wins, so a retried or late activity cannot move a secure
-        # email back (say from "opened" to "sent").
+        # email back (say from "opened" to "sent") nor audit the same change twice.
         async with self._sessions() as db:
-            await db.execute(
-                update(SecureEmail)
-                .where(
-                    SecureEmail.id == change.secure_email_id,
-                    SecureEmail.status_sequence < change.sequence,
+            changed = (
+                await db.execute(
+                    update(SecureEmail)
+                    .where(
+                        SecureEmail.id == change.secure_email_id,
+                        SecureEmail.status_sequence < change.sequence,
+                    )
+                    .values(
+                        status=change.status.value,
+                        status_sequence=change.sequence,
+                        opened_at=change.opened_at,
+                    )
+                    .returning(SecureEmail.practice_id, SecureEmail.patient_id)
                 )
-                .values(
-                    status=change.status.value,
-                    status_sequence=change.sequence,
-                    opened_at=change.opened_at,
+            ).one_or_none()
+            action = AUDITED.get(change.status)
+            if changed is not None and action is not None:
+                audit(
+                    db,
+                    changed.practice_id,
+                    action,
+                    SYSTEM,
+                    patient_id=changed.patient_id,
+                    secure_email_id=change.secure_email_id,
                 )
-            )
             await db.commit()

@@ -23,6 +23,8 @@ from web.routes import (
     api_patients,
     api_practice,
     api_secure_emails,
+    audit,
+    codec,
     office_auth,
     office_pages,
     office_secure_emails,
@@ -71,11 +73,14 @@ def create_app(
     api.include_router(api_practice.router)
     api.include_router(api_patients.router)
     api.include_router(api_secure_emails.router)
+    api.include_router(audit.api_router)
     app.include_router(api)
     app.include_router(office_auth.router)
     app.include_router(office_pages.router)
     app.include_router(office_secure_emails.router)
     app.include_router(portal.router)
+    app.include_router(codec.router)
+    app.include_router(audit.page_router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     @app.exception_handler(NotSignedIn)

@@ -11,6 +11,8 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from domain.audit import ActorType
+from infra.audit import Actor
 from infra.db.models import ApiToken, Practice, StaffSession, StaffUser
 from infra.security import token_hash
 from infra.settings import Settings
@@ -93,3 +95,29 @@ async def practice_of(db: AsyncSession, user: StaffUser) -> Practice:
     if practice is None:  # a foreign key guarantees it; this keeps mypy and readers honest
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail="Practice not found")
     return practice
+
+
+def client_address(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
+def staff_actor(request: Request, user: StaffUser) -> Actor:
+    return Actor(ActorType.STAFF, user.id, client_address(request))
+
+
+def _require_admin(user: StaffUser) -> StaffUser:
+    if not user.is_admin:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, detail="Office administrators only")
+    return user
+
+
+async def admin_from_cookie(user: CurrentStaff) -> StaffUser:
+    return _require_admin(user)
+
+
+async def admin_from_bearer(user: ApiStaff) -> StaffUser:
+    return _require_admin(user)
+
+
+CurrentAdmin = Annotated[StaffUser, Depends(admin_from_cookie)]
+ApiAdmin = Annotated[StaffUser, Depends(admin_from_bearer)]

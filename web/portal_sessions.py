@@ -53,10 +53,15 @@ async def start_portal_session(
     )
 
 
-async def end_portal_session(db: AsyncSession, token: str | None) -> None:
-    if token:
-        await db.execute(delete(PortalSession).where(PortalSession.token_hash == token_hash(token)))
+async def end_portal_session(db: AsyncSession, token: str | None) -> PortalSession | None:
+    """Deletes the session; returns what it was, or None if there was none."""
+    session = await db.get(PortalSession, token_hash(token)) if token else None
+    if session is not None:
+        await db.execute(
+            delete(PortalSession).where(PortalSession.token_hash == session.token_hash)
+        )
         await db.commit()
+    return session
 
 
 async def current_portal_session(request: Request, db: DbSession) -> PortalSession:

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from fastapi import Request
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from infra.db.models import Attachment, SecureEmail, StaffUser
+from web.deps import staff_actor
 from web.sending import UNAVAILABLE, Sender, SendRefused
 from web.state import AppState
 
 
-async def sender_for(state: AppState, db: AsyncSession, staff: StaffUser) -> Sender:
+async def sender_for(
+    state: AppState, db: AsyncSession, staff: StaffUser, request: Request
+) -> Sender:
     try:
         temporal = await state.temporal()
     except RuntimeError as error:  # the SDK's "failed client connect"
@@ -21,6 +25,7 @@ async def sender_for(state: AppState, db: AsyncSession, staff: StaffUser) -> Sen
         store=state.store,
         temporal=temporal,
         task_queue=state.settings.task_queue,
+        actor=staff_actor(request, staff),
     )
 
 

@@ -17,7 +17,9 @@ from temporalio.client import Client
 from temporalio.service import RPCError
 
 from domain.addresses import same_address
+from domain.audit import AuditAction
 from domain.secure_email import SecureEmailInput, SecureEmailStatus, workflow_id_for
+from infra.audit import Actor, audit
 from infra.db.models import Attachment, Patient, Practice, SecureEmail, StaffUser
 from infra.directory import get_patient
 from infra.objects import ObjectStore
@@ -64,6 +66,7 @@ class Sender:
     store: ObjectStore
     temporal: Client
     task_queue: str
+    actor: Actor
 
 
 def check_draft(draft: Draft) -> dict[str, str]:
@@ -176,4 +179,16 @@ async def _record_and_start(
         await db.delete(secure_email)
         await db.commit()
         raise SendRefused({"form": UNAVAILABLE}, status.HTTP_503_SERVICE_UNAVAILABLE) from error
+    # Recorded once the send has happened: the audit log cannot take an event back.
+    audit(
+        db,
+        practice.id,
+        AuditAction.SEND,
+        sender.actor,
+        patient_id=patient.id,
+        secure_email_id=secure_email_id,
+        detail=f"{len(stored)} attachment(s)"
+        + (f", again from {resent_from}" if resent_from else ""),
+    )
+    await db.commit()
     return secure_email

@@ -171,3 +171,20 @@ class PortalSession(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class AuditEvent(Base):
+    """Append-only (triggers refuse UPDATE and DELETE): see ``domain.audit``."""
+
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    practice_id: Mapped[str] = mapped_column(String(36), index=True)
+    action: Mapped[str] = mapped_column(String(40), index=True)
+    actor_type: Mapped[str] = mapped_column(String(10))
+    actor_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    patient_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    secure_email_id: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True)
+    client_address: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    detail: Mapped[str | None] = mapped_column(String(200), nullable=True)

@@ -35,7 +35,7 @@ async def create_secure_email(
         raise field_errors(dict.fromkeys(copies, NO_COPIES))
     draft = Draft(patient_id=patient_id, subject=subject, body=body)
     try:
-        sender = await sender_for(state, db, staff)
+        sender = await sender_for(state, db, staff, request)
         secure_email = await send_secure_email(sender, draft, chosen(attachments))
     except SendRefused as refused:
         raise field_errors(refused.errors, refused.status_code) from None

@@ -9,10 +9,12 @@ from fastapi import APIRouter, Form, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import delete
 
+from domain.audit import AuditAction
 from infra.accounts import find_staff_user
-from infra.db.models import StaffSession
+from infra.audit import audit
+from infra.db.models import StaffSession, StaffUser
 from infra.security import new_token, token_hash, verify_password
-from web.deps import STAFF_COOKIE, DbSession, SettingsDep
+from web.deps import STAFF_COOKIE, DbSession, SettingsDep, staff_actor
 from web.templating import render
 
 router = APIRouter(tags=["office"], include_in_schema=False)
@@ -36,6 +38,9 @@ async def log_in(
     user = await find_staff_user(db, email) if email.strip() else None
     # Checks a dummy hash for unknown accounts, so timing does not tell which exist.
     if not verify_password(password, user.password_hash if user else None) or user is None:
+        if user is not None:
+            audit(db, user.practice_id, AuditAction.STAFF_LOG_IN_FAILED, staff_actor(request, user))
+            await db.commit()
         return render(
             request,
             "office/login.html",
@@ -45,6 +50,7 @@ async def log_in(
     token = new_token()
     expires = datetime.now(UTC) + timedelta(hours=settings.staff_session_hours)
     db.add(StaffSession(token_hash=token_hash(token), staff_id=user.id, expires_at=expires))
+    audit(db, user.practice_id, AuditAction.STAFF_LOG_IN, staff_actor(request, user))
     await db.commit()
     response = RedirectResponse("/", status_code=status.HTTP_303_SEE_OTHER)
     response.set_cookie(
@@ -61,8 +67,12 @@ async def log_in(
 @router.post("/logout")
 async def log_out(request: Request, db: DbSession) -> Response:
     token = request.cookies.get(STAFF_COOKIE)
-    if token:
-        await db.execute(delete(StaffSession).where(StaffSession.token_hash == token_hash(token)))
+    session = await db.get(StaffSession, token_hash(token)) if token else None
+    if session is not None:
+        user = await db.get(StaffUser, session.staff_id)
+        await db.execute(delete(StaffSession).where(StaffSession.token_hash == session.token_hash))
+        if user is not None:
+            audit(db, user.practice_id, AuditAction.STAFF_LOG_OUT, staff_actor(request, user))
         await db.commit()
     response = RedirectResponse("/login", status_code=status.HTTP_303_SEE_OTHER)
     response.delete_cookie(STAFF_COOKIE)

@@ -74,7 +74,7 @@ async def send_secure(
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail="Patient not found")
     draft = Draft(patient_id=patient_id, subject=subject, body=body)
     try:
-        sender = await sender_for(state, db, staff)
+        sender = await sender_for(state, db, staff, request)
         secure_email = await send_secure_email(sender, draft, chosen(attachments))
     except SendRefused as refused:
         return _compose(
@@ -127,7 +127,7 @@ async def send_again(
     draft = Draft(patient_id=original.patient_id, subject=original.subject, body=original.body)
     copies = await reopen_attachments(state.store, await attachments_of(db, original.id))
     try:
-        sender = await sender_for(state, db, staff)
+        sender = await sender_for(state, db, staff, request)
         secure_email = await send_secure_email(sender, draft, copies, resent_from=original.id)
     except SendRefused as refused:
         patient = await db.get(Patient, original.patient_id)

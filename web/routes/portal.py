@@ -18,6 +18,7 @@ from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 
+from domain.audit import ActorType, AuditAction
 from domain.passcodes import MAX_WRONG_TRIES, PASSCODE_VALID_FOR, clean_passcode
 from domain.secure_email import (
     PasscodeAttempt,
@@ -26,6 +27,7 @@ from domain.secure_email import (
     VerifyOutcome,
     workflow_id_for,
 )
+from infra.audit import Actor, audit
 from infra.db.models import Attachment, Patient, Practice, SecureEmail
 from infra.objects import ObjectNotFound
 from infra.security import token_hash
@@ -116,6 +118,27 @@ def _client_address(request: Request) -> str | None:
     return request.client.host if request.client else None
 
 
+async def _audit(
+    db: AsyncSession,
+    request: Request,
+    secure_email: SecureEmail,
+    action: AuditAction,
+    detail: str | None = None,
+) -> None:
+    """Portal events are the patient's, identified by the address the link went to."""
+    actor = Actor(ActorType.PATIENT, secure_email.patient_id, _client_address(request))
+    audit(
+        db,
+        secure_email.practice_id,
+        action,
+        actor,
+        patient_id=secure_email.patient_id,
+        secure_email_id=secure_email.id,
+        detail=detail,
+    )
+    await db.commit()
+
+
 @router.get("/m/{token}")
 async def open_link(request: Request, db: DbSession, token: str) -> HTMLResponse:
     secure_email = await _by_token(db, token)
@@ -143,6 +166,7 @@ async def request_passcode(
             PasscodeRequest(client_address=_client_address(request)),
         )
     except WorkflowUpdateFailedError as error:
+        await _audit(db, request, secure_email, AuditAction.PASSCODE_REFUSED)
         return render(
             request,
             "portal/open.html",
@@ -156,6 +180,7 @@ async def request_passcode(
             {"token": token, "practice": practice, "error": UNAVAILABLE},
             status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
         )
+    await _audit(db, request, secure_email, AuditAction.PASSCODE_ISSUED)
     return RedirectResponse(f"/m/{token}/passcode", status_code=status.HTTP_303_SEE_OTHER)
 
 
@@ -237,7 +262,15 @@ async def verify(
             f"/portal/messages/{secure_email.id}", status_code=status.HTTP_303_SEE_OTHER
         )
         await start_portal_session(db, response, patient, secure_cookie=settings.secure_cookies)
+        await _audit(db, request, secure_email, AuditAction.VERIFY_OK)
+        await _audit(db, request, secure_email, AuditAction.SIGN_IN)
         return response
+    if result.outcome == VerifyOutcome.BURNED:
+        await _audit(db, request, secure_email, AuditAction.VERIFY_BURNED)
+    else:
+        await _audit(
+            db, request, secure_email, AuditAction.VERIFY_FAILED, detail=result.outcome.value
+        )
     if result.outcome == VerifyOutcome.WRONG:
         plural = "try" if result.tries_left == 1 else "tries"
         message = f"That passcode is not right. {result.tries_left} {plural} left."
@@ -271,6 +304,7 @@ async def read_message(
     secure_email = await _readable(db, session, secure_email_id)
     if _expired(secure_email):
         return await _expired_page(request, db, secure_email)
+    await _audit(db, request, secure_email, AuditAction.VIEW)
     return render(
         request,
         "portal/message.html",
@@ -301,6 +335,7 @@ async def download_attachment(
         stream = await state.store.get_stream(attachment.object_key)
     except ObjectNotFound as error:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail="File not found") from error
+    await _audit(db, request, secure_email, AuditAction.DOWNLOAD, detail=attachment.id)
     return StreamingResponse(
         stream,
         media_type=attachment.content_type,
@@ -323,7 +358,13 @@ def download_headers(filename: str, size: int) -> dict[str, str]:
 
 @router.post("/portal/sign-out")
 async def sign_out(request: Request, db: DbSession) -> Response:
-    await end_portal_session(db, request.cookies.get(PORTAL_COOKIE))
+    ended = await end_portal_session(db, request.cookies.get(PORTAL_COOKIE))
+    if ended is not None:
+        patient = await db.get(Patient, ended.patient_id)
+        if patient is not None:
+            actor = Actor(ActorType.PATIENT, patient.id, _client_address(request))
+            audit(db, patient.practice_id, AuditAction.SIGN_OUT, actor, patient_id=patient.id)
+            await db.commit()
     response = RedirectResponse("/portal/signed-out", status_code=status.HTTP_303_SEE_OTHER)
     response.delete_cookie(PORTAL_COOKIE, path="/")
     return response

@@ -1,0 +1,56 @@
+"""The audit trail (R13): who did what, when, from which address. Never PHI.
+
+An event names ids (practice, patient, secure email), an action and a short detail
+such as "3 tries left"; never a subject, body, file name or passcode.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict
+
+
+class AuditAction(StrEnum):
+    STAFF_LOG_IN = "staff.log_in"
+    STAFF_LOG_IN_FAILED = "staff.log_in_failed"
+    STAFF_LOG_OUT = "staff.log_out"
+    SEND = "secure_email.send"
+    NOTICE_DELIVERED = "secure_email.notice_delivered"
+    NOTICE_FAILED = "secure_email.notice_failed"
+    PASSCODE_ISSUED = "portal.passcode_issued"
+    PASSCODE_REFUSED = "portal.passcode_refused"
+    VERIFY_OK = "portal.verify_ok"
+    VERIFY_FAILED = "portal.verify_failed"
+    VERIFY_BURNED = "portal.verify_burned"
+    SIGN_IN = "portal.sign_in"
+    SIGN_OUT = "portal.sign_out"
+    VIEW = "portal.view"
+    DOWNLOAD = "portal.download"
+    REPLY = "portal.reply"
+    EXPIRED = "secure_email.expired"
+
+
+class ActorType(StrEnum):
+    STAFF = "staff"
+    PATIENT = "patient"
+    SYSTEM = "system"  # the workflow, through an activity
+
+
+class AuditEventPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    at: datetime
+    action: AuditAction
+    actor_type: ActorType
+    actor_id: str | None
+    patient_id: str | None
+    secure_email_id: str | None
+    client_address: str | None
+    detail: str | None
+
+
+class AuditEventList(BaseModel):
+    items: list[AuditEventPublic]

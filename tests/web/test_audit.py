@@ -1,0 +1,137 @@
+"""The audit trail (R13): every action of one secure email's life, in order, without PHI."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+from temporalio.testing import ActivityEnvironment
+
+from activities.read_model import ReadModelActivities
+from domain.secure_email import SecureEmailStatus, StatusChange
+from infra.accounts import create_api_token, create_staff_user
+from infra.db.engine import make_engine, make_sessionmaker
+from infra.db.models import Practice
+from tests.fixtures.stack import Stack
+
+SUBJECT = "Periodontal chart"
+BODY = "Pocket depths attached."
+
+
+async def audit_actions(stack: Stack, **query: str) -> list[dict[str, str]]:
+    response = await stack.office.api.get("/api/v1/audit", params=query)
+    assert response.status_code == 200, response.text
+    return list(response.json()["items"])
+
+
+async def test_audit_tells_the_story_of_a_message(stack: Stack) -> None:
+    patient_id = await stack.add_patient("Ada", "ada@example.com")
+    sent = await stack.office.api.post(
+        "/api/v1/secure-emails",
+        data={"patient_id": patient_id, "subject": SUBJECT, "body": BODY},
+        files=[("attachments", ("chart.pdf", b"%PDF-1.4\n", "application/pdf"))],
+    )
+    secure_email_id = sent.json()["id"]
+    link = await stack.notice_link("ada@example.com")
+    attachment_id = (await stack.office.api.get(f"/api/v1/secure-emails/{secure_email_id}")).json()[
+        "attachments"
+    ][0]["id"]
+    async with stack.browser() as patient:
+        await patient.post(f"{link}/passcode")
+        passcode = await stack.passcode("ada@example.com", 2)
+        await patient.post(f"{link}/verify", data={"passcode": "00000000"})
+        await patient.post(f"{link}/verify", data={"passcode": passcode})
+        await patient.get(f"/portal/messages/{secure_email_id}")
+        await patient.get(f"/portal/messages/{secure_email_id}/attachments/{attachment_id}")
+        await patient.post("/portal/sign-out")
+
+    events = await audit_actions(stack, secure_email_id=secure_email_id)
+    actions = [event["action"] for event in events]
+    # The workflow records the notice's delivery on its own schedule; everything else
+    # happens in the order the office and the patient did it.
+    assert actions.count("secure_email.notice_delivered") == 1
+    actions.remove("secure_email.notice_delivered")
+    assert actions == [
+        "secure_email.send",
+        "portal.passcode_issued",
+        "portal.verify_failed",
+        "portal.verify_ok",
+        "portal.sign_in",
+        "portal.view",
+        "portal.download",
+    ]
+    by_action = {event["action"]: event for event in events}
+    assert by_action["secure_email.send"]["actor_type"] == "staff"
+    assert by_action["secure_email.notice_delivered"]["actor_type"] == "system"
+    assert by_action["portal.view"]["actor_type"] == "patient"
+    assert by_action["portal.view"]["client_address"]
+    everything = await audit_actions(stack)
+    assert [e["action"] for e in everything][0] == "staff.log_in"
+    assert everything[-1]["action"] == "portal.sign_out"
+    dump = str(everything)
+    assert SUBJECT not in dump and BODY not in dump and "chart.pdf" not in dump
+
+    page = await stack.office.browser.get("/audit", params={"secure_email_id": secure_email_id})
+    assert page.status_code == 200 and "portal.download" in page.text
+    exported = await stack.office.browser.get("/audit.csv", params={"action": "portal.view"})
+    assert exported.headers["content-disposition"].startswith("attachment")
+    rows = list(csv.DictReader(io.StringIO(exported.text)))
+    assert [row["action"] for row in rows] == ["portal.view"]
+
+
+async def test_audit_expiry_recorded_once(stack: Stack) -> None:
+    patient_id = await stack.add_patient("Ada", "ada@example.com")
+    sent = await stack.office.api.post(
+        "/api/v1/secure-emails", data={"patient_id": patient_id, "subject": "S", "body": "B"}
+    )
+    secure_email_id = sent.json()["id"]
+    await stack.notice_link("ada@example.com")
+    engine = make_engine(stack.settings.database_url)
+    activities = ReadModelActivities(make_sessionmaker(engine))
+    expiry = StatusChange(
+        secure_email_id=secure_email_id,
+        status=SecureEmailStatus.EXPIRED,
+        at=datetime.now(UTC),
+        sequence=99,
+    )
+    # A retried activity writes the change and its audit event once.
+    for _ in range(2):
+        await ActivityEnvironment().run(activities.record_status, expiry)
+    await engine.dispose()
+    events = await audit_actions(stack, action="secure_email.expired")
+    assert [e["secure_email_id"] for e in events] == [secure_email_id]
+
+
+async def test_audit_requires_admin(stack: Stack) -> None:
+    engine = make_engine(stack.settings.database_url)
+    async with make_sessionmaker(engine)() as db:
+        practice = await db.get(Practice, stack.office.practice_id)
+        assert practice is not None
+        clerk = await create_staff_user(
+            db, practice, "clerk@smile-dental.example", "pw-long-enough"
+        )
+        token = await create_api_token(db, clerk, "clerk")
+        await db.commit()
+    await engine.dispose()
+    async with stack.browser() as client:
+        response = await client.get("/api/v1/audit", headers={"Authorization": f"Bearer {token}"})
+        assert response.status_code == 403
+        assert (await client.get("/api/v1/audit")).status_code == 401
+    bad = await stack.office.api.get("/api/v1/audit", params={"action": "shred"})
+    assert bad.status_code == 422
+
+
+async def test_audit_log_is_append_only(stack: Stack) -> None:
+    await asyncio.sleep(0)
+    engine = make_engine(stack.settings.database_url)
+    for statement in ("UPDATE audit_events SET detail = 'x'", "DELETE FROM audit_events"):
+        with pytest.raises(DBAPIError, match="append-only"):
+            async with engine.begin() as connection:
+                await connection.execute(text(statement))
+    await engine.dispose()
+    assert await audit_actions(stack)

@@ -1,0 +1,135 @@
+"""The audit log for office administrators: a page with filters, CSV export, and the API."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query, Request, status
+from fastapi.responses import HTMLResponse, StreamingResponse
+
+from domain.audit import AuditAction, AuditEventList, AuditEventPublic
+from infra.audit import AuditFilter, find_events
+from infra.db.models import AuditEvent
+from web.deps import ApiAdmin, CurrentAdmin, DbSession
+from web.templating import render
+
+api_router = APIRouter(prefix="/audit", tags=["audit"])
+page_router = APIRouter(tags=["office"], include_in_schema=False)
+
+COLUMNS = [
+    "id",
+    "at",
+    "action",
+    "actor_type",
+    "actor_id",
+    "patient_id",
+    "secure_email_id",
+    "client_address",
+    "detail",
+]
+
+
+def _filter(
+    action: str | None,
+    secure_email_id: str | None,
+    patient_id: str | None,
+    since: date | None,
+    until: date | None,
+) -> AuditFilter:
+    try:
+        chosen = AuditAction(action) if action else None
+    except ValueError:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            detail=[{"loc": ["query", "action"], "msg": "Unknown action", "type": "enum"}],
+        ) from None
+    return AuditFilter(
+        action=chosen,
+        secure_email_id=secure_email_id or None,
+        patient_id=patient_id or None,
+        since=datetime.combine(since, time(), UTC) if since else None,
+        # "until" is the last day shown, inclusive.
+        until=datetime.combine(until, time(), UTC) + timedelta(days=1) if until else None,
+    )
+
+
+Filters = Annotated[str | None, Query()]
+Day = Annotated[date | None, Query()]
+
+
+@api_router.get("")
+async def list_audit_events(
+    db: DbSession,
+    admin: ApiAdmin,
+    action: Filters = None,
+    secure_email_id: Filters = None,
+    patient_id: Filters = None,
+    since: Day = None,
+    until: Day = None,
+) -> AuditEventList:
+    where = _filter(action, secure_email_id, patient_id, since, until)
+    events = await find_events(db, admin.practice_id, where)
+    return AuditEventList(items=[AuditEventPublic.model_validate(e) for e in events])
+
+
+@page_router.get("/audit")
+async def audit_page(
+    request: Request,
+    db: DbSession,
+    admin: CurrentAdmin,
+    action: Filters = None,
+    secure_email_id: Filters = None,
+    patient_id: Filters = None,
+    since: Day = None,
+    until: Day = None,
+) -> HTMLResponse:
+    where = _filter(action, secure_email_id, patient_id, since, until)
+    events = await find_events(db, admin.practice_id, where)
+    return render(
+        request,
+        "office/audit.html",
+        {
+            "staff": admin,
+            "events": events,
+            "actions": list(AuditAction),
+            "chosen": request.query_params,
+            "export": f"/audit.csv?{request.url.query}",
+        },
+    )
+
+
+@page_router.get("/audit.csv")
+async def export_audit(
+    db: DbSession,
+    admin: CurrentAdmin,
+    action: Filters = None,
+    secure_email_id: Filters = None,
+    patient_id: Filters = None,
+    since: Day = None,
+    until: Day = None,
+) -> StreamingResponse:
+    where = _filter(action, secure_email_id, patient_id, since, until)
+    events = await find_events(db, admin.practice_id, where, limit=1_000_000)
+    return StreamingResponse(
+        _csv_rows(events),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": 'attachment; filename="audit-log.csv"'},
+    )
+
+
+def _csv_rows(events: list[AuditEvent]) -> Iterator[str]:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(COLUMNS)
+    for event in events:
+        row = [getattr(event, column) for column in COLUMNS]
+        row[1] = event.at.isoformat()
+        writer.writerow(row)
+        yield buffer.getvalue()
+        buffer.seek(0)
+        buffer.truncate()
+    yield buffer.getvalue()
