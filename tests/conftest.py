@@ -7,6 +7,7 @@ nothing is downloaded. PostgreSQL is the one on 127.0.0.1:5432 (a fresh database
 from __future__ import annotations
 
 import os
+import random
 import sys
 import uuid
 from collections.abc import AsyncIterator
@@ -17,13 +18,14 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from infra.accounts import create_api_token, create_practice, create_staff_user
+from infra.crypto.keys import KeyRing
 from infra.db.engine import make_engine, make_sessionmaker
 from infra.db.migrate import upgrade_async
 from infra.settings import Settings
+from infra.temporal.codec import data_converter
 from infra.temporal.search_attributes import ALL as SEARCH_ATTRIBUTES
 from infra.temporal.search_attributes import cli_flags
 from web.app import create_app
@@ -36,6 +38,8 @@ POSTGRES_ADMIN_DSN = os.environ.get(
 )
 SENDER = "office@smile-dental.example"
 STAFF_PASSWORD = "correct horse battery staple"
+# Every Temporal server of the run encrypts like production, with one ring for the session.
+TEST_KEY_RING = KeyRing.generate("test")
 
 
 # Databases -----------------------------------------------------------------------------
@@ -106,6 +110,11 @@ class Office:
         self.browser = browser
 
 
+def some_client_address() -> str:
+    """A client address of its own per browser, so rate limits don't span tests."""
+    return f"10.{random.randrange(256)}.{random.randrange(256)}.{random.randrange(1, 255)}"
+
+
 @pytest.fixture
 async def app(settings: Settings) -> AsyncIterator[FastAPI]:
     application = create_app(settings, migrate=False)
@@ -125,7 +134,7 @@ async def make_office(app: FastAPI, settings: Settings, *, enabled: bool = True)
         await db.commit()
         practice_id = practice.id
     await engine.dispose()
-    transport = httpx.ASGITransport(app=app)
+    transport = httpx.ASGITransport(app=app, client=(some_client_address(), 50000))
     api = httpx.AsyncClient(
         transport=transport,
         base_url="http://portal.test",
@@ -148,7 +157,8 @@ async def office(app: FastAPI, settings: Settings) -> AsyncIterator[Office]:
 @pytest.fixture
 async def anonymous(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://portal.test"
+        transport=httpx.ASGITransport(app=app, client=(some_client_address(), 50000)),
+        base_url="http://portal.test",
     ) as client:
         yield client
 
@@ -179,7 +189,7 @@ async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
     (or its worker's sticky queue) can hold the clock still.
     """
     env = await WorkflowEnvironment.start_time_skipping(
-        data_converter=pydantic_data_converter,
+        data_converter=data_converter(TEST_KEY_RING),
         test_server_existing_path=str(BIN_DIR / "temporal-test-server"),
     )
     await register_search_attributes(env.client)
@@ -191,7 +201,7 @@ async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
 async def dev_server_env() -> AsyncIterator[WorkflowEnvironment]:
     """The real Temporal dev server, as the embedded stack runs it."""
     env = await WorkflowEnvironment.start_local(
-        data_converter=pydantic_data_converter,
+        data_converter=data_converter(TEST_KEY_RING),
         dev_server_existing_path=str(BIN_DIR / "temporal"),
         dev_server_extra_args=[*cli_flags(), "--log-level", "error"],
         ui=False,

@@ -30,6 +30,7 @@ from web.routes import (
     office_secure_emails,
     portal,
 )
+from web.security_headers import SecurityHeaders
 from web.state import AppState
 from web.templating import render
 
@@ -82,6 +83,7 @@ def create_app(
     app.include_router(codec.router)
     app.include_router(audit.page_router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.add_middleware(SecurityHeaders, hsts=settings.secure_cookies)
 
     @app.exception_handler(NotSignedIn)
     async def _to_login(_request: Request, _exc: NotSignedIn) -> Response:

@@ -13,6 +13,7 @@ from sqlalchemy import (
     Boolean,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     String,
@@ -188,3 +189,15 @@ class AuditEvent(Base):
     secure_email_id: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True)
     client_address: Mapped[str | None] = mapped_column(String(64), nullable=True)
     detail: Mapped[str | None] = mapped_column(String(200), nullable=True)
+
+
+class RateLimitHit(Base):
+    """One attempt counted against a limit; ``bucket`` is a hash, never an address."""
+
+    __tablename__ = "rate_limit_hits"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    bucket: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    __table_args__ = (Index("ix_rate_limit_hits_bucket_at", "bucket", "at"),)

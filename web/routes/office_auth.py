@@ -9,17 +9,26 @@ from fastapi import APIRouter, Form, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import delete
 
+from domain.addresses import normalise_address
 from domain.audit import AuditAction
 from infra.accounts import find_staff_user
 from infra.audit import audit
 from infra.db.models import StaffSession, StaffUser
+from infra.rate_limits import (
+    STAFF_LOGIN_PER_ACCOUNT,
+    STAFF_LOGIN_PER_CLIENT,
+    Checks,
+    exceeded,
+    record,
+)
 from infra.security import new_token, token_hash, verify_password
-from web.deps import STAFF_COOKIE, DbSession, SettingsDep, staff_actor
+from web.deps import STAFF_COOKIE, DbSession, SettingsDep, client_address, staff_actor
 from web.templating import render
 
 router = APIRouter(tags=["office"], include_in_schema=False)
 
 BAD_LOGIN = "That email and password do not match an office account"
+TOO_MANY_LOGINS = "Too many log-in attempts. Wait 15 minutes, then try again."
 
 
 @router.get("/login")
@@ -35,12 +44,24 @@ async def log_in(
     email: Annotated[str, Form()] = "",
     password: Annotated[str, Form()] = "",
 ) -> Response:
+    # Only failures count: a busy front desk logging in all day is never locked out.
+    checks: Checks = [
+        (STAFF_LOGIN_PER_CLIENT, client_address(request)),
+        (STAFF_LOGIN_PER_ACCOUNT, normalise_address(email)),
+    ]
+    if await exceeded(db, checks):
+        return render(
+            request,
+            "office/login.html",
+            {"error": TOO_MANY_LOGINS, "email": email},
+            status_code=status.HTTP_429_TOO_MANY_REQUESTS,
+        )
     user = await find_staff_user(db, email) if email.strip() else None
     # Checks a dummy hash for unknown accounts, so timing does not tell which exist.
     if not verify_password(password, user.password_hash if user else None) or user is None:
         if user is not None:
             audit(db, user.practice_id, AuditAction.STAFF_LOG_IN_FAILED, staff_actor(request, user))
-            await db.commit()
+        await record(db, checks)
         return render(
             request,
             "office/login.html",

@@ -30,6 +30,7 @@ from domain.secure_email import (
 from infra.audit import Actor, audit
 from infra.db.models import Attachment, Patient, Practice, SecureEmail
 from infra.objects import ObjectNotFound
+from infra.rate_limits import PASSCODE_PER_CLIENT, PASSCODE_PER_PATIENT, VERIFY_PER_CLIENT, allow
 from infra.security import token_hash
 from web.deps import DbSession, SettingsDep, StateDep
 from web.portal_sessions import (
@@ -45,6 +46,7 @@ from workflows.secure_email import SecureEmailWorkflow
 router = APIRouter(tags=["portal"], include_in_schema=False)
 
 UNAVAILABLE = "Secure Email is unavailable right now. Please try again in a few minutes."
+TOO_MANY_REQUESTS = "Too many attempts from this device. Please wait an hour and try again."
 VERIFY_MESSAGES = {
     VerifyOutcome.BURNED: (
         f"That passcode was entered wrongly {MAX_WRONG_TRIES} times and no longer works. "
@@ -159,6 +161,18 @@ async def request_passcode(
     if _expired(secure_email):
         return await _expired_page(request, db, secure_email)
     practice = await _practice(db, secure_email)
+    checks = [
+        (PASSCODE_PER_CLIENT, _client_address(request)),
+        (PASSCODE_PER_PATIENT, secure_email.patient_id),
+    ]
+    if not await allow(db, checks):
+        await _audit(db, request, secure_email, AuditAction.PASSCODE_REFUSED, "rate limit")
+        return render(
+            request,
+            "portal/open.html",
+            {"token": token, "practice": practice, "error": TOO_MANY_REQUESTS},
+            status_code=status.HTTP_429_TOO_MANY_REQUESTS,
+        )
     try:
         handle = await _workflow(state, secure_email)
         await handle.execute_update(
@@ -230,6 +244,10 @@ async def verify(
     secure_email = await _by_token(db, token)
     if _expired(secure_email):
         return await _expired_page(request, db, secure_email)
+    if not await allow(db, [(VERIFY_PER_CLIENT, _client_address(request))]):
+        return await _passcode_form(
+            request, db, token, secure_email, error=TOO_MANY_REQUESTS, status_code=429
+        )
     code = clean_passcode(passcode)
     if code is None:
         return await _passcode_form(
