@@ -29,6 +29,9 @@ class Settings(BaseSettings):
     temporal_namespace: str = "default"
     task_queue: str = "secure-email"
     temporal_ui_port: int = 8233
+    # The Web UI's origin, the only one allowed to call the codec endpoint from a browser;
+    # derived from the Temporal host and UI port if empty.
+    temporal_ui_origin: str = ""
 
     # Web app
     web_host: str = "127.0.0.1"
@@ -66,6 +69,10 @@ class Settings(BaseSettings):
         if not self.public_url:
             self.public_url = f"http://{self.web_host}:{self.web_port}"
         self.public_url = self.public_url.rstrip("/")
+        if not self.temporal_ui_origin:
+            ui_host = self.temporal_address.rpartition(":")[0] or "127.0.0.1"
+            self.temporal_ui_origin = f"http://{ui_host}:{self.temporal_ui_port}"
+        self.temporal_ui_origin = self.temporal_ui_origin.rstrip("/")
         if self.environment == "production":
             if self.s3_secret_key == "securemail-dev-secret":
                 raise ValueError("SECURE_EMAIL_S3_SECRET_KEY must be set in production")

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import os
 import random
+import secrets
 import sys
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import httpx
@@ -29,6 +31,7 @@ from infra.temporal.codec import data_converter
 from infra.temporal.search_attributes import ALL as SEARCH_ATTRIBUTES
 from infra.temporal.search_attributes import cli_flags
 from web.app import create_app
+from web.csrf import CSRF_COOKIE, CSRF_FIELD
 
 pytest_plugins = ["tests.fixtures.s3", "tests.fixtures.sendgrid", "tests.fixtures.stack"]
 
@@ -110,6 +113,20 @@ class Office:
         self.browser = browser
 
 
+class Browser(httpx.AsyncClient):
+    """A browser: cookies, and the CSRF token its forms carry (see ``web.csrf``)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.csrf_token = secrets.token_urlsafe(16)
+        self.cookies.set(CSRF_COOKIE, self.csrf_token)
+
+    async def post(self, url: httpx.URL | str, **kwargs: Any) -> httpx.Response:  # type: ignore[override]
+        if "json" not in kwargs and "content" not in kwargs:
+            kwargs["data"] = {CSRF_FIELD: self.csrf_token, **(kwargs.get("data") or {})}
+        return await super().post(url, **kwargs)
+
+
 def some_client_address() -> str:
     """A client address of its own per browser, so rate limits don't span tests."""
     return f"10.{random.randrange(256)}.{random.randrange(256)}.{random.randrange(1, 255)}"
@@ -140,7 +157,7 @@ async def make_office(app: FastAPI, settings: Settings, *, enabled: bool = True)
         base_url="http://portal.test",
         headers={"Authorization": f"Bearer {token}"},
     )
-    browser = httpx.AsyncClient(transport=transport, base_url="http://portal.test")
+    browser = Browser(transport=transport, base_url="http://portal.test")
     response = await browser.post("/login", data={"email": email, "password": STAFF_PASSWORD})
     assert response.status_code == 303, response.text
     return Office(practice_id, email, token, api, browser)
@@ -156,7 +173,7 @@ async def office(app: FastAPI, settings: Settings) -> AsyncIterator[Office]:
 
 @pytest.fixture
 async def anonymous(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(
+    async with Browser(
         transport=httpx.ASGITransport(app=app, client=(some_client_address(), 50000)),
         base_url="http://portal.test",
     ) as client:

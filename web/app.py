@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from fastapi import APIRouter, FastAPI, Request, status
+from fastapi import APIRouter, Depends, FastAPI, Request, status
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -17,6 +17,7 @@ from infra.db.engine import make_engine, make_sessionmaker
 from infra.db.migrate import upgrade_async
 from infra.objects import object_store
 from infra.settings import Settings, get_settings
+from web.csrf import csrf_protect
 from web.deps import NotSignedIn
 from web.portal_sessions import PortalSignedOut
 from web.routes import (
@@ -68,6 +69,7 @@ def create_app(
         summary="Secure email from a dental office to its patients.",
         version="0.1.0",
         lifespan=lifespan,
+        dependencies=[Depends(csrf_protect)],
     )
 
     api = APIRouter(prefix="/api/v1")

@@ -10,6 +10,8 @@ from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
 
+from web.csrf import csrf_token, remember_csrf_token
+
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 templates = Jinja2Templates(directory=TEMPLATES_DIR)
 
@@ -17,7 +19,10 @@ templates = Jinja2Templates(directory=TEMPLATES_DIR)
 def render(
     request: Request, template: str, context: dict[str, Any] | None = None, status_code: int = 200
 ) -> HTMLResponse:
-    return templates.TemplateResponse(request, template, context or {}, status_code=status_code)
+    context = {"csrf_token": csrf_token(request), **(context or {})}
+    response = templates.TemplateResponse(request, template, context, status_code=status_code)
+    remember_csrf_token(request, response, secure=request.url.scheme == "https")
+    return response
 
 
 def form_errors(error: ValidationError) -> dict[str, str]:

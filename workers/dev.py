@@ -22,6 +22,7 @@ from pathlib import Path
 
 import httpx
 
+from infra.crypto.keys import key_ring
 from infra.db.migrate import upgrade
 from infra.objects import object_store
 from infra.settings import Settings
@@ -318,6 +319,9 @@ async def run_dev(settings: Settings) -> int:
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     (settings.data_dir / "objects").mkdir(exist_ok=True)
+    # Made here, before any child starts, so the worker and the web app never both try to
+    # create the development key ring.
+    key_ring(settings)
     await asyncio.to_thread(upgrade, settings.database_url)
     credentials = await ensure_demo_practice(settings)
 

@@ -17,12 +17,13 @@ from sqlalchemy import (
     Integer,
     MetaData,
     String,
-    Text,
     UniqueConstraint,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
+
+from infra.crypto.fields import EncryptedText
 
 # Stable constraint names so Alembic migrations can drop and alter them on every backend.
 NAMING_CONVENTION = {
@@ -135,8 +136,8 @@ class SecureEmail(Base):
     practice_id: Mapped[str] = mapped_column(ForeignKey("practices.id"), index=True)
     patient_id: Mapped[str] = mapped_column(ForeignKey("patients.id"), index=True)
     staff_id: Mapped[str] = mapped_column(ForeignKey("staff_users.id"))
-    subject: Mapped[str] = mapped_column(Text)
-    body: Mapped[str] = mapped_column(Text)
+    subject: Mapped[str] = mapped_column(EncryptedText("secure_emails.subject"))
+    body: Mapped[str] = mapped_column(EncryptedText("secure_emails.body"))
     link_token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     status: Mapped[str] = mapped_column(String(20))
     status_sequence: Mapped[int] = mapped_column(Integer, default=0)

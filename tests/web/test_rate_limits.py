@@ -5,12 +5,12 @@ from __future__ import annotations
 import httpx
 from fastapi import FastAPI
 
-from tests.conftest import STAFF_PASSWORD, Office
+from tests.conftest import STAFF_PASSWORD, Browser, Office
 from tests.fixtures.stack import Stack
 
 
 def client_at(app: FastAPI, address: str) -> httpx.AsyncClient:
-    return httpx.AsyncClient(
+    return Browser(
         transport=httpx.ASGITransport(app=app, client=(address, 40000)),
         base_url="http://portal.test",
     )

@@ -136,8 +136,10 @@ def securemail_dev(workdir: Path, ports: dict[str, int]) -> Iterator[DevStack]:
     directory in the current directory, only the ports moved."""
     workdir.mkdir(exist_ok=True)
     output_path = workdir / f"dev-{time.monotonic_ns()}.out"
+    # Only the defaults and these: a developer's own SECURE_EMAIL_* must not leak in.
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith("SECURE_EMAIL_")}
     env = {
-        **os.environ,
+        **inherited,
         "SECURE_EMAIL_DATA_DIR": ".data",
         "SECURE_EMAIL_WEB_PORT": str(ports["web"]),
         "SECURE_EMAIL_TEMPORAL_ADDRESS": f"127.0.0.1:{ports['temporal']}",

@@ -15,10 +15,11 @@ from pathlib import Path
 
 import pytest
 from temporalio.client import WorkflowHistory
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 from domain.secure_email import PasscodeAttempt, PasscodeRequest
+from infra.temporal.codec import data_converter
+from tests.conftest import TEST_KEY_RING
 from tests.workflows.conftest import Lifecycle
 from workflows.secure_email import SecureEmailWorkflow
 
@@ -26,7 +27,8 @@ HISTORIES = Path(__file__).parent / "histories"
 
 
 def replayer() -> Replayer:
-    return Replayer(workflows=[SecureEmailWorkflow], data_converter=pydantic_data_converter)
+    # The encrypted converter: it must open fresh histories and pass plain recorded ones.
+    return Replayer(workflows=[SecureEmailWorkflow], data_converter=data_converter(TEST_KEY_RING))
 
 
 async def full_lifecycle(lifecycle: Lifecycle) -> WorkflowHistory:

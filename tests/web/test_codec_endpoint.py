@@ -1,0 +1,207 @@
+"""The Temporal Web UI's codec endpoint (R12): admins only, CORS for the UI's origin only."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+from fastapi import FastAPI
+from google.protobuf import json_format
+from temporalio.api.common.v1 import Payload, Payloads
+
+from infra.accounts import create_api_token, create_staff_user
+from infra.crypto.keys import KeyRing, key_ring
+from infra.db.engine import make_engine, make_sessionmaker
+from infra.db.models import Practice, StaffSession
+from infra.security import new_token, token_hash
+from infra.settings import Settings
+from infra.temporal.codec import EncryptionCodec
+from tests.conftest import STAFF_PASSWORD, Office
+from web.deps import STAFF_COOKIE
+
+SECRET = "Tooth 14 extraction"
+OTHER_ORIGIN = "http://127.0.0.1:9999"
+
+
+def plain(text: str = SECRET) -> Payload:
+    return Payload(metadata={"encoding": b"json/plain"}, data=f'"{text}"'.encode())
+
+
+def as_json(payloads: list[Payload]) -> dict[str, Any]:
+    return json_format.MessageToDict(Payloads(payloads=payloads))
+
+
+def from_json(body: dict[str, Any]) -> list[Payload]:
+    return list(json_format.ParseDict(body, Payloads()).payloads)
+
+
+async def encrypted(settings: Settings, text: str = SECRET) -> dict[str, Any]:
+    """What the UI sends: the payloads as the server stores them."""
+    return as_json(await EncryptionCodec(key_ring(settings)).encode([plain(text)]))
+
+
+async def staff_member(
+    app: FastAPI, settings: Settings, office: Office
+) -> tuple[httpx.AsyncClient, str]:
+    """A signed-in browser and an API token of a staff member who is not an admin."""
+    engine = make_engine(settings.database_url)
+    email = f"front-desk-{uuid.uuid4().hex[:8]}@smile-dental.example"
+    session_token = new_token()
+    async with make_sessionmaker(engine)() as db:
+        practice = await db.get(Practice, office.practice_id)
+        assert practice is not None
+        user = await create_staff_user(db, practice, email, STAFF_PASSWORD)
+        api_token = await create_api_token(db, user, "front desk")
+        # Signed in as the log-in page would sign them in; that page has tests of its own.
+        db.add(
+            StaffSession(
+                token_hash=token_hash(session_token),
+                staff_id=user.id,
+                expires_at=datetime.now(UTC) + timedelta(hours=1),
+            )
+        )
+        await db.commit()
+    await engine.dispose()
+    client = httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app),
+        base_url="http://portal.test",
+        cookies={STAFF_COOKIE: session_token},
+    )
+    return client, api_token
+
+
+async def test_decode_refused_without_credentials(
+    anonymous: httpx.AsyncClient, settings: Settings
+) -> None:
+    response = await anonymous.post("/codec/decode", json=await encrypted(settings))
+    assert response.status_code == 401
+    assert response.json() == {"detail": "Sign in as an office administrator"}
+    assert SECRET not in response.text
+
+
+async def test_decode_refused_with_unknown_token(
+    anonymous: httpx.AsyncClient, settings: Settings
+) -> None:
+    response = await anonymous.post(
+        "/codec/decode",
+        json=await encrypted(settings),
+        headers={"Authorization": "Bearer not-a-token"},
+    )
+    assert response.status_code == 401
+
+
+async def test_decode_refused_for_staff_who_is_not_admin(
+    app: FastAPI, settings: Settings, office: Office
+) -> None:
+    staff, token = await staff_member(app, settings, office)
+    try:
+        by_cookie = await staff.post("/codec/decode", json=await encrypted(settings))
+        by_token = await staff.post(
+            "/codec/decode",
+            json=await encrypted(settings),
+            headers={"Authorization": f"Bearer {token}"},
+        )
+    finally:
+        await staff.aclose()
+    for response in (by_cookie, by_token):
+        assert response.status_code == 403
+        assert response.json() == {"detail": "Office administrators only"}
+        assert SECRET not in response.text
+
+
+async def test_decode_with_admin_cookie(office: Office, settings: Settings) -> None:
+    response = await office.browser.post(
+        "/codec/decode", json=await encrypted(settings), headers={"X-Namespace": "default"}
+    )
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/json"
+    assert from_json(response.json()) == [plain()]
+
+
+async def test_decode_with_admin_bearer_token(office: Office, settings: Settings) -> None:
+    response = await office.api.post("/codec/decode", json=await encrypted(settings))
+    assert response.status_code == 200
+    assert from_json(response.json()) == [plain()]
+
+
+async def test_decode_passes_plain_payloads(office: Office) -> None:
+    response = await office.api.post("/codec/decode", json=as_json([plain("no secret")]))
+    assert response.status_code == 200
+    assert from_json(response.json()) == [plain("no secret")]
+
+
+async def test_encode_then_decode_round_trip(office: Office, settings: Settings) -> None:
+    encoded = await office.browser.post("/codec/encode", json=as_json([plain(), plain("two")]))
+    assert encoded.status_code == 200
+    assert SECRET not in encoded.text
+    sealed = from_json(encoded.json())
+    assert [p.metadata["encoding"] for p in sealed] == [b"binary/encrypted"] * 2
+    decoded = await office.browser.post("/codec/decode", json=encoded.json())
+    assert from_json(decoded.json()) == [plain(), plain("two")]
+    # The app's own codec: what the worker would write, the endpoint reads, and back.
+    assert await EncryptionCodec(key_ring(settings)).decode(sealed) == [plain(), plain("two")]
+
+
+async def test_decode_refuses_payload_of_unknown_key(office: Office) -> None:
+    foreign = as_json(await EncryptionCodec(KeyRing.generate("elsewhere")).encode([plain()]))
+    response = await office.api.post("/codec/decode", json=foreign)
+    assert response.status_code == 422
+    assert "'elsewhere'" in response.json()["detail"]
+
+
+async def test_decode_refuses_body_that_is_not_payloads(office: Office) -> None:
+    not_json = await office.api.post(
+        "/codec/decode", content=b"payloads", headers={"Content-Type": "text/plain"}
+    )
+    assert not_json.status_code == 415
+    wrong_shape = await office.api.post("/codec/decode", json={"payloads": "nope"})
+    assert wrong_shape.status_code == 400
+    assert wrong_shape.json() == {"detail": "The body must be Temporal Payloads as JSON"}
+
+
+async def test_preflight_from_ui_origin(anonymous: httpx.AsyncClient, settings: Settings) -> None:
+    assert settings.temporal_ui_origin == "http://127.0.0.1:8233"
+    for path in ("/codec/decode", "/codec/encode"):
+        response = await anonymous.options(
+            path,
+            headers={
+                "Origin": settings.temporal_ui_origin,
+                "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "content-type,x-namespace",
+            },
+        )
+        assert response.status_code == 204
+        assert response.headers["access-control-allow-origin"] == settings.temporal_ui_origin
+        assert response.headers["access-control-allow-credentials"] == "true"
+        assert response.headers["access-control-allow-methods"] == "POST"
+        allowed = {h.strip() for h in response.headers["access-control-allow-headers"].split(",")}
+        assert {"content-type", "x-namespace", "authorization"} <= allowed
+
+
+async def test_preflight_from_other_origin_gets_no_grant(anonymous: httpx.AsyncClient) -> None:
+    response = await anonymous.options(
+        "/codec/decode",
+        headers={"Origin": OTHER_ORIGIN, "Access-Control-Request-Method": "POST"},
+    )
+    assert "access-control-allow-origin" not in response.headers
+    assert "access-control-allow-credentials" not in response.headers
+
+
+async def test_decode_answers_cors_for_ui_origin_only(office: Office, settings: Settings) -> None:
+    body = await encrypted(settings)
+    from_ui = await office.browser.post(
+        "/codec/decode", json=body, headers={"Origin": settings.temporal_ui_origin}
+    )
+    assert from_ui.headers["access-control-allow-origin"] == settings.temporal_ui_origin
+    assert from_ui.headers["access-control-allow-credentials"] == "true"
+    from_other = await office.browser.post(
+        "/codec/decode", json=body, headers={"Origin": OTHER_ORIGIN}
+    )
+    assert "access-control-allow-origin" not in from_other.headers
+
+
+async def test_other_routes_have_no_cors(anonymous: httpx.AsyncClient, settings: Settings) -> None:
+    response = await anonymous.get("/login", headers={"Origin": settings.temporal_ui_origin})
+    assert "access-control-allow-origin" not in response.headers
