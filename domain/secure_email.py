@@ -102,3 +102,46 @@ class StatusChange(BaseModel):
     # Increases with every change, so a late retry never overwrites a newer status.
     sequence: int
     opened_at: datetime | None = None
+
+
+# Replies (R9-R11)
+
+
+class ReplyAttachment(BaseModel):
+    """A file of a reply, already in the object store."""
+
+    attachment_id: str
+    object_key: str
+    filename: str
+    size: int
+    content_type: str
+    sha256: str
+
+
+class ReplySubmitted(BaseModel):
+    """Reply All from the portal. The files are in the object store before this is sent,
+    so a reply the workflow accepts is complete."""
+
+    reply_id: str
+    subject: str
+    body: str
+    attachments: list[ReplyAttachment] = []
+    client_address: str | None = None
+
+
+class ReplyAccepted(BaseModel):
+    reply_id: str
+    sent_at: datetime
+
+
+class ReplyToRecord(BaseModel):
+    secure_email_id: str
+    reply: ReplySubmitted
+    sent_at: datetime
+
+
+class ReplyToFile(BaseModel):
+    """After a reply is recorded: the office's alert and the patient's chart."""
+
+    secure_email_id: str
+    reply_id: str

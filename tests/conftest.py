@@ -121,7 +121,7 @@ class Browser(httpx.AsyncClient):
         self.csrf_token = secrets.token_urlsafe(16)
         self.cookies.set(CSRF_COOKIE, self.csrf_token)
 
-    async def post(self, url: httpx.URL | str, **kwargs: Any) -> httpx.Response:  # type: ignore[override]
+    async def post(self, url: httpx.URL | str, **kwargs: Any) -> httpx.Response:
         if "json" not in kwargs and "content" not in kwargs:
             kwargs["data"] = {CSRF_FIELD: self.csrf_token, **(kwargs.get("data") or {})}
         return await super().post(url, **kwargs)

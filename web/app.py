@@ -13,9 +13,11 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from temporalio.client import Client
 
+from infra.crypto.fields import configure_field_encryption
+from infra.crypto.keys import key_ring
 from infra.db.engine import make_engine, make_sessionmaker
 from infra.db.migrate import upgrade_async
-from infra.objects import object_store
+from infra.encrypted_objects import secure_object_store
 from infra.settings import Settings, get_settings
 from web.csrf import csrf_protect
 from web.deps import NotSignedIn
@@ -51,12 +53,13 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if migrate:
             await upgrade_async(settings.database_url)
+        configure_field_encryption(key_ring(settings))
         engine = make_engine(settings.database_url)
         app.state.app_state = AppState(
             settings=settings,
             engine=engine,
             sessions=make_sessionmaker(engine),
-            store=object_store(settings),
+            store=secure_object_store(settings),
             _temporal=temporal,
         )
         try:

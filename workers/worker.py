@@ -6,14 +6,19 @@ import asyncio
 import logging
 import signal
 
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.mail import MailActivities
 from activities.passcodes import make_passcode_secret
 from activities.read_model import ReadModelActivities
+from activities.replies import RepliesActivities
+from infra.crypto.fields import configure_field_encryption
+from infra.crypto.keys import key_ring
 from infra.db.engine import make_engine, make_sessionmaker
 from infra.mail.factory import mail_transport
+from infra.mail.transport import MailTransport
 from infra.settings import Settings
 from infra.temporal.client import connect
 from workflows.secure_email import SecureEmailWorkflow
@@ -22,8 +27,14 @@ WORKFLOWS = [SecureEmailWorkflow]
 
 
 def build_worker(
-    client: Client, settings: Settings, mail: MailActivities, read_model: ReadModelActivities
+    client: Client,
+    settings: Settings,
+    transport: MailTransport,
+    sessions: async_sessionmaker[AsyncSession],
 ) -> Worker:
+    mail = MailActivities(transport, settings.public_url)
+    read_model = ReadModelActivities(sessions)
+    replies = RepliesActivities(sessions)
     return Worker(
         client,
         task_queue=settings.task_queue,
@@ -33,20 +44,19 @@ def build_worker(
             mail.deliver_passcode,
             make_passcode_secret,
             read_model.record_status,
+            replies.record_reply,
+            replies.raise_alert,
+            replies.file_to_chart,
         ],
     )
 
 
 async def run_worker(settings: Settings) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_field_encryption(key_ring(settings))
     engine = make_engine(settings.database_url)
     client = await connect(settings)
-    worker = build_worker(
-        client,
-        settings,
-        MailActivities(mail_transport(settings), settings.public_url),
-        ReadModelActivities(make_sessionmaker(engine)),
-    )
+    worker = build_worker(client, settings, mail_transport(settings), make_sessionmaker(engine))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):

@@ -20,6 +20,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.mail import MailActivities
     from activities.passcodes import make_passcode_secret
     from activities.read_model import ReadModelActivities
+    from activities.replies import RepliesActivities
     from domain.passcodes import (
         MAX_PASSCODES_PER_HOUR,
         MAX_WRONG_TRIES,
@@ -33,6 +34,10 @@ with workflow.unsafe.imports_passed_through():
         PasscodeIssued,
         PasscodeRequest,
         PasscodeToDeliver,
+        ReplyAccepted,
+        ReplySubmitted,
+        ReplyToFile,
+        ReplyToRecord,
         SecureEmailInput,
         SecureEmailState,
         SecureEmailStatus,
@@ -76,6 +81,8 @@ class SecureEmailWorkflow:
         self._passcode: _Passcode | None = None
         self._lock = asyncio.Lock()
         self._changes = 0
+        # Replies recorded but not yet alerted and filed into the chart.
+        self._to_file: list[str] = []
 
     @workflow.run
     async def run(self, secure_email: SecureEmailInput) -> SecureEmailState:
@@ -104,12 +111,16 @@ class SecureEmailWorkflow:
         if self._status == SecureEmailStatus.SENDING:
             await self._set_status(SecureEmailStatus.SENT)
 
-        remaining = secure_email.expires_at - workflow.now()
-        if remaining > timedelta(0):
-            await workflow.sleep(remaining)
+        while (remaining := secure_email.expires_at - workflow.now()) > timedelta(0):
+            try:
+                await workflow.wait_condition(lambda: bool(self._to_file), timeout=remaining)
+            except TimeoutError:
+                break
+            await self._file_replies()
         await self._set_status(SecureEmailStatus.EXPIRED)
         # Updates that started before expiry finish; the validators refuse new ones.
         await workflow.wait_condition(workflow.all_handlers_finished)
+        await self._file_replies()
         return self.state()
 
     @workflow.query
@@ -189,6 +200,48 @@ class SecureEmailWorkflow:
     @verify_passcode.validator
     def _validate_verify_passcode(self, attempt: PasscodeAttempt) -> None:
         self._refuse_if_closed()
+
+    # Replies (R9-R11)
+
+    @workflow.update
+    async def reply(self, reply: ReplySubmitted) -> ReplyAccepted:
+        """Reply All. Recorded before it is accepted, so the patient's Sent tab shows it;
+        the office's alert and the chart follow from the main loop."""
+        self._refuse_if_closed()
+        sent_at = workflow.now()
+        await workflow.execute_activity_method(
+            RepliesActivities.record_reply,
+            ReplyToRecord(
+                secure_email_id=self._input.secure_email_id, reply=reply, sent_at=sent_at
+            ),
+            start_to_close_timeout=QUICK_TIMEOUT,
+        )
+        if reply.reply_id not in self._to_file:
+            self._to_file.append(reply.reply_id)
+        if self._status != SecureEmailStatus.REPLIED:
+            await self._set_status(SecureEmailStatus.REPLIED)
+        return ReplyAccepted(reply_id=reply.reply_id, sent_at=sent_at)
+
+    @reply.validator
+    def _validate_reply(self, reply: ReplySubmitted) -> None:
+        self._refuse_if_closed()
+        if not reply.body.strip():
+            raise ApplicationError("A reply needs a message", type="BlankReply")
+
+    async def _file_replies(self) -> None:
+        while self._to_file:
+            filing = ReplyToFile(
+                secure_email_id=self._input.secure_email_id, reply_id=self._to_file[0]
+            )
+            await asyncio.gather(
+                workflow.execute_activity_method(
+                    RepliesActivities.raise_alert, filing, start_to_close_timeout=QUICK_TIMEOUT
+                ),
+                workflow.execute_activity_method(
+                    RepliesActivities.file_to_chart, filing, start_to_close_timeout=QUICK_TIMEOUT
+                ),
+            )
+            self._to_file.pop(0)
 
     # Helpers
 

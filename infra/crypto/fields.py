@@ -67,9 +67,7 @@ def configured_ring() -> KeyRing:
 def encrypt_field(ring: KeyRing, column: str, text: str) -> str:
     key_id = ring.current_id
     nonce = os.urandom(NONCE_BYTES)
-    sealed = AESGCM(ring.current).encrypt(
-        nonce, text.encode(), _associated_data(key_id, column)
-    )
+    sealed = AESGCM(ring.current).encrypt(nonce, text.encode(), _associated_data(key_id, column))
     return f"{VERSION}:{key_id}:{base64.b64encode(nonce + sealed).decode()}"
 
 

@@ -154,6 +154,10 @@ class Attachment(Base):
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
     secure_email_id: Mapped[str] = mapped_column(ForeignKey("secure_emails.id"), index=True)
+    # Set for a file the patient sent with a reply; None for the office's files.
+    reply_id: Mapped[str | None] = mapped_column(
+        ForeignKey("replies.id"), nullable=True, index=True
+    )
     object_key: Mapped[str] = mapped_column(String(200), unique=True)
     filename: Mapped[str] = mapped_column(String(255))
     size: Mapped[int] = mapped_column(Integer)
@@ -202,3 +206,46 @@ class RateLimitHit(Base):
     at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     __table_args__ = (Index("ix_rate_limit_hits_bucket_at", "bucket", "at"),)
+
+
+class Reply(Base):
+    """A patient's Reply All, recorded by the workflow's ``record_reply`` activity."""
+
+    __tablename__ = "replies"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    secure_email_id: Mapped[str] = mapped_column(ForeignKey("secure_emails.id"), index=True)
+    practice_id: Mapped[str] = mapped_column(ForeignKey("practices.id"), index=True)
+    patient_id: Mapped[str] = mapped_column(ForeignKey("patients.id"), index=True)
+    subject: Mapped[str] = mapped_column(EncryptedText("replies.subject"))
+    body: Mapped[str] = mapped_column(EncryptedText("replies.body"))
+    sent_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    # When office staff first opened it in the Email Client.
+    read_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class Alert(Base):
+    """An office alert (R10): names the patient only, never the reply's content."""
+
+    __tablename__ = "alerts"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    practice_id: Mapped[str] = mapped_column(ForeignKey("practices.id"), index=True)
+    patient_id: Mapped[str] = mapped_column(ForeignKey("patients.id"))
+    # One alert per reply, however often the activity is retried.
+    reply_id: Mapped[str] = mapped_column(ForeignKey("replies.id"), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class ChartDocument(Base):
+    """A file the patient sent, filed into their chart (R11); shares the stored object."""
+
+    __tablename__ = "chart_documents"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    practice_id: Mapped[str] = mapped_column(ForeignKey("practices.id"), index=True)
+    patient_id: Mapped[str] = mapped_column(ForeignKey("patients.id"), index=True)
+    # Exactly once per file, however often the activity is retried.
+    attachment_id: Mapped[str] = mapped_column(ForeignKey("attachments.id"), unique=True)
+    filed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -20,7 +20,14 @@ from temporalio.worker import Worker
 
 from activities.mail import MailActivities
 from activities.passcodes import make_passcode_secret
-from domain.secure_email import SecureEmailInput, SecureEmailState, StatusChange, workflow_id_for
+from domain.secure_email import (
+    ReplyToFile,
+    ReplyToRecord,
+    SecureEmailInput,
+    SecureEmailState,
+    StatusChange,
+    workflow_id_for,
+)
 from infra.mail.smtp import SmtpTransport
 from infra.mail.transport import MailTransport
 from infra.temporal.search_attributes import for_new_secure_email
@@ -40,6 +47,22 @@ class StatusLog:
     @activity.defn(name="record_status")
     async def record_status(self, change: StatusChange) -> None:
         self.changes.append(change)
+
+    replies: list[ReplyToRecord] = field(default_factory=list)
+    alerts: list[str] = field(default_factory=list)
+    filed: list[str] = field(default_factory=list)
+
+    @activity.defn(name="record_reply")
+    async def record_reply(self, recording: ReplyToRecord) -> None:
+        self.replies.append(recording)
+
+    @activity.defn(name="raise_alert")
+    async def raise_alert(self, filing: ReplyToFile) -> None:
+        self.alerts.append(filing.reply_id)
+
+    @activity.defn(name="file_to_chart")
+    async def file_to_chart(self, filing: ReplyToFile) -> None:
+        self.filed.append(filing.reply_id)
 
     def statuses(self) -> list[str]:
         return [change.status.value for change in self.changes]
@@ -114,6 +137,9 @@ async def running_lifecycle(
             mail.deliver_passcode,
             make_passcode_secret,
             status_log.record_status,
+            status_log.record_reply,
+            status_log.raise_alert,
+            status_log.file_to_chart,
         ],
     ):
         yield Lifecycle(env, env.client, task_queue, maildir, status_log)
