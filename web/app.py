@@ -32,6 +32,7 @@ from web.routes import (
     office_pages,
     office_secure_emails,
     portal,
+    portal_messages,
 )
 from web.security_headers import SecurityHeaders
 from web.state import AppState
@@ -85,6 +86,7 @@ def create_app(
     app.include_router(office_pages.router)
     app.include_router(office_secure_emails.router)
     app.include_router(portal.router)
+    app.include_router(portal_messages.router)
     app.include_router(codec.router)
     app.include_router(audit.page_router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

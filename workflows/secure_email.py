@@ -201,6 +201,14 @@ class SecureEmailWorkflow:
     def _validate_verify_passcode(self, attempt: PasscodeAttempt) -> None:
         self._refuse_if_closed()
 
+    @workflow.signal
+    async def message_viewed(self) -> None:
+        """The patient opened this message from the portal's Inbox, having verified a
+        passcode for another of their messages: it counts as opened too."""
+        if self._opened_at is None and self._status == SecureEmailStatus.SENT:
+            self._opened_at = workflow.now()
+            await self._set_status(SecureEmailStatus.OPENED)
+
     # Replies (R9-R11)
 
     @workflow.update

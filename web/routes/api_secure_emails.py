@@ -7,7 +7,13 @@ from typing import Annotated
 from fastapi import APIRouter, File, Form, HTTPException, Request, UploadFile, status
 
 from domain.secure_email import SecureEmailStatus
-from domain.secure_email_views import AttachmentPublic, SecureEmailCreated, SecureEmailPublic
+from domain.secure_email_views import (
+    AttachmentPublic,
+    ReplyPublic,
+    SecureEmailCreated,
+    SecureEmailPublic,
+)
+from infra.replies import files_of_replies, replies_to
 from web.deps import ApiStaff, DbSession, StateDep
 from web.errors import field_errors
 from web.secure_emails import attachments_of, load_secure_email, sender_for
@@ -49,7 +55,10 @@ async def read_secure_email(
     secure_email = await load_secure_email(db, staff, secure_email_id)
     if secure_email is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail="Secure email not found")
-    attachments = await attachments_of(db, secure_email.id)
+    # The patient's files share the table; they are listed under their reply.
+    attachments = [a for a in await attachments_of(db, secure_email.id) if a.reply_id is None]
+    replies = await replies_to(db, secure_email.id)
+    files = await files_of_replies(db, [reply.id for reply in replies])
     return SecureEmailPublic(
         id=secure_email.id,
         patient_id=secure_email.patient_id,
@@ -59,5 +68,13 @@ async def read_secure_email(
         expires_at=secure_email.expires_at,
         opened_at=secure_email.opened_at,
         attachments=[AttachmentPublic.model_validate(a) for a in attachments],
-        replies=[],
+        replies=[
+            ReplyPublic(
+                id=reply.id,
+                sent_at=reply.sent_at,
+                body=reply.body,
+                attachments=[AttachmentPublic.model_validate(a) for a in files[reply.id]],
+            )
+            for reply in replies
+        ],
     )

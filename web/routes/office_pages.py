@@ -12,6 +12,7 @@ from domain.patients import PatientCreate, PatientStatus
 from domain.practice import PracticeRuleError, PracticeUpdate
 from infra.directory import DuplicatePatientEmail, add_patient, find_patients
 from infra.practices import update_practice
+from infra.replies import count_open_alerts, open_alerts
 from web.deps import CurrentStaff, DbSession, practice_of
 from web.routes.api_patients import DUPLICATE_EMAIL
 from web.templating import form_errors, render
@@ -22,7 +23,13 @@ router = APIRouter(tags=["office"], include_in_schema=False)
 @router.get("/")
 async def main_menu(request: Request, db: DbSession, staff: CurrentStaff) -> HTMLResponse:
     practice = await practice_of(db, staff)
-    return render(request, "office/menu.html", {"staff": staff, "practice": practice})
+    context = {
+        "staff": staff,
+        "practice": practice,
+        "alert_count": await count_open_alerts(db, staff.practice_id),
+        "alerts": await open_alerts(db, staff.practice_id),
+    }
+    return render(request, "office/menu.html", context)
 
 
 @router.get("/patients")

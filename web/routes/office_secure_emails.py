@@ -50,12 +50,13 @@ def _compose(
 
 @router.get("/patients/{patient_id}/compose")
 async def compose_page(
-    request: Request, db: DbSession, staff: CurrentStaff, patient_id: str
+    request: Request, db: DbSession, staff: CurrentStaff, patient_id: str, subject: str = ""
 ) -> HTMLResponse:
+    """``subject`` prefills the form: the Email Client's Answer passes "RE: ..."."""
     patient = await get_patient(db, staff.practice_id, patient_id)
     if patient is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail="Patient not found")
-    return _compose(request, staff, patient)
+    return _compose(request, staff, patient, typed={"subject": subject})
 
 
 @router.post("/patients/{patient_id}/compose")

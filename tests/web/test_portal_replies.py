@@ -1,0 +1,133 @@
+"""The signed-in portal: Inbox, Sent, Files and Reply All with its refusals (R7-R9)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import update
+
+from infra.db.models import SecureEmail
+from tests.fixtures.stack import Stack
+from tests.web.test_portal import run_sql, send, sign_in
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 100
+PDF = b"%PDF-1.7\n" + b"1 0 obj\n" * 20
+REPLY = "My insurance card is attached."
+
+
+async def test_inbox_lists_unexpired_messages_newest_first(stack: Stack) -> None:
+    first_id, link = await send(stack)
+    patient_id = (await stack.office.api.get(f"/api/v1/secure-emails/{first_id}")).json()[
+        "patient_id"
+    ]
+    second = await stack.office.api.post(
+        "/api/v1/secure-emails",
+        data={"patient_id": patient_id, "subject": "Second message", "body": "Hello again"},
+    )
+    second_id = second.json()["id"]
+    old = await stack.office.api.post(
+        "/api/v1/secure-emails",
+        data={"patient_id": patient_id, "subject": "Old news", "body": "Expired"},
+    )
+    await run_sql(
+        stack,
+        update(SecureEmail)
+        .where(SecureEmail.id == old.json()["id"])
+        .values(expires_at=datetime.now(UTC) - timedelta(minutes=1)),
+    )
+    async with stack.browser() as patient:
+        await sign_in(stack, patient, link, "ada@example.com")
+        inbox = await patient.get("/portal")
+        assert inbox.status_code == 200
+        assert inbox.text.index("Second message") < inbox.text.index("Treatment plan")
+        assert "Old news" not in inbox.text
+        assert "New</span> Second message" in inbox.text  # not opened yet
+        opened = await patient.get(f"/portal/messages/{second_id}")
+        assert "Hello again" in opened.text
+    # Reading it from the Inbox counts as opening it.
+    for _ in range(100):
+        status = (await stack.office.api.get(f"/api/v1/secure-emails/{second_id}")).json()
+        if status["status"] == "opened":
+            break
+        await asyncio.sleep(0.05)
+    assert status["status"] == "opened" and status["opened_at"]
+
+
+async def test_reply_all_with_files_then_sent_and_files_tabs(stack: Stack) -> None:
+    secure_email_id, link = await send(stack)
+    async with stack.browser() as patient:
+        message_path = await sign_in(stack, patient, link, "ada@example.com")
+        form = await patient.get(f"{message_path}/reply")
+        assert 'value="RE: Treatment plan"' in form.text
+        for label in ('for="body">Body', 'for="attachments">Attachments'):
+            assert label in form.text
+        sent = await patient.post(
+            f"{message_path}/reply",
+            data={"subject": "RE: Treatment plan", "body": REPLY},
+            files=[
+                ("attachments", ("card.png", PNG, "image/png")),
+                ("attachments", ("claim.pdf", PDF, "application/pdf")),
+            ],
+        )
+        assert sent.status_code == 303
+        sent_tab = await patient.get(sent.headers["location"])
+        assert "Your reply was sent" in sent_tab.text and "RE: Treatment plan" in sent_tab.text
+        files_tab = await patient.get("/portal/files")
+        for name in ("plan.pdf", "card.png", "claim.pdf"):
+            assert name in files_tab.text
+        thread = await patient.get(message_path)
+        assert REPLY in thread.text
+    status = (await stack.office.api.get(f"/api/v1/secure-emails/{secure_email_id}")).json()
+    assert status["status"] == "replied"
+
+
+async def test_reply_refusals_keep_what_was_typed(stack: Stack) -> None:
+    _, link = await send(stack)
+    async with stack.browser() as patient:
+        message_path = await sign_in(stack, patient, link, "ada@example.com")
+        cases = [
+            (("run.exe", b"MZ\x90\x00", "application/octet-stream"), ".exe"),
+            (("photo.png", PDF, "image/png"), "not a PNG"),
+            (("big.pdf", PDF + b"0" * (20 * 1024 * 1024), "application/pdf"), "20 MB"),
+        ]
+        for upload, reason in cases:
+            refused = await patient.post(
+                f"{message_path}/reply",
+                data={"subject": "RE: mine", "body": REPLY},
+                files=[("attachments", ("ok.png", PNG, "image/png")), ("attachments", upload)],
+            )
+            assert refused.status_code == 422
+            assert f"{upload[0]}: " in refused.text and reason in refused.text
+            assert "ok.png" not in refused.text.split("reply-errors")[1].split("</div>")[0]
+            assert REPLY in refused.text and 'value="RE: mine"' in refused.text
+        blank = await patient.post(f"{message_path}/reply", data={"body": "  "})
+        assert blank.status_code == 422 and "Write a message" in blank.text
+        sent_tab = await patient.get("/portal/sent")
+        assert "You have not sent any replies" in sent_tab.text
+    assert not [p for p in (stack.maildir / "new").iterdir() if b"RE: mine" in p.read_bytes()]
+
+
+async def test_reply_after_expiry_refused(stack: Stack) -> None:
+    secure_email_id, link = await send(stack)
+    async with stack.browser() as patient:
+        message_path = await sign_in(stack, patient, link, "ada@example.com")
+        await run_sql(
+            stack,
+            update(SecureEmail)
+            .where(SecureEmail.id == secure_email_id)
+            .values(expires_at=datetime.now(UTC) - timedelta(seconds=1)),
+        )
+        refused = await patient.post(f"{message_path}/reply", data={"body": REPLY})
+        assert refused.status_code == 410 and "has expired" in refused.text
+        assert "You have not sent any replies" in (await patient.get("/portal/sent")).text
+
+
+async def test_reply_to_other_patients_message_not_found(stack: Stack) -> None:
+    ada_id, _ = await send(stack, "ada@example.com")
+    _, grace_link = await send(stack, "grace@example.com")
+    async with stack.browser() as grace:
+        await sign_in(stack, grace, grace_link, "grace@example.com")
+        assert (await grace.get(f"/portal/messages/{ada_id}/reply")).status_code == 404
+        posted = await grace.post(f"/portal/messages/{ada_id}/reply", data={"body": "hi"})
+        assert posted.status_code == 404

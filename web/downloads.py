@@ -1,0 +1,37 @@
+"""Serving a stored file: always as a download, streamed from the object store."""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+from fastapi import HTTPException, status
+from fastapi.responses import StreamingResponse
+
+from infra.db.models import Attachment
+from infra.objects import ObjectNotFound
+from web.state import AppState
+
+
+def download_headers(filename: str, size: int) -> dict[str, str]:
+    """Never shown inline, so an SVG or HTML-looking file cannot run in our origin."""
+    ascii_name = filename.encode("ascii", "replace").decode().replace('"', "_").replace("?", "_")
+    return {
+        "Content-Disposition": (
+            f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename)}"
+        ),
+        "Content-Length": str(size),
+        "X-Content-Type-Options": "nosniff",
+    }
+
+
+async def download(state: AppState, attachment: Attachment) -> StreamingResponse:
+    """Opens the object before answering, so a missing file is a 404, not a cut stream."""
+    try:
+        stream = await state.store.get_stream(attachment.object_key)
+    except ObjectNotFound as error:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail="File not found") from error
+    return StreamingResponse(
+        stream,
+        media_type=attachment.content_type,
+        headers=download_headers(attachment.filename, attachment.size),
+    )

@@ -1,0 +1,81 @@
+"""The patient's chart (R11): the files the patient sent, for office staff to download."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, HTTPException, Request, status
+from fastapi.responses import HTMLResponse, StreamingResponse
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from domain.secure_email_views import ChartDocumentList
+from infra.db.models import Patient, StaffUser
+from infra.directory import get_patient
+from infra.replies import ChartEntry, chart_entry, chart_of
+from web.deps import ApiStaff, CurrentStaff, DbSession, StateDep
+from web.downloads import download
+from web.templating import render
+
+api_router = APIRouter(prefix="/patients", tags=["chart"])
+page_router = APIRouter(tags=["office"], include_in_schema=False)
+
+PATIENT_NOT_FOUND = "Patient not found"
+DOCUMENT_NOT_FOUND = "Document not found"
+
+
+async def _patient(db: AsyncSession, staff: StaffUser, patient_id: str) -> Patient:
+    patient = await get_patient(db, staff.practice_id, patient_id)
+    if patient is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=PATIENT_NOT_FOUND)
+    return patient
+
+
+async def _entry(
+    db: AsyncSession, staff: StaffUser, patient_id: str, document_id: str
+) -> ChartEntry:
+    entry = await chart_entry(db, staff.practice_id, patient_id, document_id)
+    if entry is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=DOCUMENT_NOT_FOUND)
+    return entry
+
+
+@page_router.get("/patients/{patient_id}/chart")
+async def chart_page(
+    request: Request, db: DbSession, staff: CurrentStaff, patient_id: str
+) -> HTMLResponse:
+    patient = await _patient(db, staff, patient_id)
+    return render(
+        request,
+        "office/chart.html",
+        {
+            "staff": staff,
+            "patient": patient,
+            "entries": await chart_of(db, staff.practice_id, patient.id),
+        },
+    )
+
+
+@page_router.get("/patients/{patient_id}/chart/{document_id}")
+async def download_chart_document(
+    state: StateDep, db: DbSession, staff: CurrentStaff, patient_id: str, document_id: str
+) -> StreamingResponse:
+    entry = await _entry(db, staff, patient_id, document_id)
+    return await download(state, entry.attachment)
+
+
+@api_router.get("/{patient_id}/chart")
+async def list_chart(db: DbSession, staff: ApiStaff, patient_id: str) -> ChartDocumentList:
+    """The files the patient sent with replies, newest first."""
+    patient = await _patient(db, staff, patient_id)
+    entries = await chart_of(db, staff.practice_id, patient.id)
+    return ChartDocumentList(items=[entry.public() for entry in entries])
+
+
+@api_router.get(
+    "/{patient_id}/chart/{document_id}",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"application/octet-stream": {}}, "description": "The file"}},
+)
+async def read_chart_document(
+    state: StateDep, db: DbSession, staff: ApiStaff, patient_id: str, document_id: str
+) -> StreamingResponse:
+    entry = await _entry(db, staff, patient_id, document_id)
+    return await download(state, entry.attachment)
