@@ -42,7 +42,8 @@ POSTGRES_ADMIN_DSN = os.environ.get(
 SENDER = "office@smile-dental.example"
 STAFF_PASSWORD = "correct horse battery staple"
 # Every Temporal server of the run encrypts like production, with one ring for the session.
-TEST_KEY_RING = KeyRing.generate("test")
+# Fixed, so histories recorded under it (tests/workflows/histories) replay in later runs.
+TEST_KEY_RING = KeyRing(current_id="test", keys={"test": bytes(range(32))})
 
 
 # Databases -----------------------------------------------------------------------------

@@ -23,11 +23,14 @@ from web.csrf import csrf_protect
 from web.deps import NotSignedIn
 from web.portal_sessions import PortalSignedOut
 from web.routes import (
+    alerts,
     api_patients,
     api_practice,
     api_secure_emails,
     audit,
+    chart,
     codec,
+    email_client,
     office_auth,
     office_pages,
     office_secure_emails,
@@ -81,6 +84,8 @@ def create_app(
     api.include_router(api_patients.router)
     api.include_router(api_secure_emails.router)
     api.include_router(audit.api_router)
+    api.include_router(alerts.api_router)
+    api.include_router(chart.api_router)
     app.include_router(api)
     app.include_router(office_auth.router)
     app.include_router(office_pages.router)
@@ -89,6 +94,9 @@ def create_app(
     app.include_router(portal_messages.router)
     app.include_router(codec.router)
     app.include_router(audit.page_router)
+    app.include_router(alerts.page_router)
+    app.include_router(email_client.router)
+    app.include_router(chart.page_router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.add_middleware(SecurityHeaders, hsts=settings.secure_cookies)
 

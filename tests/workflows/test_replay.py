@@ -17,7 +17,7 @@ import pytest
 from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
-from domain.secure_email import PasscodeAttempt, PasscodeRequest
+from domain.secure_email import PasscodeAttempt, PasscodeRequest, ReplySubmitted
 from infra.temporal.codec import data_converter
 from tests.conftest import TEST_KEY_RING
 from tests.workflows.conftest import Lifecycle
@@ -32,7 +32,7 @@ def replayer() -> Replayer:
 
 
 async def full_lifecycle(lifecycle: Lifecycle) -> WorkflowHistory:
-    """Notice, two passcodes (one wrong try, one burned path avoided), open, expiry."""
+    """Notice, two passcodes (a wrong try, a timed-out code), open, a reply, expiry."""
     handle = await lifecycle.start()
     await lifecycle.mail(1)
     await handle.execute_update(SecureEmailWorkflow.request_passcode, PasscodeRequest())
@@ -46,6 +46,11 @@ async def full_lifecycle(lifecycle: Lifecycle) -> WorkflowHistory:
     second = await lifecycle.latest_passcode(3)
     await handle.execute_update(
         SecureEmailWorkflow.verify_passcode, PasscodeAttempt(passcode=second)
+    )
+    await handle.signal(SecureEmailWorkflow.message_viewed)
+    await handle.execute_update(
+        SecureEmailWorkflow.reply,
+        ReplySubmitted(reply_id="reply-1", subject="RE: results", body="Thanks"),
     )
     await lifecycle.env.sleep(timedelta(days=7))
     await handle.result()

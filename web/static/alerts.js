@@ -1,0 +1,76 @@
+// Live alerts on the Main Menu. The page is complete without this script; it only keeps
+// the badge and the list current while the page stays open (server-sent events).
+(function () {
+  "use strict";
+
+  var section = document.querySelector("section.alerts[data-stream]");
+  if (!section || !window.EventSource) {
+    return;
+  }
+  var badge = document.getElementById("alert-count");
+  var list = document.getElementById("alert-list");
+  var empty = document.getElementById("alerts-empty");
+  var more = document.getElementById("alerts-more");
+  var announcer = document.getElementById("alerts-announcer");
+  var baseTitle = document.title;
+  var MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August",
+    "September", "October", "November", "December"];
+
+  // Alerts already on the page when it was rendered are not news to announce.
+  var known = new Set(Array.prototype.map.call(
+    list.querySelectorAll("li[data-alert-id]"),
+    function (item) { return item.getAttribute("data-alert-id"); }
+  ));
+
+  function pad(number) {
+    return number < 10 ? "0" + number : String(number);
+  }
+
+  // The same words as the server renders: "05 March 2026 14:03 UTC".
+  function when(iso) {
+    var moment = new Date(iso);
+    return pad(moment.getUTCDate()) + " " + MONTHS[moment.getUTCMonth()] + " " +
+      moment.getUTCFullYear() + " " + pad(moment.getUTCHours()) + ":" +
+      pad(moment.getUTCMinutes()) + " UTC";
+  }
+
+  function sentence(alert) {
+    return "New secure email reply from " + alert.patient_name;
+  }
+
+  // textContent only: a patient's name is data, never markup.
+  function item(alert) {
+    var entry = document.createElement("li");
+    entry.setAttribute("data-alert-id", alert.id);
+    var link = document.createElement("a");
+    link.href = "/email-client/replies/" + encodeURIComponent(alert.reply_id);
+    link.textContent = sentence(alert);
+    var time = document.createElement("time");
+    time.dateTime = alert.created_at;
+    time.textContent = when(alert.created_at);
+    entry.append(link, " ", time);
+    return entry;
+  }
+
+  function show(feed) {
+    badge.textContent = String(feed.count);
+    list.replaceChildren.apply(list, feed.items.map(item));
+    empty.hidden = feed.items.length > 0;
+    if (more) {
+      more.hidden = feed.count <= feed.items.length;
+    }
+    document.title = feed.count > 0 ? "(" + feed.count + ") " + baseTitle : baseTitle;
+    var fresh = feed.items.filter(function (alert) { return !known.has(alert.id); });
+    if (fresh.length === 1) {
+      announcer.textContent = sentence(fresh[0]);
+    } else if (fresh.length > 1) {
+      announcer.textContent = fresh.length + " new secure email replies";
+    }
+    known = new Set(feed.items.map(function (alert) { return alert.id; }));
+  }
+
+  var source = new EventSource(section.getAttribute("data-stream"));
+  source.addEventListener("alerts", function (event) {
+    show(JSON.parse(event.data));
+  });
+})();
