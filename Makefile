@@ -17,7 +17,7 @@ APT_GET := $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get -qq
 run: $(VENV)/.installed
 	$(BIN)/securemail dev
 
-test: $(VENV)/.installed-test chromium postgres lint
+test: $(VENV)/.installed-test tests/browser/node_modules/.installed chromium postgres lint
 	$(BIN)/pytest
 
 lint: $(VENV)/.installed-test
@@ -36,6 +36,11 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	$(PIP) install -e '.[test]'
 	touch $@ $(VENV)/.installed
+
+# axe-core, injected into pages by the accessibility checks.
+tests/browser/node_modules/.installed: tests/browser/package.json tests/browser/package-lock.json
+	npm ci --prefix tests/browser --no-audit --no-fund --silent
+	touch $@
 
 # The browser tests drive Debian's Chromium: Playwright cannot download its own here.
 chromium:

@@ -59,7 +59,7 @@ async def open_alerts(
         .order_by(Alert.created_at.desc(), Alert.id)
         .limit(limit)
     )
-    return [_public(*row) for row in (await db.execute(statement)).tuples()]
+    return [_public(*row) for row in (await db.execute(statement))]
 
 
 async def count_open_alerts(db: AsyncSession, practice_id: str) -> int:
@@ -85,7 +85,7 @@ async def acknowledge_alert(
         .values(acknowledged_at=datetime.now(UTC))
     )
     await db.commit()
-    row = (await db.execute(_alerts(practice_id).where(Alert.id == alert_id))).tuples().first()
+    row = (await db.execute(_alerts(practice_id).where(Alert.id == alert_id))).first()
     return _public(*row) if row is not None else None
 
 
@@ -147,7 +147,7 @@ async def threads(db: AsyncSession, practice_id: str, limit: int = THREADS_SHOWN
         )
         .limit(limit)
     )
-    rows = (await db.execute(statement)).tuples().all()
+    rows = (await db.execute(statement)).all()
     lines: dict[str, list[ReplyLine]] = {row[0]: [] for row in rows}
     if lines:
         replies = await db.execute(
@@ -155,7 +155,7 @@ async def threads(db: AsyncSession, practice_id: str, limit: int = THREADS_SHOWN
             .where(Reply.secure_email_id.in_(list(lines)), Reply.practice_id == practice_id)
             .order_by(Reply.sent_at.desc(), Reply.id)
         )
-        for reply_id, secure_email_id, sent_at, read_at in replies.tuples():
+        for reply_id, secure_email_id, sent_at, read_at in replies:
             lines[secure_email_id].append(ReplyLine(reply_id, sent_at, read_at is not None))
     return [
         Thread(
@@ -263,12 +263,12 @@ async def chart_of(db: AsyncSession, practice_id: str, patient_id: str) -> list[
     statement = _chart(practice_id, patient_id).order_by(
         ChartDocument.filed_at.desc(), Attachment.filename, ChartDocument.id
     )
-    return [ChartEntry(*row) for row in (await db.execute(statement)).tuples()]
+    return [ChartEntry(*row) for row in (await db.execute(statement))]
 
 
 async def chart_entry(
     db: AsyncSession, practice_id: str, patient_id: str, document_id: str
 ) -> ChartEntry | None:
     statement = _chart(practice_id, patient_id).where(ChartDocument.id == document_id)
-    row = (await db.execute(statement)).tuples().first()
+    row = (await db.execute(statement)).first()
     return ChartEntry(*row) if row is not None else None

@@ -1,0 +1,297 @@
+"""Alerts (R10): raised by a patient's reply, naming the patient only, live on the Main Menu."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
+
+import httpx
+import pytest
+import uvicorn
+from fastapi import FastAPI
+
+from domain.secure_email import ReplyAttachment, ReplySubmitted, workflow_id_for
+from infra.settings import Settings
+from tests.conftest import Office, make_office
+from tests.fixtures.stack import Stack
+from tests.web.test_portal import SUBJECT, send, sign_in
+from web.deps import STAFF_COOKIE
+from web.routes import alerts
+from web.state import AppState
+from workflows.secure_email import SecureEmailWorkflow
+
+T = TypeVar("T")
+
+REPLY_SUBJECT = f"RE: {SUBJECT}"
+REPLY_BODY = "The filling on the upper left still aches when I drink something cold."
+
+
+# Helpers the Email Client and chart tests share ----------------------------------------
+
+
+async def opened_secure_email(stack: Stack, email: str) -> tuple[str, str]:
+    """Sends a secure email and lets the patient verify; returns its id and the patient's."""
+    secure_email_id, link = await send(stack, email)
+    async with stack.browser() as patient:
+        await sign_in(stack, patient, link, email)
+    status = await stack.office.api.get(f"/api/v1/secure-emails/{secure_email_id}")
+    return secure_email_id, str(status.json()["patient_id"])
+
+
+async def patient_replies(
+    stack: Stack,
+    secure_email_id: str,
+    body: str = REPLY_BODY,
+    files: list[tuple[str, bytes, str]] | None = None,
+) -> str:
+    """Reply All as the portal submits it: files stored first, then the workflow update."""
+    state: AppState = stack.app.state.app_state
+    reply_id = str(uuid.uuid4())
+    attachments = []
+    for filename, data, content_type in files or []:
+        attachment_id = str(uuid.uuid4())
+        key = f"secure-emails/{secure_email_id}/replies/{reply_id}/{attachment_id}"
+        stored = await state.store.put_bytes(key, data, content_type)
+        attachments.append(
+            ReplyAttachment(
+                attachment_id=attachment_id,
+                object_key=key,
+                filename=filename,
+                size=stored.size,
+                content_type=content_type,
+                sha256=stored.sha256,
+            )
+        )
+    client = await state.temporal()
+    handle = client.get_workflow_handle_for(
+        SecureEmailWorkflow.run, workflow_id_for(secure_email_id)
+    )
+    await handle.execute_update(
+        SecureEmailWorkflow.reply,
+        ReplySubmitted(
+            reply_id=reply_id, subject=REPLY_SUBJECT, body=body, attachments=attachments
+        ),
+    )
+    return reply_id
+
+
+async def eventually(check: Callable[[], Awaitable[T | None]], seconds: float = 20.0) -> T:
+    """Polls until ``check`` returns something: alerts and chart filing are asynchronous."""
+    for _ in range(int(seconds / 0.1)):
+        found = await check()
+        if found is not None:
+            return found
+        await asyncio.sleep(0.1)
+    raise AssertionError("not there in time")
+
+
+async def open_alert(office: Office, reply_id: str) -> dict[str, Any]:
+    async def check() -> dict[str, Any] | None:
+        items: list[dict[str, Any]] = (await office.api.get("/api/v1/alerts")).json()["items"]
+        return next((item for item in items if item["reply_id"] == reply_id), None)
+
+    return await eventually(check)
+
+
+# A real HTTP server: httpx's in-process transport returns a response only once its body
+# has ended, and an event stream never ends.
+
+
+async def serve(app: FastAPI) -> AsyncIterator[tuple[str, uvicorn.Server]]:
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, lifespan="off", log_level="warning")
+    config.timeout_graceful_shutdown = 5
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        await asyncio.sleep(0.01)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    yield f"http://127.0.0.1:{port}", server
+    server.should_exit = True
+    await task
+
+
+@pytest.fixture
+async def stack_server(stack: Stack) -> AsyncIterator[tuple[str, uvicorn.Server]]:
+    async for served in serve(stack.app):
+        yield served
+
+
+@pytest.fixture
+async def app_server(app: FastAPI) -> AsyncIterator[tuple[str, uvicorn.Server]]:
+    async for served in serve(app):
+        yield served
+
+
+def staff_client(base_url: str, office: Office) -> httpx.AsyncClient:
+    cookie = office.browser.cookies[STAFF_COOKIE]
+    return httpx.AsyncClient(base_url=base_url, cookies={STAFF_COOKIE: cookie})
+
+
+async def next_block(lines: AsyncIterator[str]) -> list[str]:
+    """The lines of the next server-sent event (or comment), up to its blank line."""
+    block: list[str] = []
+    async for line in lines:
+        if line == "":
+            if block:
+                return block
+            continue
+        block.append(line)
+    raise AssertionError(f"the stream ended; last lines {block}")
+
+
+def feed_of(block: list[str]) -> dict[str, Any]:
+    assert "event: alerts" in block, block
+    data = next(line for line in block if line.startswith("data: "))
+    feed: dict[str, Any] = json.loads(data.removeprefix("data: "))
+    return feed
+
+
+async def until_closed(server: uvicorn.Server) -> None:
+    """The server has no connection left: the stream's generator has ended."""
+    for _ in range(100):
+        if not server.server_state.connections and not server.server_state.tasks:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("the event stream is still running after its client left")
+
+
+# Tests -------------------------------------------------------------------------------
+
+
+async def test_reply_raises_alert_naming_patient_only(stack: Stack) -> None:
+    secure_email_id, patient_id = await opened_secure_email(stack, "ada@example.com")
+    menu = await stack.office.browser.get("/")
+    assert 'id="alert-count">0<' in menu.text and "No new alerts." in menu.text
+
+    reply_id = await patient_replies(stack, secure_email_id)
+    alert = await open_alert(stack.office, reply_id)
+    assert alert["patient_id"] == patient_id
+    assert alert["patient_name"] == "Ada"
+    assert alert["secure_email_id"] == secure_email_id
+    assert alert["acknowledged_at"] is None
+    assert REPLY_BODY not in json.dumps(alert) and SUBJECT not in json.dumps(alert)
+
+    menu = await stack.office.browser.get("/")
+    assert menu.status_code == 200
+    assert 'id="alert-count">1<' in menu.text
+    assert "New secure email reply from Ada" in menu.text
+    assert f'href="/email-client/replies/{reply_id}"' in menu.text
+    assert 'aria-live="polite"' in menu.text
+    assert '<script src="/static/alerts.js" defer></script>' in menu.text
+    # The Main Menu is on every desk's screen: the patient's name, nothing they wrote.
+    assert REPLY_BODY not in menu.text and REPLY_SUBJECT not in menu.text
+
+
+async def test_alert_stream_delivers_new_alert(
+    stack: Stack, stack_server: tuple[str, uvicorn.Server]
+) -> None:
+    base_url, server = stack_server
+    secure_email_id, patient_id = await opened_secure_email(stack, "grace@example.com")
+    state: AppState = stack.app.state.app_state
+    async with staff_client(base_url, stack.office) as client:
+        async with client.stream("GET", "/alerts/stream") as stream:
+            assert stream.status_code == 200
+            assert stream.headers["content-type"].startswith("text/event-stream")
+            lines = stream.aiter_lines()
+            async with asyncio.timeout(10):
+                first = await next_block(lines)
+            assert first[0].startswith("retry: ")
+            assert feed_of(first) == {"count": 0, "items": []}
+
+            # Between polls the stream holds no database connection.
+            checked_out = []
+            for _ in range(10):
+                checked_out.append(state.engine.pool.checkedout())  # type: ignore[attr-defined]
+                await asyncio.sleep(0.1)
+            assert min(checked_out) == 0
+
+            reply_id = await patient_replies(stack, secure_email_id)
+            async with asyncio.timeout(20):
+                while True:
+                    block = await next_block(lines)
+                    if block[0].startswith(":"):
+                        continue
+                    feed = feed_of(block)
+                    if feed["count"]:
+                        break
+            assert feed["count"] == 1
+            [item] = feed["items"]
+            assert item["reply_id"] == reply_id
+            assert item["patient_id"] == patient_id
+            assert item["patient_name"] == "Grace"
+            assert item["secure_email_id"] == secure_email_id
+            assert REPLY_BODY not in "\n".join(block) and SUBJECT not in "\n".join(block)
+
+            # Opening the reply elsewhere clears the alert on this screen too.
+            await stack.office.browser.get(f"/email-client/replies/{reply_id}")
+            async with asyncio.timeout(10):
+                cleared = feed_of(await next_block(lines))
+            assert cleared == {"count": 0, "items": []}
+    await until_closed(server)
+
+
+async def test_alert_stream_keeps_alive_and_stops_after_log_out(
+    app: FastAPI,
+    office: Office,
+    app_server: tuple[str, uvicorn.Server],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(alerts, "POLL_SECONDS", 0.05)
+    monkeypatch.setattr(alerts, "KEEP_ALIVE_SECONDS", 0.2)
+    base_url, server = app_server
+    async with staff_client(base_url, office) as client:
+        async with client.stream("GET", "/alerts/stream") as stream:
+            lines = stream.aiter_lines()
+            async with asyncio.timeout(10):
+                feed_of(await next_block(lines))
+                assert await next_block(lines) == [": keep-alive"]
+                logged_out = await office.browser.post("/logout")
+                assert logged_out.status_code == 303
+                # The session ended on the server, so the stream ends too.
+                rest = [line async for line in lines]
+            assert all(line == "" or line.startswith(":") for line in rest)
+    await until_closed(server)
+
+
+async def test_alert_stream_requires_staff(anonymous: httpx.AsyncClient) -> None:
+    response = await anonymous.get("/alerts/stream")
+    assert response.status_code == 401
+
+
+async def test_acknowledge_alert_via_api(stack: Stack) -> None:
+    secure_email_id, _ = await opened_secure_email(stack, "ada@example.com")
+    reply_id = await patient_replies(stack, secure_email_id)
+    alert = await open_alert(stack.office, reply_id)
+
+    other = await make_office(stack.app, stack.settings)
+    try:
+        assert (await other.api.get("/api/v1/alerts")).json() == {"items": []}
+        refused = await other.api.post(f"/api/v1/alerts/{alert['id']}/ack")
+        assert refused.status_code == 404
+        assert refused.json() == {"detail": "Alert not found"}
+    finally:
+        await other.api.aclose()
+        await other.browser.aclose()
+
+    acknowledged = await stack.office.api.post(f"/api/v1/alerts/{alert['id']}/ack")
+    assert acknowledged.status_code == 200
+    body = acknowledged.json()
+    assert body["id"] == alert["id"] and body["acknowledged_at"] is not None
+    assert (await stack.office.api.get("/api/v1/alerts")).json() == {"items": []}
+    again = await stack.office.api.post(f"/api/v1/alerts/{alert['id']}/ack")
+    assert again.status_code == 200
+    assert again.json()["acknowledged_at"] == body["acknowledged_at"]
+    assert (await stack.office.api.post("/api/v1/alerts/no-such-alert/ack")).status_code == 404
+    menu = await stack.office.browser.get("/")
+    assert 'id="alert-count">0<' in menu.text
+
+
+async def test_alerts_api_requires_token(app: FastAPI, settings: Settings) -> None:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://portal.test"
+    ) as client:
+        assert (await client.get("/api/v1/alerts")).status_code == 401
+        assert (await client.post("/api/v1/alerts/x/ack")).status_code == 401
