@@ -6,7 +6,7 @@ Every page passes axe-core without serious or critical violations."""
 from __future__ import annotations
 
 import pytest
-from playwright.async_api import Browser, Page, expect
+from playwright.async_api import Browser, FilePayload, Page, expect
 
 from tests.browser.conftest import DESKTOP, PHONE, serious_accessibility_problems
 from tests.conftest import STAFF_PASSWORD
@@ -53,7 +53,7 @@ async def test_patient_journey(live_stack: Stack, chromium: Browser, tmp_path: o
     await office.get_by_label("Subject").fill(SUBJECT)
     await office.get_by_label("Body").fill(BODY)
     await office.get_by_label("Attachments").set_input_files(
-        [{"name": "retainer-care.pdf", "mimeType": "application/pdf", "buffer": PDF}]
+        [FilePayload(name="retainer-care.pdf", mimeType="application/pdf", buffer=PDF)]
     )
     await office.get_by_role("button", name="Send Secure").click()
     await expect(office.get_by_text("Sent.")).to_be_visible()
@@ -85,8 +85,8 @@ async def test_patient_journey(live_stack: Stack, chromium: Browser, tmp_path: o
     await patient.get_by_label("Body").fill(REPLY)
     await patient.get_by_label("Attachments").set_input_files(
         [
-            {"name": "card.png", "mimeType": "image/png", "buffer": PNG},
-            {"name": "claim.pdf", "mimeType": "application/pdf", "buffer": PDF},
+            FilePayload(name="card.png", mimeType="image/png", buffer=PNG),
+            FilePayload(name="claim.pdf", mimeType="application/pdf", buffer=PDF),
         ]
     )
     await patient.get_by_role("button", name="Send reply").click()
