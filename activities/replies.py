@@ -83,7 +83,13 @@ class RepliesActivities:
             if existing is not None:
                 return
             db.add(
-                Alert(practice_id=reply.practice_id, patient_id=reply.patient_id, reply_id=reply.id)
+                Alert(
+                    practice_id=reply.practice_id,
+                    patient_id=reply.patient_id,
+                    reply_id=reply.id,
+                    # Staff may have opened the reply in the Email Client before this ran.
+                    acknowledged_at=reply.read_at,
+                )
             )
             try:
                 await db.commit()

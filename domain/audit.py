@@ -30,6 +30,10 @@ class AuditAction(StrEnum):
     DOWNLOAD = "portal.download"
     REPLY = "portal.reply"
     EXPIRED = "secure_email.expired"
+    OFFICE_READ_REPLY = "office.read_reply"
+    OFFICE_DOWNLOAD = "office.download"
+    OFFICE_ALERT_ACK = "office.alert_ack"
+    OPERATOR_DECODE = "operator.decode"
 
 
 class ActorType(StrEnum):

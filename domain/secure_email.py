@@ -21,6 +21,11 @@ class SecureEmailStatus(StrEnum):
     FAILED = "failed"  # the notice could not be delivered
 
 
+def re_subject(subject: str) -> str:
+    """The subject of an answer in a thread: "RE: " once, however often it is answered."""
+    return subject if subject.casefold().startswith("re:") else f"RE: {subject}"
+
+
 def workflow_id_for(secure_email_id: str) -> str:
     return f"secure-email-{secure_email_id}"
 

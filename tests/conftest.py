@@ -33,7 +33,12 @@ from infra.temporal.search_attributes import cli_flags
 from web.app import create_app
 from web.csrf import CSRF_COOKIE, CSRF_FIELD
 
-pytest_plugins = ["tests.fixtures.s3", "tests.fixtures.sendgrid", "tests.fixtures.stack"]
+pytest_plugins = [
+    "tests.fixtures.crypto",
+    "tests.fixtures.s3",
+    "tests.fixtures.sendgrid",
+    "tests.fixtures.stack",
+]
 
 BIN_DIR = Path(sys.executable).parent
 POSTGRES_ADMIN_DSN = os.environ.get(
@@ -90,6 +95,8 @@ def settings(tmp_path: Path, database_url: str) -> Settings:
         database_url=database_url,
         public_url="http://portal.test",
         task_queue=f"tq-{uuid.uuid4()}",
+        # One ring for the app, the worker and the Temporal test servers' converter.
+        encryption_keys=TEST_KEY_RING.format(),
     )
 
 

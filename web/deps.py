@@ -11,8 +11,8 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from domain.audit import ActorType
-from infra.audit import Actor
+from domain.audit import ActorType, AuditAction
+from infra.audit import Actor, audit
 from infra.db.models import ApiToken, Practice, StaffSession, StaffUser
 from infra.security import token_hash
 from infra.settings import Settings
@@ -121,3 +121,26 @@ async def admin_from_bearer(user: ApiStaff) -> StaffUser:
 
 CurrentAdmin = Annotated[StaffUser, Depends(admin_from_cookie)]
 ApiAdmin = Annotated[StaffUser, Depends(admin_from_bearer)]
+
+
+async def audit_staff(
+    db: AsyncSession,
+    request: Request,
+    staff: StaffUser,
+    action: AuditAction,
+    *,
+    patient_id: str | None = None,
+    secure_email_id: str | None = None,
+    detail: str | None = None,
+) -> None:
+    """Records what a staff member did, in its own commit."""
+    audit(
+        db,
+        staff.practice_id,
+        action,
+        staff_actor(request, staff),
+        patient_id=patient_id,
+        secure_email_id=secure_email_id,
+        detail=detail,
+    )
+    await db.commit()

@@ -7,9 +7,12 @@ from urllib.parse import quote
 from fastapi import HTTPException, status
 from fastapi.responses import StreamingResponse
 
+from infra.crypto.stream import StreamDecryptionError
 from infra.db.models import Attachment
 from infra.objects import ObjectNotFound
 from web.state import AppState
+
+UNREADABLE = "This file cannot be opened. Please contact the office."
 
 
 def download_headers(filename: str, size: int) -> dict[str, str]:
@@ -30,6 +33,10 @@ async def download(state: AppState, attachment: Attachment) -> StreamingResponse
         stream = await state.store.get_stream(attachment.object_key)
     except ObjectNotFound as error:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail="File not found") from error
+    except StreamDecryptionError as error:
+        # Altered in storage, or sealed under a key this server no longer has: never
+        # serve it, and say so plainly.
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail=UNREADABLE) from error
     return StreamingResponse(
         stream,
         media_type=attachment.content_type,

@@ -293,6 +293,12 @@ def _banner(settings: Settings, credentials: DevCredentials) -> str:
             f"  Temporal UI:  http://{_host_port(settings.temporal_address)[0]}:"
             f"{settings.temporal_ui_port}/",
             f"  Credentials:  {credentials_path(settings)}",
+            "",
+            "Workflow payloads are encrypted. To read them in the Temporal UI, log in to the",
+            "office as the admin above, then in the Temporal UI open Settings > Codec Server,",
+            f"choose 'Use my browser setting', enter {settings.codec_endpoint} and tick",
+            "'Include cross-origin credentials'. Use 127.0.0.1 (not localhost) for both.",
+            "",
             "Press Ctrl-C to stop.",
             "",
         ]

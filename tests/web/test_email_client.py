@@ -21,7 +21,7 @@ PDF = b"%PDF-1.7\n" + b"1 0 obj\n" * 20
 
 async def test_email_client_unread_first_and_opening_marks_read(stack: Stack) -> None:
     ada_email_id, ada_id = await opened_secure_email(stack, "ada@example.com")
-    grace_email_id, _ = await opened_secure_email(stack, "grace@example.com")
+    grace_email_id, grace_id = await opened_secure_email(stack, "grace@example.com")
     ada_reply = await patient_replies(
         stack, ada_email_id, files=[("x-ray.pdf", PDF, "application/pdf")]
     )
@@ -42,7 +42,9 @@ async def test_email_client_unread_first_and_opening_marks_read(stack: Stack) ->
     assert "Tuesday suits me." in opened.text
     assert REPLY_SUBJECT in opened.text
     assert f'href="/secure-emails/{grace_email_id}"' in opened.text
-    assert "/compose?subject=RE%3A+Treatment+plan" in opened.text and ">Answer<" in opened.text
+    answer = f"/patients/{grace_id}/compose?answering={grace_email_id}"
+    assert answer in opened.text and ">Answer<" in opened.text
+    assert "Treatment+plan" not in opened.text  # no words of the message in a URL
 
     # Grace's is read now: Ada's unread thread comes first although it is older.
     client = await stack.office.browser.get("/email-client")
@@ -68,14 +70,23 @@ async def test_email_client_unread_first_and_opening_marks_read(stack: Stack) ->
 
 
 async def test_answer_prefills_compose_subject(stack: Stack) -> None:
-    patient_id = await stack.add_patient("Ada", "ada@example.com")
+    secure_email_id, _ = await opened_secure_email(stack, "ada@example.com")
+    patient_id = (await stack.office.api.get(f"/api/v1/secure-emails/{secure_email_id}")).json()[
+        "patient_id"
+    ]
     compose = await stack.office.browser.get(
-        f"/patients/{patient_id}/compose?subject=RE%3A+Treatment+plan"
+        f"/patients/{patient_id}/compose", params={"answering": secure_email_id}
     )
     assert compose.status_code == 200
     assert 'value="RE: Treatment plan"' in compose.text
     blank = await stack.office.browser.get(f"/patients/{patient_id}/compose")
     assert 'id="subject" name="subject" value=""' in blank.text
+    # Another patient's thread lends nothing to this patient's compose page.
+    grace_id = await stack.add_patient("Grace", "grace@example.com")
+    other = await stack.office.browser.get(
+        f"/patients/{grace_id}/compose", params={"answering": secure_email_id}
+    )
+    assert 'id="subject" name="subject" value=""' in other.text
 
 
 async def test_secure_email_api_lists_replies(stack: Stack) -> None:

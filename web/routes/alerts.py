@@ -15,9 +15,10 @@ from fastapi import APIRouter, HTTPException, Request, status
 from fastapi.responses import StreamingResponse
 from sqlalchemy.exc import SQLAlchemyError
 
+from domain.audit import AuditAction
 from domain.secure_email_views import AlertFeed, AlertList, AlertPublic
 from infra.replies import acknowledge_alert, count_open_alerts, open_alerts
-from web.deps import ApiStaff, DbSession, NotSignedIn, StateDep, staff_from_cookie
+from web.deps import ApiStaff, DbSession, NotSignedIn, StateDep, audit_staff, staff_from_cookie
 from web.state import AppState
 
 api_router = APIRouter(prefix="/alerts", tags=["alerts"])
@@ -38,10 +39,21 @@ async def list_alerts(db: DbSession, staff: ApiStaff) -> AlertList:
 
 
 @api_router.post("/{alert_id}/ack")
-async def acknowledge(db: DbSession, staff: ApiStaff, alert_id: str) -> AlertPublic:
+async def acknowledge(
+    request: Request, db: DbSession, staff: ApiStaff, alert_id: str
+) -> AlertPublic:
     alert = await acknowledge_alert(db, staff.practice_id, alert_id)
     if alert is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail="Alert not found")
+    await audit_staff(
+        db,
+        request,
+        staff,
+        AuditAction.OFFICE_ALERT_ACK,
+        patient_id=alert.patient_id,
+        secure_email_id=alert.secure_email_id,
+        detail=alert.id,
+    )
     return alert
 
 

@@ -6,11 +6,12 @@ from fastapi import APIRouter, HTTPException, Request, status
 from fastapi.responses import HTMLResponse, StreamingResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from domain.audit import AuditAction
 from domain.secure_email_views import ChartDocumentList
 from infra.db.models import Patient, StaffUser
 from infra.directory import get_patient
 from infra.replies import ChartEntry, chart_entry, chart_of
-from web.deps import ApiStaff, CurrentStaff, DbSession, StateDep
+from web.deps import ApiStaff, CurrentStaff, DbSession, StateDep, audit_staff
 from web.downloads import download
 from web.templating import render
 
@@ -55,10 +56,36 @@ async def chart_page(
 
 @page_router.get("/patients/{patient_id}/chart/{document_id}")
 async def download_chart_document(
-    state: StateDep, db: DbSession, staff: CurrentStaff, patient_id: str, document_id: str
+    request: Request,
+    state: StateDep,
+    db: DbSession,
+    staff: CurrentStaff,
+    patient_id: str,
+    document_id: str,
+) -> StreamingResponse:
+    return await _download(request, state, db, staff, patient_id, document_id)
+
+
+async def _download(
+    request: Request,
+    state: StateDep,
+    db: DbSession,
+    staff: StaffUser,
+    patient_id: str,
+    document_id: str,
 ) -> StreamingResponse:
     entry = await _entry(db, staff, patient_id, document_id)
-    return await download(state, entry.attachment)
+    response = await download(state, entry.attachment)
+    await audit_staff(
+        db,
+        request,
+        staff,
+        AuditAction.OFFICE_DOWNLOAD,
+        patient_id=patient_id,
+        secure_email_id=entry.attachment.secure_email_id,
+        detail=entry.attachment.id,
+    )
+    return response
 
 
 @api_router.get("/{patient_id}/chart")
@@ -75,7 +102,11 @@ async def list_chart(db: DbSession, staff: ApiStaff, patient_id: str) -> ChartDo
     responses={200: {"content": {"application/octet-stream": {}}, "description": "The file"}},
 )
 async def read_chart_document(
-    state: StateDep, db: DbSession, staff: ApiStaff, patient_id: str, document_id: str
+    request: Request,
+    state: StateDep,
+    db: DbSession,
+    staff: ApiStaff,
+    patient_id: str,
+    document_id: str,
 ) -> StreamingResponse:
-    entry = await _entry(db, staff, patient_id, document_id)
-    return await download(state, entry.attachment)
+    return await _download(request, state, db, staff, patient_id, document_id)

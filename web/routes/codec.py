@@ -20,11 +20,19 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from google.protobuf import json_format
 from temporalio.api.common.v1 import Payload, Payloads
 
+from domain.audit import AuditAction
 from infra.crypto.keys import key_ring
 from infra.db.models import StaffUser
 from infra.settings import Settings
 from infra.temporal.codec import EncryptionCodec, PayloadDecryptionError
-from web.deps import DbSession, NotSignedIn, SettingsDep, staff_from_bearer, staff_from_cookie
+from web.deps import (
+    DbSession,
+    NotSignedIn,
+    SettingsDep,
+    audit_staff,
+    staff_from_bearer,
+    staff_from_cookie,
+)
 
 router = APIRouter(prefix="/codec", tags=["codec"], include_in_schema=False)
 
@@ -64,7 +72,12 @@ async def decode(
     request: Request, db: DbSession, settings: SettingsDep, bearer: Bearer
 ) -> Response:
     codec = payload_codec(request, settings)
-    return await _convert(request, settings, await _staff(request, db, bearer), codec.decode)
+    operator = await _staff(request, db, bearer)
+    response = await _convert(request, settings, operator, codec.decode)
+    if operator is not None and response.status_code == status.HTTP_200_OK:
+        # Who read workflow payloads (PHI) in the Temporal UI, and when.
+        await audit_staff(db, request, operator, AuditAction.OPERATOR_DECODE)
+    return response
 
 
 @router.post("/encode")
@@ -107,6 +120,7 @@ async def _convert(
         converted = await convert(payloads.payloads)
     except PayloadDecryptionError as error:
         return refuse(status.HTTP_422_UNPROCESSABLE_CONTENT, str(error))
+
     return Response(
         json_format.MessageToJson(Payloads(payloads=converted)),
         media_type="application/json",

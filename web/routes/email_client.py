@@ -8,19 +8,16 @@ from fastapi import APIRouter, HTTPException, Request, status
 from fastapi.responses import HTMLResponse, StreamingResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from domain.audit import AuditAction
 from infra.db.models import Attachment, Patient, Reply, SecureEmail, StaffUser
 from infra.replies import files_of_replies, mark_read, reply_of_practice, threads
-from web.deps import CurrentStaff, DbSession, StateDep
+from web.deps import CurrentStaff, DbSession, StateDep, audit_staff
 from web.downloads import download
 from web.templating import render
 
 router = APIRouter(tags=["office"], include_in_schema=False)
 
 REPLY_NOT_FOUND = "Reply not found"
-
-
-def answer_subject(subject: str) -> str:
-    return subject if subject.casefold().startswith("re:") else f"RE: {subject}"
 
 
 async def _reply(db: AsyncSession, staff: StaffUser, reply_id: str) -> Reply:
@@ -45,15 +42,23 @@ async def read_reply(
 ) -> HTMLResponse:
     reply = await _reply(db, staff, reply_id)
     await mark_read(db, reply)
+    await audit_staff(
+        db,
+        request,
+        staff,
+        AuditAction.OFFICE_READ_REPLY,
+        patient_id=reply.patient_id,
+        secure_email_id=reply.secure_email_id,
+        detail=reply.id,
+    )
     secure_email = await db.get(SecureEmail, reply.secure_email_id)
     patient = await db.get(Patient, reply.patient_id)
     if secure_email is None or patient is None:  # foreign keys make this unreachable
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=REPLY_NOT_FOUND)
     files = (await files_of_replies(db, [reply.id]))[reply.id]
-    # The office answers in the thread with a new secure email to the same patient.
-    answer = f"/patients/{patient.id}/compose?" + urlencode(
-        {"subject": answer_subject(secure_email.subject)}
-    )
+    # The office answers in the thread with a new secure email to the same patient. The
+    # link names the thread by id: a subject in a URL would leak into logs and history.
+    answer = f"/patients/{patient.id}/compose?" + urlencode({"answering": secure_email.id})
     return render(
         request,
         "office/reply.html",
@@ -70,10 +75,25 @@ async def read_reply(
 
 @router.get("/email-client/replies/{reply_id}/files/{attachment_id}")
 async def download_reply_file(
-    state: StateDep, db: DbSession, staff: CurrentStaff, reply_id: str, attachment_id: str
+    request: Request,
+    state: StateDep,
+    db: DbSession,
+    staff: CurrentStaff,
+    reply_id: str,
+    attachment_id: str,
 ) -> StreamingResponse:
     reply = await _reply(db, staff, reply_id)
     attachment = await db.get(Attachment, attachment_id)
     if attachment is None or attachment.reply_id != reply.id:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail="File not found")
-    return await download(state, attachment)
+    response = await download(state, attachment)
+    await audit_staff(
+        db,
+        request,
+        staff,
+        AuditAction.OFFICE_DOWNLOAD,
+        patient_id=reply.patient_id,
+        secure_email_id=reply.secure_email_id,
+        detail=attachment.id,
+    )
+    return response

@@ -9,9 +9,11 @@ from fastapi import APIRouter, File, Form, HTTPException, Request, UploadFile, s
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from domain.attachments import ALLOWED_EXTENSIONS, MAX_ATTACHMENT_BYTES
-from domain.secure_email import SecureEmailStatus
+from domain.secure_email import SecureEmailStatus, re_subject
+from infra.crypto.stream import StreamDecryptionError
 from infra.db.models import Patient
 from infra.directory import get_patient
+from infra.objects import ObjectNotFound
 from web.deps import CurrentStaff, DbSession, StateDep
 from web.secure_emails import attachments_of, load_secure_email, sender_for
 from web.sending import Draft, SendRefused, send_secure_email
@@ -20,6 +22,9 @@ from web.uploads import chosen, reopen_attachments
 
 router = APIRouter(tags=["office"], include_in_schema=False)
 
+FILES_UNREADABLE = (
+    "The original attachments can no longer be read. Attach the files again and send."
+)
 ACCEPT = ",".join(f".{extension}" for extension in sorted(ALLOWED_EXTENSIONS))
 
 
@@ -50,12 +55,15 @@ def _compose(
 
 @router.get("/patients/{patient_id}/compose")
 async def compose_page(
-    request: Request, db: DbSession, staff: CurrentStaff, patient_id: str, subject: str = ""
+    request: Request, db: DbSession, staff: CurrentStaff, patient_id: str, answering: str = ""
 ) -> HTMLResponse:
-    """``subject`` prefills the form: the Email Client's Answer passes "RE: ..."."""
+    """``answering`` (a secure email's id, from the Email Client's Answer) prefills the
+    subject with "RE: …" of that thread."""
     patient = await get_patient(db, staff.practice_id, patient_id)
     if patient is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail="Patient not found")
+    thread = await load_secure_email(db, staff, answering) if answering else None
+    subject = re_subject(thread.subject) if thread and thread.patient_id == patient.id else ""
     return _compose(request, staff, patient, typed={"subject": subject})
 
 
@@ -110,7 +118,9 @@ async def secure_email_page(
             "staff": staff,
             "secure_email": secure_email,
             "patient": patient,
-            "attachments": await attachments_of(db, secure_email.id),
+            "attachments": [
+                a for a in await attachments_of(db, secure_email.id) if a.reply_id is None
+            ],
             "expired": expired,
             "sent": request.query_params.get("sent") == "1",
         },
@@ -126,7 +136,19 @@ async def send_again(
     if original is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail="Secure email not found")
     draft = Draft(patient_id=original.patient_id, subject=original.subject, body=original.body)
-    copies = await reopen_attachments(state.store, await attachments_of(db, original.id))
+    office_files = [a for a in await attachments_of(db, original.id) if a.reply_id is None]
+    try:
+        copies = await reopen_attachments(state.store, office_files)
+    except (ObjectNotFound, StreamDecryptionError):
+        patient = await db.get(Patient, original.patient_id)
+        return _compose(
+            request,
+            staff,
+            patient,
+            typed={"subject": original.subject, "body": original.body},
+            errors={"attachments": FILES_UNREADABLE},
+            status_code=status.HTTP_409_CONFLICT,
+        )
     try:
         sender = await sender_for(state, db, staff, request)
         secure_email = await send_secure_email(sender, draft, copies, resent_from=original.id)

@@ -18,7 +18,7 @@ from temporalio.service import RPCError
 
 from domain.attachments import ALLOWED_EXTENSIONS, MAX_ATTACHMENT_BYTES
 from domain.audit import ActorType, AuditAction
-from domain.secure_email import ReplyAttachment, ReplySubmitted
+from domain.secure_email import ReplyAttachment, ReplySubmitted, re_subject
 from infra.audit import Actor, audit
 from infra.db.models import Attachment, Patient, PortalSession, Practice, Reply, SecureEmail
 from web.deps import DbSession, StateDep, client_address
@@ -213,10 +213,6 @@ def _reply_form(
     )
 
 
-def _re(subject: str) -> str:
-    return subject if subject.lower().startswith("re:") else f"RE: {subject}"
-
-
 @router.get("/portal/messages/{secure_email_id}/reply")
 async def reply_page(
     request: Request, db: DbSession, session: PortalPatient, secure_email_id: str
@@ -225,7 +221,7 @@ async def reply_page(
     if expired(secure_email):
         return await expired_page(request, db, secure_email)
     context = await _tabs_context(db, session, "inbox")
-    return _reply_form(request, context, secure_email, subject=_re(secure_email.subject))
+    return _reply_form(request, context, secure_email, subject=re_subject(secure_email.subject))
 
 
 @router.post("/portal/messages/{secure_email_id}/reply")
@@ -245,7 +241,7 @@ async def reply_all(
     if expired(secure_email):
         return await expired_page(request, db, secure_email)
     context = await _tabs_context(db, session, "inbox")
-    subject = subject.strip() or _re(secure_email.subject)
+    subject = subject.strip() or re_subject(secure_email.subject)
     uploads = chosen(attachments)
 
     def refused(errors: dict[str, str], files: list[str], code: int) -> HTMLResponse:
