@@ -32,11 +32,25 @@ class Settings(BaseSettings):
     # The Web UI's origin, the only one allowed to call the codec endpoint from a browser;
     # derived from the Temporal host and UI port if empty.
     temporal_ui_origin: str = ""
+    # A real cluster: TLS, with a CA for a private PKI and a client certificate and key
+    # for mTLS. An API key (Temporal Cloud) implies TLS.
+    temporal_tls: bool = False
+    temporal_tls_ca_path: str = ""
+    temporal_tls_cert_path: str = ""
+    temporal_tls_key_path: str = ""
+    temporal_api_key: str = Field(default="", repr=False)
+    # How long a stopping worker lets in-flight activities finish before cancelling them.
+    worker_shutdown_grace_seconds: float = Field(default=30.0, ge=0)
+    # ``host:port`` for the worker's Prometheus metrics (Temporal SDK and secure email
+    # counters); empty serves none.
+    worker_metrics_address: str = ""
 
     # Web app
     web_host: str = "127.0.0.1"
     web_port: int = 8000
     public_url: str = ""  # the address patients and staff reach; derived if empty
+    # How long a stopping web app lets open requests (and live alert streams) finish.
+    web_shutdown_grace_seconds: float = Field(default=10.0, ge=0)
 
     # Object store (MinIO or any S3)
     s3_endpoint: str = "127.0.0.1:9000"
@@ -54,6 +68,12 @@ class Settings(BaseSettings):
     smtp_starttls: bool = False
     sendgrid_api_key: str = ""
     sendgrid_api_url: str = "https://api.sendgrid.com"
+    # SendGrid validates and answers but delivers nothing: for trying a production set-up.
+    sendgrid_sandbox_mode: bool = False
+    # Senders verified in SendGrid (single senders or authenticated domains), comma
+    # separated: ``office@smile.example,smile-dental.example``. SendGrid refuses any other
+    # From address; see ``infra.mail.factory.sender_is_verified``.
+    sendgrid_verified_senders: str = ""
 
     # Encryption of payloads, database fields and stored files: ``id:base64key,...``,
     # the first current. Empty in development: a ring is generated into the data dir.
@@ -61,6 +81,10 @@ class Settings(BaseSettings):
 
     # Staff sessions
     staff_session_hours: int = Field(default=12, ge=1)
+
+    # Logs: ``text`` for people, ``json`` (one object a line, ids only) for collectors.
+    # Empty: text in development, json in production.
+    log_format: Literal["text", "json", ""] = ""
 
     @model_validator(mode="after")
     def _derive(self) -> Settings:
@@ -73,6 +97,8 @@ class Settings(BaseSettings):
             ui_host = self.temporal_address.rpartition(":")[0] or "127.0.0.1"
             self.temporal_ui_origin = f"http://{ui_host}:{self.temporal_ui_port}"
         self.temporal_ui_origin = self.temporal_ui_origin.rstrip("/")
+        if not self.log_format:
+            self.log_format = "json" if self.environment == "production" else "text"
         if self.environment == "production":
             if self.s3_secret_key == "securemail-dev-secret":
                 raise ValueError("SECURE_EMAIL_S3_SECRET_KEY must be set in production")

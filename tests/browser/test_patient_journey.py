@@ -5,6 +5,8 @@ Every page passes axe-core without serious or critical violations."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from playwright.async_api import Browser, FilePayload, Page, expect
 
@@ -82,6 +84,15 @@ async def test_patient_journey(live_stack: Stack, chromium: Browser, tmp_path: o
     await patient.get_by_role("link", name="Reply All").click()
     await expect(patient.get_by_label("Subject")).to_have_value(f"RE: {SUBJECT}")
     await check_accessibility(patient, problems)
+    # The office waits on its Main Menu; the alert must arrive without a reload.
+    await (
+        office.get_by_role("navigation", name="Office")
+        .get_by_role("link", name="Main Menu")
+        .click()
+    )
+    await expect(office.locator("#alert-count")).to_have_text("0")
+    menu_loaded_at = await office.evaluate("performance.timeOrigin")
+
     await patient.get_by_label("Body").fill(REPLY)
     await patient.get_by_label("Attachments").set_input_files(
         [
@@ -93,6 +104,34 @@ async def test_patient_journey(live_stack: Stack, chromium: Browser, tmp_path: o
     await expect(patient.get_by_text("Your reply was sent")).to_be_visible()
     await expect(patient.get_by_role("link", name=f"RE: {SUBJECT}")).to_be_visible()
     await check_accessibility(patient, problems)
+
+    # The office: the alert appeared live, names the patient only.
+    alert = office.get_by_role("link", name="New secure email reply from Ada Lovelace")
+    await expect(alert).to_be_visible(timeout=15_000)
+    await expect(office.locator("#alert-count")).to_have_text("1")
+    assert await office.evaluate("performance.timeOrigin") == menu_loaded_at  # no reload
+    assert REPLY not in await office.content()
+    await check_accessibility(office, problems)
+    await (
+        office.get_by_role("navigation", name="Office")
+        .get_by_role("link", name="Email Client")
+        .click()
+    )
+    await expect(office.get_by_text("Ada Lovelace").first).to_be_visible()
+    await check_accessibility(office, problems)
+    await office.get_by_role("link", name="Reply of").first.click()
+    await expect(office.get_by_text(REPLY)).to_be_visible()
+    await check_accessibility(office, problems)
+    await office.get_by_role("link", name="Chart").first.click()
+    await expect(office.get_by_role("link", name="card.png")).to_be_visible()
+    await expect(office.get_by_role("link", name="claim.pdf")).to_be_visible()
+    await check_accessibility(office, problems)
+    async with office.expect_download() as downloading:
+        await office.get_by_role("link", name="card.png").click()
+    downloaded = await downloading.value
+    assert Path(await downloaded.path()).read_bytes() == PNG
+    await office.goto("/")
+    await expect(office.locator("#alert-count")).to_have_text("0")
 
     # Sign Out, then Back: nothing of the message is shown.
     await patient.get_by_text("Menu").click()
