@@ -13,7 +13,8 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from domain.audit import ActorType, AuditAction
-from domain.secure_email import ReplyToFile, ReplyToRecord
+from domain.secure_email import NoticeFailed, ReplyToFile, ReplyToRecord
+from domain.secure_email_views import AlertKind
 from infra.audit import Actor, audit
 from infra.db.models import Alert, Attachment, ChartDocument, Reply, SecureEmail
 
@@ -86,6 +87,8 @@ class RepliesActivities:
                 Alert(
                     practice_id=reply.practice_id,
                     patient_id=reply.patient_id,
+                    kind=AlertKind.REPLY.value,
+                    secure_email_id=reply.secure_email_id,
                     reply_id=reply.id,
                     # Staff may have opened the reply in the Email Client before this ran.
                     acknowledged_at=reply.read_at,
@@ -128,3 +131,33 @@ class RepliesActivities:
             except IntegrityError:
                 await db.rollback()
                 raise  # a concurrent attempt filed some; the retry files the rest
+
+
+class AlertActivities:
+    """Alerts that are not replies: the office must know a patient got nothing."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self._sessions = sessions
+
+    @activity.defn
+    async def raise_notice_failed(self, failure: NoticeFailed) -> None:
+        async with self._sessions() as db:
+            secure_email = await db.get(SecureEmail, failure.secure_email_id)
+            if secure_email is None:
+                raise ApplicationError("secure email not found", non_retryable=True)
+            raised = await db.scalar(
+                select(Alert.id).where(
+                    Alert.secure_email_id == secure_email.id,
+                    Alert.kind == AlertKind.NOTICE_FAILED.value,
+                )
+            )
+            if raised is None:
+                db.add(
+                    Alert(
+                        practice_id=secure_email.practice_id,
+                        patient_id=secure_email.patient_id,
+                        kind=AlertKind.NOTICE_FAILED.value,
+                        secure_email_id=secure_email.id,
+                    )
+                )
+                await db.commit()

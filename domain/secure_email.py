@@ -150,3 +150,9 @@ class ReplyToFile(BaseModel):
 
     secure_email_id: str
     reply_id: str
+
+
+class NoticeFailed(BaseModel):
+    """The notice could not be delivered for good: the office is alerted."""
+
+    secure_email_id: str

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, computed_field
 
 from domain.secure_email import SecureEmailStatus
 
@@ -45,16 +46,36 @@ class SecureEmailPublic(SecureEmailCreated):
 # The office's side of replies (R10, R11)
 
 
+class AlertKind(StrEnum):
+    REPLY = "reply"  # a patient replied (R10)
+    NOTICE_FAILED = "notice_failed"  # the patient never got the notice
+
+
 class AlertPublic(BaseModel):
-    """A reply alert: ids, the patient's name and times; never the reply's content."""
+    """An office alert: ids, the patient's name and times; never anyone's words."""
 
     id: str
+    kind: AlertKind
     patient_id: str
     patient_name: str
-    reply_id: str
-    secure_email_id: str
+    reply_id: str | None
+    secure_email_id: str | None
     created_at: datetime
     acknowledged_at: datetime | None = None
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def message(self) -> str:
+        if self.kind == AlertKind.NOTICE_FAILED:
+            return f"The secure email to {self.patient_name} could not be delivered"
+        return f"New secure email reply from {self.patient_name}"
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def href(self) -> str:
+        if self.kind == AlertKind.REPLY and self.reply_id:
+            return f"/email-client/replies/{self.reply_id}"
+        return f"/secure-emails/{self.secure_email_id}"
 
 
 class AlertList(BaseModel):

@@ -9,11 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import case, func, select, update
+from sqlalchemy import case, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import Select
 
-from domain.secure_email_views import AlertPublic, ChartDocumentPublic
+from domain.secure_email_views import AlertKind, AlertPublic, ChartDocumentPublic
 from infra.db.models import Alert, Attachment, ChartDocument, Patient, Reply, SecureEmail
 
 ALERTS_SHOWN = 50
@@ -23,27 +23,31 @@ THREADS_SHOWN = 100
 # Alerts (R10) ---------------------------------------------------------------------------
 
 
-def _alerts(practice_id: str) -> Select[Alert, str, str]:
+def _alerts(practice_id: str) -> Select[Alert, str]:
     return (
-        select(Alert, Patient.name, Reply.secure_email_id)
+        select(Alert, Patient.name)
         .join(Patient, Patient.id == Alert.patient_id)
-        .join(Reply, Reply.id == Alert.reply_id)
+        .outerjoin(Reply, Reply.id == Alert.reply_id)
         .where(Alert.practice_id == practice_id)
     )
 
 
-# The alert activity runs after the reply is recorded, so staff can open a reply before
-# its alert exists; an alert for a reply already read is not news.
-_UNSETTLED = (Alert.acknowledged_at.is_(None), Reply.read_at.is_(None))
+# An alert for a reply staff have already read is not news (the Email Client may open a
+# reply before its alert is raised).
+_UNSETTLED = (
+    Alert.acknowledged_at.is_(None),
+    or_(Alert.reply_id.is_(None), Reply.read_at.is_(None)),
+)
 
 
-def _public(alert: Alert, patient_name: str, secure_email_id: str) -> AlertPublic:
+def _public(alert: Alert, patient_name: str) -> AlertPublic:
     return AlertPublic(
         id=alert.id,
+        kind=AlertKind(alert.kind),
         patient_id=alert.patient_id,
         patient_name=patient_name,
         reply_id=alert.reply_id,
-        secure_email_id=secure_email_id,
+        secure_email_id=alert.secure_email_id,
         created_at=alert.created_at,
         acknowledged_at=alert.acknowledged_at,
     )
@@ -65,7 +69,7 @@ async def open_alerts(
 async def count_open_alerts(db: AsyncSession, practice_id: str) -> int:
     statement = (
         select(func.count(Alert.id))
-        .join(Reply, Reply.id == Alert.reply_id)
+        .outerjoin(Reply, Reply.id == Alert.reply_id)
         .where(Alert.practice_id == practice_id, *_UNSETTLED)
     )
     return int(await db.scalar(statement) or 0)

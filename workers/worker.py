@@ -5,18 +5,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
+from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import Worker
 
 from activities.mail import MailActivities
 from activities.passcodes import make_passcode_secret
 from activities.read_model import ReadModelActivities
-from activities.replies import RepliesActivities
+from activities.replies import AlertActivities, RepliesActivities
 from infra.crypto.fields import configure_field_encryption
 from infra.crypto.keys import key_ring
 from infra.db.engine import make_engine, make_sessionmaker
+from infra.logging import configure_logging
 from infra.mail.factory import mail_transport
 from infra.mail.transport import MailTransport
 from infra.settings import Settings
@@ -35,6 +38,7 @@ def build_worker(
     mail = MailActivities(transport, settings.public_url)
     read_model = ReadModelActivities(sessions)
     replies = RepliesActivities(sessions)
+    alerts = AlertActivities(sessions)
     return Worker(
         client,
         task_queue=settings.task_queue,
@@ -47,12 +51,25 @@ def build_worker(
             replies.record_reply,
             replies.raise_alert,
             replies.file_to_chart,
+            alerts.raise_notice_failed,
         ],
+        graceful_shutdown_timeout=timedelta(seconds=settings.worker_shutdown_grace_seconds),
     )
 
 
+def serve_metrics(address: str) -> None:
+    """Prometheus metrics at ``http://address/metrics``: the SDK's (task latencies,
+    schedule-to-start, slots) and the secure email counters that activities add
+    (``activities.read_model``), all from the one runtime every client of the process
+    uses by default."""
+    telemetry = TelemetryConfig(metrics=PrometheusConfig(bind_address=address))
+    Runtime.set_default(Runtime(telemetry=telemetry), error_if_already_set=True)
+
+
 async def run_worker(settings: Settings) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging(settings)
+    if settings.worker_metrics_address:
+        serve_metrics(settings.worker_metrics_address)
     configure_field_encryption(key_ring(settings))
     engine = make_engine(settings.database_url)
     client = await connect(settings)

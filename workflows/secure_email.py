@@ -20,7 +20,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.mail import MailActivities
     from activities.passcodes import make_passcode_secret
     from activities.read_model import ReadModelActivities
-    from activities.replies import RepliesActivities
+    from activities.replies import AlertActivities, RepliesActivities
     from domain.passcodes import (
         MAX_PASSCODES_PER_HOUR,
         MAX_WRONG_TRIES,
@@ -29,6 +29,7 @@ with workflow.unsafe.imports_passed_through():
         passcode_for,
     )
     from domain.secure_email import (
+        NoticeFailed,
         NoticeToDeliver,
         PasscodeAttempt,
         PasscodeIssued,
@@ -107,6 +108,11 @@ class SecureEmailWorkflow:
         except ActivityError:
             workflow.logger.warning("notice could not be delivered")
             await self._set_status(SecureEmailStatus.FAILED)
+            await workflow.execute_activity_method(
+                AlertActivities.raise_notice_failed,
+                NoticeFailed(secure_email_id=secure_email.secure_email_id),
+                start_to_close_timeout=QUICK_TIMEOUT,
+            )
             return self.state()
         if self._status == SecureEmailStatus.SENDING:
             await self._set_status(SecureEmailStatus.SENT)

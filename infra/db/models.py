@@ -225,15 +225,22 @@ class Reply(Base):
 
 
 class Alert(Base):
-    """An office alert (R10): names the patient only, never the reply's content."""
+    """An office alert: a patient replied (R10), or a notice could not be delivered.
+    Names the patient only, never what anyone wrote."""
 
     __tablename__ = "alerts"
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
     practice_id: Mapped[str] = mapped_column(ForeignKey("practices.id"), index=True)
     patient_id: Mapped[str] = mapped_column(ForeignKey("patients.id"))
-    # One alert per reply, however often the activity is retried.
-    reply_id: Mapped[str] = mapped_column(ForeignKey("replies.id"), unique=True)
+    kind: Mapped[str] = mapped_column(String(20), default="reply", server_default="reply")
+    secure_email_id: Mapped[str | None] = mapped_column(
+        ForeignKey("secure_emails.id"), nullable=True
+    )
+    # One alert per reply, however often the activity is retried; None for other kinds.
+    reply_id: Mapped[str | None] = mapped_column(
+        ForeignKey("replies.id"), unique=True, nullable=True
+    )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 

@@ -21,6 +21,7 @@ from temporalio.worker import Worker
 from activities.mail import MailActivities
 from activities.passcodes import make_passcode_secret
 from domain.secure_email import (
+    NoticeFailed,
     ReplyToFile,
     ReplyToRecord,
     SecureEmailInput,
@@ -51,6 +52,7 @@ class StatusLog:
     replies: list[ReplyToRecord] = field(default_factory=list)
     alerts: list[str] = field(default_factory=list)
     filed: list[str] = field(default_factory=list)
+    notice_failures: list[str] = field(default_factory=list)
 
     @activity.defn(name="record_reply")
     async def record_reply(self, recording: ReplyToRecord) -> None:
@@ -59,6 +61,10 @@ class StatusLog:
     @activity.defn(name="raise_alert")
     async def raise_alert(self, filing: ReplyToFile) -> None:
         self.alerts.append(filing.reply_id)
+
+    @activity.defn(name="raise_notice_failed")
+    async def raise_notice_failed(self, failure: NoticeFailed) -> None:
+        self.notice_failures.append(failure.secure_email_id)
 
     @activity.defn(name="file_to_chart")
     async def file_to_chart(self, filing: ReplyToFile) -> None:
@@ -140,6 +146,7 @@ async def running_lifecycle(
             status_log.record_reply,
             status_log.raise_alert,
             status_log.file_to_chart,
+            status_log.raise_notice_failed,
         ],
     ):
         yield Lifecycle(env, env.client, task_queue, maildir, status_log)

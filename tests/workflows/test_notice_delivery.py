@@ -49,6 +49,7 @@ async def test_notice_refused_marks_failed(
         assert final.status == SecureEmailStatus.FAILED
         assert sendgrid_api.requests == 1  # not retried
         assert run.status_log.statuses() == ["failed"]
+        assert len(run.status_log.notice_failures) == 1  # the office is alerted
         # The workflow has ended: no passcode can be asked for a notice nobody received.
         with pytest.raises(RPCError):
             await handle.execute_update(SecureEmailWorkflow.request_passcode, PasscodeRequest())

@@ -34,17 +34,13 @@
       pad(moment.getUTCMinutes()) + " UTC";
   }
 
-  function sentence(alert) {
-    return "New secure email reply from " + alert.patient_name;
-  }
-
   // textContent only: a patient's name is data, never markup.
   function item(alert) {
     var entry = document.createElement("li");
     entry.setAttribute("data-alert-id", alert.id);
     var link = document.createElement("a");
-    link.href = "/email-client/replies/" + encodeURIComponent(alert.reply_id);
-    link.textContent = sentence(alert);
+    link.href = alert.href;
+    link.textContent = alert.message;
     var time = document.createElement("time");
     time.dateTime = alert.created_at;
     time.textContent = when(alert.created_at);
@@ -62,7 +58,7 @@
     document.title = feed.count > 0 ? "(" + feed.count + ") " + baseTitle : baseTitle;
     var fresh = feed.items.filter(function (alert) { return !known.has(alert.id); });
     if (fresh.length === 1) {
-      announcer.textContent = sentence(fresh[0]);
+      announcer.textContent = fresh[0].message;
     } else if (fresh.length > 1) {
       announcer.textContent = fresh.length + " new secure email replies";
     }
