@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, Request, status
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from fastapi.responses import HTMLResponse, StreamingResponse
 
 from domain.audit import AuditAction, AuditEventList, AuditEventPublic
@@ -33,13 +33,18 @@ COLUMNS = [
 ]
 
 
-def _filter(
-    action: str | None,
-    secure_email_id: str | None,
-    patient_id: str | None,
-    since: date | None,
-    until: date | None,
+Text = Annotated[str | None, Query()]
+Day = Annotated[date | None, Query()]
+
+
+def audit_filter(
+    action: Text = None,
+    secure_email_id: Text = None,
+    patient_id: Text = None,
+    since: Day = None,
+    until: Day = None,
 ) -> AuditFilter:
+    """The query string's filters, shared by the page, its CSV export and the API."""
     try:
         chosen = AuditAction(action) if action else None
     except ValueError:
@@ -57,37 +62,19 @@ def _filter(
     )
 
 
-Filters = Annotated[str | None, Query()]
-Day = Annotated[date | None, Query()]
+Filter = Annotated[AuditFilter, Depends(audit_filter)]
 
 
 @api_router.get("")
-async def list_audit_events(
-    db: DbSession,
-    admin: ApiAdmin,
-    action: Filters = None,
-    secure_email_id: Filters = None,
-    patient_id: Filters = None,
-    since: Day = None,
-    until: Day = None,
-) -> AuditEventList:
-    where = _filter(action, secure_email_id, patient_id, since, until)
+async def list_audit_events(db: DbSession, admin: ApiAdmin, where: Filter) -> AuditEventList:
     events = await find_events(db, admin.practice_id, where)
     return AuditEventList(items=[AuditEventPublic.model_validate(e) for e in events])
 
 
 @page_router.get("/audit")
 async def audit_page(
-    request: Request,
-    db: DbSession,
-    admin: CurrentAdmin,
-    action: Filters = None,
-    secure_email_id: Filters = None,
-    patient_id: Filters = None,
-    since: Day = None,
-    until: Day = None,
+    request: Request, db: DbSession, admin: CurrentAdmin, where: Filter
 ) -> HTMLResponse:
-    where = _filter(action, secure_email_id, patient_id, since, until)
     events = await find_events(db, admin.practice_id, where)
     return render(
         request,
@@ -103,16 +90,7 @@ async def audit_page(
 
 
 @page_router.get("/audit.csv")
-async def export_audit(
-    db: DbSession,
-    admin: CurrentAdmin,
-    action: Filters = None,
-    secure_email_id: Filters = None,
-    patient_id: Filters = None,
-    since: Day = None,
-    until: Day = None,
-) -> StreamingResponse:
-    where = _filter(action, secure_email_id, patient_id, since, until)
+async def export_audit(db: DbSession, admin: CurrentAdmin, where: Filter) -> StreamingResponse:
     events = await find_events(db, admin.practice_id, where, limit=1_000_000)
     return StreamingResponse(
         _csv_rows(events),
