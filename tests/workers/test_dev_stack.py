@@ -106,7 +106,11 @@ class DevStack:
         deadline = time.monotonic() + READY_WITHIN
         while True:
             assert self.process.poll() is None, f"securemail dev exited:\n{self.output}"
-            if all(_status(url) == 200 for url in urls):
+            # Ready is when the developer is told so: the pages answer and the banner
+            # with the URLs and credentials is out.
+            if "Secure Email is running." in self.output and all(
+                _status(url) == 200 for url in urls
+            ):
                 return
             assert time.monotonic() < deadline, f"not ready in {READY_WITHIN} s:\n{self.output}"
             time.sleep(0.3)
