@@ -19,6 +19,15 @@ AUDITED = {
     SecureEmailStatus.EXPIRED: AuditAction.EXPIRED,
 }
 
+# The secure_emails_<status>_total counters, with what each counts.
+COUNTED = {
+    SecureEmailStatus.SENT: "Secure emails whose notice was delivered",
+    SecureEmailStatus.OPENED: "Secure emails a patient opened with a passcode",
+    SecureEmailStatus.REPLIED: "Secure emails a patient replied to",
+    SecureEmailStatus.EXPIRED: "Secure emails that expired",
+    SecureEmailStatus.FAILED: "Secure emails whose notice could not be delivered",
+}
+
 
 class ReadModelActivities:
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
@@ -55,3 +64,9 @@ class ReadModelActivities:
                     secure_email_id=change.secure_email_id,
                 )
             await db.commit()
+        if changed is not None and change.status in COUNTED:
+            # After the commit, and only for a change that won: each secure email counts
+            # once per status however often the activity is retried. Served by the worker's
+            # metrics endpoint (SECURE_EMAIL_WORKER_METRICS_ADDRESS).
+            name = f"secure_emails_{change.status.value}_total"
+            activity.metric_meter().create_counter(name, COUNTED[change.status]).add(1)

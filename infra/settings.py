@@ -50,7 +50,10 @@ class Settings(BaseSettings):
     web_port: int = 8000
     public_url: str = ""  # the address patients and staff reach; derived if empty
     # How long a stopping web app lets open requests (and live alert streams) finish.
-    web_shutdown_grace_seconds: float = Field(default=10.0, ge=0)
+    web_shutdown_grace_seconds: int = Field(default=10, ge=0)
+    # Proxies whose X-Forwarded-For/-Proto are believed (comma list, or "*"): the client
+    # address feeds rate limits and the audit log, so only the proxy's may set it.
+    forwarded_allow_ips: str = "127.0.0.1"
 
     # Object store (MinIO or any S3)
     s3_endpoint: str = "127.0.0.1:9000"

@@ -21,6 +21,7 @@ from infra.encrypted_objects import secure_object_store
 from infra.settings import Settings, get_settings
 from web.csrf import csrf_protect
 from web.deps import NotSignedIn
+from web.metrics import instrument
 from web.portal_sessions import PortalSignedOut
 from web.routes import (
     alerts,
@@ -31,6 +32,7 @@ from web.routes import (
     chart,
     codec,
     email_client,
+    health,
     office_auth,
     office_pages,
     office_secure_emails,
@@ -97,8 +99,10 @@ def create_app(
     app.include_router(alerts.page_router)
     app.include_router(email_client.router)
     app.include_router(chart.page_router)
+    app.include_router(health.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.add_middleware(SecurityHeaders, hsts=settings.secure_cookies)
+    instrument(app)
 
     @app.exception_handler(NotSignedIn)
     async def _to_login(_request: Request, _exc: NotSignedIn) -> Response:

@@ -39,15 +39,24 @@ def web() -> None:
     """Serve the office pages, the patient portal and the API."""
     import uvicorn
 
+    from infra.logging import configure_logging
     from web.app import create_app
 
     settings = get_settings()
+    configure_logging(settings)
     uvicorn.run(
         create_app(settings),
         host=settings.web_host,
         port=settings.web_port,
         proxy_headers=True,
-        log_level="info",
+        forwarded_allow_ips=settings.forwarded_allow_ips,
+        # uvicorn's loggers go to the root handler set above; its access log would write
+        # each full path, portal tokens and patient searches included, so the app's own
+        # (web.metrics) logs route templates instead.
+        log_config=None,
+        access_log=False,
+        # On SIGTERM, open requests get this long to finish before they are cancelled.
+        timeout_graceful_shutdown=settings.web_shutdown_grace_seconds,
     )
 
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import SENDER, Office
+from infra.settings import Settings
+from tests.conftest import SENDER, Office, make_office
+from web.app import create_app
 
 
 async def test_read_practice_settings(office: Office) -> None:
@@ -50,3 +52,27 @@ async def test_change_practice_refuses_bad_input(
     assert response.status_code == 422
     assert field in [str(item["loc"][-1]) for item in response.json()["detail"]]
     assert (await office.api.get("/api/v1/practice")).json() == before
+
+
+async def test_change_sender_must_be_verified_for_sendgrid(settings: Settings) -> None:
+    production = settings.model_copy(
+        update={
+            "environment": "production",
+            "mail_transport": "sendgrid",
+            "sendgrid_verified_senders": "smile-dental.example, billing@partner.example",
+        }
+    )
+    app = create_app(production, migrate=False)
+    async with app.router.lifespan_context(app):
+        office = await make_office(app, production)
+        refused = await office.api.put(
+            "/api/v1/practice", json={"sender_address": "front@elsewhere.example"}
+        )
+        assert refused.status_code == 422
+        assert refused.json()["detail"][0]["loc"][-1] == "sender_address"
+        assert "not verified" in refused.json()["detail"][0]["msg"]
+        for verified in ("desk@smile-dental.example", "billing@partner.example"):
+            accepted = await office.api.put("/api/v1/practice", json={"sender_address": verified})
+            assert accepted.status_code == 200, accepted.text
+        await office.api.aclose()
+        await office.browser.aclose()

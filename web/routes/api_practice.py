@@ -6,7 +6,7 @@ from fastapi import APIRouter
 
 from domain.practice import PracticePublic, PracticeRuleError, PracticeUpdate
 from infra.practices import update_practice
-from web.deps import ApiStaff, DbSession, practice_of
+from web.deps import ApiStaff, DbSession, SettingsDep, practice_of
 from web.errors import field_error
 
 router = APIRouter(prefix="/practice", tags=["practice"])
@@ -18,10 +18,12 @@ async def read_practice(db: DbSession, staff: ApiStaff) -> PracticePublic:
 
 
 @router.put("")
-async def change_practice(db: DbSession, staff: ApiStaff, change: PracticeUpdate) -> PracticePublic:
+async def change_practice(
+    db: DbSession, settings: SettingsDep, staff: ApiStaff, change: PracticeUpdate
+) -> PracticePublic:
     practice = await practice_of(db, staff)
     try:
-        practice = await update_practice(db, practice, change)
+        practice = await update_practice(db, practice, change, settings)
     except PracticeRuleError as error:
         raise field_error(error.field, error.message) from error
     return PracticePublic.model_validate(practice)

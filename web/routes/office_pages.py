@@ -13,7 +13,7 @@ from domain.practice import PracticeRuleError, PracticeUpdate
 from infra.directory import DuplicatePatientEmail, add_patient, find_patients
 from infra.practices import update_practice
 from infra.replies import count_open_alerts, open_alerts
-from web.deps import CurrentStaff, DbSession, practice_of
+from web.deps import CurrentStaff, DbSession, SettingsDep, practice_of
 from web.routes.api_patients import DUPLICATE_EMAIL
 from web.templating import form_errors, render
 
@@ -107,6 +107,7 @@ async def settings_page(request: Request, db: DbSession, staff: CurrentStaff) ->
 async def save_settings(
     request: Request,
     db: DbSession,
+    settings: SettingsDep,
     staff: CurrentStaff,
     name: Annotated[str, Form()] = "",
     sender_address: Annotated[str, Form()] = "",
@@ -131,7 +132,7 @@ async def save_settings(
                 "secure_email_enabled": enabled,
             }
         )
-        await update_practice(db, practice, change)
+        await update_practice(db, practice, change, settings)
     except ValidationError as error:
         errors = form_errors(error)
         if "expiry_days" in errors:
