@@ -29,7 +29,7 @@ $(BIN)/python:
 	python3 -m venv $(VENV)
 
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(PIP) install -e .
+	$(PIP) install -e '.[dev]'
 	touch $@
 
 # The test extras include the project, so `make run` after `make test` installs nothing.

