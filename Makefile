@@ -20,6 +20,12 @@ run: $(VENV)/.installed
 test: $(VENV)/.installed-test tests/browser/node_modules/.installed chromium postgres lint
 	$(BIN)/pytest
 
+# Figures for docs/BENCHMARKS.md at small sizes (a few minutes); `python -m bench --help`
+# for the full ones. Not a test: it prints figures and fails only if a run breaks.
+.PHONY: bench
+bench: $(VENV)/.installed-test
+	$(BIN)/python -m bench
+
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from datetime import timedelta
 
 import pyotp
@@ -17,9 +18,15 @@ _PASSCODE = re.compile(rf"\d{{{PASSCODE_DIGITS}}}")
 
 
 def clean_passcode(typed: str) -> str | None:
-    """The passcode as typed or pasted, without spaces and dashes; None if not 8 digits."""
+    """The passcode as typed or pasted, without spaces and dashes; None if not 8 digits.
+
+    ``\\d`` matches any script's digits: a keyboard in full-width or Arabic-Indic mode
+    types the right code in other characters, which would otherwise count as a wrong try.
+    """
     digits = re.sub(r"[\s-]", "", typed)
-    return digits if _PASSCODE.fullmatch(digits) else None
+    if not _PASSCODE.fullmatch(digits):
+        return None
+    return "".join(str(unicodedata.decimal(digit)) for digit in digits)
 
 
 def passcode_for(secret: str, counter: int) -> str:

@@ -11,8 +11,10 @@ from infra.crypto.stream import StreamDecryptionError
 from infra.db.models import Attachment
 from infra.objects import ObjectNotFound
 from web.state import AppState
+from web.uploads import STORE_ERRORS
 
 UNREADABLE = "This file cannot be opened. Please contact the office."
+STORE_DOWN = "Files cannot be downloaded right now. Please try again in a few minutes."
 
 
 def download_headers(filename: str, size: int) -> dict[str, str]:
@@ -37,6 +39,8 @@ async def download(state: AppState, attachment: Attachment) -> StreamingResponse
         # Altered in storage, or sealed under a key this server no longer has: never
         # serve it, and say so plainly.
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail=UNREADABLE) from error
+    except STORE_ERRORS as error:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail=STORE_DOWN) from error
     return StreamingResponse(
         stream,
         media_type=attachment.content_type,

@@ -25,7 +25,14 @@ from infra.directory import get_patient
 from infra.objects import ObjectStore
 from infra.security import new_token, token_hash
 from infra.temporal.search_attributes import for_new_secure_email
-from web.uploads import AttachmentsRefused, StoredAttachment, check_uploads, discard, store_uploads
+from web.uploads import (
+    AttachmentsRefused,
+    StoredAttachment,
+    StoreUnavailable,
+    check_uploads,
+    discard,
+    store_uploads,
+)
 from workflows.secure_email import SecureEmailWorkflow
 
 NOT_ENABLED = (
@@ -100,7 +107,10 @@ async def send_secure_email(
         raise SendRefused(errors)
 
     secure_email_id = str(uuid.uuid4())
-    stored = await store_uploads(sender.store, ("secure-emails", secure_email_id), uploads)
+    try:
+        stored = await store_uploads(sender.store, ("secure-emails", secure_email_id), uploads)
+    except StoreUnavailable:
+        raise SendRefused({"form": UNAVAILABLE}, status.HTTP_503_SERVICE_UNAVAILABLE) from None
     try:
         return await _record_and_start(
             sender, practice, patient, draft, secure_email_id, stored, resent_from

@@ -14,7 +14,9 @@ import uuid
 from dataclasses import dataclass
 from typing import BinaryIO, cast
 
+import urllib3
 from fastapi import UploadFile
+from minio.error import MinioException
 
 from domain.attachments import (
     MAX_ATTACHMENT_BYTES,
@@ -48,6 +50,15 @@ class StoredAttachment:
     sha256: str
 
 
+# What the object store's client raises when the store is down or failing: minio's own
+# errors, and urllib3's once its retries are spent (connection refused, timeouts).
+STORE_ERRORS = (MinioException, urllib3.exceptions.HTTPError)
+
+
+class StoreUnavailable(Exception):
+    """The object store could not take the files; nothing of them was kept."""
+
+
 class AttachmentsRefused(Exception):
     def __init__(self, refused: list[RefusedFile]) -> None:
         super().__init__("; ".join(str(item) for item in refused))
@@ -79,7 +90,8 @@ async def check_uploads(uploads: list[UploadFile]) -> None:
 async def store_uploads(
     store: ObjectStore, prefix: tuple[str, ...], uploads: list[UploadFile]
 ) -> list[StoredAttachment]:
-    """Stores checked uploads under ``prefix`` (ids only). All or nothing."""
+    """Stores checked uploads under ``prefix`` (ids only). All or nothing; raises
+    ``StoreUnavailable`` when the store is down, so callers answer in words, not a 500."""
     stored: list[StoredAttachment] = []
     try:
         for upload in uploads:
@@ -96,6 +108,9 @@ async def store_uploads(
                     attachment_id, key, filename, result.size, content_type, result.sha256
                 )
             )
+    except STORE_ERRORS as error:
+        await discard(store, stored)
+        raise StoreUnavailable(str(error)) from error
     except BaseException:
         await discard(store, stored)
         raise

@@ -35,7 +35,14 @@ from web.portal_common import (
 from web.portal_sessions import PORTAL_COOKIE, PortalPatient, end_portal_session
 from web.secure_emails import attachments_of
 from web.templating import render
-from web.uploads import AttachmentsRefused, check_uploads, chosen, discard, store_uploads
+from web.uploads import (
+    AttachmentsRefused,
+    StoreUnavailable,
+    check_uploads,
+    chosen,
+    discard,
+    store_uploads,
+)
 from workflows.secure_email import SecureEmailWorkflow
 
 router = APIRouter(tags=["portal"], include_in_schema=False)
@@ -265,9 +272,12 @@ async def reply_all(
         return refused(errors, [], 422)
 
     reply_id = str(uuid.uuid4())
-    stored = await store_uploads(
-        state.store, ("secure-emails", secure_email.id, "replies", reply_id), uploads
-    )
+    try:
+        stored = await store_uploads(
+            state.store, ("secure-emails", secure_email.id, "replies", reply_id), uploads
+        )
+    except StoreUnavailable:
+        return refused({"form": UNAVAILABLE}, [], 503)
     submitted = ReplySubmitted(
         reply_id=reply_id,
         subject=subject,

@@ -1,0 +1,198 @@
+"""``python -m bench``: every benchmark, then a summary whose last line is ``ratio: X``.
+
+Sizes come from options or ``BENCH_*`` environment variables; ``make bench`` runs the
+small defaults (a few minutes). The machine is shared and has two cores: the figures
+are noisy, and a run says so beside them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bench.bare import bare_throughput, bare_update_latency, history_counts
+from bench.common import Mailbox, machine, say
+from bench.devstack import securemail_dev
+from bench.lifecycle import lifecycle_throughput, office_of, verify_latency
+from bench.office_pages import office_pages
+from bench.open_emails import open_emails
+from bench.uploads import upload_memory
+from domain.secure_email import workflow_id_for
+from infra.temporal.client import connect
+
+ALL = ("uploads", "lifecycles", "verify", "open", "pages")
+
+
+def _env_int(name: str, default: int) -> int:
+    return int(os.environ.get(name, default))
+
+
+def options() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--lifecycles", type=int, default=_env_int("BENCH_LIFECYCLES", 40))
+    parser.add_argument("--concurrency", type=int, default=_env_int("BENCH_CONCURRENCY", 8))
+    parser.add_argument("--verifies", type=int, default=_env_int("BENCH_VERIFIES", 48))
+    parser.add_argument("--open-emails", type=int, default=_env_int("BENCH_OPEN_EMAILS", 500))
+    parser.add_argument("--office-rows", type=int, default=_env_int("BENCH_OFFICE_ROWS", 100_000))
+    parser.add_argument(
+        "--databases",
+        default=os.environ.get("BENCH_DATABASES", "sqlite"),
+        help="comma-separated: sqlite, postgresql (the local server on 127.0.0.1:5432)",
+    )
+    parser.add_argument(
+        "--only", default=os.environ.get("BENCH_ONLY", ",".join(ALL)), help=",".join(ALL)
+    )
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    return parser.parse_args()
+
+
+async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    only = set(args.only.split(","))
+    figures: dict[str, Any] = {
+        "machine": machine(),
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "load_before": os.getloadavg(),
+    }
+    say(f"machine: {figures['machine']}; load average {figures['load_before'][0]:.2f}")
+    say("(shared machine: other people's tests may run beside this; figures are noisy)")
+
+    if only & {"uploads", "lifecycles", "verify"}:
+        say("\n[embedded stack] starting `securemail dev` on free ports")
+        with securemail_dev(workdir / "stack") as stack:
+            client = await connect(stack.settings())
+            async with office_of(stack.web, stack.api_token(), Mailbox(stack.maildir)) as office:
+                if "uploads" in only:
+                    say("\n[3] upload memory: 4 concurrent 20 MB uploads, web app RSS")
+                    up = await upload_memory(office, stack.child("web"))
+                    say(
+                        f"  RSS before {up.before_mib:.0f} MiB, peak {up.peak_mib:.0f} MiB "
+                        f"({up.peak_source}): growth {up.growth_mib:.1f} MiB "
+                        f"for {up.uploads} x {up.size_mib:.0f} MiB in {up.seconds:.1f} s"
+                    )
+                    figures["uploads"] = vars(up) | {"growth_mib": up.growth_mib}
+                if "lifecycles" in only:
+                    n, c = args.lifecycles, args.concurrency
+                    say(f"\n[1] throughput: {n} lifecycles and {n} bare workflows, {c} at once")
+                    life = await lifecycle_throughput(office, n, c)
+                    say(f"  lifecycles/s: {life.per_second:.2f} (each: {life.each.summary()})")
+                    bare, bare_id = await bare_throughput(client, n, c)
+                    say(f"  bare/s: {bare:.2f}")
+                    life_work = await history_counts(client, workflow_id_for(life.sample_id))
+                    bare_work = await history_counts(client, bare_id)
+                    say(f"  Temporal work per lifecycle (so far): {life_work}")
+                    say(f"  Temporal work per bare workflow:      {bare_work}")
+                    figures["throughput"] = {
+                        "lifecycles": n,
+                        "concurrency": c,
+                        "lifecycles_per_s": life.per_second,
+                        "lifecycle_p50_s": life.each.ms(0.5) / 1000,
+                        "bare_per_s": bare,
+                        "ratio": life.per_second / bare,
+                        "lifecycle_history": life_work,
+                        "bare_history": bare_work,
+                    }
+                if "verify" in only:
+                    n, c = args.verifies, args.concurrency
+                    say(f"\n[2] Verify latency: {n} verifies, {c} at once, beside a bare update")
+                    verify = await verify_latency(office, n, c)
+                    bare_update = await bare_update_latency(client, n, c)
+                    say(f"  Verify, right passcode: {verify.right.summary()}")
+                    say(f"  Verify, wrong passcode: {verify.wrong.summary()}")
+                    say(f"  bare update:            {bare_update.summary()}")
+                    figures["verify"] = {
+                        "samples": n,
+                        "concurrency": c,
+                        "right_p50_ms": verify.right.ms(0.5),
+                        "right_p99_ms": verify.right.ms(0.99),
+                        "wrong_p50_ms": verify.wrong.ms(0.5),
+                        "wrong_p99_ms": verify.wrong.ms(0.99),
+                        "bare_p50_ms": bare_update.ms(0.5),
+                        "bare_p99_ms": bare_update.ms(0.99),
+                    }
+
+    if "open" in only:
+        say(f"\n[4] open secure emails: {args.open_emails} workflows on their timers")
+        opened = await open_emails(args.open_emails, workdir)
+        say(
+            f"  worker RSS: {opened.rss_start_mib:.0f} MiB started, {opened.rss_idle_mib:.0f} "
+            f"MiB with all open, peak {opened.rss_peak_mib:.0f} MiB; "
+            f"expired {opened.expired}/{opened.count} in {opened.expire_seconds:.1f} s"
+        )
+        say(
+            f"  read model: {opened.sent_before_expiry} 'sent' before the skip, "
+            f"{opened.expired_in_database} 'expired' after; {opened.notices} notices"
+        )
+        figures["open"] = vars(opened)
+
+    if "pages" in only:
+        for kind in args.databases.split(","):
+            say(f"\n[5] office pages on {kind} with {args.office_rows} secure emails")
+            pages = await office_pages(kind, args.office_rows, workdir)
+            say(f"  Email Client:            {pages.email_client.summary()}")
+            say(f"  portal Inbox (typical):  {pages.inbox.summary()}")
+            say(f"  portal Inbox (1,000 msg): {pages.heavy_inbox.summary()}")
+            figures[f"pages_{kind}"] = {
+                "rows": pages.rows,
+                "seed_s": pages.seconds_to_seed,
+                "email_client_p95_ms": pages.email_client.ms(0.95),
+                "email_client_p50_ms": pages.email_client.ms(0.5),
+                "inbox_p95_ms": pages.inbox.ms(0.95),
+                "inbox_p50_ms": pages.inbox.ms(0.5),
+                "heavy_inbox_p95_ms": pages.heavy_inbox.ms(0.95),
+                "heavy_inbox_p50_ms": pages.heavy_inbox.ms(0.5),
+            }
+    figures["load_after"] = os.getloadavg()
+    return figures
+
+
+def summary(figures: dict[str, Any]) -> None:
+    say("\nSummary (goal in brackets)")
+    if "uploads" in figures:
+        growth = figures["uploads"]["growth_mib"]
+        say(f"  upload RSS growth: {growth:.1f} MiB [< 64]")
+    if "verify" in figures:
+        v = figures["verify"]
+        say(
+            f"  Verify p50 {v['right_p50_ms']:.0f} ms vs bare {v['bare_p50_ms']:.0f} ms "
+            f"[<= 1.25 x = {1.25 * v['bare_p50_ms']:.0f}]; p99 {v['right_p99_ms']:.0f} ms [< 250]"
+        )
+    if "open" in figures:
+        o = figures["open"]
+        say(
+            f"  {o['count']} open: worker RSS {o['rss_peak_mib']:.0f} MiB peak [< 300], "
+            f"{o['expired']} expired"
+        )
+    for key, value in figures.items():
+        if key.startswith("pages_"):
+            say(
+                f"  {key[6:]}: Email Client p95 {value['email_client_p95_ms']:.1f} ms, "
+                f"Inbox p95 {value['inbox_p95_ms']:.1f} ms [< 50]"
+            )
+    if "throughput" in figures:
+        t = figures["throughput"]
+        say(f"  lifecycles/s: {t['lifecycles_per_s']:.2f}")
+        say(f"  bare/s: {t['bare_per_s']:.2f}")
+        say(f"ratio: {t['ratio']:.3f}")
+
+
+def main() -> None:
+    args = options()
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="securemail-bench-") as workdir:
+        figures = asyncio.run(run(args, Path(workdir)))
+    figures["seconds"] = time.monotonic() - started
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2, default=str))
+    say(f"\n(all benchmarks took {figures['seconds']:.0f} s)")
+    summary(figures)
+
+
+if __name__ == "__main__":
+    main()
