@@ -99,8 +99,8 @@ async def bare_update_latency(client: Client, count: int, concurrency: int) -> L
             )
             for i in range(count)
         ]
-        # The activity has run once the first workflow task after it is done; a query
-        # waits for the workflow to be idle, so the update meets a quiet workflow.
+        # A second for the activities to run, and a query each, so every update meets a
+        # workflow that is waiting for it alone, as Verify meets a secure email.
         await asyncio.sleep(1.0)
         for handle in handles:
             await handle.query(BareWorkflow.stepped)

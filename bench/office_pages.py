@@ -9,7 +9,6 @@ without a network or a browser.
 
 from __future__ import annotations
 
-import asyncio
 import random
 import secrets
 import time
@@ -154,5 +153,4 @@ async def office_pages(kind: str, rows: int, workdir: Path, requests: int = 200)
             async with httpx.AsyncClient(transport=transport, base_url="http://portal.test") as c:
                 c.cookies.set("portal_session", heavy_cookie)
                 heavy_inbox = await measure(c, "/portal", max(20, requests // 4))
-        await asyncio.sleep(0)
     return OfficePages(kind, rows, seeding[0], email_client, inbox, heavy_inbox)

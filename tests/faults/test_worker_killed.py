@@ -33,7 +33,7 @@ from infra.db.models import Alert, Attachment, ChartDocument, Reply, SecureEmail
 from infra.objects import object_store
 from infra.settings import Settings
 from tests.conftest import TEST_KEY_RING, Browser, make_office, some_client_address
-from tests.faults.conftest import WorkerProcess, duplicates, mail_in, report, until
+from tests.faults.conftest import REPORT, WorkerProcess, duplicates, mail_in, report, until
 from tests.fixtures.s3 import S3Server
 from tests.fixtures.stack import LINK, PASSCODE, text_of
 from web.app import create_app
@@ -256,4 +256,6 @@ async def test_lifecycles_survive_worker_killed(
             f"replies sent twice by retrying patients: {duplicated_replies}; lost: 0"
         )
         assert worker.kills == KILLS
-        assert isinstance(duplicate_notices, int) and duplicate_notices >= 0
+        # Counted and reported, whatever the count: a kill between the SMTP server's
+        # "250" and the activity's completion legitimately sends a notice twice.
+        assert any(f"duplicate notices: {duplicate_notices}" in line for line in REPORT)
