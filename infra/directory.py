@@ -41,10 +41,9 @@ async def find_patients(db: AsyncSession, practice_id: str, query: str = "") -> 
     statement = select(Patient).where(Patient.practice_id == practice_id)
     query = query.strip()
     if query:
-        pattern = f"%{_escape_like(query.casefold())}%"
         statement = statement.where(
             or_(
-                Patient.name.ilike(pattern, escape="\\"),
+                Patient.name.ilike(f"%{_escape_like(query)}%", escape="\\"),
                 Patient.email_normalised.like(
                     f"%{_escape_like(normalise_address(query))}%", escape="\\"
                 ),

@@ -45,3 +45,8 @@ async def attachments_of(db: AsyncSession, secure_email_id: str) -> list[Attachm
         .order_by(Attachment.created_at, Attachment.id)
     )
     return list((await db.scalars(statement)).all())
+
+
+async def office_files_of(db: AsyncSession, secure_email_id: str) -> list[Attachment]:
+    """The files the office sent; the patient's reply files share the table."""
+    return [a for a in await attachments_of(db, secure_email_id) if a.reply_id is None]

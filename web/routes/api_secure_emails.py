@@ -16,7 +16,7 @@ from domain.secure_email_views import (
 from infra.replies import files_of_replies, replies_to
 from web.deps import ApiStaff, DbSession, StateDep
 from web.errors import field_errors
-from web.secure_emails import attachments_of, load_secure_email, sender_for
+from web.secure_emails import load_secure_email, office_files_of, sender_for
 from web.sending import NO_COPIES, Draft, SendRefused, send_secure_email
 from web.uploads import chosen
 
@@ -56,7 +56,7 @@ async def read_secure_email(
     if secure_email is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail="Secure email not found")
     # The patient's files share the table; they are listed under their reply.
-    attachments = [a for a in await attachments_of(db, secure_email.id) if a.reply_id is None]
+    attachments = await office_files_of(db, secure_email.id)
     replies = await replies_to(db, secure_email.id)
     files = await files_of_replies(db, [reply.id for reply in replies])
     return SecureEmailPublic(

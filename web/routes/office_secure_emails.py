@@ -15,7 +15,7 @@ from infra.db.models import Patient
 from infra.directory import get_patient
 from infra.objects import ObjectNotFound
 from web.deps import CurrentStaff, DbSession, StateDep
-from web.secure_emails import attachments_of, load_secure_email, sender_for
+from web.secure_emails import load_secure_email, office_files_of, sender_for
 from web.sending import Draft, SendRefused, send_secure_email
 from web.templating import render
 from web.uploads import chosen, reopen_attachments
@@ -118,9 +118,7 @@ async def secure_email_page(
             "staff": staff,
             "secure_email": secure_email,
             "patient": patient,
-            "attachments": [
-                a for a in await attachments_of(db, secure_email.id) if a.reply_id is None
-            ],
+            "attachments": await office_files_of(db, secure_email.id),
             "expired": expired,
             "sent": request.query_params.get("sent") == "1",
         },
@@ -136,7 +134,7 @@ async def send_again(
     if original is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail="Secure email not found")
     draft = Draft(patient_id=original.patient_id, subject=original.subject, body=original.body)
-    office_files = [a for a in await attachments_of(db, original.id) if a.reply_id is None]
+    office_files = await office_files_of(db, original.id)
     try:
         copies = await reopen_attachments(state.store, office_files)
     except (ObjectNotFound, StreamDecryptionError):

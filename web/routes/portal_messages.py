@@ -21,6 +21,7 @@ from domain.audit import ActorType, AuditAction
 from domain.secure_email import ReplyAttachment, ReplySubmitted, re_subject
 from infra.audit import Actor, audit
 from infra.db.models import Attachment, Patient, PortalSession, Practice, Reply, SecureEmail
+from infra.replies import replies_to
 from web.deps import DbSession, StateDep, client_address
 from web.downloads import download
 from web.portal_common import (
@@ -148,11 +149,7 @@ async def read_message(
         except (RPCError, RuntimeError):
             pass  # the office sees "opened" a little later, or not; reading goes on
     await audit_patient(db, request, secure_email, AuditAction.VIEW)
-    replies = (
-        await db.scalars(
-            select(Reply).where(Reply.secure_email_id == secure_email.id).order_by(Reply.sent_at)
-        )
-    ).all()
+    replies = await replies_to(db, secure_email.id)
     attachments = await attachments_of(db, secure_email.id)
     return render(
         request,
