@@ -177,3 +177,20 @@ async def test_send_again_after_expiry(stack: Stack) -> None:
         m for m in await stack.mail_to("ada@example.com", 2) if "Secure email" in m["Subject"]
     ]
     assert len(notices) == 2
+
+
+async def test_session_ends_twelve_hours_after_verify(stack: Stack) -> None:
+    _, link = await send(stack)
+    async with stack.browser() as patient:
+        message_path = await sign_in(stack, patient, link, "ada@example.com")
+        # Active all along (last seen just now), but verified 12 hours ago.
+        now = datetime.now(UTC)
+        await run_sql(
+            stack,
+            update(PortalSession).values(
+                created_at=now - timedelta(hours=12), expires_at=now - timedelta(seconds=1)
+            ),
+        )
+        response = await patient.get(message_path)
+        assert response.status_code == 401
+        assert SUBJECT not in response.text
