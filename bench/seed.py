@@ -17,6 +17,7 @@ from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from domain.addresses import normalise_address
+from domain.staff import StaffRole
 from infra.accounts import create_api_token, create_practice, create_staff_user
 from infra.db.engine import make_sessionmaker
 from infra.db.models import Patient, Reply, SecureEmail
@@ -41,7 +42,7 @@ async def practice_with_patients(engine: AsyncEngine, patients: int) -> Practice
             db, "Bench Dental", sender_address=SENDER, secure_email_enabled=True
         )
         email = f"admin-{uuid.uuid4().hex[:8]}@bench-dental.example"
-        staff = await create_staff_user(db, practice, email, STAFF_PASSWORD, is_admin=True)
+        staff = await create_staff_user(db, practice, email, STAFF_PASSWORD, role=StaffRole.ADMIN)
         token = await create_api_token(db, staff, "bench")
         await db.commit()
         practice_id, staff_id = practice.id, staff.id

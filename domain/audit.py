@@ -34,10 +34,31 @@ class AuditAction(StrEnum):
     OFFICE_DOWNLOAD = "office.download"
     OFFICE_ALERT_ACK = "office.alert_ack"
     OPERATOR_DECODE = "operator.decode"
+    OPERATOR_ENCODE = "operator.encode"
+    # Staff reads of PHI (HIPAA §164.312(b)); never the query, subject or file name.
+    OFFICE_VIEW = "office.view"
+    OFFICE_CHART_LIST = "office.chart_list"
+    OFFICE_PATIENT_SEARCH = "office.patient_search"
+    PATIENT_ADD = "office.patient_add"
+    PATIENT_EDIT = "office.patient_edit"
+    # Changes to the practice, its staff and its tokens.
+    SETTINGS_CHANGE = "office.settings_change"
+    STAFF_ADD = "staff.add"
+    STAFF_ROLE_CHANGE = "staff.role_change"
+    STAFF_DEACTIVATE = "staff.deactivate"
+    STAFF_PASSWORD_RESET = "staff.password_reset"
+    STAFF_PASSWORD_CHANGE = "staff.password_change"
+    TOKEN_CREATE = "token.create"
+    TOKEN_REVOKE = "token.revoke"
+
+
+# The practice column of events that concern no practice (an operator's log-in).
+PLATFORM = "platform"
 
 
 class ActorType(StrEnum):
     STAFF = "staff"
+    OPERATOR = "operator"
     PATIENT = "patient"
     SYSTEM = "system"  # the workflow, through an activity
 

@@ -6,6 +6,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.addresses import normalise_address
+from domain.staff import StaffRole
 from infra.db.models import ApiToken, Practice, StaffUser
 from infra.security import hash_password, new_token, token_hash
 
@@ -30,19 +31,22 @@ async def create_practice(
 
 async def create_staff_user(
     db: AsyncSession,
-    practice: Practice,
+    practice: Practice | None,
     email: str,
     password: str,
     *,
     name: str = "Office admin",
-    is_admin: bool = False,
+    role: StaffRole = StaffRole.CLERK,
 ) -> StaffUser:
+    """Practice staff need their practice; an operator has none."""
+    if (practice is None) != (role == StaffRole.OPERATOR):
+        raise ValueError("practice staff belong to a practice; operators to none")
     user = StaffUser(
-        practice_id=practice.id,
+        practice_id=practice.id if practice is not None else None,
         email=normalise_address(email),
         name=name,
         password_hash=hash_password(password),
-        is_admin=is_admin,
+        role=role.value,
     )
     db.add(user)
     await db.flush()

@@ -22,6 +22,7 @@ from fastapi import FastAPI
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
+from domain.staff import StaffRole
 from infra.accounts import create_api_token, create_practice, create_staff_user
 from infra.crypto.keys import KeyRing
 from infra.db.engine import make_engine, make_sessionmaker
@@ -154,7 +155,7 @@ async def make_office(app: FastAPI, settings: Settings, *, enabled: bool = True)
         practice = await create_practice(
             db, "Smile Dental", sender_address=SENDER, secure_email_enabled=enabled
         )
-        admin = await create_staff_user(db, practice, email, STAFF_PASSWORD, is_admin=True)
+        admin = await create_staff_user(db, practice, email, STAFF_PASSWORD, role=StaffRole.ADMIN)
         token = await create_api_token(db, admin, "tests")
         await db.commit()
         practice_id = practice.id

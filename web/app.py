@@ -20,7 +20,7 @@ from infra.db.migrate import upgrade_async
 from infra.encrypted_objects import secure_object_store
 from infra.settings import Settings, get_settings
 from web.csrf import csrf_protect
-from web.deps import NotSignedIn
+from web.deps import NotOfficeStaff, NotSignedIn
 from web.metrics import instrument
 from web.portal_sessions import PortalSignedOut
 from web.routes import (
@@ -107,6 +107,10 @@ def create_app(
     @app.exception_handler(NotSignedIn)
     async def _to_login(_request: Request, _exc: NotSignedIn) -> Response:
         return RedirectResponse("/login", status_code=status.HTTP_303_SEE_OTHER)
+
+    @app.exception_handler(NotOfficeStaff)
+    async def _to_operator_page(_request: Request, _exc: NotOfficeStaff) -> Response:
+        return RedirectResponse("/operator", status_code=status.HTTP_303_SEE_OTHER)
 
     @app.exception_handler(PortalSignedOut)
     async def _portal_signed_out(request: Request, _exc: PortalSignedOut) -> Response:

@@ -11,7 +11,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from domain.audit import ActorType, AuditAction
+from domain.audit import PLATFORM, ActorType, AuditAction
 from infra.audit import Actor, audit
 from infra.db.models import ApiToken, Practice, StaffSession, StaffUser
 from infra.security import token_hash
@@ -48,7 +48,12 @@ class NotSignedIn(Exception):
     """Raised by office page dependencies; the app turns it into a redirect to log-in."""
 
 
-async def staff_from_cookie(request: Request, db: DbSession) -> StaffUser:
+class NotOfficeStaff(Exception):
+    """An operator on an office page: the app sends them to the operator page."""
+
+
+async def account_from_cookie(request: Request, db: DbSession) -> StaffUser:
+    """Whoever is signed in: practice staff or an operator."""
     token = request.cookies.get(STAFF_COOKIE)
     if not token:
         raise NotSignedIn
@@ -56,20 +61,31 @@ async def staff_from_cookie(request: Request, db: DbSession) -> StaffUser:
     if session is None or session.expires_at <= datetime.now(UTC):
         raise NotSignedIn
     user = await db.get(StaffUser, session.staff_id)
-    if user is None:
+    if user is None or not user.active:
         raise NotSignedIn
     return user
 
 
+async def staff_from_cookie(
+    user: Annotated[StaffUser, Depends(account_from_cookie)],
+) -> StaffUser:
+    """Practice staff only: operators see no practice's patients or messages."""
+    if user.is_operator:
+        raise NotOfficeStaff
+    return user
+
+
 CurrentStaff = Annotated[StaffUser, Depends(staff_from_cookie)]
+CurrentAccount = Annotated[StaffUser, Depends(account_from_cookie)]
 
 _bearer = HTTPBearer(auto_error=False, description="An API token from `securemail token create`")
 
 
-async def staff_from_bearer(
+async def account_from_bearer(
     db: DbSession,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> StaffUser:
+    """The account an API token acts as: practice staff or an operator."""
     unauthorised = HTTPException(
         status.HTTP_401_UNAUTHORIZED,
         detail="A valid API token is required",
@@ -82,12 +98,24 @@ async def staff_from_bearer(
         .join(ApiToken, ApiToken.staff_id == StaffUser.id)
         .where(ApiToken.token_hash == token_hash(credentials.credentials))
     )
-    if user is None:
+    if user is None or not user.active:
         raise unauthorised
     return user
 
 
+async def staff_from_bearer(
+    user: Annotated[StaffUser, Depends(account_from_bearer)],
+) -> StaffUser:
+    if user.is_operator:
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            detail="Operators belong to no practice: this API is for practice software",
+        )
+    return user
+
+
 ApiStaff = Annotated[StaffUser, Depends(staff_from_bearer)]
+ApiAccount = Annotated[StaffUser, Depends(account_from_bearer)]
 
 
 async def practice_of(db: AsyncSession, user: StaffUser) -> Practice:
@@ -102,7 +130,13 @@ def client_address(request: Request) -> str | None:
 
 
 def staff_actor(request: Request, user: StaffUser) -> Actor:
-    return Actor(ActorType.STAFF, user.id, client_address(request))
+    kind = ActorType.OPERATOR if user.is_operator else ActorType.STAFF
+    return Actor(kind, user.id, client_address(request))
+
+
+def audit_practice(user: StaffUser) -> str:
+    """Whose log an account's own events (log-in, log-out) go to."""
+    return PLATFORM if user.is_operator else user.practice_id
 
 
 def _require_admin(user: StaffUser) -> StaffUser:
@@ -136,7 +170,7 @@ async def audit_staff(
     """Records what a staff member did, in its own commit."""
     audit(
         db,
-        staff.practice_id,
+        audit_practice(staff),
         action,
         staff_actor(request, staff),
         patient_id=patient_id,

@@ -9,6 +9,7 @@ import typer
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from domain.staff import StaffRole
 from infra.accounts import create_api_token, create_practice, create_staff_user, find_staff_user
 from infra.db.engine import make_engine, make_sessionmaker
 from infra.db.migrate import upgrade_async
@@ -46,5 +47,12 @@ async def create_staff(
         practice = await db.scalar(select(Practice).where(Practice.name == practice_name))
         if practice is None:
             practice = await create_practice(db, practice_name)
-        await create_staff_user(db, practice, email, password, name=name, is_admin=admin)
+        await create_staff_user(
+            db,
+            practice,
+            email,
+            password,
+            name=name,
+            role=StaffRole.ADMIN if admin else StaffRole.CLERK,
+        )
         await db.commit()

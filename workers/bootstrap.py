@@ -14,6 +14,7 @@ from pathlib import Path
 from pydantic import BaseModel
 from sqlalchemy import func, select
 
+from domain.staff import StaffRole
 from infra.accounts import create_api_token, create_practice, create_staff_user, find_staff_user
 from infra.db.engine import make_engine, make_sessionmaker
 from infra.db.models import StaffUser
@@ -54,7 +55,7 @@ async def ensure_demo_practice(settings: Settings) -> DevCredentials:
             )
             password = secrets.token_urlsafe(12)
             admin = await create_staff_user(
-                db, practice, DEMO_ADMIN, password, name="Office admin", is_admin=True
+                db, practice, DEMO_ADMIN, password, name="Office admin", role=StaffRole.ADMIN
             )
             token = await create_api_token(db, admin, "embedded stack")
             await db.commit()

@@ -19,10 +19,13 @@ from sqlalchemy import (
     String,
     UniqueConstraint,
 )
+from sqlalchemy import false as sa_false
+from sqlalchemy import true as sa_true
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
+from domain.staff import StaffRole
 from infra.crypto.fields import EncryptedText
 
 # Stable constraint names so Alembic migrations can drop and alter them on every backend.
@@ -76,15 +79,36 @@ class Practice(Base):
 
 
 class StaffUser(Base):
+    """An account that signs in: practice staff (admin, clerk) or a platform operator.
+
+    Operators have no practice (``practice_id`` is None); see ``domain.staff``.
+    """
+
     __tablename__ = "staff_users"
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
-    practice_id: Mapped[str] = mapped_column(ForeignKey("practices.id"), index=True)
+    # NULL for operators only. Typed ``str`` on purpose: every office and API dependency
+    # refuses operators (web.deps), so code that reaches a practice holds practice staff.
+    practice_id: Mapped[str] = mapped_column(ForeignKey("practices.id"), index=True, nullable=True)
     email: Mapped[str] = mapped_column(String(320), unique=True)
     name: Mapped[str] = mapped_column(String(200))
     password_hash: Mapped[str] = mapped_column(String(200))
-    is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    role: Mapped[str] = mapped_column(String(10), default=StaffRole.CLERK.value)
+    # A deactivated account's sessions and tokens stop working at once.
+    active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=sa_true())
+    # Set for a temporary password an admin gave out; changed at the next log-in.
+    must_change_password: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=sa_false()
+    )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == StaffRole.ADMIN
+
+    @property
+    def is_operator(self) -> bool:
+        return self.role == StaffRole.OPERATOR
 
 
 class StaffSession(Base):
@@ -95,6 +119,8 @@ class StaffSession(Base):
     token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
     staff_id: Mapped[str] = mapped_column(ForeignKey("staff_users.id"), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # For the idle log-off: the session ends after a setting's minutes without a request.
+    last_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
@@ -108,6 +134,9 @@ class ApiToken(Base):
     staff_id: Mapped[str] = mapped_column(ForeignKey("staff_users.id"), index=True)
     label: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 class Patient(Base):

@@ -31,6 +31,7 @@ from schemathesis.core.result import Ok
 from schemathesis.python import asgi
 from temporalio.testing import WorkflowEnvironment
 
+from domain.staff import StaffRole
 from infra.accounts import create_api_token, create_practice, create_staff_user
 from infra.db.engine import make_engine, make_sessionmaker
 from infra.db.migrate import upgrade
@@ -63,7 +64,7 @@ async def _office(settings: Settings) -> tuple[str, list[str]]:
             db, "Smile Dental", sender_address=SENDER, secure_email_enabled=True
         )
         admin = await create_staff_user(
-            db, practice, "admin@smile-dental.example", STAFF_PASSWORD, is_admin=True
+            db, practice, "admin@smile-dental.example", STAFF_PASSWORD, role=StaffRole.ADMIN
         )
         token = await create_api_token(db, admin, "fuzz")
         patients = [

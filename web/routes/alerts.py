@@ -18,7 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from domain.audit import AuditAction
 from domain.secure_email_views import AlertFeed, AlertList, AlertPublic
 from infra.replies import acknowledge_alert, count_open_alerts, open_alerts
-from web.deps import ApiStaff, DbSession, NotSignedIn, StateDep, audit_staff, staff_from_cookie
+from web.deps import ApiStaff, DbSession, NotSignedIn, StateDep, account_from_cookie, audit_staff
 from web.state import AppState
 
 api_router = APIRouter(prefix="/alerts", tags=["alerts"])
@@ -77,8 +77,10 @@ async def _snapshot(state: AppState, request: Request) -> str | None:
     """The feed as JSON, or None once the staff session has ended (log out, expiry)."""
     async with state.sessions() as db:
         try:
-            staff = await staff_from_cookie(request, db)
+            staff = await account_from_cookie(request, db)
         except NotSignedIn:
+            return None
+        if staff.is_operator:
             return None
         feed = AlertFeed(
             count=await count_open_alerts(db, staff.practice_id),

@@ -29,9 +29,9 @@ from web.deps import (
     DbSession,
     NotSignedIn,
     SettingsDep,
+    account_from_bearer,
+    account_from_cookie,
     audit_staff,
-    staff_from_bearer,
-    staff_from_cookie,
 )
 
 router = APIRouter(prefix="/codec", tags=["codec"], include_in_schema=False)
@@ -106,9 +106,11 @@ async def _convert(
         return JSONResponse({"detail": detail}, status_code, headers=headers)
 
     if operator is None:
-        return refuse(status.HTTP_401_UNAUTHORIZED, "Sign in as an office administrator")
-    if not operator.is_admin:
-        return refuse(status.HTTP_403_FORBIDDEN, "Office administrators only")
+        return refuse(status.HTTP_401_UNAUTHORIZED, "Sign in as an operator")
+    if not operator.is_operator:
+        # Practice staff of every role: a practice's admin must not read other
+        # practices' workflows, and needs nothing from Temporal to run the office.
+        return refuse(status.HTTP_403_FORBIDDEN, "Operators only")
     # Requiring JSON also makes any cross-origin caller go through the preflight above.
     if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
         return refuse(status.HTTP_415_UNSUPPORTED_MEDIA_TYPE, "Send Payloads as application/json")
@@ -132,10 +134,10 @@ async def _staff(request: Request, db: DbSession, bearer: Bearer) -> StaffUser |
     """The staff user of the API token if one is given, else of the session cookie."""
     if bearer is not None:
         try:
-            return await staff_from_bearer(db, bearer)
+            return await account_from_bearer(db, bearer)
         except HTTPException:
             return None
     try:
-        return await staff_from_cookie(request, db)
+        return await account_from_cookie(request, db)
     except NotSignedIn:
         return None

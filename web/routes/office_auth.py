@@ -22,7 +22,14 @@ from infra.rate_limits import (
     record,
 )
 from infra.security import new_token, token_hash, verify_password
-from web.deps import STAFF_COOKIE, DbSession, SettingsDep, client_address, staff_actor
+from web.deps import (
+    STAFF_COOKIE,
+    DbSession,
+    SettingsDep,
+    audit_practice,
+    client_address,
+    staff_actor,
+)
 from web.templating import render
 
 router = APIRouter(tags=["office"], include_in_schema=False)
@@ -60,7 +67,12 @@ async def log_in(
     # Checks a dummy hash for unknown accounts, so timing does not tell which exist.
     if not verify_password(password, user.password_hash if user else None) or user is None:
         if user is not None:
-            audit(db, user.practice_id, AuditAction.STAFF_LOG_IN_FAILED, staff_actor(request, user))
+            audit(
+                db,
+                audit_practice(user),
+                AuditAction.STAFF_LOG_IN_FAILED,
+                staff_actor(request, user),
+            )
         await record(db, checks)
         return render(
             request,
@@ -71,9 +83,11 @@ async def log_in(
     token = new_token()
     expires = datetime.now(UTC) + timedelta(hours=settings.staff_session_hours)
     db.add(StaffSession(token_hash=token_hash(token), staff_id=user.id, expires_at=expires))
-    audit(db, user.practice_id, AuditAction.STAFF_LOG_IN, staff_actor(request, user))
+    audit(db, audit_practice(user), AuditAction.STAFF_LOG_IN, staff_actor(request, user))
     await db.commit()
-    response = RedirectResponse("/", status_code=status.HTTP_303_SEE_OTHER)
+    # Operators have no office: their page lists practices and links to the Temporal UI.
+    home = "/operator" if user.is_operator else "/"
+    response = RedirectResponse(home, status_code=status.HTTP_303_SEE_OTHER)
     response.set_cookie(
         STAFF_COOKIE,
         token,
@@ -93,7 +107,7 @@ async def log_out(request: Request, db: DbSession) -> Response:
         user = await db.get(StaffUser, session.staff_id)
         await db.execute(delete(StaffSession).where(StaffSession.token_hash == session.token_hash))
         if user is not None:
-            audit(db, user.practice_id, AuditAction.STAFF_LOG_OUT, staff_actor(request, user))
+            audit(db, audit_practice(user), AuditAction.STAFF_LOG_OUT, staff_actor(request, user))
         await db.commit()
     response = RedirectResponse("/login", status_code=status.HTTP_303_SEE_OTHER)
     response.delete_cookie(STAFF_COOKIE)
