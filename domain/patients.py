@@ -6,7 +6,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, EmailStr, StringConstraints
+from pydantic import BaseModel, ConfigDict, EmailStr, StringConstraints, field_validator
 
 from domain.addresses import normalise_address
 
@@ -29,6 +29,31 @@ class PatientCreate(BaseModel):
     @property
     def email_normalised(self) -> str:
         return normalise_address(self.email)
+
+
+class PatientUpdate(BaseModel):
+    """A change to a patient: only the fields given, each checked as when adding one."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: PatientName | None = None
+    email: EmailStr | None = None
+    status: PatientStatus | None = None
+
+    @field_validator("name", "email", "status", mode="before")
+    @classmethod
+    def _given_means_a_value(cls, value: object) -> object:
+        # Leaving a field out keeps it; null would read as "erase", which no field allows.
+        if value is None:
+            raise ValueError("may be left out, but not null")
+        return value
+
+    def changes(self) -> dict[str, str]:
+        """The fields given, as stored: the status by its value."""
+        given = self.model_dump(exclude_unset=True)
+        if "status" in given:
+            given["status"] = PatientStatus(given["status"]).value
+        return {field: str(value) for field, value in given.items()}
 
 
 class PatientPublic(BaseModel):

@@ -1,4 +1,8 @@
-"""The patient directory: add a patient, find patients by name or email (R2)."""
+"""The patient directory: add, change and find patients by name or email (R2).
+
+A change made by someone is audited in the same commit as the change (R13), by field
+name only: names and addresses are PHI.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.addresses import normalise_address
-from domain.patients import PatientCreate
+from domain.audit import AuditAction
+from domain.patients import PatientCreate, PatientUpdate
+from infra.audit import Actor, audit
 from infra.db.models import Patient
 
 SEARCH_LIMIT = 50
@@ -17,7 +23,9 @@ class DuplicatePatientEmail(Exception):
     """Another patient of the practice already has this address."""
 
 
-async def add_patient(db: AsyncSession, practice_id: str, new: PatientCreate) -> Patient:
+async def add_patient(
+    db: AsyncSession, practice_id: str, new: PatientCreate, *, added_by: Actor | None = None
+) -> Patient:
     patient = Patient(
         practice_id=practice_id,
         name=new.name,
@@ -33,8 +41,41 @@ async def add_patient(db: AsyncSession, practice_id: str, new: PatientCreate) ->
             db.add(patient)
     except IntegrityError as error:
         raise DuplicatePatientEmail from error
+    if added_by is not None:
+        audit(db, practice_id, AuditAction.PATIENT_ADD, added_by, patient_id=patient.id)
     await db.commit()
     return patient
+
+
+async def change_patient(
+    db: AsyncSession, patient: Patient, change: PatientUpdate, *, changed_by: Actor | None = None
+) -> list[str]:
+    """Applies the change; returns the names of the fields whose value changed."""
+    changed = [
+        field for field, value in change.changes().items() if getattr(patient, field) != value
+    ]
+    if not changed:
+        return []
+    try:
+        async with db.begin_nested():
+            for field in changed:
+                setattr(patient, field, change.changes()[field])
+            if "email" in changed:
+                patient.email_normalised = normalise_address(patient.email)
+    except IntegrityError as error:
+        await db.refresh(patient)  # the savepoint is gone; show what is stored
+        raise DuplicatePatientEmail from error
+    if changed_by is not None:
+        audit(
+            db,
+            patient.practice_id,
+            AuditAction.PATIENT_EDIT,
+            changed_by,
+            patient_id=patient.id,
+            detail=f"changed: {', '.join(changed)}",
+        )
+    await db.commit()
+    return changed
 
 
 async def find_patients(db: AsyncSession, practice_id: str, query: str = "") -> list[Patient]:

@@ -216,11 +216,14 @@ async def files_of_replies(db: AsyncSession, reply_ids: list[str]) -> dict[str, 
         statement = (
             select(Attachment)
             .where(Attachment.reply_id.in_(reply_ids))
-            .order_by(Attachment.created_at, Attachment.filename, Attachment.id)
+            .order_by(Attachment.created_at, Attachment.id)
         )
         for attachment in await db.scalars(statement):
             if attachment.reply_id is not None:
                 found[attachment.reply_id].append(attachment)
+    # File names are encrypted (SQL cannot sort them): sorted here, stable on the id order.
+    for files in found.values():
+        files.sort(key=lambda attachment: (attachment.created_at, attachment.filename))
     return found
 
 
@@ -265,9 +268,13 @@ def _chart(practice_id: str, patient_id: str) -> Select[ChartDocument, Attachmen
 async def chart_of(db: AsyncSession, practice_id: str, patient_id: str) -> list[ChartEntry]:
     """The files a patient sent, newest first."""
     statement = _chart(practice_id, patient_id).order_by(
-        ChartDocument.filed_at.desc(), Attachment.filename, ChartDocument.id
+        ChartDocument.filed_at.desc(), ChartDocument.id
     )
-    return [ChartEntry(*row) for row in (await db.execute(statement))]
+    entries = [ChartEntry(*row) for row in (await db.execute(statement))]
+    # File names are encrypted (SQL cannot sort them): newest first, then by name.
+    entries.sort(key=lambda entry: entry.attachment.filename)
+    entries.sort(key=lambda entry: entry.document.filed_at, reverse=True)
+    return entries
 
 
 async def chart_entry(

@@ -51,12 +51,15 @@ async def test_no_phi_in_history_database_objects_or_logs(
     reply_text = f"Thank you, relieved to hear it {marker}"
     office_file = f"%PDF-1.7\nlab report {marker}\n".encode() + secrets.token_bytes(4096)
     patient_file = b"\x89PNG\r\n\x1a\n" + f"insurance card {marker}".encode() * 50
+    # File names are PHI too: a patient's name and a diagnosis.
+    office_file_name = f"biopsy-jane-{marker}.pdf"
+    patient_file_name = f"insurance-card-ada-{marker}.png"
 
     patient_id = await stack.add_patient("Ada Lovelace", "ada@example.com")
     sent = await stack.office.api.post(
         "/api/v1/secure-emails",
         data={"patient_id": patient_id, "subject": subject, "body": body},
-        files=[("attachments", ("lab-report.pdf", office_file, "application/pdf"))],
+        files=[("attachments", (office_file_name, office_file, "application/pdf"))],
     )
     assert sent.status_code == 201
     secure_email_id = sent.json()["id"]
@@ -65,10 +68,11 @@ async def test_no_phi_in_history_database_objects_or_logs(
         message_path = await sign_in(stack, patient, link, "ada@example.com")
         message = await patient.get(message_path)
         assert subject in message.text  # it is readable where it should be
+        assert office_file_name in message.text
         replied = await patient.post(
             f"{message_path}/reply",
             data={"body": reply_text},
-            files=[("attachments", ("card.png", patient_file, "image/png"))],
+            files=[("attachments", (patient_file_name, patient_file, "image/png"))],
         )
         assert replied.status_code == 303
 
@@ -77,6 +81,8 @@ async def test_no_phi_in_history_database_objects_or_logs(
         return True if chart.json()["items"] else None
 
     await eventually(filed)
+    chart = await stack.office.api.get(f"/api/v1/patients/{patient_id}/chart")
+    assert [item["filename"] for item in chart.json()["items"]] == [patient_file_name]
     await asyncio.sleep(0.5)  # let the last activity's logs and commits land
 
     secrets_to_find = {
@@ -85,6 +91,8 @@ async def test_no_phi_in_history_database_objects_or_logs(
         "reply": forms(reply_text),
         "office file": [office_file[:64], office_file[-64:]],
         "patient file": [patient_file[-64:]],
+        "office file name": forms(office_file_name),
+        "patient file name": forms(patient_file_name),
         "marker": forms(marker),
     }
 

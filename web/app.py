@@ -57,9 +57,10 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Before migrating: a migration that re-encrypts rows uses this same ring.
+        configure_field_encryption(key_ring(settings))
         if migrate:
             await upgrade_async(settings.database_url)
-        configure_field_encryption(key_ring(settings))
         engine = make_engine(settings.database_url)
         app.state.app_state = AppState(
             settings=settings,

@@ -188,7 +188,8 @@ class Attachment(Base):
         ForeignKey("replies.id"), nullable=True, index=True
     )
     object_key: Mapped[str] = mapped_column(String(200), unique=True)
-    filename: Mapped[str] = mapped_column(String(255))
+    # May be PHI ("biopsy-jane.pdf"): encrypted like subjects, so sorted in Python.
+    filename: Mapped[str] = mapped_column(EncryptedText("attachments.filename"))
     size: Mapped[int] = mapped_column(Integer)
     content_type: Mapped[str] = mapped_column(String(100))
     sha256: Mapped[str] = mapped_column(String(64))

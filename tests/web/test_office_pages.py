@@ -49,7 +49,7 @@ async def test_add_patient_form(office: Office) -> None:
         "/patients", data={"name": "Ada Lovelace", "email": "ada@example.com", "status": "Patient"}
     )
     assert response.status_code == 303
-    page = await office.browser.get("/patients", params={"q": "ada"})
+    page = await office.browser.post("/patients/search", data={"q": "ada"})
     assert "Ada Lovelace" in page.text
 
 

@@ -8,13 +8,14 @@ from fastapi import APIRouter, Form, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
+from domain.audit import AuditAction
 from domain.patients import PatientCreate, PatientStatus
 from domain.practice import PracticeRuleError, PracticeUpdate
 from infra.directory import DuplicatePatientEmail, add_patient, find_patients
 from infra.practices import update_practice
 from infra.replies import count_open_alerts, open_alerts
-from web.deps import CurrentStaff, DbSession, SettingsDep, practice_of
-from web.routes.api_patients import DUPLICATE_EMAIL
+from web.deps import CurrentStaff, DbSession, SettingsDep, audit_staff, practice_of, staff_actor
+from web.routes.api_patients import DUPLICATE_EMAIL, search_detail
 from web.templating import form_errors, render
 
 router = APIRouter(tags=["office"], include_in_schema=False)
@@ -33,9 +34,22 @@ async def main_menu(request: Request, db: DbSession, staff: CurrentStaff) -> HTM
 
 
 @router.get("/patients")
-async def patients_page(
-    request: Request, db: DbSession, staff: CurrentStaff, q: str = ""
+async def patients_page(request: Request, db: DbSession, staff: CurrentStaff) -> HTMLResponse:
+    # A `?q=` from an old bookmark is not searched: a typed name belongs in no URL.
+    return await _patients(request, db, staff)
+
+
+@router.get("/patients/search")
+async def patients_search_page() -> RedirectResponse:
+    return RedirectResponse("/patients", status_code=status.HTTP_303_SEE_OTHER)
+
+
+@router.post("/patients/search")
+async def search_patients_form(
+    request: Request, db: DbSession, staff: CurrentStaff, q: Annotated[str, Form()] = ""
 ) -> HTMLResponse:
+    """By POST, so what was typed (often a patient's name) stays out of the URL, the
+    browser's history and the server's logs."""
     return await _patients(request, db, staff, q=q)
 
 
@@ -54,7 +68,7 @@ async def add_patient_form(
     except ValidationError as error:
         return await _patients(request, db, staff, typed=typed, errors=form_errors(error))
     try:
-        await add_patient(db, staff.practice_id, new)
+        await add_patient(db, staff.practice_id, new, added_by=staff_actor(request, staff))
     except DuplicatePatientEmail:
         return await _patients(request, db, staff, typed=typed, errors={"email": DUPLICATE_EMAIL})
     return RedirectResponse("/patients?added=1", status_code=status.HTTP_303_SEE_OTHER)
@@ -70,6 +84,10 @@ async def _patients(
     errors: dict[str, str] | None = None,
 ) -> HTMLResponse:
     patients = await find_patients(db, staff.practice_id, q)
+    # Every listing shows names and addresses: audited by count, never by what was typed.
+    await audit_staff(
+        db, request, staff, AuditAction.OFFICE_PATIENT_SEARCH, detail=search_detail(q, patients)
+    )
     return render(
         request,
         "office/patients.html",
@@ -77,6 +95,7 @@ async def _patients(
             "staff": staff,
             "patients": patients,
             "q": q,
+            "searched": bool(q.strip()),
             "typed": typed or {"status": PatientStatus.PATIENT.value},
             "errors": errors or {},
             "statuses": list(PatientStatus),

@@ -1,0 +1,172 @@
+"""Migration 0010 seals the file names already stored, and opens them again on downgrade.
+
+A file name can be PHI ("biopsy-jane.pdf"): after the upgrade it is not in the table in
+clear, and the app still reads it; with no attachment at all, no key is needed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import asyncpg
+import pytest
+from sqlalchemy import text
+
+import infra.crypto.keys
+from domain.patients import PatientCreate
+from infra.accounts import create_practice, create_staff_user
+from infra.crypto.fields import configure_field_encryption, decrypt_field
+from infra.crypto.keys import KeyRing
+from infra.db.engine import make_engine, make_sessionmaker
+from infra.db.migrate import downgrade, upgrade
+from infra.db.models import Attachment, SecureEmail
+from infra.directory import add_patient
+from infra.settings import Settings
+from tests.conftest import POSTGRES_ADMIN_DSN
+
+NAME = "biopsy-jane.pdf"
+COLUMN = "attachments.filename"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def fresh_database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'names.db'}"
+        return
+    name = f"securemail_names_{uuid.uuid4().hex[:10]}"
+    admin = await asyncpg.connect(POSTGRES_ADMIN_DSN)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    await admin.close()
+    base = POSTGRES_ADMIN_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
+    yield f"{base}/{name}"
+    admin = await asyncpg.connect(POSTGRES_ADMIN_DSN)
+    await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    await admin.close()
+
+
+@pytest.fixture
+def no_configured_ring(field_encryption: KeyRing) -> Iterator[None]:
+    """As `securemail migrate` runs: no ring set up in the process."""
+    configure_field_encryption(None)
+    yield
+    configure_field_encryption(field_encryption)
+
+
+async def add_attachment(url: str) -> str:
+    engine = make_engine(url)
+    async with make_sessionmaker(engine)() as db:
+        practice = await create_practice(db, "Smile Dental", sender_address="o@smile.example")
+        staff = await create_staff_user(db, practice, "clerk@smile.example", "pw-" * 5)
+        patient = await add_patient(
+            db, practice.id, PatientCreate(name="Jane Roe", email="jane@example.com")
+        )
+        now = datetime.now(UTC)
+        secure_email = SecureEmail(
+            practice_id=practice.id,
+            patient_id=patient.id,
+            staff_id=staff.id,
+            subject="Results",
+            body="Attached.",
+            link_token_hash=uuid.uuid4().hex,
+            status="sent",
+            sent_at=now,
+            expires_at=now + timedelta(days=7),
+        )
+        db.add(secure_email)
+        await db.flush()
+        attachment = Attachment(
+            secure_email_id=secure_email.id,
+            object_key=f"objects/{uuid.uuid4()}",
+            filename=NAME,
+            size=10,
+            content_type="application/pdf",
+            sha256="0" * 64,
+        )
+        db.add(attachment)
+        await db.commit()
+        attachment_id = attachment.id
+    await engine.dispose()
+    return attachment_id
+
+
+async def stored_name(url: str, attachment_id: str) -> str:
+    """The column as the database holds it, read past the model."""
+    engine = make_engine(url)
+    async with engine.connect() as connection:
+        value = await connection.scalar(
+            text("SELECT filename FROM attachments WHERE id = :id"), {"id": attachment_id}
+        )
+    await engine.dispose()
+    return str(value)
+
+
+async def read_name(url: str, attachment_id: str) -> str:
+    engine = make_engine(url)
+    async with make_sessionmaker(engine)() as db:
+        attachment = await db.get(Attachment, attachment_id)
+        assert attachment is not None
+        name = attachment.filename
+    await engine.dispose()
+    return name
+
+
+async def test_names_sealed_on_upgrade_opened_on_downgrade(
+    fresh_database: str, field_ring: KeyRing
+) -> None:
+    url = fresh_database
+    await asyncio.to_thread(upgrade, url)
+    attachment_id = await add_attachment(url)
+    assert NAME not in await stored_name(url, attachment_id)
+
+    # Back to before this revision: names in clear, as that code expects them.
+    await asyncio.to_thread(downgrade, url, "0009")
+    assert await stored_name(url, attachment_id) == NAME
+
+    await asyncio.to_thread(upgrade, url)
+    sealed = await stored_name(url, attachment_id)
+    assert NAME not in sealed and sealed.startswith(f"v1:{field_ring.current_id}:")
+    assert decrypt_field(field_ring, COLUMN, sealed) == NAME
+    assert await read_name(url, attachment_id) == NAME
+
+
+async def test_migrate_command_uses_the_ring_of_the_settings(
+    fresh_database: str,
+    field_ring: KeyRing,
+    no_configured_ring: None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    url = fresh_database
+    await asyncio.to_thread(upgrade, url, "0009")
+    configure_field_encryption(field_ring)
+    await asyncio.to_thread(upgrade, url)
+    attachment_id = await add_attachment(url)
+    await asyncio.to_thread(downgrade, url, "0009")
+    configure_field_encryption(None)
+
+    # `securemail migrate`: nothing configured, so the ring comes from the settings.
+    asked: list[Settings] = []
+
+    def ring_of(settings: Settings) -> KeyRing:
+        asked.append(settings)
+        return field_ring
+
+    monkeypatch.setattr(infra.crypto.keys, "key_ring", ring_of)
+    await asyncio.to_thread(upgrade, url)
+    assert len(asked) == 1
+    assert decrypt_field(field_ring, COLUMN, await stored_name(url, attachment_id)) == NAME
+
+
+async def test_empty_database_migrates_without_keys(
+    fresh_database: str, no_configured_ring: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_keys(settings: Settings) -> KeyRing:
+        raise ValueError("SECURE_EMAIL_ENCRYPTION_KEYS must be set in production")
+
+    monkeypatch.setattr(infra.crypto.keys, "key_ring", no_keys)
+    await asyncio.to_thread(upgrade, fresh_database)
+    await asyncio.to_thread(downgrade, fresh_database)
+    await asyncio.to_thread(upgrade, fresh_database)
