@@ -1,57 +1,188 @@
 """Delivering the notice and the passcode email (R5, R6).
 
+The workflow names the secure email; the addresses, the practice's name and sender are
+read here from the database, so a history holds none of them and a change of the
+practice's name or sender is the one used at the moment of sending. A secure email the
+database does not know, or whose practice and patient differ from the workflow's, gets
+nothing sent (a forged start fails closed).
+
 Each Message-ID is derived from the workflow id and the step, so a retried delivery
 carries the same id and a mail server or client that has seen it can drop the copy.
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from domain.addresses import same_address
+from domain.errors import UNKNOWN_SECURE_EMAIL
 from domain.notices import EmailContent, notice_email, passcode_email, portal_link
 from domain.passcodes import passcode_for
-from domain.secure_email import NoticeToDeliver, PasscodeToDeliver
+from domain.secure_email import (
+    NoticeToDeliver,
+    NoticeToSend,
+    PasscodeSent,
+    PasscodeToDeliver,
+    PasscodeToSend,
+    workflow_id_for,
+)
+from infra.crypto import portal_secrets
+from infra.crypto.keys import KeyRing, UnknownKey
+from infra.db.models import Patient, Practice, SecureEmail
 from infra.mail.message import MailMessage
 from infra.mail.transport import MailTransport, PermanentMailError, TemporaryMailError
+from infra.security import token_hash
+
+
+@dataclass(frozen=True)
+class _Recipient:
+    """What the mail needs, as the database has it at the moment of sending."""
+
+    practice_name: str
+    sender_address: str
+    patient_address: str
+    link_token_hash: str
+    expires_at: datetime
 
 
 class MailActivities:
-    def __init__(self, transport: MailTransport, public_url: str) -> None:
+    def __init__(
+        self,
+        transport: MailTransport,
+        public_url: str,
+        sessions: async_sessionmaker[AsyncSession],
+        portal_keys: KeyRing,
+    ) -> None:
         self._transport = transport
         self._public_url = public_url
+        self._sessions = sessions
+        self._portal_keys = portal_keys
+
+    @activity.defn
+    async def send_notice(self, notice: NoticeToSend) -> None:
+        to = await self._recipient(notice.workflow_id, notice.practice_id, notice.patient_id)
+        try:
+            token = portal_secrets.link_token(
+                self._portal_keys, notice.portal_key_id, notice.secure_email_id
+            )
+        except UnknownKey:
+            raise ApplicationError(
+                f"portal key {notice.portal_key_id!r} is not in SECURE_EMAIL_PORTAL_KEYS",
+                type=UNKNOWN_SECURE_EMAIL,
+                non_retryable=True,
+            ) from None
+        if token_hash(token) != to.link_token_hash:
+            raise _unknown("the link does not match the one the office sent")
+        content = notice_email(
+            to.practice_name, portal_link(self._public_url, token), to.expires_at
+        )
+        await self._send(
+            to.patient_address,
+            to.sender_address,
+            to.practice_name,
+            content,
+            _message_id(notice.workflow_id, "notice", to.sender_address),
+        )
+
+    @activity.defn
+    async def send_passcode(self, passcode: PasscodeToSend) -> PasscodeSent:
+        to = await self._recipient(passcode.workflow_id, passcode.practice_id, passcode.patient_id)
+        # Issued under the current key; the check tells the workflow which key to expect.
+        ring = self._portal_keys
+        key_id = ring.current_id
+        code = portal_secrets.passcode(ring, key_id, passcode.secure_email_id, passcode.counter)
+        content = passcode_email(to.practice_name, code, passcode.valid_until)
+        await self._send(
+            to.patient_address,
+            to.sender_address,
+            to.practice_name,
+            content,
+            _message_id(passcode.workflow_id, f"passcode-{passcode.counter}", to.sender_address),
+        )
+        return PasscodeSent(
+            key_id=key_id,
+            check=portal_secrets.passcode_check(ring, key_id, passcode.secure_email_id, code),
+        )
+
+    # Version 1 (``workflows.secure_email_v1``): the history carries the addresses, the
+    # link token and a passcode secret. Sent only to what the database confirms.
 
     @activity.defn
     async def deliver_notice(self, notice: NoticeToDeliver) -> None:
+        to = await self._recipient(notice.workflow_id)
+        if token_hash(notice.link_token) != to.link_token_hash:
+            raise _unknown("the link does not match the one the office sent")
+        self._refuse_other_addresses(to, notice.patient_address, notice.sender_address)
         content = notice_email(
-            notice.practice_name,
+            to.practice_name,
             portal_link(self._public_url, notice.link_token),
             notice.expires_at,
         )
         await self._send(
-            notice.patient_address,
-            notice.sender_address,
-            notice.practice_name,
+            to.patient_address,
+            to.sender_address,
+            to.practice_name,
             content,
-            _message_id(notice.workflow_id, "notice", notice.sender_address),
+            _message_id(notice.workflow_id, "notice", to.sender_address),
         )
 
     @activity.defn
     async def deliver_passcode(self, passcode: PasscodeToDeliver) -> None:
+        to = await self._recipient(passcode.workflow_id)
+        self._refuse_other_addresses(to, passcode.patient_address, passcode.sender_address)
         code = passcode_for(passcode.secret, passcode.counter)
-        content = passcode_email(passcode.practice_name, code, passcode.valid_until)
+        content = passcode_email(to.practice_name, code, passcode.valid_until)
         await self._send(
-            passcode.patient_address,
-            passcode.sender_address,
-            passcode.practice_name,
+            to.patient_address,
+            to.sender_address,
+            to.practice_name,
             content,
-            _message_id(
-                passcode.workflow_id, f"passcode-{passcode.counter}", passcode.sender_address
-            ),
+            _message_id(passcode.workflow_id, f"passcode-{passcode.counter}", to.sender_address),
         )
+
+    async def _recipient(
+        self, workflow_id: str, practice_id: str | None = None, patient_id: str | None = None
+    ) -> _Recipient:
+        """The secure email behind ``workflow_id``, if the database knows it as given."""
+        secure_email_id = workflow_id.removeprefix(workflow_id_for(""))
+        async with self._sessions() as db:
+            secure_email = await db.get(SecureEmail, secure_email_id)
+            if secure_email is None or workflow_id_for(secure_email.id) != workflow_id:
+                raise _unknown("no such secure email")
+            if practice_id is not None and secure_email.practice_id != practice_id:
+                raise _unknown("the practice does not match")
+            if patient_id is not None and secure_email.patient_id != patient_id:
+                raise _unknown("the patient does not match")
+            practice = await db.get(Practice, secure_email.practice_id)
+            patient = await db.get(Patient, secure_email.patient_id)
+            if practice is None or patient is None or patient.practice_id != practice.id:
+                raise _unknown("the practice or patient is gone")
+            if not practice.sender_address:
+                raise ApplicationError(
+                    "the practice has no sender address",
+                    type="PermanentMailError",
+                    non_retryable=True,
+                )
+            return _Recipient(
+                practice_name=practice.name,
+                sender_address=practice.sender_address,
+                patient_address=patient.email,
+                link_token_hash=secure_email.link_token_hash,
+                expires_at=secure_email.expires_at,
+            )
+
+    @staticmethod
+    def _refuse_other_addresses(to: _Recipient, patient_address: str, sender: str) -> None:
+        if not same_address(to.patient_address, patient_address):
+            raise _unknown("the patient's address does not match")
+        if not same_address(to.sender_address, sender):
+            raise _unknown("the practice's sender does not match")
 
     async def _send(
         self, to: str, sender: str, sender_name: str, content: EmailContent, message_id: str
@@ -88,6 +219,11 @@ class MailActivities:
                 type="TemporaryMailError",
                 next_retry_delay=None if delay is None else timedelta(seconds=delay),
             ) from error
+
+
+def _unknown(why: str) -> ApplicationError:
+    # Says why in words for the operator, without naming anyone.
+    return ApplicationError(f"nothing sent: {why}", type=UNKNOWN_SECURE_EMAIL, non_retryable=True)
 
 
 def _message_id(workflow_id: str, step: str, sender: str) -> str:

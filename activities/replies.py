@@ -6,6 +6,7 @@ finds its earlier work done and does nothing twice.
 
 from __future__ import annotations
 
+from pydantic import TypeAdapter
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -13,10 +14,18 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from domain.audit import ActorType, AuditAction
-from domain.secure_email import NoticeFailed, ReplyToFile, ReplyToRecord
+from domain.errors import UNKNOWN_SECURE_EMAIL
+from domain.secure_email import NoticeFailed, ReplyAttachment, ReplyToFile, ReplyToRecord
 from domain.secure_email_views import AlertKind
 from infra.audit import Actor, audit
-from infra.db.models import Alert, Attachment, ChartDocument, Reply, SecureEmail
+from infra.db.models import (
+    Alert,
+    Attachment,
+    ChartDocument,
+    PendingReply,
+    Reply,
+    SecureEmail,
+)
 
 
 class RepliesActivities:
@@ -25,26 +34,44 @@ class RepliesActivities:
 
     @activity.defn
     async def record_reply(self, recording: ReplyToRecord) -> None:
+        """Makes the reply part of the thread: the one the portal kept as pending (its
+        text and files never pass through Temporal), or, for a reply a version-1 workflow
+        accepted with its text in the payload, that."""
         reply = recording.reply
         async with self._sessions() as db:
             if await db.get(Reply, reply.reply_id) is not None:
                 return
             secure_email = await db.get(SecureEmail, recording.secure_email_id)
             if secure_email is None:
-                raise ApplicationError("secure email not found", non_retryable=True)
+                raise ApplicationError(
+                    "secure email not found", type=UNKNOWN_SECURE_EMAIL, non_retryable=True
+                )
+            pending = await db.get(PendingReply, reply.reply_id)
+            if pending is not None and pending.secure_email_id != secure_email.id:
+                pending = None  # a reply id of another thread: never moved across
+            if pending is not None:
+                subject, body = pending.subject, pending.body
+                files = TypeAdapter(list[ReplyAttachment]).validate_json(pending.attachments)
+                await db.delete(pending)
+            elif reply.body:
+                subject, body, files = reply.subject, reply.body, reply.attachments
+            else:
+                raise ApplicationError(
+                    "reply not found", type=UNKNOWN_SECURE_EMAIL, non_retryable=True
+                )
             db.add(
                 Reply(
                     id=reply.reply_id,
                     secure_email_id=secure_email.id,
                     practice_id=secure_email.practice_id,
                     patient_id=secure_email.patient_id,
-                    subject=reply.subject,
-                    body=reply.body,
+                    subject=subject,
+                    body=body,
                     sent_at=recording.sent_at,
                 )
             )
             await db.flush()
-            for item in reply.attachments:
+            for item in files:
                 db.add(
                     Attachment(
                         id=item.attachment_id,
@@ -64,7 +91,7 @@ class RepliesActivities:
                 Actor(ActorType.PATIENT, secure_email.patient_id, reply.client_address),
                 patient_id=secure_email.patient_id,
                 secure_email_id=secure_email.id,
-                detail=f"{len(reply.attachments)} attachment(s)",
+                detail=f"{len(files)} attachment(s)",
             )
             try:
                 await db.commit()

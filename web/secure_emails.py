@@ -26,6 +26,7 @@ async def sender_for(
         temporal=temporal,
         task_queue=state.settings.task_queue,
         actor=staff_actor(request, staff),
+        portal_keys=state.portal_keys,
     )
 
 

@@ -18,12 +18,14 @@ from temporalio.service import RPCError
 
 from domain.addresses import same_address
 from domain.audit import AuditAction
-from domain.secure_email import SecureEmailInput, SecureEmailStatus, workflow_id_for
+from domain.secure_email import SecureEmailStart, SecureEmailStatus, workflow_id_for
 from infra.audit import Actor, audit
+from infra.crypto import portal_secrets
+from infra.crypto.keys import KeyRing
 from infra.db.models import Attachment, Patient, Practice, SecureEmail, StaffUser
 from infra.directory import get_patient
 from infra.objects import ObjectStore
-from infra.security import new_token, token_hash
+from infra.security import token_hash
 from infra.temporal.search_attributes import for_new_secure_email
 from web.uploads import (
     AttachmentsRefused,
@@ -74,6 +76,7 @@ class Sender:
     temporal: Client
     task_queue: str
     actor: Actor
+    portal_keys: KeyRing
 
 
 def check_draft(draft: Draft) -> dict[str, str]:
@@ -130,7 +133,10 @@ async def _record_and_start(
     resent_from: str | None,
 ) -> SecureEmail:
     db = sender.db
-    link_token = new_token()
+    # Derived, not random: the notice activity derives the same token from the id and
+    # the key, so the token itself is kept nowhere, only its hash here (R12).
+    portal_key_id = sender.portal_keys.current_id
+    link_token = portal_secrets.link_token(sender.portal_keys, portal_key_id, secure_email_id)
     sent_at = datetime.now(UTC)
     expires_at = sent_at + timedelta(days=practice.expiry_days)
     secure_email = SecureEmail(
@@ -166,16 +172,13 @@ async def _record_and_start(
     try:
         await sender.temporal.start_workflow(
             SecureEmailWorkflow.run,
-            SecureEmailInput(
+            SecureEmailStart(
                 secure_email_id=secure_email_id,
                 practice_id=practice.id,
                 patient_id=patient.id,
-                practice_name=practice.name,
-                sender_address=practice.sender_address or "",
-                patient_address=patient.email,
-                link_token=link_token,
                 sent_at=sent_at,
                 expires_at=expires_at,
+                portal_key_id=portal_key_id,
             ),
             id=workflow_id_for(secure_email_id),
             task_queue=sender.task_queue,

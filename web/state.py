@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from temporalio.client import Client
 
+from infra.crypto.keys import KeyRing
 from infra.objects import ObjectStore
 from infra.settings import Settings
 from infra.temporal.client import connect
@@ -19,6 +20,8 @@ class AppState:
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
     store: ObjectStore
+    # Notice links and passcode checks are derived with it (``infra.crypto.portal_secrets``).
+    portal_keys: KeyRing
     _temporal: Client | None = None
     _temporal_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 

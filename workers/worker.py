@@ -17,7 +17,7 @@ from activities.passcodes import make_passcode_secret
 from activities.read_model import ReadModelActivities
 from activities.replies import AlertActivities, RepliesActivities
 from infra.crypto.fields import configure_field_encryption
-from infra.crypto.keys import key_ring
+from infra.crypto.keys import key_ring, portal_key_ring
 from infra.db.engine import make_engine, make_sessionmaker
 from infra.logging import configure_logging
 from infra.mail.factory import mail_transport
@@ -25,8 +25,10 @@ from infra.mail.transport import MailTransport
 from infra.settings import Settings
 from infra.temporal.client import connect
 from workflows.secure_email import SecureEmailWorkflow
+from workflows.secure_email_v1 import SecureEmailWorkflowV1
 
-WORKFLOWS = [SecureEmailWorkflow]
+# Version 1 stays until the last secure email it runs has expired (see its module).
+WORKFLOWS = [SecureEmailWorkflow, SecureEmailWorkflowV1]
 
 
 def build_worker(
@@ -35,7 +37,7 @@ def build_worker(
     transport: MailTransport,
     sessions: async_sessionmaker[AsyncSession],
 ) -> Worker:
-    mail = MailActivities(transport, settings.public_url)
+    mail = MailActivities(transport, settings.public_url, sessions, portal_key_ring(settings))
     read_model = ReadModelActivities(sessions)
     replies = RepliesActivities(sessions)
     alerts = AlertActivities(sessions)
@@ -44,6 +46,9 @@ def build_worker(
         task_queue=settings.task_queue,
         workflows=WORKFLOWS,
         activities=[
+            mail.send_notice,
+            mail.send_passcode,
+            # Version 1 only.
             mail.deliver_notice,
             mail.deliver_passcode,
             make_passcode_secret,

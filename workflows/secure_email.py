@@ -1,9 +1,17 @@
 """``SecureEmailWorkflow``: one secure email from Send Secure to expiry.
 
-It delivers the notice, then answers the patient's passcode requests and verifications
-(updates, because the portal needs an answer), and expires on a durable timer at the
-time fixed when the office sent it (R8). It is the only writer of lifecycle state; the
-database sees that state through the ``record_status`` activity.
+It delivers the notice, then answers the patient's passcode requests, verifications and
+replies (updates, because the portal needs an answer), and expires on a durable timer at
+the time fixed when the office sent it (R8). It is the only writer of lifecycle state;
+the database sees that state through the ``record_status`` activity.
+
+Its history holds ids, counters, times, statuses and key ids, nothing else (R12): the
+activities read addresses and names from the database by id, and derive the notice link
+and each passcode from a key Temporal never sees. A verify carries the *check* of the
+typed code, compared with the check of the mailed one, so no passcode is recorded.
+
+A conversation can outlive one history: when Temporal suggests it (the history grew
+long), the workflow continues as new and hands its state to the next run.
 """
 
 from __future__ import annotations
@@ -18,28 +26,32 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.mail import MailActivities
-    from activities.passcodes import make_passcode_secret
     from activities.read_model import ReadModelActivities
     from activities.replies import AlertActivities, RepliesActivities
+    from domain.errors import UNKNOWN_SECURE_EMAIL
     from domain.passcodes import (
         MAX_PASSCODES_PER_HOUR,
         MAX_WRONG_TRIES,
         PASSCODE_VALID_FOR,
         RATE_WINDOW,
-        passcode_for,
     )
     from domain.secure_email import (
+        MAX_REPLIES,
+        MAX_REPLIES_PER_HOUR,
+        REPLY_WINDOW,
+        CarriedState,
+        IssuedPasscode,
         NoticeFailed,
-        NoticeToDeliver,
+        NoticeToSend,
         PasscodeAttempt,
         PasscodeIssued,
         PasscodeRequest,
-        PasscodeToDeliver,
+        PasscodeToSend,
         ReplyAccepted,
         ReplySubmitted,
         ReplyToFile,
         ReplyToRecord,
-        SecureEmailInput,
+        SecureEmailStart,
         SecureEmailState,
         SecureEmailStatus,
         StatusChange,
@@ -51,8 +63,9 @@ with workflow.unsafe.imports_passed_through():
 MAIL_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=2),
     maximum_interval=timedelta(minutes=5),
-    # A refused address or a rejected API key will not get better by retrying.
-    non_retryable_error_types=["PermanentMailError"],
+    # A refused address or a rejected API key will not get better by retrying, nor will
+    # a secure email the database does not know.
+    non_retryable_error_types=["PermanentMailError", UNKNOWN_SECURE_EMAIL],
 )
 MAIL_TIMEOUT = timedelta(seconds=60)
 QUICK_TIMEOUT = timedelta(seconds=30)
@@ -60,69 +73,39 @@ QUICK_TIMEOUT = timedelta(seconds=30)
 EXPIRED_MESSAGE = "This secure email has expired"
 
 
-class _Passcode:
-    """The passcode most recently issued; earlier ones stop working when a new one is sent."""
-
-    def __init__(self, counter: int, issued_at: datetime) -> None:
-        self.counter = counter
-        self.issued_at = issued_at
-        self.wrong_tries = 0
-        self.used = False
+def _within(moments: list[datetime], window: timedelta) -> list[datetime]:
+    since = workflow.now() - window
+    return [moment for moment in moments if moment > since]
 
 
-@workflow.defn
+def _minutes_until(moment: datetime) -> int:
+    return max(1, -(-int((moment - workflow.now()).total_seconds()) // 60))
+
+
+@workflow.defn(name="SecureEmail")
 class SecureEmailWorkflow:
     @workflow.init
-    def __init__(self, secure_email: SecureEmailInput) -> None:
-        self._input = secure_email
-        self._status = SecureEmailStatus.SENDING
-        self._opened_at: datetime | None = None
-        self._secret: str | None = None
-        self._issued: list[datetime] = []
-        self._passcode: _Passcode | None = None
+    def __init__(self, start: SecureEmailStart) -> None:
+        self._start = start
+        self._state = start.carried or CarriedState(status=SecureEmailStatus.SENDING)
         self._lock = asyncio.Lock()
-        self._changes = 0
-        # Replies recorded but not yet alerted and filed into the chart.
-        self._to_file: list[str] = []
 
     @workflow.run
-    async def run(self, secure_email: SecureEmailInput) -> SecureEmailState:
-        try:
-            await workflow.execute_activity_method(
-                MailActivities.deliver_notice,
-                NoticeToDeliver(
-                    workflow_id=workflow.info().workflow_id,
-                    practice_name=secure_email.practice_name,
-                    sender_address=secure_email.sender_address,
-                    patient_address=secure_email.patient_address,
-                    link_token=secure_email.link_token,
-                    expires_at=secure_email.expires_at,
-                ),
-                start_to_close_timeout=MAIL_TIMEOUT,
-                # Past expiry the notice would only point at a warning page.
-                schedule_to_close_timeout=max(
-                    secure_email.expires_at - workflow.now(), timedelta(seconds=1)
-                ),
-                retry_policy=MAIL_RETRY,
-            )
-        except ActivityError:
-            workflow.logger.warning("notice could not be delivered")
-            await self._set_status(SecureEmailStatus.FAILED)
-            await workflow.execute_activity_method(
-                AlertActivities.raise_notice_failed,
-                NoticeFailed(secure_email_id=secure_email.secure_email_id),
-                start_to_close_timeout=QUICK_TIMEOUT,
-            )
+    async def run(self, start: SecureEmailStart) -> SecureEmailState:
+        if start.carried is None and not await self._deliver_notice():
             return self.state()
-        if self._status == SecureEmailStatus.SENDING:
-            await self._set_status(SecureEmailStatus.SENT)
 
-        while (remaining := secure_email.expires_at - workflow.now()) > timedelta(0):
+        while (remaining := start.expires_at - workflow.now()) > timedelta(0):
             try:
-                await workflow.wait_condition(lambda: bool(self._to_file), timeout=remaining)
+                await workflow.wait_condition(
+                    lambda: bool(self._state.to_file) or self._history_is_long(),
+                    timeout=remaining,
+                )
             except TimeoutError:
                 break
             await self._file_replies()
+            if self._history_is_long():
+                await self._continue_as_new()
         await self._set_status(SecureEmailStatus.EXPIRED)
         # Updates that started before expiry finish; the validators refuse new ones.
         await workflow.wait_condition(workflow.all_handlers_finished)
@@ -132,12 +115,55 @@ class SecureEmailWorkflow:
     @workflow.query
     def state(self) -> SecureEmailState:
         return SecureEmailState(
-            status=self._status,
-            sent_at=self._input.sent_at,
-            expires_at=self._input.expires_at,
-            opened_at=self._opened_at,
-            passcodes_issued=len(self._issued),
+            status=self._state.status,
+            sent_at=self._start.sent_at,
+            expires_at=self._start.expires_at,
+            opened_at=self._state.opened_at,
+            passcodes_issued=self._state.passcodes_issued,
         )
+
+    async def _deliver_notice(self) -> bool:
+        start = self._start
+        try:
+            await workflow.execute_activity_method(
+                MailActivities.send_notice,
+                NoticeToSend(
+                    workflow_id=workflow.info().workflow_id,
+                    secure_email_id=start.secure_email_id,
+                    practice_id=start.practice_id,
+                    patient_id=start.patient_id,
+                    portal_key_id=start.portal_key_id,
+                ),
+                start_to_close_timeout=MAIL_TIMEOUT,
+                # Past expiry the notice would only point at a warning page.
+                schedule_to_close_timeout=max(
+                    start.expires_at - workflow.now(), timedelta(seconds=1)
+                ),
+                retry_policy=MAIL_RETRY,
+            )
+        except ActivityError as error:
+            if (
+                isinstance(error.cause, ApplicationError)
+                and error.cause.type == UNKNOWN_SECURE_EMAIL
+            ):
+                # Not a secure email the office sent (a forged start): nothing was sent,
+                # and there is no office to alert nor read model to update.
+                raise ApplicationError(
+                    "no such secure email in the database; nothing was sent",
+                    type=UNKNOWN_SECURE_EMAIL,
+                    non_retryable=True,
+                ) from None
+            workflow.logger.warning("notice could not be delivered")
+            await self._set_status(SecureEmailStatus.FAILED)
+            await workflow.execute_activity_method(
+                AlertActivities.raise_notice_failed,
+                NoticeFailed(secure_email_id=start.secure_email_id),
+                start_to_close_timeout=QUICK_TIMEOUT,
+            )
+            return False
+        if self._state.status == SecureEmailStatus.SENDING:
+            await self._set_status(SecureEmailStatus.SENT)
+        return True
 
     # Passcodes (R6)
 
@@ -147,30 +173,30 @@ class SecureEmailWorkflow:
             # Checked again under the lock: concurrent requests passed the validator together.
             self._refuse_if_closed()
             self._refuse_if_rate_limited()
-            if self._secret is None:
-                self._secret = await workflow.execute_activity(
-                    make_passcode_secret, start_to_close_timeout=QUICK_TIMEOUT
-                )
+            state = self._state
             now = workflow.now()
-            self._issued.append(now)
-            passcode = _Passcode(counter=len(self._issued), issued_at=now)
-            self._passcode = passcode
+            # Counted before the mail goes, and the previous passcode stops working now.
+            state.passcodes_issued += 1
+            state.recent_passcodes = [*_within(state.recent_passcodes, RATE_WINDOW), now]
+            state.passcode = None
             valid_until = now + PASSCODE_VALID_FOR
-            await workflow.execute_activity_method(
-                MailActivities.deliver_passcode,
-                PasscodeToDeliver(
+            sent = await workflow.execute_activity_method(
+                MailActivities.send_passcode,
+                PasscodeToSend(
                     workflow_id=workflow.info().workflow_id,
-                    practice_name=self._input.practice_name,
-                    sender_address=self._input.sender_address,
-                    patient_address=self._input.patient_address,
-                    secret=self._secret,
-                    counter=passcode.counter,
+                    secure_email_id=self._start.secure_email_id,
+                    practice_id=self._start.practice_id,
+                    patient_id=self._start.patient_id,
+                    counter=state.passcodes_issued,
                     valid_until=valid_until,
                 ),
                 start_to_close_timeout=MAIL_TIMEOUT,
                 # The patient is waiting on the page; past this they can ask again.
                 schedule_to_close_timeout=timedelta(minutes=2),
                 retry_policy=MAIL_RETRY,
+            )
+            state.passcode = IssuedPasscode(
+                counter=state.passcodes_issued, issued_at=now, key_id=sent.key_id, check=sent.check
             )
             return PasscodeIssued(valid_until=valid_until)
 
@@ -183,69 +209,81 @@ class SecureEmailWorkflow:
     async def verify_passcode(self, attempt: PasscodeAttempt) -> VerifyResult:
         async with self._lock:
             self._refuse_if_closed()
-            passcode = self._passcode
+            passcode = self._state.passcode
             if passcode is None or passcode.used:
                 return VerifyResult(outcome=VerifyOutcome.NONE_ISSUED)
             if passcode.wrong_tries >= MAX_WRONG_TRIES:
                 return VerifyResult(outcome=VerifyOutcome.BURNED)
             if workflow.now() - passcode.issued_at > PASSCODE_VALID_FOR:
                 return VerifyResult(outcome=VerifyOutcome.TIMED_OUT)
-            expected = passcode_for(self._secret or "", passcode.counter)
-            if not hmac.compare_digest(expected.encode(), attempt.passcode.encode()):
+            typed = attempt.checks.get(passcode.key_id, "")
+            if not hmac.compare_digest(typed.encode(), passcode.check.encode()):
                 passcode.wrong_tries += 1
                 tries_left = MAX_WRONG_TRIES - passcode.wrong_tries
                 outcome = VerifyOutcome.WRONG if tries_left else VerifyOutcome.BURNED
                 return VerifyResult(outcome=outcome, tries_left=tries_left)
             passcode.used = True
-            if self._opened_at is None:
-                self._opened_at = workflow.now()
-            if self._status in (SecureEmailStatus.SENDING, SecureEmailStatus.SENT):
+            if self._state.opened_at is None:
+                self._state.opened_at = workflow.now()
+            if self._state.status in (SecureEmailStatus.SENDING, SecureEmailStatus.SENT):
                 await self._set_status(SecureEmailStatus.OPENED)
             return VerifyResult(outcome=VerifyOutcome.OK)
 
     @verify_passcode.validator
     def _validate_verify_passcode(self, attempt: PasscodeAttempt) -> None:
         self._refuse_if_closed()
+        if attempt.passcode:
+            # A code in clear would be recorded in the history; only checks are taken.
+            raise ApplicationError("Send the passcode's check, not the passcode", type="BadRequest")
 
     @workflow.signal
     async def message_viewed(self) -> None:
         """The patient opened this message from the portal's Inbox, having verified a
         passcode for another of their messages: it counts as opened too."""
-        if self._opened_at is None and self._status == SecureEmailStatus.SENT:
-            self._opened_at = workflow.now()
+        if self._state.opened_at is None and self._state.status == SecureEmailStatus.SENT:
+            self._state.opened_at = workflow.now()
             await self._set_status(SecureEmailStatus.OPENED)
 
     # Replies (R9-R11)
 
     @workflow.update
     async def reply(self, reply: ReplySubmitted) -> ReplyAccepted:
-        """Reply All. Recorded before it is accepted, so the patient's Sent tab shows it;
-        the office's alert and the chart follow from the main loop."""
+        """Reply All, by id. Recorded before it is accepted, so the patient's Sent tab
+        shows it; the office's alert and the chart follow from the main loop."""
         self._refuse_if_closed()
+        self._refuse_if_too_many_replies()
+        state = self._state
         sent_at = workflow.now()
+        # Counted before the await: concurrent replies cannot pass the caps together.
+        state.replies += 1
+        state.recent_replies = [*_within(state.recent_replies, REPLY_WINDOW), sent_at]
         await workflow.execute_activity_method(
             RepliesActivities.record_reply,
             ReplyToRecord(
-                secure_email_id=self._input.secure_email_id, reply=reply, sent_at=sent_at
+                secure_email_id=self._start.secure_email_id,
+                reply=ReplySubmitted(reply_id=reply.reply_id, client_address=reply.client_address),
+                sent_at=sent_at,
             ),
             start_to_close_timeout=QUICK_TIMEOUT,
         )
-        if reply.reply_id not in self._to_file:
-            self._to_file.append(reply.reply_id)
-        if self._status != SecureEmailStatus.REPLIED:
+        if reply.reply_id not in state.to_file:
+            state.to_file.append(reply.reply_id)
+        if state.status != SecureEmailStatus.REPLIED:
             await self._set_status(SecureEmailStatus.REPLIED)
         return ReplyAccepted(reply_id=reply.reply_id, sent_at=sent_at)
 
     @reply.validator
     def _validate_reply(self, reply: ReplySubmitted) -> None:
         self._refuse_if_closed()
-        if not reply.body.strip():
-            raise ApplicationError("A reply needs a message", type="BlankReply")
+        self._refuse_if_too_many_replies()
+        if reply.subject or reply.body or reply.attachments:
+            # What the patient wrote stays in the database; the history takes the id only.
+            raise ApplicationError("Send the reply's id, not its content", type="BadRequest")
 
     async def _file_replies(self) -> None:
-        while self._to_file:
+        while self._state.to_file:
             filing = ReplyToFile(
-                secure_email_id=self._input.secure_email_id, reply_id=self._to_file[0]
+                secure_email_id=self._start.secure_email_id, reply_id=self._state.to_file[0]
             )
             await asyncio.gather(
                 workflow.execute_activity_method(
@@ -255,42 +293,76 @@ class SecureEmailWorkflow:
                     RepliesActivities.file_to_chart, filing, start_to_close_timeout=QUICK_TIMEOUT
                 ),
             )
-            self._to_file.pop(0)
+            self._state.to_file.pop(0)
+
+    # Long conversations
+
+    def _history_is_long(self) -> bool:
+        return workflow.info().is_continue_as_new_suggested()
+
+    async def _continue_as_new(self) -> None:
+        # Every update in flight finishes here, and what it queued is filed, so the next
+        # run starts with nothing half done (each reply alerted and filed exactly once).
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        await self._file_replies()
+        if not workflow.all_handlers_finished():
+            return  # an update arrived while filing: the main loop comes back here
+        state = self._state.model_copy(deep=True)
+        state.recent_passcodes = _within(state.recent_passcodes, RATE_WINDOW)
+        state.recent_replies = _within(state.recent_replies, REPLY_WINDOW)
+        workflow.continue_as_new(self._start.model_copy(update={"carried": state}))
 
     # Helpers
 
     def _refuse_if_closed(self) -> None:
-        if self._status == SecureEmailStatus.EXPIRED or workflow.now() >= self._input.expires_at:
+        status = self._state.status
+        if status == SecureEmailStatus.EXPIRED or workflow.now() >= self._start.expires_at:
             raise ApplicationError(EXPIRED_MESSAGE, type="Expired", non_retryable=True)
-        if self._status == SecureEmailStatus.FAILED:
+        if status == SecureEmailStatus.FAILED:
             raise ApplicationError(
                 "This secure email could not be delivered", type="Failed", non_retryable=True
             )
 
     def _refuse_if_rate_limited(self) -> None:
-        since = workflow.now() - RATE_WINDOW
-        recent = [moment for moment in self._issued if moment > since]
+        recent = _within(self._state.recent_passcodes, RATE_WINDOW)
         if len(recent) >= MAX_PASSCODES_PER_HOUR:
-            wait = recent[0] + RATE_WINDOW - workflow.now()
-            minutes = max(1, -(-int(wait.total_seconds()) // 60))
+            minutes = _minutes_until(recent[0] + RATE_WINDOW)
             raise ApplicationError(
                 f"Too many passcodes were requested. Try again in {minutes} minutes.",
                 type="TooManyPasscodes",
                 non_retryable=True,
             )
 
+    def _refuse_if_too_many_replies(self) -> None:
+        if self._state.replies >= MAX_REPLIES:
+            raise ApplicationError(
+                f"This conversation already has {MAX_REPLIES} replies, the most one secure "
+                "email can hold. Please call the office; they can send you a new secure email.",
+                type="TooManyReplies",
+                non_retryable=True,
+            )
+        recent = _within(self._state.recent_replies, REPLY_WINDOW)
+        if len(recent) >= MAX_REPLIES_PER_HOUR:
+            minutes = _minutes_until(recent[0] + REPLY_WINDOW)
+            raise ApplicationError(
+                f"You have sent {MAX_REPLIES_PER_HOUR} replies to this message in the last "
+                f"hour. Please wait {minutes} minutes before replying again, or call the office.",
+                type="TooManyReplies",
+                non_retryable=True,
+            )
+
     async def _set_status(self, status: SecureEmailStatus) -> None:
-        self._status = status
-        self._changes += 1
+        self._state.status = status
+        self._state.status_changes += 1
         workflow.upsert_search_attributes([SECURE_EMAIL_STATUS.value_set(status.value)])
         await workflow.execute_activity_method(
             ReadModelActivities.record_status,
             StatusChange(
-                secure_email_id=self._input.secure_email_id,
+                secure_email_id=self._start.secure_email_id,
                 status=status,
                 at=workflow.now(),
-                sequence=self._changes,
-                opened_at=self._opened_at,
+                sequence=self._state.status_changes,
+                opened_at=self._state.opened_at,
             ),
             start_to_close_timeout=QUICK_TIMEOUT,
         )

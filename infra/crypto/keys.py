@@ -77,11 +77,27 @@ def dev_key_file(settings: Settings) -> Path:
 
 
 def key_ring(settings: Settings) -> KeyRing:
-    if settings.encryption_keys:
-        return KeyRing.parse(settings.encryption_keys)
+    """The ring that encrypts payloads, database fields and stored files."""
+    return _ring(
+        settings.encryption_keys, "SECURE_EMAIL_ENCRYPTION_KEYS", dev_key_file(settings), settings
+    )
+
+
+def portal_key_ring(settings: Settings) -> KeyRing:
+    """The ring notice links and passcodes are derived from (``infra.crypto.portal_secrets``)."""
+    return _ring(
+        settings.portal_keys,
+        "SECURE_EMAIL_PORTAL_KEYS",
+        settings.data_dir / "portal-keys.json",
+        settings,
+    )
+
+
+def _ring(configured: str, variable: str, path: Path, settings: Settings) -> KeyRing:
+    if configured:
+        return KeyRing.parse(configured)
     if settings.environment == "production":
-        raise ValueError("SECURE_EMAIL_ENCRYPTION_KEYS must be set in production")
-    path = dev_key_file(settings)
+        raise ValueError(f"{variable} must be set in production")
     if path.exists():
         return KeyRing.parse(json.loads(path.read_text())["keys"])
     ring = KeyRing.generate()

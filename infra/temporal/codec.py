@@ -61,14 +61,18 @@ class EncryptionCodec(PayloadCodec):
         return encoded
 
     async def decode(self, payloads: Sequence[Payload]) -> list[Payload]:
-        # Payloads without our encoding pass through: histories recorded before
-        # encryption was switched on must keep replaying.
-        return [
-            self._open(payload) if payload.metadata.get("encoding") == ENCODING else payload
-            for payload in payloads
-        ]
+        # Fail closed (R12): a payload without our encoding was not written by the app,
+        # the worker or an operator's codec, so it is refused, not read. A workflow started
+        # with plain input (from the CLI or the UI) fails its task and sends nothing.
+        return [self._open(payload) for payload in payloads]
 
     def _open(self, payload: Payload) -> Payload:
+        if payload.metadata.get("encoding") != ENCODING:
+            # Says nothing of the payload itself: it may be PHI in clear.
+            raise PayloadDecryptionError(
+                "refused an unencrypted payload: every payload must be encrypted with "
+                "the key ring (see infra.temporal.codec)"
+            )
         key_id = payload.metadata.get(KEY_ID, b"").decode(errors="replace")
         try:
             key = self.ring.key(key_id)

@@ -104,10 +104,13 @@ async def test_decode_refuses_payload_relabelled_with_another_key() -> None:
         await EncryptionCodec(ring_b).decode([relabelled])
 
 
-async def test_plain_payloads_pass_through_decode() -> None:
+async def test_plain_payloads_are_refused_without_quoting_them() -> None:
+    """Fail closed (R12): what the app did not encrypt is not read."""
     codec = EncryptionCodec(KeyRing.generate("k1"))
-    unencrypted = [plain(), Payload(metadata={"encoding": b"binary/null"})]
-    assert await codec.decode(unencrypted) == unencrypted
+    for unencrypted in (plain(), Payload(metadata={"encoding": b"binary/null"})):
+        with pytest.raises(PayloadDecryptionError) as refused:
+            await codec.decode([unencrypted])
+        assert SECRET not in str(refused.value)
 
 
 async def test_data_converter_encrypts_values_and_failures() -> None:

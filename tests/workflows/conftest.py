@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import re
+import secrets
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
+from typing import Any
 
 import pytest
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
@@ -20,20 +23,35 @@ from temporalio.worker import Worker
 
 from activities.mail import MailActivities
 from activities.passcodes import make_passcode_secret
+from domain.patients import PatientCreate, PatientStatus
 from domain.secure_email import (
     NoticeFailed,
+    PasscodeAttempt,
     ReplyToFile,
     ReplyToRecord,
     SecureEmailInput,
+    SecureEmailStart,
     SecureEmailState,
     StatusChange,
     workflow_id_for,
 )
+from domain.staff import StaffRole
+from infra.accounts import create_practice, create_staff_user
+from infra.crypto import portal_secrets
+from infra.crypto.fields import configure_field_encryption
+from infra.crypto.keys import KeyRing
+from infra.db.engine import make_engine, make_sessionmaker
+from infra.db.migrate import upgrade_async
+from infra.db.models import SecureEmail
+from infra.directory import add_patient
 from infra.mail.smtp import SmtpTransport
 from infra.mail.transport import MailTransport
+from infra.security import token_hash
 from infra.temporal.search_attributes import for_new_secure_email
+from tests.conftest import TEST_KEY_RING
 from workers.smtp_catcher import read_maildir, serve
 from workflows.secure_email import SecureEmailWorkflow
+from workflows.secure_email_v1 import SecureEmailWorkflowV1
 
 PATIENT = "pat.patient@example.com"
 OFFICE = "office@smile-dental.example"
@@ -75,38 +93,134 @@ class StatusLog:
 
 
 @dataclass
+class Directory:
+    """The database the mail activities read by id: one practice and one patient."""
+
+    sessions: async_sessionmaker[AsyncSession]
+    portal_keys: KeyRing
+    practice_id: str
+    patient_id: str
+    staff_id: str
+
+
+@asynccontextmanager
+async def directory(path: Path) -> AsyncIterator[Directory]:
+    url = f"sqlite+aiosqlite:///{path}"
+    await upgrade_async(url)
+    configure_field_encryption(TEST_KEY_RING)
+    engine = make_engine(url)
+    sessions = make_sessionmaker(engine)
+    async with sessions() as db:
+        practice = await create_practice(db, "Smile Dental", sender_address=OFFICE)
+        patient = await add_patient(
+            db,
+            practice.id,
+            PatientCreate(name="Pat Patient", email=PATIENT, status=PatientStatus.PATIENT),
+        )
+        staff = await create_staff_user(
+            db, practice, f"front-desk@{OFFICE.partition('@')[2]}", "x" * 16, role=StaffRole.CLERK
+        )
+        await db.commit()
+        ids = practice.id, patient.id, staff.id
+    try:
+        yield Directory(sessions, KeyRing.generate("portal-1"), *ids)
+    finally:
+        await engine.dispose()
+
+
+@dataclass
 class Lifecycle:
     env: WorkflowEnvironment
     client: Client
     task_queue: str
     maildir: Path
     status_log: StatusLog
+    directory: Directory
 
     async def start(
-        self, *, expiry_days: int = 7
+        self, *, expiry_days: int = 7, expires_in: timedelta | None = None
     ) -> WorkflowHandle[SecureEmailWorkflow, SecureEmailState]:
-        secure_email_id = str(uuid.uuid4())
-        sent_at = await self.env.get_current_time()
-        handle = await self.client.start_workflow(
+        """A secure email as Send Secure makes it: a row, then its workflow, ids only."""
+        secure_email_id, sent_at, expires_at = await self._record(
+            expires_in or timedelta(days=expiry_days), link_token=None
+        )
+        return await self.client.start_workflow(
             SecureEmailWorkflow.run,
-            SecureEmailInput(
+            SecureEmailStart(
                 secure_email_id=secure_email_id,
-                practice_id="practice-1",
-                patient_id="patient-1",
-                practice_name="Smile Dental",
-                sender_address=OFFICE,
-                patient_address=PATIENT,
-                link_token="t" * 43,
+                practice_id=self.directory.practice_id,
+                patient_id=self.directory.patient_id,
                 sent_at=sent_at,
-                expires_at=sent_at + timedelta(days=expiry_days),
+                expires_at=expires_at,
+                portal_key_id=self.directory.portal_keys.current_id,
             ),
             id=workflow_id_for(secure_email_id),
             task_queue=self.task_queue,
             search_attributes=for_new_secure_email(
-                "practice-1", "patient-1", sent_at + timedelta(days=expiry_days)
+                self.directory.practice_id, self.directory.patient_id, expires_at
             ),
         )
-        return handle
+
+    async def start_v1(
+        self, *, expiry_days: int = 7
+    ) -> WorkflowHandle[SecureEmailWorkflowV1, SecureEmailState]:
+        """A secure email sent before histories held ids only (still running)."""
+        link_token = secrets.token_urlsafe(32)
+        secure_email_id, sent_at, expires_at = await self._record(
+            timedelta(days=expiry_days), link_token=link_token
+        )
+        return await self.client.start_workflow(
+            SecureEmailWorkflowV1.run,
+            SecureEmailInput(
+                secure_email_id=secure_email_id,
+                practice_id=self.directory.practice_id,
+                patient_id=self.directory.patient_id,
+                practice_name="Smile Dental",
+                sender_address=OFFICE,
+                patient_address=PATIENT,
+                link_token=link_token,
+                sent_at=sent_at,
+                expires_at=expires_at,
+            ),
+            id=workflow_id_for(secure_email_id),
+            task_queue=self.task_queue,
+            search_attributes=for_new_secure_email(
+                self.directory.practice_id, self.directory.patient_id, expires_at
+            ),
+        )
+
+    async def _record(
+        self, lifetime: timedelta, *, link_token: str | None
+    ) -> tuple[str, datetime, datetime]:
+        secure_email_id = str(uuid.uuid4())
+        sent_at = await self.env.get_current_time()
+        keys = self.directory.portal_keys
+        link_token = link_token or portal_secrets.link_token(keys, keys.current_id, secure_email_id)
+        async with self.directory.sessions() as db:
+            db.add(
+                SecureEmail(
+                    id=secure_email_id,
+                    practice_id=self.directory.practice_id,
+                    patient_id=self.directory.patient_id,
+                    staff_id=self.directory.staff_id,
+                    subject="Treatment plan",
+                    body="Your treatment plan is attached.",
+                    link_token_hash=token_hash(link_token),
+                    status="sending",
+                    sent_at=sent_at,
+                    expires_at=sent_at + lifetime,
+                )
+            )
+            await db.commit()
+        return secure_email_id, sent_at, sent_at + lifetime
+
+    def attempt(self, handle: WorkflowHandle[Any, Any], passcode: str) -> PasscodeAttempt:
+        """A typed passcode as the portal sends it: its checks, never the code."""
+        secure_email_id = handle.id.removeprefix(workflow_id_for(""))
+        checks = portal_secrets.passcode_checks(
+            self.directory.portal_keys, secure_email_id, passcode
+        )
+        return PasscodeAttempt(checks=checks)
 
     async def mail(self, count: int) -> list[EmailMessage]:
         """Waits for the Maildir to hold ``count`` messages (real time, not skipped)."""
@@ -130,26 +244,31 @@ class Lifecycle:
 async def running_lifecycle(
     env: WorkflowEnvironment, transport: MailTransport, maildir: Path
 ) -> AsyncIterator[Lifecycle]:
-    """A worker with real mail activities over ``transport`` and a stand-in read model."""
+    """A worker with real mail activities over ``transport``, reading a real database by
+    id, and a stand-in for the rest of the read model."""
     status_log = StatusLog()
     task_queue = f"tq-{uuid.uuid4()}"
-    mail = MailActivities(transport, "http://portal.test")
-    async with Worker(
-        env.client,
-        task_queue=task_queue,
-        workflows=[SecureEmailWorkflow],
-        activities=[
-            mail.deliver_notice,
-            mail.deliver_passcode,
-            make_passcode_secret,
-            status_log.record_status,
-            status_log.record_reply,
-            status_log.raise_alert,
-            status_log.file_to_chart,
-            status_log.raise_notice_failed,
-        ],
-    ):
-        yield Lifecycle(env, env.client, task_queue, maildir, status_log)
+    maildir.mkdir(parents=True, exist_ok=True)
+    async with directory(maildir.parent / f"directory-{uuid.uuid4().hex[:8]}.db") as found:
+        mail = MailActivities(transport, "http://portal.test", found.sessions, found.portal_keys)
+        async with Worker(
+            env.client,
+            task_queue=task_queue,
+            workflows=[SecureEmailWorkflow, SecureEmailWorkflowV1],
+            activities=[
+                mail.send_notice,
+                mail.send_passcode,
+                mail.deliver_notice,
+                mail.deliver_passcode,
+                make_passcode_secret,
+                status_log.record_status,
+                status_log.record_reply,
+                status_log.raise_alert,
+                status_log.file_to_chart,
+                status_log.raise_notice_failed,
+            ],
+        ):
+            yield Lifecycle(env, env.client, task_queue, maildir, status_log, found)
 
 
 @pytest.fixture

@@ -8,10 +8,11 @@ from datetime import timedelta
 
 import pytest
 from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 
 from domain.secure_email import (
-    PasscodeAttempt,
+    MAX_REPLIES_PER_HOUR,
     PasscodeRequest,
     ReplyAttachment,
     ReplySubmitted,
@@ -22,22 +23,9 @@ from tests.workflows.conftest import Lifecycle
 from workflows.secure_email import SecureEmailWorkflow
 
 
-def a_reply(reply_id: str, body: str = "Thank you, see you Tuesday.") -> ReplySubmitted:
-    return ReplySubmitted(
-        reply_id=reply_id,
-        subject="RE: Treatment plan",
-        body=body,
-        attachments=[
-            ReplyAttachment(
-                attachment_id=f"{reply_id}-file",
-                object_key=f"secure-emails/x/replies/{reply_id}/file",
-                filename="insurance.pdf",
-                size=9,
-                content_type="application/pdf",
-                sha256="0" * 64,
-            )
-        ],
-    )
+def a_reply(reply_id: str) -> ReplySubmitted:
+    """As the portal sends it: the id of a reply it keeps, nothing the patient wrote."""
+    return ReplySubmitted(reply_id=reply_id, client_address="10.1.2.3")
 
 
 async def opened(lifecycle: Lifecycle) -> WorkflowHandle[SecureEmailWorkflow, SecureEmailState]:
@@ -46,7 +34,7 @@ async def opened(lifecycle: Lifecycle) -> WorkflowHandle[SecureEmailWorkflow, Se
     await handle.execute_update(SecureEmailWorkflow.request_passcode, PasscodeRequest())
     passcode = await lifecycle.latest_passcode(2)
     await handle.execute_update(
-        SecureEmailWorkflow.verify_passcode, PasscodeAttempt(passcode=passcode)
+        SecureEmailWorkflow.verify_passcode, lifecycle.attempt(handle, passcode)
     )
     return handle
 
@@ -64,7 +52,7 @@ async def test_reply_recorded_alerted_and_filed_once(lifecycle: Lifecycle) -> No
     accepted = await handle.execute_update(SecureEmailWorkflow.reply, a_reply("r1"))
     assert accepted.reply_id == "r1"
     assert [r.reply.reply_id for r in lifecycle.status_log.replies] == ["r1"]
-    second = await handle.execute_update(SecureEmailWorkflow.reply, a_reply("r2", "And one more"))
+    second = await handle.execute_update(SecureEmailWorkflow.reply, a_reply("r2"))
     assert second.reply_id == "r2"
     log = lifecycle.status_log
     await until(lambda: log.alerts == ["r1", "r2"] and log.filed == ["r1", "r2"])
@@ -73,12 +61,46 @@ async def test_reply_recorded_alerted_and_filed_once(lifecycle: Lifecycle) -> No
     assert log.statuses() == ["sent", "opened", "replied"]
 
 
-async def test_blank_reply_refused(lifecycle: Lifecycle) -> None:
+async def test_reply_with_its_content_refused_before_the_history(lifecycle: Lifecycle) -> None:
+    """What the patient wrote stays in the database: a reply that carries it is refused
+    by the validator, so it is never recorded in the history."""
     handle = await opened(lifecycle)
-    with pytest.raises(WorkflowUpdateFailedError) as refused:
-        await handle.execute_update(SecureEmailWorkflow.reply, a_reply("r1", body="  \n"))
-    assert "needs a message" in str(refused.value.cause)
+    with_content = ReplySubmitted(
+        reply_id="r1",
+        subject="RE: Treatment plan",
+        body="My insurance number is 123",
+        attachments=[
+            ReplyAttachment(
+                attachment_id="r1-file",
+                object_key="secure-emails/x/replies/r1/file",
+                filename="insurance.pdf",
+                size=9,
+                content_type="application/pdf",
+                sha256="0" * 64,
+            )
+        ],
+    )
+    with pytest.raises(WorkflowUpdateFailedError):
+        await handle.execute_update(SecureEmailWorkflow.reply, with_content)
     assert lifecycle.status_log.replies == []
+    history = (await handle.fetch_history()).to_json()
+    assert "insurance" not in history.lower()
+
+
+async def test_replies_capped_per_hour_in_words(lifecycle: Lifecycle) -> None:
+    handle = await opened(lifecycle)
+    for i in range(MAX_REPLIES_PER_HOUR):
+        await handle.execute_update(SecureEmailWorkflow.reply, a_reply(f"r{i}"))
+    with pytest.raises(WorkflowUpdateFailedError) as refused:
+        await handle.execute_update(SecureEmailWorkflow.reply, a_reply("one-too-many"))
+    assert isinstance(refused.value.cause, ApplicationError)
+    assert refused.value.cause.message.startswith(
+        f"You have sent {MAX_REPLIES_PER_HOUR} replies to this message in the last hour."
+    )
+    assert len(lifecycle.status_log.replies) == MAX_REPLIES_PER_HOUR
+    await lifecycle.env.sleep(timedelta(hours=1))
+    await handle.execute_update(SecureEmailWorkflow.reply, a_reply("an-hour-later"))
+    assert lifecycle.status_log.replies[-1].reply.reply_id == "an-hour-later"
 
 
 async def test_reply_after_expiry_refused(lifecycle: Lifecycle) -> None:

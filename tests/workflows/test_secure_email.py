@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -9,11 +10,12 @@ from temporalio.client import WorkflowUpdateFailedError
 from temporalio.service import RPCError
 
 from domain.secure_email import (
-    PasscodeAttempt,
     PasscodeRequest,
     SecureEmailStatus,
     VerifyOutcome,
 )
+from infra.db.models import SecureEmail
+from infra.security import token_hash
 from tests.workflows.conftest import OFFICE, PATIENT, Lifecycle
 from workflows.secure_email import SecureEmailWorkflow
 
@@ -24,7 +26,12 @@ async def test_deliver_notice_without_content(lifecycle: Lifecycle) -> None:
     assert notice["To"] == PATIENT
     assert OFFICE in notice["From"]
     text = notice.get_body(("plain",)).get_content()  # type: ignore[union-attr]
-    assert "View Secure Email: http://portal.test/m/" + "t" * 43 in text
+    link = re.search(r"View Secure Email: http://portal.test/m/(\S+)", text)
+    assert link is not None
+    # The link the office's row was made for: its hash is what the portal looks up.
+    async with lifecycle.directory.sessions() as db:
+        row = await db.get(SecureEmail, handle.id.removeprefix("secure-email-"))
+    assert row is not None and token_hash(link.group(1)) == row.link_token_hash
     assert "spam" in text
     state = await handle.query(SecureEmailWorkflow.state)
     assert state.status == SecureEmailStatus.SENT
@@ -53,7 +60,7 @@ async def test_verify_passcode_opens_message(lifecycle: Lifecycle) -> None:
     issued = await handle.execute_update(SecureEmailWorkflow.request_passcode, PasscodeRequest())
     passcode = await lifecycle.latest_passcode(2)
     result = await handle.execute_update(
-        SecureEmailWorkflow.verify_passcode, PasscodeAttempt(passcode=passcode)
+        SecureEmailWorkflow.verify_passcode, lifecycle.attempt(handle, passcode)
     )
     assert result.outcome == VerifyOutcome.OK
     state = await handle.query(SecureEmailWorkflow.state)
@@ -64,7 +71,7 @@ async def test_verify_passcode_opens_message(lifecycle: Lifecycle) -> None:
     assert "valid for 15 minutes" in passcode_mail.get_body(("plain",)).get_content()  # type: ignore[union-attr]
     # Single use: the same code does not open it twice.
     again = await handle.execute_update(
-        SecureEmailWorkflow.verify_passcode, PasscodeAttempt(passcode=passcode)
+        SecureEmailWorkflow.verify_passcode, lifecycle.attempt(handle, passcode)
     )
     assert again.outcome == VerifyOutcome.NONE_ISSUED
     assert lifecycle.status_log.statuses() == ["sent", "opened"]
@@ -86,7 +93,7 @@ async def test_passcode_valid_for_fifteen_minutes(
     passcode = await lifecycle.latest_passcode(2)
     await lifecycle.env.sleep(wait)
     result = await handle.execute_update(
-        SecureEmailWorkflow.verify_passcode, PasscodeAttempt(passcode=passcode)
+        SecureEmailWorkflow.verify_passcode, lifecycle.attempt(handle, passcode)
     )
     assert result.outcome == outcome
 
@@ -100,7 +107,7 @@ async def test_five_wrong_tries_burn_passcode(lifecycle: Lifecycle) -> None:
     tries_left = []
     for _ in range(5):
         result = await handle.execute_update(
-            SecureEmailWorkflow.verify_passcode, PasscodeAttempt(passcode=wrong)
+            SecureEmailWorkflow.verify_passcode, lifecycle.attempt(handle, wrong)
         )
         tries_left.append((result.outcome, result.tries_left))
     assert tries_left == [
@@ -112,7 +119,7 @@ async def test_five_wrong_tries_burn_passcode(lifecycle: Lifecycle) -> None:
     ]
     # Burned: even the right code no longer works ...
     right = await handle.execute_update(
-        SecureEmailWorkflow.verify_passcode, PasscodeAttempt(passcode=passcode)
+        SecureEmailWorkflow.verify_passcode, lifecycle.attempt(handle, passcode)
     )
     assert right.outcome == VerifyOutcome.BURNED
     # ... until a new one is requested.
@@ -120,7 +127,7 @@ async def test_five_wrong_tries_burn_passcode(lifecycle: Lifecycle) -> None:
     fresh = await lifecycle.latest_passcode(3)
     assert fresh != passcode
     result = await handle.execute_update(
-        SecureEmailWorkflow.verify_passcode, PasscodeAttempt(passcode=fresh)
+        SecureEmailWorkflow.verify_passcode, lifecycle.attempt(handle, fresh)
     )
     assert result.outcome == VerifyOutcome.OK
 
@@ -152,7 +159,7 @@ async def test_verify_after_expiry_refused(lifecycle: Lifecycle) -> None:
     # expiry first and shows the warning page).
     with pytest.raises(RPCError):
         await handle.execute_update(
-            SecureEmailWorkflow.verify_passcode, PasscodeAttempt(passcode=passcode)
+            SecureEmailWorkflow.verify_passcode, lifecycle.attempt(handle, passcode)
         )
     with pytest.raises(RPCError):
         await handle.execute_update(SecureEmailWorkflow.request_passcode, PasscodeRequest())

@@ -1,10 +1,12 @@
 """``/codec/decode`` and ``/codec/encode``: the Temporal Web UI's remote codec (R12).
 
-The Temporal service stores only encrypted payloads; the Web UI sends them here and
-shows what comes back. Only an office administrator may have them opened: signed in
-(the UI's fetch carries the staff cookie when it includes credentials) or holding an
-admin's API token. The UI runs on another origin, so these routes answer CORS for that
-one origin and for no other; every other route of the app stays without CORS.
+The Temporal service stores only encrypted payloads; the Web UI and the ``temporal`` CLI
+send them here and show what comes back. Only platform operators may have them opened
+(a workflow belongs to one practice, and practice staff need nothing from Temporal):
+signed in (the UI's fetch carries the session cookie when it includes credentials) or
+holding an operator's API token. Each decode is audited in the log of every practice
+whose secure emails the payloads name. The UI runs on another origin, so these routes
+answer CORS for that one origin and for no other; every other route stays without CORS.
 
 Refusals answer JSON here (not the app's HTML error page): the caller is a script.
 """
@@ -25,13 +27,14 @@ from infra.crypto.keys import key_ring
 from infra.db.models import StaffUser
 from infra.settings import Settings
 from infra.temporal.codec import EncryptionCodec, PayloadDecryptionError
+from web.codec_audit import audit_decode
 from web.deps import (
     DbSession,
     NotSignedIn,
     SettingsDep,
     account_from_bearer,
-    account_from_cookie,
     audit_staff,
+    signed_in_account,
 )
 
 router = APIRouter(prefix="/codec", tags=["codec"], include_in_schema=False)
@@ -69,23 +72,24 @@ async def preflight(request: Request, settings: SettingsDep) -> Response:
 
 @router.post("/decode")
 async def decode(
-    request: Request, db: DbSession, settings: SettingsDep, bearer: Bearer
+    request: Request, db: DbSession, settings: SettingsDep, operator: Operator
 ) -> Response:
     codec = payload_codec(request, settings)
-    operator = await _staff(request, db, bearer)
-    response = await _convert(request, settings, operator, codec.decode)
-    if operator is not None and response.status_code == status.HTTP_200_OK:
-        # Who read workflow payloads (PHI) in the Temporal UI, and when.
-        await audit_staff(db, request, operator, AuditAction.OPERATOR_DECODE)
+    response, decoded = await _convert(request, settings, operator, codec.decode)
+    if operator is not None and decoded is not None:
+        await audit_decode(db, request, operator, decoded)
     return response
 
 
 @router.post("/encode")
 async def encode(
-    request: Request, db: DbSession, settings: SettingsDep, bearer: Bearer
+    request: Request, db: DbSession, settings: SettingsDep, operator: Operator
 ) -> Response:
     codec = payload_codec(request, settings)
-    return await _convert(request, settings, await _staff(request, db, bearer), codec.encode)
+    response, encoded = await _convert(request, settings, operator, codec.encode)
+    if operator is not None and encoded is not None:
+        await audit_staff(db, request, operator, AuditAction.OPERATOR_ENCODE)
+    return response
 
 
 def payload_codec(request: Request, settings: Settings) -> EncryptionCodec:
@@ -99,17 +103,18 @@ def payload_codec(request: Request, settings: Settings) -> EncryptionCodec:
 
 async def _convert(
     request: Request, settings: Settings, operator: StaffUser | None, convert: Convert
-) -> Response:
+) -> tuple[Response, list[Payload] | None]:
+    """The answer, and the payloads as converted (None when refused)."""
     headers = cors_headers(request, settings)
 
-    def refuse(status_code: int, detail: str) -> JSONResponse:
-        return JSONResponse({"detail": detail}, status_code, headers=headers)
+    def refuse(status_code: int, detail: str) -> tuple[Response, None]:
+        return JSONResponse({"detail": detail}, status_code, headers=headers), None
 
     if operator is None:
         return refuse(status.HTTP_401_UNAUTHORIZED, "Sign in as an operator")
     if not operator.is_operator:
         # Practice staff of every role: a practice's admin must not read other
-        # practices' workflows, and needs nothing from Temporal to run the office.
+        # practices' workflows, and runs the office without Temporal.
         return refuse(status.HTTP_403_FORBIDDEN, "Operators only")
     # Requiring JSON also makes any cross-origin caller go through the preflight above.
     if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
@@ -123,21 +128,26 @@ async def _convert(
     except PayloadDecryptionError as error:
         return refuse(status.HTTP_422_UNPROCESSABLE_CONTENT, str(error))
 
-    return Response(
+    response = Response(
         json_format.MessageToJson(Payloads(payloads=converted)),
         media_type="application/json",
         headers=headers,
     )
+    return response, converted
 
 
-async def _staff(request: Request, db: DbSession, bearer: Bearer) -> StaffUser | None:
-    """The staff user of the API token if one is given, else of the session cookie."""
-    if bearer is not None:
-        try:
-            return await account_from_bearer(db, bearer)
-        except HTTPException:
-            return None
+async def _operator(
+    request: Request, db: DbSession, settings: SettingsDep, bearer: Bearer
+) -> StaffUser | None:
+    """The account of the API token if one is given, else of the session cookie."""
     try:
-        return await account_from_cookie(request, db)
-    except NotSignedIn:
+        if bearer is not None:
+            account = await account_from_bearer(db, bearer)
+        else:
+            account = await signed_in_account(request, db, settings)
+    except (HTTPException, NotSignedIn):
         return None
+    return None if account.must_change_password else account
+
+
+Operator = Annotated[StaffUser | None, Depends(_operator)]
