@@ -6,11 +6,12 @@ The defaults run the embedded development stack on 127.0.0.1 with its state unde
 
 from __future__ import annotations
 
+import ipaddress
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -23,6 +24,10 @@ class Settings(BaseSettings):
     # Database: SQLite in the data directory unless a URL is given
     # (PostgreSQL: ``postgresql+asyncpg://user:pass@host/db``).
     database_url: str = ""
+    # Who applies migrations (``securemail migrate`` and the app's start-up migration):
+    # on PostgreSQL the role that owns the tables, while ``database_url`` names the app's
+    # role, which may only insert and read the audit log. Empty: ``database_url``.
+    migration_database_url: str = Field(default="", repr=False)
 
     # Temporal
     temporal_address: str = "127.0.0.1:7233"
@@ -51,9 +56,29 @@ class Settings(BaseSettings):
     public_url: str = ""  # the address patients and staff reach; derived if empty
     # How long a stopping web app lets open requests (and live alert streams) finish.
     web_shutdown_grace_seconds: int = Field(default=10, ge=0)
-    # Proxies whose X-Forwarded-For/-Proto are believed (comma list, or "*"): the client
-    # address feeds rate limits and the audit log, so only the proxy's may set it.
-    forwarded_allow_ips: str = "127.0.0.1"
+    # The TLS proxy's own address as the web app sees it (IPs or networks, comma
+    # separated; none by default). From these only, X-Forwarded-For/-Proto are believed,
+    # right-most untrusted entry first (``web.client_address``): the client address feeds
+    # rate limits and the audit log, so the client must not choose it.
+    forwarded_allow_ips: str = ""
+
+    @field_validator("forwarded_allow_ips")
+    @classmethod
+    def _trusted_proxies(cls, value: str) -> str:
+        items = [item.strip() for item in value.split(",") if item.strip()]
+        if "*" in items:
+            raise ValueError(
+                "SECURE_EMAIL_FORWARDED_ALLOW_IPS cannot be '*': trusting every sender of "
+                "X-Forwarded-For lets any client choose its own address; name the proxy's"
+            )
+        for item in items:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"SECURE_EMAIL_FORWARDED_ALLOW_IPS: {item!r} is not an IP address or network"
+                ) from None
+        return ",".join(items)
 
     # Object store (MinIO or any S3)
     s3_endpoint: str = "127.0.0.1:9000"
@@ -81,9 +106,15 @@ class Settings(BaseSettings):
     # Encryption of payloads, database fields and stored files: ``id:base64key,...``,
     # the first current. Empty in development: a ring is generated into the data dir.
     encryption_keys: str = Field(default="", repr=False)
+    # The key that notice links and passcodes are derived from (same ``id:base64key``
+    # format and rotation). Held by the web app and the worker only, never by Temporal:
+    # a history names the secure email, and without this key nothing in it opens a portal.
+    portal_keys: str = Field(default="", repr=False)
 
     # Staff sessions
     staff_session_hours: int = Field(default=12, ge=1)
+    # Minutes without a request after which a staff session ends (as the portal's do).
+    staff_idle_minutes: int = Field(default=15, ge=1)
 
     # Logs: ``text`` for people, ``json`` (one object a line, ids only) for collectors.
     # Empty: text in development, json in production.
@@ -93,6 +124,8 @@ class Settings(BaseSettings):
     def _derive(self) -> Settings:
         if not self.database_url:
             self.database_url = f"sqlite+aiosqlite:///{self.data_dir / 'app.db'}"
+        if not self.migration_database_url:
+            self.migration_database_url = self.database_url
         if not self.public_url:
             self.public_url = f"http://{self.web_host}:{self.web_port}"
         self.public_url = self.public_url.rstrip("/")

@@ -14,13 +14,14 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from temporalio.client import Client
 
 from infra.crypto.fields import configure_field_encryption
-from infra.crypto.keys import key_ring
+from infra.crypto.keys import key_ring, portal_key_ring
 from infra.db.engine import make_engine, make_sessionmaker
 from infra.db.migrate import upgrade_async
 from infra.encrypted_objects import secure_object_store
 from infra.settings import Settings, get_settings
-from web.csrf import csrf_protect
-from web.deps import NotOfficeStaff, NotSignedIn
+from web.body_limits import BodyLimits
+from web.csrf import MultipartCsrf, csrf_protect
+from web.deps import MustChangePassword, NotOfficeStaff, NotSignedIn
 from web.metrics import instrument
 from web.portal_sessions import PortalSignedOut
 from web.routes import (
@@ -31,6 +32,7 @@ from web.routes import (
     audit,
     chart,
     codec,
+    docs,
     email_client,
     health,
     office_auth,
@@ -38,6 +40,8 @@ from web.routes import (
     office_secure_emails,
     portal,
     portal_messages,
+    staff,
+    tokens,
 )
 from web.security_headers import SecurityHeaders
 from web.state import AppState
@@ -60,13 +64,16 @@ def create_app(
         # Before migrating: a migration that re-encrypts rows uses this same ring.
         configure_field_encryption(key_ring(settings))
         if migrate:
-            await upgrade_async(settings.database_url)
+            await upgrade_async(
+                settings.migration_database_url, app_database_url=settings.database_url
+            )
         engine = make_engine(settings.database_url)
         app.state.app_state = AppState(
             settings=settings,
             engine=engine,
             sessions=make_sessionmaker(engine),
             store=secure_object_store(settings),
+            portal_keys=portal_key_ring(settings),
             _temporal=temporal,
         )
         try:
@@ -80,6 +87,9 @@ def create_app(
         version="0.1.0",
         lifespan=lifespan,
         dependencies=[Depends(csrf_protect)],
+        # /docs is web.routes.docs: packaged assets under the strict CSP, no CDN.
+        docs_url=None,
+        redoc_url=None,
     )
 
     api = APIRouter(prefix="/api/v1")
@@ -89,6 +99,8 @@ def create_app(
     api.include_router(audit.api_router)
     api.include_router(alerts.api_router)
     api.include_router(chart.api_router)
+    api.include_router(staff.api_router)
+    api.include_router(tokens.api_router)
     app.include_router(api)
     app.include_router(office_auth.router)
     app.include_router(office_pages.router)
@@ -100,14 +112,25 @@ def create_app(
     app.include_router(alerts.page_router)
     app.include_router(email_client.router)
     app.include_router(chart.page_router)
+    app.include_router(staff.page_router)
+    app.include_router(tokens.page_router)
     app.include_router(health.router)
+    app.include_router(docs.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    # Innermost first: a body is counted (BodyLimits) before a multipart form's token
+    # is checked on its first part (MultipartCsrf), and both before anything parses it.
+    app.add_middleware(MultipartCsrf)
+    app.add_middleware(BodyLimits)
     app.add_middleware(SecurityHeaders, hsts=settings.secure_cookies)
     instrument(app)
 
     @app.exception_handler(NotSignedIn)
     async def _to_login(_request: Request, _exc: NotSignedIn) -> Response:
         return RedirectResponse("/login", status_code=status.HTTP_303_SEE_OTHER)
+
+    @app.exception_handler(MustChangePassword)
+    async def _to_change_password(_request: Request, _exc: MustChangePassword) -> Response:
+        return RedirectResponse("/change-password", status_code=status.HTTP_303_SEE_OTHER)
 
     @app.exception_handler(NotOfficeStaff)
     async def _to_operator_page(_request: Request, _exc: NotOfficeStaff) -> Response:

@@ -18,11 +18,12 @@ from sqlalchemy import (
     MetaData,
     String,
     UniqueConstraint,
+    event,
 )
 from sqlalchemy import false as sa_false
 from sqlalchemy import true as sa_true
-from sqlalchemy.engine import Dialect
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.engine import Connection, Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, Mapper, mapped_column
 from sqlalchemy.types import TypeDecorator
 
 from domain.staff import StaffRole
@@ -174,6 +175,10 @@ class SecureEmail(Base):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     opened_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     resent_from_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    # Which workflow runs its lifecycle: 1 for ``workflows.secure_email_v1`` (messages
+    # sent before histories held ids only; the column's default for those rows), 2 for
+    # ``workflows.secure_email``. The portal speaks to each in its own terms.
+    workflow_version: Mapped[int] = mapped_column(Integer, default=2, server_default="1")
 
 
 class Attachment(Base):
@@ -210,7 +215,8 @@ class PortalSession(Base):
 
 
 class AuditEvent(Base):
-    """Append-only (triggers refuse UPDATE and DELETE): see ``domain.audit``."""
+    """Append-only (triggers refuse UPDATE, DELETE and TRUNCATE) and hash-chained: see
+    ``domain.audit`` and ``infra.audit_chain``. The id is the chain's, given at insert."""
 
     __tablename__ = "audit_events"
 
@@ -224,6 +230,27 @@ class AuditEvent(Base):
     secure_email_id: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True)
     client_address: Mapped[str | None] = mapped_column(String(64), nullable=True)
     detail: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditChainHead(Base):
+    """The newest link of the audit chain, one row; every event insert updates it first,
+    which serialises writers (see ``infra.audit_chain``)."""
+
+    __tablename__ = "audit_chain_head"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    last_event_id: Mapped[int] = mapped_column(Integer)
+    last_hash: Mapped[str] = mapped_column(String(64))
+
+
+@event.listens_for(AuditEvent, "before_insert")
+def _link_audit_event(_mapper: Mapper[AuditEvent], connection: Connection, row: AuditEvent) -> None:
+    # Here rather than in ``infra.audit``: no insert of an event can skip the chain.
+    from infra.audit_chain import link  # imports this module
+
+    link(connection, row)
 
 
 class RateLimitHit(Base):
@@ -235,7 +262,12 @@ class RateLimitHit(Base):
     bucket: Mapped[str] = mapped_column(String(64))
     at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
-    __table_args__ = (Index("ix_rate_limit_hits_bucket_at", "bucket", "at"),)
+    __table_args__ = (
+        # Counting a client's attempts in its window.
+        Index("ix_rate_limit_hits_bucket_at", "bucket", "at"),
+        # Pruning the oldest attempts a batch at a time, without scanning the table.
+        Index("ix_rate_limit_hits_at", "at"),
+    )
 
 
 class Reply(Base):
@@ -286,3 +318,19 @@ class ChartDocument(Base):
     # Exactly once per file, however often the activity is retried.
     attachment_id: Mapped[str] = mapped_column(ForeignKey("attachments.id"), unique=True)
     filed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class PendingReply(Base):
+    """A Reply All the workflow has not yet accepted: the web app keeps it here, so the
+    ``reply`` update carries only its id (R12), and ``record_reply`` moves it into the
+    thread. A refused reply's row is removed with its files."""
+
+    __tablename__ = "pending_replies"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    secure_email_id: Mapped[str] = mapped_column(ForeignKey("secure_emails.id"), index=True)
+    subject: Mapped[str] = mapped_column(EncryptedText("pending_replies.subject"))
+    body: Mapped[str] = mapped_column(EncryptedText("pending_replies.body"))
+    # The stored files, as JSON (``domain.secure_email.ReplyAttachment``); names are PHI.
+    attachments: Mapped[str] = mapped_column(EncryptedText("pending_replies.attachments"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -23,8 +23,17 @@ from domain.secure_email import (
     SecureEmailStatus,
     VerifyOutcome,
 )
+from infra.crypto import portal_secrets
 from infra.db.models import Patient, SecureEmail
-from infra.rate_limits import PASSCODE_PER_CLIENT, PASSCODE_PER_PATIENT, VERIFY_PER_CLIENT, allow
+from infra.rate_limits import (
+    PASSCODE_PER_CLIENT,
+    PASSCODE_PER_PATIENT,
+    VERIFY_PER_CLIENT,
+    Checks,
+    allow,
+    exceeded,
+    record,
+)
 from infra.security import token_hash
 from web.deps import DbSession, SettingsDep, StateDep, client_address
 from web.portal_common import (
@@ -39,6 +48,7 @@ from web.portal_common import (
 from web.portal_sessions import (
     start_portal_session,
 )
+from web.state import AppState
 from web.templating import render
 from workflows.secure_email import SecureEmailWorkflow
 
@@ -67,6 +77,18 @@ async def _by_token(db: AsyncSession, token: str) -> SecureEmail:
     return secure_email
 
 
+def passcode_attempt(
+    state: AppState, secure_email: SecureEmail, code: str, client: str | None
+) -> PasscodeAttempt:
+    """The typed code as its checks: the workflow compares them with the mailed code's, so
+    the code itself never enters the history. A version-1 workflow, whose passcodes come
+    from a secret in its own history, can only compare the code itself."""
+    if secure_email.workflow_version == 1:
+        return PasscodeAttempt(passcode=code, client_address=client)
+    checks = portal_secrets.passcode_checks(state.portal_keys, secure_email.id, code)
+    return PasscodeAttempt(checks=checks, client_address=client)
+
+
 def _masked(address: str) -> str:
     local, _, domain = address.partition("@")
     return f"{local[:1]}•••@{domain}"
@@ -92,11 +114,12 @@ async def request_passcode(
     if expired(secure_email):
         return await expired_page(request, db, secure_email)
     practice = await practice_of_message(db, secure_email)
-    checks = [
-        (PASSCODE_PER_CLIENT, client_address(request)),
-        (PASSCODE_PER_PATIENT, secure_email.patient_id),
-    ]
-    if not await allow(db, checks):
+    # Every request counts against the client sending it; only a passcode actually sent
+    # counts against the patient, so nobody can use up a patient's allowance with
+    # requests that are refused (here, or by the workflow).
+    per_patient: Checks = [(PASSCODE_PER_PATIENT, secure_email.patient_id)]
+    client_allowed = await allow(db, [(PASSCODE_PER_CLIENT, client_address(request))])
+    if not client_allowed or await exceeded(db, per_patient):
         await audit_patient(db, request, secure_email, AuditAction.PASSCODE_REFUSED, "rate limit")
         return render(
             request,
@@ -125,6 +148,7 @@ async def request_passcode(
             {"token": token, "practice": practice, "error": UNAVAILABLE},
             status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
         )
+    await record(db, per_patient)
     await audit_patient(db, request, secure_email, AuditAction.PASSCODE_ISSUED)
     return RedirectResponse(f"/m/{token}/passcode", status_code=status.HTTP_303_SEE_OTHER)
 
@@ -193,7 +217,7 @@ async def verify(
         handle = await workflow_of(state, secure_email)
         result = await handle.execute_update(
             SecureEmailWorkflow.verify_passcode,
-            PasscodeAttempt(passcode=code, client_address=client_address(request)),
+            passcode_attempt(state, secure_email, code, client_address(request)),
         )
     except WorkflowUpdateFailedError as error:
         return await _passcode_form(

@@ -7,9 +7,8 @@ patient's message or file answers 404, and an expired message only its warning.
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
 
-from fastapi import APIRouter, File, Form, HTTPException, Request, UploadFile, status
+from fastapi import APIRouter, HTTPException, Request, UploadFile, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -18,7 +17,7 @@ from temporalio.service import RPCError
 
 from domain.attachments import ALLOWED_EXTENSIONS, MAX_ATTACHMENT_BYTES
 from domain.audit import ActorType, AuditAction
-from domain.secure_email import ReplyAttachment, ReplySubmitted, re_subject
+from domain.secure_email import ReplyAttachment, re_subject
 from infra.audit import Actor, audit
 from infra.db.models import Attachment, Patient, PortalSession, Practice, Reply, SecureEmail
 from infra.replies import replies_to
@@ -34,14 +33,20 @@ from web.portal_common import (
     workflow_of,
 )
 from web.portal_sessions import PORTAL_COOKIE, PortalPatient, end_portal_session
+from web.replies import submit_reply
 from web.secure_emails import attachments_of
+from web.state import AppState
 from web.templating import render
 from web.uploads import (
     AttachmentsRefused,
     StoreUnavailable,
+    UploadFormRefused,
     check_uploads,
     chosen,
     discard,
+    form_files,
+    form_text,
+    read_upload_form,
     store_uploads,
 )
 from workflows.secure_email import SecureEmailWorkflow
@@ -230,21 +235,56 @@ async def reply_page(
 
 @router.post("/portal/messages/{secure_email_id}/reply")
 async def reply_all(
-    request: Request,
-    state: StateDep,
-    db: DbSession,
-    session: PortalPatient,
-    secure_email_id: str,
-    subject: Annotated[str, Form()] = "",
-    body: Annotated[str, Form()] = "",
-    attachments: Annotated[list[UploadFile] | None, File()] = None,
+    request: Request, state: StateDep, db: DbSession, session: PortalPatient, secure_email_id: str
 ) -> Response:
-    """Files are checked, then stored, then the workflow accepts the reply: a reply it
-    accepts is complete, and a refused one leaves nothing behind but what was typed."""
+    """No Form/File parameters: FastAPI would read the whole body (up to 200 MB) before
+    the portal session is checked. The form is read here, once the patient is known."""
     secure_email = await _readable(db, session, secure_email_id)
     if expired(secure_email):
         return await expired_page(request, db, secure_email)
     context = await _tabs_context(db, session, "inbox")
+    try:
+        form = await read_upload_form(request)
+    except UploadFormRefused as refused_form:
+        # Too many files: what the patient typed comes back with the limit in words.
+        return _reply_form(
+            request,
+            context,
+            secure_email,
+            subject=form_text(refused_form.typed, "subject").strip()
+            or re_subject(secure_email.subject),
+            body=form_text(refused_form.typed, "body"),
+            refused_files=[refused_form.reason],
+            status_code=422,
+        )
+    try:
+        return await _send_reply(
+            request,
+            state,
+            db,
+            secure_email,
+            context,
+            subject=form_text(form, "subject"),
+            body=form_text(form, "body"),
+            attachments=form_files(form, "attachments"),
+        )
+    finally:
+        await form.close()
+
+
+async def _send_reply(
+    request: Request,
+    state: AppState,
+    db: AsyncSession,
+    secure_email: SecureEmail,
+    context: dict[str, object],
+    *,
+    subject: str,
+    body: str,
+    attachments: list[UploadFile],
+) -> Response:
+    """Files are checked, then stored, then the workflow accepts the reply: a reply it
+    accepts is complete, and a refused one leaves nothing behind but what was typed."""
     subject = subject.strip() or re_subject(secure_email.subject)
     uploads = chosen(attachments)
 
@@ -275,26 +315,21 @@ async def reply_all(
         )
     except StoreUnavailable:
         return refused({"form": UNAVAILABLE}, [], 503)
-    submitted = ReplySubmitted(
-        reply_id=reply_id,
-        subject=subject,
-        body=body,
-        attachments=[
-            ReplyAttachment(
-                attachment_id=item.id,
-                object_key=item.object_key,
-                filename=item.filename,
-                size=item.size,
-                content_type=item.content_type,
-                sha256=item.sha256,
-            )
-            for item in stored
-        ],
-        client_address=client_address(request),
-    )
+    files = [
+        ReplyAttachment(
+            attachment_id=item.id,
+            object_key=item.object_key,
+            filename=item.filename,
+            size=item.size,
+            content_type=item.content_type,
+            sha256=item.sha256,
+        )
+        for item in stored
+    ]
     try:
-        handle = await workflow_of(state, secure_email)
-        await handle.execute_update(SecureEmailWorkflow.reply, submitted)
+        await submit_reply(
+            state, db, secure_email, reply_id, subject, body, files, client_address(request)
+        )
     except WorkflowUpdateFailedError as error:
         await discard(state.store, stored)
         return refused({"form": refusal(error)}, [], 409)
