@@ -1,6 +1,7 @@
 """Headers on every response: no framing, no sniffing, no referrer, no caching of PHI.
 
-Pure ASGI, so streamed downloads stay streamed.
+One Content-Security-Policy for every page, /docs included (its Swagger UI is served by
+the app, see ``web.routes.docs``). Pure ASGI, so streamed downloads stay streamed.
 """
 
 from __future__ import annotations
@@ -12,13 +13,8 @@ PAGE_CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 )
-# FastAPI's /docs and /redoc load Swagger UI from its CDN with an inline bootstrap script.
-DOCS_CSP = (
-    "default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
-    "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
-    "img-src 'self' data: https://fastapi.tiangolo.com; frame-ancestors 'none'"
-)
-DOCS_PATHS = ("/docs", "/redoc")
+# Files that hold no PHI and may be cached: the app's own and the API docs' Swagger UI.
+CACHEABLE_PREFIXES = ("/static/", "/docs/assets/")
 
 
 class SecurityHeaders:
@@ -37,7 +33,7 @@ class SecurityHeaders:
                 headers = [
                     (name, value)
                     for name, value in message.get("headers", [])
-                    if name.lower() != b"cache-control" or path.startswith("/static/")
+                    if name.lower() != b"cache-control" or path.startswith(CACHEABLE_PREFIXES)
                 ]
                 headers += self._headers(path)
                 message = {**message, "headers": headers}
@@ -46,15 +42,14 @@ class SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
     def _headers(self, path: str) -> list[tuple[bytes, bytes]]:
-        csp = DOCS_CSP if path.startswith(DOCS_PATHS) else PAGE_CSP
         headers = [
-            (b"content-security-policy", csp.encode()),
+            (b"content-security-policy", PAGE_CSP.encode()),
             (b"x-content-type-options", b"nosniff"),
             (b"x-frame-options", b"DENY"),
             (b"referrer-policy", b"no-referrer"),
             (b"cross-origin-opener-policy", b"same-origin"),
         ]
-        if not path.startswith("/static/"):
+        if not path.startswith(CACHEABLE_PREFIXES):
             # Pages and API answers may hold PHI: never kept by the browser or a proxy.
             headers.append((b"cache-control", b"no-store"))
         if self.hsts:
