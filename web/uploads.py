@@ -1,8 +1,12 @@
 """Checking and storing uploaded attachments (R9), shared by Send Secure and Reply All.
 
 Every file is checked before any is stored, so a refusal stores nothing and names each
-refused file with its reason. Starlette has already spooled each upload to a temporary
-file; storing streams it from there in parts, never holding a whole file in memory.
+refused file with its reason. Starlette spools each upload to a temporary file; storing
+streams it from there in parts, never holding a whole file in memory.
+
+The form itself is read by ``read_upload_form``, called by the routes once they know who
+is sending: a route with ``Form``/``File`` parameters would have FastAPI read the whole
+body before any dependency (CSRF, sign-in) ran.
 """
 
 from __future__ import annotations
@@ -15,8 +19,12 @@ from dataclasses import dataclass
 from typing import BinaryIO, cast
 
 import urllib3
-from fastapi import UploadFile
+from fastapi import Request, UploadFile
 from minio.error import MinioException
+from python_multipart.multipart import parse_options_header
+from starlette.datastructures import FormData
+from starlette.datastructures import UploadFile as ParsedFile
+from starlette.formparsers import MultiPartException, MultiPartParser
 
 from domain.attachments import (
     MAX_ATTACHMENT_BYTES,
@@ -29,6 +37,19 @@ from domain.attachments import (
 )
 from infra.db.models import Attachment
 from infra.objects import ObjectStore, object_key
+
+# At most this many files in one secure email or reply; with 20 MB each, the body limits
+# of web.body_limits follow from it.
+MAX_FILES = 10
+# Send Secure's and Reply All's fields: the form token, patient, subject, body, files and
+# CC/BCC (only to be refused by name), with room to spare.
+MAX_FIELDS = 20
+TOO_MANY_FILES = (
+    f"At most {MAX_FILES} files can be sent in one message. Choose {MAX_FILES} or fewer "
+    "and send again."
+)
+TOO_MANY_FIELDS = f"This form has more than {MAX_FIELDS} fields and was not read."
+UNREADABLE_FORM = "This form could not be read. Reload the page and try again."
 
 
 @dataclass(frozen=True)
@@ -63,6 +84,53 @@ class AttachmentsRefused(Exception):
     def __init__(self, refused: list[RefusedFile]) -> None:
         super().__init__("; ".join(str(item) for item in refused))
         self.refused = refused
+
+
+class UploadFormRefused(Exception):
+    """The form was refused before it was whole (too many files); ``typed`` holds the
+    text fields read until then (the browser sends them before the files), so the page
+    can show them again."""
+
+    def __init__(self, reason: str, typed: dict[str, str]) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.typed = typed
+
+
+async def read_upload_form(request: Request) -> FormData:
+    """Send Secure's or Reply All's form, at most ``MAX_FILES`` files and ``MAX_FIELDS``
+    fields; the caller closes it. Raises ``UploadFormRefused`` in words."""
+    content_type, _ = parse_options_header(request.headers.get("content-type", ""))
+    if content_type != b"multipart/form-data":
+        # No files possible; web.body_limits keeps such a body to 1 MB.
+        return await request.form(max_files=MAX_FILES, max_fields=MAX_FIELDS)
+    # Starlette's parser, as ``request.form(max_files=…, max_fields=…)`` runs it, but kept
+    # in hand: when it stops at the 11th file, what was typed before it is in its items.
+    parser = MultiPartParser(
+        request.headers, request.stream(), max_files=MAX_FILES, max_fields=MAX_FIELDS
+    )
+    try:
+        return await parser.parse()
+    except MultiPartException as error:
+        typed = {name: value for name, value in parser.items if isinstance(value, str)}
+        if error.message.startswith("Too many files"):
+            reason = TOO_MANY_FILES
+        elif error.message.startswith("Too many fields"):
+            reason = TOO_MANY_FIELDS
+        else:
+            reason = UNREADABLE_FORM
+        raise UploadFormRefused(reason, typed) from None
+
+
+def form_text(form: FormData | dict[str, str], name: str) -> str:
+    value = form.get(name)
+    return value if isinstance(value, str) else ""
+
+
+def form_files(form: FormData, name: str) -> list[UploadFile]:
+    # Starlette's parser makes Starlette's UploadFile; FastAPI's adds only schema helpers.
+    files = [value for value in form.getlist(name) if isinstance(value, ParsedFile)]
+    return cast(list[UploadFile], files)
 
 
 def chosen(uploads: list[UploadFile] | None) -> list[UploadFile]:

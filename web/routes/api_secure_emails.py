@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Any
 
-from fastapi import APIRouter, File, Form, HTTPException, Request, UploadFile, status
+from fastapi import APIRouter, HTTPException, Request, status
 
 from domain.secure_email import SecureEmailStatus
 from domain.secure_email_views import (
@@ -18,33 +18,89 @@ from web.deps import ApiStaff, DbSession, StateDep
 from web.errors import field_errors
 from web.secure_emails import load_secure_email, office_files_of, sender_for
 from web.sending import NO_COPIES, Draft, SendRefused, send_secure_email
-from web.uploads import chosen
+from web.uploads import (
+    MAX_FILES,
+    UploadFormRefused,
+    chosen,
+    form_files,
+    form_text,
+    read_upload_form,
+)
 
 router = APIRouter(prefix="/secure-emails", tags=["secure emails"])
 
 
-@router.post("", status_code=status.HTTP_201_CREATED)
+# The form, described by hand: the route reads it itself, after the token is checked
+# (FastAPI reads Form/File parameters before any dependency runs).
+SEND_SECURE_FORM = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["patient_id", "subject", "body"],
+                    "properties": {
+                        "patient_id": {"type": "string", "title": "Patient Id"},
+                        "subject": {"type": "string", "title": "Subject"},
+                        "body": {"type": "string", "title": "Body"},
+                        "attachments": {
+                            "type": "array",
+                            "items": {
+                                "type": "string",
+                                "contentMediaType": "application/octet-stream",
+                            },
+                            "maxItems": MAX_FILES,
+                            "title": "Attachments",
+                        },
+                    },
+                }
+            }
+        },
+    }
+}
+REFUSALS: dict[int | str, dict[str, Any]] = {
+    status.HTTP_422_UNPROCESSABLE_CONTENT: {
+        "description": "Refused, per field; nothing was sent",
+        "content": {
+            "application/json": {"schema": {"$ref": "#/components/schemas/HTTPValidationError"}}
+        },
+    },
+}
+REQUIRED = ("patient_id", "subject", "body")
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    openapi_extra=SEND_SECURE_FORM,
+    responses=REFUSALS,
+)
 async def create_secure_email(
-    request: Request,
-    state: StateDep,
-    db: DbSession,
-    staff: ApiStaff,
-    patient_id: Annotated[str, Form()],
-    subject: Annotated[str, Form()],
-    body: Annotated[str, Form()],
-    attachments: Annotated[list[UploadFile] | None, File()] = None,
+    request: Request, state: StateDep, db: DbSession, staff: ApiStaff
 ) -> SecureEmailCreated:
-    """Send Secure: the patient gets a notice with a link, never the content itself."""
-    form = await request.form()
-    copies = [name for name in ("cc", "bcc") if name in form]
-    if copies:
-        raise field_errors(dict.fromkeys(copies, NO_COPIES))
-    draft = Draft(patient_id=patient_id, subject=subject, body=body)
+    """Send Secure: the patient gets a notice with a link, never the content itself.
+    At most 10 attachments of 20 MB each."""
     try:
-        sender = await sender_for(state, db, staff, request)
-        secure_email = await send_secure_email(sender, draft, chosen(attachments))
-    except SendRefused as refused:
-        raise field_errors(refused.errors, refused.status_code) from None
+        form = await read_upload_form(request)
+    except UploadFormRefused as refused:
+        raise field_errors({"attachments": refused.reason}) from None
+    try:
+        missing = [name for name in REQUIRED if not isinstance(form.get(name), str)]
+        if missing:
+            raise field_errors(dict.fromkeys(missing, "Field required"))
+        copies = [name for name in ("cc", "bcc") if name in form]
+        if copies:
+            raise field_errors(dict.fromkeys(copies, NO_COPIES))
+        draft = Draft(*(form_text(form, name) for name in REQUIRED))
+        try:
+            sender = await sender_for(state, db, staff, request)
+            uploads = chosen(form_files(form, "attachments"))
+            secure_email = await send_secure_email(sender, draft, uploads)
+        except SendRefused as refused:
+            raise field_errors(refused.errors, refused.status_code) from None
+    finally:
+        await form.close()
     return SecureEmailCreated.model_validate(secure_email)
 
 

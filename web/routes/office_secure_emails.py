@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated
 
-from fastapi import APIRouter, File, Form, HTTPException, Request, UploadFile, status
+from fastapi import APIRouter, HTTPException, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from domain.attachments import ALLOWED_EXTENSIONS, MAX_ATTACHMENT_BYTES
@@ -18,7 +17,14 @@ from web.deps import CurrentStaff, DbSession, StateDep
 from web.secure_emails import load_secure_email, office_files_of, sender_for
 from web.sending import Draft, SendRefused, send_secure_email
 from web.templating import render
-from web.uploads import chosen, reopen_attachments
+from web.uploads import (
+    UploadFormRefused,
+    chosen,
+    form_files,
+    form_text,
+    read_upload_form,
+    reopen_attachments,
+)
 
 router = APIRouter(tags=["office"], include_in_schema=False)
 
@@ -69,22 +75,32 @@ async def compose_page(
 
 @router.post("/patients/{patient_id}/compose")
 async def send_secure(
-    request: Request,
-    state: StateDep,
-    db: DbSession,
-    staff: CurrentStaff,
-    patient_id: str,
-    subject: Annotated[str, Form()] = "",
-    body: Annotated[str, Form()] = "",
-    attachments: Annotated[list[UploadFile] | None, File()] = None,
+    request: Request, state: StateDep, db: DbSession, staff: CurrentStaff, patient_id: str
 ) -> Response:
+    """No Form/File parameters: FastAPI would read the whole body (up to 200 MB) before
+    knowing who sends it. The form is read here, once the staff member is known."""
     patient = await get_patient(db, staff.practice_id, patient_id)
     if patient is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail="Patient not found")
+    try:
+        form = await read_upload_form(request)
+    except UploadFormRefused as refused:
+        typed = {name: form_text(refused.typed, name) for name in ("subject", "body")}
+        return _compose(
+            request,
+            staff,
+            patient,
+            typed=typed,
+            errors={"attachments": refused.reason},
+            status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
+        )
+    subject, body = form_text(form, "subject"), form_text(form, "body")
     draft = Draft(patient_id=patient_id, subject=subject, body=body)
     try:
         sender = await sender_for(state, db, staff, request)
-        secure_email = await send_secure_email(sender, draft, chosen(attachments))
+        secure_email = await send_secure_email(
+            sender, draft, chosen(form_files(form, "attachments"))
+        )
     except SendRefused as refused:
         return _compose(
             request,
@@ -94,6 +110,8 @@ async def send_secure(
             errors=refused.errors,
             status_code=refused.status_code,
         )
+    finally:
+        await form.close()
     return RedirectResponse(
         f"/secure-emails/{secure_email.id}?sent=1", status_code=status.HTTP_303_SEE_OTHER
     )
