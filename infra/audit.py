@@ -34,7 +34,11 @@ def audit(
     secure_email_id: str | None = None,
     detail: str | None = None,
 ) -> None:
-    """Adds an event to the caller's transaction: it is kept exactly when the action is."""
+    """Adds an event to the caller's transaction: it is kept exactly when the action is.
+
+    Flushing it links it into the hash chain (``infra.audit_chain``), which holds the
+    chain's lock until the caller commits: commit soon after auditing.
+    """
     db.add(
         AuditEvent(
             practice_id=practice_id,

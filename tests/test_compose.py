@@ -189,7 +189,9 @@ def test_app_environment_covers_production_needs() -> None:
 
 
 def test_app_services_agree_on_every_shared_setting() -> None:
+    # The owner's URL is migrate's alone (tests/security/test_audit_log.py).
     shared = environment("migrate")
+    shared.pop(PREFIX + "MIGRATION_DATABASE_URL")
     for service in ("worker", "web"):
         assert {k: environment(service)[k] for k in shared} == shared, service
 
@@ -228,7 +230,12 @@ def test_database_url_names_the_postgres_service_and_its_init_database() -> None
     assert len(init) == 1
     script = (ROOT / init[0].split(":")[0]).read_text()
     assert f"CREATE ROLE {url.username} LOGIN PASSWORD" in script
-    assert f"CREATE DATABASE {url.database} OWNER {url.username};" in script
+    # The database and its tables belong to the role migrations run as, not the app's.
+    owner = make_url(app_settings("migrate").migration_database_url)
+    assert (owner.host, owner.port, owner.database) == (url.host, url.port, url.database)
+    assert owner.username != url.username
+    assert f"CREATE ROLE {owner.username} LOGIN PASSWORD" in script
+    assert f"CREATE DATABASE {url.database} OWNER {owner.username};" in script
     temporal = environment("temporal")
     for database in (temporal["DBNAME"], temporal["VISIBILITY_DBNAME"]):
         assert f"CREATE DATABASE {database} OWNER {temporal['POSTGRES_USER']};" in script
@@ -237,6 +244,7 @@ def test_database_url_names_the_postgres_service_and_its_init_database() -> None
     # The password each role is created with is the one its users connect with.
     postgres = services()["postgresql"]["environment"]
     assert url.password == interpolate(postgres["SECUREMAIL_DB_PASSWORD"], env_example())
+    assert owner.password == interpolate(postgres["SECUREMAIL_OWNER_DB_PASSWORD"], env_example())
     assert temporal["POSTGRES_PWD"] == environment("temporal-admin-tools")["SQL_PASSWORD"]
 
 

@@ -13,10 +13,14 @@ from sqlalchemy.exc import DBAPIError
 from temporalio.testing import ActivityEnvironment
 
 from activities.read_model import ReadModelActivities
+from domain.audit import ActorType, AuditAction
 from domain.secure_email import SecureEmailStatus, StatusChange
 from infra.accounts import create_api_token, create_staff_user
+from infra.audit import Actor, audit
 from infra.db.engine import make_engine, make_sessionmaker
 from infra.db.models import Practice
+from infra.settings import Settings
+from tests.conftest import Office
 from tests.fixtures.stack import Stack
 
 SUBJECT = "Periodontal chart"
@@ -58,6 +62,7 @@ async def test_audit_tells_the_story_of_a_message(stack: Stack) -> None:
     actions.remove("secure_email.notice_delivered")
     assert actions == [
         "secure_email.send",
+        "office.view",  # the office read it back through the API
         "portal.passcode_issued",
         "portal.verify_failed",
         "portal.verify_ok",
@@ -135,3 +140,39 @@ async def test_audit_log_is_append_only(stack: Stack) -> None:
                 await connection.execute(text(statement))
     await engine.dispose()
     assert await audit_actions(stack)
+
+
+FORMULAS = {
+    "client_address": '=HYPERLINK("https://evil.example","Click")',
+    "detail": "@SUM(1+1)",
+    "actor_id": "+1",
+    "patient_id": "-2+3",
+    "secure_email_id": "\t=cmd",
+}
+
+
+async def test_csv_export_opens_every_cell_as_text(office: Office, settings: Settings) -> None:
+    """A spreadsheet would run a cell that starts with =, +, -, @, tab or CR (OWASP)."""
+    engine = make_engine(settings.database_url)
+    async with make_sessionmaker(engine)() as db:
+        audit(
+            db,
+            office.practice_id,
+            AuditAction.OFFICE_VIEW,
+            Actor(ActorType.STAFF, FORMULAS["actor_id"], FORMULAS["client_address"]),
+            patient_id=FORMULAS["patient_id"],
+            secure_email_id=FORMULAS["secure_email_id"],
+            detail=FORMULAS["detail"],
+        )
+        audit(db, office.practice_id, AuditAction.OFFICE_VIEW, Actor(ActorType.STAFF), detail="\rx")
+        await db.commit()
+    await engine.dispose()
+    exported = await office.browser.get("/audit.csv", params={"action": "office.view"})
+    assert exported.status_code == 200
+    rows = list(csv.DictReader(io.StringIO(exported.text, newline="")))
+    assert len(rows) == 2
+    for column, value in FORMULAS.items():
+        assert rows[0][column] == "'" + value
+    assert rows[1]["detail"] == "'\rx"
+    # Cells that are safe stay as they were.
+    assert rows[0]["action"] == "office.view" and rows[0]["at"][0].isdigit()

@@ -6,6 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request, status
 
+from domain.audit import AuditAction
 from domain.secure_email import SecureEmailStatus
 from domain.secure_email_views import (
     AttachmentPublic,
@@ -14,7 +15,7 @@ from domain.secure_email_views import (
     SecureEmailPublic,
 )
 from infra.replies import files_of_replies, replies_to
-from web.deps import ApiStaff, DbSession, StateDep
+from web.deps import ApiStaff, DbSession, StateDep, audit_staff
 from web.errors import field_errors
 from web.secure_emails import load_secure_email, office_files_of, sender_for
 from web.sending import NO_COPIES, Draft, SendRefused, send_secure_email
@@ -106,7 +107,7 @@ async def create_secure_email(
 
 @router.get("/{secure_email_id}")
 async def read_secure_email(
-    db: DbSession, staff: ApiStaff, secure_email_id: str
+    request: Request, db: DbSession, staff: ApiStaff, secure_email_id: str
 ) -> SecureEmailPublic:
     secure_email = await load_secure_email(db, staff, secure_email_id)
     if secure_email is None:
@@ -115,6 +116,16 @@ async def read_secure_email(
     attachments = await office_files_of(db, secure_email.id)
     replies = await replies_to(db, secure_email.id)
     files = await files_of_replies(db, [reply.id for reply in replies])
+    # The subject and the replies' bodies are PHI (HIPAA 164.312(b)); the event names ids.
+    await audit_staff(
+        db,
+        request,
+        staff,
+        AuditAction.OFFICE_VIEW,
+        patient_id=secure_email.patient_id,
+        secure_email_id=secure_email.id,
+        detail=f"{len(replies)} reply(ies)",
+    )
     return SecureEmailPublic(
         id=secure_email.id,
         patient_id=secure_email.patient_id,

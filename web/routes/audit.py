@@ -99,6 +99,18 @@ async def export_audit(db: DbSession, admin: CurrentAdmin, where: Filter) -> Str
     )
 
 
+# A spreadsheet runs a cell that starts with one of these as a formula; a client address
+# or detail an attacker chose (``=HYPERLINK(...)``) must open as text (OWASP, CSV
+# injection).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(value: object) -> object:
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 def _csv_rows(events: list[AuditEvent]) -> Iterator[str]:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
@@ -106,7 +118,7 @@ def _csv_rows(events: list[AuditEvent]) -> Iterator[str]:
     for event in events:
         row = [getattr(event, column) for column in COLUMNS]
         row[1] = event.at.isoformat()
-        writer.writerow(row)
+        writer.writerow([spreadsheet_safe(value) for value in row])
         yield buffer.getvalue()
         buffer.seek(0)
         buffer.truncate()

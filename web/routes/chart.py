@@ -43,14 +43,30 @@ async def chart_page(
     request: Request, db: DbSession, staff: CurrentStaff, patient_id: str
 ) -> HTMLResponse:
     patient = await _patient(db, staff, patient_id)
+    entries = await chart_of(db, staff.practice_id, patient.id)
+    await _audit_listing(db, request, staff, patient, entries)
     return render(
         request,
         "office/chart.html",
-        {
-            "staff": staff,
-            "patient": patient,
-            "entries": await chart_of(db, staff.practice_id, patient.id),
-        },
+        {"staff": staff, "patient": patient, "entries": entries},
+    )
+
+
+async def _audit_listing(
+    db: AsyncSession,
+    request: Request,
+    staff: StaffUser,
+    patient: Patient,
+    entries: list[ChartEntry],
+) -> None:
+    # The list names the patient's files (PHI, HIPAA 164.312(b)); the event, a count.
+    await audit_staff(
+        db,
+        request,
+        staff,
+        AuditAction.OFFICE_CHART_LIST,
+        patient_id=patient.id,
+        detail=f"{len(entries)} document(s)",
     )
 
 
@@ -89,10 +105,13 @@ async def _download(
 
 
 @api_router.get("/{patient_id}/chart")
-async def list_chart(db: DbSession, staff: ApiStaff, patient_id: str) -> ChartDocumentList:
+async def list_chart(
+    request: Request, db: DbSession, staff: ApiStaff, patient_id: str
+) -> ChartDocumentList:
     """The files the patient sent with replies, newest first."""
     patient = await _patient(db, staff, patient_id)
     entries = await chart_of(db, staff.practice_id, patient.id)
+    await _audit_listing(db, request, staff, patient, entries)
     return ChartDocumentList(items=[entry.public() for entry in entries])
 
 

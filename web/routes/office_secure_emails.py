@@ -8,12 +8,13 @@ from fastapi import APIRouter, HTTPException, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from domain.attachments import ALLOWED_EXTENSIONS, MAX_ATTACHMENT_BYTES
+from domain.audit import AuditAction
 from domain.secure_email import SecureEmailStatus, re_subject
 from infra.crypto.stream import StreamDecryptionError
 from infra.db.models import Patient
 from infra.directory import get_patient
 from infra.objects import ObjectNotFound
-from web.deps import CurrentStaff, DbSession, StateDep
+from web.deps import CurrentStaff, DbSession, StateDep, audit_staff
 from web.secure_emails import load_secure_email, office_files_of, sender_for
 from web.sending import Draft, SendRefused, send_secure_email
 from web.templating import render
@@ -125,6 +126,15 @@ async def secure_email_page(
     if secure_email is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail="Secure email not found")
     patient = await db.get(Patient, secure_email.patient_id)
+    # Its subject and body are PHI on the page (HIPAA 164.312(b)); the event names ids only.
+    await audit_staff(
+        db,
+        request,
+        staff,
+        AuditAction.OFFICE_VIEW,
+        patient_id=secure_email.patient_id,
+        secure_email_id=secure_email.id,
+    )
     expired = (
         secure_email.status == SecureEmailStatus.EXPIRED
         or secure_email.expires_at <= datetime.now(UTC)

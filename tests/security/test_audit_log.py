@@ -1,0 +1,485 @@
+"""An audit log no app process can erase, and whose tampering shows (R13).
+
+Attacks on the log itself: the app's PostgreSQL role (what a compromised web or worker
+process holds) tries to empty, edit or switch off the log; the database's owner, who can,
+deletes, edits and reorders rows, and ``securemail audit verify`` names the first event
+that no longer holds. The roles are the ones ``deploy/postgres/init-databases.sh``
+creates for docker-compose, made by running that script.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import asyncpg
+import httpx
+import pytest
+from sqlalchemy import DateTime, column, insert, select, table, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from domain.audit import ActorType, AuditAction
+from domain.staff import StaffRole
+from infra.accounts import create_practice, create_staff_user
+from infra.audit import Actor, audit
+from infra.audit_chain import event_hash, events
+from infra.db.engine import make_engine, make_sessionmaker
+from infra.db.migrate import upgrade, upgrade_async
+from infra.db.models import AuditEvent
+from infra.settings import Settings
+from tests.conftest import (
+    POSTGRES_ADMIN_DSN,
+    STAFF_PASSWORD,
+    TEST_KEY_RING,
+    Browser,
+    some_client_address,
+)
+from tests.test_compose import env_example, environment
+from web.app import create_app
+
+ROOT = Path(__file__).resolve().parents[2]
+PRACTICE = "practice-under-audit"
+CLERK = Actor(ActorType.STAFF, "staff-1", "10.0.0.7")
+
+
+def admin_base() -> str:
+    return POSTGRES_ADMIN_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
+
+
+async def admin_execute(*statements: str) -> None:
+    connection = await asyncpg.connect(POSTGRES_ADMIN_DSN)
+    try:
+        for statement in statements:
+            await connection.execute(statement)
+    finally:
+        await connection.close()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def log_database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """A database of this test's own, migrated: a broken chain must not spill over."""
+    if request.param == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path / 'audit.db'}"
+        await upgrade_async(url)
+        yield url
+        return
+    name = f"securemail_audit_{uuid.uuid4().hex[:10]}"
+    await admin_execute(f'CREATE DATABASE "{name}"')
+    url = f"{admin_base()}/{name}"
+    await upgrade_async(url)
+    yield url
+    await admin_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+async def write_events(url: str, count: int) -> list[int]:
+    """What the app does: ``audit()`` in a transaction of its own, then commit."""
+    engine = make_engine(url)
+    ids = []
+    try:
+        for number in range(count):
+            async with make_sessionmaker(engine)() as db:
+                audit(
+                    db,
+                    PRACTICE,
+                    AuditAction.OFFICE_VIEW,
+                    CLERK,
+                    patient_id=f"patient-{number}",
+                    secure_email_id=f"email-{number}",
+                )
+                await db.commit()
+        async with make_sessionmaker(engine)() as db:
+            ids = list((await db.scalars(select(AuditEvent.id).order_by(AuditEvent.id))).all())
+    finally:
+        await engine.dispose()
+    return ids
+
+
+async def as_owner(url: str, *statements: str) -> None:
+    """The database's owner changes rows past the append-only triggers, as it can."""
+    engine = make_engine(url)
+    try:
+        async with engine.begin() as connection:
+            if connection.dialect.name == "postgresql":
+                await connection.execute(text("ALTER TABLE audit_events DISABLE TRIGGER USER"))
+            else:
+                for verb in ("update", "delete"):
+                    await connection.execute(text(f"DROP TRIGGER audit_events_no_{verb}"))
+            for statement in statements:
+                await connection.execute(text(statement))
+            if connection.dialect.name == "postgresql":
+                await connection.execute(text("ALTER TABLE audit_events ENABLE TRIGGER USER"))
+            else:
+                for verb in ("update", "delete"):
+                    await connection.execute(
+                        text(
+                            f"CREATE TRIGGER audit_events_no_{verb} BEFORE {verb.upper()} ON "
+                            "audit_events BEGIN SELECT RAISE(ABORT, 'append-only'); END"
+                        )
+                    )
+    finally:
+        await engine.dispose()
+
+
+@dataclass
+class Verdict:
+    code: int
+    output: str
+
+
+async def audit_verify(url: str) -> Verdict:
+    """``securemail audit verify`` as an operator runs it, in a process of its own."""
+    env = {**os.environ, "SECURE_EMAIL_DATABASE_URL": url}
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "workers.cli", "audit", "verify"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    return Verdict(done.returncode, done.stdout + done.stderr)
+
+
+# Verify: the owner's tampering shows -------------------------------------------------------
+
+
+async def test_verify_passes_an_untouched_log(log_database: str) -> None:
+    ids = await write_events(log_database, 5)
+    assert ids == [1, 2, 3, 4, 5]
+    verdict = await audit_verify(log_database)
+    assert verdict.code == 0, verdict.output
+    assert "Intact: 5 event(s), newest event 5." in verdict.output
+    assert "Head hash: " in verdict.output
+
+
+async def test_verify_names_an_event_the_owner_deleted(log_database: str) -> None:
+    await write_events(log_database, 5)
+    await as_owner(log_database, "DELETE FROM audit_events WHERE id = 3")
+    verdict = await audit_verify(log_database)
+    assert verdict.code == 1
+    assert "BROKEN at event 4" in verdict.output
+    assert "ids 3 to 3 are missing" in verdict.output
+
+
+async def test_verify_names_an_event_the_owner_edited(log_database: str) -> None:
+    await write_events(log_database, 5)
+    await as_owner(log_database, "UPDATE audit_events SET patient_id = 'someone-else' WHERE id = 2")
+    verdict = await audit_verify(log_database)
+    assert verdict.code == 1
+    assert "BROKEN at event 2" in verdict.output and "altered" in verdict.output
+
+
+async def test_verify_finds_an_edit_whose_hash_was_recomputed(log_database: str) -> None:
+    # The owner edits event 2 and gives it a matching hash: event 3 no longer follows it.
+    await write_events(log_database, 5)
+    engine = make_engine(log_database)
+    async with engine.connect() as connection:
+        row = (await connection.execute(select(events).where(events.c.id == 2))).mappings().one()
+    await engine.dispose()
+    forged = {**row, "detail": "nothing to see"}
+    await as_owner(
+        log_database,
+        f"UPDATE audit_events SET detail = 'nothing to see', hash = '{event_hash(forged)}' "
+        "WHERE id = 2",
+    )
+    verdict = await audit_verify(log_database)
+    assert verdict.code == 1
+    assert "BROKEN at event 3: event 3 does not follow event 2" in verdict.output
+
+
+async def test_verify_names_events_the_owner_reordered(log_database: str) -> None:
+    await write_events(log_database, 5)
+    await as_owner(
+        log_database,
+        "UPDATE audit_events SET id = 100 WHERE id = 2",
+        "UPDATE audit_events SET id = 2 WHERE id = 4",
+        "UPDATE audit_events SET id = 4 WHERE id = 100",
+    )
+    verdict = await audit_verify(log_database)
+    assert verdict.code == 1
+    assert "BROKEN at event 2" in verdict.output
+
+
+async def test_verify_notices_the_newest_events_deleted(log_database: str) -> None:
+    await write_events(log_database, 5)
+    await as_owner(log_database, "DELETE FROM audit_events WHERE id >= 4")
+    verdict = await audit_verify(log_database)
+    assert verdict.code == 1
+    assert "BROKEN at event 5: the newest events are missing" in verdict.output
+
+
+async def test_verify_notices_an_event_inserted_outside_the_chain(log_database: str) -> None:
+    await write_events(log_database, 2)
+    await as_owner(
+        log_database,
+        "INSERT INTO audit_events (id, at, practice_id, action, actor_type, prev_hash, hash) "
+        "VALUES (7, CURRENT_TIMESTAMP, 'p', 'staff.log_in', 'staff', 'x', 'y')",
+    )
+    verdict = await audit_verify(log_database)
+    assert verdict.code == 1
+    assert "BROKEN at event 7" in verdict.output
+
+
+async def test_concurrent_writers_make_one_chain(log_database: str) -> None:
+    """Two processes' worth of engines writing at once never fork the chain."""
+    engines = [make_engine(log_database), make_engine(log_database)]
+
+    async def one_event(engine: AsyncEngine, number: int) -> None:
+        async with make_sessionmaker(engine)() as db:
+            audit(db, PRACTICE, AuditAction.STAFF_LOG_IN, CLERK, detail=str(number))
+            await db.commit()
+
+    await asyncio.gather(*(one_event(engines[n % 2], n) for n in range(24)))
+    for engine in engines:
+        await engine.dispose()
+    verdict = await audit_verify(log_database)
+    assert verdict.code == 0, verdict.output
+    assert "Intact: 24 event(s), newest event 24." in verdict.output
+
+
+async def test_migration_chains_the_events_written_before_it(log_database: str) -> None:
+    # A database that was at revision 0008 (no chain) with events in it, ids with a gap.
+    await admin_reset(log_database)
+    await asyncio.to_thread(upgrade, log_database, "0008")
+    before_the_chain = table(
+        "audit_events",
+        *(column(name) for name in ("id", "practice_id", "action", "actor_type", "detail")),
+        column("at", DateTime(timezone=True)),
+    )
+    engine = make_engine(log_database)
+    async with engine.begin() as connection:
+        await connection.execute(
+            insert(before_the_chain),
+            [
+                {
+                    "id": event_id,
+                    "at": datetime(2026, 11, 30, 9, 0, event_id, 123456, tzinfo=UTC),
+                    "practice_id": "p",
+                    "action": "staff.log_in",
+                    "actor_type": "staff",
+                    "detail": f"old {event_id}",
+                }
+                for event_id in (1, 2, 5)
+            ],
+        )
+    await engine.dispose()
+    await upgrade_async(log_database)
+    assert await write_events(log_database, 1) == [1, 2, 5, 6]
+    verdict = await audit_verify(log_database)
+    assert verdict.code == 0, verdict.output
+    assert "Intact: 4 event(s), newest event 6." in verdict.output
+    await as_owner(log_database, "DELETE FROM audit_events WHERE id = 1")
+    verdict = await audit_verify(log_database)
+    assert verdict.code == 1 and "BROKEN at event 2" in verdict.output
+
+
+async def admin_reset(url: str) -> None:
+    """Back to an empty database, so an older revision can be built."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        Path(str(parsed.database)).unlink()
+        return
+    await admin_execute(
+        f'DROP DATABASE "{parsed.database}" WITH (FORCE)', f'CREATE DATABASE "{parsed.database}"'
+    )
+
+
+# The app's PostgreSQL role ---------------------------------------------------------------
+
+
+@dataclass
+class Deployment:
+    owner_url: str
+    app_url: str
+
+
+@pytest.fixture
+async def deployment() -> AsyncIterator[Deployment]:
+    """The roles and database docker-compose's PostgreSQL starts with, from its own script
+    (names made unique, since the cluster is shared), migrated as ``securemail migrate``
+    does in the ``migrate`` service."""
+    suffix = uuid.uuid4().hex[:8]
+    script = (ROOT / "deploy" / "postgres" / "init-databases.sh").read_text()
+    script = script.replace("securemail", f"securemail_{suffix}").replace(
+        "temporal", f"temporal_{suffix}"
+    )
+    admin = make_url(POSTGRES_ADMIN_DSN)
+    env = {
+        **os.environ,
+        "POSTGRES_USER": admin.username or "postgres",
+        "PGHOST": admin.host or "127.0.0.1",
+        "PGPORT": str(admin.port or 5432),
+        "TEMPORAL_DB_PASSWORD": "t",
+        "SECUREMAIL_DB_PASSWORD": "app-password",
+        "SECUREMAIL_OWNER_DB_PASSWORD": "owner-password",
+    }
+    done = await asyncio.to_thread(
+        subprocess.run, ["sh", "-c", script], env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    app_role, owner_role = f"securemail_{suffix}", f"securemail_{suffix}_owner"
+    base = f"postgresql+asyncpg://{{}}@{env['PGHOST']}:{env['PGPORT']}/securemail_{suffix}"
+    found = Deployment(owner_url=base.format(owner_role), app_url=base.format(app_role))
+    try:
+        await upgrade_async(found.owner_url, app_database_url=found.app_url)
+        yield found
+    finally:
+        await admin_execute(
+            *(
+                f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'
+                for name in (
+                    f"securemail_{suffix}",
+                    f"temporal_{suffix}",
+                    f"temporal_{suffix}_visibility",
+                )
+            ),
+            *(
+                f'DROP ROLE IF EXISTS "{role}"'
+                for role in (app_role, owner_role, f"temporal_{suffix}")
+            ),
+        )
+
+
+ERASURES = [
+    "TRUNCATE audit_events",
+    "TRUNCATE audit_events CASCADE",
+    "DELETE FROM audit_events",
+    "UPDATE audit_events SET detail = 'nothing happened'",
+    "ALTER TABLE audit_events DISABLE TRIGGER ALL",
+    "ALTER TABLE audit_events DISABLE TRIGGER audit_events_append_only",
+    "DROP TRIGGER audit_events_append_only ON audit_events",
+    "DROP TABLE audit_events",
+    "ALTER TABLE audit_events RENAME TO old_audit_events",
+    "DELETE FROM audit_chain_head",
+    "TRUNCATE audit_chain_head",
+    "INSERT INTO audit_chain_head (id, last_event_id, last_hash) VALUES (2, 0, 'x')",
+    "DROP TABLE audit_chain_head",
+    "CREATE TABLE audit_events_shadow (id integer)",
+]
+
+
+async def test_the_apps_role_cannot_erase_the_audit_log(deployment: Deployment) -> None:
+    await write_events(deployment.app_url, 3)
+    engine = make_engine(deployment.app_url)
+    try:
+        for statement in ERASURES:
+            with pytest.raises(DBAPIError, match="permission denied|must be owner"):
+                async with engine.begin() as connection:
+                    await connection.execute(text(statement))
+        # What it may do: read the log, and add to it (through the chain or not).
+        async with engine.begin() as connection:
+            count = (await connection.execute(text("SELECT count(*) FROM audit_events"))).one()
+            await connection.execute(
+                text(
+                    "INSERT INTO audit_events "
+                    "(id, at, practice_id, action, actor_type, prev_hash, hash) "
+                    "VALUES (1000, now(), 'p', 'staff.log_in', 'staff', 'x', 'y')"
+                )
+            )
+    finally:
+        await engine.dispose()
+    assert count == (3,)
+    # A row added past the chain is named by verify, run as the app's role.
+    verdict = await audit_verify(deployment.app_url)
+    assert verdict.code == 1 and "BROKEN at event 1000" in verdict.output
+
+
+async def test_the_owner_cannot_truncate_the_log_by_accident(deployment: Deployment) -> None:
+    await write_events(deployment.owner_url, 1)
+    engine = make_engine(deployment.owner_url)
+    try:
+        for statement in ("TRUNCATE audit_events", "DELETE FROM audit_events"):
+            with pytest.raises(DBAPIError, match="append-only"):
+                async with engine.begin() as connection:
+                    await connection.execute(text(statement))
+    finally:
+        await engine.dispose()
+    assert (await audit_verify(deployment.app_url)).code == 0
+
+
+async def test_the_app_runs_and_audits_as_its_restricted_role(
+    deployment: Deployment, tmp_path: Path
+) -> None:
+    """The web app as docker-compose runs it: app role, start-up migration as that role
+    (nothing to do), the office's normal work audited through the chain."""
+    engine = make_engine(deployment.app_url)
+    email = f"admin-{uuid.uuid4().hex[:8]}@smile-dental.example"
+    async with make_sessionmaker(engine)() as db:
+        practice = await create_practice(db, "Smile Dental", sender_address="o@smile.example")
+        await create_staff_user(db, practice, email, STAFF_PASSWORD, role=StaffRole.ADMIN)
+        await db.commit()
+    await engine.dispose()
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        database_url=deployment.app_url,
+        public_url="http://portal.test",
+        encryption_keys=TEST_KEY_RING.format(),
+    )
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        async with Browser(
+            transport=httpx.ASGITransport(app=app, client=(some_client_address(), 50000)),
+            base_url="http://portal.test",
+        ) as browser:
+            wrong = await browser.post("/login", data={"email": email, "password": "nope"})
+            assert wrong.status_code in (400, 401, 403, 429), wrong.text
+            signed_in = await browser.post(
+                "/login", data={"email": email, "password": STAFF_PASSWORD}
+            )
+            assert signed_in.status_code == 303, signed_in.text
+            page = await browser.get("/audit")
+            assert page.status_code == 200
+            assert "staff.log_in_failed" in page.text and "staff.log_in" in page.text
+    verdict = await audit_verify(deployment.app_url)
+    assert verdict.code == 0, verdict.output
+    assert "Intact: " in verdict.output
+
+
+async def test_migrations_again_keep_the_app_role_in_its_place(deployment: Deployment) -> None:
+    # Every `securemail migrate` grants again; it must never widen the audit log's grants.
+    await upgrade_async(deployment.owner_url, app_database_url=deployment.app_url)
+    engine = make_engine(deployment.owner_url)
+    async with engine.connect() as connection:
+        granted = (
+            await connection.execute(
+                text(
+                    "SELECT table_name, privilege_type FROM information_schema.role_table_grants "
+                    "WHERE grantee = :role AND table_name IN ('audit_events', 'audit_chain_head')"
+                ),
+                {"role": make_url(deployment.app_url).username},
+            )
+        ).all()
+    await engine.dispose()
+    assert sorted(granted) == [
+        ("audit_chain_head", "SELECT"),
+        ("audit_chain_head", "UPDATE"),
+        ("audit_events", "INSERT"),
+        ("audit_events", "SELECT"),
+    ]
+
+
+# docker-compose ----------------------------------------------------------------------------
+
+
+def test_only_the_migrate_service_holds_the_owners_password() -> None:
+    migrate = environment("migrate")
+    owner = make_url(migrate["SECURE_EMAIL_MIGRATION_DATABASE_URL"])
+    app = make_url(migrate["SECURE_EMAIL_DATABASE_URL"])
+    assert owner.username == "securemail_owner" and app.username == "securemail"
+    owner_password = env_example()["SECUREMAIL_OWNER_DB_PASSWORD"]
+    assert owner.password == owner_password
+    for service in ("web", "worker"):
+        settings = environment(service)
+        assert "SECURE_EMAIL_MIGRATION_DATABASE_URL" not in settings, service
+        assert owner_password not in str(settings), service
+        assert make_url(settings["SECURE_EMAIL_DATABASE_URL"]).username == "securemail"
