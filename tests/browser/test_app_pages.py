@@ -1,5 +1,6 @@
-"""``/docs`` in a real browser: Swagger UI starts and lists the API while the page keeps the
-strict CSP, and nothing is fetched from anywhere but the app."""
+"""Pages that need only the web app, in a real browser: ``/docs`` (Swagger UI under the
+strict CSP, nothing fetched from anywhere but the app) and the patient search (a POST:
+the name typed never reaches the URL)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ import uvicorn
 from fastapi import FastAPI
 from playwright.async_api import Browser, Request, expect
 
-from tests.browser.conftest import DESKTOP
+from tests.browser.conftest import DESKTOP, serious_accessibility_problems
+from tests.conftest import STAFF_PASSWORD, Office
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
@@ -69,3 +71,39 @@ async def test_docs_work_under_the_strict_csp(served: str, chromium: Browser) ->
     )
     await page.wait_for_function("window.refusedByCsp.length > 0", timeout=5000)
     await context.close()
+
+
+async def test_patient_search_keeps_the_name_out_of_the_url(
+    served: str, chromium: Browser, office: Office
+) -> None:
+    for name, email in (("Ada Lovelace", "ada@example.com"), ("Grace Hopper", "grace@example.com")):
+        added = await office.api.post("/api/v1/patients", json={"name": name, "email": email})
+        assert added.status_code == 201
+    problems: dict[str, object] = {}
+    # With and without JavaScript: the search is a plain form.
+    for javascript in (True, False):
+        context = await chromium.new_context(
+            viewport=DESKTOP, base_url=served, java_script_enabled=javascript
+        )
+        page = await context.new_page()
+        await page.goto("/login")
+        await page.get_by_label("Email").fill(office.email)
+        await page.get_by_label("Password").fill(STAFF_PASSWORD)
+        await page.get_by_role("button", name="Log in").click()
+        await expect(page.get_by_role("heading", name="Main Menu")).to_be_visible()
+
+        await page.goto("/patients")
+        await page.get_by_label("Search by name or email").fill("Lovelace")
+        await page.get_by_role("button", name="Search").click()
+        await expect(page.get_by_text("1 patient found")).to_be_visible()
+        await expect(page.get_by_role("cell", name="Ada Lovelace", exact=True)).to_be_visible()
+        await expect(page.get_by_role("cell", name="Grace Hopper", exact=True)).to_have_count(0)
+        assert page.url == f"{served}/patients/search"
+        await expect(page.get_by_label("Search by name or email")).to_have_value("Lovelace")
+        if javascript and (found := await serious_accessibility_problems(page)):
+            problems["search results"] = found
+
+        await page.get_by_role("link", name="Show all patients").click()
+        await expect(page.get_by_role("cell", name="Grace Hopper", exact=True)).to_be_visible()
+        await context.close()
+    assert problems == {}
