@@ -29,7 +29,11 @@ class Limit:
 
 
 STAFF_LOGIN_PER_CLIENT = Limit("login-client", 20, timedelta(minutes=15))
-STAFF_LOGIN_PER_ACCOUNT = Limit("login-account", 10, timedelta(minutes=15))
+# Wrong passwords for one account slow every attempt at it (office_auth's growing delay,
+# from this many on) but never refuse it: anyone could lock the real owner out otherwise.
+STAFF_LOGIN_PER_ACCOUNT = Limit("login-account", 3, timedelta(minutes=15))
+# The client sending wrong passwords for one account is the one refused.
+STAFF_LOGIN_PER_ACCOUNT_CLIENT = Limit("login-account-client", 5, timedelta(minutes=15))
 PASSCODE_PER_CLIENT = Limit("passcode-client", 20, timedelta(hours=1))
 PASSCODE_PER_PATIENT = Limit("passcode-patient", 10, timedelta(hours=1))
 VERIFY_PER_CLIENT = Limit("verify-client", 30, timedelta(minutes=15))

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.audit import PLATFORM, ActorType, AuditAction
@@ -19,6 +19,10 @@ from infra.settings import Settings
 from web.state import AppState
 
 STAFF_COOKIE = "staff_session"
+# A token's last use is written at most this often, so each API call is not a write.
+TOKEN_USE_RESOLUTION = timedelta(minutes=1)
+# The idle clock is moved at most this often, for the same reason.
+SESSION_SEEN_RESOLUTION = timedelta(seconds=30)
 
 
 def get_state(request: Request) -> AppState:
@@ -52,17 +56,50 @@ class NotOfficeStaff(Exception):
     """An operator on an office page: the app sends them to the operator page."""
 
 
-async def account_from_cookie(request: Request, db: DbSession) -> StaffUser:
-    """Whoever is signed in: practice staff or an operator."""
-    token = request.cookies.get(STAFF_COOKIE)
+class MustChangePassword(Exception):
+    """Signed in with a temporary password: the app sends them to choose their own."""
+
+
+def staff_cookie_name(settings: Settings) -> str:
+    """``__Host-`` under HTTPS: the browser then takes the cookie only from this exact
+    origin, secure, for the whole site, so a sibling subdomain cannot plant or shadow it."""
+    return f"__Host-{STAFF_COOKIE}" if settings.secure_cookies else STAFF_COOKIE
+
+
+async def signed_in_account(request: Request, db: DbSession, settings: SettingsDep) -> StaffUser:
+    """The account of a live session, even one that must still change its password.
+
+    A session ends 12 hours after log-in (a setting) and after 15 minutes without a
+    request (a setting); an ended session's row is deleted, so its cookie opens nothing.
+    """
+    token = request.cookies.get(staff_cookie_name(settings))
     if not token:
         raise NotSignedIn
     session = await db.get(StaffSession, token_hash(token))
-    if session is None or session.expires_at <= datetime.now(UTC):
+    if session is None:
+        raise NotSignedIn
+    now = datetime.now(UTC)
+    last_seen = session.last_seen_at or session.created_at
+    idle = timedelta(minutes=settings.staff_idle_minutes)
+    if session.expires_at <= now or now - last_seen >= idle:
+        await db.execute(delete(StaffSession).where(StaffSession.token_hash == session.token_hash))
+        await db.commit()
         raise NotSignedIn
     user = await db.get(StaffUser, session.staff_id)
     if user is None or not user.active:
         raise NotSignedIn
+    if now - last_seen >= SESSION_SEEN_RESOLUTION:
+        session.last_seen_at = now
+        await db.commit()
+    return user
+
+
+async def account_from_cookie(
+    user: Annotated[StaffUser, Depends(signed_in_account)],
+) -> StaffUser:
+    """Whoever is signed in: practice staff or an operator, with a password of their own."""
+    if user.must_change_password:
+        raise MustChangePassword
     return user
 
 
@@ -93,13 +130,34 @@ async def account_from_bearer(
     )
     if credentials is None:
         raise unauthorised
-    user = await db.scalar(
-        select(StaffUser)
-        .join(ApiToken, ApiToken.staff_id == StaffUser.id)
-        .where(ApiToken.token_hash == token_hash(credentials.credentials))
-    )
-    if user is None or not user.active:
+    found = (
+        await db.execute(
+            select(ApiToken, StaffUser)
+            .join(StaffUser, ApiToken.staff_id == StaffUser.id)
+            .where(ApiToken.token_hash == token_hash(credentials.credentials))
+        )
+    ).first()
+    if found is None:
         raise unauthorised
+    api_token, user = found
+    now = datetime.now(UTC)
+    if api_token.revoked_at is not None:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            detail="This API token has been revoked",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    if api_token.expires_at is not None and api_token.expires_at <= now:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            detail="This API token has expired",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    if not user.active:
+        raise unauthorised
+    if api_token.last_used_at is None or now - api_token.last_used_at >= TOKEN_USE_RESOLUTION:
+        api_token.last_used_at = now
+        await db.commit()
     return user
 
 

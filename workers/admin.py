@@ -9,8 +9,10 @@ import typer
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from domain.audit import PLATFORM, AuditAction
 from domain.staff import StaffRole
-from infra.accounts import create_api_token, create_practice, create_staff_user, find_staff_user
+from infra.accounts import create_practice, create_staff_user, find_staff_user, issue_api_token
+from infra.audit import SYSTEM, audit
 from infra.db.engine import make_engine, make_sessionmaker
 from infra.db.migrate import upgrade_async
 from infra.db.models import Practice
@@ -33,7 +35,11 @@ async def create_token(settings: Settings, email: str, label: str) -> str:
         user = await find_staff_user(db, email)
         if user is None:
             raise typer.BadParameter(f"no staff account {email!r}", param_hint="--email")
-        token = await create_api_token(db, user, label)
+        token, row = await issue_api_token(db, user, label)
+        # Whoever runs the command line holds the server: recorded as the system.
+        practice = PLATFORM if user.is_operator else user.practice_id
+        detail = f"token {row.id} for staff {user.id} (command line)"
+        audit(db, practice, AuditAction.TOKEN_CREATE, SYSTEM, detail=detail)
         await db.commit()
         return token
 
@@ -55,4 +61,13 @@ async def create_staff(
             name=name,
             role=StaffRole.ADMIN if admin else StaffRole.CLERK,
         )
+        await db.commit()
+
+
+async def create_operator(settings: Settings, email: str, name: str, password: str) -> None:
+    """A platform operator: no practice, decodes Temporal payloads (``securemail operator``)."""
+    async with _database(settings) as db:
+        if await find_staff_user(db, email) is not None:
+            raise typer.BadParameter(f"{email!r} already has an account", param_hint="--email")
+        await create_staff_user(db, None, email, password, name=name, role=StaffRole.OPERATOR)
         await db.commit()

@@ -12,10 +12,18 @@ from domain.audit import AuditAction
 from domain.patients import PatientCreate, PatientStatus
 from domain.practice import PracticeRuleError, PracticeUpdate
 from infra.directory import DuplicatePatientEmail, add_patient, find_patients
-from infra.practices import update_practice
 from infra.replies import count_open_alerts, open_alerts
-from web.deps import CurrentStaff, DbSession, SettingsDep, audit_staff, practice_of, staff_actor
+from web.deps import (
+    CurrentAdmin,
+    CurrentStaff,
+    DbSession,
+    SettingsDep,
+    audit_staff,
+    practice_of,
+    staff_actor,
+)
 from web.routes.api_patients import DUPLICATE_EMAIL, search_detail
+from web.routes.api_practice import change_settings
 from web.templating import form_errors, render
 
 router = APIRouter(tags=["office"], include_in_schema=False)
@@ -106,7 +114,7 @@ async def _patients(
 
 
 @router.get("/settings")
-async def settings_page(request: Request, db: DbSession, staff: CurrentStaff) -> HTMLResponse:
+async def settings_page(request: Request, db: DbSession, staff: CurrentAdmin) -> HTMLResponse:
     practice = await practice_of(db, staff)
     typed = {
         "name": practice.name,
@@ -127,7 +135,7 @@ async def save_settings(
     request: Request,
     db: DbSession,
     settings: SettingsDep,
-    staff: CurrentStaff,
+    staff: CurrentAdmin,
     name: Annotated[str, Form()] = "",
     sender_address: Annotated[str, Form()] = "",
     expiry_days: Annotated[str, Form()] = "",
@@ -151,7 +159,7 @@ async def save_settings(
                 "secure_email_enabled": enabled,
             }
         )
-        await update_practice(db, practice, change, settings)
+        await change_settings(db, request, staff, practice, change, settings)
     except ValidationError as error:
         errors = form_errors(error)
         if "expiry_days" in errors:
