@@ -85,7 +85,7 @@ LIMITS: tuple[BodyLimit, ...] = (
     _limit("POST", "/login", ANONYMOUS_FORM, "log-in: an address and a password, from anyone"),
     _limit("POST", "/logout", ANONYMOUS_FORM, "log-out: only the form token"),
     _limit("POST", "/m/[^/]+/passcode", ANONYMOUS_FORM, "asking for a passcode: the form token"),
-    _limit("POST", "/m/[^/]+/verify", ANONYMOUS_FORM, "a passcode: six digits, from anyone"),
+    _limit("POST", "/m/[^/]+/verify", ANONYMOUS_FORM, "a passcode: a few digits, from anyone"),
     _limit("POST", "/portal/sign-out", ANONYMOUS_FORM, "Sign Out: only the form token"),
     _limit(
         "POST",
@@ -125,13 +125,18 @@ def limit_for(method: str, path: str) -> BodyLimit:
 
 
 def refusal(path: str, rule: BodyLimit, limit: int) -> str:
+    json = path.startswith(JSON_PREFIXES)
     if rule.uploads and limit == UPLOADS:
+        files = f"at most {MAX_FILES} files of {_size(MAX_ATTACHMENT_BYTES)} each in one message"
+        if json:
+            return (
+                f"The request body is larger than Secure Email accepts: {files}. Nothing was sent."
+            )
         return (
-            f"This is larger than Secure Email accepts: at most {MAX_FILES} files of "
-            f"{_size(MAX_ATTACHMENT_BYTES)} each in one message. Nothing was sent. Go back, "
+            f"This is larger than Secure Email accepts: {files}. Nothing was sent. Go back, "
             "choose fewer or smaller files and try again."
         )
-    if path.startswith(JSON_PREFIXES):
+    if json:
         return f"The request body is larger than {_size(limit)} and was not read."
     return (
         f"This form is larger than {_size(limit)} and was not read; nothing was saved. "

@@ -118,12 +118,14 @@ class MultipartCsrf:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        headers = Headers(scope=scope)
+        if scope["type"] != "http":  # a lifespan scope has no headers to read
+            await self.app(scope, receive, send)
+            return
         if (
-            scope["type"] != "http"
+            scope["type"] != "http"  # lifespan and websocket scopes have no headers
             or scope["method"] in SAFE_METHODS
             or scope["path"].startswith(EXEMPT_PREFIXES)
-            or not _is_multipart(headers)
+            or not _is_multipart(headers := Headers(scope=scope))
         ):
             await self.app(scope, receive, send)
             return

@@ -22,9 +22,11 @@ from sqlalchemy import func, select
 
 from infra.db.engine import make_engine
 from infra.db.models import Reply, SecureEmail
+from infra.settings import Settings
 from tests.conftest import Browser, Office, some_client_address
 from tests.fixtures.stack import Stack
 from tests.web.test_portal import send, sign_in
+from web.app import create_app
 from web.csrf import CSRF_COOKIE, CSRF_FIELD
 
 KB = 1024
@@ -224,6 +226,22 @@ async def test_declared_over_send_secure_limit_refused_unread(office: Office) ->
     assert attack.taken == 0
 
 
+async def test_declared_over_send_secure_limit_on_the_page_refused_in_words(
+    office: Office,
+) -> None:
+    attack, content_type = multipart(250 * MB, csrf_token=office.browser.csrf_token)
+    response = await office.browser.post(
+        "/patients/some-patient/compose",
+        content=attack.body(),
+        headers={"Content-Type": content_type, "Content-Length": str(250 * MB)},
+    )
+    assert response.status_code == 413
+    assert response.headers["content-type"].startswith("text/html")
+    assert "Too large to send" in response.text
+    assert "at most 10 files of 20 MB each in one message. Nothing was sent." in response.text
+    assert attack.taken == 0
+
+
 async def test_api_json_over_1_mb_refused_in_json(office: Office) -> None:
     response = await office.api.post(
         "/api/v1/patients", json={"name": "Ada " + "a" * (2 * MB), "email": "ada@example.com"}
@@ -250,12 +268,12 @@ async def test_codec_body_over_4_mb_refused_in_json(app: FastAPI) -> None:
 
 
 @contextlib.asynccontextmanager
-async def served(app: FastAPI) -> AsyncIterator[int]:
+async def served(app: FastAPI, *, lifespan: str = "off") -> AsyncIterator[int]:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = int(probe.getsockname()[1])
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="off", log_level="warning")
+        uvicorn.Config(app, host="127.0.0.1", port=port, lifespan=lifespan, log_level="warning")
     )
     serving = asyncio.create_task(server.serve())
     while not server.started:
@@ -267,6 +285,14 @@ async def served(app: FastAPI) -> AsyncIterator[int]:
     finally:
         server.should_exit = True
         await serving
+
+
+async def test_the_app_starts_through_its_body_checks(settings: Settings) -> None:
+    """The server starts the app (its lifespan) through the middlewares, as in production."""
+    async with served(create_app(settings, migrate=False), lifespan="on") as port:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+            login = await client.get("/login")
+    assert login.status_code == 200
 
 
 async def test_real_server_answers_413_without_waiting_for_the_body(app: FastAPI) -> None:
@@ -358,6 +384,12 @@ async def test_reply_all_with_a_file_works_11_refused_keeping_the_text(stack: St
     _, link = await send(stack)
     async with stack.browser() as patient:
         message_path = await sign_in(stack, patient, link, "ada@example.com")
+        page = await patient.get(f"{message_path}/reply")
+        form = page.text.split('enctype="multipart/form-data"', 1)[1]
+        first_field = re.search(r"<(input|textarea|select)\b[^>]*>", form)
+        assert first_field and 'name="csrf_token"' in first_field.group(0)  # a browser
+        # sends fields in the page's order: the token, checked before the files are read
+
         refused = await patient.post(
             f"{message_path}/reply",
             data={"subject": TYPED_SUBJECT, "body": TYPED_BODY},

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 import httpx
+import pytest
 from fastapi import FastAPI
 
 from tests.conftest import STAFF_PASSWORD, Office, some_client_address
@@ -56,3 +57,54 @@ async def test_api_needs_no_csrf_token(office: Office) -> None:
         "/api/v1/patients", json={"name": "Ada", "email": "ada@example.com"}
     )
     assert response.status_code == 201
+
+
+# Multipart forms (Send Secure, Reply All): the token is checked on the form's first part,
+# before the rest of the body is read; our pages put the hidden token field first.
+
+NOT_A_FILE = [("note", ("note.txt", b"not needed", "text/plain"))]  # makes httpx send multipart
+
+
+async def test_multipart_form_with_token_first_accepted(app: FastAPI, office: Office) -> None:
+    async with plain_client(app) as browser:
+        page = await browser.get("/login")
+        token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+        assert token
+        login = await browser.post(
+            "/login",
+            data={"csrf_token": token.group(1), "email": office.email, "password": STAFF_PASSWORD},
+            files=NOT_A_FILE,
+        )
+        assert login.status_code == 303
+
+
+@pytest.mark.parametrize(
+    ("fields", "files"),
+    [
+        ({"email": "someone@example.com", "csrf_token": "TOKEN"}, NOT_A_FILE),  # not first
+        ({"csrf_token": "guess", "email": "someone@example.com"}, NOT_A_FILE),  # not ours
+        ({}, [("csrf_token", ("csrf_token", b"TOKEN", "text/plain"))]),  # a file, not a field
+    ],
+)
+async def test_multipart_form_without_token_first_refused(
+    app: FastAPI, fields: dict[str, str], files: list[tuple[str, tuple[str, bytes, str]]]
+) -> None:
+    async with plain_client(app) as browser:
+        await browser.get("/login")
+        token = browser.cookies[CSRF_COOKIE]
+        data = {name: token if value == "TOKEN" else value for name, value in fields.items()}
+        files = [(name, (filename, token.encode(), kind)) for name, (filename, _, kind) in files]
+        refused = await browser.post("/login", data=data, files=files)
+        assert refused.status_code == 403
+        assert "did not come from this site" in refused.text
+
+
+async def test_office_forms_put_the_token_first(office: Office) -> None:
+    """Browsers send fields in the page's order: the hidden token must come first."""
+    patient = await office.api.post(
+        "/api/v1/patients", json={"name": "Ada", "email": "ada@example.com"}
+    )
+    page = await office.browser.get(f"/patients/{patient.json()['id']}/compose")
+    form = page.text.split('enctype="multipart/form-data"', 1)[1]
+    first_field = re.search(r"<(input|textarea|select)\b[^>]*>", form)
+    assert first_field and 'name="csrf_token"' in first_field.group(0)
