@@ -36,6 +36,7 @@ from web.csrf import CSRF_COOKIE, CSRF_FIELD
 
 pytest_plugins = [
     "tests.fixtures.crypto",
+    "tests.fixtures.operators",
     "tests.fixtures.s3",
     "tests.fixtures.sendgrid",
     "tests.fixtures.stack",

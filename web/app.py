@@ -38,6 +38,7 @@ from web.routes import (
     office_auth,
     office_pages,
     office_secure_emails,
+    operator,
     portal,
     portal_messages,
     staff,
@@ -108,6 +109,7 @@ def create_app(
     app.include_router(portal.router)
     app.include_router(portal_messages.router)
     app.include_router(codec.router)
+    app.include_router(operator.router)
     app.include_router(audit.page_router)
     app.include_router(alerts.page_router)
     app.include_router(email_client.router)

@@ -1,18 +1,20 @@
-"""The embedded stack's first start: a demo practice, an admin user and an API token.
+"""The embedded stack's first start: a demo practice, an admin user and an API token, and
+a platform operator with a token of their own (for the Temporal UI and CLI codec).
 
 The credentials are written to ``.data/dev-credentials.json`` (mode 600) and reused on
-every later start, so a restart keeps the same log-in.
+every later start, so a restart keeps the same log-in. A file from before operators
+existed gets the operator's fields added beside what it holds.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
 from pathlib import Path
 
 from pydantic import BaseModel
 from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.staff import StaffRole
 from infra.accounts import create_api_token, create_practice, create_staff_user, find_staff_user
@@ -23,12 +25,16 @@ from infra.settings import Settings
 DEMO_PRACTICE = "Demo Dental"
 DEMO_SENDER = "office@demo-dental.example"
 DEMO_ADMIN = "admin@demo-dental.example"
+DEV_OPERATOR = "operator@securemail.example"
 
 
 class DevCredentials(BaseModel):
     email: str
     password: str
     api_token: str
+    operator_email: str = ""
+    operator_password: str = ""
+    operator_token: str = ""
 
 
 def credentials_path(settings: Settings) -> Path:
@@ -44,6 +50,11 @@ async def ensure_demo_practice(settings: Settings) -> DevCredentials:
             if path.exists():
                 saved = DevCredentials.model_validate_json(path.read_text())
                 if await find_staff_user(db, saved.email) is not None:
+                    if saved.operator_email and await find_staff_user(db, saved.operator_email):
+                        return saved
+                    saved = saved.model_copy(update=await _dev_operator(db))
+                    await db.commit()
+                    _write_private(path, saved.model_dump_json(indent=2) + "\n")
                     return saved
             if await db.scalar(select(func.count()).select_from(StaffUser)):
                 raise RuntimeError(
@@ -58,12 +69,22 @@ async def ensure_demo_practice(settings: Settings) -> DevCredentials:
                 db, practice, DEMO_ADMIN, password, name="Office admin", role=StaffRole.ADMIN
             )
             token = await create_api_token(db, admin, "embedded stack")
+            operator = await _dev_operator(db)
             await db.commit()
     finally:
         await engine.dispose()
-    credentials = DevCredentials(email=DEMO_ADMIN, password=password, api_token=token)
-    _write_private(path, json.dumps(credentials.model_dump(), indent=2) + "\n")
+    credentials = DevCredentials(email=DEMO_ADMIN, password=password, api_token=token, **operator)
+    _write_private(path, credentials.model_dump_json(indent=2) + "\n")
     return credentials
+
+
+async def _dev_operator(db: AsyncSession) -> dict[str, str]:
+    password = secrets.token_urlsafe(12)
+    operator = await create_staff_user(
+        db, None, DEV_OPERATOR, password, name="Platform operator", role=StaffRole.OPERATOR
+    )
+    token = await create_api_token(db, operator, "Temporal codec")
+    return {"operator_email": DEV_OPERATOR, "operator_password": password, "operator_token": token}
 
 
 def _write_private(path: Path, text: str) -> None:

@@ -16,6 +16,11 @@ token_app = typer.Typer(help="API tokens for practice software.", no_args_is_hel
 staff_app = typer.Typer(help="Office staff accounts.", no_args_is_help=True)
 app.add_typer(token_app, name="token")
 app.add_typer(staff_app, name="staff")
+operator_app = typer.Typer(
+    help="Platform operators: no practice; they alone decode Temporal payloads.",
+    no_args_is_help=True,
+)
+app.add_typer(operator_app, name="operator")
 audit_app = typer.Typer(help="The audit log.", no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
 
@@ -43,15 +48,18 @@ def web() -> None:
 
     from infra.logging import configure_logging
     from web.app import create_app
+    from web.client_address import TrustedProxyScheme
 
     settings = get_settings()
     configure_logging(settings)
     uvicorn.run(
-        create_app(settings),
+        TrustedProxyScheme(create_app(settings), settings.forwarded_allow_ips),
         host=settings.web_host,
         port=settings.web_port,
-        proxy_headers=True,
-        forwarded_allow_ips=settings.forwarded_allow_ips,
+        # One rule for the client's address, web.client_address's: uvicorn's would replace
+        # the peer with its own reading of X-Forwarded-For (non-addresses included), and
+        # the real peer is what decides whether that header is believed at all.
+        proxy_headers=False,
         # uvicorn's loggers go to the root handler set above; its access log would write
         # each full path, portal tokens and patient searches included, so the app's own
         # (web.metrics) logs route templates instead.
@@ -112,18 +120,46 @@ def staff_create(
 
 
 @audit_app.command("verify")
-def audit_verify() -> None:
+def audit_verify(
+    anchor: Annotated[
+        list[str] | None,
+        typer.Option(help="A head hash an earlier run printed; it must still be in the log"),
+    ] = None,
+) -> None:
     """Check the audit log's hash chain; name the first event deleted, edited or moved."""
+    from sqlalchemy.exc import SQLAlchemyError
+
     from infra.audit_chain import verify_database
 
-    report = asyncio.run(verify_database(get_settings().database_url))
+    try:
+        report = asyncio.run(verify_database(get_settings().database_url, anchor or ()))
+    except SQLAlchemyError as error:
+        print(f"Cannot read the audit log (is the database migrated?): {error.__class__.__name__}")
+        raise typer.Exit(2) from None
     if not report.intact:
-        print(f"BROKEN at event {report.broken_at}: {report.problem}")
+        where = f" at event {report.broken_at}" if report.broken_at is not None else ""
+        print(f"BROKEN{where}: {report.problem}")
         print(f"{report.checked} event(s) checked.")
         raise typer.Exit(1)
     print(f"Intact: {report.checked} event(s), newest event {report.last_id or 'none'}.")
     # Kept elsewhere, this hash holds even the database's owner to today's log.
     print(f"Head hash: {report.last_hash}")
+
+
+@operator_app.command("create")
+def operator_create(
+    email: Annotated[str, typer.Option()],
+    name: Annotated[str, typer.Option()],
+) -> None:
+    """Create a platform operator (asks for the password); `token create` gives them a
+    bearer token for the Temporal CLI's --codec-auth."""
+    from workers.admin import create_operator
+
+    password = getpass.getpass("Password: ")
+    if len(password) < 12:
+        raise typer.BadParameter("use at least 12 characters", param_hint="password")
+    asyncio.run(create_operator(get_settings(), email, name, password))
+    print(f"Created operator {email}")
 
 
 if __name__ == "__main__":

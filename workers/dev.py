@@ -22,7 +22,7 @@ from pathlib import Path
 
 import httpx
 
-from infra.crypto.keys import key_ring
+from infra.crypto.keys import key_ring, portal_key_ring
 from infra.db.migrate import upgrade
 from infra.objects import object_store
 from infra.settings import Settings
@@ -292,12 +292,16 @@ def _banner(settings: Settings, credentials: DevCredentials) -> str:
             f"  Mailbox:      {settings.data_dir / 'mail'}  (every email the stack sends)",
             f"  Temporal UI:  http://{_host_port(settings.temporal_address)[0]}:"
             f"{settings.temporal_ui_port}/",
+            f"  Operator:     {settings.public_url}/login  (log in: {credentials.operator_email}"
+            f" / {credentials.operator_password})",
             f"  Credentials:  {credentials_path(settings)}",
             "",
-            "Workflow payloads are encrypted. To read them in the Temporal UI, log in to the",
-            "office as the admin above, then in the Temporal UI open Settings > Codec Server,",
-            f"choose 'Use my browser setting', enter {settings.codec_endpoint} and tick",
-            "'Include cross-origin credentials'. Use 127.0.0.1 (not localhost) for both.",
+            "Workflow payloads are encrypted; only operators may decode them. From the CLI:",
+            f"  temporal workflow show -w secure-email-<id> --codec-endpoint "
+            f"{settings.codec_endpoint} --codec-auth 'Bearer {credentials.operator_token}'",
+            "In the Temporal UI: log in as the operator above, then open Settings > Codec",
+            f"Server, choose 'Use my browser setting', enter {settings.codec_endpoint} and",
+            "tick 'Include cross-origin credentials'. Use 127.0.0.1 (not localhost) for both.",
             "",
             "Press Ctrl-C to stop.",
             "",
@@ -334,8 +338,9 @@ async def run_dev(settings: Settings) -> int:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     (settings.data_dir / "objects").mkdir(exist_ok=True)
     # Made here, before any child starts, so the worker and the web app never both try to
-    # create the development key ring.
+    # create the development key rings.
     key_ring(settings)
+    portal_key_ring(settings)
     await asyncio.to_thread(upgrade, settings.database_url)
     credentials = await ensure_demo_practice(settings)
 

@@ -1,4 +1,4 @@
-"""The Temporal Web UI's codec endpoint (R12): admins only, CORS for the UI's origin only."""
+"""The Temporal Web UI's codec endpoint (R12): operators only, CORS for the UI's origin only."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from infra.security import new_token, token_hash
 from infra.settings import Settings
 from infra.temporal.codec import EncryptionCodec
 from tests.conftest import STAFF_PASSWORD, Office
+from tests.fixtures.operators import Operator
 from web.deps import STAFF_COOKIE
 
 SECRET = "Tooth 14 extraction"
@@ -77,7 +78,7 @@ async def test_decode_refused_without_credentials(
 ) -> None:
     response = await anonymous.post("/codec/decode", json=await encrypted(settings))
     assert response.status_code == 401
-    assert response.json() == {"detail": "Sign in as an office administrator"}
+    assert response.json() == {"detail": "Sign in as an operator"}
     assert SECRET not in response.text
 
 
@@ -92,27 +93,32 @@ async def test_decode_refused_with_unknown_token(
     assert response.status_code == 401
 
 
-async def test_decode_refused_for_staff_who_is_not_admin(
+async def test_decode_refused_for_practice_staff_of_every_role(
     app: FastAPI, settings: Settings, office: Office
 ) -> None:
     staff, token = await staff_member(app, settings, office)
     try:
-        by_cookie = await staff.post("/codec/decode", json=await encrypted(settings))
-        by_token = await staff.post(
-            "/codec/decode",
-            json=await encrypted(settings),
-            headers={"Authorization": f"Bearer {token}"},
-        )
+        attempts = [
+            await staff.post("/codec/decode", json=await encrypted(settings)),
+            await staff.post(
+                "/codec/decode",
+                json=await encrypted(settings),
+                headers={"Authorization": f"Bearer {token}"},
+            ),
+            await office.browser.post("/codec/decode", json=await encrypted(settings)),
+            await office.api.post("/codec/decode", json=await encrypted(settings)),
+            await office.api.post("/codec/encode", json=as_json([plain()])),
+        ]
     finally:
         await staff.aclose()
-    for response in (by_cookie, by_token):
+    for response in attempts:
         assert response.status_code == 403
-        assert response.json() == {"detail": "Office administrators only"}
+        assert response.json() == {"detail": "Operators only"}
         assert SECRET not in response.text
 
 
-async def test_decode_with_admin_cookie(office: Office, settings: Settings) -> None:
-    response = await office.browser.post(
+async def test_decode_with_operator_cookie(operator: Operator, settings: Settings) -> None:
+    response = await operator.browser.post(
         "/codec/decode", json=await encrypted(settings), headers={"X-Namespace": "default"}
     )
     assert response.status_code == 200
@@ -120,43 +126,44 @@ async def test_decode_with_admin_cookie(office: Office, settings: Settings) -> N
     assert from_json(response.json()) == [plain()]
 
 
-async def test_decode_with_admin_bearer_token(office: Office, settings: Settings) -> None:
-    response = await office.api.post("/codec/decode", json=await encrypted(settings))
+async def test_decode_with_operator_bearer_token(operator: Operator, settings: Settings) -> None:
+    response = await operator.api.post("/codec/decode", json=await encrypted(settings))
     assert response.status_code == 200
     assert from_json(response.json()) == [plain()]
 
 
-async def test_decode_passes_plain_payloads(office: Office) -> None:
-    response = await office.api.post("/codec/decode", json=as_json([plain("no secret")]))
-    assert response.status_code == 200
-    assert from_json(response.json()) == [plain("no secret")]
+async def test_decode_refuses_plain_payloads(operator: Operator) -> None:
+    response = await operator.api.post("/codec/decode", json=as_json([plain("no secret")]))
+    assert response.status_code == 422
+    assert "unencrypted" in response.json()["detail"]
+    assert "no secret" not in response.text
 
 
-async def test_encode_then_decode_round_trip(office: Office, settings: Settings) -> None:
-    encoded = await office.browser.post("/codec/encode", json=as_json([plain(), plain("two")]))
+async def test_encode_then_decode_round_trip(operator: Operator, settings: Settings) -> None:
+    encoded = await operator.browser.post("/codec/encode", json=as_json([plain(), plain("two")]))
     assert encoded.status_code == 200
     assert SECRET not in encoded.text
     sealed = from_json(encoded.json())
     assert [p.metadata["encoding"] for p in sealed] == [b"binary/encrypted"] * 2
-    decoded = await office.browser.post("/codec/decode", json=encoded.json())
+    decoded = await operator.browser.post("/codec/decode", json=encoded.json())
     assert from_json(decoded.json()) == [plain(), plain("two")]
     # The app's own codec: what the worker would write, the endpoint reads, and back.
     assert await EncryptionCodec(key_ring(settings)).decode(sealed) == [plain(), plain("two")]
 
 
-async def test_decode_refuses_payload_of_unknown_key(office: Office) -> None:
+async def test_decode_refuses_payload_of_unknown_key(operator: Operator) -> None:
     foreign = as_json(await EncryptionCodec(KeyRing.generate("elsewhere")).encode([plain()]))
-    response = await office.api.post("/codec/decode", json=foreign)
+    response = await operator.api.post("/codec/decode", json=foreign)
     assert response.status_code == 422
     assert "'elsewhere'" in response.json()["detail"]
 
 
-async def test_decode_refuses_body_that_is_not_payloads(office: Office) -> None:
-    not_json = await office.api.post(
+async def test_decode_refuses_body_that_is_not_payloads(operator: Operator) -> None:
+    not_json = await operator.api.post(
         "/codec/decode", content=b"payloads", headers={"Content-Type": "text/plain"}
     )
     assert not_json.status_code == 415
-    wrong_shape = await office.api.post("/codec/decode", json={"payloads": "nope"})
+    wrong_shape = await operator.api.post("/codec/decode", json={"payloads": "nope"})
     assert wrong_shape.status_code == 400
     assert wrong_shape.json() == {"detail": "The body must be Temporal Payloads as JSON"}
 
@@ -189,14 +196,16 @@ async def test_preflight_from_other_origin_gets_no_grant(anonymous: httpx.AsyncC
     assert "access-control-allow-credentials" not in response.headers
 
 
-async def test_decode_answers_cors_for_ui_origin_only(office: Office, settings: Settings) -> None:
+async def test_decode_answers_cors_for_ui_origin_only(
+    operator: Operator, settings: Settings
+) -> None:
     body = await encrypted(settings)
-    from_ui = await office.browser.post(
+    from_ui = await operator.browser.post(
         "/codec/decode", json=body, headers={"Origin": settings.temporal_ui_origin}
     )
     assert from_ui.headers["access-control-allow-origin"] == settings.temporal_ui_origin
     assert from_ui.headers["access-control-allow-credentials"] == "true"
-    from_other = await office.browser.post(
+    from_other = await operator.browser.post(
         "/codec/decode", json=body, headers={"Origin": OTHER_ORIGIN}
     )
     assert "access-control-allow-origin" not in from_other.headers
