@@ -57,7 +57,7 @@ async def test_search_page_posts_the_query_and_audits_only_the_count(office: Off
     assert 'value="Lovelace"' in found.text  # the box keeps what was typed
 
     searches = await events(office, SEARCH)
-    assert [event["detail"] for event in searches] == ["directory: 2 results", "search: 1 results"]
+    assert [event["detail"] for event in searches] == ["directory: 2 results", "search: 1 result"]
     assert all(event["actor_type"] == "staff" and event["client_address"] for event in searches)
     assert "Lovelace" not in await all_events_text(office)
 
@@ -95,7 +95,7 @@ async def test_api_search_audited_without_the_query(office: Office) -> None:
     everyone = await office.api.get("/api/v1/patients")
     assert len(everyone.json()["items"]) == 1
     searches = await events(office, SEARCH)
-    assert [e["detail"] for e in searches] == ["search: 1 results", "directory: 1 results"]
+    assert [e["detail"] for e in searches] == ["search: 1 result", "directory: 1 result"]
     assert "lovelace" not in (await all_events_text(office)).lower()
 
 

@@ -30,7 +30,7 @@ PATIENT_NOT_FOUND = "Patient not found"
 def search_detail(query: str, found: list[Patient]) -> str:
     """What a search's audit event says: whether a query was typed, and how many matched."""
     kind = "search" if query.strip() else "directory"
-    return f"{kind}: {len(found)} results"
+    return f"{kind}: {len(found)} {'result' if len(found) == 1 else 'results'}"
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)
