@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -123,13 +123,19 @@ def check(
     rows: Iterable[Mapping[Any, Any]],
     head_before: Mapping[Any, Any] | None,
     read_head_after: Callable[[], Mapping[Any, Any] | None],
+    anchors: Collection[str] = (),
 ) -> ChainReport:
     """Walks the events in id order and reports the first link that does not hold.
 
     The head is read before the walk and again after it: events committed meanwhile by
     a running app are neither missed nor taken for tampering, and without one snapshot
     for the whole walk (SQLite has none to share across statements here).
+
+    ``anchors`` are head hashes printed by earlier runs and kept elsewhere: each must
+    still be in the chain, or the log was rewritten from some point on, by someone able
+    to recompute every later hash (the database's owner).
     """
+    unseen = set(anchors)
     checked = 0
     previous_id: int | None = None
     expected_prev = GENESIS
@@ -141,6 +147,7 @@ def check(
         event_id = int(row["id"])
         if head_before is not None and event_id > head_before["last_event_id"]:
             late.append(event_id)
+        unseen.discard(row["hash"])
         if event_hash(row) != row["hash"]:
             return ChainReport(
                 checked,
@@ -166,12 +173,12 @@ def check(
             )
         previous_id, expected_prev = event_id, row["hash"]
 
-    def broken(at: int, problem: str) -> ChainReport:
+    def broken(at: int | None, problem: str) -> ChainReport:
         return ChainReport(checked, previous_id, expected_prev, at, problem)
 
     head_after = read_head_after()
     if head_before is None or head_after is None:
-        return broken(0, "the audit chain's head row is missing")
+        return broken(None, "the audit chain's head row is missing")
     last = previous_id or 0
     if last < head_before["last_event_id"]:
         return broken(
@@ -189,6 +196,12 @@ def check(
     for head_row in (head_before, head_after):
         if head_row["last_event_id"] == last and head_row["last_hash"] != expected_prev:
             return broken(last, f"the chain's head does not match event {last}")
+    if unseen:
+        return broken(
+            None,
+            f"the recorded head hash {sorted(unseen)[0]} is in no event: the log was "
+            "rewritten after it was recorded",
+        )
     return ChainReport(checked, previous_id, expected_prev)
 
 
@@ -217,22 +230,22 @@ def _events(connection: Connection) -> Iterator[Mapping[Any, Any]]:
         after = int(batch[-1]["id"])
 
 
-def _verify(connection: Connection) -> ChainReport:
+def _verify(connection: Connection, anchors: Collection[str]) -> ChainReport:
     head_before = _head(connection)
-    return check(_events(connection), head_before, lambda: _head(connection))
+    return check(_events(connection), head_before, lambda: _head(connection), anchors)
 
 
-async def verify(engine: AsyncEngine) -> ChainReport:
+async def verify(engine: AsyncEngine, anchors: Collection[str] = ()) -> ChainReport:
     """Checks the whole chain; it needs only SELECT, so the app's role can run it."""
     async with engine.connect() as connection:
-        return await connection.run_sync(_verify)
+        return await connection.run_sync(_verify, anchors)
 
 
-async def verify_database(database_url: str) -> ChainReport:
+async def verify_database(database_url: str, anchors: Collection[str] = ()) -> ChainReport:
     from infra.db.engine import make_engine
 
     engine = make_engine(database_url)
     try:
-        return await verify(engine)
+        return await verify(engine, anchors)
     finally:
         await engine.dispose()

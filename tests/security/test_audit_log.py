@@ -135,12 +135,12 @@ class Verdict:
     output: str
 
 
-async def audit_verify(url: str) -> Verdict:
+async def audit_verify(url: str, *options: str) -> Verdict:
     """``securemail audit verify`` as an operator runs it, in a process of its own."""
     env = {**os.environ, "SECURE_EMAIL_DATABASE_URL": url}
     done = await asyncio.to_thread(
         subprocess.run,
-        [sys.executable, "-m", "workers.cli", "audit", "verify"],
+        [sys.executable, "-m", "workers.cli", "audit", "verify", *options],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -228,6 +228,33 @@ async def test_verify_notices_an_event_inserted_outside_the_chain(log_database: 
     verdict = await audit_verify(log_database)
     assert verdict.code == 1
     assert "BROKEN at event 7" in verdict.output
+
+
+async def test_a_recorded_head_hash_catches_the_owner_rewriting_the_end(
+    log_database: str,
+) -> None:
+    await write_events(log_database, 5)
+    first = await audit_verify(log_database)
+    recorded = first.output.split("Head hash: ")[1].strip()
+    # The owner drops the newest event and moves the head back onto the one before it:
+    # the chain alone still holds, as it must for anyone who can rewrite all of it.
+    await as_owner(
+        log_database,
+        "DELETE FROM audit_events WHERE id = 5",
+        "UPDATE audit_chain_head SET last_event_id = 4, "
+        "last_hash = (SELECT hash FROM audit_events WHERE id = 4)",
+    )
+    assert (await audit_verify(log_database)).code == 0
+    verdict = await audit_verify(log_database, "--anchor", recorded)
+    assert verdict.code == 1
+    assert f"BROKEN: the recorded head hash {recorded} is in no event" in verdict.output
+
+
+async def test_verify_of_a_database_without_the_log_says_so(tmp_path: Path) -> None:
+    verdict = await audit_verify(f"sqlite+aiosqlite:///{tmp_path / 'empty.db'}")
+    assert verdict.code == 2
+    assert "Cannot read the audit log (is the database migrated?)" in verdict.output
+    assert "Traceback" not in verdict.output
 
 
 async def test_concurrent_writers_make_one_chain(log_database: str) -> None:
