@@ -176,6 +176,7 @@ def test_app_environment_covers_production_needs() -> None:
         "sendgrid_api_key",
         "sendgrid_verified_senders",
         "encryption_keys",
+        "portal_keys",
         "public_url",
         "temporal_ui_origin",
     }
@@ -296,6 +297,8 @@ def test_temporal_ui_decodes_through_the_apps_codec_endpoint() -> None:
     assert ui["TEMPORAL_CODEC_ENDPOINT"] == settings.codec_endpoint
     assert ui["TEMPORAL_CODEC_INCLUDE_CREDENTIALS"] == "true"
     assert ui["TEMPORAL_CORS_ORIGINS"] == settings.temporal_ui_origin
+    # Read-only for everyone: no start, signal or reset that bypasses the app (R12).
+    assert ui["TEMPORAL_DISABLE_WRITE_ACTIONS"] == "true"
     assert [container for _ip, _host, container in published("temporal-ui")] == [
         int(ui["TEMPORAL_UI_PORT"])
     ]
