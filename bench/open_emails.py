@@ -31,12 +31,14 @@ from temporalio.testing import WorkflowEnvironment
 
 from bench import seed
 from bench.common import peak_rss_mib, rss_mib, say
-from domain.secure_email import SecureEmailInput, SecureEmailState, workflow_id_for
+from domain.secure_email import SecureEmailStart, SecureEmailState, workflow_id_for
+from infra.crypto import portal_secrets
 from infra.crypto.fields import configure_field_encryption
 from infra.crypto.keys import KeyRing
 from infra.db.engine import make_engine
 from infra.db.migrate import upgrade_async
 from infra.db.models import SecureEmail
+from infra.security import token_hash
 from infra.temporal.codec import data_converter
 from infra.temporal.search_attributes import ALL as SEARCH_ATTRIBUTES
 from infra.temporal.search_attributes import for_new_secure_email
@@ -135,9 +137,13 @@ async def open_emails(count: int, workdir: Path, concurrency: int = 32) -> OpenE
         now = await env.get_current_time()
         owners = [random.choice(practice.patient_ids) for _ in range(count)]
         rows = seed.secure_email_rows(practice, owners, now=now, spread=timedelta(0))
+        portal_keys = KeyRing.generate("bench")
         for row in rows:
             row["status"], row["status_sequence"], row["opened_at"] = "sending", 0, None
             row["expires_at"] = now + timedelta(days=7)
+            # The link the notice activity derives must be the one the row was sent with.
+            link = portal_secrets.link_token(portal_keys, "bench", str(row["id"]))
+            row["link_token_hash"] = token_hash(link)
         await seed.insert_rows(engine, insert(SecureEmail), rows)
 
         task_queue = f"bench-open-{uuid.uuid4()}"
@@ -150,6 +156,7 @@ async def open_emails(count: int, workdir: Path, concurrency: int = 32) -> OpenE
                 "SECURE_EMAIL_TEMPORAL_ADDRESS": env.client.service_client.config.target_host,
                 "SECURE_EMAIL_TASK_QUEUE": task_queue,
                 "SECURE_EMAIL_ENCRYPTION_KEYS": ring.format(),
+                "SECURE_EMAIL_PORTAL_KEYS": portal_keys.format(),
                 "SECURE_EMAIL_SMTP_PORT": str(smtp.sockets[0].getsockname()[1]),
                 "SECURE_EMAIL_PUBLIC_URL": "http://portal.test",
             }
@@ -174,16 +181,13 @@ async def open_emails(count: int, workdir: Path, concurrency: int = 32) -> OpenE
                 handles.append(
                     await env.client.start_workflow(
                         SecureEmailWorkflow.run,
-                        SecureEmailInput(
+                        SecureEmailStart(
                             secure_email_id=secure_email_id,
                             practice_id=practice.id,
                             patient_id=str(row["patient_id"]),
-                            practice_name="Bench Dental",
-                            sender_address=seed.SENDER,
-                            patient_address=f"{secure_email_id}@example.com",
-                            link_token=uuid.uuid4().hex,
                             sent_at=now,
                             expires_at=now + timedelta(days=7),
+                            portal_key_id="bench",
                         ),
                         id=workflow_id_for(secure_email_id),
                         task_queue=task_queue,

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -23,17 +22,15 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
 from domain.secure_email import (
-    SecureEmailInput,
     SecureEmailState,
     SecureEmailStatus,
-    workflow_id_for,
 )
 from infra.mail.smtp import SmtpTransport
 from infra.temporal.codec import data_converter
-from infra.temporal.search_attributes import cli_flags, for_new_secure_email
+from infra.temporal.search_attributes import cli_flags
 from tests.conftest import TEST_KEY_RING
 from tests.faults.conftest import BIN_DIR, answers, free_port, report, until
-from tests.workflows.conftest import OFFICE, PATIENT, running_lifecycle
+from tests.workflows.conftest import running_lifecycle
 from workers.smtp_catcher import serve
 from workflows.secure_email import SecureEmailWorkflow
 
@@ -71,31 +68,6 @@ async def started(process: subprocess.Popen[bytes], port: int, log: Path) -> Non
     await until(serving, "the Temporal server answering", seconds=60)
 
 
-async def start(
-    client: Client, task_queue: str, expires_in: timedelta
-) -> WorkflowHandle[SecureEmailWorkflow, SecureEmailState]:
-    """A practice expiry of a few seconds, given to the workflow as its input."""
-    secure_email_id = str(uuid.uuid4())
-    sent_at = datetime.now(UTC)
-    return await client.start_workflow(
-        SecureEmailWorkflow.run,
-        SecureEmailInput(
-            secure_email_id=secure_email_id,
-            practice_id="practice-1",
-            patient_id="patient-1",
-            practice_name="Smile Dental",
-            sender_address=OFFICE,
-            patient_address=PATIENT,
-            link_token="t" * 43,
-            sent_at=sent_at,
-            expires_at=sent_at + expires_in,
-        ),
-        id=workflow_id_for(secure_email_id),
-        task_queue=task_queue,
-        search_attributes=for_new_secure_email("practice-1", "patient-1", sent_at + expires_in),
-    )
-
-
 async def timer_fired_at(handle: WorkflowHandle[SecureEmailWorkflow, SecureEmailState]) -> datetime:
     history = await handle.fetch_history()
     fired = [
@@ -122,8 +94,8 @@ async def test_timers_fire_after_temporal_restart(tmp_path: Path) -> None:
             )
             env = WorkflowEnvironment.from_client(client)
             async with running_lifecycle(env, transport, maildir) as run:
-                during = await start(client, run.task_queue, timedelta(seconds=4))
-                after = await start(client, run.task_queue, timedelta(seconds=DOWN_FOR + 12))
+                during = await run.start(expires_in=timedelta(seconds=4))
+                after = await run.start(expires_in=timedelta(seconds=DOWN_FOR + 12))
 
                 async def both_sent() -> bool:
                     return run.status_log.statuses().count("sent") == 2
