@@ -15,6 +15,7 @@ import asyncio
 import os
 import tempfile
 import uuid
+from contextlib import aclosing
 from dataclasses import dataclass
 from typing import BinaryIO, cast
 
@@ -106,20 +107,27 @@ async def read_upload_form(request: Request) -> FormData:
         return await request.form(max_files=MAX_FILES, max_fields=MAX_FIELDS)
     # Starlette's parser, as ``request.form(max_files=…, max_fields=…)`` runs it, but kept
     # in hand: when it stops at the 11th file, what was typed before it is in its items.
-    parser = MultiPartParser(
-        request.headers, request.stream(), max_files=MAX_FILES, max_fields=MAX_FIELDS
-    )
-    try:
-        return await parser.parse()
-    except MultiPartException as error:
-        typed = {name: value for name, value in parser.items if isinstance(value, str)}
-        if error.message.startswith("Too many files"):
-            reason = TOO_MANY_FILES
-        elif error.message.startswith("Too many fields"):
-            reason = TOO_MANY_FIELDS
-        else:
-            reason = UNREADABLE_FORM
-        raise UploadFormRefused(reason, typed) from None
+    async with aclosing(request.stream()) as stream:
+        parser = MultiPartParser(
+            request.headers, stream, max_files=MAX_FILES, max_fields=MAX_FIELDS
+        )
+        try:
+            return await parser.parse()
+        except MultiPartException as error:
+            typed = {name: value for name, value in parser.items if isinstance(value, str)}
+            if error.message.startswith("Too many files"):
+                reason = TOO_MANY_FILES
+            elif error.message.startswith("Too many fields"):
+                reason = TOO_MANY_FIELDS
+            else:
+                reason = UNREADABLE_FORM
+            # The sender is signed in (the routes check first) and web.body_limits bounds
+            # the rest: it is taken and dropped unparsed, so the browser, still sending,
+            # gets the refusal; a server that closes on unread bytes makes it show a
+            # connection reset instead, and what was typed would be lost.
+            async for _ in stream:
+                pass
+            raise UploadFormRefused(reason, typed) from None
 
 
 def form_text(form: FormData | dict[str, str], name: str) -> str:

@@ -28,6 +28,7 @@ from tests.fixtures.stack import Stack
 from tests.web.test_portal import send, sign_in
 from web.app import create_app
 from web.csrf import CSRF_COOKIE, CSRF_FIELD
+from web.deps import STAFF_COOKIE
 
 KB = 1024
 MB = 1024 * KB
@@ -348,6 +349,40 @@ async def test_real_server_stops_taking_a_streamed_body(app: FastAPI) -> None:
 
 
 # At most 10 files: refusals that name the limit and keep what was typed ----------------
+
+
+async def test_real_server_11_files_refusal_reaches_the_browser(
+    app: FastAPI, office: Office
+) -> None:
+    """The form stops being parsed at the 11th file; the refusal must still reach the
+    browser that is sending the rest, with what was typed (a server that closes with
+    bytes unread makes the browser show a connection reset instead)."""
+    patient = await office.api.post(
+        "/api/v1/patients", json={"name": "Ada", "email": "ada@example.com"}
+    )
+    # Ten small photos, then an 11th of 15 MB: it is still on its way when the refusal is made.
+    photos = [("attachments", (f"photo-{n}.png", PNG, "image/png")) for n in range(10)]
+    scan = ("attachments", ("scan.png", PNG + b"\x00" * (15 * MB), "image/png"))
+    async with served(app) as port:
+        async with httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{port}",
+            cookies={
+                STAFF_COOKIE: office.browser.cookies[STAFF_COOKIE],
+                CSRF_COOKIE: office.browser.csrf_token,
+            },
+        ) as browser:
+            response = await browser.post(
+                f"/patients/{patient.json()['id']}/compose",
+                data={
+                    CSRF_FIELD: office.browser.csrf_token,
+                    "subject": TYPED_SUBJECT,
+                    "body": TYPED_BODY,
+                },
+                files=[*photos, scan],
+            )
+    assert response.status_code == 422
+    assert "At most 10 files can be sent in one message" in response.text
+    assert TYPED_BODY in response.text
 
 
 def files(count: int) -> list[tuple[str, tuple[str, bytes, str]]]:
