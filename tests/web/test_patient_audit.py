@@ -70,6 +70,9 @@ async def test_search_from_the_url_is_not_run(office: Office) -> None:
     assert page.status_code == 200
     assert "Ada Lovelace" in page.text and "Grace Hopper" in page.text
     assert [e["detail"] for e in await events(office, SEARCH)] == ["directory: 2 results"]
+    # The results page's address, reloaded or bookmarked, leads back to the directory.
+    again = await office.browser.get("/patients/search")
+    assert again.status_code == 303 and again.headers["location"] == "/patients"
 
 
 async def test_search_form_without_its_token_is_refused_unaudited(office: Office) -> None:
