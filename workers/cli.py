@@ -123,7 +123,9 @@ def staff_create(
 def audit_verify(
     anchor: Annotated[
         list[str] | None,
-        typer.Option(help="A head hash an earlier run printed; it must still be in the log"),
+        typer.Option(
+            metavar="HASH", help="A head hash an earlier run printed; it must still be in the log"
+        ),
     ] = None,
 ) -> None:
     """Check the audit log's hash chain; name the first event deleted, edited or moved."""
