@@ -181,8 +181,29 @@ def test_dev_stack_starts_stops_and_keeps_its_state(tmp_path: Path) -> None:
         credentials_file = stack.data_dir / "dev-credentials.json"
         assert stat.S_IMODE(credentials_file.stat().st_mode) == 0o600
         credentials = stack.credentials()
-        assert set(credentials) == {"email", "password", "api_token"}
+        assert set(credentials) == {
+            "email",
+            "password",
+            "api_token",
+            "operator_email",
+            "operator_password",
+            "operator_token",
+        }
         assert credentials["api_token"] in stack.output  # printed for the developer
+        assert credentials["operator_token"] in stack.output  # with the CLI decode command
+        # The operator's token opens the codec; the practice admin's does not.
+        plain = {"payloads": [{"metadata": {"encoding": "anNvbi9wbGFpbg=="}, "data": "IngiCg=="}]}
+        for token, expected in (
+            (credentials["operator_token"], 200),
+            (credentials["api_token"], 403),
+        ):
+            encoded = httpx.post(
+                f"{stack.web}/codec/encode",
+                json=plain,
+                headers={"Authorization": f"Bearer {token}"},
+                timeout=10,
+            )
+            assert encoded.status_code == expected, encoded.text
 
         with stack.api() as api:
             practice = api.get("/api/v1/practice")
