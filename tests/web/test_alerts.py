@@ -6,6 +6,7 @@ import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack
 from typing import Any, TypeVar
 
 import httpx
@@ -13,15 +14,16 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 
-from domain.secure_email import ReplyAttachment, ReplySubmitted, workflow_id_for
+from domain.secure_email import ReplyAttachment
+from infra.db.models import SecureEmail
 from infra.settings import Settings
 from tests.conftest import Office, make_office
 from tests.fixtures.stack import Stack
 from tests.web.test_portal import SUBJECT, send, sign_in
 from web.deps import STAFF_COOKIE
+from web.replies import submit_reply
 from web.routes import alerts
 from web.state import AppState
-from workflows.secure_email import SecureEmailWorkflow
 
 T = TypeVar("T")
 
@@ -47,7 +49,8 @@ async def patient_replies(
     body: str = REPLY_BODY,
     files: list[tuple[str, bytes, str]] | None = None,
 ) -> str:
-    """Reply All as the portal submits it: files stored first, then the workflow update."""
+    """Reply All as the portal submits it: files stored first, the reply kept, then the
+    workflow update by id."""
     state: AppState = stack.app.state.app_state
     reply_id = str(uuid.uuid4())
     attachments = []
@@ -65,16 +68,12 @@ async def patient_replies(
                 sha256=stored.sha256,
             )
         )
-    client = await state.temporal()
-    handle = client.get_workflow_handle_for(
-        SecureEmailWorkflow.run, workflow_id_for(secure_email_id)
-    )
-    await handle.execute_update(
-        SecureEmailWorkflow.reply,
-        ReplySubmitted(
-            reply_id=reply_id, subject=REPLY_SUBJECT, body=body, attachments=attachments
-        ),
-    )
+    async with state.sessions() as db:
+        secure_email = await db.get(SecureEmail, secure_email_id)
+        assert secure_email is not None
+        await submit_reply(
+            state, db, secure_email, reply_id, REPLY_SUBJECT, body, attachments, None
+        )
     return reply_id
 
 
@@ -295,3 +294,80 @@ async def test_alerts_api_requires_token(app: FastAPI, settings: Settings) -> No
     ) as client:
         assert (await client.get("/api/v1/alerts")).status_code == 401
         assert (await client.post("/api/v1/alerts/x/ack")).status_code == 401
+
+
+async def test_a_fourth_alert_stream_closes_the_oldest(
+    app: FastAPI,
+    office: Office,
+    app_server: tuple[str, uvicorn.Server],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(alerts, "POLL_SECONDS", 0.05)
+    monkeypatch.setattr(alerts, "KEEP_ALIVE_SECONDS", 0.2)
+    base_url, server = app_server
+    async with AsyncExitStack() as opened, staff_client(base_url, office) as client:
+
+        async def open_stream() -> tuple[AsyncIterator[str], str]:
+            stream = await opened.enter_async_context(client.stream("GET", "/alerts/stream"))
+            assert stream.status_code == 200
+            lines = stream.aiter_lines()
+            async with asyncio.timeout(10):
+                first = await next_block(lines)
+            feed_of(first)
+            stream_id = next(line for line in first if line.startswith("id: "))
+            return lines, stream_id.removeprefix("id: ")
+
+        tabs = [await open_stream() for _ in range(alerts.MAX_STREAMS_PER_STAFF)]
+        fourth, _ = await open_stream()
+
+        oldest, oldest_id = tabs[0]
+        async with asyncio.timeout(10):
+            closing = await next_block(oldest)
+            rest = [line async for line in oldest]
+        assert closing[0] == "event: closed"
+        assert "Reload this page" in closing[1]
+        assert all(line == "" for line in rest)
+        # The others, the new one included, stay live.
+        for lines in [tabs[1][0], tabs[2][0], fourth]:
+            async with asyncio.timeout(10):
+                assert await next_block(lines) == [": keep-alive"]
+        # The closed tab's browser reconnects with its stream's id and is told to stop
+        # (EventSource does not retry a 204), so tabs cannot take turns closing each other.
+        again = await client.get("/alerts/stream", headers={"Last-Event-ID": oldest_id})
+        assert again.status_code == 204
+
+    await until_closed(server)
+
+
+async def test_alert_streams_are_counted_per_staff_member(
+    app: FastAPI,
+    settings: Settings,
+    office: Office,
+    app_server: tuple[str, uvicorn.Server],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(alerts, "POLL_SECONDS", 0.05)
+    monkeypatch.setattr(alerts, "KEEP_ALIVE_SECONDS", 0.2)
+    base_url, server = app_server
+    colleague = await make_office(app, settings)
+    try:
+        async with (
+            AsyncExitStack() as opened,
+            staff_client(base_url, office) as mine,
+            staff_client(base_url, colleague) as theirs,
+        ):
+            streams = []
+            for client in [mine, mine, mine, theirs]:
+                stream = await opened.enter_async_context(client.stream("GET", "/alerts/stream"))
+                lines = stream.aiter_lines()
+                async with asyncio.timeout(10):
+                    feed_of(await next_block(lines))
+                streams.append(lines)
+            # Three of one person's and one of another's: nobody's is closed.
+            for lines in streams:
+                async with asyncio.timeout(10):
+                    assert await next_block(lines) == [": keep-alive"]
+    finally:
+        await colleague.api.aclose()
+        await colleague.browser.aclose()
+    await until_closed(server)
