@@ -8,13 +8,18 @@ still hold; these stop one client spreading guesses over many messages or accoun
 from __future__ import annotations
 
 import hashlib
+import itertools
+import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import delete, func, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import delete, func, insert, select
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from infra.db.models import RateLimitHit
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -64,12 +69,69 @@ async def exceeded(db: AsyncSession, checks: Checks) -> bool:
 
 
 async def record(db: AsyncSession, checks: Checks) -> None:
+    """Counts one attempt against each limit, in a transaction of its own.
+
+    Committed before anything else the request writes, so no later failure (the
+    request's own commit, a crash) can undo it: a guess, once made, stays counted. Then
+    commits the caller's session as before, so what it added for the attempt (a failed
+    log-in's audit event) is kept with it.
+    """
     now = datetime.now(UTC)
-    for limit, subject in checks:
-        if subject is not None:
-            db.add(RateLimitHit(bucket=limit.bucket(subject), at=now))
-    await db.execute(delete(RateLimitHit).where(RateLimitHit.at < now - KEEP_HITS))
+    hits = [
+        {"bucket": limit.bucket(subject), "at": now}
+        for limit, subject in checks
+        if subject is not None
+    ]
+    engine = _engine_of(db)
+    if hits:
+        async with engine.begin() as connection:
+            await connection.execute(insert(RateLimitHit), hits)
+    if next(_counted) % PRUNE_EVERY == 0:
+        await _prune_quietly(engine, now)
     await db.commit()
+
+
+# Hits older than KEEP_HITS are deleted a batch at a time on every PRUNE_EVERY-th counted
+# attempt (per process), found through the index on ``at``: no attempt scans the table,
+# and one batch is far more than the hits counted in between, so the table holds about a
+# day of attempts.
+PRUNE_EVERY = 20
+PRUNE_BATCH = 1000
+_counted = itertools.count(1)
+
+
+async def prune(engine: AsyncEngine, now: datetime | None = None) -> int:
+    """Deletes at most PRUNE_BATCH of the oldest expired hits; returns how many."""
+    cutoff = (now or datetime.now(UTC)) - KEEP_HITS
+    oldest = (
+        select(RateLimitHit.id)
+        .where(RateLimitHit.at < cutoff)
+        .order_by(RateLimitHit.at)
+        .limit(PRUNE_BATCH)
+        # Two replicas pruning at once take different rows instead of waiting on (or
+        # deadlocking over) the same ones. SQLite has one writer and no such clause.
+        .with_for_update(skip_locked=True)
+    )
+    async with engine.begin() as connection:
+        result = await connection.execute(delete(RateLimitHit).where(RateLimitHit.id.in_(oldest)))
+    return result.rowcount
+
+
+async def _prune_quietly(engine: AsyncEngine, now: datetime) -> None:
+    # Housekeeping: the attempt is already counted, and the next prune catches up.
+    try:
+        await prune(engine, now)
+    except SQLAlchemyError:
+        logger.warning("rate limits: pruning old attempts failed", exc_info=True)
+
+
+def _engine_of(db: AsyncSession) -> AsyncEngine:
+    bind = db.bind
+    if isinstance(bind, AsyncConnection):
+        return bind.engine
+    if bind is None:
+        raise RuntimeError("rate limits need a session bound to an engine")
+    return bind
 
 
 async def allow(db: AsyncSession, checks: Checks) -> bool:

@@ -118,9 +118,6 @@ class MultipartCsrf:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":  # a lifespan scope has no headers to read
-            await self.app(scope, receive, send)
-            return
         if (
             scope["type"] != "http"  # lifespan and websocket scopes have no headers
             or scope["method"] in SAFE_METHODS

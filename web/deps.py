@@ -16,6 +16,7 @@ from infra.audit import Actor, audit
 from infra.db.models import ApiToken, Practice, StaffSession, StaffUser
 from infra.security import token_hash
 from infra.settings import Settings
+from web.client_address import resolve as resolve_client_address
 from web.state import AppState
 
 STAFF_COOKIE = "staff_session"
@@ -184,7 +185,13 @@ async def practice_of(db: AsyncSession, user: StaffUser) -> Practice:
 
 
 def client_address(request: Request) -> str | None:
-    return request.client.host if request.client else None
+    """The client's IP address (never anything else): see ``web.client_address``."""
+    state: AppState = request.app.state.app_state
+    return resolve_client_address(
+        request.client.host if request.client else None,
+        request.headers.getlist("x-forwarded-for"),
+        state.settings.forwarded_allow_ips,
+    )
 
 
 def staff_actor(request: Request, user: StaffUser) -> Actor:

@@ -1,10 +1,33 @@
-"""Rate limits on staff log-in and the portal's passcode endpoints."""
+"""Rate limits on staff log-in and the portal's passcode endpoints, and their table."""
 
 from __future__ import annotations
 
-import httpx
-from fastapi import FastAPI
+import asyncio
+import random
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import func, insert, inspect, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from domain.passcodes import MAX_PASSCODES_PER_HOUR
+from infra import rate_limits
+from infra.db.engine import make_engine, make_sessionmaker
+from infra.db.models import RateLimitHit
+from infra.rate_limits import (
+    PASSCODE_PER_CLIENT,
+    PASSCODE_PER_PATIENT,
+    STAFF_LOGIN_PER_CLIENT,
+    VERIFY_PER_CLIENT,
+    exceeded,
+    record,
+)
 from tests.conftest import STAFF_PASSWORD, Browser, Office
 from tests.fixtures.stack import Stack
 
@@ -51,3 +74,121 @@ async def test_verify_limited_per_client(stack: Stack) -> None:
         refused = await guesser.post(f"{link}/verify", data={"passcode": "12345678"})
         assert refused.status_code == 429
         assert "Too many attempts" in refused.text
+
+
+# Refused passcode requests --------------------------------------------------------------
+
+
+async def test_refused_passcode_requests_do_not_count_against_the_patient(stack: Stack) -> None:
+    email = f"ada-{uuid.uuid4().hex[:6]}@example.com"
+    patient_id = await stack.add_patient("Ada", email)
+    links: list[str] = []
+    for _ in range(3):
+        await stack.office.api.post(
+            "/api/v1/secure-emails",
+            data={"patient_id": patient_id, "subject": "S", "body": "B"},
+        )
+        links.append(await newest_link(stack, email, known=links))
+    first, second, third = links
+
+    # An attacker with the first link asks again and again from one device: the workflow
+    # sends its five passcodes an hour, the rest are refused, then the device is.
+    async with client_at(stack.app, f"10.6.{random.randrange(256)}.1") as attacker:
+        answers = [
+            (await attacker.post(f"{first}/passcode")).status_code
+            for _ in range(PASSCODE_PER_CLIENT.attempts + 5)
+        ]
+    assert answers.count(303) == MAX_PASSCODES_PER_HOUR
+    assert answers[-1] == 429
+
+    # Only the five passcodes sent count against Ada: her own requests still work...
+    async with client_at(stack.app, f"10.6.{random.randrange(256)}.2") as ada:
+        allowance = PASSCODE_PER_PATIENT.attempts - MAX_PASSCODES_PER_HOUR
+        for _ in range(allowance):
+            assert (await ada.post(f"{second}/passcode")).status_code == 303
+        # ...until passcodes actually sent reach her hourly allowance.
+        refused = await ada.post(f"{third}/passcode")
+    assert refused.status_code == 429
+    assert "Too many attempts" in refused.text
+
+
+async def newest_link(stack: Stack, email: str, known: list[str]) -> str:
+    """The link of the notice just sent (notices arrive one by one)."""
+    for _ in range(200):
+        link = await stack.notice_link(email)
+        if link not in known:
+            return link
+        await asyncio.sleep(0.05)
+    raise AssertionError("no new notice")
+
+
+# The table of hits ----------------------------------------------------------------------
+
+
+@pytest.fixture
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = make_engine(database_url)
+    yield engine
+    await engine.dispose()
+
+
+async def count_in(engine: AsyncEngine, bucket: str) -> int:
+    async with make_sessionmaker(engine)() as db:
+        counted = await db.scalar(
+            select(func.count()).select_from(RateLimitHit).where(RateLimitHit.bucket == bucket)
+        )
+    return counted or 0
+
+
+async def test_a_counted_attempt_survives_the_request_failing(engine: AsyncEngine) -> None:
+    guesser = f"10.5.{random.randrange(256)}.{random.randrange(1, 255)}"
+    async with make_sessionmaker(engine)() as db:
+        # Something the request wrote that its commit will refuse.
+        db.add(RateLimitHit(bucket=None, at=datetime.now(UTC)))
+        with pytest.raises(IntegrityError):
+            await record(db, [(STAFF_LOGIN_PER_CLIENT, guesser)])
+    assert await count_in(engine, STAFF_LOGIN_PER_CLIENT.bucket(guesser)) == 1
+    async with make_sessionmaker(engine)() as db:
+        assert not await exceeded(db, [(replace(STAFF_LOGIN_PER_CLIENT, attempts=2), guesser)])
+        assert await exceeded(db, [(replace(STAFF_LOGIN_PER_CLIENT, attempts=1), guesser)])
+
+
+async def test_old_hits_are_pruned_a_batch_at_a_time(
+    engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(rate_limits, "PRUNE_BATCH", 4)
+    bucket = uuid.uuid4().hex
+    now = datetime.now(UTC)
+    # Older than anything else in the table, so they are the batches' oldest.
+    old = [now - timedelta(days=3650, minutes=minute) for minute in range(6)]
+    async with engine.begin() as connection:
+        await connection.execute(
+            insert(RateLimitHit), [{"bucket": bucket, "at": at} for at in [*old, now]]
+        )
+    assert await rate_limits.prune(engine) == 4
+    assert await count_in(engine, bucket) == 3
+    assert await rate_limits.prune(engine) >= 2
+    # The hour's attempts are what limits count: never pruned.
+    assert await count_in(engine, bucket) == 1
+
+
+async def test_counting_attempts_prunes_now_and_then(engine: AsyncEngine) -> None:
+    bucket = uuid.uuid4().hex
+    async with engine.begin() as connection:
+        await connection.execute(
+            insert(RateLimitHit), [{"bucket": bucket, "at": datetime.now(UTC) - timedelta(days=2)}]
+        )
+    counted = f"10.4.{random.randrange(256)}.{random.randrange(1, 255)}"
+    async with make_sessionmaker(engine)() as db:
+        for _ in range(rate_limits.PRUNE_EVERY):
+            await record(db, [(VERIFY_PER_CLIENT, counted)])
+    assert await count_in(engine, bucket) == 0
+    assert await count_in(engine, VERIFY_PER_CLIENT.bucket(counted)) == rate_limits.PRUNE_EVERY
+
+
+async def test_hits_are_indexed_by_time(engine: AsyncEngine) -> None:
+    async with engine.connect() as connection:
+        indexes = await connection.run_sync(
+            lambda sync: inspect(sync).get_indexes("rate_limit_hits")
+        )
+    assert ["at"] in [index["column_names"] for index in indexes]
