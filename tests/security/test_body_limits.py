@@ -13,6 +13,7 @@ import re
 import secrets
 import socket
 from collections.abc import AsyncIterator
+from typing import Literal
 
 import httpx
 import pytest
@@ -230,7 +231,7 @@ async def test_declared_over_send_secure_limit_refused_unread(office: Office) ->
 async def test_declared_over_send_secure_limit_on_the_page_refused_in_words(
     office: Office,
 ) -> None:
-    attack, content_type = multipart(250 * MB, csrf_token=office.browser.csrf_token)
+    attack, content_type = multipart(250 * MB, csrf_token=office.browser.cookies[CSRF_COOKIE])
     response = await office.browser.post(
         "/patients/some-patient/compose",
         content=attack.body(),
@@ -269,7 +270,7 @@ async def test_codec_body_over_4_mb_refused_in_json(app: FastAPI) -> None:
 
 
 @contextlib.asynccontextmanager
-async def served(app: FastAPI, *, lifespan: str = "off") -> AsyncIterator[int]:
+async def served(app: FastAPI, *, lifespan: Literal["on", "off"] = "off") -> AsyncIterator[int]:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = int(probe.getsockname()[1])
@@ -368,13 +369,13 @@ async def test_real_server_11_files_refusal_reaches_the_browser(
             base_url=f"http://127.0.0.1:{port}",
             cookies={
                 STAFF_COOKIE: office.browser.cookies[STAFF_COOKIE],
-                CSRF_COOKIE: office.browser.csrf_token,
+                CSRF_COOKIE: office.browser.cookies[CSRF_COOKIE],
             },
         ) as browser:
             response = await browser.post(
                 f"/patients/{patient.json()['id']}/compose",
                 data={
-                    CSRF_FIELD: office.browser.csrf_token,
+                    CSRF_FIELD: office.browser.cookies[CSRF_COOKIE],
                     "subject": TYPED_SUBJECT,
                     "body": TYPED_BODY,
                 },
