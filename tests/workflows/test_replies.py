@@ -12,10 +12,13 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 
 from domain.secure_email import (
+    MAX_REPLIES,
     MAX_REPLIES_PER_HOUR,
+    CarriedState,
     PasscodeRequest,
     ReplyAttachment,
     ReplySubmitted,
+    SecureEmailStart,
     SecureEmailState,
     SecureEmailStatus,
 )
@@ -109,4 +112,32 @@ async def test_reply_after_expiry_refused(lifecycle: Lifecycle) -> None:
     assert (await handle.result()).status == SecureEmailStatus.EXPIRED
     with pytest.raises(RPCError):
         await handle.execute_update(SecureEmailWorkflow.reply, a_reply("late"))
+    assert lifecycle.status_log.replies == []
+
+
+async def test_conversation_capped_at_its_total_in_words(lifecycle: Lifecycle) -> None:
+    """The total cap travels with the state a run hands on when it continues as new."""
+    opened = await lifecycle.start()
+    await lifecycle.mail(1)
+    state = await opened.query(SecureEmailWorkflow.state)
+    # The next run of a conversation that has reached its total.
+    carried = await lifecycle.client.start_workflow(
+        SecureEmailWorkflow.run,
+        SecureEmailStart(
+            secure_email_id=opened.id.removeprefix("secure-email-"),
+            practice_id=lifecycle.directory.practice_id,
+            patient_id=lifecycle.directory.patient_id,
+            sent_at=state.sent_at,
+            expires_at=state.expires_at,
+            portal_key_id=lifecycle.directory.portal_keys.current_id,
+            carried=CarriedState(status=SecureEmailStatus.REPLIED, replies=MAX_REPLIES),
+        ),
+        id=f"{opened.id}-next-run",
+        task_queue=lifecycle.task_queue,
+    )
+    with pytest.raises(WorkflowUpdateFailedError) as refused:
+        await carried.execute_update(SecureEmailWorkflow.reply, a_reply("one-too-many"))
+    assert isinstance(refused.value.cause, ApplicationError)
+    assert f"already has {MAX_REPLIES} replies" in refused.value.cause.message
+    assert "call the office" in refused.value.cause.message
     assert lifecycle.status_log.replies == []
