@@ -7,6 +7,7 @@ import json
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import httpx
@@ -15,7 +16,8 @@ import uvicorn
 from fastapi import FastAPI
 
 from domain.secure_email import ReplyAttachment
-from infra.db.models import SecureEmail
+from infra.db.models import SecureEmail, StaffSession
+from infra.security import token_hash
 from infra.settings import Settings
 from tests.conftest import Office, make_office
 from tests.fixtures.stack import Stack
@@ -371,3 +373,47 @@ async def test_alert_streams_are_counted_per_staff_member(
         await colleague.api.aclose()
         await colleague.browser.aclose()
     await until_closed(server)
+
+
+async def test_an_open_alert_stream_does_not_keep_the_session_alive(
+    app: FastAPI,
+    settings: Settings,
+    office: Office,
+    app_server: tuple[str, uvicorn.Server],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The Main Menu left open on an unattended desk is still logged off when idle.
+    monkeypatch.setattr(alerts, "POLL_SECONDS", 0.05)
+    monkeypatch.setattr(alerts, "KEEP_ALIVE_SECONDS", 0.2)
+    base_url, server = app_server
+    state: AppState = app.state.app_state
+    session_key = token_hash(office.browser.cookies[STAFF_COOKIE])
+    idle = timedelta(minutes=settings.staff_idle_minutes)
+
+    async def last_seen(at: datetime | None = None) -> datetime | None:
+        async with state.sessions() as db:
+            session = await db.get(StaffSession, session_key)
+            assert session is not None
+            if at is not None:
+                session.last_seen_at = at
+                await db.commit()
+            return session.last_seen_at
+
+    # The person at the desk was last seen almost an idle period ago.
+    seen = await last_seen(datetime.now(UTC) - idle + timedelta(seconds=30))
+    assert seen is not None
+    async with staff_client(base_url, office) as client:
+        async with client.stream("GET", "/alerts/stream") as stream:
+            lines = stream.aiter_lines()
+            async with asyncio.timeout(10):
+                feed_of(await next_block(lines))
+                # Polls come and go (a keep-alive means several have) without moving it.
+                assert await next_block(lines) == [": keep-alive"]
+                now_seen = await last_seen()
+                assert now_seen is not None and abs(now_seen - seen) < timedelta(seconds=1)
+                # The idle period passes: the stream ends with the session.
+                await last_seen(datetime.now(UTC) - idle - timedelta(seconds=1))
+                rest = [line async for line in lines]
+            assert all(line == "" or line.startswith(":") for line in rest)
+    await until_closed(server)
+    assert (await office.browser.get("/")).status_code in (302, 303, 307)
