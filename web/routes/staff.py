@@ -54,7 +54,8 @@ class PracticeRole(BaseModel):
 class StaffCreate(PracticeRole):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=200)
+    # No control characters: PostgreSQL refuses NUL in text, and names are shown on pages.
+    name: str = Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]*$")
     email: EmailStr
     role: StaffRole = StaffRole.CLERK
 
@@ -271,9 +272,10 @@ async def add_staff_form(
             db, admin.practice_id, str(new.email), new.name, new.role
         )
     except ValidationError as error:
-        return await _staff_page(
-            request, db, admin, typed=typed, errors=form_errors(error), status_code=422
-        )
+        errors = form_errors(error)
+        if "pattern" in errors.get("name", ""):
+            errors["name"] = "Name: letters, digits, spaces and punctuation only"
+        return await _staff_page(request, db, admin, typed=typed, errors=errors, status_code=422)
     except StaffRuleError as error:
         return await _staff_page(
             request,

@@ -8,6 +8,7 @@ shows either. A revoked or expired token is refused at once (``web.deps``).
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
@@ -36,13 +37,17 @@ NOT_FOUND = "No API token of this practice has that id"
 NO_OWNER = "Choose an active staff member of this practice"
 PAST_EXPIRY = "Choose an expiry in the future"
 # The Tokens page offers these lifetimes; the API takes any future time.
+# No control characters (PostgreSQL refuses NUL in text; a label is shown on a page).
+PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
 LIFETIMES = {"": "Never", "30": "30 days", "90": "90 days", "365": "1 year"}
 
 
 class TokenCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    label: str = Field(min_length=1, max_length=200, description="What the token is for")
+    label: str = Field(
+        min_length=1, max_length=200, pattern=PRINTABLE, description="What the token is for"
+    )
     expires_at: datetime | None = Field(default=None, description="UTC; none for no expiry")
     staff_id: str | None = Field(
         default=None,
@@ -216,6 +221,8 @@ async def create_token_form(
         errors["label"] = "Label is required: say what the token is for"
     elif len(label.strip()) > 200:
         errors["label"] = "Label: at most 200 characters"
+    elif not re.fullmatch(PRINTABLE, label):
+        errors["label"] = "Label: letters, digits, spaces and punctuation only"
     if lifetime not in LIFETIMES:
         errors["lifetime"] = "Expires: choose one of the listed options"
     if errors:
