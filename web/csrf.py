@@ -38,9 +38,16 @@ FIRST_PART_CHECKED = "securemail.csrf_checked"
 NOT_A_FIELD = ("", "")
 
 
+def csrf_cookie_name(request: Request) -> str:
+    """``__Host-`` under HTTPS: then no sibling subdomain can plant a token of its choosing
+    (the browser takes such a cookie only from this origin, secure, for the whole site)."""
+    return f"__Host-{CSRF_COOKIE}" if request.url.scheme == "https" else CSRF_COOKIE
+
+
 def csrf_token(request: Request) -> str:
     """The browser's token, made on its first page; rendering a page calls this."""
-    token = getattr(request.state, "csrf_token", None) or request.cookies.get(CSRF_COOKIE)
+    cookie = request.cookies.get(csrf_cookie_name(request))
+    token = getattr(request.state, "csrf_token", None) or cookie
     if not token:
         token = secrets.token_urlsafe(32)
         request.state.new_csrf_token = token
@@ -51,7 +58,9 @@ def csrf_token(request: Request) -> str:
 def remember_csrf_token(request: Request, response: Response, *, secure: bool) -> None:
     token = getattr(request.state, "new_csrf_token", None)
     if token:
-        response.set_cookie(CSRF_COOKIE, token, httponly=True, samesite="lax", secure=secure)
+        response.set_cookie(
+            csrf_cookie_name(request), token, httponly=True, samesite="lax", secure=secure
+        )
 
 
 def _matches(cookie: str, field: object) -> bool:
@@ -73,7 +82,7 @@ async def csrf_protect(request: Request) -> None:
         # before its form is known to be ours.
         raise HTTPException(status.HTTP_403_FORBIDDEN, detail=REFUSED)
     form = await request.form()
-    if not _matches(request.cookies.get(CSRF_COOKIE, ""), form.get(CSRF_FIELD)):
+    if not _matches(request.cookies.get(csrf_cookie_name(request), ""), form.get(CSRF_FIELD)):
         raise HTTPException(status.HTTP_403_FORBIDDEN, detail=REFUSED)
 
 
@@ -126,7 +135,8 @@ class MultipartCsrf:
         ):
             await self.app(scope, receive, send)
             return
-        cookie = Request(scope).cookies.get(CSRF_COOKIE, "")
+        request = Request(scope)
+        cookie = request.cookies.get(csrf_cookie_name(request), "")
         _, options = parse_options_header(headers.get("content-type", ""))
         boundary: bytes = options.get(b"boundary", b"")
         buffered: list[Message] = []

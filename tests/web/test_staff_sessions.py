@@ -16,6 +16,7 @@ from infra.db.models import StaffSession, StaffUser
 from infra.settings import Settings
 from tests.conftest import STAFF_PASSWORD, Browser, Office, make_office, some_client_address
 from web.app import create_app
+from web.csrf import CSRF_COOKIE
 from web.deps import STAFF_COOKIE
 
 
@@ -103,6 +104,12 @@ async def test_cookie_takes_the_host_prefix_under_https(settings: Settings) -> N
         await office.browser.aclose()
         transport = httpx.ASGITransport(app=app, client=(some_client_address(), 50000))
         browser = Browser(transport=transport, base_url="https://portal.test")
+        # The CSRF cookie takes the prefix too (see web.csrf): a page sets it so.
+        async with httpx.AsyncClient(transport=transport, base_url="https://portal.test") as new:
+            page = await new.get("/login")
+        assert page.headers["set-cookie"].startswith(f"__Host-{CSRF_COOKIE}=")
+        assert "secure" in page.headers["set-cookie"].lower()
+        browser.cookies.set(f"__Host-{CSRF_COOKIE}", browser.csrf_token)
         login = await browser.post(
             "/login", data={"email": office.email, "password": STAFF_PASSWORD}
         )
