@@ -54,7 +54,7 @@ def admin_routes() -> set[tuple[str, str, bool]]:
                 if isinstance(route, APIRoute) and {admin_from_cookie, admin_from_bearer} & set(
                     _calls(route.dependant)
                 ):
-                    found |= {(method, route.path, api) for method in route.methods}
+                    found |= {(method, route.path, api) for method in route.methods or ()}
     return found
 
 
