@@ -53,7 +53,7 @@ async def create_staff(
         practice = await db.scalar(select(Practice).where(Practice.name == practice_name))
         if practice is None:
             practice = await create_practice(db, practice_name)
-        await create_staff_user(
+        user = await create_staff_user(
             db,
             practice,
             email,
@@ -61,6 +61,8 @@ async def create_staff(
             name=name,
             role=StaffRole.ADMIN if admin else StaffRole.CLERK,
         )
+        detail = f"staff {user.id} as {user.role} (command line)"
+        audit(db, practice.id, AuditAction.STAFF_ADD, SYSTEM, detail=detail)
         await db.commit()
 
 

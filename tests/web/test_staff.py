@@ -15,9 +15,10 @@ from sqlalchemy import func, select
 from domain.staff import StaffRole
 from infra.accounts import create_api_token, create_practice, create_staff_user
 from infra.db.engine import make_engine, make_sessionmaker
-from infra.db.models import Practice, StaffSession, StaffUser
+from infra.db.models import AuditEvent, Practice, StaffSession, StaffUser
 from infra.settings import Settings
 from tests.conftest import STAFF_PASSWORD, Browser, Office, some_client_address
+from workers.admin import create_staff
 
 NEW_PASSWORD = "four unrelated words here"
 
@@ -361,4 +362,25 @@ async def test_staff_api(app: FastAPI, settings: Settings, office: Office) -> No
         "staff.role_change",
         "staff.password_reset",
         "staff.deactivate",
+    ]
+
+
+async def test_command_line_staff_are_audited(settings: Settings) -> None:
+    practice_name = f"Practice {uuid.uuid4().hex[:8]}"
+    email = f"cli-{uuid.uuid4().hex[:6]}@smile-dental.example"
+    await create_staff(settings, email, "Mary Jackson", practice_name, STAFF_PASSWORD, True)
+    engine = make_engine(settings.database_url)
+    async with make_sessionmaker(engine)() as db:
+        practice_id = await db.scalar(select(Practice.id).where(Practice.name == practice_name))
+        user_id = await db.scalar(select(StaffUser.id).where(StaffUser.email == email))
+        events = (
+            await db.execute(
+                select(AuditEvent.action, AuditEvent.actor_type, AuditEvent.detail).where(
+                    AuditEvent.practice_id == practice_id
+                )
+            )
+        ).all()
+    await engine.dispose()
+    assert [tuple(e) for e in events] == [
+        ("staff.add", "system", f"staff {user_id} as admin (command line)")
     ]
