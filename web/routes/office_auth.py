@@ -69,12 +69,14 @@ ACCOUNT_DELAYS: tuple[tuple[int, float], ...] = (
 
 async def account_delay(db: DbSession, account: str) -> float:
     """Seconds to wait before checking a password for ``account``."""
-    # Highest step first: usually the first answer decides (one indexed count).
-    for failures, seconds in reversed(ACCOUNT_DELAYS):
+    delay = 0.0
+    # Lowest step first: an account with no recent wrong passwords costs one indexed count.
+    for failures, seconds in ACCOUNT_DELAYS:
         step: Limit = replace(STAFF_LOGIN_PER_ACCOUNT, attempts=failures)
-        if await exceeded(db, [(step, account)]):
-            return seconds
-    return 0.0
+        if not await exceeded(db, [(step, account)]):
+            break
+        delay = seconds
+    return delay
 
 
 @router.get("/login")
