@@ -78,3 +78,14 @@ async def test_change_sender_must_be_verified_for_sendgrid(settings: Settings) -
             assert accepted.status_code == 200, accepted.text
         await office.api.aclose()
         await office.browser.aclose()
+
+
+async def test_put_takes_back_what_get_returns(office: Office) -> None:
+    current = (await office.api.get("/api/v1/practice")).json()
+    again = await office.api.put("/api/v1/practice", json={**current, "expiry_days": 10})
+    assert again.status_code == 200, again.text
+    assert again.json() == {**current, "expiry_days": 10}
+    other = await office.api.put("/api/v1/practice", json={**current, "id": "another"})
+    assert other.status_code == 422
+    assert other.json()["detail"][0]["loc"][-1] == "id"
+    assert (await office.api.get("/api/v1/practice")).json()["expiry_days"] == 10

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request
+from pydantic import Field
 from sqlalchemy import event, inspect
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -77,6 +78,13 @@ async def change_settings(
         event.remove(db.sync_session, "before_flush", record_changes)
 
 
+class PracticeSettings(PracticeUpdate):
+    """What ``GET`` returns, sent back as it is (DESIGN §4): its ``id`` must be this
+    practice's and changes nothing."""
+
+    id: str | None = Field(default=None, description="This practice's id, if given")
+
+
 @router.get("")
 async def read_practice(db: DbSession, staff: ApiStaff) -> PracticePublic:
     return PracticePublic.model_validate(await practice_of(db, staff))
@@ -95,9 +103,16 @@ async def _change(
 
 @router.put("")
 async def change_practice(
-    request: Request, db: DbSession, settings: SettingsDep, admin: ApiAdmin, change: PracticeUpdate
+    request: Request,
+    db: DbSession,
+    settings: SettingsDep,
+    admin: ApiAdmin,
+    change: PracticeSettings,
 ) -> PracticePublic:
-    return await _change(request, db, settings, admin, change)
+    if change.id is not None and change.id != admin.practice_id:
+        raise field_error("id", "This is not your practice's id: leave it out or send your own")
+    values = change.model_dump(exclude_unset=True, exclude={"id"})
+    return await _change(request, db, settings, admin, PracticeUpdate.model_validate(values))
 
 
 @router.patch("")
