@@ -77,18 +77,7 @@ class MailActivities:
                 type=UNKNOWN_SECURE_EMAIL,
                 non_retryable=True,
             ) from None
-        if token_hash(token) != to.link_token_hash:
-            raise _unknown("the link does not match the one the office sent")
-        content = notice_email(
-            to.practice_name, portal_link(self._public_url, token), to.expires_at
-        )
-        await self._send(
-            to.patient_address,
-            to.sender_address,
-            to.practice_name,
-            content,
-            _message_id(notice.workflow_id, "notice", to.sender_address),
-        )
+        await self._send_notice(to, notice.workflow_id, token, to.expires_at)
 
     @activity.defn
     async def send_passcode(self, passcode: PasscodeToSend) -> PasscodeSent:
@@ -97,13 +86,8 @@ class MailActivities:
         ring = self._portal_keys
         key_id = ring.current_id
         code = portal_secrets.passcode(ring, key_id, passcode.secure_email_id, passcode.counter)
-        content = passcode_email(to.practice_name, code, passcode.valid_until)
-        await self._send(
-            to.patient_address,
-            to.sender_address,
-            to.practice_name,
-            content,
-            _message_id(passcode.workflow_id, f"passcode-{passcode.counter}", to.sender_address),
+        await self._send_passcode(
+            to, passcode.workflow_id, code, passcode.counter, passcode.valid_until
         )
         return PasscodeSent(
             key_id=key_id,
@@ -116,34 +100,37 @@ class MailActivities:
     @activity.defn
     async def deliver_notice(self, notice: NoticeToDeliver) -> None:
         to = await self._recipient(notice.workflow_id)
-        if token_hash(notice.link_token) != to.link_token_hash:
-            raise _unknown("the link does not match the one the office sent")
         self._refuse_other_addresses(to, notice.patient_address, notice.sender_address)
-        content = notice_email(
-            to.practice_name,
-            portal_link(self._public_url, notice.link_token),
-            notice.expires_at,
-        )
-        await self._send(
-            to.patient_address,
-            to.sender_address,
-            to.practice_name,
-            content,
-            _message_id(notice.workflow_id, "notice", to.sender_address),
-        )
+        await self._send_notice(to, notice.workflow_id, notice.link_token, notice.expires_at)
 
     @activity.defn
     async def deliver_passcode(self, passcode: PasscodeToDeliver) -> None:
         to = await self._recipient(passcode.workflow_id)
         self._refuse_other_addresses(to, passcode.patient_address, passcode.sender_address)
         code = passcode_for(passcode.secret, passcode.counter)
-        content = passcode_email(to.practice_name, code, passcode.valid_until)
+        await self._send_passcode(
+            to, passcode.workflow_id, code, passcode.counter, passcode.valid_until
+        )
+
+    async def _send_notice(
+        self, to: _Recipient, workflow_id: str, link_token: str, expires_at: datetime
+    ) -> None:
+        if token_hash(link_token) != to.link_token_hash:
+            raise _unknown("the link does not match the one the office sent")
+        link = portal_link(self._public_url, link_token)
         await self._send(
-            to.patient_address,
-            to.sender_address,
-            to.practice_name,
-            content,
-            _message_id(passcode.workflow_id, f"passcode-{passcode.counter}", to.sender_address),
+            to,
+            notice_email(to.practice_name, link, expires_at),
+            _message_id(workflow_id, "notice", to.sender_address),
+        )
+
+    async def _send_passcode(
+        self, to: _Recipient, workflow_id: str, code: str, counter: int, valid_until: datetime
+    ) -> None:
+        await self._send(
+            to,
+            passcode_email(to.practice_name, code, valid_until),
+            _message_id(workflow_id, f"passcode-{counter}", to.sender_address),
         )
 
     async def _recipient(
@@ -184,14 +171,12 @@ class MailActivities:
         if not same_address(to.sender_address, sender):
             raise _unknown("the practice's sender does not match")
 
-    async def _send(
-        self, to: str, sender: str, sender_name: str, content: EmailContent, message_id: str
-    ) -> None:
+    async def _send(self, to: _Recipient, content: EmailContent, message_id: str) -> None:
         try:
             message = MailMessage(
-                to=to,
-                sender=sender,
-                sender_name=sender_name,
+                to=to.patient_address,
+                sender=to.sender_address,
+                sender_name=to.practice_name,
                 subject=content.subject,
                 text=content.text,
                 html=content.html,
