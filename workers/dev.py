@@ -298,7 +298,7 @@ def _banner(settings: Settings, credentials: DevCredentials) -> str:
             "",
             "Workflow payloads are encrypted; only operators may decode them. From the CLI:",
             f"  temporal workflow show -w secure-email-<id> --codec-endpoint "
-            f"{settings.codec_endpoint} --codec-auth 'Bearer {credentials.operator_token}'",
+            f"{settings.codec_endpoint} --codec-auth 'Bearer {credentials.operator_token}' --detailed",
             "In the Temporal UI: log in as the operator above, then open Settings > Codec",
             f"Server, choose 'Use my browser setting', enter {settings.codec_endpoint} and",
             "tick 'Include cross-origin credentials'. Use 127.0.0.1 (not localhost) for both.",
