@@ -126,6 +126,9 @@ class EncryptedObjectStore(ObjectStore):
         """The plain store underneath, which sees only ciphertext."""
         return self._inner
 
+    async def check(self, *, timeout: float) -> None:
+        await self._inner.check(timeout=timeout)
+
     async def ensure_bucket(self) -> None:
         await self._inner.ensure_bucket()
 

@@ -25,6 +25,7 @@ from typing import BinaryIO, Protocol, Self, cast, runtime_checkable
 from minio import Minio
 from minio.error import InvalidResponseError, MinioException, S3Error
 from urllib3 import BaseHTTPResponse
+from urllib3.exceptions import HTTPError
 
 from infra.settings import Settings
 
@@ -42,6 +43,9 @@ _CHUNK_WAIT_SECONDS = 300.0
 _KEY_SEGMENT = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}")
 _MAX_KEY_BYTES = 1024
 
+# What minio raises when the store is down or failing: its own errors, and urllib3's
+# once its retries are spent (connection refused, timeouts).
+_VENDOR_ERRORS = (MinioException, HTTPError)
 _NOT_FOUND_CODES = frozenset({"NoSuchKey", "NoSuchObject", "ResourceNotFound"})
 _BUCKET_EXISTS_CODES = frozenset({"BucketAlreadyOwnedByYou", "BucketAlreadyExists"})
 _ERROR_CODE_IN_BODY = re.compile(r"<Code>([^<]+)</Code>")
@@ -62,6 +66,15 @@ class ObjectTooLarge(ValueError):
         super().__init__(f"object {key!r} is larger than {max_bytes} bytes")
         self.key = key
         self.max_bytes = max_bytes
+
+
+class ObjectUnreadable(ValueError):
+    """An object is stored under the key but does not open: altered, cut short, sealed
+    under a key this server does not hold, or copied from under another key."""
+
+
+class StoreUnavailable(Exception):
+    """The object store is down or failing; what was being stored was not kept."""
 
 
 @dataclass(frozen=True)
@@ -190,6 +203,27 @@ class ObjectStore:
         # parts in order, which rclone's S3 server streams without buffering.
         self._parallel_parts = parallel_parts
 
+    async def check(self, *, timeout: float) -> None:
+        """Readiness: the bucket answers within ``timeout`` (a probe client of its own,
+        no retries); raises ``LookupError`` when it is missing."""
+        if not await asyncio.to_thread(self._probe(timeout).bucket_exists, self.bucket):
+            raise LookupError("bucket missing")
+
+    def _probe(self, timeout: float) -> Minio:
+        import urllib3
+
+        http = urllib3.PoolManager(
+            timeout=urllib3.Timeout(connect=timeout, read=timeout),
+            retries=urllib3.Retry(total=0),
+        )
+        return Minio(
+            self._client._base_url.host,
+            credentials=self._client._provider,
+            secure=self._client._base_url.is_https,
+            region="us-east-1",
+            http_client=http,
+        )
+
     async def ensure_bucket(self) -> None:
         """Create the bucket unless it exists; safe when several processes start at once."""
         if await asyncio.to_thread(self._client.bucket_exists, self.bucket):
@@ -216,7 +250,10 @@ class ObjectStore:
         partial upload is then aborted and nothing is stored.
         """
         validate_key(key)
-        return await asyncio.to_thread(self._put, key, fileobj, content_type, max_bytes)
+        try:
+            return await asyncio.to_thread(self._put, key, fileobj, content_type, max_bytes)
+        except _VENDOR_ERRORS as error:
+            raise StoreUnavailable(str(error)) from error
 
     async def put_chunks(
         self,
@@ -258,7 +295,9 @@ class ObjectStore:
         except MinioException as error:
             if _error_code(error) in _NOT_FOUND_CODES:
                 raise ObjectNotFound(key) from error
-            raise
+            raise StoreUnavailable(str(error)) from error
+        except HTTPError as error:
+            raise StoreUnavailable(str(error)) from error
         return ObjectStream(response, chunk_size or self._chunk_size)
 
     async def delete(self, key: str) -> None:
@@ -268,7 +307,9 @@ class ObjectStore:
             await asyncio.to_thread(self._client.remove_object, self.bucket, key)
         except MinioException as error:
             if _error_code(error) not in _NOT_FOUND_CODES:
-                raise
+                raise StoreUnavailable(str(error)) from error
+        except HTTPError as error:
+            raise StoreUnavailable(str(error)) from error
 
     async def exists(self, key: str) -> bool:
         try:
@@ -284,7 +325,9 @@ class ObjectStore:
         except MinioException as error:
             if _error_code(error) in _NOT_FOUND_CODES:
                 raise ObjectNotFound(key) from error
-            raise
+            raise StoreUnavailable(str(error)) from error
+        except HTTPError as error:
+            raise StoreUnavailable(str(error)) from error
         if stat.size is None:
             raise RuntimeError(f"the object store reported no size for {key!r}")
         return stat.size

@@ -14,7 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from temporalio.client import Client
 
 from infra.crypto.fields import configure_field_encryption
-from infra.crypto.keys import key_ring, portal_key_ring
+from infra.crypto.keys import encryption_keys, portal_keys
 from infra.db.engine import make_engine, make_sessionmaker
 from infra.db.migrate import upgrade_async
 from infra.encrypted_objects import secure_object_store
@@ -63,7 +63,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # Before migrating: a migration that re-encrypts rows uses this same ring.
-        configure_field_encryption(key_ring(settings))
+        configure_field_encryption(encryption_keys(settings))
         if migrate:
             await upgrade_async(
                 settings.migration_database_url, app_database_url=settings.database_url
@@ -74,7 +74,7 @@ def create_app(
             engine=engine,
             sessions=make_sessionmaker(engine),
             store=secure_object_store(settings),
-            portal_keys=portal_key_ring(settings),
+            portal_keys=portal_keys(settings),
             _temporal=temporal,
         )
         try:

@@ -7,11 +7,9 @@ from urllib.parse import quote
 from fastapi import HTTPException, status
 from fastapi.responses import StreamingResponse
 
-from infra.crypto.stream import StreamDecryptionError
 from infra.db.models import Attachment
-from infra.objects import ObjectNotFound
+from infra.objects import ObjectNotFound, ObjectUnreadable, StoreUnavailable
 from web.state import AppState
-from web.uploads import STORE_ERRORS
 
 UNREADABLE = "This file cannot be opened. Please contact the office."
 STORE_DOWN = "Files cannot be downloaded right now. Please try again in a few minutes."
@@ -35,11 +33,11 @@ async def download(state: AppState, attachment: Attachment) -> StreamingResponse
         stream = await state.store.get_stream(attachment.object_key)
     except ObjectNotFound as error:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail="File not found") from error
-    except StreamDecryptionError as error:
+    except ObjectUnreadable as error:
         # Altered in storage, or sealed under a key this server no longer has: never
         # serve it, and say so plainly.
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail=UNREADABLE) from error
-    except STORE_ERRORS as error:
+    except StoreUnavailable as error:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail=STORE_DOWN) from error
     return StreamingResponse(
         stream,

@@ -21,16 +21,15 @@ from domain.audit import AuditAction
 from domain.secure_email import SecureEmailStart, SecureEmailStatus, workflow_id_for
 from infra.audit import Actor, audit
 from infra.crypto import portal_secrets
-from infra.crypto.keys import KeyRing
+from infra.crypto.keys import PortalKeys
 from infra.db.models import Attachment, Patient, Practice, SecureEmail, StaffUser
 from infra.directory import get_patient
-from infra.objects import ObjectStore
+from infra.objects import ObjectStore, StoreUnavailable
 from infra.security import token_hash
 from infra.temporal.search_attributes import for_new_secure_email
 from web.uploads import (
     AttachmentsRefused,
     StoredAttachment,
-    StoreUnavailable,
     check_uploads,
     discard,
     store_uploads,
@@ -76,7 +75,7 @@ class Sender:
     temporal: Client
     task_queue: str
     actor: Actor
-    portal_keys: KeyRing
+    portal_keys: PortalKeys
 
 
 def check_draft(draft: Draft) -> dict[str, str]:

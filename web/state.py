@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from temporalio.client import Client
 
-from infra.crypto.keys import KeyRing
+from infra.crypto.keys import PortalKeys
 from infra.objects import ObjectStore
 from infra.settings import Settings
 from infra.temporal.client import connect
@@ -21,7 +21,7 @@ class AppState:
     sessions: async_sessionmaker[AsyncSession]
     store: ObjectStore
     # Notice links and passcode checks are derived with it (``infra.crypto.portal_secrets``).
-    portal_keys: KeyRing
+    portal_keys: PortalKeys
     _temporal: Client | None = None
     _temporal_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 

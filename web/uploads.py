@@ -19,9 +19,7 @@ from contextlib import aclosing
 from dataclasses import dataclass
 from typing import BinaryIO, cast
 
-import urllib3
 from fastapi import Request, UploadFile
-from minio.error import MinioException
 from python_multipart.multipart import parse_options_header
 from starlette.datastructures import FormData
 from starlette.datastructures import UploadFile as ParsedFile
@@ -70,15 +68,6 @@ class StoredAttachment:
     size: int
     content_type: str
     sha256: str
-
-
-# What the object store's client raises when the store is down or failing: minio's own
-# errors, and urllib3's once its retries are spent (connection refused, timeouts).
-STORE_ERRORS = (MinioException, urllib3.exceptions.HTTPError)
-
-
-class StoreUnavailable(Exception):
-    """The object store could not take the files; nothing of them was kept."""
 
 
 class AttachmentsRefused(Exception):
@@ -184,9 +173,6 @@ async def store_uploads(
                     attachment_id, key, filename, result.size, content_type, result.sha256
                 )
             )
-    except STORE_ERRORS as error:
-        await discard(store, stored)
-        raise StoreUnavailable(str(error)) from error
     except BaseException:
         await discard(store, stored)
         raise

@@ -93,6 +93,19 @@ def portal_key_ring(settings: Settings) -> KeyRing:
     )
 
 
+# Transitional names (the web app already uses them); replaced by Tink keysets next.
+EncryptionKeys = KeyRing
+PortalKeys = KeyRing
+
+
+def encryption_keys(settings: Settings) -> KeyRing:
+    return key_ring(settings)
+
+
+def portal_keys(settings: Settings) -> KeyRing:
+    return portal_key_ring(settings)
+
+
 def _ring(configured: str, variable: str, path: Path, settings: Settings) -> KeyRing:
     if configured:
         return KeyRing.parse(configured)

@@ -31,6 +31,7 @@ from cryptography.hazmat.primitives.hashes import SHA256
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from infra.crypto.keys import KEY_BYTES, KeyRing, UnknownKey
+from infra.objects import ObjectUnreadable
 
 MAGIC = b"SEO1"
 VERSION = 1
@@ -47,7 +48,7 @@ _LAST = b"\x01"
 _NOT_LAST = b"\x00"
 
 
-class StreamDecryptionError(ValueError):
+class StreamDecryptionError(ObjectUnreadable):
     """Stored bytes that do not open: altered, truncated, reordered, moved from another
     object, not encrypted at all, or sealed with a key the ring no longer holds."""
 

@@ -23,7 +23,7 @@ from google.protobuf import json_format
 from temporalio.api.common.v1 import Payload, Payloads
 
 from domain.audit import AuditAction
-from infra.crypto.keys import key_ring
+from infra.crypto.keys import encryption_keys
 from infra.db.models import StaffUser
 from infra.settings import Settings
 from infra.temporal.codec import EncryptionCodec, PayloadDecryptionError
@@ -96,7 +96,7 @@ def payload_codec(request: Request, settings: Settings) -> EncryptionCodec:
     """One codec for the app's life: the key ring is read once, not on every payload."""
     codec: EncryptionCodec | None = getattr(request.app.state, "payload_codec", None)
     if codec is None:
-        codec = EncryptionCodec(key_ring(settings))
+        codec = EncryptionCodec(encryption_keys(settings))
         request.app.state.payload_codec = codec
     return codec
 

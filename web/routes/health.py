@@ -12,13 +12,10 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
-import urllib3
 from fastapi import APIRouter, status
 from fastapi.responses import JSONResponse
-from minio import Minio
 from sqlalchemy import text
 
-from infra.settings import Settings
 from web.deps import StateDep
 from web.state import AppState
 
@@ -65,26 +62,10 @@ async def _database(state: AppState) -> None:
 
 
 async def _object_store(state: AppState) -> None:
-    client = _probe_client(state.settings)
-    if not await asyncio.to_thread(client.bucket_exists, state.settings.s3_bucket):
-        raise LookupError("bucket missing")
-
-
-def _probe_client(settings: Settings) -> Minio:
-    # Its own client: the app's waits minutes and retries, which would keep a thread busy
-    # long after the check gave up on a store that is down.
-    http = urllib3.PoolManager(
-        timeout=urllib3.Timeout(connect=CHECK_TIMEOUT_SECONDS, read=CHECK_TIMEOUT_SECONDS),
-        retries=urllib3.Retry(total=0),
-    )
-    return Minio(
-        settings.s3_endpoint,
-        access_key=settings.s3_access_key,
-        secret_key=settings.s3_secret_key,
-        secure=settings.s3_secure,
-        region="us-east-1",
-        http_client=http,
-    )
+    # A probe of its own inside the store (short timeouts, no retries): the app's client
+    # waits minutes and retries, which would keep a thread busy long after the check gave
+    # up on a store that is down.
+    await state.store.check(timeout=CHECK_TIMEOUT_SECONDS)
 
 
 async def _temporal(state: AppState) -> None:

@@ -10,10 +10,9 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from domain.attachments import ALLOWED_EXTENSIONS, MAX_ATTACHMENT_BYTES
 from domain.audit import AuditAction
 from domain.secure_email import SecureEmailStatus, re_subject
-from infra.crypto.stream import StreamDecryptionError
 from infra.db.models import Patient
 from infra.directory import get_patient
-from infra.objects import ObjectNotFound
+from infra.objects import ObjectNotFound, ObjectUnreadable
 from web.deps import CurrentStaff, DbSession, StateDep, audit_staff
 from web.secure_emails import load_secure_email, office_files_of, sender_for
 from web.sending import Draft, SendRefused, send_secure_email
@@ -165,7 +164,7 @@ async def send_again(
     office_files = await office_files_of(db, original.id)
     try:
         copies = await reopen_attachments(state.store, office_files)
-    except (ObjectNotFound, StreamDecryptionError):
+    except (ObjectNotFound, ObjectUnreadable):
         patient = await db.get(Patient, original.patient_id)
         return _compose(
             request,

@@ -20,6 +20,7 @@ from domain.audit import ActorType, AuditAction
 from domain.secure_email import ReplyAttachment, re_subject
 from infra.audit import Actor, audit
 from infra.db.models import Attachment, Patient, PortalSession, Practice, Reply, SecureEmail
+from infra.objects import StoreUnavailable
 from infra.replies import replies_to
 from web.deps import DbSession, StateDep, client_address
 from web.downloads import download
@@ -39,7 +40,6 @@ from web.state import AppState
 from web.templating import render
 from web.uploads import (
     AttachmentsRefused,
-    StoreUnavailable,
     UploadFormRefused,
     check_uploads,
     chosen,
