@@ -131,7 +131,7 @@ async def office_pages(kind: str, rows: int, workdir: Path, requests: int = 200)
             public_url="http://portal.test",
             encryption_keys=ring.format(),
         )
-        app = create_app(settings, migrate=False)
+        app = create_app(settings)
         async with app.router.lifespan_context(app):
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(transport=transport, base_url="http://portal.test") as c:

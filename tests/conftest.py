@@ -26,7 +26,7 @@ from domain.staff import StaffRole
 from infra.accounts import create_api_token, create_practice, create_staff_user
 from infra.crypto.keys import KeyRing
 from infra.db.engine import make_engine, make_sessionmaker
-from infra.db.migrate import upgrade_async
+from infra.db.migrate import migrate_async, upgrade_async
 from infra.settings import Settings
 from infra.temporal.codec import data_converter
 from infra.temporal.search_attributes import ALL as SEARCH_ATTRIBUTES
@@ -144,7 +144,9 @@ def some_client_address() -> str:
 
 @pytest.fixture
 async def app(settings: Settings) -> AsyncIterator[FastAPI]:
-    application = create_app(settings, migrate=False)
+    # As a deployment does: `securemail migrate` first; the app itself never migrates.
+    await migrate_async(settings)
+    application = create_app(settings)
     async with application.router.lifespan_context(application):
         yield application
 

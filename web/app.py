@@ -16,7 +16,7 @@ from temporalio.client import Client
 from infra.crypto.fields import configure_field_encryption
 from infra.crypto.keys import encryption_keys, portal_keys
 from infra.db.engine import make_engine, make_sessionmaker
-from infra.db.migrate import upgrade_async
+from infra.db.migrate import require_migrated
 from infra.encrypted_objects import secure_object_store
 from infra.settings import Settings, get_settings
 from web.body_limits import BodyLimits
@@ -54,21 +54,23 @@ STATIC_DIR = Path(__file__).resolve().parent / "static"
 def create_app(
     settings: Settings | None = None,
     *,
-    migrate: bool = True,
     temporal: Client | None = None,
 ) -> FastAPI:
-    """The app; ``temporal`` lets tests hand in a client of their own test server."""
+    """The app; ``temporal`` lets tests hand in a client of their own test server.
+
+    It never migrates (``securemail migrate`` does, once per release): its lifespan
+    refuses to start on a database that is behind, naming that command."""
     settings = settings or get_settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        # Before migrating: a migration that re-encrypts rows uses this same ring.
         configure_field_encryption(encryption_keys(settings))
-        if migrate:
-            await upgrade_async(
-                settings.migration_database_url, app_database_url=settings.database_url
-            )
         engine = make_engine(settings.database_url)
+        try:
+            await require_migrated(engine)
+        except BaseException:
+            await engine.dispose()
+            raise
         app.state.app_state = AppState(
             settings=settings,
             engine=engine,

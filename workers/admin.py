@@ -14,16 +14,16 @@ from domain.staff import StaffRole
 from infra.accounts import create_practice, create_staff_user, find_staff_user, issue_api_token
 from infra.audit import SYSTEM, audit
 from infra.db.engine import make_engine, make_sessionmaker
-from infra.db.migrate import upgrade_async
+from infra.db.migrate import require_migrated
 from infra.db.models import Practice
 from infra.settings import Settings
 
 
 @asynccontextmanager
 async def _database(settings: Settings) -> AsyncIterator[AsyncSession]:
-    await upgrade_async(settings.database_url)
     engine = make_engine(settings.database_url)
     try:
+        await require_migrated(engine)  # `securemail migrate` alone migrates
         async with make_sessionmaker(engine)() as db:
             yield db
     finally:

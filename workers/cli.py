@@ -72,11 +72,10 @@ def web() -> None:
 
 @app.command()
 def migrate() -> None:
-    """Apply database migrations."""
-    from infra.db.migrate import upgrade
+    """Apply database migrations (the only command that does; run it before the others)."""
+    from infra.db.migrate import migrate as run_migrations
 
-    settings = get_settings()
-    upgrade(settings.migration_database_url, app_database_url=settings.database_url)
+    run_migrations(get_settings())
 
 
 @app.command("smtp-catcher")

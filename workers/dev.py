@@ -23,7 +23,7 @@ from pathlib import Path
 import httpx
 
 from infra.crypto.keys import key_ring, portal_key_ring
-from infra.db.migrate import upgrade
+from infra.db.migrate import migrate_async
 from infra.objects import object_store
 from infra.settings import Settings
 from infra.temporal.search_attributes import cli_flags
@@ -298,7 +298,8 @@ def _banner(settings: Settings, credentials: DevCredentials) -> str:
             "",
             "Workflow payloads are encrypted; only operators may decode them. From the CLI:",
             f"  temporal workflow show -w secure-email-<id> --codec-endpoint "
-            f"{settings.codec_endpoint} --codec-auth 'Bearer {credentials.operator_token}' --detailed",
+            f"{settings.codec_endpoint} --codec-auth 'Bearer {credentials.operator_token}' "
+            "--detailed",
             "In the Temporal UI: log in as the operator above, then open Settings > Codec",
             f"Server, choose 'Use my browser setting', enter {settings.codec_endpoint} and",
             "tick 'Include cross-origin credentials'. Use 127.0.0.1 (not localhost) for both.",
@@ -341,7 +342,8 @@ async def run_dev(settings: Settings) -> int:
     # create the development key rings.
     key_ring(settings)
     portal_key_ring(settings)
-    await asyncio.to_thread(upgrade, settings.database_url)
+    # As in production, `securemail migrate` before the web app and the worker start.
+    await migrate_async(settings)
     credentials = await ensure_demo_practice(settings)
 
     supervisor = Supervisor(settings)

@@ -1,15 +1,99 @@
-"""Apply the Alembic migrations shipped in ``infra/migrations`` to a database URL."""
+"""Apply the Alembic migrations shipped in ``infra/migrations`` to a database URL.
+
+``migrate`` is what ``securemail migrate`` runs, and the only thing that migrates: the
+web app and the admin commands never do (replicas starting together would race), they
+call ``require_migrated`` and refuse to start on a database that is behind.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy.engine import make_url
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+if TYPE_CHECKING:
+    from infra.settings import Settings
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+
+log = logging.getLogger(__name__)
+
+
+class DatabaseNotMigrated(RuntimeError):
+    """The database is empty or behind this release's migrations."""
+
+
+def migrate(settings: Settings) -> None:
+    """``securemail migrate``: upgrade to head as the tables' owner
+    (``migration_database_url``), then grant the app's role (``database_url``) its rights.
+
+    Field encryption is configured for the migration from the same settings as the app
+    (a migration that re-encrypts rows, 0010, seals them under the app's key ring), and
+    what the process had configured before is put back afterwards."""
+    from infra.crypto.fields import (
+        FieldEncryptionNotConfigured,
+        configure_field_encryption,
+        configured_ring,
+    )
+    from infra.crypto.keys import key_ring
+
+    try:
+        previous = configured_ring()
+    except FieldEncryptionNotConfigured:
+        previous = None
+    configure_field_encryption(key_ring(settings))
+    try:
+        upgrade(settings.migration_database_url, app_database_url=settings.database_url)
+    finally:
+        configure_field_encryption(previous)
+
+
+async def migrate_async(settings: Settings) -> None:
+    # Alembic's env.py runs its own event loop, so it gets a thread of its own.
+    await asyncio.to_thread(migrate, settings)
+
+
+def head_revisions() -> frozenset[str]:
+    script = ScriptDirectory.from_config(alembic_config(""))
+    return frozenset(script.get_heads())
+
+
+async def require_migrated(engine: AsyncEngine) -> None:
+    """Raise ``DatabaseNotMigrated``, naming ``securemail migrate``, unless the database
+    is at this release's head. A revision this release does not know (a newer release
+    migrated) is logged and allowed: migrations add before they remove."""
+
+    def current(connection: Connection) -> frozenset[str]:
+        return frozenset(MigrationContext.configure(connection).get_current_heads())
+
+    async with engine.connect() as connection:
+        at = await connection.run_sync(current)
+    heads = head_revisions()
+    if at == heads:
+        return
+    script = ScriptDirectory.from_config(alembic_config(""))
+    known = {revision.revision for revision in script.walk_revisions()}
+    if at and not at <= known:
+        log.warning(
+            "the database is at revision %s, newer than this release's %s",
+            ", ".join(sorted(at)),
+            ", ".join(sorted(heads)),
+        )
+        return
+    where = f"at revision {', '.join(sorted(at))}" if at else "empty (no migrations applied)"
+    raise DatabaseNotMigrated(
+        f"The database is not migrated: it is {where}, this release needs "
+        f"{', '.join(sorted(heads))}. Run `securemail migrate` first (it connects as "
+        "SECURE_EMAIL_MIGRATION_DATABASE_URL, the tables' owner); nothing else migrates."
+    )
 
 
 def alembic_config(database_url: str) -> Config:
@@ -69,7 +153,7 @@ def _grants(role: str) -> list[str]:
         f"GRANT USAGE ON SCHEMA public TO {role}",
         f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role}",
         f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {role}",
-        # Which revision the database is at: read by the app's start-up migration.
+        # Which revision the database is at: read by the app's start-up check.
         f"REVOKE ALL ON alembic_version FROM {role}",
         f"GRANT SELECT ON alembic_version TO {role}",
         f"REVOKE ALL ON audit_events FROM {role}, PUBLIC",

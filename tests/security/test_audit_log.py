@@ -437,8 +437,8 @@ async def test_the_owner_cannot_truncate_the_log_by_accident(deployment: Deploym
 async def test_the_app_runs_and_audits_as_its_restricted_role(
     deployment: Deployment, tmp_path: Path
 ) -> None:
-    """The web app as docker-compose runs it: app role, start-up migration as that role
-    (nothing to do), the office's normal work audited through the chain."""
+    """The web app as docker-compose runs it: app role (its start-up check reads the
+    revision as that role), the office's normal work audited through the chain."""
     engine = make_engine(deployment.app_url)
     email = f"admin-{uuid.uuid4().hex[:8]}@smile-dental.example"
     async with make_sessionmaker(engine)() as db:

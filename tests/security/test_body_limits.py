@@ -291,7 +291,7 @@ async def served(app: FastAPI, *, lifespan: Literal["on", "off"] = "off") -> Asy
 
 async def test_the_app_starts_through_its_body_checks(settings: Settings) -> None:
     """The server starts the app (its lifespan) through the middlewares, as in production."""
-    async with served(create_app(settings, migrate=False), lifespan="on") as port:
+    async with served(create_app(settings), lifespan="on") as port:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
             login = await client.get("/login")
     assert login.status_code == 200

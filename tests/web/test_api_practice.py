@@ -64,7 +64,7 @@ async def test_change_sender_must_be_verified_for_sendgrid(settings: Settings) -
             "portal_keys": TEST_KEY_RING.format(),
         }
     )
-    app = create_app(production, migrate=False)
+    app = create_app(production)
     async with app.router.lifespan_context(app):
         office = await make_office(app, production)
         refused = await office.api.put(

@@ -49,7 +49,7 @@ async def test_readyz_503_names_unreachable_object_store(
     settings: Settings, dev_server_env: WorkflowEnvironment
 ) -> None:
     unreachable = settings.model_copy(update={"s3_endpoint": f"127.0.0.1:{closed_port()}"})
-    app = create_app(unreachable, migrate=False, temporal=dev_server_env.client)
+    app = create_app(unreachable, temporal=dev_server_env.client)
     async with app.router.lifespan_context(app):
         response = await get(app, "/readyz")
     assert response.status_code == 503
@@ -62,7 +62,7 @@ async def test_readyz_503_names_unreachable_object_store(
 
 async def test_readyz_503_names_missing_bucket(stack: Stack) -> None:
     settings = stack.settings.model_copy(update={"s3_bucket": "no-such-bucket"})
-    app = create_app(settings, migrate=False, temporal=await stack.app.state.app_state.temporal())
+    app = create_app(settings, temporal=await stack.app.state.app_state.temporal())
     async with app.router.lifespan_context(app):
         response = await get(app, "/readyz")
     assert response.status_code == 503
@@ -71,7 +71,7 @@ async def test_readyz_503_names_missing_bucket(stack: Stack) -> None:
 
 async def test_readyz_503_names_unreachable_temporal(settings: Settings) -> None:
     unreachable = settings.model_copy(update={"temporal_address": f"127.0.0.1:{closed_port()}"})
-    app = create_app(unreachable, migrate=False)
+    app = create_app(unreachable)
     async with app.router.lifespan_context(app):
         response = await get(app, "/readyz")
     assert response.status_code == 503

@@ -56,7 +56,7 @@ async def test_metrics_carry_no_path_ids_or_query(
 async def test_metrics_count_only_their_own_app(settings: Settings) -> None:
     # Each app has its own registry: a second app in the process starts from zero.
     for _ in range(2):
-        app = create_app(settings, migrate=False)
+        app = create_app(settings)
         async with (
             app.router.lifespan_context(app),
             httpx.AsyncClient(

@@ -80,7 +80,7 @@ async def test_session_ends_12_hours_after_log_in_however_busy(
 
 @asynccontextmanager
 async def app_with(settings: Settings) -> AsyncIterator[FastAPI]:
-    application = create_app(settings, migrate=False)
+    application = create_app(settings)
     async with application.router.lifespan_context(application):
         yield application
 
