@@ -359,7 +359,7 @@ def object_store(settings: Settings) -> ObjectStore:
     client = Minio(
         settings.s3_endpoint,
         access_key=settings.s3_access_key,
-        secret_key=settings.s3_secret_key,
+        secret_key=settings.s3_secret_key.get_secret_value(),
         secure=settings.s3_secure,
         region="us-east-1",
     )

@@ -2,6 +2,12 @@
 
 The defaults run the embedded development stack on 127.0.0.1 with its state under
 ``.data/``; production overrides them (see README, "Production").
+
+Fields are what was given: no validator assigns to them. A default that depends on
+another setting (the SQLite file in ``data_dir``, ``public_url`` from the web host and
+port) is a ``default_factory`` of the fields declared before it; validators only check
+or normalise their own field. Secrets are ``SecretStr``: ``.get_secret_value()`` at the
+point of use, never in a log or a repr.
 """
 
 from __future__ import annotations
@@ -9,25 +15,45 @@ from __future__ import annotations
 import ipaddress
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEV_S3_SECRET_KEY = "securemail-dev-secret"
+
+
+def _default_database_url(data: dict[str, Any]) -> str:
+    return f"sqlite+aiosqlite:///{Path(data['data_dir']) / 'app.db'}"
+
+
+def _default_temporal_ui_origin(data: dict[str, Any]) -> str:
+    ui_host = str(data["temporal_address"]).rpartition(":")[0] or "127.0.0.1"
+    return f"http://{ui_host}:{data['temporal_ui_port']}"
+
+
+def _default_log_format(data: dict[str, Any]) -> Literal["text", "json"]:
+    return "json" if data["environment"] == "production" else "text"
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="SECURE_EMAIL_", extra="ignore")
+    # An empty variable (``SECURE_EMAIL_PUBLIC_URL=``) means the default, as before.
+    model_config = SettingsConfigDict(
+        env_prefix="SECURE_EMAIL_", extra="ignore", env_ignore_empty=True
+    )
 
     environment: Literal["development", "production"] = "development"
     data_dir: Path = Path(".data")
 
     # Database: SQLite in the data directory unless a URL is given
     # (PostgreSQL: ``postgresql+asyncpg://user:pass@host/db``).
-    database_url: str = ""
-    # Who applies migrations (``securemail migrate`` and the app's start-up migration):
-    # on PostgreSQL the role that owns the tables, while ``database_url`` names the app's
-    # role, which may only insert and read the audit log. Empty: ``database_url``.
-    migration_database_url: str = Field(default="", repr=False)
+    database_url: str = Field(default_factory=_default_database_url, repr=False)
+    # Who applies migrations (``securemail migrate``, the only thing that migrates): on
+    # PostgreSQL the role that owns the tables, while ``database_url`` names the app's
+    # role, which may only insert and read the audit log. Unset: ``database_url``.
+    migration_database_url: str = Field(
+        default_factory=lambda data: str(data["database_url"]), repr=False
+    )
 
     # Temporal
     temporal_address: str = "127.0.0.1:7233"
@@ -35,15 +61,15 @@ class Settings(BaseSettings):
     task_queue: str = "secure-email"
     temporal_ui_port: int = 8233
     # The Web UI's origin, the only one allowed to call the codec endpoint from a browser;
-    # derived from the Temporal host and UI port if empty.
-    temporal_ui_origin: str = ""
+    # derived from the Temporal host and UI port if unset.
+    temporal_ui_origin: str = Field(default_factory=_default_temporal_ui_origin)
     # A real cluster: TLS, with a CA for a private PKI and a client certificate and key
     # for mTLS. An API key (Temporal Cloud) implies TLS.
     temporal_tls: bool = False
     temporal_tls_ca_path: str = ""
     temporal_tls_cert_path: str = ""
     temporal_tls_key_path: str = ""
-    temporal_api_key: str = Field(default="", repr=False)
+    temporal_api_key: SecretStr = SecretStr("")
     # How long a stopping worker lets in-flight activities finish before cancelling them.
     worker_shutdown_grace_seconds: float = Field(default=30.0, ge=0)
     # ``host:port`` for the worker's Prometheus metrics (Temporal SDK and secure email
@@ -53,7 +79,10 @@ class Settings(BaseSettings):
     # Web app
     web_host: str = "127.0.0.1"
     web_port: int = 8000
-    public_url: str = ""  # the address patients and staff reach; derived if empty
+    # The address patients and staff reach; from the web host and port if unset.
+    public_url: str = Field(
+        default_factory=lambda data: f"http://{data['web_host']}:{data['web_port']}"
+    )
     # How long a stopping web app lets open requests (and live alert streams) finish.
     web_shutdown_grace_seconds: int = Field(default=10, ge=0)
     # The TLS proxy's own address as the web app sees it (IPs or networks, comma
@@ -61,6 +90,11 @@ class Settings(BaseSettings):
     # right-most untrusted entry first (``web.client_address``): the client address feeds
     # rate limits and the audit log, so the client must not choose it.
     forwarded_allow_ips: str = ""
+
+    @field_validator("public_url", "temporal_ui_origin")
+    @classmethod
+    def _no_trailing_slash(cls, value: str) -> str:
+        return value.rstrip("/")
 
     @field_validator("forwarded_allow_ips")
     @classmethod
@@ -83,7 +117,7 @@ class Settings(BaseSettings):
     # Object store (MinIO or any S3)
     s3_endpoint: str = "127.0.0.1:9000"
     s3_access_key: str = "securemail-dev"
-    s3_secret_key: str = "securemail-dev-secret"
+    s3_secret_key: SecretStr = SecretStr(DEV_S3_SECRET_KEY)
     s3_bucket: str = "secure-email"
     s3_secure: bool = False
 
@@ -92,9 +126,9 @@ class Settings(BaseSettings):
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 1025
     smtp_username: str = ""
-    smtp_password: str = ""
+    smtp_password: SecretStr = SecretStr("")
     smtp_starttls: bool = False
-    sendgrid_api_key: str = ""
+    sendgrid_api_key: SecretStr = SecretStr("")
     sendgrid_api_url: str = "https://api.sendgrid.com"
     # SendGrid validates and answers but delivers nothing: for trying a production set-up.
     sendgrid_sandbox_mode: bool = False
@@ -117,28 +151,16 @@ class Settings(BaseSettings):
     staff_idle_minutes: int = Field(default=15, ge=1)
 
     # Logs: ``text`` for people, ``json`` (one object a line, ids only) for collectors.
-    # Empty: text in development, json in production.
-    log_format: Literal["text", "json", ""] = ""
+    # Unset: text in development, json in production.
+    log_format: Literal["text", "json"] = Field(default_factory=_default_log_format)
 
     @model_validator(mode="after")
-    def _derive(self) -> Settings:
-        if not self.database_url:
-            self.database_url = f"sqlite+aiosqlite:///{self.data_dir / 'app.db'}"
-        if not self.migration_database_url:
-            self.migration_database_url = self.database_url
-        if not self.public_url:
-            self.public_url = f"http://{self.web_host}:{self.web_port}"
-        self.public_url = self.public_url.rstrip("/")
-        if not self.temporal_ui_origin:
-            ui_host = self.temporal_address.rpartition(":")[0] or "127.0.0.1"
-            self.temporal_ui_origin = f"http://{ui_host}:{self.temporal_ui_port}"
-        self.temporal_ui_origin = self.temporal_ui_origin.rstrip("/")
-        if not self.log_format:
-            self.log_format = "json" if self.environment == "production" else "text"
+    def _no_placeholder_secrets(self) -> Settings:
+        """Checks only: production refuses the development secrets."""
         if self.environment == "production":
-            if self.s3_secret_key == "securemail-dev-secret":
+            if self.s3_secret_key.get_secret_value() in ("", DEV_S3_SECRET_KEY):
                 raise ValueError("SECURE_EMAIL_S3_SECRET_KEY must be set in production")
-            if self.mail_transport == "sendgrid" and not self.sendgrid_api_key:
+            if self.mail_transport == "sendgrid" and not self.sendgrid_api_key.get_secret_value():
                 raise ValueError("SECURE_EMAIL_SENDGRID_API_KEY must be set for SendGrid")
         return self
 

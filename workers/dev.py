@@ -141,7 +141,7 @@ def children(settings: Settings) -> list[Child]:
         str(BIN_DIR / "rclone"), "serve", "s3",
         # An empty config path: a developer's own rclone.conf must not change the server.
         "--config", "",
-        "--auth-key", f"{settings.s3_access_key},{settings.s3_secret_key}",
+        "--auth-key", f"{settings.s3_access_key},{settings.s3_secret_key.get_secret_value()}",
         "--addr", f"{s3_host}:{s3_port}",
         str(data / "objects"),
     ]
@@ -244,12 +244,12 @@ class ChildFailed(Exception):
 
 
 def resolved(settings: Settings) -> Settings:
-    """The settings with an absolute data directory, so no child depends on its cwd."""
-    data_dir = settings.data_dir.resolve()
-    database_url = settings.database_url
-    if database_url == f"sqlite+aiosqlite:///{settings.data_dir / 'app.db'}":
-        database_url = f"sqlite+aiosqlite:///{data_dir / 'app.db'}"
-    return settings.model_copy(update={"data_dir": data_dir, "database_url": database_url})
+    """The settings with an absolute data directory, so no child depends on its cwd.
+
+    Built again from what was given, so the defaults that follow the data directory (the
+    SQLite file) follow the absolute one."""
+    given = {name: getattr(settings, name) for name in settings.model_fields_set}
+    return Settings(**{**given, "data_dir": settings.data_dir.resolve()})
 
 
 def child_env(settings: Settings) -> dict[str, str]:

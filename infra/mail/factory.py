@@ -11,7 +11,7 @@ from infra.settings import Settings
 def mail_transport(settings: Settings) -> MailTransport:
     if settings.mail_transport == "sendgrid":
         return SendGridTransport(
-            api_key=settings.sendgrid_api_key,
+            api_key=settings.sendgrid_api_key.get_secret_value(),
             api_url=settings.sendgrid_api_url,
             sandbox_mode=settings.sendgrid_sandbox_mode,
         )
@@ -19,7 +19,7 @@ def mail_transport(settings: Settings) -> MailTransport:
         host=settings.smtp_host,
         port=settings.smtp_port,
         username=settings.smtp_username or None,
-        password=settings.smtp_password or None,
+        password=settings.smtp_password.get_secret_value() or None,
         starttls=settings.smtp_starttls,
     )
 

@@ -28,7 +28,8 @@ def connect_options(settings: Settings) -> dict[str, Any]:
         )
     ca = settings.temporal_tls_ca_path
     # A certificate file given means TLS was meant, even without TEMPORAL_TLS.
-    tls: bool | TLSConfig = bool(settings.temporal_tls or settings.temporal_api_key or ca or cert)
+    api_key = settings.temporal_api_key.get_secret_value()
+    tls: bool | TLSConfig = bool(settings.temporal_tls or api_key or ca or cert)
     if ca or cert:
         tls = TLSConfig(
             server_root_ca_cert=Path(ca).read_bytes() if ca else None,
@@ -39,7 +40,7 @@ def connect_options(settings: Settings) -> dict[str, Any]:
         "target_host": settings.temporal_address,
         "namespace": settings.temporal_namespace,
         "tls": tls,
-        "api_key": settings.temporal_api_key or None,
+        "api_key": api_key or None,
     }
 
 

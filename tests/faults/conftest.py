@@ -87,7 +87,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
             "SECURE_EMAIL_TASK_QUEUE": settings.task_queue,
             "SECURE_EMAIL_S3_ENDPOINT": settings.s3_endpoint,
             "SECURE_EMAIL_S3_ACCESS_KEY": settings.s3_access_key,
-            "SECURE_EMAIL_S3_SECRET_KEY": settings.s3_secret_key,
+            "SECURE_EMAIL_S3_SECRET_KEY": settings.s3_secret_key.get_secret_value(),
             "SECURE_EMAIL_S3_BUCKET": settings.s3_bucket,
             "SECURE_EMAIL_SMTP_HOST": settings.smtp_host,
             "SECURE_EMAIL_SMTP_PORT": str(settings.smtp_port),
