@@ -1,5 +1,7 @@
 # `make run` and `make test` work from a fresh clone: each creates .venv and installs what
-# it needs, skipping the install when pyproject.toml has not changed since the last one.
+# it needs from uv.lock (exact versions and hashes), skipping the install when neither
+# uv.lock nor pyproject.toml has changed since the last one. After editing the
+# dependencies in pyproject.toml: `make lock`, and commit uv.lock with it.
 
 SHELL := bash
 .SHELLFLAGS := -euo pipefail -c
@@ -8,16 +10,23 @@ SHELL := bash
 VENV := .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip --quiet --disable-pip-version-check
+# uv installs from the lock; pinned, and kept in .venv beside what it installs.
+UV_VERSION := 0.13.8
+UV := $(BIN)/uv
+# --locked: refuse a lock that no longer matches pyproject.toml (run `make lock`).
+# --inexact: leave what the lock does not name (uv itself) in place.
+SYNC := UV_PYTHON_DOWNLOADS=never $(UV) sync --quiet --locked --inexact
 # Root on these machines; a developer's own machine needs sudo for apt and PostgreSQL.
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 APT_GET := $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get -qq
 
-.PHONY: run test lint clean chromium postgres
+.PHONY: run test lint lock compose-config clean chromium postgres
 
 run: $(VENV)/.installed
 	$(BIN)/securemail dev
 
-test: $(VENV)/.installed-test tests/browser/node_modules/.installed chromium postgres lint
+test: $(VENV)/.installed-test tests/browser/node_modules/.installed chromium postgres lint \
+		compose-config
 	$(BIN)/pytest
 
 # Figures for docs/BENCHMARKS.md at small sizes (a few minutes); `python -m bench --help`
@@ -34,14 +43,23 @@ lint: $(VENV)/.installed-test
 $(BIN)/python:
 	python3 -m venv $(VENV)
 
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(PIP) install -e '.[dev]'
+$(UV): | $(BIN)/python
+	$(PIP) install uv==$(UV_VERSION)
+
+# The project itself is installed editable; the Dockerfile installs the same lock
+# without the extras.
+$(VENV)/.installed: uv.lock pyproject.toml | $(UV)
+	$(SYNC) --extra dev
 	touch $@
 
-# The test extras include the project, so `make run` after `make test` installs nothing.
-$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
-	$(PIP) install -e '.[test]'
+# The test extras include the dev ones, so `make run` after `make test` installs nothing.
+$(VENV)/.installed-test: uv.lock pyproject.toml | $(UV)
+	$(SYNC) --extra test
 	touch $@ $(VENV)/.installed
+
+# Resolves pyproject.toml's dependencies again into uv.lock (newest versions allowed).
+lock: | $(UV)
+	UV_PYTHON_DOWNLOADS=never $(UV) lock
 
 # axe-core, injected into pages by the accessibility checks.
 tests/browser/node_modules/.installed: tests/browser/package.json tests/browser/package-lock.json
@@ -55,6 +73,16 @@ chromium:
 		$(APT_GET) install -y chromium >/dev/null 2>&1 \
 			|| { $(APT_GET) update && $(APT_GET) install -y chromium >/dev/null; }; \
 	fi
+
+# docker-compose.yml with .env.example's values is a valid Compose file. Debian's
+# docker-compose (v1) validates without a Docker engine.
+compose-config:
+	@if ! command -v docker-compose >/dev/null; then \
+		echo "Installing Debian docker-compose to check docker-compose.yml"; \
+		$(APT_GET) install -y docker-compose >/dev/null 2>&1 \
+			|| { $(APT_GET) update && $(APT_GET) install -y docker-compose >/dev/null; }; \
+	fi
+	docker-compose --env-file .env.example -f docker-compose.yml config -q
 
 # The tests use the PostgreSQL on 127.0.0.1:5432 (trust auth) beside SQLite.
 postgres:
