@@ -19,13 +19,13 @@ from typing import Any
 
 from bench.bare import bare_throughput, bare_update_latency, history_counts
 from bench.common import Mailbox, machine, say
-from bench.devstack import securemail_dev
 from bench.lifecycle import lifecycle_throughput, office_of, verify_latency
 from bench.office_pages import office_pages
 from bench.open_emails import open_emails
 from bench.uploads import upload_memory
 from domain.secure_email import workflow_id_for
 from infra.temporal.client import connect
+from tests.fixtures.devstack import securemail_dev
 
 ALL = ("uploads", "lifecycles", "verify", "open", "pages")
 
@@ -66,6 +66,7 @@ async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     if only & {"uploads", "lifecycles", "verify"}:
         say("\n[embedded stack] starting `securemail dev` on free ports")
         with securemail_dev(workdir / "stack") as stack:
+            stack.wait_until_ready()
             client = await connect(stack.settings())
             async with office_of(stack.web, stack.api_token(), Mailbox(stack.maildir)) as office:
                 if "uploads" in only:

@@ -1,4 +1,8 @@
-"""What every benchmark shares: output, percentiles, process memory, free ports, mail."""
+"""What every benchmark shares: output, percentiles, process memory, mail.
+
+The processes they run (ports, the dev stack, a worker) are the tests' own:
+``tests.fixtures.processes`` and ``tests.fixtures.devstack``.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +10,10 @@ import asyncio
 import os
 import platform
 import re
-import socket
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.parser import BytesParser
@@ -65,15 +68,6 @@ class Latencies:
             f"n={len(self.samples)} p50={self.ms(0.50):.1f} ms p95={self.ms(0.95):.1f} ms "
             f"p99={self.ms(0.99):.1f} ms max={self.ms(1.0):.1f} ms"
         )
-
-
-def free_ports(count: int) -> list[int]:
-    # All bound at once, so the kernel cannot hand out the same port twice.
-    with ExitStack() as stack:
-        sockets = [stack.enter_context(socket.socket()) for _ in range(count)]
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in sockets]
 
 
 # Process memory ------------------------------------------------------------------------

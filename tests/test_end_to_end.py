@@ -2,22 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from tests.fixtures.stack import Stack, text_of
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 SUBJECT = "Your crown fitting results"
 BODY = "Hello Ada, the lab results for tooth 14 are attached."
-
-
-async def wait_for_status(stack: Stack, secure_email_id: str, wanted: str) -> dict[str, object]:
-    for _ in range(200):
-        response = await stack.office.api.get(f"/api/v1/secure-emails/{secure_email_id}")
-        if response.json()["status"] == wanted:
-            return dict(response.json())
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"status stayed {response.json()['status']}, expected {wanted}")
 
 
 async def test_send_secure_then_patient_reads_it(stack: Stack) -> None:
@@ -30,7 +19,7 @@ async def test_send_secure_then_patient_reads_it(stack: Stack) -> None:
     assert sent.status_code == 201, sent.text
     created = sent.json()
     assert set(created) == {"id", "status", "sent_at", "expires_at"}
-    await wait_for_status(stack, created["id"], "sent")
+    await stack.wait_for_status(created["id"], "sent")
 
     # The notice carries the link and the expiry, and nothing the office wrote (R5).
     (notice,) = await stack.mail_to("ada@example.com", 1)
@@ -68,5 +57,5 @@ async def test_send_secure_then_patient_reads_it(stack: Stack) -> None:
         assert file.headers["content-disposition"].startswith("attachment;")
         assert 'filename="x-ray results.png"' in file.headers["content-disposition"]
 
-    opened = await wait_for_status(stack, created["id"], "opened")
+    opened = await stack.wait_for_status(created["id"], "opened")
     assert opened["opened_at"] is not None

@@ -4,7 +4,6 @@ Temporal history, the database file, the stored objects or the logs."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import logging
@@ -19,7 +18,8 @@ from temporalio.testing import WorkflowEnvironment
 from domain.secure_email import workflow_id_for
 from tests.fixtures.s3 import S3Server
 from tests.fixtures.stack import Stack
-from tests.web.test_alerts import eventually
+from tests.fixtures.temporal import idle
+from tests.fixtures.waiting import eventually
 from tests.web.test_portal import sign_in
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
@@ -83,7 +83,7 @@ async def test_no_phi_in_history_database_objects_or_logs(
     await eventually(filed)
     chart = await stack.office.api.get(f"/api/v1/patients/{patient_id}/chart")
     assert [item["filename"] for item in chart.json()["items"]] == [patient_file_name]
-    await asyncio.sleep(0.5)  # let the last activity's logs and commits land
+    await idle(dev_server_env.client.get_workflow_handle(workflow_id_for(secure_email_id)))
 
     secrets_to_find = {
         "subject": forms(subject),

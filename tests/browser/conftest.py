@@ -11,7 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fastapi import FastAPI
 from playwright.async_api import Browser, Page, ViewportSize, async_playwright
+
+from tests.fixtures.stack import app_server, serving
 
 CHROMIUM = Path("/usr/bin/chromium")
 AXE = Path(__file__).parent / "node_modules" / "axe-core" / "axe.min.js"
@@ -35,6 +38,14 @@ async def chromium() -> AsyncIterator[Browser]:
         )
         yield browser
         await browser.close()
+
+
+@pytest.fixture
+async def live_app(app: FastAPI) -> AsyncIterator[str]:
+    """The app (its lifespan already run by the ``app`` fixture) on a real port, for pages
+    that need no Temporal, object store or mail."""
+    async with serving(app_server(app)) as url:
+        yield url
 
 
 async def serious_accessibility_problems(page: Page) -> list[dict[str, Any]]:

@@ -4,15 +4,10 @@ the name typed never reaches the URL)."""
 
 from __future__ import annotations
 
-import asyncio
 import re
-import socket
-from collections.abc import AsyncIterator
 from urllib.parse import urlsplit
 
 import pytest
-import uvicorn
-from fastapi import FastAPI
 from playwright.async_api import Browser, Request, expect
 
 from tests.browser.conftest import DESKTOP, serious_accessibility_problems
@@ -21,25 +16,8 @@ from tests.conftest import STAFF_PASSWORD, Office
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
 
-@pytest.fixture
-async def served(app: FastAPI) -> AsyncIterator[str]:
-    """The app (its lifespan already run by the fixture) on a real port."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="off"))
-    serving = asyncio.create_task(server.serve())
-    while not server.started:
-        if serving.done():
-            serving.result()
-        await asyncio.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    await serving
-
-
-async def test_docs_work_under_the_strict_csp(served: str, chromium: Browser) -> None:
-    context = await chromium.new_context(viewport=DESKTOP, base_url=served)
+async def test_docs_work_under_the_strict_csp(live_app: str, chromium: Browser) -> None:
+    context = await chromium.new_context(viewport=DESKTOP, base_url=live_app)
     # Every refusal of the page's CSP, as the page itself is told of it.
     await context.add_init_script(
         "window.refusedByCsp = [];"
@@ -63,7 +41,7 @@ async def test_docs_work_under_the_strict_csp(served: str, chromium: Browser) ->
     await expect(page.get_by_text("patient_id").first).to_be_visible()
 
     assert await page.evaluate("window.refusedByCsp") == []
-    assert hosts == {urlsplit(served).netloc}
+    assert hosts == {urlsplit(live_app).netloc}
 
     # The check above can see a refusal: an inline style is one under this CSP.
     await page.evaluate(
@@ -74,7 +52,7 @@ async def test_docs_work_under_the_strict_csp(served: str, chromium: Browser) ->
 
 
 async def test_patient_search_keeps_the_name_out_of_the_url(
-    served: str, chromium: Browser, office: Office
+    live_app: str, chromium: Browser, office: Office
 ) -> None:
     for name, email in (("Ada Lovelace", "ada@example.com"), ("Grace Hopper", "grace@example.com")):
         added = await office.api.post("/api/v1/patients", json={"name": name, "email": email})
@@ -83,7 +61,7 @@ async def test_patient_search_keeps_the_name_out_of_the_url(
     # With and without JavaScript: the search is a plain form.
     for javascript in (True, False):
         context = await chromium.new_context(
-            viewport=DESKTOP, base_url=served, java_script_enabled=javascript
+            viewport=DESKTOP, base_url=live_app, java_script_enabled=javascript
         )
         page = await context.new_page()
         await page.goto("/login")
@@ -98,7 +76,7 @@ async def test_patient_search_keeps_the_name_out_of_the_url(
         await expect(page.get_by_text("1 patient found")).to_be_visible()
         await expect(page.get_by_role("cell", name="Ada Lovelace", exact=True)).to_be_visible()
         await expect(page.get_by_role("cell", name="Grace Hopper", exact=True)).to_have_count(0)
-        assert page.url == f"{served}/patients/search"
+        assert page.url == f"{live_app}/patients/search"
         await expect(page.get_by_label("Search by name or email")).to_have_value("Lovelace")
         if javascript and (found := await serious_accessibility_problems(page)):
             problems["search results"] = found

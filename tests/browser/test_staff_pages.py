@@ -3,38 +3,15 @@ page a new staff member meets at first log-in; each state checked with axe-core.
 
 from __future__ import annotations
 
-import asyncio
-import socket
 import uuid
-from collections.abc import AsyncIterator
 
 import pytest
-import uvicorn
-from fastapi import FastAPI
 from playwright.async_api import Browser, Page, expect
 
 from tests.browser.conftest import DESKTOP, PHONE, serious_accessibility_problems
 from tests.conftest import STAFF_PASSWORD, Office
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-
-
-@pytest.fixture
-async def live_app(app: FastAPI) -> AsyncIterator[str]:
-    """The app (its lifespan already run by the ``app`` fixture) on a real port: these
-    pages need no Temporal, object store or mail."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="off"))
-    serving = asyncio.create_task(server.serve())
-    while not server.started:
-        if serving.done():
-            serving.result()
-        await asyncio.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    await serving
 
 
 async def log_in(page: Page, email: str, password: str) -> None:

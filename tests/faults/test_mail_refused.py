@@ -19,7 +19,8 @@ from temporalio.testing import WorkflowEnvironment
 
 from domain.secure_email import SecureEmailStatus
 from infra.mail.smtp import SmtpTransport
-from tests.faults.conftest import free_port, report
+from tests.faults.conftest import report
+from tests.fixtures.processes import free_port
 from tests.workflows.conftest import running_lifecycle
 from workflows.secure_email import SecureEmailWorkflow
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -20,10 +19,9 @@ from temporalio.testing import WorkflowEnvironment
 from infra.db.engine import make_engine, make_sessionmaker
 from infra.db.migrate import upgrade_async
 from infra.db.models import Attachment, ChartDocument, Reply
-from infra.settings import Settings
-from tests.conftest import TEST_KEY_RING
-from tests.faults.conftest import RcloneS3, report, until
-from tests.fixtures.stack import Stack, running_stack
+from tests.faults.conftest import RcloneS3, report
+from tests.fixtures.stack import Stack, own_settings, running_stack
+from tests.fixtures.waiting import eventually
 from tests.web.test_portal import send, sign_in
 from web.state import AppState
 
@@ -35,15 +33,8 @@ REPLY = "My insurance card, front and back."
 async def stack_on_own_s3(
     tmp_path: Path, own_s3: RcloneS3, dev_server_env: WorkflowEnvironment
 ) -> AsyncIterator[Stack]:
-    database_url = f"sqlite+aiosqlite:///{tmp_path / 'app.db'}"
-    await upgrade_async(database_url)
-    settings = Settings(
-        data_dir=tmp_path / "data",
-        database_url=database_url,
-        public_url="http://portal.test",
-        task_queue=f"tq-{uuid.uuid4()}",
-        encryption_keys=TEST_KEY_RING.format(),
-    )
+    settings = own_settings(tmp_path)
+    await upgrade_async(settings.database_url)
     async with running_stack(settings, own_s3.server, dev_server_env, tmp_path / "mail") as stack:
         yield stack
 
@@ -100,7 +91,7 @@ async def test_reply_while_s3_is_down_is_refused_clearly_then_accepted(
         async with sessions() as db:
             return bool((await db.scalars(select(ChartDocument))).all())
 
-    await until(filed, "the reply's file in the chart", seconds=30)
+    await eventually(filed, what="the reply's file in the chart", timeout=30)
     async with sessions() as db:
         replies = (await db.scalars(select(Reply))).all()
         files = (await db.scalars(select(Attachment))).all()
@@ -181,15 +172,8 @@ async def cut_s3(own_s3: RcloneS3) -> AsyncIterator[tuple[CuttingProxy, RcloneS3
 async def stack_behind_proxy(
     tmp_path: Path, cut_s3: tuple[CuttingProxy, RcloneS3], dev_server_env: WorkflowEnvironment
 ) -> AsyncIterator[Stack]:
-    database_url = f"sqlite+aiosqlite:///{tmp_path / 'app.db'}"
-    await upgrade_async(database_url)
-    settings = Settings(
-        data_dir=tmp_path / "data",
-        database_url=database_url,
-        public_url="http://portal.test",
-        task_queue=f"tq-{uuid.uuid4()}",
-        encryption_keys=TEST_KEY_RING.format(),
-    )
+    settings = own_settings(tmp_path)
+    await upgrade_async(settings.database_url)
     _, fronted = cut_s3
     async with running_stack(settings, fronted.server, dev_server_env, tmp_path / "mail") as stack:
         yield stack

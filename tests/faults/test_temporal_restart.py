@@ -29,7 +29,9 @@ from infra.mail.smtp import SmtpTransport
 from infra.temporal.codec import data_converter
 from infra.temporal.search_attributes import cli_flags
 from tests.conftest import TEST_KEY_RING
-from tests.faults.conftest import BIN_DIR, answers, free_port, report, until
+from tests.faults.conftest import BIN_DIR, report
+from tests.fixtures.processes import answers, free_port
+from tests.fixtures.waiting import eventually
 from tests.workflows.conftest import running_lifecycle
 from workers.smtp_catcher import serve
 from workflows.secure_email import SecureEmailWorkflow
@@ -65,7 +67,7 @@ async def started(process: subprocess.Popen[bytes], port: int, log: Path) -> Non
         assert process.poll() is None, log.read_text(errors="replace")
         return answers(port)
 
-    await until(serving, "the Temporal server answering", seconds=60)
+    await eventually(serving, what="the Temporal server answering", timeout=60)
 
 
 async def timer_fired_at(handle: WorkflowHandle[SecureEmailWorkflow, SecureEmailState]) -> datetime:
@@ -100,7 +102,7 @@ async def test_timers_fire_after_temporal_restart(tmp_path: Path) -> None:
                 async def both_sent() -> bool:
                     return run.status_log.statuses().count("sent") == 2
 
-                await until(both_sent, "both notices delivered", seconds=30)
+                await eventually(both_sent, what="both notices delivered", timeout=30)
 
                 first.terminate()
                 first.wait(timeout=20)

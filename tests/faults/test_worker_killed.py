@@ -29,17 +29,18 @@ from sqlalchemy import select
 from temporalio.testing import WorkflowEnvironment
 
 from infra.db.engine import make_engine, make_sessionmaker
-from infra.db.migrate import migrate_async
 from infra.db.models import Alert, Attachment, ChartDocument, Reply, SecureEmail
 from infra.objects import object_store
 from infra.settings import Settings
-from tests.conftest import TEST_KEY_RING, Browser, make_office, some_client_address
-from tests.faults.conftest import REPORT, WorkerProcess, duplicates, mail_in, report, until
+from tests.conftest import Browser, make_office, some_client_address
+from tests.faults.conftest import REPORT, duplicates, report
+from tests.fixtures.processes import WorkerProcess
 from tests.fixtures.s3 import S3Server
-from tests.fixtures.stack import LINK, PASSCODE, text_of
+from tests.fixtures.stack import LINK, PASSCODE, own_settings, text_of
+from tests.fixtures.waiting import eventually
 from web.app import create_app
 from web.state import AppState
-from workers.smtp_catcher import serve
+from workers.smtp_catcher import read_maildir, serve
 
 LIFECYCLES = 10
 KILLS = 3
@@ -67,7 +68,7 @@ class Run:
         """(counter, text) of each ``step`` mail (notice, passcode) of a secure email."""
         pattern = re.compile(rf"<secure-email-{secure_email_id}\.{step}-?(\d*)@")
         found = []
-        for message in mail_in(self.maildir):
+        for message in read_maildir(self.maildir):
             if match := pattern.match(message["Message-ID"]):
                 found.append((int(match.group(1) or 0), text_of(message)))
         return sorted(found)
@@ -81,7 +82,7 @@ class Run:
             found[:] = self.mail_of(secure_email_id, step)
             return bool(found) and found[-1][0] >= counter
 
-        await until(arrived, f"{step} of {secure_email_id}", seconds=150)
+        await eventually(arrived, what=f"{step} of {secure_email_id}", timeout=150)
         return found[-1][1]
 
 
@@ -98,21 +99,15 @@ async def running(
 ) -> AsyncIterator[tuple[Run, WorkerProcess]]:
     maildir = tmp_path / "mail"
     smtp = await serve("127.0.0.1", 0, maildir)
-    settings = Settings(
-        data_dir=tmp_path / "data",
-        database_url=f"sqlite+aiosqlite:///{tmp_path / 'app.db'}",
-        public_url="http://portal.test",
+    settings = own_settings(
+        tmp_path,
         temporal_address=dev_server_env.client.service_client.config.target_host,
-        task_queue=f"tq-{uuid.uuid4()}",
-        encryption_keys=TEST_KEY_RING.format(),
-        s3_endpoint=s3_server.endpoint,
-        s3_access_key=s3_server.access_key,
-        s3_secret_key=s3_server.secret_key,
-        s3_bucket=f"test-{uuid.uuid4().hex}",
         smtp_port=smtp.sockets[0].getsockname()[1],
+        # Stopped by SIGKILL here; a SIGTERM at the end need not wait long.
+        worker_shutdown_grace_seconds=2,
+        **s3_server.connection(),
     )
     await object_store(settings).ensure_bucket()
-    await migrate_async(settings)  # what `securemail migrate` runs; the app never migrates
     app = create_app(settings, temporal=dev_server_env.client)
     worker = WorkerProcess(settings, tmp_path)
     async with app.router.lifespan_context(app):
@@ -223,7 +218,7 @@ async def test_lifecycles_survive_worker_killed(
                 and set(files) <= set(charted)
             )
 
-        await until(all_filed, "every reply recorded, alerted and filed", seconds=150)
+        await eventually(all_filed, what="every reply recorded, alerted and filed", timeout=150)
 
         async with sessions() as db:
             replies = (await db.scalars(select(Reply))).all()
@@ -245,7 +240,7 @@ async def test_lifecycles_survive_worker_killed(
             duplicated_replies = len(replies) - len({reply.body for reply in replies})
         await engine.dispose()
 
-        everything = mail_in(run.maildir)
+        everything = read_maildir(run.maildir)
         notices = [m for m in everything if ".notice@" in m["Message-ID"]]
         passcodes = [m for m in everything if ".passcode-" in m["Message-ID"]]
         assert len({m["Message-ID"] for m in notices}) == LIFECYCLES

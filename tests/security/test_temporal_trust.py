@@ -33,6 +33,8 @@ from infra.db.models import AuditEvent
 from tests.conftest import SENDER, make_office
 from tests.fixtures.operators import make_operator
 from tests.fixtures.stack import Stack
+from tests.fixtures.temporal import start_secure_email
+from tests.fixtures.waiting import eventually
 from workers.smtp_catcher import read_maildir
 
 PATIENT = "ada@example.com"
@@ -217,19 +219,17 @@ async def _closed_or_task_failed(
     handle: WorkflowHandle[object, object],
 ) -> list[EventType.ValueType]:
     """Waits until the workflow closed or its task failed; returns the event types."""
-    for _ in range(400):
+    ends = {
+        EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED,
+        EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED,
+        EventType.EVENT_TYPE_WORKFLOW_EXECUTION_FAILED,
+    }
+
+    async def ended() -> list[EventType.ValueType] | None:
         kinds = [event.event_type async for event in handle.fetch_history_events()]
-        if EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED in kinds or any(
-            kind
-            in (
-                EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED,
-                EventType.EVENT_TYPE_WORKFLOW_EXECUTION_FAILED,
-            )
-            for kind in kinds
-        ):
-            return kinds
-        await asyncio.sleep(0.05)
-    raise AssertionError("the workflow neither closed nor failed a task")
+        return kinds if ends & set(kinds) else None
+
+    return await eventually(ended, what="the workflow closed or a task failed")
 
 
 @pytest.mark.parametrize("workflow_type", ["SecureEmail", "SecureEmailWorkflow"])
@@ -270,26 +270,21 @@ async def test_plain_input_start_sends_nothing(stack: Stack, workflow_type: str)
 async def test_forged_encrypted_start_sends_nothing(stack: Stack) -> None:
     """An operator's encode (or a stolen key) can start a workflow, but the database
     decides what is sent: an unknown secure email gets no notice, in either version."""
-    from domain.secure_email import SecureEmailInput, SecureEmailStart
-    from workflows.secure_email import SecureEmailWorkflow
+    from domain.secure_email import SecureEmailInput
     from workflows.secure_email_v1 import SecureEmailWorkflowV1
 
     patient_id = await stack.add_patient("Vic Tim", "victim@example.com")
     temporal = await stack.app.state.app_state.temporal()
     now = datetime.now(UTC)
     v2_id, v1_id = str(uuid.uuid4()), str(uuid.uuid4())
-    v2 = await temporal.start_workflow(
-        SecureEmailWorkflow.run,
-        SecureEmailStart(
-            secure_email_id=v2_id,
-            practice_id=stack.office.practice_id,
-            patient_id=patient_id,
-            sent_at=now,
-            expires_at=now + timedelta(days=7),
-            portal_key_id=stack.app.state.app_state.portal_keys.current_id,
-        ),
-        id=workflow_id_for(v2_id),
-        task_queue=stack.settings.task_queue,
+    v2 = await start_secure_email(
+        temporal,
+        stack.settings.task_queue,
+        secure_email_id=v2_id,
+        practice_id=stack.office.practice_id,
+        patient_id=patient_id,
+        sent_at=now,
+        portal_key_id=stack.app.state.app_state.portal_keys.current_id,
     )
     v1 = await temporal.start_workflow(
         SecureEmailWorkflowV1.run,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import AsyncExitStack
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -20,7 +20,8 @@ from infra.db.models import SecureEmail, StaffSession
 from infra.security import token_hash
 from infra.settings import Settings
 from tests.conftest import Office, make_office
-from tests.fixtures.stack import Stack
+from tests.fixtures.stack import Stack, app_server, serving
+from tests.fixtures.waiting import eventually
 from tests.web.test_portal import SUBJECT, send, sign_in
 from web.deps import STAFF_COOKIE
 from web.replies import submit_reply
@@ -79,16 +80,6 @@ async def patient_replies(
     return reply_id
 
 
-async def eventually(check: Callable[[], Awaitable[T | None]], seconds: float = 20.0) -> T:
-    """Polls until ``check`` returns something: alerts and chart filing are asynchronous."""
-    for _ in range(int(seconds / 0.1)):
-        found = await check()
-        if found is not None:
-            return found
-        await asyncio.sleep(0.1)
-    raise AssertionError("not there in time")
-
-
 async def open_alert(office: Office, reply_id: str) -> dict[str, Any]:
     async def check() -> dict[str, Any] | None:
         items: list[dict[str, Any]] = (await office.api.get("/api/v1/alerts")).json()["items"]
@@ -101,28 +92,34 @@ async def open_alert(office: Office, reply_id: str) -> dict[str, Any]:
 # has ended, and an event stream never ends.
 
 
-async def serve(app: FastAPI) -> AsyncIterator[tuple[str, uvicorn.Server]]:
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, lifespan="off", log_level="warning")
-    config.timeout_graceful_shutdown = 5
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        await asyncio.sleep(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    yield f"http://127.0.0.1:{port}", server
-    server.should_exit = True
-    await task
+@asynccontextmanager
+async def streams_served(app: FastAPI) -> AsyncIterator[tuple[str, uvicorn.Server]]:
+    """The app on a real port. Once the test is done, every stream it opened must have
+    ended: the server has no connection or task left."""
+    server = app_server(app)
+    async with serving(server) as url:
+        yield url, server
+
+        def closed() -> bool:
+            return not server.server_state.connections and not server.server_state.tasks
+
+        await eventually(closed, timeout=5, what="the event streams ended")
 
 
 @pytest.fixture
 async def stack_server(stack: Stack) -> AsyncIterator[tuple[str, uvicorn.Server]]:
-    async for served in serve(stack.app):
+    async with streams_served(stack.app) as served:
         yield served
 
 
 @pytest.fixture
-async def app_server(app: FastAPI) -> AsyncIterator[tuple[str, uvicorn.Server]]:
-    async for served in serve(app):
+async def quick_server(
+    app: FastAPI, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[tuple[str, uvicorn.Server]]:
+    """Streams that poll every 50 ms and keep alive every 200 ms: a test sees several."""
+    monkeypatch.setattr(alerts, "POLL_SECONDS", 0.05)
+    monkeypatch.setattr(alerts, "KEEP_ALIVE_SECONDS", 0.2)
+    async with streams_served(app) as served:
         yield served
 
 
@@ -148,15 +145,6 @@ def feed_of(block: list[str]) -> dict[str, Any]:
     data = next(line for line in block if line.startswith("data: "))
     feed: dict[str, Any] = json.loads(data.removeprefix("data: "))
     return feed
-
-
-async def until_closed(server: uvicorn.Server) -> None:
-    """The server has no connection left: the stream's generator has ended."""
-    for _ in range(100):
-        if not server.server_state.connections and not server.server_state.tasks:
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError("the event stream is still running after its client left")
 
 
 # Tests -------------------------------------------------------------------------------
@@ -189,7 +177,7 @@ async def test_reply_raises_alert_naming_patient_only(stack: Stack) -> None:
 async def test_alert_stream_delivers_new_alert(
     stack: Stack, stack_server: tuple[str, uvicorn.Server]
 ) -> None:
-    base_url, server = stack_server
+    base_url, _ = stack_server
     secure_email_id, patient_id = await opened_secure_email(stack, "grace@example.com")
     state: AppState = stack.app.state.app_state
     async with staff_client(base_url, stack.office) as client:
@@ -231,18 +219,14 @@ async def test_alert_stream_delivers_new_alert(
             async with asyncio.timeout(10):
                 cleared = feed_of(await next_block(lines))
             assert cleared == {"count": 0, "items": []}
-    await until_closed(server)
 
 
 async def test_alert_stream_keeps_alive_and_stops_after_log_out(
     app: FastAPI,
     office: Office,
-    app_server: tuple[str, uvicorn.Server],
-    monkeypatch: pytest.MonkeyPatch,
+    quick_server: tuple[str, uvicorn.Server],
 ) -> None:
-    monkeypatch.setattr(alerts, "POLL_SECONDS", 0.05)
-    monkeypatch.setattr(alerts, "KEEP_ALIVE_SECONDS", 0.2)
-    base_url, server = app_server
+    base_url, _ = quick_server
     async with staff_client(base_url, office) as client:
         async with client.stream("GET", "/alerts/stream") as stream:
             lines = stream.aiter_lines()
@@ -254,7 +238,6 @@ async def test_alert_stream_keeps_alive_and_stops_after_log_out(
                 # The session ended on the server, so the stream ends too.
                 rest = [line async for line in lines]
             assert all(line == "" or line.startswith(":") for line in rest)
-    await until_closed(server)
 
 
 async def test_alert_stream_requires_staff(anonymous: httpx.AsyncClient) -> None:
@@ -301,12 +284,9 @@ async def test_alerts_api_requires_token(app: FastAPI, settings: Settings) -> No
 async def test_a_fourth_alert_stream_closes_the_oldest(
     app: FastAPI,
     office: Office,
-    app_server: tuple[str, uvicorn.Server],
-    monkeypatch: pytest.MonkeyPatch,
+    quick_server: tuple[str, uvicorn.Server],
 ) -> None:
-    monkeypatch.setattr(alerts, "POLL_SECONDS", 0.05)
-    monkeypatch.setattr(alerts, "KEEP_ALIVE_SECONDS", 0.2)
-    base_url, server = app_server
+    base_url, _ = quick_server
     async with AsyncExitStack() as opened, staff_client(base_url, office) as client:
 
         async def open_stream() -> tuple[AsyncIterator[str], str]:
@@ -338,19 +318,14 @@ async def test_a_fourth_alert_stream_closes_the_oldest(
         again = await client.get("/alerts/stream", headers={"Last-Event-ID": oldest_id})
         assert again.status_code == 204
 
-    await until_closed(server)
-
 
 async def test_alert_streams_are_counted_per_staff_member(
     app: FastAPI,
     settings: Settings,
     office: Office,
-    app_server: tuple[str, uvicorn.Server],
-    monkeypatch: pytest.MonkeyPatch,
+    quick_server: tuple[str, uvicorn.Server],
 ) -> None:
-    monkeypatch.setattr(alerts, "POLL_SECONDS", 0.05)
-    monkeypatch.setattr(alerts, "KEEP_ALIVE_SECONDS", 0.2)
-    base_url, server = app_server
+    base_url, _ = quick_server
     colleague = await make_office(app, settings)
     try:
         async with (
@@ -372,20 +347,16 @@ async def test_alert_streams_are_counted_per_staff_member(
     finally:
         await colleague.api.aclose()
         await colleague.browser.aclose()
-    await until_closed(server)
 
 
 async def test_an_open_alert_stream_does_not_keep_the_session_alive(
     app: FastAPI,
     settings: Settings,
     office: Office,
-    app_server: tuple[str, uvicorn.Server],
-    monkeypatch: pytest.MonkeyPatch,
+    quick_server: tuple[str, uvicorn.Server],
 ) -> None:
     # The Main Menu left open on an unattended desk is still logged off when idle.
-    monkeypatch.setattr(alerts, "POLL_SECONDS", 0.05)
-    monkeypatch.setattr(alerts, "KEEP_ALIVE_SECONDS", 0.2)
-    base_url, server = app_server
+    base_url, _ = quick_server
     state: AppState = app.state.app_state
     session_key = token_hash(office.browser.cookies[STAFF_COOKIE])
     idle = timedelta(minutes=settings.staff_idle_minutes)
@@ -415,5 +386,4 @@ async def test_an_open_alert_stream_does_not_keep_the_session_alive(
                 await last_seen(datetime.now(UTC) - idle - timedelta(seconds=1))
                 rest = [line async for line in lines]
             assert all(line == "" or line.startswith(":") for line in rest)
-    await until_closed(server)
     assert (await office.browser.get("/")).status_code in (302, 303, 307)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import uuid
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -34,12 +33,13 @@ from temporalio.testing import WorkflowEnvironment
 from domain.staff import StaffRole
 from infra.accounts import create_api_token, create_practice, create_staff_user
 from infra.db.engine import make_engine, make_sessionmaker
-from infra.db.migrate import migrate
+from infra.db.migrate import upgrade
 from infra.db.models import Patient
 from infra.objects import object_store
 from infra.settings import Settings
-from tests.conftest import SENDER, STAFF_PASSWORD, TEST_KEY_RING
+from tests.conftest import SENDER, STAFF_PASSWORD
 from tests.fixtures.s3 import S3Server
+from tests.fixtures.stack import own_settings
 from web.app import create_app
 
 EXAMPLES_PER_OPERATION = {GenerationMode.POSITIVE: 30, GenerationMode.NEGATIVE: 15}
@@ -88,24 +88,17 @@ async def _office(settings: Settings) -> tuple[str, list[str]]:
 def fuzzed_app(
     tmp_path: Path, s3_server: S3Server, dev_server_env: WorkflowEnvironment
 ) -> Iterator[tuple[FastAPI, str, list[str]]]:
-    settings = Settings(
-        data_dir=tmp_path / "data",
-        database_url=f"sqlite+aiosqlite:///{tmp_path / 'app.db'}",
-        public_url="http://portal.test",
+    settings = own_settings(
+        tmp_path,
         temporal_address=dev_server_env.client.service_client.config.target_host,
-        task_queue=f"tq-{uuid.uuid4()}",
-        encryption_keys=TEST_KEY_RING.format(),
-        s3_endpoint=s3_server.endpoint,
-        s3_access_key=s3_server.access_key,
-        s3_secret_key=s3_server.secret_key,
-        s3_bucket=f"test-{uuid.uuid4().hex}",
+        **s3_server.connection(),
     )
-    migrate(settings)  # what `securemail migrate` runs; the app never migrates
+    upgrade(settings.database_url)
     # A loop of its own, in a thread: this test's thread has pytest-asyncio's loop.
     with ThreadPoolExecutor(1) as thread:
         token, patient_ids = thread.submit(asyncio.run, _office(settings)).result()
     # No Temporal client handed in: the app connects on schemathesis's loop when needed.
-    yield create_app(settings), token, patient_ids
+    yield create_app(settings, migrate=False), token, patient_ids
     asgi.shutdown_lifespans()
 
 

@@ -6,7 +6,8 @@ from typing import Any
 
 from tests.conftest import make_office
 from tests.fixtures.stack import Stack
-from tests.web.test_alerts import eventually, opened_secure_email, patient_replies
+from tests.fixtures.waiting import eventually
+from tests.web.test_alerts import opened_secure_email, patient_replies
 from tests.web.test_portal import SUBJECT
 
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 300  # more than one encrypted segment

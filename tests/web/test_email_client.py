@@ -6,10 +6,10 @@ from typing import Any
 
 from tests.conftest import make_office
 from tests.fixtures.stack import Stack
+from tests.fixtures.waiting import eventually
 from tests.web.test_alerts import (
     REPLY_BODY,
     REPLY_SUBJECT,
-    eventually,
     open_alert,
     opened_secure_email,
     patient_replies,

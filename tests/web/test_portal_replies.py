@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import update
@@ -46,11 +45,7 @@ async def test_inbox_lists_unexpired_messages_newest_first(stack: Stack) -> None
         opened = await patient.get(f"/portal/messages/{second_id}")
         assert "Hello again" in opened.text
     # Reading it from the Inbox counts as opening it.
-    for _ in range(100):
-        status = (await stack.office.api.get(f"/api/v1/secure-emails/{second_id}")).json()
-        if status["status"] == "opened":
-            break
-        await asyncio.sleep(0.05)
+    status = await stack.wait_for_status(second_id, "opened")
     assert status["status"] == "opened" and status["opened_at"]
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import random
 import uuid
 from collections.abc import AsyncIterator
@@ -30,6 +29,7 @@ from infra.rate_limits import (
 )
 from tests.conftest import STAFF_PASSWORD, Browser, Office
 from tests.fixtures.stack import Stack
+from tests.fixtures.waiting import eventually
 
 
 def client_at(app: FastAPI, address: str) -> httpx.AsyncClient:
@@ -114,12 +114,12 @@ async def test_refused_passcode_requests_do_not_count_against_the_patient(stack:
 
 async def newest_link(stack: Stack, email: str, known: list[str]) -> str:
     """The link of the notice just sent (notices arrive one by one)."""
-    for _ in range(200):
+
+    async def new_link() -> str | None:
         link = await stack.notice_link(email)
-        if link not in known:
-            return link
-        await asyncio.sleep(0.05)
-    raise AssertionError("no new notice")
+        return link if link not in known else None
+
+    return await eventually(new_link, timeout=10, what="a new notice")
 
 
 # The table of hits ----------------------------------------------------------------------

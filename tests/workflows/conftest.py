@@ -30,7 +30,6 @@ from domain.secure_email import (
     ReplyToFile,
     ReplyToRecord,
     SecureEmailInput,
-    SecureEmailStart,
     SecureEmailState,
     StatusChange,
     workflow_id_for,
@@ -49,6 +48,8 @@ from infra.mail.transport import MailTransport
 from infra.security import token_hash
 from infra.temporal.search_attributes import for_new_secure_email
 from tests.conftest import TEST_KEY_RING
+from tests.fixtures.temporal import start_secure_email
+from tests.fixtures.waiting import eventually
 from workers.smtp_catcher import read_maildir, serve
 from workflows.secure_email import SecureEmailWorkflow
 from workflows.secure_email_v1 import SecureEmailWorkflowV1
@@ -141,24 +142,17 @@ class Lifecycle:
         self, *, expiry_days: int = 7, expires_in: timedelta | None = None
     ) -> WorkflowHandle[SecureEmailWorkflow, SecureEmailState]:
         """A secure email as Send Secure makes it: a row, then its workflow, ids only."""
-        secure_email_id, sent_at, expires_at = await self._record(
-            expires_in or timedelta(days=expiry_days), link_token=None
-        )
-        return await self.client.start_workflow(
-            SecureEmailWorkflow.run,
-            SecureEmailStart(
-                secure_email_id=secure_email_id,
-                practice_id=self.directory.practice_id,
-                patient_id=self.directory.patient_id,
-                sent_at=sent_at,
-                expires_at=expires_at,
-                portal_key_id=self.directory.portal_keys.current_id,
-            ),
-            id=workflow_id_for(secure_email_id),
-            task_queue=self.task_queue,
-            search_attributes=for_new_secure_email(
-                self.directory.practice_id, self.directory.patient_id, expires_at
-            ),
+        lifetime = expires_in or timedelta(days=expiry_days)
+        secure_email_id, sent_at, _ = await self._record(lifetime, link_token=None)
+        return await start_secure_email(
+            self.client,
+            self.task_queue,
+            secure_email_id=secure_email_id,
+            practice_id=self.directory.practice_id,
+            patient_id=self.directory.patient_id,
+            sent_at=sent_at,
+            portal_key_id=self.directory.portal_keys.current_id,
+            lifetime=lifetime,
         )
 
     async def start_v1(
@@ -224,12 +218,12 @@ class Lifecycle:
 
     async def mail(self, count: int) -> list[EmailMessage]:
         """Waits for the Maildir to hold ``count`` messages (real time, not skipped)."""
-        for _ in range(200):
+
+        async def arrived() -> list[EmailMessage] | None:
             messages = await asyncio.to_thread(read_maildir, self.maildir)
-            if len(messages) >= count:
-                return messages
-            await asyncio.sleep(0.05)
-        raise AssertionError(f"expected {count} emails, have {len(messages)}")
+            return messages if len(messages) >= count else None
+
+        return await eventually(arrived, timeout=10, what=f"{count} emails")
 
     async def latest_passcode(self, count: int) -> str:
         message = (await self.mail(count))[-1]

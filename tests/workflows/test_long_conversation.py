@@ -8,7 +8,6 @@ several times.
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -22,6 +21,7 @@ from infra.mail.smtp import SmtpTransport
 from infra.temporal.codec import data_converter
 from infra.temporal.search_attributes import cli_flags
 from tests.conftest import TEST_KEY_RING
+from tests.fixtures.waiting import eventually
 from tests.workflows.conftest import Lifecycle, running_lifecycle
 from workers.smtp_catcher import serve
 from workflows.secure_email import SecureEmailWorkflow
@@ -76,22 +76,18 @@ async def test_conversation_past_continue_as_new_keeps_every_reply_once(
         await handle.execute_update(SecureEmailWorkflow.reply, ReplySubmitted(reply_id=reply_id))
 
     log = lifecycle.status_log
-    for _ in range(200):
-        if log.filed == reply_ids and log.alerts == reply_ids:
-            break
-        await asyncio.sleep(0.05)
+    await eventually(lambda: log.filed == reply_ids and log.alerts == reply_ids, timeout=10)
     assert [r.reply.reply_id for r in log.replies] == reply_ids
     assert log.alerts == reply_ids
     assert log.filed == reply_ids
 
     # The stand-in activities log before the workflow task that continues runs: wait.
     latest = lifecycle.client.get_workflow_handle(handle.id)
-    for _ in range(200):
-        if (await latest.describe()).run_id != first_run:
-            break
-        await asyncio.sleep(0.05)
-    else:
-        raise AssertionError("never continued as new")
+
+    async def continued() -> bool:
+        return (await latest.describe()).run_id != first_run
+
+    await eventually(continued, timeout=10, what="continued as new")
     first = lifecycle.client.get_workflow_handle(handle.id, run_id=first_run)
     kinds = [event.event_type async for event in first.fetch_history_events()]
     assert kinds[-1] == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
@@ -18,10 +16,11 @@ from domain.secure_email import (
     PasscodeRequest,
     ReplyAttachment,
     ReplySubmitted,
-    SecureEmailStart,
     SecureEmailState,
     SecureEmailStatus,
 )
+from tests.fixtures.temporal import start_secure_email
+from tests.fixtures.waiting import eventually
 from tests.workflows.conftest import Lifecycle
 from workflows.secure_email import SecureEmailWorkflow
 
@@ -42,14 +41,6 @@ async def opened(lifecycle: Lifecycle) -> WorkflowHandle[SecureEmailWorkflow, Se
     return handle
 
 
-async def until(condition: Callable[[], bool], seconds: float = 5.0) -> None:
-    for _ in range(int(seconds / 0.05)):
-        if condition():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError("condition not met")
-
-
 async def test_reply_recorded_alerted_and_filed_once(lifecycle: Lifecycle) -> None:
     handle = await opened(lifecycle)
     accepted = await handle.execute_update(SecureEmailWorkflow.reply, a_reply("r1"))
@@ -58,7 +49,7 @@ async def test_reply_recorded_alerted_and_filed_once(lifecycle: Lifecycle) -> No
     second = await handle.execute_update(SecureEmailWorkflow.reply, a_reply("r2"))
     assert second.reply_id == "r2"
     log = lifecycle.status_log
-    await until(lambda: log.alerts == ["r1", "r2"] and log.filed == ["r1", "r2"])
+    await eventually(lambda: log.alerts == ["r1", "r2"] and log.filed == ["r1", "r2"])
     state = await handle.query(SecureEmailWorkflow.state)
     assert state.status == SecureEmailStatus.REPLIED
     assert log.statuses() == ["sent", "opened", "replied"]
@@ -121,19 +112,17 @@ async def test_conversation_capped_at_its_total_in_words(lifecycle: Lifecycle) -
     await lifecycle.mail(1)
     state = await opened.query(SecureEmailWorkflow.state)
     # The next run of a conversation that has reached its total.
-    carried = await lifecycle.client.start_workflow(
-        SecureEmailWorkflow.run,
-        SecureEmailStart(
-            secure_email_id=opened.id.removeprefix("secure-email-"),
-            practice_id=lifecycle.directory.practice_id,
-            patient_id=lifecycle.directory.patient_id,
-            sent_at=state.sent_at,
-            expires_at=state.expires_at,
-            portal_key_id=lifecycle.directory.portal_keys.current_id,
-            carried=CarriedState(status=SecureEmailStatus.REPLIED, replies=MAX_REPLIES),
-        ),
-        id=f"{opened.id}-next-run",
-        task_queue=lifecycle.task_queue,
+    carried = await start_secure_email(
+        lifecycle.client,
+        lifecycle.task_queue,
+        secure_email_id=opened.id.removeprefix("secure-email-"),
+        practice_id=lifecycle.directory.practice_id,
+        patient_id=lifecycle.directory.patient_id,
+        sent_at=state.sent_at,
+        lifetime=state.expires_at - state.sent_at,
+        portal_key_id=lifecycle.directory.portal_keys.current_id,
+        carried=CarriedState(status=SecureEmailStatus.REPLIED, replies=MAX_REPLIES),
+        workflow_id=f"{opened.id}-next-run",
     )
     with pytest.raises(WorkflowUpdateFailedError) as refused:
         await carried.execute_update(SecureEmailWorkflow.reply, a_reply("one-too-many"))
