@@ -33,7 +33,7 @@ from domain.secure_email import (
     workflow_id_for,
 )
 from infra.crypto import portal_secrets
-from infra.crypto.keys import KeyRing, UnknownKey
+from infra.crypto.keys import PortalKeys, UnknownKey
 from infra.db.models import Patient, Practice, SecureEmail
 from infra.mail.message import MailMessage
 from infra.mail.transport import MailTransport, PermanentMailError, TemporaryMailError
@@ -57,7 +57,7 @@ class MailActivities:
         transport: MailTransport,
         public_url: str,
         sessions: async_sessionmaker[AsyncSession],
-        portal_keys: KeyRing,
+        portal_keys: PortalKeys,
     ) -> None:
         self._transport = transport
         self._public_url = public_url
@@ -73,7 +73,7 @@ class MailActivities:
             )
         except UnknownKey:
             raise ApplicationError(
-                f"portal key {notice.portal_key_id!r} is not in SECURE_EMAIL_PORTAL_KEYS",
+                f"portal key {notice.portal_key_id!r} is not in SECURE_EMAIL_PORTAL_KEYSET",
                 type=UNKNOWN_SECURE_EMAIL,
                 non_retryable=True,
             ) from None

@@ -25,7 +25,7 @@ import httpx
 from bench import seed
 from bench.common import Latencies, say, timed
 from infra.crypto.fields import configure_field_encryption
-from infra.crypto.keys import KeyRing
+from infra.crypto.keys import EncryptionKeys
 from infra.db.engine import make_engine, make_sessionmaker
 from infra.db.migrate import upgrade_async
 from infra.db.models import PortalSession
@@ -103,7 +103,7 @@ async def measure(client: httpx.AsyncClient, path: str, count: int) -> Latencies
 
 
 async def office_pages(kind: str, rows: int, workdir: Path, requests: int = 200) -> OfficePages:
-    ring = KeyRing.generate("bench")
+    ring = EncryptionKeys.generate()
     configure_field_encryption(ring)
     async with database(kind, workdir) as url:
         await upgrade_async(url)
@@ -129,7 +129,7 @@ async def office_pages(kind: str, rows: int, workdir: Path, requests: int = 200)
             data_dir=workdir / "data",
             database_url=url,
             public_url="http://portal.test",
-            encryption_keys=ring.format(),
+            **ring.settings_fields(),
         )
         app = create_app(settings)
         async with app.router.lifespan_context(app):

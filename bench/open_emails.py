@@ -34,7 +34,7 @@ from bench.common import peak_rss_mib, rss_mib, say
 from domain.secure_email import SecureEmailStart, SecureEmailState, workflow_id_for
 from infra.crypto import portal_secrets
 from infra.crypto.fields import configure_field_encryption
-from infra.crypto.keys import KeyRing
+from infra.crypto.keys import EncryptionKeys, PortalKeys, keyset_environment
 from infra.db.engine import make_engine
 from infra.db.migrate import upgrade_async
 from infra.db.models import SecureEmail
@@ -116,7 +116,7 @@ async def wait_for_log(path: Path, text: str, process: subprocess.Popen[bytes]) 
 
 
 async def open_emails(count: int, workdir: Path, concurrency: int = 32) -> OpenEmails:
-    ring = KeyRing.generate("bench")
+    ring = EncryptionKeys.generate()
     configure_field_encryption(ring)
     url = f"sqlite+aiosqlite:///{workdir / 'open-emails.db'}"
     await upgrade_async(url)
@@ -137,12 +137,12 @@ async def open_emails(count: int, workdir: Path, concurrency: int = 32) -> OpenE
         now = await env.get_current_time()
         owners = [random.choice(practice.patient_ids) for _ in range(count)]
         rows = seed.secure_email_rows(practice, owners, now=now, spread=timedelta(0))
-        portal_keys = KeyRing.generate("bench")
+        portal_keys = PortalKeys.generate()
         for row in rows:
             row["status"], row["status_sequence"], row["opened_at"] = "sending", 0, None
             row["expires_at"] = now + timedelta(days=7)
             # The link the notice activity derives must be the one the row was sent with.
-            link = portal_secrets.link_token(portal_keys, "bench", str(row["id"]))
+            link = portal_secrets.link_token(portal_keys, portal_keys.current_id, str(row["id"]))
             row["link_token_hash"] = token_hash(link)
         await seed.insert_rows(engine, insert(SecureEmail), rows)
 
@@ -155,8 +155,8 @@ async def open_emails(count: int, workdir: Path, concurrency: int = 32) -> OpenE
                 "SECURE_EMAIL_DATABASE_URL": url,
                 "SECURE_EMAIL_TEMPORAL_ADDRESS": env.client.service_client.config.target_host,
                 "SECURE_EMAIL_TASK_QUEUE": task_queue,
-                "SECURE_EMAIL_ENCRYPTION_KEYS": ring.format(),
-                "SECURE_EMAIL_PORTAL_KEYS": portal_keys.format(),
+                **keyset_environment(ring.settings_fields()),
+                **keyset_environment(portal_keys.settings_fields()),
                 "SECURE_EMAIL_SMTP_PORT": str(smtp.sockets[0].getsockname()[1]),
                 "SECURE_EMAIL_PUBLIC_URL": "http://portal.test",
             }
@@ -187,7 +187,7 @@ async def open_emails(count: int, workdir: Path, concurrency: int = 32) -> OpenE
                             patient_id=str(row["patient_id"]),
                             sent_at=now,
                             expires_at=now + timedelta(days=7),
-                            portal_key_id="bench",
+                            portal_key_id=portal_keys.current_id,
                         ),
                         id=workflow_id_for(secure_email_id),
                         task_queue=task_queue,

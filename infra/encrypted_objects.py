@@ -1,102 +1,144 @@
 """Attachments encrypted at rest: every object is sealed before it leaves the process.
 
-``EncryptedObjectStore`` has the ``ObjectStore`` API and keeps its streaming: uploads
-are sealed segment by segment (``infra.crypto.stream``) as minio reads them, downloads
-are opened segment by segment as they are sent. The S3 service, its disks and its
-backups see only ciphertext, stored as ``application/octet-stream``: the real content
-type, like the file name, lives in our database. Sizes and SHA-256 digests returned and
-reported are the plaintext's, which is what callers record and what patients download.
+``EncryptedObjectStore`` wraps any ``ObjectStore`` (composition) and keeps its
+streaming: uploads are sealed with Tink streaming AEAD (AES256_GCM_HKDF_1MB, the object
+keyset of ``infra.crypto.keys``) as the inner store reads them, downloads are opened a
+segment (1 MiB) at a time as they are sent, and a segment leaves only once checked. The
+S3 service, its disks and its backups see only ciphertext, stored as
+``application/octet-stream``: the real content type, like the file name, lives in our
+database. Sizes and SHA-256 digests returned and reported are the plaintext's, which is
+what callers record and what patients download.
 
-The storage key is sealed into every segment, so an object copied under another key
-does not open. Objects written before encryption was switched on do not open either
-(a clear ``StreamDecryptionError``): they are development data, not worth a fallback
-that would also accept a plaintext planted by anyone with access to the bucket.
+The storage key is the associated data, so an object copied under another key does not
+open; Tink's last-segment flag catches an object cut short. Objects written before Tink
+(or before encryption) do not open either (a clear ``ObjectUnreadable``): they are
+development data, not worth a fallback that would also accept a plaintext planted by
+anyone with access to the bucket.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import io
 from collections import deque
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable
 from types import TracebackType
+from typing import Self, cast
 
-from infra.crypto.keys import KeyRing, key_ring
-from infra.crypto.stream import (
-    SEGMENT_SIZE,
-    StreamDecryptionError,
-    StreamDecryptor,
-    StreamEncryptor,
-    ciphertext_size,
-    plaintext_size,
+import tink
+
+from infra.crypto.keys import (
+    OBJECT_KEY_BYTES,
+    OBJECT_SEGMENT_BYTES,
+    EncryptionKeys,
+    encryption_keys,
 )
 from infra.objects import (
+    DEFAULT_CHUNK_SIZE,
     DEFAULT_CONTENT_TYPE,
+    Meter,
+    ObjectChunks,
     ObjectStore,
-    ObjectStream,
     ObjectTooLarge,
+    ObjectUnreadable,
     Readable,
     StoredObject,
-    _remaining_length,
+    blocking_reader,
     object_store,
+    remaining_length,
     validate_key,
 )
 from infra.settings import Settings
 
 STORED_CONTENT_TYPE = "application/octet-stream"
-# Enough ciphertext to hold any header (a key id is at most 255 bytes).
-_HEADER_PROBE_BYTES = 1024
+
+# AES256_GCM_HKDF_1MB's layout: a header (its length byte, a salt as long as the key, a
+# 7-byte nonce prefix), then segments of 1 MiB of ciphertext, each with a 16-byte tag; the
+# first segment is shorter by the header.
+_HEADER_BYTES = 1 + OBJECT_KEY_BYTES + 7
+_TAG_BYTES = 16
+_FIRST_PLAIN = OBJECT_SEGMENT_BYTES - _HEADER_BYTES - _TAG_BYTES
+_PLAIN = OBJECT_SEGMENT_BYTES - _TAG_BYTES
+# How much plaintext an upload reads at a time: Tink gathers it into segments.
+_READ_BYTES = 64 * 1024
 
 
-class DecryptedObjectStream(ObjectStream):
-    """The plaintext of one encrypted object, a checked segment (≤ 64 KiB) at a time.
+def ciphertext_size(plaintext: int) -> int:
+    """What a plaintext of this size is stored as."""
+    segments = 1 if plaintext <= _FIRST_PLAIN else 2 + (plaintext - _FIRST_PLAIN - 1) // _PLAIN
+    return _HEADER_BYTES + plaintext + segments * _TAG_BYTES
+
+
+def plaintext_size(ciphertext: int, key: str = "") -> int:
+    """The plaintext size of a stored object; refuses a size no encryption produces."""
+    body = ciphertext - _HEADER_BYTES
+    first = _FIRST_PLAIN + _TAG_BYTES
+    segments = 1 if body <= first else 2 + (body - first - 1) // OBJECT_SEGMENT_BYTES
+    plaintext = body - segments * _TAG_BYTES
+    if plaintext < 0 or ciphertext_size(plaintext) != ciphertext:
+        raise ObjectUnreadable(f"encrypted object {key!r} is truncated: no object has its size")
+    return plaintext
+
+
+class DecryptedObjectStream:
+    """The plaintext of one encrypted object, read through Tink's decrypting stream.
 
     ``size`` is the plaintext size, worked out from the stored size before the first
-    chunk, so a download can announce its Content-Length; a stored object whose size no
-    encryptor produces (cut short) is refused before anything is sent. A segment that
-    fails to open raises mid-stream and releases the connection.
+    chunk. Reads run in a worker thread, which pulls ciphertext from the inner stream
+    on the event loop as it needs it; a segment that fails to open raises
+    ``ObjectUnreadable`` mid-stream and releases the connection.
     """
 
     def __init__(
-        self,
-        ciphertext: ObjectStream,
-        decryptor: StreamDecryptor,
-        size: int | None,
-        opened: list[bytes],
+        self, key: str, ciphertext: ObjectChunks, plaintext: io.BufferedIOBase, size: int | None
     ) -> None:
-        # ObjectStream.__init__ is skipped on purpose: the HTTP response belongs to the
-        # ciphertext stream, which releases it; this class only needs the type's API.
-        self._response = None
+        self._key = key
         self._ciphertext = ciphertext
-        self._decryptor = decryptor
-        self._opened = deque(chunk for chunk in opened if chunk)
-        self._done = False
+        self._plaintext: io.BufferedIOBase | None = plaintext
+        self._first: bytes | None = None
         self.size = size
 
+    async def open(self) -> None:
+        """Read the first chunk now, so a wrong key or an altered header raises before a
+        web handler has begun its response."""
+        self._first = await self._read()
+
+    def __aiter__(self) -> Self:
+        return self
+
     async def __anext__(self) -> bytes:
+        chunk, self._first = self._first, None
+        if chunk is None:
+            chunk = await self._read()
+        if not chunk:
+            await self.aclose()
+            raise StopAsyncIteration
+        return chunk
+
+    async def _read(self) -> bytes:
+        plaintext = self._plaintext
+        if plaintext is None:
+            return b""
         try:
-            while not self._opened:
-                if self._done:
-                    raise StopAsyncIteration
-                chunk = await anext(self._ciphertext, None)
-                if chunk is None:
-                    self._done = True
-                    opened = self._decryptor.finish()
-                else:
-                    opened = self._decryptor.update(chunk)
-                self._opened.extend(piece for piece in opened if piece)
-        except StopAsyncIteration:
-            raise
+            return await asyncio.to_thread(plaintext.read, DEFAULT_CHUNK_SIZE)
+        except tink.TinkError as error:
+            await self.aclose()
+            raise ObjectUnreadable(
+                f"encrypted object {self._key!r} does not open: altered, truncated, sealed "
+                "with a key SECURE_EMAIL_OBJECT_KEYSET does not hold, or copied from "
+                f"another key ({error})"
+            ) from None
         except BaseException:
             await self.aclose()
             raise
-        return self._opened.popleft()
 
     async def aclose(self) -> None:
-        self._done = True
-        self._opened.clear()
+        self._plaintext = None
+        self._first = None
         await self._ciphertext.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
 
     async def __aexit__(
         self,
@@ -107,19 +149,13 @@ class DecryptedObjectStream(ObjectStream):
         await self.aclose()
 
 
-class EncryptedObjectStore(ObjectStore):
-    """An ``ObjectStore`` whose objects are sealed with the key ring (see module doc).
+class EncryptedObjectStore:
+    """An ``ObjectStore`` whose objects are sealed with the object keyset (module doc);
+    every call goes through ``inner``, which sees only ciphertext."""
 
-    It derives from ``ObjectStore`` only to go wherever one is expected (the app state,
-    the upload helpers); it has no client of its own and sends every call through
-    ``inner``, whose ``put_file`` still streams parts to S3 one at a time.
-    """
-
-    def __init__(self, inner: ObjectStore, ring: KeyRing) -> None:
-        # ObjectStore.__init__ is skipped on purpose: ``inner`` owns the client.
+    def __init__(self, inner: ObjectStore, keys: EncryptionKeys) -> None:
         self._inner = inner
-        self._ring = ring
-        self.bucket = inner.bucket
+        self._keys = keys
 
     @property
     def inner(self) -> ObjectStore:
@@ -140,20 +176,18 @@ class EncryptedObjectStore(ObjectStore):
         *,
         max_bytes: int | None = None,
     ) -> StoredObject:
-        """Seal and store ``fileobj`` from its current position (see ``ObjectStore``).
+        """Seal and store ``fileobj`` from its current position to its end.
 
         ``content_type`` is accepted for the common API and not stored: the bucket
         would otherwise tell what kind of file a patient sent. ``max_bytes`` limits the
         plaintext; a seekable file over it is refused before anything is uploaded.
         """
         validate_key(key)
-        length = await asyncio.to_thread(_remaining_length, fileobj)
+        length = await asyncio.to_thread(remaining_length, fileobj)
         if length is not None and max_bytes is not None and length > max_bytes:
             raise ObjectTooLarge(key, max_bytes)
-        meter = _Meter(key, max_bytes)
-        reader = _EncryptingReader(
-            fileobj, StreamEncryptor(self._ring, key.encode()), meter, length
-        )
+        meter = Meter(key, max_bytes, fileobj)
+        reader = _EncryptingReader(meter, self._keys, key, length)
         await self._inner.put_file(key, reader, STORED_CONTENT_TYPE)
         return meter.stored()
 
@@ -166,20 +200,7 @@ class EncryptedObjectStore(ObjectStore):
         max_bytes: int | None = None,
     ) -> StoredObject:
         """Seal and store an async source of chunks (see ``put_file``)."""
-        validate_key(key)
-        encryptor = StreamEncryptor(self._ring, key.encode())
-        meter = _Meter(key, max_bytes)
-
-        async def sealed() -> AsyncIterator[bytes]:
-            async for chunk in chunks:
-                meter.count(chunk)
-                for piece in encryptor.update(chunk):
-                    yield piece
-            for piece in encryptor.finish():
-                yield piece
-
-        await self._inner.put_chunks(key, sealed(), STORED_CONTENT_TYPE)
-        return meter.stored()
+        return await self.put_file(key, blocking_reader(chunks), content_type, max_bytes=max_bytes)
 
     async def put_bytes(
         self, key: str, data: bytes, content_type: str = DEFAULT_CONTENT_TYPE
@@ -187,29 +208,20 @@ class EncryptedObjectStore(ObjectStore):
         return await self.put_file(key, io.BytesIO(data), content_type)
 
     async def get_stream(self, key: str, *, chunk_size: int | None = None) -> DecryptedObjectStream:
-        """Open ``key``; ``ObjectNotFound``, an unknown key id or a cut-short object raise
-        now, before a web handler has begun its response. ``chunk_size`` is how much
-        ciphertext is read at a time; chunks come out as whole segments."""
+        """Open ``key``; ``ObjectNotFound``, a key the keyset lacks, an altered header or
+        a cut-short object raise now. ``chunk_size`` is how much ciphertext is read at a
+        time."""
         ciphertext = await self._inner.get_stream(key, chunk_size=chunk_size)
         try:
-            decryptor = StreamDecryptor(self._ring, key.encode())
-            opened: list[bytes] = []
-            while decryptor.header_size is None:
-                chunk = await anext(ciphertext, None)
-                if chunk is None:
-                    raise StreamDecryptionError(
-                        f"encrypted object {key!r} is truncated: its header is incomplete"
-                    )
-                opened.extend(decryptor.update(chunk))
-            size = (
-                None
-                if ciphertext.size is None
-                else plaintext_size(ciphertext.size, decryptor.header_size)
-            )
+            size = None if ciphertext.size is None else plaintext_size(ciphertext.size, key)
+            source = cast(io.RawIOBase, _RawReader(blocking_reader(ciphertext)))
+            plaintext = self._keys.objects.new_decrypting_stream(source, key.encode())
         except BaseException:
             await ciphertext.aclose()
             raise
-        return DecryptedObjectStream(ciphertext, decryptor, size, opened)
+        stream = DecryptedObjectStream(key, ciphertext, plaintext, size)
+        await stream.open()
+        return stream
 
     async def delete(self, key: str) -> None:
         await self._inner.delete(key)
@@ -218,95 +230,107 @@ class EncryptedObjectStore(ObjectStore):
         return await self._inner.exists(key)
 
     async def size(self, key: str) -> int:
-        """The plaintext size; reads the header, which says how much of the object is
-        not content."""
-        async with await self.get_stream(key, chunk_size=_HEADER_PROBE_BYTES) as stream:
-            if stream.size is None:
-                raise RuntimeError(f"the object store reported no size for {key!r}")
-            return stream.size
+        """The plaintext size, from the stored size (nothing is read)."""
+        return plaintext_size(await self._inner.size(key), key)
 
 
 def secure_object_store(settings: Settings) -> EncryptedObjectStore:
-    """The object store every process uses for attachments: encrypted with the key ring."""
-    return EncryptedObjectStore(object_store(settings), key_ring(settings))
+    """The object store every process uses for attachments: encrypted with the keysets."""
+    return EncryptedObjectStore(object_store(settings), encryption_keys(settings))
 
 
-class _Meter:
-    """Counts and hashes the plaintext (what callers record), stopping at ``max_bytes``."""
+class _RawReader(io.RawIOBase):
+    """A ``Readable`` as the raw binary file Tink's decrypting stream reads from."""
 
-    def __init__(self, key: str, max_bytes: int | None) -> None:
-        self._key = key
-        self._max_bytes = max_bytes
-        self.size = 0
-        self.sha256 = hashlib.sha256()
+    def __init__(self, source: Readable) -> None:
+        super().__init__()
+        self._source = source
 
-    def count(self, data: bytes) -> None:
-        self.size += len(data)
-        if self._max_bytes is not None and self.size > self._max_bytes:
-            # Raised inside the upload's read loop, which aborts the multipart upload.
-            raise ObjectTooLarge(self._key, self._max_bytes)
-        self.sha256.update(data)
+    def readable(self) -> bool:
+        return True
 
-    def stored(self) -> StoredObject:
-        return StoredObject(key=self._key, size=self.size, sha256=self.sha256.hexdigest())
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        data = self._source.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+
+class _Sink(io.RawIOBase):
+    """Where Tink's encrypting stream writes; closing it (Tink does) keeps the bytes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pieces: deque[bytes] = deque()
+        self.pending = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: bytes) -> int:  # type: ignore[override]
+        self.pieces.append(bytes(data))
+        self.pending += len(data)
+        return len(data)
+
+    def take(self, size: int) -> bytes:
+        """Up to ``size`` bytes (all if negative), each piece dropped once copied."""
+        out = io.BytesIO()
+        while self.pieces and (size < 0 or out.tell() < size):
+            piece = self.pieces.popleft()
+            room = len(piece) if size < 0 else size - out.tell()
+            if room < len(piece):
+                self.pieces.appendleft(piece[room:])
+                piece = piece[:room]
+            out.write(piece)
+        self.pending -= out.tell()
+        # BytesIO hands its buffer over without a copy: a part costs its size once.
+        return out.getvalue()
+
+    def close(self) -> None:
+        """Left open: the reader takes what is pending after Tink has closed."""
 
 
 class _EncryptingReader:
-    """A blocking ``read()`` of ciphertext over a plaintext file, sealing as minio reads.
+    """A blocking ``read()`` of ciphertext over a plaintext file, sealing as it is read.
 
-    Plaintext is read a segment at a time, so the source is never asked for a whole
-    part. When the plaintext length is known, the reader answers ObjectStore's length
-    probe (tell, seek to the end, seek back) with the ciphertext length, without moving:
-    minio, told the length, reads each part once instead of copying it to find the end.
+    Plaintext is read 64 KiB at a time, so the source is never asked for a whole part.
+    When the plaintext length is known, the reader answers S3ObjectStore's
+    length probe (tell, seek to the end, seek back) with the ciphertext length, without
+    moving: minio, told the length, reads each part once instead of copying it to find
+    the end.
     """
 
     def __init__(
-        self,
-        source: Readable,
-        encryptor: StreamEncryptor,
-        meter: _Meter,
-        plaintext_length: int | None,
+        self, source: Meter, keys: EncryptionKeys, key: str, plaintext_length: int | None
     ) -> None:
         self._source = source
-        self._encryptor = encryptor
-        self._meter = meter
-        self._remaining = plaintext_length
-        self._length = (
-            None
-            if plaintext_length is None
-            else ciphertext_size(plaintext_length, len(encryptor.header))
+        self._sink = _Sink()
+        self._encrypting = keys.objects.new_encrypting_stream(
+            cast(io.RawIOBase, self._sink), key.encode()
         )
+        self._remaining = plaintext_length
+        self._length = None if plaintext_length is None else ciphertext_size(plaintext_length)
         self._position = 0
-        self._pending = b""
         self._done = False
 
     def read(self, size: int = -1, /) -> bytes:
-        # BytesIO hands its buffer over in getvalue() without a copy, so a part costs
-        # its own size once, not twice as joining a list of segments would.
-        out = io.BytesIO()
-        while size < 0 or out.tell() < size:
-            if not self._pending:
-                if self._done:
-                    break
-                self._pending = self._seal_next()
-                continue
-            room = len(self._pending) if size < 0 else size - out.tell()
-            out.write(memoryview(self._pending)[:room])
-            self._pending = self._pending[room:]
-        self._position += out.tell()
-        return out.getvalue()
-
-    def _seal_next(self) -> bytes:
-        wanted = SEGMENT_SIZE if self._remaining is None else min(SEGMENT_SIZE, self._remaining)
-        # A known length is all that is read, as a file upload of that length would be.
-        plain = self._source.read(wanted) if wanted else b""
-        if not plain:
-            self._done = True
-            return b"".join(self._encryptor.finish())
-        self._meter.count(plain)
-        if self._remaining is not None:
-            self._remaining -= len(plain)
-        return b"".join(self._encryptor.update(plain))
+        sink = self._sink
+        while not self._done and (size < 0 or sink.pending < size):
+            # Tink holds plaintext until a segment is whole; what overflows a part waits.
+            wanted = _READ_BYTES
+            if self._remaining is not None:
+                # A known length is all that is read, as a file upload of that length is.
+                wanted = min(wanted, self._remaining)
+            plain = self._source.read(wanted) if wanted else b""
+            if plain:
+                if self._remaining is not None:
+                    self._remaining -= len(plain)
+                self._encrypting.write(plain)
+            else:
+                self._done = True
+                self._encrypting.close()
+        data = sink.take(size)
+        self._position += len(data)
+        return data
 
     def seekable(self) -> bool:
         return self._length is not None

@@ -5,6 +5,11 @@ attachment_id)``), never from file names or subjects: keys show up in server log
 listings and the bucket's directory tree, and a patient's file name may be PHI. The file
 name and the content type travel beside the key in ``domain.attachments.AttachmentRef``.
 
+``ObjectStore`` is the small protocol every caller uses; ``S3ObjectStore`` is the minio
+implementation, and ``infra.encrypted_objects.EncryptedObjectStore`` wraps any store to
+seal what goes into it. Whatever the vendor client raises when the store is down or
+failing arrives as ``StoreUnavailable``, so no caller imports minio or urllib3.
+
 Uploads are streamed: the minio client reads one part (``part_size``, 5 MiB) at a time
 from a file-like object and uploads parts one after another, so a 20 MB file is never
 held whole in memory (the peak is two parts, three when the length is unknown). Every
@@ -22,6 +27,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import BinaryIO, Protocol, Self, cast, runtime_checkable
 
+import urllib3
 from minio import Minio
 from minio.error import InvalidResponseError, MinioException, S3Error
 from urllib3 import BaseHTTPResponse
@@ -144,6 +150,9 @@ class ObjectStream(AsyncIterator[bytes]):
             raise StopAsyncIteration
         try:
             chunk = await asyncio.to_thread(response.read, self._chunk_size)
+        except HTTPError as error:
+            self._release()
+            raise StoreUnavailable(str(error)) from error
         except BaseException:
             self._release()
             raise
@@ -178,7 +187,100 @@ class ObjectStream(AsyncIterator[bytes]):
             response.release_conn()
 
 
-class ObjectStore:
+class ObjectChunks(Protocol):
+    """An open object's content, chunk by chunk: ``async with ... as chunks: async for``.
+
+    ``size`` is the content's size when known before the first chunk (Content-Length).
+    """
+
+    size: int | None
+
+    def __aiter__(self) -> AsyncIterator[bytes]: ...
+    async def __anext__(self) -> bytes: ...
+    async def aclose(self) -> None: ...
+    async def __aenter__(self) -> Self: ...
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None: ...
+
+
+class ObjectStore(Protocol):
+    """One bucket of objects. Raises ``ObjectNotFound``, ``ObjectTooLarge`` and
+    ``StoreUnavailable``; an encrypted store also ``ObjectUnreadable``."""
+
+    async def check(self, *, timeout: float) -> None:
+        """Readiness within ``timeout``: raises when the store cannot serve."""
+        ...
+
+    async def ensure_bucket(self) -> None: ...
+
+    async def put_file(
+        self,
+        key: str,
+        fileobj: Readable,
+        content_type: str = DEFAULT_CONTENT_TYPE,
+        *,
+        max_bytes: int | None = None,
+    ) -> StoredObject: ...
+
+    async def put_chunks(
+        self,
+        key: str,
+        chunks: AsyncIterable[bytes],
+        content_type: str = DEFAULT_CONTENT_TYPE,
+        *,
+        max_bytes: int | None = None,
+    ) -> StoredObject: ...
+
+    async def put_bytes(
+        self, key: str, data: bytes, content_type: str = DEFAULT_CONTENT_TYPE
+    ) -> StoredObject: ...
+
+    async def get_stream(self, key: str, *, chunk_size: int | None = None) -> ObjectChunks: ...
+
+    async def delete(self, key: str) -> None: ...
+
+    async def exists(self, key: str) -> bool: ...
+
+    async def size(self, key: str) -> int: ...
+
+
+class Meter:
+    """Counts and hashes the bytes of one upload, stopping it past ``max_bytes``.
+
+    As a reader (``Meter(key, max_bytes, source)``) it counts what is read through it;
+    ``count`` counts bytes handed to it otherwise. ``ObjectTooLarge`` raised inside
+    minio's read loop aborts the multipart upload, so nothing is stored.
+    """
+
+    def __init__(self, key: str, max_bytes: int | None, source: Readable | None = None) -> None:
+        self._key = key
+        self._max_bytes = max_bytes
+        self._source = source
+        self.size = 0
+        self.sha256 = hashlib.sha256()
+
+    def read(self, size: int = -1, /) -> bytes:
+        if self._source is None:
+            raise io.UnsupportedOperation("this meter has no source to read")
+        data = self._source.read(size)
+        self.count(data)
+        return data
+
+    def count(self, data: bytes) -> None:
+        self.size += len(data)
+        if self._max_bytes is not None and self.size > self._max_bytes:
+            raise ObjectTooLarge(self._key, self._max_bytes)
+        self.sha256.update(data)
+
+    def stored(self) -> StoredObject:
+        return StoredObject(key=self._key, size=self.size, sha256=self.sha256.hexdigest())
+
+
+class S3ObjectStore:
     """One bucket of an S3 service, with async methods over the blocking minio client."""
 
     def __init__(
@@ -189,6 +291,7 @@ class ObjectStore:
         part_size: int = DEFAULT_PART_SIZE,
         chunk_size: int = DEFAULT_CHUNK_SIZE,
         parallel_parts: int = 1,
+        probe: Callable[[float], Minio] | None = None,
     ) -> None:
         if part_size < DEFAULT_PART_SIZE:
             raise ValueError("S3 multipart parts must be at least 5 MiB")
@@ -202,37 +305,32 @@ class ObjectStore:
         # for a 20 MB attachment. One at a time bounds an upload to one part, and it sends
         # parts in order, which rclone's S3 server streams without buffering.
         self._parallel_parts = parallel_parts
+        self._probe = probe
 
     async def check(self, *, timeout: float) -> None:
-        """Readiness: the bucket answers within ``timeout`` (a probe client of its own,
-        no retries); raises ``LookupError`` when it is missing."""
-        if not await asyncio.to_thread(self._probe(timeout).bucket_exists, self.bucket):
+        """Readiness: the bucket answers within ``timeout``; ``LookupError`` if it is
+        missing. A probe client of its own (short timeouts, no retries) when the store was
+        made by ``object_store``: the main client waits minutes and retries, which would
+        keep a thread busy long after the caller gave up on a store that is down."""
+        client = self._client if self._probe is None else self._probe(timeout)
+        try:
+            found = await asyncio.to_thread(client.bucket_exists, self.bucket)
+        except _VENDOR_ERRORS as error:
+            raise StoreUnavailable(str(error)) from error
+        if not found:
             raise LookupError("bucket missing")
-
-    def _probe(self, timeout: float) -> Minio:
-        import urllib3
-
-        http = urllib3.PoolManager(
-            timeout=urllib3.Timeout(connect=timeout, read=timeout),
-            retries=urllib3.Retry(total=0),
-        )
-        return Minio(
-            self._client._base_url.host,
-            credentials=self._client._provider,
-            secure=self._client._base_url.is_https,
-            region="us-east-1",
-            http_client=http,
-        )
 
     async def ensure_bucket(self) -> None:
         """Create the bucket unless it exists; safe when several processes start at once."""
-        if await asyncio.to_thread(self._client.bucket_exists, self.bucket):
-            return
         try:
+            if await asyncio.to_thread(self._client.bucket_exists, self.bucket):
+                return
             await asyncio.to_thread(self._client.make_bucket, self.bucket)
         except MinioException as error:
             if _error_code(error) not in _BUCKET_EXISTS_CODES:
-                raise
+                raise StoreUnavailable(str(error)) from error
+        except HTTPError as error:
+            raise StoreUnavailable(str(error)) from error
 
     async def put_file(
         self,
@@ -268,14 +366,8 @@ class ObjectStore:
         The upload thread pulls each chunk from the event loop when it needs it, so memory
         holds the part being uploaded (and minio's copies of it), never the whole upload.
         """
-        loop = asyncio.get_running_loop()
-        iterator = aiter(chunks)
-
-        def next_chunk() -> bytes | None:
-            future = asyncio.run_coroutine_threadsafe(_anext_or_none(iterator), loop)
-            return future.result(timeout=_CHUNK_WAIT_SECONDS)
-
-        return await self.put_file(key, _ChunkReader(next_chunk), content_type, max_bytes=max_bytes)
+        reader = blocking_reader(chunks)
+        return await self.put_file(key, reader, content_type, max_bytes=max_bytes)
 
     async def put_bytes(
         self, key: str, data: bytes, content_type: str = DEFAULT_CONTENT_TYPE
@@ -335,14 +427,14 @@ class ObjectStore:
     def _put(
         self, key: str, fileobj: Readable, content_type: str, max_bytes: int | None
     ) -> StoredObject:
-        length = _remaining_length(fileobj)
+        length = remaining_length(fileobj)
         if length is not None and max_bytes is not None and length > max_bytes:
             raise ObjectTooLarge(key, max_bytes)
-        reader = _MeasuringReader(fileobj, key, max_bytes)
+        meter = Meter(key, max_bytes, fileobj)
         self._client.put_object(
             self.bucket,
             key,
-            cast(BinaryIO, reader),
+            cast(BinaryIO, meter),
             # A known length spares minio reading one byte past each part to find the end,
             # which costs a copy of every part.
             length=-1 if length is None else length,
@@ -350,40 +442,33 @@ class ObjectStore:
             part_size=self._part_size,
             num_parallel_uploads=self._parallel_parts,
         )
-        return StoredObject(key=key, size=reader.size, sha256=reader.sha256.hexdigest())
+        return meter.stored()
 
 
-def object_store(settings: Settings) -> ObjectStore:
-    # Without a region the client first asks the server for the bucket's location, which
-    # rclone's S3 server does not answer; naming the region skips that request.
-    client = Minio(
-        settings.s3_endpoint,
-        access_key=settings.s3_access_key,
-        secret_key=settings.s3_secret_key.get_secret_value(),
-        secure=settings.s3_secure,
-        region="us-east-1",
-    )
-    return ObjectStore(client, settings.s3_bucket)
+def object_store(settings: Settings) -> S3ObjectStore:
+    """The plain S3 store of the settings (``secure_object_store`` is what processes use)."""
 
+    def client(http: urllib3.PoolManager | None = None) -> Minio:
+        # Without a region the client first asks the server for the bucket's location,
+        # which rclone's S3 server does not answer; naming the region skips that request.
+        return Minio(
+            settings.s3_endpoint,
+            access_key=settings.s3_access_key,
+            secret_key=settings.s3_secret_key.get_secret_value(),
+            secure=settings.s3_secure,
+            region="us-east-1",
+            http_client=http,
+        )
 
-class _MeasuringReader:
-    """Counts and hashes what the upload reads, and stops it at ``max_bytes``."""
+    def probe(timeout: float) -> Minio:
+        return client(
+            urllib3.PoolManager(
+                timeout=urllib3.Timeout(connect=timeout, read=timeout),
+                retries=urllib3.Retry(total=0),
+            )
+        )
 
-    def __init__(self, source: Readable, key: str, max_bytes: int | None) -> None:
-        self._source = source
-        self._key = key
-        self._max_bytes = max_bytes
-        self.size = 0
-        self.sha256 = hashlib.sha256()
-
-    def read(self, size: int = -1, /) -> bytes:
-        data = self._source.read(size)
-        self.size += len(data)
-        if self._max_bytes is not None and self.size > self._max_bytes:
-            # Raised inside minio's read loop, which aborts the multipart upload.
-            raise ObjectTooLarge(self._key, self._max_bytes)
-        self.sha256.update(data)
-        return data
+    return S3ObjectStore(client(), settings.s3_bucket, probe=probe)
 
 
 class _ChunkReader:
@@ -408,7 +493,20 @@ class _ChunkReader:
         return data
 
 
-def _remaining_length(fileobj: Readable) -> int | None:
+def blocking_reader(chunks: AsyncIterable[bytes]) -> Readable:
+    """A blocking ``read()`` over an async source, for a worker thread: each chunk is
+    pulled from the running event loop when the thread needs it, never all at once."""
+    loop = asyncio.get_running_loop()
+    iterator = aiter(chunks)
+
+    def next_chunk() -> bytes | None:
+        future = asyncio.run_coroutine_threadsafe(_anext_or_none(iterator), loop)
+        return future.result(timeout=_CHUNK_WAIT_SECONDS)
+
+    return _ChunkReader(next_chunk)
+
+
+def remaining_length(fileobj: Readable) -> int | None:
     """Bytes from the current position to the end, or None if that cannot be known."""
     if not isinstance(fileobj, _Seekable) or not fileobj.seekable():
         return None

@@ -137,13 +137,15 @@ class Settings(BaseSettings):
     # From address; see ``infra.mail.factory.sender_is_verified``.
     sendgrid_verified_senders: str = ""
 
-    # Encryption of payloads, database fields and stored files: ``id:base64key,...``,
-    # the first current. Empty in development: a ring is generated into the data dir.
-    encryption_keys: str = Field(default="", repr=False)
-    # The key that notice links and passcodes are derived from (same ``id:base64key``
-    # format and rotation). Held by the web app and the worker only, never by Temporal:
-    # a history names the secure email, and without this key nothing in it opens a portal.
-    portal_keys: str = Field(default="", repr=False)
+    # Tink JSON keysets (``infra.crypto.keys``; rotation in the README). AEAD for
+    # payloads and database fields, streaming AEAD for stored files. Empty in
+    # development: each is generated into the data dir; production refuses them empty.
+    encryption_keyset: str = Field(default="", repr=False)
+    object_keyset: str = Field(default="", repr=False)
+    # The PRF keyset notice links and passcodes are derived from. Held by the web app and
+    # the worker only, never by Temporal: a history names the secure email, and without
+    # this keyset nothing in it opens a portal.
+    portal_keyset: str = Field(default="", repr=False)
 
     # Staff sessions
     staff_session_hours: int = Field(default=12, ge=1)

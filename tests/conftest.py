@@ -6,6 +6,7 @@ nothing is downloaded. PostgreSQL is the one on 127.0.0.1:5432 (a fresh database
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import secrets
@@ -24,7 +25,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from domain.staff import StaffRole
 from infra.accounts import create_api_token, create_practice, create_staff_user
-from infra.crypto.keys import KeyRing
+from infra.crypto.keys import EncryptionKeys, PortalKeys
 from infra.db.engine import make_engine, make_sessionmaker
 from infra.db.migrate import migrate_async, upgrade_async
 from infra.settings import Settings
@@ -48,9 +49,14 @@ POSTGRES_ADMIN_DSN = os.environ.get(
 )
 SENDER = "office@smile-dental.example"
 STAFF_PASSWORD = "correct horse battery staple"
-# Every Temporal server of the run encrypts like production, with one ring for the session.
-# Fixed, so histories recorded under it (tests/workflows/histories) replay in later runs.
-TEST_KEY_RING = KeyRing(current_id="test", keys={"test": bytes(range(32))})
+# Every Temporal server of the run encrypts like production, with one keyset for the
+# session. Fixed (tests/fixtures/keysets.json), so histories recorded under it
+# (tests/workflows/histories) replay in later runs.
+TEST_KEYSETS: dict[str, str] = json.loads(
+    (Path(__file__).parent / "fixtures" / "keysets.json").read_text()
+)
+TEST_KEYS = EncryptionKeys.parse(TEST_KEYSETS["encryption_keyset"], TEST_KEYSETS["object_keyset"])
+TEST_PORTAL_KEYS = PortalKeys.parse(TEST_KEYSETS["portal_keyset"])
 
 
 # Databases -----------------------------------------------------------------------------
@@ -97,8 +103,8 @@ def settings(tmp_path: Path, database_url: str) -> Settings:
         database_url=database_url,
         public_url="http://portal.test",
         task_queue=f"tq-{uuid.uuid4()}",
-        # One ring for the app, the worker and the Temporal test servers' converter.
-        encryption_keys=TEST_KEY_RING.format(),
+        # One keyset for the app, the worker and the Temporal test servers' converter.
+        **TEST_KEYS.settings_fields(),
     )
 
 
@@ -218,7 +224,7 @@ async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
     (or its worker's sticky queue) can hold the clock still.
     """
     env = await WorkflowEnvironment.start_time_skipping(
-        data_converter=data_converter(TEST_KEY_RING),
+        data_converter=data_converter(TEST_KEYS),
         test_server_existing_path=str(BIN_DIR / "temporal-test-server"),
     )
     await register_search_attributes(env.client)
@@ -230,7 +236,7 @@ async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
 async def dev_server_env() -> AsyncIterator[WorkflowEnvironment]:
     """The real Temporal dev server, as the embedded stack runs it."""
     env = await WorkflowEnvironment.start_local(
-        data_converter=data_converter(TEST_KEY_RING),
+        data_converter=data_converter(TEST_KEYS),
         dev_server_existing_path=str(BIN_DIR / "temporal"),
         dev_server_extra_args=[*cli_flags(), "--log-level", "error"],
         ui=False,

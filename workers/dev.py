@@ -22,7 +22,7 @@ from pathlib import Path
 
 import httpx
 
-from infra.crypto.keys import key_ring, portal_key_ring
+from infra.crypto.keys import encryption_keys, portal_keys
 from infra.db.migrate import migrate_async
 from infra.objects import object_store
 from infra.settings import Settings
@@ -340,8 +340,8 @@ async def run_dev(settings: Settings) -> int:
     (settings.data_dir / "objects").mkdir(exist_ok=True)
     # Made here, before any child starts, so the worker and the web app never both try to
     # create the development key rings.
-    key_ring(settings)
-    portal_key_ring(settings)
+    encryption_keys(settings)
+    portal_keys(settings)
     # As in production, `securemail migrate` before the web app and the worker start.
     await migrate_async(settings)
     credentials = await ensure_demo_practice(settings)

@@ -17,7 +17,7 @@ from activities.passcodes import make_passcode_secret
 from activities.read_model import ReadModelActivities
 from activities.replies import AlertActivities, RepliesActivities
 from infra.crypto.fields import configure_field_encryption
-from infra.crypto.keys import key_ring, portal_key_ring
+from infra.crypto.keys import encryption_keys, portal_keys
 from infra.db.engine import make_engine, make_sessionmaker
 from infra.logging import configure_logging
 from infra.mail.factory import mail_transport
@@ -37,7 +37,7 @@ def build_worker(
     transport: MailTransport,
     sessions: async_sessionmaker[AsyncSession],
 ) -> Worker:
-    mail = MailActivities(transport, settings.public_url, sessions, portal_key_ring(settings))
+    mail = MailActivities(transport, settings.public_url, sessions, portal_keys(settings))
     read_model = ReadModelActivities(sessions)
     replies = RepliesActivities(sessions)
     alerts = AlertActivities(sessions)
@@ -75,7 +75,7 @@ async def run_worker(settings: Settings) -> None:
     configure_logging(settings)
     if settings.worker_metrics_address:
         serve_metrics(settings.worker_metrics_address)
-    configure_field_encryption(key_ring(settings))
+    configure_field_encryption(encryption_keys(settings))
     engine = make_engine(settings.database_url)
     client = await connect(settings)
     worker = build_worker(client, settings, mail_transport(settings), make_sessionmaker(engine))

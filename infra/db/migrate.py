@@ -41,15 +41,15 @@ def migrate(settings: Settings) -> None:
     from infra.crypto.fields import (
         FieldEncryptionNotConfigured,
         configure_field_encryption,
-        configured_ring,
+        configured_keys,
     )
-    from infra.crypto.keys import key_ring
+    from infra.crypto.keys import encryption_keys
 
     try:
-        previous = configured_ring()
+        previous = configured_keys()
     except FieldEncryptionNotConfigured:
         previous = None
-    configure_field_encryption(key_ring(settings))
+    configure_field_encryption(encryption_keys(settings))
     try:
         upgrade(settings.migration_database_url, app_database_url=settings.database_url)
     finally:

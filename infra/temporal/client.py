@@ -8,7 +8,7 @@ from typing import Any
 from temporalio.client import Client
 from temporalio.service import TLSConfig
 
-from infra.crypto.keys import key_ring
+from infra.crypto.keys import encryption_keys
 from infra.settings import Settings
 from infra.temporal.codec import data_converter
 
@@ -47,5 +47,5 @@ def connect_options(settings: Settings) -> dict[str, Any]:
 async def connect(settings: Settings) -> Client:
     return await Client.connect(
         **connect_options(settings),
-        data_converter=data_converter(key_ring(settings)),
+        data_converter=data_converter(encryption_keys(settings)),
     )

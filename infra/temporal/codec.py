@@ -2,9 +2,11 @@
 
 Patients' names, subjects and bodies travel through workflow inputs, results, signals
 and updates, so the history the server keeps (and the Web UI shows) must not hold them
-in clear. Each payload is sealed with AES-256-GCM under the key ring's current key; the
-key id goes beside it so that after rotation the old keys, kept in the ring, still open
-what they sealed. Failures are encoded too: their messages can quote PHI.
+in clear. Each payload is sealed with Tink AEAD under the AEAD keyset's primary key
+(``infra.crypto.keys``); Tink's ciphertext names its key id, so after rotation the other
+keys of the keyset still open what they sealed. The key id also goes beside it in the
+metadata, for people reading a history. Failures are encoded too: their messages can
+quote PHI.
 
 The worker, the web app, the tests and the Web UI's codec endpoint all use this module,
 so what one of them encodes every other can decode.
@@ -13,11 +15,9 @@ so what one of them encodes every other can decode.
 from __future__ import annotations
 
 import dataclasses
-import os
 from collections.abc import Sequence
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+import tink
 from temporalio.api.common.v1 import Payload
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import (
@@ -26,39 +26,35 @@ from temporalio.converter import (
     PayloadCodec,
 )
 
-from infra.crypto.keys import KeyRing, UnknownKey
+from infra.crypto.keys import EncryptionKeys
 
 ENCODING = b"binary/encrypted"
 KEY_ID = "encryption-key-id"
-NONCE_BYTES = 12
-TAG_BYTES = 16
+# Associated data: a payload does not open as a database field, nor a field as a payload.
+ASSOCIATED_DATA = b"temporal-payload"
+# Tink's ciphertext prefix: a version byte, then the key id (4 bytes, big-endian).
+_TINK_PREFIX = b"\x01"
+_PREFIX_BYTES = 5
 
 
 class PayloadDecryptionError(ValueError):
-    """An encrypted payload this ring cannot open: unknown key id, or altered bytes."""
+    """An encrypted payload these keys cannot open: unknown key id, or altered bytes."""
 
 
 class EncryptionCodec(PayloadCodec):
-    def __init__(self, ring: KeyRing) -> None:
+    def __init__(self, keys: EncryptionKeys) -> None:
         super().__init__()
-        self.ring = ring
+        self.keys = keys
 
     async def encode(self, payloads: Sequence[Payload]) -> list[Payload]:
-        key_id = self.ring.current_id
-        # Sealing the key id in as associated data: a payload relabelled with another
-        # key's id fails to open instead of being tried under the wrong key.
-        aead = AESGCM(self.ring.current)
-        encoded = []
-        for payload in payloads:
-            nonce = os.urandom(NONCE_BYTES)
-            sealed = aead.encrypt(nonce, payload.SerializeToString(), key_id.encode())
-            encoded.append(
-                Payload(
-                    metadata={"encoding": ENCODING, KEY_ID: key_id.encode()},
-                    data=nonce + sealed,
-                )
+        key_id = str(self.keys.primary_id).encode()
+        return [
+            Payload(
+                metadata={"encoding": ENCODING, KEY_ID: key_id},
+                data=self.keys.aead.encrypt(payload.SerializeToString(), ASSOCIATED_DATA),
             )
-        return encoded
+            for payload in payloads
+        ]
 
     async def decode(self, payloads: Sequence[Payload]) -> list[Payload]:
         # Fail closed (R12): a payload without our encoding was not written by the app,
@@ -71,33 +67,35 @@ class EncryptionCodec(PayloadCodec):
             # Says nothing of the payload itself: it may be PHI in clear.
             raise PayloadDecryptionError(
                 "refused an unencrypted payload: every payload must be encrypted with "
-                "the key ring (see infra.temporal.codec)"
+                "the encryption keyset (see infra.temporal.codec)"
             )
-        key_id = payload.metadata.get(KEY_ID, b"").decode(errors="replace")
-        try:
-            key = self.ring.key(key_id)
-        except UnknownKey:
+        data = payload.data
+        if len(data) <= _PREFIX_BYTES or not data.startswith(_TINK_PREFIX):
+            raise PayloadDecryptionError("encrypted payload is truncated or not Tink's")
+        key_id = int.from_bytes(data[1:_PREFIX_BYTES], "big")
+        labelled = payload.metadata.get(KEY_ID)
+        if labelled is not None and labelled != str(key_id).encode():
             raise PayloadDecryptionError(
-                f"payload was encrypted with key {key_id!r}, which the key ring does not "
-                "hold; add that key back to SECURE_EMAIL_ENCRYPTION_KEYS"
-            ) from None
-        if len(payload.data) < NONCE_BYTES + TAG_BYTES:
-            raise PayloadDecryptionError(f"encrypted payload (key {key_id!r}) is truncated")
-        nonce, sealed = payload.data[:NONCE_BYTES], payload.data[NONCE_BYTES:]
-        try:
-            plain = AESGCM(key).decrypt(nonce, sealed, key_id.encode())
-        except InvalidTag:
+                f"encrypted payload (key {key_id}) is labelled with another key id: altered"
+            )
+        if not self.keys.has_key(key_id):
             raise PayloadDecryptionError(
-                f"encrypted payload (key {key_id!r}) failed authentication: altered or "
-                "sealed under a different key with the same id"
+                f"payload was encrypted with key {key_id}, which the keyset does not "
+                "hold; add that key back to SECURE_EMAIL_ENCRYPTION_KEYSET"
+            )
+        try:
+            plain = self.keys.aead.decrypt(data, ASSOCIATED_DATA)
+        except tink.TinkError:
+            raise PayloadDecryptionError(
+                f"encrypted payload (key {key_id}) failed authentication: altered or truncated"
             ) from None
         return Payload.FromString(plain)
 
 
-def data_converter(ring: KeyRing) -> DataConverter:
-    """The pydantic converter, with every payload and failure encrypted under ``ring``."""
+def data_converter(keys: EncryptionKeys) -> DataConverter:
+    """The pydantic converter, with every payload and failure encrypted under ``keys``."""
     return dataclasses.replace(
         pydantic_data_converter,
-        payload_codec=EncryptionCodec(ring),
+        payload_codec=EncryptionCodec(keys),
         failure_converter_class=DefaultFailureConverterWithEncodedAttributes,
     )

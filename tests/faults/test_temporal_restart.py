@@ -28,7 +28,7 @@ from domain.secure_email import (
 from infra.mail.smtp import SmtpTransport
 from infra.temporal.codec import data_converter
 from infra.temporal.search_attributes import cli_flags
-from tests.conftest import TEST_KEY_RING
+from tests.conftest import TEST_KEYS
 from tests.faults.conftest import BIN_DIR, report
 from tests.fixtures.processes import answers, free_port
 from tests.fixtures.waiting import eventually
@@ -92,7 +92,7 @@ async def test_timers_fire_after_temporal_restart(tmp_path: Path) -> None:
         with temporal_server(db_file, port, log) as first:
             await started(first, port, log)
             client = await Client.connect(
-                f"127.0.0.1:{port}", data_converter=data_converter(TEST_KEY_RING)
+                f"127.0.0.1:{port}", data_converter=data_converter(TEST_KEYS)
             )
             env = WorkflowEnvironment.from_client(client)
             async with running_lifecycle(env, transport, maildir) as run:

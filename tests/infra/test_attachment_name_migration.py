@@ -20,7 +20,7 @@ import infra.crypto.keys
 from domain.patients import PatientCreate
 from infra.accounts import create_practice, create_staff_user
 from infra.crypto.fields import configure_field_encryption, decrypt_field
-from infra.crypto.keys import KeyRing
+from infra.crypto.keys import EncryptionKeys
 from infra.db.engine import make_engine, make_sessionmaker
 from infra.db.migrate import downgrade, upgrade
 from infra.db.models import Attachment, SecureEmail
@@ -49,7 +49,7 @@ async def fresh_database(request: pytest.FixtureRequest, tmp_path: Path) -> Asyn
 
 
 @pytest.fixture
-def no_configured_ring(field_encryption: KeyRing) -> Iterator[None]:
+def no_configured_ring(field_encryption: EncryptionKeys) -> Iterator[None]:
     """As `securemail migrate` runs: no ring set up in the process."""
     configure_field_encryption(None)
     yield
@@ -115,7 +115,7 @@ async def read_name(url: str, attachment_id: str) -> str:
 
 
 async def test_names_sealed_on_upgrade_opened_on_downgrade(
-    fresh_database: str, field_ring: KeyRing
+    fresh_database: str, field_keys: EncryptionKeys
 ) -> None:
     url = fresh_database
     await asyncio.to_thread(upgrade, url)
@@ -128,20 +128,20 @@ async def test_names_sealed_on_upgrade_opened_on_downgrade(
 
     await asyncio.to_thread(upgrade, url)
     sealed = await stored_name(url, attachment_id)
-    assert NAME not in sealed and sealed.startswith(f"v1:{field_ring.current_id}:")
-    assert decrypt_field(field_ring, COLUMN, sealed) == NAME
+    assert NAME not in sealed and sealed.startswith(f"v2:{field_keys.primary_id}:")
+    assert decrypt_field(field_keys, COLUMN, sealed) == NAME
     assert await read_name(url, attachment_id) == NAME
 
 
 async def test_migrate_command_uses_the_ring_of_the_settings(
     fresh_database: str,
-    field_ring: KeyRing,
+    field_keys: EncryptionKeys,
     no_configured_ring: None,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     url = fresh_database
     await asyncio.to_thread(upgrade, url, "0009")
-    configure_field_encryption(field_ring)
+    configure_field_encryption(field_keys)
     await asyncio.to_thread(upgrade, url)
     attachment_id = await add_attachment(url)
     await asyncio.to_thread(downgrade, url, "0009")
@@ -150,23 +150,23 @@ async def test_migrate_command_uses_the_ring_of_the_settings(
     # `securemail migrate`: nothing configured, so the ring comes from the settings.
     asked: list[Settings] = []
 
-    def ring_of(settings: Settings) -> KeyRing:
+    def keys_of(settings: Settings) -> EncryptionKeys:
         asked.append(settings)
-        return field_ring
+        return field_keys
 
-    monkeypatch.setattr(infra.crypto.keys, "key_ring", ring_of)
+    monkeypatch.setattr(infra.crypto.keys, "encryption_keys", keys_of)
     await asyncio.to_thread(upgrade, url)
     assert len(asked) == 1
-    assert decrypt_field(field_ring, COLUMN, await stored_name(url, attachment_id)) == NAME
+    assert decrypt_field(field_keys, COLUMN, await stored_name(url, attachment_id)) == NAME
 
 
 async def test_empty_database_migrates_without_keys(
     fresh_database: str, no_configured_ring: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def no_keys(settings: Settings) -> KeyRing:
-        raise ValueError("SECURE_EMAIL_ENCRYPTION_KEYS must be set in production")
+    def no_keys(settings: Settings) -> EncryptionKeys:
+        raise ValueError("SECURE_EMAIL_ENCRYPTION_KEYSET must be set in production")
 
-    monkeypatch.setattr(infra.crypto.keys, "key_ring", no_keys)
+    monkeypatch.setattr(infra.crypto.keys, "encryption_keys", no_keys)
     await asyncio.to_thread(upgrade, fresh_database)
     await asyncio.to_thread(downgrade, fresh_database)
     await asyncio.to_thread(upgrade, fresh_database)

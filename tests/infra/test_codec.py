@@ -20,9 +20,9 @@ from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-# The sandbox re-imports this module for NoteWorkflow; cryptography must not be re-imported.
+# The sandbox re-imports this module for NoteWorkflow; tink must not be re-imported.
 with workflow.unsafe.imports_passed_through():
-    from infra.crypto.keys import KeyRing
+    from infra.crypto.keys import EncryptionKeys
     from infra.temporal.codec import (
         ENCODING,
         KEY_ID,
@@ -39,51 +39,53 @@ def plain(text: str = SECRET) -> Payload:
     return Payload(metadata={"encoding": b"json/plain"}, data=f'"{text}"'.encode())
 
 
-def two_key_rings() -> tuple[KeyRing, KeyRing]:
-    """Ring A (key a current) and ring B after rotation (key b current, a kept)."""
-    a, b = KeyRing.generate("a"), KeyRing.generate("b")
-    return a, KeyRing(current_id="b", keys={"b": b.current, "a": a.current})
+def two_keysets() -> tuple[EncryptionKeys, EncryptionKeys]:
+    """Keyset A and keyset A after rotation (a new primary key, A's kept)."""
+    a = EncryptionKeys.generate()
+    return a, a.rotated()
 
 
 async def test_round_trip_payload() -> None:
-    codec = EncryptionCodec(KeyRing.generate("k1"))
+    keys = EncryptionKeys.generate()
+    codec = EncryptionCodec(keys)
     original = [plain(), plain("second")]
     encoded = await codec.encode(original)
     assert all(payload.metadata["encoding"] == ENCODING for payload in encoded)
-    assert all(payload.metadata[KEY_ID] == b"k1" for payload in encoded)
+    assert all(payload.metadata[KEY_ID] == str(keys.primary_id).encode() for payload in encoded)
     assert await codec.decode(encoded) == original
 
 
 async def test_encoded_payload_holds_no_plaintext() -> None:
-    codec = EncryptionCodec(KeyRing.generate("k1"))
+    codec = EncryptionCodec(EncryptionKeys.generate())
     (encoded,) = await codec.encode([plain()])
     assert SECRET.encode() not in encoded.SerializeToString()
     assert b"json/plain" not in encoded.SerializeToString()  # the inner metadata too
 
 
 async def test_same_payload_encrypts_differently_each_time() -> None:
-    codec = EncryptionCodec(KeyRing.generate("k1"))
+    codec = EncryptionCodec(EncryptionKeys.generate())
     first, second = await codec.encode([plain(), plain()])
     assert first.data != second.data
 
 
 async def test_decode_after_rotation_with_kept_key() -> None:
-    ring_a, ring_b = two_key_rings()
-    encoded = await EncryptionCodec(ring_a).encode([plain()])
-    assert await EncryptionCodec(ring_b).decode(encoded) == [plain()]
-    # New payloads use the new current key.
-    (fresh,) = await EncryptionCodec(ring_b).encode([plain()])
-    assert fresh.metadata[KEY_ID] == b"b"
+    keys_a, keys_b = two_keysets()
+    encoded = await EncryptionCodec(keys_a).encode([plain()])
+    assert await EncryptionCodec(keys_b).decode(encoded) == [plain()]
+    # New payloads use the new primary key.
+    (fresh,) = await EncryptionCodec(keys_b).encode([plain()])
+    assert fresh.metadata[KEY_ID] == str(keys_b.primary_id).encode() != encoded[0].metadata[KEY_ID]
 
 
 async def test_decode_refuses_unknown_key() -> None:
-    encoded = await EncryptionCodec(KeyRing.generate("gone")).encode([plain()])
-    with pytest.raises(PayloadDecryptionError, match="'gone'.*does not hold"):
-        await EncryptionCodec(KeyRing.generate("other")).decode(encoded)
+    gone = EncryptionKeys.generate()
+    encoded = await EncryptionCodec(gone).encode([plain()])
+    with pytest.raises(PayloadDecryptionError, match=f"{gone.primary_id}.*does not hold"):
+        await EncryptionCodec(EncryptionKeys.generate()).decode(encoded)
 
 
 async def test_decode_refuses_altered_payload() -> None:
-    codec = EncryptionCodec(KeyRing.generate("k1"))
+    codec = EncryptionCodec(EncryptionKeys.generate())
     (encoded,) = await codec.encode([plain()])
     altered = Payload(metadata=encoded.metadata, data=encoded.data[:-1] + b"\x00")
     with pytest.raises(PayloadDecryptionError, match="failed authentication"):
@@ -93,20 +95,28 @@ async def test_decode_refuses_altered_payload() -> None:
 
 
 async def test_decode_refuses_payload_relabelled_with_another_key() -> None:
-    # The key id is sealed in: naming another key of the ring does not open it.
-    _, ring_b = two_key_rings()
-    (encoded,) = await EncryptionCodec(ring_b).encode([plain()])
+    # The key id is in Tink's ciphertext: a label naming another key of the keyset is refused.
+    keys_a, keys_b = two_keysets()
+    (encoded,) = await EncryptionCodec(keys_b).encode([plain()])
     relabelled = Payload(
-        metadata={"encoding": ENCODING, KEY_ID: b"a"},
+        metadata={"encoding": ENCODING, KEY_ID: str(keys_a.primary_id).encode()},
         data=encoded.data,
     )
-    with pytest.raises(PayloadDecryptionError):
-        await EncryptionCodec(ring_b).decode([relabelled])
+    with pytest.raises(PayloadDecryptionError, match="another key"):
+        await EncryptionCodec(keys_b).decode([relabelled])
+
+
+async def test_decode_refuses_payload_sealed_as_a_database_field() -> None:
+    # Fields and payloads share the AEAD keyset; the associated data keeps them apart.
+    keys = EncryptionKeys.generate()
+    sealed = keys.aead.encrypt(plain().SerializeToString(), b"v2:secure_emails.body")
+    with pytest.raises(PayloadDecryptionError, match="failed authentication"):
+        await EncryptionCodec(keys).decode([Payload(metadata={"encoding": ENCODING}, data=sealed)])
 
 
 async def test_plain_payloads_are_refused_without_quoting_them() -> None:
     """Fail closed (R12): what the app did not encrypt is not read."""
-    codec = EncryptionCodec(KeyRing.generate("k1"))
+    codec = EncryptionCodec(EncryptionKeys.generate())
     for unencrypted in (plain(), Payload(metadata={"encoding": b"binary/null"})):
         with pytest.raises(PayloadDecryptionError) as refused:
             await codec.decode([unencrypted])
@@ -114,7 +124,7 @@ async def test_plain_payloads_are_refused_without_quoting_them() -> None:
 
 
 async def test_data_converter_encrypts_values_and_failures() -> None:
-    converter = data_converter(KeyRing.generate("k1"))
+    converter = data_converter(EncryptionKeys.generate())
     assert isinstance(converter.failure_converter, DefaultFailureConverterWithEncodedAttributes)
     (payload,) = await converter.encode([SECRET])
     assert payload.metadata["encoding"] == ENCODING
@@ -171,7 +181,7 @@ def payloads_in(message: Message) -> Iterator[Payload]:
 @pytest.fixture
 async def encrypted_env() -> AsyncIterator[WorkflowEnvironment]:
     env = await WorkflowEnvironment.start_time_skipping(
-        data_converter=data_converter(KeyRing.generate("wf")),
+        data_converter=data_converter(EncryptionKeys.generate()),
         test_server_existing_path=str(BIN_DIR / "temporal-test-server"),
     )
     yield env

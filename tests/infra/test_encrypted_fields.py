@@ -21,7 +21,7 @@ from infra.crypto.fields import (
     decrypt_field,
     encrypt_field,
 )
-from infra.crypto.keys import KeyRing
+from infra.crypto.keys import EncryptionKeys
 from infra.db.engine import make_engine, make_sessionmaker
 from infra.db.models import Base, SecureEmail
 from infra.directory import add_patient
@@ -97,7 +97,7 @@ async def read_back(
 
 
 async def test_secure_email_content_is_stored_encrypted(
-    field_ring: KeyRing, engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession]
+    field_keys: EncryptionKeys, engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession]
 ) -> None:
     async with sessions() as db:
         secure_email_id = await new_secure_email(db)
@@ -105,14 +105,14 @@ async def test_secure_email_content_is_stored_encrypted(
     subject, body = await raw_content(engine, secure_email_id)
 
     for stored in (subject, body):
-        assert stored.startswith(f"v1:{field_ring.current_id}:")
+        assert stored.startswith(f"v2:{field_keys.primary_id}:")
         for secret in ("Biopsy", "biopsy", "tooth", "Ada"):
             assert secret not in stored
     assert await read_back(sessions, secure_email_id) == (SUBJECT, BODY)
 
 
 async def test_secure_email_content_round_trips_unicode_and_empty(
-    field_ring: KeyRing, sessions: async_sessionmaker[AsyncSession]
+    field_keys: EncryptionKeys, sessions: async_sessionmaker[AsyncSession]
 ) -> None:
     async with sessions() as db:
         secure_email_id = await new_secure_email(db, "Zahnärztin – Röntgen 🦷", "")
@@ -121,7 +121,7 @@ async def test_secure_email_content_round_trips_unicode_and_empty(
 
 
 async def test_body_moved_into_subject_does_not_open(
-    field_ring: KeyRing, engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession]
+    field_keys: EncryptionKeys, engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession]
 ) -> None:
     async with sessions() as db:
         secure_email_id = await new_secure_email(db)
@@ -134,7 +134,7 @@ async def test_body_moved_into_subject_does_not_open(
 
 
 async def test_value_moved_between_rows_of_same_column_opens(
-    field_ring: KeyRing, engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession]
+    field_keys: EncryptionKeys, engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession]
 ) -> None:
     # A known limit (see infra/crypto/fields.py): values are bound to the column only.
     async with sessions() as db:
@@ -148,7 +148,7 @@ async def test_value_moved_between_rows_of_same_column_opens(
 
 
 async def test_plaintext_value_is_refused(
-    field_ring: KeyRing, engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession]
+    field_keys: EncryptionKeys, engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession]
 ) -> None:
     async with sessions() as db:
         secure_email_id = await new_secure_email(db)
@@ -160,13 +160,11 @@ async def test_plaintext_value_is_refused(
 
 
 async def test_content_opens_after_rotation(
-    field_ring: KeyRing, engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession]
+    field_keys: EncryptionKeys, engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession]
 ) -> None:
     async with sessions() as db:
         secure_email_id = await new_secure_email(db)
-    rotated = KeyRing(
-        current_id="next", keys={"next": KeyRing.generate().current, **field_ring.keys}
-    )
+    rotated = field_keys.rotated()
     configure_field_encryption(rotated)
 
     assert await read_back(sessions, secure_email_id) == (SUBJECT, BODY)
@@ -176,23 +174,23 @@ async def test_content_opens_after_rotation(
         secure_email.subject = "Re-sealed"
         await db.commit()
     subject, body = await raw_content(engine, secure_email_id)
-    assert subject.startswith("v1:next:")
-    assert body.startswith(f"v1:{field_ring.current_id}:")
+    assert subject.startswith(f"v2:{rotated.primary_id}:")
+    assert body.startswith(f"v2:{field_keys.primary_id}:")
 
 
 async def test_content_of_unknown_key_names_the_key(
-    field_ring: KeyRing, sessions: async_sessionmaker[AsyncSession]
+    field_keys: EncryptionKeys, sessions: async_sessionmaker[AsyncSession]
 ) -> None:
     async with sessions() as db:
         secure_email_id = await new_secure_email(db)
-    configure_field_encryption(KeyRing.generate("other"))
+    configure_field_encryption(EncryptionKeys.generate())
 
-    with pytest.raises(FieldDecryptionError, match=f"'{field_ring.current_id}'.*does not hold"):
+    with pytest.raises(FieldDecryptionError, match=f"'{field_keys.primary_id}'.*does not hold"):
         await read_back(sessions, secure_email_id)
 
 
 async def test_unconfigured_encryption_stores_nothing(
-    field_ring: KeyRing, engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession]
+    field_keys: EncryptionKeys, engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession]
 ) -> None:
     configure_field_encryption(None)
 
@@ -209,7 +207,7 @@ async def test_unconfigured_encryption_stores_nothing(
 
 
 async def test_unconfigured_encryption_refuses_to_read(
-    field_ring: KeyRing, sessions: async_sessionmaker[AsyncSession]
+    field_keys: EncryptionKeys, sessions: async_sessionmaker[AsyncSession]
 ) -> None:
     async with sessions() as db:
         secure_email_id = await new_secure_email(db)
@@ -220,21 +218,30 @@ async def test_unconfigured_encryption_refuses_to_read(
 
 
 def test_encrypt_field_relabelled_key_fails() -> None:
-    ring = KeyRing(
-        current_id="a", keys={"a": KeyRing.generate().current, "b": KeyRing.generate().current}
-    )
-    stored = encrypt_field(ring, "secure_emails.body", BODY)
+    old = EncryptionKeys.generate()
+    keys = old.rotated()
+    stored = encrypt_field(keys, "secure_emails.body", BODY)
+
+    with pytest.raises(FieldDecryptionError, match="another key"):
+        decrypt_field(keys, "secure_emails.body", f"v2:{old.primary_id}:" + stored.split(":", 2)[2])
+
+
+def test_decrypt_field_truncated_value_fails() -> None:
+    keys = EncryptionKeys.generate()
+    stored = encrypt_field(keys, "secure_emails.body", BODY)
 
     with pytest.raises(FieldDecryptionError, match="authentication"):
-        decrypt_field(ring, "secure_emails.body", "v1:b:" + stored.split(":", 2)[2])
+        decrypt_field(keys, "secure_emails.body", stored[:-8])
 
 
-@pytest.mark.parametrize("stored", ["v1:a:not base64!", "v1:a:AAAA", "v2:a:AAAA", "v1"])
+@pytest.mark.parametrize(
+    "stored", ["v2:{id}:not base64!", "v2:{id}:AAAA", "v1:{id}:AAAA", "v2:a:AAAA", "v2"]
+)
 def test_decrypt_field_malformed_value_fails(stored: str) -> None:
-    ring = KeyRing.generate("a")
+    keys = EncryptionKeys.generate()
 
     with pytest.raises(FieldDecryptionError):
-        decrypt_field(ring, "secure_emails.body", stored)
+        decrypt_field(keys, "secure_emails.body", stored.format(id=keys.primary_id))
 
 
 def test_encrypted_columns_name_themselves() -> None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 import random
 import tracemalloc
 import uuid
@@ -20,16 +19,21 @@ from typing import TypeVar
 import pytest
 
 from domain.attachments import MAX_ATTACHMENT_BYTES
-from infra.crypto.keys import KeyRing
-from infra.crypto.stream import (
-    MAGIC,
-    SEGMENT_SIZE,
-    StreamDecryptionError,
+from infra.crypto.keys import OBJECT_SEGMENT_BYTES, EncryptionKeys
+from infra.encrypted_objects import (
+    EncryptedObjectStore,
     ciphertext_size,
-    header_size,
+    plaintext_size,
+    secure_object_store,
 )
-from infra.encrypted_objects import EncryptedObjectStore, secure_object_store
-from infra.objects import ObjectNotFound, ObjectStore, ObjectTooLarge, object_key
+from infra.objects import (
+    DEFAULT_CHUNK_SIZE,
+    ObjectNotFound,
+    ObjectTooLarge,
+    ObjectUnreadable,
+    S3ObjectStore,
+    object_key,
+)
 from tests.fixtures.s3 import S3Server
 from tests.infra.test_objects import PseudoRandomFile
 
@@ -37,14 +41,17 @@ T = TypeVar("T")
 
 LARGE_SIZE = MAX_ATTACHMENT_BYTES + 1024
 MiB = 1024 * 1024
-RING = KeyRing(current_id="k1", keys={"k1": os.urandom(32)})
+SEGMENT_SIZE = OBJECT_SEGMENT_BYTES
+KEYS = EncryptionKeys.generate()
+# Two full segments (the first holds less: the header shares it) and 5 bytes in a third.
+THREE_SEGMENTS = (SEGMENT_SIZE - 56) + (SEGMENT_SIZE - 16) + 5
 # Recognisable on disk: if any of it were stored in clear, a search would find it.
 PHRASE = b"Ada Lovelace, biopsy of tooth 14: benign. "
 
 
 @pytest.fixture
-def store(object_store: ObjectStore) -> EncryptedObjectStore:
-    return EncryptedObjectStore(object_store, RING)
+def store(object_store: S3ObjectStore) -> EncryptedObjectStore:
+    return EncryptedObjectStore(object_store, KEYS)
 
 
 def new_key() -> str:
@@ -52,10 +59,11 @@ def new_key() -> str:
 
 
 def on_disk(s3_server: S3Server, store: EncryptedObjectStore, key: str) -> Path:
-    return s3_server.data_dir / store.bucket / key
+    assert isinstance(store.inner, S3ObjectStore)
+    return s3_server.data_dir / store.inner.bucket / key
 
 
-async def read_all(store: ObjectStore, key: str) -> bytes:
+async def read_all(store: EncryptedObjectStore, key: str) -> bytes:
     async with await store.get_stream(key) as chunks:
         return b"".join([chunk async for chunk in chunks])
 
@@ -79,9 +87,8 @@ async def test_put_bytes_stores_only_ciphertext(
     stored = await store.put_bytes(key, data, "application/pdf")
 
     raw = on_disk(s3_server, store, key).read_bytes()
-    assert raw.startswith(MAGIC)
     assert b"Lovelace" not in raw and b"biopsy" not in raw
-    assert len(raw) == ciphertext_size(len(data), header_size(RING.current_id))
+    assert len(raw) == ciphertext_size(len(data))
     assert stored.size == len(data)
     assert stored.sha256 == hashlib.sha256(data).hexdigest()
     assert await read_all(store, key) == data
@@ -179,7 +186,7 @@ async def test_get_stream_streams_large_object(store: EncryptedObjectStore) -> N
         async with await store.get_stream(key) as chunks:
             assert chunks.size == LARGE_SIZE
             async for chunk in chunks:
-                assert len(chunk) <= SEGMENT_SIZE
+                assert len(chunk) <= DEFAULT_CHUNK_SIZE
                 digest.update(chunk)
                 total += len(chunk)
         return total, digest.hexdigest()
@@ -189,7 +196,8 @@ async def test_get_stream_streams_large_object(store: EncryptedObjectStore) -> N
     # Exactly the size announced: a download's Content-Length is the recorded size.
     assert total == LARGE_SIZE
     assert sha256 == source.sha256.hexdigest()
-    assert peak < 1 * MiB
+    # A checked segment (1 MiB) at a time, and the ciphertext being read: not 20 MB.
+    assert peak < 3 * MiB
 
 
 async def test_put_chunks_streams_async_source(store: EncryptedObjectStore) -> None:
@@ -277,7 +285,7 @@ async def test_get_stream_object_moved_to_another_key_fails(
     await store.put_bytes(other, b"harmless")
     await store.inner.put_bytes(other, on_disk(s3_server, store, key).read_bytes())
 
-    with pytest.raises(StreamDecryptionError):
+    with pytest.raises(ObjectUnreadable):
         await read_all(store, other)
 
 
@@ -289,7 +297,7 @@ async def test_get_stream_truncated_object_fails(
     raw = on_disk(s3_server, store, key).read_bytes()
     await store.inner.put_bytes(key, raw[:-1])
 
-    with pytest.raises(StreamDecryptionError):
+    with pytest.raises(ObjectUnreadable):
         await read_all(store, key)
 
 
@@ -297,12 +305,12 @@ async def test_get_stream_object_of_impossible_size_fails_before_streaming(
     store: EncryptedObjectStore, s3_server: S3Server
 ) -> None:
     key = new_key()
-    await store.put_bytes(key, b"x" * (2 * SEGMENT_SIZE + 5))
+    await store.put_bytes(key, b"x" * THREE_SEGMENTS)
     raw = on_disk(s3_server, store, key).read_bytes()
     # What is left of the last segment is shorter than its tag: no encryptor wrote that.
     await store.inner.put_bytes(key, raw[: len(raw) - 12])
 
-    with pytest.raises(StreamDecryptionError, match="truncated"):
+    with pytest.raises(ObjectUnreadable, match="truncated"):
         await store.get_stream(key)
 
 
@@ -310,37 +318,50 @@ async def test_get_stream_object_cut_at_segment_fails(
     store: EncryptedObjectStore, s3_server: S3Server
 ) -> None:
     key = new_key()
-    await store.put_bytes(key, b"x" * (2 * SEGMENT_SIZE + 5))
+    await store.put_bytes(key, b"x" * THREE_SEGMENTS)
     raw = on_disk(s3_server, store, key).read_bytes()
     await store.inner.put_bytes(key, raw[: len(raw) - (5 + 16)])
 
-    with pytest.raises(StreamDecryptionError):
+    with pytest.raises(ObjectUnreadable):
         await read_all(store, key)
 
 
 async def test_get_stream_plaintext_object_is_refused(store: EncryptedObjectStore) -> None:
     key = new_key()
-    await store.inner.put_bytes(key, b"%PDF-1.7 stored before encryption")
+    await store.inner.put_bytes(key, b"%PDF-1.7 stored before encryption, long enough " * 4)
 
-    with pytest.raises(StreamDecryptionError, match="not an encrypted object"):
+    with pytest.raises(ObjectUnreadable, match="does not open"):
         await store.get_stream(key)
 
 
-async def test_get_stream_after_rotation_opens_old_key(object_store: ObjectStore) -> None:
+async def test_get_stream_after_rotation_opens_old_key(object_store: S3ObjectStore) -> None:
+    key, fresh = new_key(), new_key()
+    await EncryptedObjectStore(object_store, KEYS).put_bytes(key, PHRASE)
+    rotated = EncryptedObjectStore(object_store, KEYS.rotated())
+    await rotated.put_bytes(fresh, PHRASE)
+
+    assert await read_all(rotated, key) == PHRASE
+    assert await read_all(rotated, fresh) == PHRASE
+    # What the new primary key sealed, the keyset from before rotation does not open.
+    with pytest.raises(ObjectUnreadable):
+        await EncryptedObjectStore(object_store, KEYS).get_stream(fresh)
+
+
+async def test_get_stream_unknown_key_raises_clear_error(object_store: S3ObjectStore) -> None:
     key = new_key()
-    await EncryptedObjectStore(object_store, RING).put_bytes(key, PHRASE)
-    rotated = KeyRing(current_id="k2", keys={"k2": os.urandom(32), **RING.keys})
+    await EncryptedObjectStore(object_store, KEYS).put_bytes(key, PHRASE)
+    other = EncryptedObjectStore(object_store, EncryptionKeys.generate())
 
-    assert await read_all(EncryptedObjectStore(object_store, rotated), key) == PHRASE
-
-
-async def test_get_stream_unknown_key_raises_clear_error(object_store: ObjectStore) -> None:
-    key = new_key()
-    await EncryptedObjectStore(object_store, RING).put_bytes(key, PHRASE)
-    other = EncryptedObjectStore(object_store, KeyRing.generate("k9"))
-
-    with pytest.raises(StreamDecryptionError, match="'k1'.*does not hold"):
+    with pytest.raises(ObjectUnreadable, match="SECURE_EMAIL_OBJECT_KEYSET does not hold"):
         await other.get_stream(key)
+
+
+def test_plaintext_size_inverts_ciphertext_size() -> None:
+    for size in (0, 1, SEGMENT_SIZE - 57, SEGMENT_SIZE - 56, SEGMENT_SIZE, 3 * SEGMENT_SIZE + 7):
+        assert plaintext_size(ciphertext_size(size)) == size
+    for impossible in (10, ciphertext_size(THREE_SEGMENTS) - 12):
+        with pytest.raises(ObjectUnreadable, match="truncated"):
+            plaintext_size(impossible)
 
 
 async def test_get_stream_closed_early_stops(store: EncryptedObjectStore) -> None:
@@ -350,7 +371,7 @@ async def test_get_stream_closed_early_stops(store: EncryptedObjectStore) -> Non
     # A download the patient abandons must leave the store usable, again and again.
     for _ in range(30):
         chunks = await store.get_stream(key)
-        assert await anext(chunks) == b"a" * SEGMENT_SIZE
+        assert await anext(chunks) == b"a" * DEFAULT_CHUNK_SIZE
         await chunks.aclose()
         with pytest.raises(StopAsyncIteration):
             await anext(chunks)
@@ -358,11 +379,11 @@ async def test_get_stream_closed_early_stops(store: EncryptedObjectStore) -> Non
     assert await read_all(store, key) == b"a" * MiB
 
 
-async def test_secure_object_store_encrypts_with_settings_ring(
+async def test_secure_object_store_encrypts_with_settings_keyset(
     s3_server: S3Server, tmp_path: Path
 ) -> None:
     settings = s3_server.settings(f"test-{uuid.uuid4().hex}").model_copy(
-        update={"encryption_keys": RING.format(), "data_dir": tmp_path}
+        update={**KEYS.settings_fields(), "data_dir": tmp_path}
     )
     store = secure_object_store(settings)
     await store.ensure_bucket()
@@ -372,4 +393,4 @@ async def test_secure_object_store_encrypts_with_settings_ring(
 
     assert await read_all(store, key) == PHRASE
     assert PHRASE not in on_disk(s3_server, store, key).read_bytes()
-    assert await read_all(EncryptedObjectStore(store.inner, RING), key) == PHRASE
+    assert await read_all(EncryptedObjectStore(store.inner, KEYS), key) == PHRASE

@@ -19,6 +19,7 @@ from infra.objects import (
     ObjectNotFound,
     ObjectStore,
     ObjectTooLarge,
+    S3ObjectStore,
     StoredObject,
     object_key,
 )
@@ -59,7 +60,7 @@ async def read_all(store: ObjectStore, key: str) -> bytes:
         return b"".join([chunk async for chunk in chunks])
 
 
-async def test_put_bytes_round_trips_content(object_store: ObjectStore) -> None:
+async def test_put_bytes_round_trips_content(object_store: S3ObjectStore) -> None:
     key = new_key()
     data = bytes(range(256)) * 1000 + b"\x00tail"
 
@@ -70,7 +71,7 @@ async def test_put_bytes_round_trips_content(object_store: ObjectStore) -> None:
     assert await read_all(object_store, key) == data
 
 
-async def test_put_file_round_trips_spooled_upload(object_store: ObjectStore) -> None:
+async def test_put_file_round_trips_spooled_upload(object_store: S3ObjectStore) -> None:
     key = new_key()
     data = random.Random(1).randbytes(3 * 1024 * 1024 + 17)
     # What Starlette's UploadFile.file is once a form upload has been received.
@@ -84,7 +85,7 @@ async def test_put_file_round_trips_spooled_upload(object_store: ObjectStore) ->
     assert await read_all(object_store, key) == data
 
 
-async def test_put_file_streams_large_upload(object_store: ObjectStore) -> None:
+async def test_put_file_streams_large_upload(object_store: S3ObjectStore) -> None:
     key = new_key()
     source = PseudoRandomFile(LARGE_SIZE)
 
@@ -117,7 +118,7 @@ async def measure_peak_memory(upload: Awaitable[StoredObject]) -> tuple[StoredOb
 
 
 async def test_put_file_streams_seekable_file_in_parts(
-    object_store: ObjectStore, tmp_path: Path
+    object_store: S3ObjectStore, tmp_path: Path
 ) -> None:
     # A large upload is a SpooledTemporaryFile rolled over to disk: a seekable file.
     path = tmp_path / "upload.bin"
@@ -136,7 +137,7 @@ async def test_put_file_streams_seekable_file_in_parts(
     assert peak < 12 * 1024 * 1024
 
 
-async def test_put_file_streams_unsized_source_in_parts(object_store: ObjectStore) -> None:
+async def test_put_file_streams_unsized_source_in_parts(object_store: S3ObjectStore) -> None:
     source = PseudoRandomFile(LARGE_SIZE)
 
     stored, peak = await measure_peak_memory(object_store.put_file(new_key(), source))
@@ -147,7 +148,7 @@ async def test_put_file_streams_unsized_source_in_parts(object_store: ObjectStor
     assert peak < 17 * 1024 * 1024
 
 
-async def test_put_chunks_streams_async_source(object_store: ObjectStore) -> None:
+async def test_put_chunks_streams_async_source(object_store: S3ObjectStore) -> None:
     key = new_key()
     source = PseudoRandomFile(12 * 1024 * 1024 + 5)
 
@@ -163,7 +164,7 @@ async def test_put_chunks_streams_async_source(object_store: ObjectStore) -> Non
     assert await object_store.size(key) == stored.size
 
 
-async def test_put_file_refuses_upload_over_limit(object_store: ObjectStore) -> None:
+async def test_put_file_refuses_upload_over_limit(object_store: S3ObjectStore) -> None:
     key = new_key()
 
     with pytest.raises(ObjectTooLarge):
@@ -174,7 +175,7 @@ async def test_put_file_refuses_upload_over_limit(object_store: ObjectStore) -> 
     assert not await object_store.exists(key)
 
 
-async def test_put_file_refuses_seekable_file_over_limit(object_store: ObjectStore) -> None:
+async def test_put_file_refuses_seekable_file_over_limit(object_store: S3ObjectStore) -> None:
     key = new_key()
 
     with pytest.raises(ObjectTooLarge):
@@ -183,7 +184,7 @@ async def test_put_file_refuses_seekable_file_over_limit(object_store: ObjectSto
     assert not await object_store.exists(key)
 
 
-async def test_put_file_accepts_upload_at_limit(object_store: ObjectStore) -> None:
+async def test_put_file_accepts_upload_at_limit(object_store: S3ObjectStore) -> None:
     key = new_key()
 
     stored = await object_store.put_file(
@@ -193,7 +194,7 @@ async def test_put_file_accepts_upload_at_limit(object_store: ObjectStore) -> No
     assert stored.size == 6 * 1024 * 1024
 
 
-async def test_put_bytes_stores_empty_object(object_store: ObjectStore) -> None:
+async def test_put_bytes_stores_empty_object(object_store: S3ObjectStore) -> None:
     key = new_key()
 
     stored = await object_store.put_bytes(key, b"")
@@ -202,7 +203,7 @@ async def test_put_bytes_stores_empty_object(object_store: ObjectStore) -> None:
     assert await read_all(object_store, key) == b""
 
 
-async def test_put_bytes_replaces_existing_object(object_store: ObjectStore) -> None:
+async def test_put_bytes_replaces_existing_object(object_store: S3ObjectStore) -> None:
     key = new_key()
     await object_store.put_bytes(key, b"first version")
 
@@ -211,7 +212,7 @@ async def test_put_bytes_replaces_existing_object(object_store: ObjectStore) -> 
     assert await read_all(object_store, key) == b"second"
 
 
-async def test_exists_object_after_put_and_delete(object_store: ObjectStore) -> None:
+async def test_exists_object_after_put_and_delete(object_store: S3ObjectStore) -> None:
     key = new_key()
     assert not await object_store.exists(key)
 
@@ -222,11 +223,11 @@ async def test_exists_object_after_put_and_delete(object_store: ObjectStore) -> 
     assert not await object_store.exists(key)
 
 
-async def test_delete_object_missing_is_not_an_error(object_store: ObjectStore) -> None:
+async def test_delete_object_missing_is_not_an_error(object_store: S3ObjectStore) -> None:
     await object_store.delete(new_key())
 
 
-async def test_get_stream_object_missing_raises_not_found(object_store: ObjectStore) -> None:
+async def test_get_stream_object_missing_raises_not_found(object_store: S3ObjectStore) -> None:
     key = new_key()
 
     with pytest.raises(ObjectNotFound) as raised:
@@ -235,12 +236,12 @@ async def test_get_stream_object_missing_raises_not_found(object_store: ObjectSt
     assert raised.value.key == key
 
 
-async def test_size_object_missing_raises_not_found(object_store: ObjectStore) -> None:
+async def test_size_object_missing_raises_not_found(object_store: S3ObjectStore) -> None:
     with pytest.raises(ObjectNotFound):
         await object_store.size(new_key())
 
 
-async def test_get_stream_object_closed_early_stops(object_store: ObjectStore) -> None:
+async def test_get_stream_object_closed_early_stops(object_store: S3ObjectStore) -> None:
     key = new_key()
     await object_store.put_bytes(key, b"a" * 1024 * 1024)
 
@@ -255,7 +256,7 @@ async def test_get_stream_object_closed_early_stops(object_store: ObjectStore) -
     assert await read_all(object_store, key) == b"a" * 1024 * 1024
 
 
-async def test_ensure_bucket_twice_is_harmless(object_store: ObjectStore) -> None:
+async def test_ensure_bucket_twice_is_harmless(object_store: S3ObjectStore) -> None:
     await object_store.ensure_bucket()
     await object_store.ensure_bucket()
 
@@ -271,7 +272,7 @@ async def test_ensure_bucket_creates_missing_bucket(s3_server: S3Server) -> None
 
 
 async def test_put_bytes_stores_object_under_key(
-    object_store: ObjectStore, s3_server: S3Server
+    object_store: S3ObjectStore, s3_server: S3Server
 ) -> None:
     key = object_key("replies", uuid.uuid4().hex, "1")
 
@@ -285,7 +286,7 @@ async def test_put_bytes_stores_object_under_key(
     "key",
     ["", "../x", "a/../b", "a//b", "/a", "a/", ".hidden", "a/.rclone_temp_x", "My X-ray.pdf"],
 )
-async def test_put_bytes_refuses_invalid_key(object_store: ObjectStore, key: str) -> None:
+async def test_put_bytes_refuses_invalid_key(object_store: S3ObjectStore, key: str) -> None:
     with pytest.raises(ValueError):
         await object_store.put_bytes(key, b"x")
 
@@ -300,7 +301,7 @@ def test_object_key_joins_ids() -> None:
     assert object_key("replies", "0b9f", "a-1.2") == "replies/0b9f/a-1.2"
 
 
-async def test_put_file_reads_from_current_position(object_store: ObjectStore) -> None:
+async def test_put_file_reads_from_current_position(object_store: S3ObjectStore) -> None:
     # The web layer sniffs the head of an upload and seeks back; whatever it leaves is sent.
     key = new_key()
     upload = io.BytesIO(b"HEADbody")

@@ -39,7 +39,7 @@ from infra.settings import Settings
 from tests.conftest import (
     POSTGRES_ADMIN_DSN,
     STAFF_PASSWORD,
-    TEST_KEY_RING,
+    TEST_KEYS,
     Browser,
     some_client_address,
 )
@@ -450,7 +450,7 @@ async def test_the_app_runs_and_audits_as_its_restricted_role(
         data_dir=tmp_path / "data",
         database_url=deployment.app_url,
         public_url="http://portal.test",
-        encryption_keys=TEST_KEY_RING.format(),
+        **TEST_KEYS.settings_fields(),
     )
     app = create_app(settings)
     async with app.router.lifespan_context(app):

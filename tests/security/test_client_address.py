@@ -27,7 +27,8 @@ from infra.db.engine import make_engine, make_sessionmaker
 from infra.db.models import RateLimitHit
 from infra.rate_limits import STAFF_LOGIN_PER_CLIENT
 from infra.settings import Settings, get_settings
-from tests.conftest import TEST_KEY_RING, Browser, Office
+from infra.crypto.keys import keyset_environment
+from tests.conftest import TEST_KEYS, Browser, Office
 from tests.test_compose import environment
 from web.client_address import TrustedProxyScheme, resolve
 
@@ -56,7 +57,7 @@ def serve_like_production(
             "SECURE_EMAIL_DATABASE_URL": settings.database_url,
             "SECURE_EMAIL_DATA_DIR": str(settings.data_dir),
             "SECURE_EMAIL_PUBLIC_URL": settings.public_url,
-            "SECURE_EMAIL_ENCRYPTION_KEYS": TEST_KEY_RING.format(),
+            **keyset_environment(TEST_KEYS.settings_fields()),
             "SECURE_EMAIL_FORWARDED_ALLOW_IPS": trusted,
         }
         for name, value in environment.items():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from infra.settings import Settings
-from tests.conftest import SENDER, TEST_KEY_RING, Office, make_office
+from tests.conftest import SENDER, TEST_KEYS, TEST_PORTAL_KEYS, Office, make_office
 from web.app import create_app
 
 
@@ -61,7 +61,8 @@ async def test_change_sender_must_be_verified_for_sendgrid(settings: Settings) -
             "mail_transport": "sendgrid",
             "sendgrid_verified_senders": "smile-dental.example, billing@partner.example",
             # Production generates no key ring of its own.
-            "portal_keys": TEST_KEY_RING.format(),
+            **TEST_KEYS.settings_fields(),
+            **TEST_PORTAL_KEYS.settings_fields(),
         }
     )
     app = create_app(production)

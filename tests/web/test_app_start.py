@@ -12,7 +12,8 @@ from typer.testing import CliRunner
 
 from infra.db.migrate import DatabaseNotMigrated, head_revisions, upgrade
 from infra.settings import Settings, get_settings
-from tests.conftest import TEST_KEY_RING
+from infra.crypto.keys import keyset_environment
+from tests.conftest import TEST_KEYS
 from web.app import create_app
 from workers.cli import app as cli
 
@@ -21,7 +22,7 @@ def sqlite_settings(tmp_path: Path) -> Settings:
     return Settings(
         data_dir=tmp_path / "data",
         database_url=f"sqlite+aiosqlite:///{tmp_path / 'app.db'}",
-        encryption_keys=TEST_KEY_RING.format(),
+        **TEST_KEYS.settings_fields(),
     )
 
 
@@ -54,7 +55,8 @@ async def test_app_starts_after_securemail_migrate(
     settings = sqlite_settings(tmp_path)
     monkeypatch.setenv("SECURE_EMAIL_DATA_DIR", str(settings.data_dir))
     monkeypatch.setenv("SECURE_EMAIL_DATABASE_URL", settings.database_url)
-    monkeypatch.setenv("SECURE_EMAIL_ENCRYPTION_KEYS", TEST_KEY_RING.format())
+    for variable, keyset in keyset_environment(TEST_KEYS.settings_fields()).items():
+        monkeypatch.setenv(variable, keyset)
     get_settings.cache_clear()
     try:
         # A thread: alembic runs an event loop of its own, as in the real command.

@@ -12,7 +12,7 @@ from google.protobuf import json_format
 from temporalio.api.common.v1 import Payload, Payloads
 
 from infra.accounts import create_api_token, create_staff_user
-from infra.crypto.keys import KeyRing, key_ring
+from infra.crypto.keys import EncryptionKeys, encryption_keys
 from infra.db.engine import make_engine, make_sessionmaker
 from infra.db.models import Practice, StaffSession
 from infra.security import new_token, token_hash
@@ -40,7 +40,7 @@ def from_json(body: dict[str, Any]) -> list[Payload]:
 
 async def encrypted(settings: Settings, text: str = SECRET) -> dict[str, Any]:
     """What the UI sends: the payloads as the server stores them."""
-    return as_json(await EncryptionCodec(key_ring(settings)).encode([plain(text)]))
+    return as_json(await EncryptionCodec(encryption_keys(settings)).encode([plain(text)]))
 
 
 async def staff_member(
@@ -148,14 +148,18 @@ async def test_encode_then_decode_round_trip(operator: Operator, settings: Setti
     decoded = await operator.browser.post("/codec/decode", json=encoded.json())
     assert from_json(decoded.json()) == [plain(), plain("two")]
     # The app's own codec: what the worker would write, the endpoint reads, and back.
-    assert await EncryptionCodec(key_ring(settings)).decode(sealed) == [plain(), plain("two")]
+    assert await EncryptionCodec(encryption_keys(settings)).decode(sealed) == [
+        plain(),
+        plain("two"),
+    ]
 
 
 async def test_decode_refuses_payload_of_unknown_key(operator: Operator) -> None:
-    foreign = as_json(await EncryptionCodec(KeyRing.generate("elsewhere")).encode([plain()]))
+    elsewhere = EncryptionKeys.generate()
+    foreign = as_json(await EncryptionCodec(elsewhere).encode([plain()]))
     response = await operator.api.post("/codec/decode", json=foreign)
     assert response.status_code == 422
-    assert "'elsewhere'" in response.json()["detail"]
+    assert f"key {elsewhere.primary_id}," in response.json()["detail"]
 
 
 async def test_decode_refuses_body_that_is_not_payloads(operator: Operator) -> None:

@@ -38,7 +38,7 @@ from domain.staff import StaffRole
 from infra.accounts import create_practice, create_staff_user
 from infra.crypto import portal_secrets
 from infra.crypto.fields import configure_field_encryption
-from infra.crypto.keys import KeyRing
+from infra.crypto.keys import PortalKeys
 from infra.db.engine import make_engine, make_sessionmaker
 from infra.db.migrate import upgrade_async
 from infra.db.models import SecureEmail
@@ -47,7 +47,7 @@ from infra.mail.smtp import SmtpTransport
 from infra.mail.transport import MailTransport
 from infra.security import token_hash
 from infra.temporal.search_attributes import for_new_secure_email
-from tests.conftest import TEST_KEY_RING
+from tests.conftest import TEST_KEYS
 from tests.fixtures.temporal import start_secure_email
 from tests.fixtures.waiting import eventually
 from workers.smtp_catcher import read_maildir, serve
@@ -98,7 +98,7 @@ class Directory:
     """The database the mail activities read by id: one practice and one patient."""
 
     sessions: async_sessionmaker[AsyncSession]
-    portal_keys: KeyRing
+    portal_keys: PortalKeys
     practice_id: str
     patient_id: str
     staff_id: str
@@ -108,7 +108,7 @@ class Directory:
 async def directory(path: Path) -> AsyncIterator[Directory]:
     url = f"sqlite+aiosqlite:///{path}"
     await upgrade_async(url)
-    configure_field_encryption(TEST_KEY_RING)
+    configure_field_encryption(TEST_KEYS)
     engine = make_engine(url)
     sessions = make_sessionmaker(engine)
     async with sessions() as db:
@@ -124,7 +124,7 @@ async def directory(path: Path) -> AsyncIterator[Directory]:
         await db.commit()
         ids = practice.id, patient.id, staff.id
     try:
-        yield Directory(sessions, KeyRing.generate("portal-1"), *ids)
+        yield Directory(sessions, PortalKeys.generate(), *ids)
     finally:
         await engine.dispose()
 

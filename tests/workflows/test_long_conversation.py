@@ -20,7 +20,7 @@ from domain.secure_email import PasscodeRequest, ReplySubmitted, SecureEmailStat
 from infra.mail.smtp import SmtpTransport
 from infra.temporal.codec import data_converter
 from infra.temporal.search_attributes import cli_flags
-from tests.conftest import TEST_KEY_RING
+from tests.conftest import TEST_KEYS
 from tests.fixtures.waiting import eventually
 from tests.workflows.conftest import Lifecycle, running_lifecycle
 from workers.smtp_catcher import serve
@@ -33,7 +33,7 @@ REPLIES = 8
 @pytest.fixture
 async def short_history_lifecycle(tmp_path: Path) -> AsyncIterator[Lifecycle]:
     env = await WorkflowEnvironment.start_local(
-        data_converter=data_converter(TEST_KEY_RING),
+        data_converter=data_converter(TEST_KEYS),
         dev_server_existing_path=str(Path(sys.executable).parent / "temporal"),
         dev_server_extra_args=[
             *cli_flags(),

@@ -27,7 +27,7 @@ from domain.secure_email import (
     VerifyOutcome,
 )
 from infra.temporal.codec import data_converter
-from tests.conftest import TEST_KEY_RING
+from tests.conftest import TEST_KEYS
 from tests.workflows.conftest import Lifecycle
 from workflows.secure_email import SecureEmailWorkflow
 from workflows.secure_email_v1 import SecureEmailWorkflowV1
@@ -42,7 +42,7 @@ def replayer(history: WorkflowHistory | None = None) -> Replayer:
     encrypted = history is None or b"YmluYXJ5L2VuY3J5cHRlZA" in history.to_json().encode()
     return Replayer(
         workflows=[SecureEmailWorkflow, SecureEmailWorkflowV1],
-        data_converter=data_converter(TEST_KEY_RING) if encrypted else pydantic_data_converter,
+        data_converter=data_converter(TEST_KEYS) if encrypted else pydantic_data_converter,
     )
 
 

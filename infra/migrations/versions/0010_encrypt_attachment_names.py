@@ -6,9 +6,9 @@ Create Date: 2026-12-01 11:20:00
 
 A file name can be PHI ("biopsy-jane.pdf"), so ``attachments.filename`` becomes an
 ``EncryptedText`` column: wider (a sealed name is longer than the name) and every existing
-row sealed under the key ring the app uses. Downgrade opens them again.
+row sealed under the keys the app uses. Downgrade opens them again.
 
-The key ring is the one this process configured (the web app configures it before it
+The keys are the ones this process configured (the web app configures it before it
 migrates), otherwise the one the settings name (``securemail migrate`` reads the same
 environment as the app). It is looked up only when there is a row to convert, so a new
 or empty database migrates without keys.
@@ -21,11 +21,11 @@ from alembic import op
 
 from infra.crypto.fields import (
     FieldEncryptionNotConfigured,
-    configured_ring,
+    configured_keys,
     decrypt_field,
     encrypt_field,
 )
-from infra.crypto.keys import KeyRing, key_ring
+from infra.crypto.keys import EncryptionKeys, encryption_keys
 from infra.settings import get_settings
 
 revision: str = "0010"
@@ -38,11 +38,11 @@ COLUMN = "attachments.filename"
 PLAIN_LENGTH = 255
 
 
-def _field_ring() -> KeyRing:
+def _field_keys() -> EncryptionKeys:
     try:
-        return configured_ring()
+        return configured_keys()
     except FieldEncryptionNotConfigured:
-        return key_ring(get_settings())
+        return encryption_keys(get_settings())
 
 
 def _rewrite_names(seal: bool) -> None:
@@ -50,9 +50,9 @@ def _rewrite_names(seal: bool) -> None:
     rows = connection.execute(sa.text("SELECT id, filename FROM attachments")).all()
     if not rows:
         return
-    ring = _field_ring()
+    keys = _field_keys()
     for attachment_id, stored in rows:
-        name = encrypt_field(ring, COLUMN, stored) if seal else decrypt_field(ring, COLUMN, stored)
+        name = encrypt_field(keys, COLUMN, stored) if seal else decrypt_field(keys, COLUMN, stored)
         connection.execute(
             sa.text("UPDATE attachments SET filename = :name WHERE id = :id"),
             {"name": name, "id": attachment_id},
