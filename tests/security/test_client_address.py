@@ -23,11 +23,11 @@ from sqlalchemy import func, select
 import infra.logging
 import workers.cli
 from domain.audit import AuditAction
+from infra.crypto.keys import keyset_environment
 from infra.db.engine import make_engine, make_sessionmaker
 from infra.db.models import RateLimitHit
 from infra.rate_limits import STAFF_LOGIN_PER_CLIENT
 from infra.settings import Settings, get_settings
-from infra.crypto.keys import keyset_environment
 from tests.conftest import TEST_KEYS, Browser, Office
 from tests.test_compose import environment
 from web.client_address import TrustedProxyScheme, resolve

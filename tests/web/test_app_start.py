@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from infra.crypto.keys import keyset_environment
 from infra.db.migrate import DatabaseNotMigrated, head_revisions, upgrade
 from infra.settings import Settings, get_settings
-from infra.crypto.keys import keyset_environment
 from tests.conftest import TEST_KEYS
 from web.app import create_app
 from workers.cli import app as cli
