@@ -21,7 +21,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from domain.addresses import same_address
-from domain.errors import UNKNOWN_SECURE_EMAIL
+from domain.errors import PERMANENT_MAIL_ERROR, TEMPORARY_MAIL_ERROR, UNKNOWN_SECURE_EMAIL
 from domain.notices import EmailContent, notice_email, passcode_email, portal_link
 from domain.passcodes import passcode_for
 from domain.secure_email import (
@@ -32,9 +32,9 @@ from domain.secure_email import (
     PasscodeToSend,
     workflow_id_for,
 )
+from infra import secure_emails
 from infra.crypto import portal_secrets
 from infra.crypto.keys import PortalKeys, UnknownKey
-from infra.db.models import Patient, Practice, SecureEmail
 from infra.mail.message import MailMessage
 from infra.mail.transport import MailTransport, PermanentMailError, TemporaryMailError
 from infra.security import token_hash
@@ -139,21 +139,20 @@ class MailActivities:
         """The secure email behind ``workflow_id``, if the database knows it as given."""
         secure_email_id = workflow_id.removeprefix(workflow_id_for(""))
         async with self._sessions() as db:
-            secure_email = await db.get(SecureEmail, secure_email_id)
-            if secure_email is None or workflow_id_for(secure_email.id) != workflow_id:
+            found = await secure_emails.parties(db, secure_email_id)
+            if found is None or workflow_id_for(found.secure_email.id) != workflow_id:
                 raise _unknown("no such secure email")
+            secure_email, practice, patient = found.secure_email, found.practice, found.patient
             if practice_id is not None and secure_email.practice_id != practice_id:
                 raise _unknown("the practice does not match")
             if patient_id is not None and secure_email.patient_id != patient_id:
                 raise _unknown("the patient does not match")
-            practice = await db.get(Practice, secure_email.practice_id)
-            patient = await db.get(Patient, secure_email.patient_id)
             if practice is None or patient is None or patient.practice_id != practice.id:
                 raise _unknown("the practice or patient is gone")
             if not practice.sender_address:
                 raise ApplicationError(
                     "the practice has no sender address",
-                    type="PermanentMailError",
+                    type=PERMANENT_MAIL_ERROR,
                     non_retryable=True,
                 )
             return _Recipient(
@@ -187,21 +186,21 @@ class MailActivities:
             fields = ", ".join(str(item["loc"][0]) for item in error.errors())
             raise ApplicationError(
                 f"mail could not be built: invalid {fields}",
-                type="PermanentMailError",
+                type=PERMANENT_MAIL_ERROR,
                 non_retryable=True,
             ) from None
         try:
             await self._transport.send(message)
         except PermanentMailError as error:
             raise ApplicationError(
-                str(error), type="PermanentMailError", non_retryable=True
+                str(error), type=PERMANENT_MAIL_ERROR, non_retryable=True
             ) from error
         except TemporaryMailError as error:
             # Honour the server's Retry-After (SendGrid 429) instead of our own backoff.
             delay = error.retry_after
             raise ApplicationError(
                 str(error),
-                type="TemporaryMailError",
+                type=TEMPORARY_MAIL_ERROR,
                 next_retry_delay=None if delay is None else timedelta(seconds=delay),
             ) from error
 

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 
 from domain.audit import AuditAction
 from domain.secure_email import SecureEmailStatus, StatusChange
 from infra.audit import SYSTEM, audit
-from infra.db.models import SecureEmail
+from infra.secure_emails import project_status
 
 # Status changes the office must be able to trace; "opened" is audited by the portal,
 # which knows the patient's address.
@@ -38,21 +37,7 @@ class ReadModelActivities:
         # Only a newer change wins, so a retried or late activity cannot move a secure
         # email back (say from "opened" to "sent") nor audit the same change twice.
         async with self._sessions() as db:
-            changed = (
-                await db.execute(
-                    update(SecureEmail)
-                    .where(
-                        SecureEmail.id == change.secure_email_id,
-                        SecureEmail.status_sequence < change.sequence,
-                    )
-                    .values(
-                        status=change.status.value,
-                        status_sequence=change.sequence,
-                        opened_at=change.opened_at,
-                    )
-                    .returning(SecureEmail.practice_id, SecureEmail.patient_id)
-                )
-            ).one_or_none()
+            changed = await project_status(db, change)
             action = AUDITED.get(change.status)
             if changed is not None and action is not None:
                 audit(

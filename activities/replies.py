@@ -6,26 +6,17 @@ finds its earlier work done and does nothing twice.
 
 from __future__ import annotations
 
-from pydantic import TypeAdapter
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from domain.audit import ActorType, AuditAction
 from domain.errors import UNKNOWN_SECURE_EMAIL
-from domain.secure_email import NoticeFailed, ReplyAttachment, ReplyToFile, ReplyToRecord
-from domain.secure_email_views import AlertKind
+from domain.secure_email import NoticeFailed, ReplyToFile, ReplyToRecord
+from infra import alerts, chart, replies, secure_emails
 from infra.audit import Actor, audit
-from infra.db.models import (
-    Alert,
-    Attachment,
-    ChartDocument,
-    PendingReply,
-    Reply,
-    SecureEmail,
-)
+from infra.db.models import Reply
+from infra.replies import Written
 
 
 class RepliesActivities:
@@ -39,51 +30,23 @@ class RepliesActivities:
         accepted with its text in the payload, that."""
         reply = recording.reply
         async with self._sessions() as db:
-            if await db.get(Reply, reply.reply_id) is not None:
+            if await replies.reply(db, reply.reply_id) is not None:
                 return
-            secure_email = await db.get(SecureEmail, recording.secure_email_id)
+            secure_email = await secure_emails.find(db, recording.secure_email_id)
             if secure_email is None:
                 raise ApplicationError(
                     "secure email not found", type=UNKNOWN_SECURE_EMAIL, non_retryable=True
                 )
-            pending = await db.get(PendingReply, reply.reply_id)
-            if pending is not None and pending.secure_email_id != secure_email.id:
-                pending = None  # a reply id of another thread: never moved across
-            if pending is not None:
-                subject, body = pending.subject, pending.body
-                files = TypeAdapter(list[ReplyAttachment]).validate_json(pending.attachments)
-                await db.delete(pending)
-            elif reply.body:
-                subject, body, files = reply.subject, reply.body, reply.attachments
-            else:
+            written = await replies.take_pending(db, secure_email.id, reply.reply_id)
+            if written is None and reply.body:
+                written = Written(reply.subject, reply.body, reply.attachments)
+            if written is None:
                 raise ApplicationError(
                     "reply not found", type=UNKNOWN_SECURE_EMAIL, non_retryable=True
                 )
-            db.add(
-                Reply(
-                    id=reply.reply_id,
-                    secure_email_id=secure_email.id,
-                    practice_id=secure_email.practice_id,
-                    patient_id=secure_email.patient_id,
-                    subject=subject,
-                    body=body,
-                    sent_at=recording.sent_at,
-                )
+            await replies.add_to_thread(
+                db, secure_email, reply.reply_id, written, recording.sent_at
             )
-            await db.flush()
-            for item in files:
-                db.add(
-                    Attachment(
-                        id=item.attachment_id,
-                        secure_email_id=secure_email.id,
-                        reply_id=reply.reply_id,
-                        object_key=item.object_key,
-                        filename=item.filename,
-                        size=item.size,
-                        content_type=item.content_type,
-                        sha256=item.sha256,
-                    )
-                )
             audit(
                 db,
                 secure_email.practice_id,
@@ -91,73 +54,27 @@ class RepliesActivities:
                 Actor(ActorType.PATIENT, secure_email.patient_id, reply.client_address),
                 patient_id=secure_email.patient_id,
                 secure_email_id=secure_email.id,
-                detail=f"{len(files)} attachment(s)",
+                detail=f"{len(written.files)} attachment(s)",
             )
-            try:
-                await db.commit()
-            except IntegrityError:
-                # A concurrent attempt of this same activity got there first.
-                await db.rollback()
-                if await db.get(Reply, reply.reply_id) is None:
-                    raise
+            # A concurrent attempt of this same activity may have got there first.
+            await replies.commit_recorded(db, reply.reply_id)
 
     @activity.defn
     async def raise_alert(self, filing: ReplyToFile) -> None:
         async with self._sessions() as db:
-            reply = await db.get(Reply, filing.reply_id)
-            if reply is None:
-                raise ApplicationError("reply not found", non_retryable=True)
-            existing = await db.scalar(select(Alert.id).where(Alert.reply_id == reply.id))
-            if existing is not None:
-                return
-            db.add(
-                Alert(
-                    practice_id=reply.practice_id,
-                    patient_id=reply.patient_id,
-                    kind=AlertKind.REPLY.value,
-                    secure_email_id=reply.secure_email_id,
-                    reply_id=reply.id,
-                    # Staff may have opened the reply in the Email Client before this ran.
-                    acknowledged_at=reply.read_at,
-                )
-            )
-            try:
-                await db.commit()
-            except IntegrityError:
-                await db.rollback()  # the unique reply id: already raised by another attempt
+            await alerts.raise_for_reply(db, await self._reply(db, filing))
 
     @activity.defn
     async def file_to_chart(self, filing: ReplyToFile) -> None:
         async with self._sessions() as db:
-            reply = await db.get(Reply, filing.reply_id)
-            if reply is None:
-                raise ApplicationError("reply not found", non_retryable=True)
-            attachments = (
-                await db.scalars(select(Attachment).where(Attachment.reply_id == reply.id))
-            ).all()
-            filed = set(
-                (
-                    await db.scalars(
-                        select(ChartDocument.attachment_id).where(
-                            ChartDocument.attachment_id.in_([a.id for a in attachments])
-                        )
-                    )
-                ).all()
-            )
-            for attachment in attachments:
-                if attachment.id not in filed:
-                    db.add(
-                        ChartDocument(
-                            practice_id=reply.practice_id,
-                            patient_id=reply.patient_id,
-                            attachment_id=attachment.id,
-                        )
-                    )
-            try:
-                await db.commit()
-            except IntegrityError:
-                await db.rollback()
-                raise  # a concurrent attempt filed some; the retry files the rest
+            await chart.file_reply(db, await self._reply(db, filing))
+
+    @staticmethod
+    async def _reply(db: AsyncSession, filing: ReplyToFile) -> Reply:
+        found = await replies.reply(db, filing.reply_id)
+        if found is None:
+            raise ApplicationError("reply not found", non_retryable=True)
+        return found
 
 
 class AlertActivities:
@@ -169,22 +86,7 @@ class AlertActivities:
     @activity.defn
     async def raise_notice_failed(self, failure: NoticeFailed) -> None:
         async with self._sessions() as db:
-            secure_email = await db.get(SecureEmail, failure.secure_email_id)
+            secure_email = await secure_emails.find(db, failure.secure_email_id)
             if secure_email is None:
                 raise ApplicationError("secure email not found", non_retryable=True)
-            raised = await db.scalar(
-                select(Alert.id).where(
-                    Alert.secure_email_id == secure_email.id,
-                    Alert.kind == AlertKind.NOTICE_FAILED.value,
-                )
-            )
-            if raised is None:
-                db.add(
-                    Alert(
-                        practice_id=secure_email.practice_id,
-                        patient_id=secure_email.patient_id,
-                        kind=AlertKind.NOTICE_FAILED.value,
-                        secure_email_id=secure_email.id,
-                    )
-                )
-                await db.commit()
+            await alerts.raise_notice_failed(db, secure_email)

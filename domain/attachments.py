@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import unicodedata
+import uuid
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
@@ -218,16 +219,21 @@ def content_type_for(extension: str) -> str:
 Sha256Hex = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
 
 
-class AttachmentRef(BaseModel):
-    """A stored attachment, as workflows and activities pass it around.
+class StoredAttachment(BaseModel):
+    """A file in the object store, of a secure email or a reply: the one attachment model
+    the web app, workflows, activities and the database's pending replies pass around
+    (the database's ``attachments`` table is its row).
 
     ``object_key`` is built from ids only (see ``infra.objects``); the patient's file name
     lives here, never in the key. ``content_type`` is kept here too because not every
     object store keeps an object's metadata (rclone's S3 server forgets it on restart).
+    The field names are those of the histories and rows written before this model
+    (``attachment_id``), so both still read.
     """
 
     model_config = ConfigDict(frozen=True)
 
+    attachment_id: str = Field(default_factory=lambda: str(uuid.uuid4()))
     object_key: Annotated[str, StringConstraints(min_length=1, max_length=1024)]
     filename: str
     size: int = Field(ge=0)

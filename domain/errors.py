@@ -1,6 +1,8 @@
 """Error types the workflow, its activities and the web app name to each other.
 
-Temporal carries an application error's type as a string; these are its one home.
+Temporal carries an application error's type as a string; these are its one home. The
+web app chooses the patient's words by type (and the details an error carries), never
+from an error's message.
 """
 
 from __future__ import annotations
@@ -8,3 +10,18 @@ from __future__ import annotations
 # An activity was given a secure email the database does not know, or whose practice and
 # patient do not match the request: a forged or mistaken start. Never retried.
 UNKNOWN_SECURE_EMAIL = "UnknownSecureEmail"
+
+# Mail the transport refused for good (bad address, rejected key) or for now.
+PERMANENT_MAIL_ERROR = "PermanentMailError"
+TEMPORARY_MAIL_ERROR = "TemporaryMailError"
+
+# Update refusals by a secure email's workflow.
+EXPIRED = "Expired"
+FAILED = "Failed"  # its notice could not be delivered
+BAD_REQUEST = "BadRequest"  # a caller sent what a history must not hold
+# Details: the minutes until another passcode can be requested.
+TOO_MANY_PASSCODES = "TooManyPasscodes"
+# Details: "total" (the conversation is full), or "hour" and the minutes to wait.
+TOO_MANY_REPLIES = "TooManyReplies"
+REPLIES_TOTAL = "total"
+REPLIES_HOURLY = "hour"

@@ -17,6 +17,8 @@ from enum import StrEnum
 
 from pydantic import BaseModel
 
+from domain.attachments import StoredAttachment
+
 
 class SecureEmailStatus(StrEnum):
     SENDING = "sending"  # accepted by the office, notice not yet delivered
@@ -36,6 +38,12 @@ REPLY_WINDOW = timedelta(hours=1)
 def re_subject(subject: str) -> str:
     """The subject of an answer in a thread: "RE: " once, however often it is answered."""
     return subject if subject.casefold().startswith("re:") else f"RE: {subject}"
+
+
+def is_expired(status: str, expires_at: datetime, now: datetime) -> bool:
+    """R8, the one rule the workflow, the portal and the office apply: a secure email is
+    closed once its workflow marked it expired or its expiry time has come."""
+    return status == SecureEmailStatus.EXPIRED or now >= expires_at
 
 
 def workflow_id_for(secure_email_id: str) -> str:
@@ -202,17 +210,6 @@ class StatusChange(BaseModel):
 # Replies (R9-R11)
 
 
-class ReplyAttachment(BaseModel):
-    """A file of a reply, already in the object store."""
-
-    attachment_id: str
-    object_key: str
-    filename: str
-    size: int
-    content_type: str
-    sha256: str
-
-
 class ReplySubmitted(BaseModel):
     """Reply All from the portal, by id: the web app keeps the reply (encrypted) and its
     files before sending this, and the ``record_reply`` activity makes it part of the
@@ -222,7 +219,7 @@ class ReplySubmitted(BaseModel):
     reply_id: str
     subject: str = ""
     body: str = ""
-    attachments: list[ReplyAttachment] = []
+    attachments: list[StoredAttachment] = []
     client_address: str | None = None
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -291,3 +291,47 @@ async def revoke_token(db: AsyncSession, token: ApiToken) -> bool:
     token.revoked_at = datetime.now(UTC)
     await db.flush()
     return True
+
+
+# Staff sessions (log-in, the session cookie) ----------------------------------------------
+
+
+async def start_staff_session(db: AsyncSession, user: StaffUser, lifetime: timedelta) -> str:
+    """The new session's token (for the cookie); only its hash is kept. Not committed:
+    the caller audits the log-in in the same commit."""
+    token = new_token()
+    now = datetime.now(UTC)
+    db.add(
+        StaffSession(
+            token_hash=token_hash(token),
+            staff_id=user.id,
+            created_at=now,
+            last_seen_at=now,
+            expires_at=now + lifetime,
+        )
+    )
+    return token
+
+
+async def staff_session(db: AsyncSession, token: str | None) -> StaffSession | None:
+    return await db.get(StaffSession, token_hash(token)) if token else None
+
+
+async def end_staff_session(db: AsyncSession, session: StaffSession) -> None:
+    """Not committed: the caller audits the log-out in the same commit."""
+    await db.execute(delete(StaffSession).where(StaffSession.token_hash == session.token_hash))
+
+
+async def staff_user(db: AsyncSession, staff_id: str) -> StaffUser | None:
+    return await db.get(StaffUser, staff_id)
+
+
+async def token_and_owner(db: AsyncSession, token: str) -> tuple[ApiToken, StaffUser] | None:
+    found = (
+        await db.execute(
+            select(ApiToken, StaffUser)
+            .join(StaffUser, ApiToken.staff_id == StaffUser.id)
+            .where(ApiToken.token_hash == token_hash(token))
+        )
+    ).first()
+    return (found[0], found[1]) if found is not None else None

@@ -101,3 +101,8 @@ async def get_patient(db: AsyncSession, practice_id: str, patient_id: str) -> Pa
 
 def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+async def patient_by_id(db: AsyncSession, patient_id: str) -> Patient | None:
+    """Any practice's patient: for the portal, whose session names the patient itself."""
+    return await db.get(Patient, patient_id)

@@ -1,10 +1,15 @@
-"""Reading and changing a practice's Secure Email settings (R1, R8)."""
+"""Practices: reading them, and changing their Secure Email settings (R1, R8), audited."""
 
 from __future__ import annotations
 
+from typing import Any
+
+from sqlalchemy import event, inspect, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from domain.audit import AuditAction
 from domain.practice import PracticeRuleError, PracticeUpdate, check_practice
+from infra.audit import Actor, audit
 from infra.db.models import Practice
 from infra.mail.factory import sender_is_verified
 from infra.settings import Settings
@@ -33,3 +38,58 @@ async def update_practice(
             setattr(practice, name, value)
     await db.commit()
     return practice
+
+
+async def practice(db: AsyncSession, practice_id: str) -> Practice | None:
+    return await db.get(Practice, practice_id)
+
+
+async def all_practices(db: AsyncSession) -> list[Practice]:
+    return list((await db.scalars(select(Practice).order_by(Practice.name))).all())
+
+
+# Not settings: never shown as changed.
+_NOT_SETTINGS = frozenset({"id", "created_at"})
+# The audit log's detail column holds 200 characters; each value keeps a readable start.
+_VALUE_CHARS = 60
+
+
+def practice_settings(practice: Practice) -> dict[str, Any]:
+    """Every setting column, so settings added later are audited without a change here."""
+    return {
+        column.key: getattr(practice, column.key)
+        for column in inspect(Practice).column_attrs
+        if column.key not in _NOT_SETTINGS
+    }
+
+
+def _shown(value: Any) -> str:
+    text = "none" if value is None else str(value)
+    return text if len(text) <= _VALUE_CHARS else f"{text[: _VALUE_CHARS - 1]}…"
+
+
+async def change_settings(
+    db: AsyncSession, practice: Practice, change: PracticeUpdate, settings: Settings, actor: Actor
+) -> Practice:
+    """Applies the change with one audit event per changed field, in one transaction.
+
+    Raises ``PracticeRuleError`` and changes (and records) nothing if a rule refuses it.
+    """
+    seen = practice_settings(practice)
+
+    def record_changes(*_: object) -> None:
+        # At the flush that writes the change: the values as stored, whatever
+        # update_practice normalised, and in the same commit as the change itself.
+        nonlocal seen
+        now = practice_settings(practice)
+        for name, old in seen.items():
+            if now[name] != old:
+                detail = f"{name}: {_shown(old)} → {_shown(now[name])}"
+                audit(db, practice.id, AuditAction.SETTINGS_CHANGE, actor, detail=detail)
+        seen = now
+
+    event.listen(db.sync_session, "before_flush", record_changes)
+    try:
+        return await update_practice(db, practice, change, settings)
+    finally:
+        event.remove(db.sync_session, "before_flush", record_changes)

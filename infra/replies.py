@@ -1,99 +1,27 @@
-"""The office's reads of patients' replies: alerts, Email Client threads, the chart.
+"""Patients' replies: kept pending until the workflow accepts them, recorded into the
+thread, and read by the office in the Email Client.
 
-Every query takes the staff user's practice id, so another practice's ids find nothing
-(the routes answer 404, never 403, and confirm nothing exists).
+Every office read takes the staff user's practice id, so another practice's ids find
+nothing (the routes answer 404, never 403, and confirm nothing exists).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import case, func, or_, select, update
+from pydantic import TypeAdapter
+from sqlalchemy import case, delete, func, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.sql import Select
 
-from domain.secure_email_views import AlertKind, AlertPublic, ChartDocumentPublic
-from infra.db.models import Alert, Attachment, ChartDocument, Patient, Reply, SecureEmail
+from domain.attachments import StoredAttachment
+from infra.db.models import Alert, Attachment, Patient, PendingReply, Reply, SecureEmail
+from infra.secure_emails import attachment_row
 
-ALERTS_SHOWN = 50
 THREADS_SHOWN = 100
-
-
-# Alerts (R10) ---------------------------------------------------------------------------
-
-
-def _alerts(practice_id: str) -> Select[Alert, str]:
-    return (
-        select(Alert, Patient.name)
-        .join(Patient, Patient.id == Alert.patient_id)
-        .outerjoin(Reply, Reply.id == Alert.reply_id)
-        .where(Alert.practice_id == practice_id)
-    )
-
-
-# An alert for a reply staff have already read is not news (the Email Client may open a
-# reply before its alert is raised).
-_UNSETTLED = (
-    Alert.acknowledged_at.is_(None),
-    or_(Alert.reply_id.is_(None), Reply.read_at.is_(None)),
-)
-
-
-def _public(alert: Alert, patient_name: str) -> AlertPublic:
-    return AlertPublic(
-        id=alert.id,
-        kind=AlertKind(alert.kind),
-        patient_id=alert.patient_id,
-        patient_name=patient_name,
-        reply_id=alert.reply_id,
-        secure_email_id=alert.secure_email_id,
-        created_at=alert.created_at,
-        acknowledged_at=alert.acknowledged_at,
-    )
-
-
-async def open_alerts(
-    db: AsyncSession, practice_id: str, limit: int = ALERTS_SHOWN
-) -> list[AlertPublic]:
-    """Unacknowledged alerts, newest first."""
-    statement = (
-        _alerts(practice_id)
-        .where(*_UNSETTLED)
-        .order_by(Alert.created_at.desc(), Alert.id)
-        .limit(limit)
-    )
-    return [_public(*row) for row in (await db.execute(statement))]
-
-
-async def count_open_alerts(db: AsyncSession, practice_id: str) -> int:
-    statement = (
-        select(func.count(Alert.id))
-        .outerjoin(Reply, Reply.id == Alert.reply_id)
-        .where(Alert.practice_id == practice_id, *_UNSETTLED)
-    )
-    return int(await db.scalar(statement) or 0)
-
-
-async def acknowledge_alert(
-    db: AsyncSession, practice_id: str, alert_id: str
-) -> AlertPublic | None:
-    """Idempotent: acknowledging twice keeps the first time."""
-    await db.execute(
-        update(Alert)
-        .where(
-            Alert.id == alert_id,
-            Alert.practice_id == practice_id,
-            Alert.acknowledged_at.is_(None),
-        )
-        .values(acknowledged_at=datetime.now(UTC))
-    )
-    await db.commit()
-    row = (await db.execute(_alerts(practice_id).where(Alert.id == alert_id))).first()
-    return _public(*row) if row is not None else None
-
-
-# Email Client -------------------------------------------------------------------------
+_FILES = TypeAdapter(list[StoredAttachment])
 
 
 @dataclass(frozen=True)
@@ -236,50 +164,91 @@ async def replies_to(db: AsyncSession, secure_email_id: str) -> list[Reply]:
     return list((await db.scalars(statement)).all())
 
 
-# Chart (R11) --------------------------------------------------------------------------
+async def replies_of_patient(
+    db: AsyncSession, patient_id: str, secure_email_ids: Sequence[str]
+) -> list[Reply]:
+    """The patient's replies in these threads, newest first (the portal's Sent tab)."""
+    statement = (
+        select(Reply)
+        .where(Reply.patient_id == patient_id, Reply.secure_email_id.in_(list(secure_email_ids)))
+        .order_by(Reply.sent_at.desc())
+    )
+    return list((await db.scalars(statement)).all())
+
+
+async def reply(db: AsyncSession, reply_id: str, *, fresh: bool = False) -> Reply | None:
+    return await db.get(Reply, reply_id, populate_existing=fresh)
+
+
+# Pending replies and recording them (the workflow's ``record_reply``) --------------------
 
 
 @dataclass(frozen=True)
-class ChartEntry:
-    document: ChartDocument
-    attachment: Attachment
-    secure_email_subject: str
+class Written:
+    """What a patient wrote: the subject, the body and the files already stored."""
 
-    def public(self) -> ChartDocumentPublic:
-        return ChartDocumentPublic(
-            id=self.document.id,
-            filename=self.attachment.filename,
-            size=self.attachment.size,
-            content_type=self.attachment.content_type,
-            filed_at=self.document.filed_at,
-            secure_email_id=self.attachment.secure_email_id,
+    subject: str
+    body: str
+    files: list[StoredAttachment]
+
+
+async def keep_pending(
+    db: AsyncSession, secure_email_id: str, reply_id: str, written: Written
+) -> None:
+    """Kept (encrypted) until the workflow accepts the reply by its id (R12)."""
+    db.add(
+        PendingReply(
+            id=reply_id,
+            secure_email_id=secure_email_id,
+            subject=written.subject,
+            body=written.body,
+            attachments=_FILES.dump_json(written.files).decode(),
         )
-
-
-def _chart(practice_id: str, patient_id: str) -> Select[ChartDocument, Attachment, str]:
-    return (
-        select(ChartDocument, Attachment, SecureEmail.subject)
-        .join(Attachment, Attachment.id == ChartDocument.attachment_id)
-        .join(SecureEmail, SecureEmail.id == Attachment.secure_email_id)
-        .where(ChartDocument.practice_id == practice_id, ChartDocument.patient_id == patient_id)
     )
+    await db.commit()
 
 
-async def chart_of(db: AsyncSession, practice_id: str, patient_id: str) -> list[ChartEntry]:
-    """The files a patient sent, newest first."""
-    statement = _chart(practice_id, patient_id).order_by(
-        ChartDocument.filed_at.desc(), ChartDocument.id
+async def drop_pending(db: AsyncSession, reply_id: str) -> None:
+    await db.execute(delete(PendingReply).where(PendingReply.id == reply_id))
+    await db.commit()
+
+
+async def take_pending(db: AsyncSession, secure_email_id: str, reply_id: str) -> Written | None:
+    """The pending reply of this thread, removed as it is taken (in the caller's commit);
+    a reply id of another thread is never moved across."""
+    pending = await db.get(PendingReply, reply_id)
+    if pending is None or pending.secure_email_id != secure_email_id:
+        return None
+    written = Written(pending.subject, pending.body, _FILES.validate_json(pending.attachments))
+    await db.delete(pending)
+    return written
+
+
+async def add_to_thread(
+    db: AsyncSession, secure_email: SecureEmail, reply_id: str, written: Written, sent_at: datetime
+) -> None:
+    """The reply and its files as part of the thread; not committed (the caller audits)."""
+    db.add(
+        Reply(
+            id=reply_id,
+            secure_email_id=secure_email.id,
+            practice_id=secure_email.practice_id,
+            patient_id=secure_email.patient_id,
+            subject=written.subject,
+            body=written.body,
+            sent_at=sent_at,
+        )
     )
-    entries = [ChartEntry(*row) for row in (await db.execute(statement))]
-    # File names are encrypted (SQL cannot sort them): newest first, then by name.
-    entries.sort(key=lambda entry: entry.attachment.filename)
-    entries.sort(key=lambda entry: entry.document.filed_at, reverse=True)
-    return entries
+    await db.flush()
+    for item in written.files:
+        db.add(attachment_row(item, secure_email.id, reply_id))
 
 
-async def chart_entry(
-    db: AsyncSession, practice_id: str, patient_id: str, document_id: str
-) -> ChartEntry | None:
-    statement = _chart(practice_id, patient_id).where(ChartDocument.id == document_id)
-    row = (await db.execute(statement)).first()
-    return ChartEntry(*row) if row is not None else None
+async def commit_recorded(db: AsyncSession, reply_id: str) -> None:
+    """Commits a recorded reply; a concurrent attempt that got there first is no error."""
+    try:
+        await db.commit()
+    except IntegrityError:
+        await db.rollback()
+        if await db.get(Reply, reply_id) is None:
+            raise

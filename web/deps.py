@@ -1,4 +1,7 @@
-"""Dependencies shared by every router: settings, database session, signed-in staff."""
+"""Dependencies shared by every router: settings, database session, Temporal, signed-in staff.
+
+The one web module that names SQLAlchemy: routes take ``DbSession`` and hand it to infra.
+"""
 
 from __future__ import annotations
 
@@ -8,13 +11,13 @@ from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from temporalio.client import Client
 
 from domain.audit import PLATFORM, ActorType, AuditAction
+from infra import accounts, practices
 from infra.audit import Actor, audit
-from infra.db.models import ApiToken, Practice, StaffSession, StaffUser
-from infra.security import token_hash
+from infra.db.models import Practice, StaffUser
 from infra.settings import Settings
 from web.client_address import resolve as resolve_client_address
 from web.state import AppState
@@ -49,6 +52,19 @@ async def get_db(state: StateDep) -> AsyncIterator[AsyncSession]:
 DbSession = Annotated[AsyncSession, Depends(get_db)]
 
 
+class TemporalUnavailable(Exception):
+    """Temporal could not be reached; ``web.errors`` answers 503 in words."""
+
+
+async def temporal_of(state: AppState) -> Client:
+    """The app's Temporal client, connected on first use (a route calls this once it has
+    read its form, so a failure can answer with the form again)."""
+    try:
+        return await state.temporal()
+    except RuntimeError as error:  # the SDK's "failed client connect"
+        raise TemporalUnavailable from error
+
+
 class NotSignedIn(Exception):
     """Raised by office page dependencies; the app turns it into a redirect to log-in."""
 
@@ -76,17 +92,17 @@ async def signed_in_account(request: Request, db: DbSession, settings: SettingsD
     token = request.cookies.get(staff_cookie_name(settings))
     if not token:
         raise NotSignedIn
-    session = await db.get(StaffSession, token_hash(token))
+    session = await accounts.staff_session(db, token)
     if session is None:
         raise NotSignedIn
     now = datetime.now(UTC)
     last_seen = session.last_seen_at or session.created_at
     idle = timedelta(minutes=settings.staff_idle_minutes)
     if session.expires_at <= now or now - last_seen >= idle:
-        await db.execute(delete(StaffSession).where(StaffSession.token_hash == session.token_hash))
+        await accounts.end_staff_session(db, session)
         await db.commit()
         raise NotSignedIn
-    user = await db.get(StaffUser, session.staff_id)
+    user = await accounts.staff_user(db, session.staff_id)
     if user is None or not user.active:
         raise NotSignedIn
     if now - last_seen >= SESSION_SEEN_RESOLUTION:
@@ -131,13 +147,7 @@ async def account_from_bearer(
     )
     if credentials is None:
         raise unauthorised
-    found = (
-        await db.execute(
-            select(ApiToken, StaffUser)
-            .join(StaffUser, ApiToken.staff_id == StaffUser.id)
-            .where(ApiToken.token_hash == token_hash(credentials.credentials))
-        )
-    ).first()
+    found = await accounts.token_and_owner(db, credentials.credentials)
     if found is None:
         raise unauthorised
     api_token, user = found
@@ -178,7 +188,7 @@ ApiAccount = Annotated[StaffUser, Depends(account_from_bearer)]
 
 
 async def practice_of(db: AsyncSession, user: StaffUser) -> Practice:
-    practice = await db.get(Practice, user.practice_id)
+    practice = await practices.practice(db, user.practice_id)
     if practice is None:  # a foreign key guarantees it; this keeps mypy and readers honest
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail="Practice not found")
     return practice

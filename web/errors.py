@@ -1,8 +1,40 @@
-"""Refusals in the shape FastAPI gives validation errors, so clients parse one format."""
+"""How the app answers what went wrong: refusals, and Temporal or the object store failing.
+
+Refusals are in the shape FastAPI gives validation errors, so clients parse one format.
+
+Failures of Temporal (unreachable, an RPC error) and of the object store (down, a file
+that will not open) are not caught route by route: they reach ``failure`` below, the one
+handler, which answers 503 in words. A route whose page must come back whole (a form with
+what was typed) names that page first with ``on_unavailable``; otherwise a browser gets
+the error page and ``/api/`` callers JSON ``{"detail": ...}``.
+"""
 
 from __future__ import annotations
 
-from fastapi import HTTPException, status
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+
+from fastapi import FastAPI, HTTPException, Request, status
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from temporalio.service import RPCError
+
+from infra.db.models import Practice
+from infra.objects import ObjectUnreadable, StoreUnavailable
+from web.deps import MustChangePassword, NotOfficeStaff, NotSignedIn, TemporalUnavailable
+from web.templating import render
+
+# The words for a failure when the route chose none.
+TEMPORAL_DOWN = "Secure Email is unavailable right now. Please try again in a few minutes."
+STORE_DOWN = "Files cannot be downloaded right now. Please try again in a few minutes."
+UNREADABLE = "This file cannot be opened. Please contact the office."
+
+# What "Temporal cannot be reached" arrives as.
+TEMPORAL_FAILURES: tuple[type[Exception], ...] = (RPCError, TemporalUnavailable)
+
+# The page to answer with instead, given the words.
+PageAgain = Callable[[str], Awaitable[Response]]
 
 
 def field_errors(
@@ -21,3 +53,96 @@ def field_error(
     field: str, message: str, code: int = status.HTTP_422_UNPROCESSABLE_CONTENT
 ) -> HTTPException:
     return field_errors({field: message}, code)
+
+
+def on_unavailable(request: Request, page: PageAgain, words: str = TEMPORAL_DOWN) -> None:
+    """From here on, a failure of Temporal or the object store answers ``page(words)``."""
+    request.state.page_again = (page, words)
+
+
+class PortalSignedOut(Exception):
+    """No live portal session; the app answers with the signed-out page."""
+
+
+class MessageExpired(Exception):
+    """The secure email asked for has expired (R8): the app answers with its warning."""
+
+    def __init__(self, practice: Practice, expires_at: datetime) -> None:
+        super().__init__("expired")
+        self.practice = practice
+        self.expires_at = expires_at
+
+
+def expired_page(request: Request, practice: Practice, expires_at: datetime) -> Response:
+    """R8: when the message expired and whom to ask; nothing of the message itself."""
+    return render(
+        request,
+        "portal/expired.html",
+        {"practice": practice, "expires_at": expires_at},
+        status_code=status.HTTP_410_GONE,
+    )
+
+
+async def _message_expired(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, MessageExpired)
+    return expired_page(request, exc.practice, exc.expires_at)
+
+
+def _words_for(error: Exception) -> str:
+    if isinstance(error, ObjectUnreadable):
+        # Altered in storage, or sealed under a key this server no longer has: never
+        # served, and said plainly.
+        return UNREADABLE
+    if isinstance(error, StoreUnavailable):
+        return STORE_DOWN
+    return TEMPORAL_DOWN
+
+
+async def failure(request: Request, error: Exception) -> Response:
+    """Temporal or the object store failed: 503, in the caller's format and words."""
+    chosen: tuple[PageAgain, str] | None = getattr(request.state, "page_again", None)
+    if chosen is not None and not isinstance(error, ObjectUnreadable):
+        page, words = chosen
+        return await page(words)
+    words = _words_for(error)
+    if request.url.path.startswith("/api/"):
+        return JSONResponse({"detail": words}, status_code=status.HTTP_503_SERVICE_UNAVAILABLE)
+    return render(
+        request, "error.html", {"message": words}, status_code=status.HTTP_503_SERVICE_UNAVAILABLE
+    )
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
+    # The API answers JSON; people in a browser get a page in words.
+    if request.url.path.startswith("/api/") or not isinstance(exc.detail, str):
+        return await http_exception_handler(request, exc)
+    return render(request, "error.html", {"message": exc.detail}, status_code=exc.status_code)
+
+
+def _redirect(to: str) -> Callable[[Request, Exception], Awaitable[Response]]:
+    async def handler(_request: Request, _exc: Exception) -> Response:
+        return RedirectResponse(to, status_code=status.HTTP_303_SEE_OTHER)
+
+    return handler
+
+
+async def _portal_signed_out(request: Request, _exc: Exception) -> Response:
+    return render(
+        request,
+        "portal/signed_out.html",
+        {"reason": "Your secure session has ended."},
+        status_code=status.HTTP_401_UNAUTHORIZED,
+    )
+
+
+def install(app: FastAPI) -> None:
+    """Every exception handler of the app."""
+    app.add_exception_handler(NotSignedIn, _redirect("/login"))
+    app.add_exception_handler(MustChangePassword, _redirect("/change-password"))
+    app.add_exception_handler(NotOfficeStaff, _redirect("/operator"))
+    app.add_exception_handler(PortalSignedOut, _portal_signed_out)
+    app.add_exception_handler(MessageExpired, _message_expired)
+    for failed in (*TEMPORAL_FAILURES, StoreUnavailable, ObjectUnreadable):
+        app.add_exception_handler(failed, failure)
+    app.add_exception_handler(StarletteHTTPException, _http_error)

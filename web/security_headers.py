@@ -1,7 +1,7 @@
 """Headers on every response: no framing, no sniffing, no referrer, no caching of PHI.
 
 One Content-Security-Policy for every page, /docs included (its Swagger UI is served by
-the app, see ``web.routes.docs``). Pure ASGI, so streamed downloads stay streamed.
+the app, see ``web.api.docs``). Pure ASGI, so streamed downloads stay streamed.
 """
 
 from __future__ import annotations

@@ -28,6 +28,7 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 from domain.attachments import (
     MAX_ATTACHMENT_BYTES,
     SNIFF_BYTES,
+    StoredAttachment,
     check_attachment_start,
     content_type_for,
     extension_of,
@@ -36,6 +37,9 @@ from domain.attachments import (
 )
 from infra.db.models import Attachment
 from infra.objects import ObjectStore, object_key
+
+# An uploaded file as the routes hand it on (Starlette spools it to a temporary file).
+Upload = UploadFile
 
 # At most this many files in one secure email or reply; with 20 MB each, the body limits
 # of web.body_limits follow from it.
@@ -58,16 +62,6 @@ class RefusedFile:
 
     def __str__(self) -> str:
         return f"{self.filename}: {self.reason}"
-
-
-@dataclass(frozen=True)
-class StoredAttachment:
-    id: str
-    object_key: str
-    filename: str
-    size: int
-    content_type: str
-    sha256: str
 
 
 class AttachmentsRefused(Exception):
@@ -170,7 +164,12 @@ async def store_uploads(
             )
             stored.append(
                 StoredAttachment(
-                    attachment_id, key, filename, result.size, content_type, result.sha256
+                    attachment_id=attachment_id,
+                    object_key=key,
+                    filename=filename,
+                    size=result.size,
+                    content_type=content_type,
+                    sha256=result.sha256,
                 )
             )
     except BaseException:

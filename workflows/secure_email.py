@@ -28,7 +28,17 @@ with workflow.unsafe.imports_passed_through():
     from activities.mail import MailActivities
     from activities.read_model import ReadModelActivities
     from activities.replies import AlertActivities, RepliesActivities
-    from domain.errors import UNKNOWN_SECURE_EMAIL
+    from domain.errors import (
+        BAD_REQUEST,
+        EXPIRED,
+        FAILED,
+        PERMANENT_MAIL_ERROR,
+        REPLIES_HOURLY,
+        REPLIES_TOTAL,
+        TOO_MANY_PASSCODES,
+        TOO_MANY_REPLIES,
+        UNKNOWN_SECURE_EMAIL,
+    )
     from domain.passcodes import (
         MAX_PASSCODES_PER_HOUR,
         MAX_WRONG_TRIES,
@@ -57,6 +67,7 @@ with workflow.unsafe.imports_passed_through():
         StatusChange,
         VerifyOutcome,
         VerifyResult,
+        is_expired,
     )
     from infra.temporal.search_attributes import SECURE_EMAIL_STATUS
 
@@ -65,7 +76,7 @@ MAIL_RETRY = RetryPolicy(
     maximum_interval=timedelta(minutes=5),
     # A refused address or a rejected API key will not get better by retrying, nor will
     # a secure email the database does not know.
-    non_retryable_error_types=["PermanentMailError", UNKNOWN_SECURE_EMAIL],
+    non_retryable_error_types=[PERMANENT_MAIL_ERROR, UNKNOWN_SECURE_EMAIL],
 )
 MAIL_TIMEOUT = timedelta(seconds=60)
 QUICK_TIMEOUT = timedelta(seconds=30)
@@ -234,7 +245,7 @@ class SecureEmailWorkflow:
         self._refuse_if_closed()
         if attempt.passcode:
             # A code in clear would be recorded in the history; only checks are taken.
-            raise ApplicationError("Send the passcode's check, not the passcode", type="BadRequest")
+            raise ApplicationError("Send the passcode's check, not the passcode", type=BAD_REQUEST)
 
     @workflow.signal
     async def message_viewed(self) -> None:
@@ -278,7 +289,7 @@ class SecureEmailWorkflow:
         self._refuse_if_too_many_replies()
         if reply.subject or reply.body or reply.attachments:
             # What the patient wrote stays in the database; the history takes the id only.
-            raise ApplicationError("Send the reply's id, not its content", type="BadRequest")
+            raise ApplicationError("Send the reply's id, not its content", type=BAD_REQUEST)
 
     async def _file_replies(self) -> None:
         while self._state.to_file:
@@ -316,11 +327,11 @@ class SecureEmailWorkflow:
 
     def _refuse_if_closed(self) -> None:
         status = self._state.status
-        if status == SecureEmailStatus.EXPIRED or workflow.now() >= self._start.expires_at:
-            raise ApplicationError(EXPIRED_MESSAGE, type="Expired", non_retryable=True)
+        if is_expired(status, self._start.expires_at, workflow.now()):
+            raise ApplicationError(EXPIRED_MESSAGE, type=EXPIRED, non_retryable=True)
         if status == SecureEmailStatus.FAILED:
             raise ApplicationError(
-                "This secure email could not be delivered", type="Failed", non_retryable=True
+                "This secure email could not be delivered", type=FAILED, non_retryable=True
             )
 
     def _refuse_if_rate_limited(self) -> None:
@@ -329,7 +340,8 @@ class SecureEmailWorkflow:
             minutes = _minutes_until(recent[0] + RATE_WINDOW)
             raise ApplicationError(
                 f"Too many passcodes were requested. Try again in {minutes} minutes.",
-                type="TooManyPasscodes",
+                minutes,
+                type=TOO_MANY_PASSCODES,
                 non_retryable=True,
             )
 
@@ -338,7 +350,8 @@ class SecureEmailWorkflow:
             raise ApplicationError(
                 f"This conversation already has {MAX_REPLIES} replies, the most one secure "
                 "email can hold. Please call the office; they can send you a new secure email.",
-                type="TooManyReplies",
+                REPLIES_TOTAL,
+                type=TOO_MANY_REPLIES,
                 non_retryable=True,
             )
         recent = _within(self._state.recent_replies, REPLY_WINDOW)
@@ -347,7 +360,9 @@ class SecureEmailWorkflow:
             raise ApplicationError(
                 f"You have sent {MAX_REPLIES_PER_HOUR} replies to this message in the last "
                 f"hour. Please wait {minutes} minutes before replying again, or call the office.",
-                type="TooManyReplies",
+                REPLIES_HOURLY,
+                minutes,
+                type=TOO_MANY_REPLIES,
                 non_retryable=True,
             )
 

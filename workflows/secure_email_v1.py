@@ -26,6 +26,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.passcodes import make_passcode_secret
     from activities.read_model import ReadModelActivities
     from activities.replies import AlertActivities, RepliesActivities
+    from domain.errors import EXPIRED, FAILED, PERMANENT_MAIL_ERROR, TOO_MANY_PASSCODES
     from domain.passcodes import (
         MAX_PASSCODES_PER_HOUR,
         MAX_WRONG_TRIES,
@@ -50,6 +51,7 @@ with workflow.unsafe.imports_passed_through():
         StatusChange,
         VerifyOutcome,
         VerifyResult,
+        is_expired,
     )
     from infra.temporal.search_attributes import SECURE_EMAIL_STATUS
 
@@ -57,7 +59,7 @@ MAIL_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=2),
     maximum_interval=timedelta(minutes=5),
     # A refused address or a rejected API key will not get better by retrying.
-    non_retryable_error_types=["PermanentMailError"],
+    non_retryable_error_types=[PERMANENT_MAIL_ERROR],
 )
 MAIL_TIMEOUT = timedelta(seconds=60)
 QUICK_TIMEOUT = timedelta(seconds=30)
@@ -263,11 +265,11 @@ class SecureEmailWorkflowV1:
     # Helpers
 
     def _refuse_if_closed(self) -> None:
-        if self._status == SecureEmailStatus.EXPIRED or workflow.now() >= self._input.expires_at:
-            raise ApplicationError(EXPIRED_MESSAGE, type="Expired", non_retryable=True)
+        if is_expired(self._status, self._input.expires_at, workflow.now()):
+            raise ApplicationError(EXPIRED_MESSAGE, type=EXPIRED, non_retryable=True)
         if self._status == SecureEmailStatus.FAILED:
             raise ApplicationError(
-                "This secure email could not be delivered", type="Failed", non_retryable=True
+                "This secure email could not be delivered", type=FAILED, non_retryable=True
             )
 
     def _refuse_if_rate_limited(self) -> None:
@@ -278,7 +280,8 @@ class SecureEmailWorkflowV1:
             minutes = max(1, -(-int(wait.total_seconds()) // 60))
             raise ApplicationError(
                 f"Too many passcodes were requested. Try again in {minutes} minutes.",
-                type="TooManyPasscodes",
+                minutes,
+                type=TOO_MANY_PASSCODES,
                 non_retryable=True,
             )
 

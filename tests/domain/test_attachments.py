@@ -8,12 +8,14 @@ from domain.attachments import (
     MAX_ATTACHMENT_BYTES,
     MAX_FILENAME_BYTES,
     SNIFF_BYTES,
-    AttachmentRef,
     check_attachment_start,
     content_type_for,
     extension_of,
     safe_filename,
     size_error,
+)
+from domain.attachments import (
+    StoredAttachment as AttachmentRef,
 )
 
 PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00"

@@ -17,7 +17,7 @@ from fastapi import FastAPI
 from infra.rate_limits import STAFF_LOGIN_PER_ACCOUNT_CLIENT
 from tests.conftest import STAFF_PASSWORD, Browser, Office, some_client_address
 from tests.web.test_staff import audit_events
-from web.routes.office_auth import ACCOUNT_DELAYS
+from web.office.auth import ACCOUNT_DELAYS
 
 
 def client_at(app: FastAPI, address: str | None = None) -> Browser:

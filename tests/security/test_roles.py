@@ -19,7 +19,8 @@ from fastapi import APIRouter, FastAPI
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 
-import web.routes
+import web.api
+import web.office
 from infra.settings import Settings
 from tests.conftest import Office
 from tests.web.test_staff import Member, add_member, audit_events, staff_list
@@ -41,20 +42,26 @@ def _calls(dependant: Dependant) -> Iterator[Any]:
 
 
 def admin_routes() -> set[tuple[str, str, bool]]:
-    """Every route of ``web.routes`` that requires an admin: (method, path within its
-    router, whether it is an ``/api/v1`` one)."""
+    """Every route of ``web.api`` and ``web.office`` that requires an admin: (method, path
+    within its router, whether it is an ``/api/v1`` one)."""
     found = set()
-    for module_info in pkgutil.iter_modules(web.routes.__path__):
-        module = importlib.import_module(f"web.routes.{module_info.name}")
-        for name, router in vars(module).items():
-            if not isinstance(router, APIRouter):
-                continue
-            api = name == "api_router" or module_info.name.startswith("api_")
-            for route in router.routes:
-                if isinstance(route, APIRoute) and {admin_from_cookie, admin_from_bearer} & set(
-                    _calls(route.dependant)
-                ):
-                    found |= {(method, route.path, api) for method in route.methods or ()}
+    for package in (web.api, web.office):
+        for module_info in pkgutil.iter_modules(package.__path__):
+            module = importlib.import_module(f"{package.__name__}.{module_info.name}")
+            found |= _admin_routes_of(module, api=package is web.api)
+    return found
+
+
+def _admin_routes_of(module: Any, *, api: bool) -> set[tuple[str, str, bool]]:
+    found = set()
+    for router in vars(module).values():
+        if not isinstance(router, APIRouter):
+            continue
+        for route in router.routes:
+            if isinstance(route, APIRoute) and {admin_from_cookie, admin_from_bearer} & set(
+                _calls(route.dependant)
+            ):
+                found |= {(method, route.path, api) for method in route.methods or ()}
     return found
 
 

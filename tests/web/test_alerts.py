@@ -15,7 +15,7 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 
-from domain.secure_email import ReplyAttachment
+from domain.attachments import StoredAttachment as ReplyAttachment
 from infra.db.models import SecureEmail, StaffSession
 from infra.security import token_hash
 from infra.settings import Settings
@@ -24,8 +24,8 @@ from tests.fixtures.stack import Stack, app_server, serving
 from tests.fixtures.waiting import eventually
 from tests.web.test_portal import SUBJECT, send, sign_in
 from web.deps import STAFF_COOKIE
-from web.replies import submit_reply
-from web.routes import alerts
+from web.office import alerts
+from web.services.replies import submit_reply
 from web.state import AppState
 
 T = TypeVar("T")

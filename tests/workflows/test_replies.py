@@ -9,12 +9,12 @@ from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 
+from domain.attachments import StoredAttachment as ReplyAttachment
 from domain.secure_email import (
     MAX_REPLIES,
     MAX_REPLIES_PER_HOUR,
     CarriedState,
     PasscodeRequest,
-    ReplyAttachment,
     ReplySubmitted,
     SecureEmailState,
     SecureEmailStatus,

@@ -1,0 +1,132 @@
+"""Office alerts (R10): raised when a patient replies or a notice cannot be delivered,
+shown on the Main Menu until acknowledged.
+
+Every read takes the staff user's practice id, so another practice's ids find nothing.
+Raising is idempotent: one alert per reply, one notice-failed alert per secure email.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql import Select
+
+from domain.secure_email_views import AlertKind, AlertPublic
+from infra.db.models import Alert, Patient, Reply, SecureEmail
+
+ALERTS_SHOWN = 50
+
+
+def _alerts(practice_id: str) -> Select[Alert, str]:
+    return (
+        select(Alert, Patient.name)
+        .join(Patient, Patient.id == Alert.patient_id)
+        .outerjoin(Reply, Reply.id == Alert.reply_id)
+        .where(Alert.practice_id == practice_id)
+    )
+
+
+# An alert for a reply staff have already read is not news (the Email Client may open a
+# reply before its alert is raised).
+_UNSETTLED = (
+    Alert.acknowledged_at.is_(None),
+    or_(Alert.reply_id.is_(None), Reply.read_at.is_(None)),
+)
+
+
+def _public(alert: Alert, patient_name: str) -> AlertPublic:
+    return AlertPublic(
+        id=alert.id,
+        kind=AlertKind(alert.kind),
+        patient_id=alert.patient_id,
+        patient_name=patient_name,
+        reply_id=alert.reply_id,
+        secure_email_id=alert.secure_email_id,
+        created_at=alert.created_at,
+        acknowledged_at=alert.acknowledged_at,
+    )
+
+
+async def open_alerts(
+    db: AsyncSession, practice_id: str, limit: int = ALERTS_SHOWN
+) -> list[AlertPublic]:
+    """Unacknowledged alerts, newest first."""
+    statement = (
+        _alerts(practice_id)
+        .where(*_UNSETTLED)
+        .order_by(Alert.created_at.desc(), Alert.id)
+        .limit(limit)
+    )
+    return [_public(*row) for row in (await db.execute(statement))]
+
+
+async def count_open_alerts(db: AsyncSession, practice_id: str) -> int:
+    statement = (
+        select(func.count(Alert.id))
+        .outerjoin(Reply, Reply.id == Alert.reply_id)
+        .where(Alert.practice_id == practice_id, *_UNSETTLED)
+    )
+    return int(await db.scalar(statement) or 0)
+
+
+async def acknowledge_alert(
+    db: AsyncSession, practice_id: str, alert_id: str
+) -> AlertPublic | None:
+    """Idempotent: acknowledging twice keeps the first time."""
+    await db.execute(
+        update(Alert)
+        .where(
+            Alert.id == alert_id,
+            Alert.practice_id == practice_id,
+            Alert.acknowledged_at.is_(None),
+        )
+        .values(acknowledged_at=datetime.now(UTC))
+    )
+    await db.commit()
+    row = (await db.execute(_alerts(practice_id).where(Alert.id == alert_id))).first()
+    return _public(*row) if row is not None else None
+
+
+async def raise_for_reply(db: AsyncSession, reply: Reply) -> None:
+    """The alert of a reply, once however often it is asked for."""
+    existing = await db.scalar(select(Alert.id).where(Alert.reply_id == reply.id))
+    if existing is not None:
+        return
+    db.add(
+        Alert(
+            practice_id=reply.practice_id,
+            patient_id=reply.patient_id,
+            kind=AlertKind.REPLY.value,
+            secure_email_id=reply.secure_email_id,
+            reply_id=reply.id,
+            # Staff may have opened the reply in the Email Client before this ran.
+            acknowledged_at=reply.read_at,
+        )
+    )
+    try:
+        await db.commit()
+    except IntegrityError:
+        await db.rollback()  # the unique reply id: already raised by another attempt
+
+
+async def raise_notice_failed(db: AsyncSession, secure_email: SecureEmail) -> None:
+    """The office must know a patient got nothing; once per secure email."""
+    raised = await db.scalar(
+        select(Alert.id).where(
+            Alert.secure_email_id == secure_email.id,
+            Alert.kind == AlertKind.NOTICE_FAILED.value,
+        )
+    )
+    if raised is None:
+        db.add(
+            Alert(
+                practice_id=secure_email.practice_id,
+                patient_id=secure_email.patient_id,
+                kind=AlertKind.NOTICE_FAILED.value,
+                secure_email_id=secure_email.id,
+            )
+        )
+        await db.commit()

@@ -1,0 +1,222 @@
+"""Secure emails in the database: the read model of each workflow, and its files.
+
+The workflow owns a secure email's lifecycle; this module writes only what the web app
+records before the workflow starts (and takes back when it cannot start) and the status
+changes the workflow projects. Lookups by practice or patient find nothing of another
+practice's or patient's messages, so routes answer 404 and confirm nothing exists.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from domain.attachments import StoredAttachment
+from domain.secure_email import SecureEmailStatus, StatusChange, is_expired
+from infra.db.models import Attachment, Patient, Practice, SecureEmail
+
+
+def expired(secure_email: SecureEmail, now: datetime | None = None) -> bool:
+    return is_expired(secure_email.status, secure_email.expires_at, now or datetime.now(UTC))
+
+
+# Reading ----------------------------------------------------------------------------
+
+
+async def find(db: AsyncSession, secure_email_id: str) -> SecureEmail | None:
+    return await db.get(SecureEmail, secure_email_id)
+
+
+async def by_link(db: AsyncSession, link_token_hash: str) -> SecureEmail | None:
+    """The secure email a notice's link opens; None for a failed one (no link was sent)."""
+    secure_email = await db.scalar(
+        select(SecureEmail).where(SecureEmail.link_token_hash == link_token_hash)
+    )
+    if secure_email is None or secure_email.status == SecureEmailStatus.FAILED:
+        return None
+    return secure_email
+
+
+async def of_practice(
+    db: AsyncSession, practice_id: str, secure_email_id: str
+) -> SecureEmail | None:
+    secure_email = await db.get(SecureEmail, secure_email_id)
+    if secure_email is None or secure_email.practice_id != practice_id:
+        return None
+    return secure_email
+
+
+async def of_patient(db: AsyncSession, patient_id: str, secure_email_id: str) -> SecureEmail | None:
+    secure_email = await db.get(SecureEmail, secure_email_id)
+    if secure_email is None or secure_email.patient_id != patient_id:
+        return None
+    return secure_email
+
+
+async def unexpired_of_patient(db: AsyncSession, patient_id: str) -> list[SecureEmail]:
+    """The secure emails to this patient that can still be read, newest first."""
+    messages = await db.scalars(
+        select(SecureEmail)
+        .where(SecureEmail.patient_id == patient_id)
+        .order_by(SecureEmail.sent_at.desc())
+    )
+    now = datetime.now(UTC)
+    return [message for message in messages if not expired(message, now)]
+
+
+async def practice_of(db: AsyncSession, secure_email: SecureEmail) -> Practice | None:
+    return await db.get(Practice, secure_email.practice_id)
+
+
+async def patient_of(db: AsyncSession, secure_email: SecureEmail) -> Patient | None:
+    return await db.get(Patient, secure_email.patient_id)
+
+
+@dataclass(frozen=True)
+class Parties:
+    """Who a secure email is from and to, as the mail activities need them."""
+
+    secure_email: SecureEmail
+    practice: Practice | None
+    patient: Patient | None
+
+
+async def parties(db: AsyncSession, secure_email_id: str) -> Parties | None:
+    secure_email = await db.get(SecureEmail, secure_email_id)
+    if secure_email is None:
+        return None
+    return Parties(
+        secure_email, await practice_of(db, secure_email), await patient_of(db, secure_email)
+    )
+
+
+@dataclass(frozen=True)
+class Owner:
+    id: str
+    practice_id: str
+    patient_id: str
+
+
+async def owners(db: AsyncSession, secure_email_ids: Sequence[str]) -> list[Owner]:
+    """Whose each of these secure emails is (unknown ids are left out)."""
+    rows = await db.execute(
+        select(SecureEmail.id, SecureEmail.practice_id, SecureEmail.patient_id).where(
+            SecureEmail.id.in_(list(secure_email_ids))
+        )
+    )
+    return [Owner(row.id, row.practice_id, row.patient_id) for row in rows]
+
+
+# Files --------------------------------------------------------------------------------
+
+
+async def attachments_of(db: AsyncSession, secure_email_id: str) -> list[Attachment]:
+    """The office's files and the patient's reply files: they share the table."""
+    statement = (
+        select(Attachment)
+        .where(Attachment.secure_email_id == secure_email_id)
+        .order_by(Attachment.created_at, Attachment.id)
+    )
+    return list((await db.scalars(statement)).all())
+
+
+async def office_files_of(db: AsyncSession, secure_email_id: str) -> list[Attachment]:
+    """The files the office sent."""
+    return [a for a in await attachments_of(db, secure_email_id) if a.reply_id is None]
+
+
+async def files_of_threads(db: AsyncSession, secure_email_ids: Sequence[str]) -> list[Attachment]:
+    """Every file of these secure emails and their replies, newest first."""
+    statement = (
+        select(Attachment)
+        .where(Attachment.secure_email_id.in_(list(secure_email_ids)))
+        .order_by(Attachment.created_at.desc())
+    )
+    return list((await db.scalars(statement)).all())
+
+
+async def attachment_of(
+    db: AsyncSession,
+    attachment_id: str,
+    *,
+    secure_email_id: str | None = None,
+    reply_id: str | None = None,
+) -> Attachment | None:
+    """A file, if it belongs to the given secure email (or reply)."""
+    attachment = await db.get(Attachment, attachment_id)
+    if attachment is None:
+        return None
+    if secure_email_id is not None and attachment.secure_email_id != secure_email_id:
+        return None
+    if reply_id is not None and attachment.reply_id != reply_id:
+        return None
+    return attachment
+
+
+def attachment_row(
+    item: StoredAttachment, secure_email_id: str, reply_id: str | None = None
+) -> Attachment:
+    return Attachment(
+        id=item.attachment_id,
+        secure_email_id=secure_email_id,
+        reply_id=reply_id,
+        object_key=item.object_key,
+        filename=item.filename,
+        size=item.size,
+        content_type=item.content_type,
+        sha256=item.sha256,
+    )
+
+
+# Writing ------------------------------------------------------------------------------
+
+
+async def record_new(
+    db: AsyncSession, secure_email: SecureEmail, files: Sequence[StoredAttachment]
+) -> None:
+    """Written before the workflow starts, so its first status change finds the row."""
+    db.add(secure_email)
+    await db.flush()  # the attachments' foreign key needs the row first
+    for item in files:
+        db.add(attachment_row(item, secure_email.id))
+    await db.commit()
+
+
+async def forget_unstarted(
+    db: AsyncSession, secure_email: SecureEmail, files: Sequence[StoredAttachment]
+) -> None:
+    """Takes back a secure email whose workflow could not be started."""
+    for item in files:
+        attachment = await db.get(Attachment, item.attachment_id)
+        if attachment is not None:
+            await db.delete(attachment)
+    await db.delete(secure_email)
+    await db.commit()
+
+
+async def project_status(db: AsyncSession, change: StatusChange) -> Owner | None:
+    """Applies a workflow's status change if it is newer than the row's; whose secure
+    email it changed, or None when a newer change was already there (a retried or late
+    activity cannot move a secure email back). Not committed: the caller audits first."""
+    changed = (
+        await db.execute(
+            update(SecureEmail)
+            .where(
+                SecureEmail.id == change.secure_email_id,
+                SecureEmail.status_sequence < change.sequence,
+            )
+            .values(
+                status=change.status.value,
+                status_sequence=change.sequence,
+                opened_at=change.opened_at,
+            )
+            .returning(SecureEmail.practice_id, SecureEmail.patient_id)
+        )
+    ).one_or_none()
+    if changed is None:
+        return None
+    return Owner(change.secure_email_id, changed.practice_id, changed.patient_id)

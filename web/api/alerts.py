@@ -1,0 +1,37 @@
+"""``/api/v1/alerts``: the office's unacknowledged alerts (R10), and acknowledging one."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, HTTPException, Request, status
+
+from domain.audit import AuditAction
+from domain.secure_email_views import AlertList, AlertPublic
+from infra.alerts import acknowledge_alert, open_alerts
+from web.deps import ApiStaff, DbSession, audit_staff
+
+router = APIRouter(prefix="/alerts", tags=["alerts"])
+
+
+@router.get("")
+async def list_alerts(db: DbSession, staff: ApiStaff) -> AlertList:
+    """Unacknowledged alerts, newest first."""
+    return AlertList(items=await open_alerts(db, staff.practice_id, limit=1000))
+
+
+@router.post("/{alert_id}/ack")
+async def acknowledge(
+    request: Request, db: DbSession, staff: ApiStaff, alert_id: str
+) -> AlertPublic:
+    alert = await acknowledge_alert(db, staff.practice_id, alert_id)
+    if alert is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail="Alert not found")
+    await audit_staff(
+        db,
+        request,
+        staff,
+        AuditAction.OFFICE_ALERT_ACK,
+        patient_id=alert.patient_id,
+        secure_email_id=alert.secure_email_id,
+        detail=alert.id,
+    )
+    return alert

@@ -1,0 +1,40 @@
+"""``/api/v1/patients/{id}/chart``: the files a patient sent (R11), and each file."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import StreamingResponse
+
+from domain.secure_email_views import ChartDocumentList
+from infra.chart import chart_of
+from web.deps import ApiStaff, DbSession, StateDep
+from web.office.chart import audit_listing, chart_patient, download_document
+
+router = APIRouter(prefix="/patients", tags=["chart"])
+
+
+@router.get("/{patient_id}/chart")
+async def list_chart(
+    request: Request, db: DbSession, staff: ApiStaff, patient_id: str
+) -> ChartDocumentList:
+    """The files the patient sent with replies, newest first."""
+    patient = await chart_patient(db, staff, patient_id)
+    entries = await chart_of(db, staff.practice_id, patient.id)
+    await audit_listing(db, request, staff, patient, entries)
+    return ChartDocumentList(items=[entry.public() for entry in entries])
+
+
+@router.get(
+    "/{patient_id}/chart/{document_id}",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"application/octet-stream": {}}, "description": "The file"}},
+)
+async def read_chart_document(
+    request: Request,
+    state: StateDep,
+    db: DbSession,
+    staff: ApiStaff,
+    patient_id: str,
+    document_id: str,
+) -> StreamingResponse:
+    return await download_document(request, state, db, staff, patient_id, document_id)

@@ -1,0 +1,79 @@
+"""``/api/v1/patients``: the patient directory.
+
+Searches, additions and changes are audited (R13): a search by how many it found, never
+by what was typed; a change by the names of the fields changed, never their values.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, HTTPException, Request, status
+
+from domain.audit import AuditAction
+from domain.patients import PatientCreate, PatientList, PatientPublic, PatientUpdate
+from infra.directory import (
+    DuplicatePatientEmail,
+    add_patient,
+    change_patient,
+    find_patients,
+    get_patient,
+)
+from web.deps import ApiStaff, DbSession, audit_staff, staff_actor
+from web.errors import field_error
+from web.office.patients import DUPLICATE_EMAIL, search_detail
+
+router = APIRouter(prefix="/patients", tags=["patients"])
+
+PATIENT_NOT_FOUND = "Patient not found"
+
+
+@router.post("", status_code=status.HTTP_201_CREATED)
+async def create_patient(
+    request: Request, db: DbSession, staff: ApiStaff, new: PatientCreate
+) -> PatientPublic:
+    try:
+        patient = await add_patient(
+            db, staff.practice_id, new, added_by=staff_actor(request, staff)
+        )
+    except DuplicatePatientEmail as error:
+        raise field_error("email", DUPLICATE_EMAIL, status.HTTP_409_CONFLICT) from error
+    return PatientPublic.model_validate(patient)
+
+
+@router.get("")
+async def search_patients(
+    request: Request, db: DbSession, staff: ApiStaff, q: str = ""
+) -> PatientList:
+    patients = await find_patients(db, staff.practice_id, q)
+    await audit_staff(
+        db, request, staff, AuditAction.OFFICE_PATIENT_SEARCH, detail=search_detail(q, patients)
+    )
+    return PatientList(items=[PatientPublic.model_validate(p) for p in patients])
+
+
+@router.get("/{patient_id}")
+async def read_patient(db: DbSession, staff: ApiStaff, patient_id: str) -> PatientPublic:
+    patient = await get_patient(db, staff.practice_id, patient_id)
+    if patient is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=PATIENT_NOT_FOUND)
+    return PatientPublic.model_validate(patient)
+
+
+@router.patch(
+    "/{patient_id}",
+    responses={
+        404: {"description": PATIENT_NOT_FOUND},
+        409: {"description": DUPLICATE_EMAIL},
+    },
+)
+async def edit_patient(
+    request: Request, db: DbSession, staff: ApiStaff, patient_id: str, change: PatientUpdate
+) -> PatientPublic:
+    """Changes the fields given (``name``, ``email``, ``status``); the others stay."""
+    patient = await get_patient(db, staff.practice_id, patient_id)
+    if patient is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=PATIENT_NOT_FOUND)
+    try:
+        await change_patient(db, patient, change, changed_by=staff_actor(request, staff))
+    except DuplicatePatientEmail as error:
+        raise field_error("email", DUPLICATE_EMAIL, status.HTTP_409_CONFLICT) from error
+    return PatientPublic.model_validate(patient)

@@ -1,0 +1,163 @@
+"""``/api/v1/secure-emails``: Send Secure for practice software, and a message's status."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Request, status
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.responses import Response
+
+from domain.audit import AuditAction
+from domain.secure_email import SecureEmailStatus
+from domain.secure_email_views import (
+    AttachmentPublic,
+    ReplyPublic,
+    SecureEmailCreated,
+    SecureEmailPublic,
+)
+from infra import secure_emails
+from infra.replies import files_of_replies, replies_to
+from web.deps import ApiStaff, DbSession, StateDep, audit_staff, staff_actor
+from web.errors import field_errors, on_unavailable
+from web.office.secure_emails import REFUSED_STATUS, SECURE_EMAIL_NOT_FOUND
+from web.services.sending import (
+    NO_COPIES,
+    UNAVAILABLE,
+    Draft,
+    SendRefused,
+    send_secure_email,
+    sender_for,
+)
+from web.uploads import (
+    MAX_FILES,
+    UploadFormRefused,
+    chosen,
+    form_files,
+    form_text,
+    read_upload_form,
+)
+
+router = APIRouter(prefix="/secure-emails", tags=["secure emails"])
+
+
+# The form, described by hand: the route reads it itself, after the token is checked
+# (FastAPI reads Form/File parameters before any dependency runs).
+SEND_SECURE_FORM = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["patient_id", "subject", "body"],
+                    "properties": {
+                        "patient_id": {"type": "string", "title": "Patient Id"},
+                        "subject": {"type": "string", "title": "Subject"},
+                        "body": {"type": "string", "title": "Body"},
+                        "attachments": {
+                            "type": "array",
+                            "items": {
+                                "type": "string",
+                                "contentMediaType": "application/octet-stream",
+                            },
+                            "maxItems": MAX_FILES,
+                            "title": "Attachments",
+                        },
+                    },
+                }
+            }
+        },
+    }
+}
+REFUSALS: dict[int | str, dict[str, Any]] = {
+    status.HTTP_422_UNPROCESSABLE_CONTENT: {
+        "description": "Refused, per field; nothing was sent",
+        "content": {
+            "application/json": {"schema": {"$ref": "#/components/schemas/HTTPValidationError"}}
+        },
+    },
+}
+REQUIRED = ("patient_id", "subject", "body")
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    openapi_extra=SEND_SECURE_FORM,
+    responses=REFUSALS,
+)
+async def create_secure_email(
+    request: Request, state: StateDep, db: DbSession, staff: ApiStaff
+) -> SecureEmailCreated:
+    """Send Secure: the patient gets a notice with a link, never the content itself.
+    At most 10 attachments of 20 MB each."""
+    try:
+        form = await read_upload_form(request)
+    except UploadFormRefused as refused:
+        raise field_errors({"attachments": refused.reason}) from None
+    try:
+        missing = [name for name in REQUIRED if not isinstance(form.get(name), str)]
+        if missing:
+            raise field_errors(dict.fromkeys(missing, "Field required"))
+        copies = [name for name in ("cc", "bcc") if name in form]
+        if copies:
+            raise field_errors(dict.fromkeys(copies, NO_COPIES))
+        draft = Draft(*(form_text(form, name) for name in REQUIRED))
+
+        async def unavailable(words: str) -> Response:
+            refusal = field_errors({"form": words}, status.HTTP_503_SERVICE_UNAVAILABLE)
+            return await http_exception_handler(request, refusal)
+
+        on_unavailable(request, unavailable, UNAVAILABLE)
+        try:
+            sender = await sender_for(state, db, staff, staff_actor(request, staff))
+            uploads = chosen(form_files(form, "attachments"))
+            secure_email = await send_secure_email(sender, draft, uploads)
+        except SendRefused as refused:
+            raise field_errors(refused.errors, REFUSED_STATUS[refused.rule]) from None
+    finally:
+        await form.close()
+    return SecureEmailCreated.model_validate(secure_email)
+
+
+@router.get("/{secure_email_id}")
+async def read_secure_email(
+    request: Request, db: DbSession, staff: ApiStaff, secure_email_id: str
+) -> SecureEmailPublic:
+    secure_email = await secure_emails.of_practice(db, staff.practice_id, secure_email_id)
+    if secure_email is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=SECURE_EMAIL_NOT_FOUND)
+    # The patient's files share the table; they are listed under their reply.
+    attachments = await secure_emails.office_files_of(db, secure_email.id)
+    replies = await replies_to(db, secure_email.id)
+    files = await files_of_replies(db, [reply.id for reply in replies])
+    # The subject and the replies' bodies are PHI (HIPAA 164.312(b)); the event names ids.
+    await audit_staff(
+        db,
+        request,
+        staff,
+        AuditAction.OFFICE_VIEW,
+        patient_id=secure_email.patient_id,
+        secure_email_id=secure_email.id,
+        detail=f"{len(replies)} reply(ies)",
+    )
+    return SecureEmailPublic(
+        id=secure_email.id,
+        patient_id=secure_email.patient_id,
+        subject=secure_email.subject,
+        status=SecureEmailStatus(secure_email.status),
+        sent_at=secure_email.sent_at,
+        expires_at=secure_email.expires_at,
+        opened_at=secure_email.opened_at,
+        attachments=[AttachmentPublic.model_validate(a) for a in attachments],
+        replies=[
+            ReplyPublic(
+                id=reply.id,
+                sent_at=reply.sent_at,
+                body=reply.body,
+                attachments=[AttachmentPublic.model_validate(a) for a in files[reply.id]],
+            )
+            for reply in replies
+        ],
+    )

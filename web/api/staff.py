@@ -1,0 +1,91 @@
+"""``/api/v1/staff``: the practice's staff, for office administrators.
+
+Every change is audited by staff id (never a password); a temporary password is shown
+once, in the answer to the request that made it.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, HTTPException, Request, status
+
+from domain.audit import AuditAction
+from infra.accounts import StaffRuleError, add_staff, practice_staff, staff_member
+from infra.db.models import StaffUser
+from web.deps import ApiAdmin, DbSession, audit_staff
+from web.errors import field_error
+from web.office.staff import (
+    NOT_FOUND,
+    StaffCreate,
+    StaffList,
+    StaffPublic,
+    StaffRoleChange,
+    StaffWithPassword,
+    added_detail,
+    change_role_member,
+    deactivate_member,
+    reset_member,
+)
+
+router = APIRouter(prefix="/staff", tags=["staff"])
+
+
+async def _member(db: DbSession, admin: StaffUser, staff_id: str) -> StaffUser:
+    member = await staff_member(db, admin.practice_id, staff_id)
+    if member is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=NOT_FOUND)
+    return member
+
+
+def _refused(error: StaffRuleError) -> HTTPException:
+    if error.field is not None:
+        return field_error(error.field, error.message, status.HTTP_409_CONFLICT)
+    return HTTPException(status.HTTP_409_CONFLICT, detail=error.message)
+
+
+@router.get("")
+async def list_staff(db: DbSession, admin: ApiAdmin) -> StaffList:
+    members = await practice_staff(db, admin.practice_id)
+    return StaffList(items=[StaffPublic.model_validate(m) for m in members])
+
+
+@router.post("", status_code=status.HTTP_201_CREATED)
+async def create_staff(
+    request: Request, db: DbSession, admin: ApiAdmin, new: StaffCreate
+) -> StaffWithPassword:
+    try:
+        member, password = await add_staff(
+            db, admin.practice_id, str(new.email), new.name, new.checked()
+        )
+    except StaffRuleError as error:
+        raise _refused(error) from error
+    await audit_staff(db, request, admin, AuditAction.STAFF_ADD, detail=added_detail(member))
+    public = StaffPublic.model_validate(member).model_dump()
+    return StaffWithPassword(**public, temporary_password=password)
+
+
+@router.patch("/{staff_id}")
+async def change_staff_role(
+    request: Request, db: DbSession, admin: ApiAdmin, staff_id: str, change: StaffRoleChange
+) -> StaffPublic:
+    member = await _member(db, admin, staff_id)
+    await change_role_member(request, db, admin, member, change.checked(), _refused)
+    return StaffPublic.model_validate(member)
+
+
+@router.post("/{staff_id}/deactivate")
+async def deactivate_staff(
+    request: Request, db: DbSession, admin: ApiAdmin, staff_id: str
+) -> StaffPublic:
+    member = await _member(db, admin, staff_id)
+    await deactivate_member(request, db, admin, member, _refused)
+    return StaffPublic.model_validate(member)
+
+
+@router.post("/{staff_id}/reset-password")
+async def reset_staff_password(
+    request: Request, db: DbSession, admin: ApiAdmin, staff_id: str
+) -> StaffWithPassword:
+    member = await _member(db, admin, staff_id)
+    password = await reset_member(request, db, admin, member, _refused)
+    public = StaffPublic.model_validate(member).model_dump()
+    return StaffWithPassword(**public, temporary_password=password)

@@ -1,0 +1,54 @@
+"""``/api/v1/tokens``: API tokens for practice software, for office administrators.
+
+A token is shown once when made; only its hash is kept, and no list shows either.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, HTTPException, Request, status
+
+from infra.accounts import practice_token, practice_tokens
+from web.deps import ApiAdmin, DbSession
+from web.errors import field_error
+from web.office.tokens import (
+    NOT_FOUND,
+    NewToken,
+    TokenCreate,
+    TokenList,
+    TokenPublic,
+    TokenRefused,
+    create_token_for,
+    public,
+    revoke_audited,
+)
+
+router = APIRouter(prefix="/tokens", tags=["tokens"])
+
+
+@router.get("")
+async def list_tokens(db: DbSession, admin: ApiAdmin) -> TokenList:
+    rows = await practice_tokens(db, admin.practice_id)
+    return TokenList(items=[public(token, owner) for token, owner in rows])
+
+
+@router.post("", status_code=status.HTTP_201_CREATED)
+async def create_token(
+    request: Request, db: DbSession, admin: ApiAdmin, new: TokenCreate
+) -> NewToken:
+    try:
+        token, row, owner = await create_token_for(
+            request, db, admin, new.label.strip() or "API token", new.staff_id, new.expires_at
+        )
+    except TokenRefused as error:
+        raise field_error(error.field, error.message) from error
+    return NewToken(**public(row, owner).model_dump(), token=token)
+
+
+@router.post("/{token_id}/revoke")
+async def revoke(request: Request, db: DbSession, admin: ApiAdmin, token_id: str) -> TokenPublic:
+    found = await practice_token(db, admin.practice_id, token_id)
+    if found is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=NOT_FOUND)
+    token, owner = found
+    await revoke_audited(request, db, admin, token)
+    return public(token, owner)

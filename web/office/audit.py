@@ -1,0 +1,119 @@
+"""The audit log for office administrators: a page with filters and its CSV export; the
+query-string filter is shared with ``web.api.audit``."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
+from fastapi.responses import HTMLResponse, StreamingResponse
+
+from domain.audit import AuditAction
+from infra.audit import AuditFilter, find_events
+from infra.db.models import AuditEvent
+from web.deps import CurrentAdmin, DbSession
+from web.templating import render
+
+router = APIRouter(tags=["office"], include_in_schema=False)
+
+COLUMNS = [
+    "id",
+    "at",
+    "action",
+    "actor_type",
+    "actor_id",
+    "patient_id",
+    "secure_email_id",
+    "client_address",
+    "detail",
+]
+
+
+Text = Annotated[str | None, Query()]
+Day = Annotated[date | None, Query()]
+
+
+def audit_filter(
+    action: Text = None,
+    secure_email_id: Text = None,
+    patient_id: Text = None,
+    since: Day = None,
+    until: Day = None,
+) -> AuditFilter:
+    """The query string's filters, shared by the page, its CSV export and the API."""
+    try:
+        chosen = AuditAction(action) if action else None
+    except ValueError:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            detail=[{"loc": ["query", "action"], "msg": "Unknown action", "type": "enum"}],
+        ) from None
+    return AuditFilter(
+        action=chosen,
+        secure_email_id=secure_email_id or None,
+        patient_id=patient_id or None,
+        since=datetime.combine(since, time(), UTC) if since else None,
+        # "until" is the last day shown, inclusive.
+        until=datetime.combine(until, time(), UTC) + timedelta(days=1) if until else None,
+    )
+
+
+Filter = Annotated[AuditFilter, Depends(audit_filter)]
+
+
+@router.get("/audit")
+async def audit_page(
+    request: Request, db: DbSession, admin: CurrentAdmin, where: Filter
+) -> HTMLResponse:
+    events = await find_events(db, admin.practice_id, where)
+    return render(
+        request,
+        "office/audit.html",
+        {
+            "staff": admin,
+            "events": events,
+            "actions": list(AuditAction),
+            "chosen": request.query_params,
+            "export": f"/audit.csv?{request.url.query}",
+        },
+    )
+
+
+@router.get("/audit.csv")
+async def export_audit(db: DbSession, admin: CurrentAdmin, where: Filter) -> StreamingResponse:
+    events = await find_events(db, admin.practice_id, where, limit=1_000_000)
+    return StreamingResponse(
+        _csv_rows(events),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": 'attachment; filename="audit-log.csv"'},
+    )
+
+
+# A spreadsheet runs a cell that starts with one of these as a formula; a client address
+# or detail an attacker chose (``=HYPERLINK(...)``) must open as text (OWASP, CSV
+# injection).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(value: object) -> object:
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+def _csv_rows(events: list[AuditEvent]) -> Iterator[str]:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(COLUMNS)
+    for event in events:
+        row = [getattr(event, column) for column in COLUMNS]
+        row[1] = event.at.isoformat()
+        writer.writerow([spreadsheet_safe(value) for value in row])
+        yield buffer.getvalue()
+        buffer.seek(0)
+        buffer.truncate()
+    yield buffer.getvalue()

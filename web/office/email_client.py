@@ -1,0 +1,100 @@
+"""The office's Email Client: patients' replies, unread first (R10)."""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, HTTPException, Request, status
+from fastapi.responses import HTMLResponse, StreamingResponse
+
+from domain.audit import AuditAction
+from infra import secure_emails
+from infra.db.models import Reply, StaffUser
+from infra.directory import patient_by_id
+from infra.replies import files_of_replies, mark_read, reply_of_practice, threads
+from web.deps import CurrentStaff, DbSession, StateDep, audit_staff
+from web.downloads import download
+from web.templating import render
+
+router = APIRouter(tags=["office"], include_in_schema=False)
+
+REPLY_NOT_FOUND = "Reply not found"
+
+
+async def _reply(db: DbSession, staff: StaffUser, reply_id: str) -> Reply:
+    reply = await reply_of_practice(db, staff.practice_id, reply_id)
+    if reply is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=REPLY_NOT_FOUND)
+    return reply
+
+
+@router.get("/email-client")
+async def email_client(request: Request, db: DbSession, staff: CurrentStaff) -> HTMLResponse:
+    return render(
+        request,
+        "office/email_client.html",
+        {"staff": staff, "threads": await threads(db, staff.practice_id)},
+    )
+
+
+@router.get("/email-client/replies/{reply_id}")
+async def read_reply(
+    request: Request, db: DbSession, staff: CurrentStaff, reply_id: str
+) -> HTMLResponse:
+    reply = await _reply(db, staff, reply_id)
+    await mark_read(db, reply)
+    await audit_staff(
+        db,
+        request,
+        staff,
+        AuditAction.OFFICE_READ_REPLY,
+        patient_id=reply.patient_id,
+        secure_email_id=reply.secure_email_id,
+        detail=reply.id,
+    )
+    secure_email = await secure_emails.find(db, reply.secure_email_id)
+    patient = await patient_by_id(db, reply.patient_id)
+    if secure_email is None or patient is None:  # foreign keys make this unreachable
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=REPLY_NOT_FOUND)
+    files = (await files_of_replies(db, [reply.id]))[reply.id]
+    # The office answers in the thread with a new secure email to the same patient. The
+    # link names the thread by id: a subject in a URL would leak into logs and history.
+    answer = f"/patients/{patient.id}/compose?" + urlencode({"answering": secure_email.id})
+    return render(
+        request,
+        "office/reply.html",
+        {
+            "staff": staff,
+            "reply": reply,
+            "secure_email": secure_email,
+            "patient": patient,
+            "files": files,
+            "answer": answer,
+        },
+    )
+
+
+@router.get("/email-client/replies/{reply_id}/files/{attachment_id}")
+async def download_reply_file(
+    request: Request,
+    state: StateDep,
+    db: DbSession,
+    staff: CurrentStaff,
+    reply_id: str,
+    attachment_id: str,
+) -> StreamingResponse:
+    reply = await _reply(db, staff, reply_id)
+    attachment = await secure_emails.attachment_of(db, attachment_id, reply_id=reply.id)
+    if attachment is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail="File not found")
+    response = await download(state, attachment)
+    await audit_staff(
+        db,
+        request,
+        staff,
+        AuditAction.OFFICE_DOWNLOAD,
+        patient_id=reply.patient_id,
+        secure_email_id=reply.secure_email_id,
+        detail=attachment.id,
+    )
+    return response

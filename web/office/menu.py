@@ -1,0 +1,24 @@
+"""The office's Main Menu, with its alerts (R10)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse
+
+from infra.alerts import count_open_alerts, open_alerts
+from web.deps import CurrentStaff, DbSession, practice_of
+from web.templating import render
+
+router = APIRouter(tags=["office"], include_in_schema=False)
+
+
+@router.get("/")
+async def main_menu(request: Request, db: DbSession, staff: CurrentStaff) -> HTMLResponse:
+    practice = await practice_of(db, staff)
+    context = {
+        "staff": staff,
+        "practice": practice,
+        "alert_count": await count_open_alerts(db, staff.practice_id),
+        "alerts": await open_alerts(db, staff.practice_id),
+    }
+    return render(request, "office/menu.html", context)

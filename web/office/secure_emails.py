@@ -1,0 +1,219 @@
+"""Office pages: compose and Send Secure, a secure email's status, Send again."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from fastapi import APIRouter, HTTPException, Request, UploadFile, status
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from domain.attachments import ALLOWED_EXTENSIONS, MAX_ATTACHMENT_BYTES
+from domain.audit import AuditAction
+from domain.secure_email import re_subject
+from infra import secure_emails
+from infra.db.models import Patient, SecureEmail
+from infra.directory import get_patient
+from infra.objects import ObjectNotFound, ObjectUnreadable
+from web.deps import CurrentStaff, DbSession, StateDep, audit_staff, staff_actor
+from web.errors import on_unavailable
+from web.services.sending import (
+    UNAVAILABLE,
+    Draft,
+    Rule,
+    SendRefused,
+    send_secure_email,
+    sender_for,
+)
+from web.templating import render
+from web.uploads import (
+    UploadFormRefused,
+    chosen,
+    form_files,
+    form_text,
+    read_upload_form,
+    reopen_attachments,
+)
+
+router = APIRouter(tags=["office"], include_in_schema=False)
+
+FILES_UNREADABLE = (
+    "The original attachments can no longer be read. Attach the files again and send."
+)
+SECURE_EMAIL_NOT_FOUND = "Secure email not found"
+# How each refused rule is answered.
+REFUSED_STATUS = {
+    Rule.NOT_ENABLED: status.HTTP_409_CONFLICT,
+    Rule.INVALID: status.HTTP_422_UNPROCESSABLE_CONTENT,
+}
+ACCEPT = ",".join(f".{extension}" for extension in sorted(ALLOWED_EXTENSIONS))
+
+
+def _compose(
+    request: Request,
+    staff: CurrentStaff,
+    patient: Patient | None,
+    *,
+    typed: dict[str, str] | None = None,
+    errors: dict[str, str] | None = None,
+    status_code: int = status.HTTP_200_OK,
+) -> HTMLResponse:
+    return render(
+        request,
+        "office/compose.html",
+        {
+            "staff": staff,
+            "patient": patient,
+            "typed": typed or {},
+            "errors": errors or {},
+            "accept": ACCEPT,
+            "allowed": ", ".join(sorted(ALLOWED_EXTENSIONS)),
+            "max_mb": MAX_ATTACHMENT_BYTES // (1024 * 1024),
+        },
+        status_code=status_code,
+    )
+
+
+@router.get("/patients/{patient_id}/compose")
+async def compose_page(
+    request: Request, db: DbSession, staff: CurrentStaff, patient_id: str, answering: str = ""
+) -> HTMLResponse:
+    """``answering`` (a secure email's id, from the Email Client's Answer) prefills the
+    subject with "RE: …" of that thread."""
+    patient = await get_patient(db, staff.practice_id, patient_id)
+    if patient is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail="Patient not found")
+    thread = (
+        await secure_emails.of_practice(db, staff.practice_id, answering) if answering else None
+    )
+    subject = re_subject(thread.subject) if thread and thread.patient_id == patient.id else ""
+    return _compose(request, staff, patient, typed={"subject": subject})
+
+
+@router.post("/patients/{patient_id}/compose")
+async def send_secure(
+    request: Request, state: StateDep, db: DbSession, staff: CurrentStaff, patient_id: str
+) -> Response:
+    """No Form/File parameters: FastAPI would read the whole body (up to 200 MB) before
+    knowing who sends it. The form is read here, once the staff member is known."""
+    patient = await get_patient(db, staff.practice_id, patient_id)
+    if patient is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail="Patient not found")
+    try:
+        form = await read_upload_form(request)
+    except UploadFormRefused as refused:
+        typed = {name: form_text(refused.typed, name) for name in ("subject", "body")}
+        return _compose(
+            request,
+            staff,
+            patient,
+            typed=typed,
+            errors={"attachments": refused.reason},
+            status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
+        )
+    subject, body = form_text(form, "subject"), form_text(form, "body")
+    draft = Draft(patient_id=patient_id, subject=subject, body=body)
+
+    def compose_again(errors: dict[str, str], status_code: int) -> HTMLResponse:
+        typed = {"subject": subject, "body": body}
+        return _compose(
+            request, staff, patient, typed=typed, errors=errors, status_code=status_code
+        )
+
+    try:
+        return await _send(
+            request, state, db, staff, draft, compose_again, chosen(form_files(form, "attachments"))
+        )
+    finally:
+        await form.close()
+
+
+ComposeAgain = Callable[[dict[str, str], int], HTMLResponse]
+
+
+async def _send(
+    request: Request,
+    state: StateDep,
+    db: DbSession,
+    staff: CurrentStaff,
+    draft: Draft,
+    compose_again: ComposeAgain,
+    uploads: list[UploadFile],
+    resent_from: str | None = None,
+) -> Response:
+    """Send Secure, answering a refusal or a failure with the compose page again."""
+
+    async def unavailable(words: str) -> Response:
+        return compose_again({"form": words}, status.HTTP_503_SERVICE_UNAVAILABLE)
+
+    on_unavailable(request, unavailable, UNAVAILABLE)
+    try:
+        sender = await sender_for(state, db, staff, staff_actor(request, staff))
+        secure_email = await send_secure_email(sender, draft, uploads, resent_from=resent_from)
+    except SendRefused as refused:
+        return compose_again(refused.errors, REFUSED_STATUS[refused.rule])
+    return RedirectResponse(
+        f"/secure-emails/{secure_email.id}?sent=1", status_code=status.HTTP_303_SEE_OTHER
+    )
+
+
+@router.get("/secure-emails/{secure_email_id}")
+async def secure_email_page(
+    request: Request, db: DbSession, staff: CurrentStaff, secure_email_id: str
+) -> HTMLResponse:
+    secure_email = await _secure_email(db, staff, secure_email_id)
+    patient = await secure_emails.patient_of(db, secure_email)
+    # Its subject and body are PHI on the page (HIPAA 164.312(b)); the event names ids only.
+    await audit_staff(
+        db,
+        request,
+        staff,
+        AuditAction.OFFICE_VIEW,
+        patient_id=secure_email.patient_id,
+        secure_email_id=secure_email.id,
+    )
+    return render(
+        request,
+        "office/secure_email.html",
+        {
+            "staff": staff,
+            "secure_email": secure_email,
+            "patient": patient,
+            "attachments": await secure_emails.office_files_of(db, secure_email.id),
+            "expired": secure_emails.expired(secure_email),
+            "sent": request.query_params.get("sent") == "1",
+        },
+    )
+
+
+@router.post("/secure-emails/{secure_email_id}/send-again")
+async def send_again(
+    request: Request, state: StateDep, db: DbSession, staff: CurrentStaff, secure_email_id: str
+) -> Response:
+    """An expired secure email cannot be reopened (R8); the office sends it again as new."""
+    original = await _secure_email(db, staff, secure_email_id)
+    draft = Draft(patient_id=original.patient_id, subject=original.subject, body=original.body)
+    patient = await secure_emails.patient_of(db, original)
+
+    def compose_again(errors: dict[str, str], status_code: int) -> HTMLResponse:
+        typed = {"subject": original.subject, "body": original.body}
+        return _compose(
+            request, staff, patient, typed=typed, errors=errors, status_code=status_code
+        )
+
+    office_files = await secure_emails.office_files_of(db, original.id)
+    try:
+        copies = await reopen_attachments(state.store, office_files)
+    except (ObjectNotFound, ObjectUnreadable):
+        return compose_again({"attachments": FILES_UNREADABLE}, status.HTTP_409_CONFLICT)
+    try:
+        return await _send(request, state, db, staff, draft, compose_again, copies, original.id)
+    finally:
+        for copy in copies:
+            await copy.close()
+
+
+async def _secure_email(db: DbSession, staff: CurrentStaff, secure_email_id: str) -> SecureEmail:
+    secure_email = await secure_emails.of_practice(db, staff.practice_id, secure_email_id)
+    if secure_email is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=SECURE_EMAIL_NOT_FOUND)
+    return secure_email

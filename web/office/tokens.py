@@ -1,0 +1,219 @@
+"""API tokens for practice software, managed by office admins: the Tokens page, with the
+schemas and changes it shares with ``/api/v1/tokens`` (``web.api.tokens``).
+
+A token acts as the staff member it belongs to, with their role: a token for a clerk
+cannot change settings. It is shown once when made; only its hash is kept, and no list
+shows either. A revoked or expired token is refused at once (``web.deps``).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Annotated
+
+from fastapi import APIRouter, Form, HTTPException, Request, status
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from domain.audit import AuditAction
+from infra.accounts import (
+    issue_api_token,
+    practice_staff,
+    practice_token,
+    practice_tokens,
+    revoke_token,
+    staff_member,
+)
+from infra.db.models import ApiToken, StaffUser
+from web.deps import CurrentAdmin, DbSession, audit_staff
+from web.templating import render
+
+router = APIRouter(tags=["office"], include_in_schema=False)
+
+NOT_FOUND = "No API token of this practice has that id"
+NO_OWNER = "Choose an active staff member of this practice"
+PAST_EXPIRY = "Choose an expiry in the future"
+# The Tokens page offers these lifetimes; the API takes any future time.
+# No control characters (PostgreSQL refuses NUL in text; a label is shown on a page).
+PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
+LIFETIMES = {"": "Never", "30": "30 days", "90": "90 days", "365": "1 year"}
+
+
+class TokenCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    label: str = Field(
+        min_length=1, max_length=200, pattern=PRINTABLE, description="What the token is for"
+    )
+    expires_at: datetime | None = Field(default=None, description="UTC; none for no expiry")
+    staff_id: str | None = Field(
+        default=None,
+        description="The staff member the token acts as (their role applies); you if left out",
+    )
+
+
+class TokenPublic(BaseModel):
+    """What a list shows: never the token or its hash."""
+
+    id: str
+    label: str
+    staff_id: str
+    owner: str
+    created_at: datetime
+    last_used_at: datetime | None
+    expires_at: datetime | None
+    revoked_at: datetime | None
+    state: str = Field(description="`active`, `expired` or `revoked`")
+
+
+class TokenList(BaseModel):
+    items: list[TokenPublic]
+
+
+class NewToken(TokenPublic):
+    token: str = Field(description="Shown this once; only its hash is kept")
+
+
+def token_state(token: ApiToken, now: datetime) -> str:
+    if token.revoked_at is not None:
+        return "revoked"
+    if token.expires_at is not None and token.expires_at <= now:
+        return "expired"
+    return "active"
+
+
+def public(token: ApiToken, owner: StaffUser) -> TokenPublic:
+    return TokenPublic(
+        id=token.id,
+        label=token.label,
+        staff_id=owner.id,
+        owner=owner.name,
+        created_at=token.created_at,
+        last_used_at=token.last_used_at,
+        expires_at=token.expires_at,
+        revoked_at=token.revoked_at,
+        state=token_state(token, datetime.now(UTC)),
+    )
+
+
+class TokenRefused(ValueError):
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+async def create_token_for(
+    request: Request,
+    db: DbSession,
+    admin: StaffUser,
+    label: str,
+    staff_id: str | None,
+    expires_at: datetime | None,
+) -> tuple[str, ApiToken, StaffUser]:
+    owner = admin
+    if staff_id and staff_id != admin.id:
+        found = await staff_member(db, admin.practice_id, staff_id)
+        if found is None or not found.active:
+            raise TokenRefused("staff_id", NO_OWNER)
+        owner = found
+    if expires_at is not None:
+        if expires_at.tzinfo is None:
+            expires_at = expires_at.replace(tzinfo=UTC)
+        if expires_at <= datetime.now(UTC):
+            raise TokenRefused("expires_at", PAST_EXPIRY)
+    token, row = await issue_api_token(db, owner, label, expires_at=expires_at)
+    await audit_staff(
+        db, request, admin, AuditAction.TOKEN_CREATE, detail=f"token {row.id} for staff {owner.id}"
+    )
+    return token, row, owner
+
+
+async def revoke_audited(
+    request: Request, db: DbSession, admin: StaffUser, token: ApiToken
+) -> None:
+    if await revoke_token(db, token):
+        await audit_staff(db, request, admin, AuditAction.TOKEN_REVOKE, detail=f"token {token.id}")
+
+
+# The Tokens page -------------------------------------------------------------------
+
+
+async def _tokens_page(
+    request: Request,
+    db: DbSession,
+    admin: StaffUser,
+    *,
+    typed: dict[str, str] | None = None,
+    errors: dict[str, str] | None = None,
+    issued: tuple[str, TokenPublic] | None = None,
+    status_code: int = status.HTTP_200_OK,
+) -> HTMLResponse:
+    rows = await practice_tokens(db, admin.practice_id)
+    members = [m for m in await practice_staff(db, admin.practice_id) if m.active]
+    return render(
+        request,
+        "office/tokens.html",
+        {
+            "staff": admin,
+            "tokens": [public(token, owner) for token, owner in rows],
+            "members": members,
+            "lifetimes": LIFETIMES,
+            "typed": typed or {"staff_id": admin.id, "lifetime": ""},
+            "errors": errors or {},
+            "issued": issued,
+            "revoked": request.query_params.get("revoked") == "1",
+        },
+        status_code=status_code,
+    )
+
+
+@router.get("/tokens")
+async def tokens_page(request: Request, db: DbSession, admin: CurrentAdmin) -> HTMLResponse:
+    return await _tokens_page(request, db, admin)
+
+
+@router.post("/tokens")
+async def create_token_form(
+    request: Request,
+    db: DbSession,
+    admin: CurrentAdmin,
+    label: Annotated[str, Form()] = "",
+    staff_id: Annotated[str, Form()] = "",
+    lifetime: Annotated[str, Form()] = "",
+) -> Response:
+    typed = {"label": label, "staff_id": staff_id, "lifetime": lifetime}
+    errors: dict[str, str] = {}
+    if not label.strip():
+        errors["label"] = "Label is required: say what the token is for"
+    elif len(label.strip()) > 200:
+        errors["label"] = "Label: at most 200 characters"
+    elif not re.fullmatch(PRINTABLE, label):
+        errors["label"] = "Label: letters, digits, spaces and punctuation only"
+    if lifetime not in LIFETIMES:
+        errors["lifetime"] = "Expires: choose one of the listed options"
+    if errors:
+        return await _tokens_page(request, db, admin, typed=typed, errors=errors, status_code=422)
+    expires_at = datetime.now(UTC) + timedelta(days=int(lifetime)) if lifetime else None
+    try:
+        token, row, owner = await create_token_for(
+            request, db, admin, label.strip(), staff_id or None, expires_at
+        )
+    except TokenRefused as error:
+        return await _tokens_page(
+            request, db, admin, typed=typed, errors={error.field: error.message}, status_code=422
+        )
+    # Shown in this answer only: the token is in no URL, log or later page.
+    return await _tokens_page(request, db, admin, issued=(token, public(row, owner)))
+
+
+@router.post("/tokens/{token_id}/revoke")
+async def revoke_form(
+    request: Request, db: DbSession, admin: CurrentAdmin, token_id: str
+) -> Response:
+    found = await practice_token(db, admin.practice_id, token_id)
+    if found is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=NOT_FOUND)
+    await revoke_audited(request, db, admin, found[0])
+    return RedirectResponse("/tokens?revoked=1", status_code=status.HTTP_303_SEE_OTHER)

@@ -1,0 +1,12 @@
+"""The patient portal (R5-R9): the notice's link, passcode and Verify, then the signed-in
+tabs, a message, Reply All and Sign Out."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from web.portal import link, messages, reply
+
+router = APIRouter()
+for area in (link, messages, reply):
+    router.include_router(area.router)

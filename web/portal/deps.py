@@ -1,0 +1,107 @@
+"""What every portal page depends on: the patient's session (R7), the secure email asked
+for, live (not expired: R8), and auditing as the patient.
+
+A session ends on Sign Out (the row is deleted, so a copied cookie is worthless), after
+15 minutes without a request, and 12 hours after Verify whatever the activity
+(``infra.portal_sessions``).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request, Response, status
+
+from domain.audit import ActorType, AuditAction
+from infra import portal_sessions, secure_emails
+from infra.audit import Actor, audit
+from infra.db.models import Patient, PortalSession, Practice, SecureEmail
+from infra.security import token_hash
+from web.deps import DbSession, client_address
+from web.errors import MessageExpired, PortalSignedOut
+
+PORTAL_COOKIE = "portal_session"
+LINK_NOT_VALID = "This link is not valid"
+MESSAGE_NOT_FOUND = "Message not found"
+
+
+async def start_portal_session(
+    db: DbSession, response: Response, patient: Patient, *, secure_cookie: bool
+) -> None:
+    token = await portal_sessions.start(db, patient)
+    response.set_cookie(
+        PORTAL_COOKIE,
+        token,
+        httponly=True,
+        samesite="strict",
+        secure=secure_cookie,
+        path="/",
+    )
+
+
+async def current_portal_session(request: Request, db: DbSession) -> PortalSession:
+    token = request.cookies.get(PORTAL_COOKIE)
+    session = await portal_sessions.live(db, token) if token else None
+    if session is None:
+        raise PortalSignedOut
+    return session
+
+
+PortalPatient = Annotated[PortalSession, Depends(current_portal_session)]
+
+
+async def practice_of_message(db: DbSession, secure_email: SecureEmail) -> Practice:
+    practice = await secure_emails.practice_of(db, secure_email)
+    if practice is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=LINK_NOT_VALID)
+    return practice
+
+
+async def _live(db: DbSession, secure_email: SecureEmail) -> SecureEmail:
+    if secure_emails.expired(secure_email):
+        raise MessageExpired(await practice_of_message(db, secure_email), secure_email.expires_at)
+    return secure_email
+
+
+async def live_by_link(db: DbSession, token: str) -> SecureEmail:
+    """The secure email of a notice's link (``/m/{token}``), if it can still be opened."""
+    secure_email = await secure_emails.by_link(db, token_hash(token))
+    if secure_email is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=LINK_NOT_VALID)
+    return await _live(db, secure_email)
+
+
+async def live_of_session(
+    db: DbSession, session: PortalPatient, secure_email_id: str
+) -> SecureEmail:
+    """The secure email if this session's patient may read it, else 404 (never 403:
+    another patient's message ids must not be confirmed to exist)."""
+    secure_email = await secure_emails.of_patient(db, session.patient_id, secure_email_id)
+    if secure_email is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=MESSAGE_NOT_FOUND)
+    return await _live(db, secure_email)
+
+
+LinkedEmail = Annotated[SecureEmail, Depends(live_by_link)]
+ReadableEmail = Annotated[SecureEmail, Depends(live_of_session)]
+
+
+async def audit_patient(
+    db: DbSession,
+    request: Request,
+    secure_email: SecureEmail,
+    action: AuditAction,
+    detail: str | None = None,
+) -> None:
+    """Portal events are the patient's, identified by the address the link went to."""
+    actor = Actor(ActorType.PATIENT, secure_email.patient_id, client_address(request))
+    audit(
+        db,
+        secure_email.practice_id,
+        action,
+        actor,
+        patient_id=secure_email.patient_id,
+        secure_email_id=secure_email.id,
+        detail=detail,
+    )
+    await db.commit()

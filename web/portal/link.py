@@ -1,0 +1,204 @@
+"""The patient portal: View Secure Email → passcode → Verify → read (R5-R8).
+
+The link in the notice carries a random token; only its hash is stored. Nothing here
+shows any part of a message before Verify, and nothing at all after it expires.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Form, HTTPException, Request, status
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from temporalio.client import WorkflowUpdateFailedError
+
+from domain.audit import AuditAction
+from domain.passcodes import clean_passcode
+from domain.secure_email import PasscodeAttempt, PasscodeRequest, VerifyOutcome
+from infra import secure_emails
+from infra.crypto import portal_secrets
+from infra.db.models import SecureEmail
+from infra.rate_limits import (
+    PASSCODE_PER_CLIENT,
+    PASSCODE_PER_PATIENT,
+    VERIFY_PER_CLIENT,
+    Checks,
+    allow,
+    exceeded,
+    record,
+)
+from web.deps import DbSession, SettingsDep, StateDep, client_address, temporal_of
+from web.errors import on_unavailable
+from web.portal.deps import (
+    LINK_NOT_VALID,
+    LinkedEmail,
+    audit_patient,
+    practice_of_message,
+    start_portal_session,
+)
+from web.portal.words import (
+    MINUTES_VALID,
+    TOO_MANY_REQUESTS,
+    VERIFY_MESSAGES,
+    refusal,
+    wrong_passcode,
+)
+from web.services.replies import workflow_of
+from web.state import AppState
+from web.templating import render
+from workflows.secure_email import SecureEmailWorkflow
+
+router = APIRouter(tags=["portal"], include_in_schema=False)
+
+
+def passcode_attempt(
+    state: AppState, secure_email: SecureEmail, code: str, client: str | None
+) -> PasscodeAttempt:
+    """The typed code as its checks: the workflow compares them with the mailed code's, so
+    the code itself never enters the history. A version-1 workflow, whose passcodes come
+    from a secret in its own history, can only compare the code itself."""
+    if secure_email.workflow_version == 1:
+        return PasscodeAttempt(passcode=code, client_address=client)
+    checks = portal_secrets.passcode_checks(state.portal_keys, secure_email.id, code)
+    return PasscodeAttempt(checks=checks, client_address=client)
+
+
+def _masked(address: str) -> str:
+    local, _, domain = address.partition("@")
+    return f"{local[:1]}•••@{domain}"
+
+
+@router.get("/m/{token}")
+async def open_link(
+    request: Request, db: DbSession, token: str, secure_email: LinkedEmail
+) -> HTMLResponse:
+    return render(
+        request,
+        "portal/open.html",
+        {"token": token, "practice": await practice_of_message(db, secure_email)},
+    )
+
+
+@router.post("/m/{token}/passcode")
+async def request_passcode(
+    request: Request, state: StateDep, db: DbSession, token: str, secure_email: LinkedEmail
+) -> Response:
+    practice = await practice_of_message(db, secure_email)
+
+    async def open_page(error: str, status_code: int = 503) -> HTMLResponse:
+        context = {"token": token, "practice": practice, "error": error}
+        return render(request, "portal/open.html", context, status_code=status_code)
+
+    # Every request counts against the client sending it; only a passcode actually sent
+    # counts against the patient, so nobody can use up a patient's allowance with
+    # requests that are refused (here, or by the workflow).
+    per_patient: Checks = [(PASSCODE_PER_PATIENT, secure_email.patient_id)]
+    client_allowed = await allow(db, [(PASSCODE_PER_CLIENT, client_address(request))])
+    if not client_allowed or await exceeded(db, per_patient):
+        await audit_patient(db, request, secure_email, AuditAction.PASSCODE_REFUSED, "rate limit")
+        return await open_page(TOO_MANY_REQUESTS, status.HTTP_429_TOO_MANY_REQUESTS)
+    on_unavailable(request, open_page)
+    try:
+        await workflow_of(await temporal_of(state), secure_email).execute_update(
+            SecureEmailWorkflow.request_passcode,
+            PasscodeRequest(client_address=client_address(request)),
+        )
+    except WorkflowUpdateFailedError as error:
+        await audit_patient(db, request, secure_email, AuditAction.PASSCODE_REFUSED)
+        return await open_page(refusal(error), status.HTTP_429_TOO_MANY_REQUESTS)
+    await record(db, per_patient)
+    await audit_patient(db, request, secure_email, AuditAction.PASSCODE_ISSUED)
+    return RedirectResponse(f"/m/{token}/passcode", status_code=status.HTTP_303_SEE_OTHER)
+
+
+@router.get("/m/{token}/passcode")
+async def passcode_page(
+    request: Request, db: DbSession, token: str, secure_email: LinkedEmail
+) -> HTMLResponse:
+    return await _passcode_form(request, db, token, secure_email)
+
+
+async def _passcode_form(
+    request: Request,
+    db: DbSession,
+    token: str,
+    secure_email: SecureEmail,
+    *,
+    error: str | None = None,
+    offer_new: bool = False,
+    status_code: int = status.HTTP_200_OK,
+) -> HTMLResponse:
+    patient = await secure_emails.patient_of(db, secure_email)
+    return render(
+        request,
+        "portal/passcode.html",
+        {
+            "token": token,
+            "practice": await practice_of_message(db, secure_email),
+            "address": _masked(patient.email) if patient else "",
+            "minutes": MINUTES_VALID,
+            "error": error,
+            "offer_new": offer_new,
+        },
+        status_code=status_code,
+    )
+
+
+@router.post("/m/{token}/verify")
+async def verify(
+    request: Request,
+    state: StateDep,
+    db: DbSession,
+    settings: SettingsDep,
+    token: str,
+    secure_email: LinkedEmail,
+    passcode: Annotated[str, Form()] = "",
+) -> Response:
+    async def form_again(
+        error: str, status_code: int = 503, offer_new: bool = False
+    ) -> HTMLResponse:
+        return await _passcode_form(
+            request,
+            db,
+            token,
+            secure_email,
+            error=error,
+            offer_new=offer_new,
+            status_code=status_code,
+        )
+
+    if not await allow(db, [(VERIFY_PER_CLIENT, client_address(request))]):
+        return await form_again(TOO_MANY_REQUESTS, 429)
+    code = clean_passcode(passcode)
+    if code is None:
+        return await form_again(
+            "Enter the 8-digit passcode from the email.", status.HTTP_422_UNPROCESSABLE_CONTENT
+        )
+    on_unavailable(request, form_again)
+    try:
+        result = await workflow_of(await temporal_of(state), secure_email).execute_update(
+            SecureEmailWorkflow.verify_passcode,
+            passcode_attempt(state, secure_email, code, client_address(request)),
+        )
+    except WorkflowUpdateFailedError as error:
+        return await form_again(refusal(error), 409)
+    if result.outcome == VerifyOutcome.OK:
+        patient = await secure_emails.patient_of(db, secure_email)
+        if patient is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, detail=LINK_NOT_VALID)
+        response = RedirectResponse(
+            f"/portal/messages/{secure_email.id}", status_code=status.HTTP_303_SEE_OTHER
+        )
+        await start_portal_session(db, response, patient, secure_cookie=settings.secure_cookies)
+        await audit_patient(db, request, secure_email, AuditAction.VERIFY_OK)
+        await audit_patient(db, request, secure_email, AuditAction.SIGN_IN)
+        return response
+    if result.outcome == VerifyOutcome.BURNED:
+        await audit_patient(db, request, secure_email, AuditAction.VERIFY_BURNED)
+    else:
+        await audit_patient(
+            db, request, secure_email, AuditAction.VERIFY_FAILED, detail=result.outcome.value
+        )
+    if result.outcome == VerifyOutcome.WRONG:
+        return await form_again(wrong_passcode(result.tries_left), 422)
+    return await form_again(VERIFY_MESSAGES[result.outcome], 422, offer_new=True)

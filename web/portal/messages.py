@@ -1,0 +1,154 @@
+"""The signed-in portal (R7-R8): Inbox, Sent, Files, a message and its files, Sign Out.
+
+Every page needs a live portal session and shows only that patient's messages; another
+patient's message or file answers 404, and an expired message only its warning.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, HTTPException, Request, status
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from domain.audit import ActorType, AuditAction
+from infra import portal_sessions, replies, secure_emails
+from infra.audit import Actor, audit
+from infra.db.models import PortalSession, SecureEmail
+from infra.directory import patient_by_id
+from infra.practices import practice
+from web.deps import DbSession, StateDep, client_address, temporal_of
+from web.downloads import download
+from web.errors import TEMPORAL_FAILURES
+from web.portal.deps import (
+    PORTAL_COOKIE,
+    PortalPatient,
+    ReadableEmail,
+    audit_patient,
+    practice_of_message,
+)
+from web.services.replies import workflow_of
+from web.templating import render
+from workflows.secure_email import SecureEmailWorkflow
+
+router = APIRouter(tags=["portal"], include_in_schema=False)
+
+
+async def tabs_context(db: DbSession, session: PortalSession, tab: str) -> dict[str, object]:
+    patient = await patient_by_id(db, session.patient_id)
+    of_practice = await practice(db, patient.practice_id) if patient else None
+    return {"signed_in": True, "tab": tab, "practice": of_practice, "patient": patient}
+
+
+async def _live_threads(db: DbSession, session: PortalSession) -> dict[str, SecureEmail]:
+    messages = await secure_emails.unexpired_of_patient(db, session.patient_id)
+    return {message.id: message for message in messages}
+
+
+@router.get("/portal")
+async def inbox(request: Request, db: DbSession, session: PortalPatient) -> HTMLResponse:
+    messages = await secure_emails.unexpired_of_patient(db, session.patient_id)
+    return render(
+        request,
+        "portal/inbox.html",
+        {**await tabs_context(db, session, "inbox"), "messages": messages},
+    )
+
+
+@router.get("/portal/sent")
+async def sent(request: Request, db: DbSession, session: PortalPatient) -> HTMLResponse:
+    live = await _live_threads(db, session)
+    return render(
+        request,
+        "portal/sent.html",
+        {
+            **await tabs_context(db, session, "sent"),
+            "replies": await replies.replies_of_patient(db, session.patient_id, list(live)),
+            "threads": live,
+            "just_sent": request.query_params.get("sent") == "1",
+        },
+    )
+
+
+@router.get("/portal/files")
+async def files(request: Request, db: DbSession, session: PortalPatient) -> HTMLResponse:
+    live = await _live_threads(db, session)
+    return render(
+        request,
+        "portal/files.html",
+        {
+            **await tabs_context(db, session, "files"),
+            "attachments": await secure_emails.files_of_threads(db, list(live)),
+            "threads": live,
+        },
+    )
+
+
+@router.get("/portal/messages/{secure_email_id}")
+async def read_message(
+    request: Request,
+    state: StateDep,
+    db: DbSession,
+    session: PortalPatient,
+    secure_email: ReadableEmail,
+) -> HTMLResponse:
+    if secure_email.opened_at is None:
+        # Opened from the Inbox without its own passcode: the workflow marks it opened.
+        try:
+            await workflow_of(await temporal_of(state), secure_email).signal(
+                SecureEmailWorkflow.message_viewed
+            )
+        except TEMPORAL_FAILURES:
+            pass  # the office sees "opened" a little later, or not; reading goes on
+    await audit_patient(db, request, secure_email, AuditAction.VIEW)
+    attachments = await secure_emails.attachments_of(db, secure_email.id)
+    return render(
+        request,
+        "portal/message.html",
+        {
+            **await tabs_context(db, session, "inbox"),
+            "secure_email": secure_email,
+            "practice": await practice_of_message(db, secure_email),
+            "attachments": [a for a in attachments if a.reply_id is None],
+            "replies": await replies.replies_to(db, secure_email.id),
+            "reply_files": [a for a in attachments if a.reply_id is not None],
+        },
+    )
+
+
+@router.get("/portal/messages/{secure_email_id}/attachments/{attachment_id}")
+async def download_attachment(
+    request: Request,
+    state: StateDep,
+    db: DbSession,
+    secure_email: ReadableEmail,
+    attachment_id: str,
+) -> Response:
+    attachment = await secure_emails.attachment_of(
+        db, attachment_id, secure_email_id=secure_email.id
+    )
+    if attachment is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail="File not found")
+    response = await download(state, attachment)
+    await audit_patient(db, request, secure_email, AuditAction.DOWNLOAD, detail=attachment.id)
+    return response
+
+
+# Sign Out (R7)
+
+
+@router.post("/portal/sign-out")
+async def sign_out(request: Request, db: DbSession) -> Response:
+    ended = await portal_sessions.end(db, request.cookies.get(PORTAL_COOKIE))
+    if ended is not None:
+        patient = await patient_by_id(db, ended.patient_id)
+        if patient is not None:
+            actor = Actor(ActorType.PATIENT, patient.id, client_address(request))
+            audit(db, patient.practice_id, AuditAction.SIGN_OUT, actor, patient_id=patient.id)
+            await db.commit()
+    response = RedirectResponse("/portal/signed-out", status_code=status.HTTP_303_SEE_OTHER)
+    response.delete_cookie(PORTAL_COOKIE, path="/")
+    return response
+
+
+@router.get("/portal/signed-out")
+async def signed_out(request: Request) -> HTMLResponse:
+    return render(request, "portal/signed_out.html")

@@ -1,0 +1,80 @@
+"""Handing a patient's Reply All to its secure email's workflow, by id (R9, R12).
+
+The reply's text and its files' names are PHI and must not enter a Temporal history:
+the files are stored, the reply is kept (encrypted) as pending, the workflow is asked to
+accept its id, and the workflow's ``record_reply`` activity makes it part of the thread.
+A refused or failed reply leaves nothing behind: no pending row, no stored file.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from temporalio.client import Client, WorkflowHandle
+
+from domain.attachments import StoredAttachment
+from domain.secure_email import ReplySubmitted, SecureEmailState, workflow_id_for
+from infra import replies
+from infra.db.models import SecureEmail
+from infra.replies import Written
+from web.deps import DbSession, temporal_of
+from web.state import AppState
+from web.uploads import Upload, discard, store_uploads
+from workflows.secure_email import SecureEmailWorkflow
+
+
+def workflow_of(
+    temporal: Client, secure_email: SecureEmail
+) -> WorkflowHandle[SecureEmailWorkflow, SecureEmailState]:
+    return temporal.get_workflow_handle_for(
+        SecureEmailWorkflow.run, workflow_id_for(secure_email.id)
+    )
+
+
+async def send_reply(
+    state: AppState,
+    db: DbSession,
+    secure_email: SecureEmail,
+    *,
+    subject: str,
+    body: str,
+    uploads: list[Upload],
+    client_address: str | None,
+) -> None:
+    """Files already checked. Raises what storing or the update raises (the workflow's
+    refusal, Temporal or the object store failing), having kept nothing."""
+    reply_id = str(uuid.uuid4())
+    stored = await store_uploads(
+        state.store, ("secure-emails", secure_email.id, "replies", reply_id), uploads
+    )
+    try:
+        await submit_reply(state, db, secure_email, reply_id, subject, body, stored, client_address)
+    except BaseException:
+        await discard(state.store, stored)
+        raise
+
+
+async def submit_reply(
+    state: AppState,
+    db: DbSession,
+    secure_email: SecureEmail,
+    reply_id: str,
+    subject: str,
+    body: str,
+    files: list[StoredAttachment],
+    client_address: str | None,
+) -> None:
+    """Raises what the update raises when the workflow refuses or cannot be reached."""
+    await replies.keep_pending(db, secure_email.id, reply_id, Written(subject, body, files))
+    try:
+        handle = workflow_of(await temporal_of(state), secure_email)
+        await handle.execute_update(
+            SecureEmailWorkflow.reply,
+            ReplySubmitted(reply_id=reply_id, client_address=client_address),
+        )
+    except BaseException:
+        # The answer may have been lost after the reply was recorded: then it was sent.
+        if await replies.reply(db, reply_id, fresh=True) is not None:
+            return
+        await replies.drop_pending(db, reply_id)
+        raise
