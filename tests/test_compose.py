@@ -198,8 +198,9 @@ def test_app_environment_covers_production_needs() -> None:
         "mail_transport",
         "sendgrid_api_key",
         "sendgrid_verified_senders",
-        "encryption_keys",
-        "portal_keys",
+        "encryption_keyset",
+        "object_keyset",
+        "portal_keyset",
         "public_url",
         "temporal_ui_origin",
     }

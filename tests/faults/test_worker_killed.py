@@ -29,6 +29,7 @@ from sqlalchemy import select
 from temporalio.testing import WorkflowEnvironment
 
 from infra.db.engine import make_engine, make_sessionmaker
+from infra.db.migrate import migrate_async
 from infra.db.models import Alert, Attachment, ChartDocument, Reply, SecureEmail
 from infra.objects import object_store
 from infra.settings import Settings
@@ -108,6 +109,7 @@ async def running(
         **s3_server.connection(),
     )
     await object_store(settings).ensure_bucket()
+    await migrate_async(settings)  # what `securemail migrate` runs; the app never migrates
     app = create_app(settings, temporal=dev_server_env.client)
     worker = WorkerProcess(settings, tmp_path)
     async with app.router.lifespan_context(app):

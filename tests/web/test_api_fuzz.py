@@ -33,7 +33,7 @@ from temporalio.testing import WorkflowEnvironment
 from domain.staff import StaffRole
 from infra.accounts import create_api_token, create_practice, create_staff_user
 from infra.db.engine import make_engine, make_sessionmaker
-from infra.db.migrate import upgrade
+from infra.db.migrate import migrate
 from infra.db.models import Patient
 from infra.objects import object_store
 from infra.settings import Settings
@@ -93,12 +93,12 @@ def fuzzed_app(
         temporal_address=dev_server_env.client.service_client.config.target_host,
         **s3_server.connection(),
     )
-    upgrade(settings.database_url)
+    migrate(settings)  # what `securemail migrate` runs; the app never migrates
     # A loop of its own, in a thread: this test's thread has pytest-asyncio's loop.
     with ThreadPoolExecutor(1) as thread:
         token, patient_ids = thread.submit(asyncio.run, _office(settings)).result()
     # No Temporal client handed in: the app connects on schemathesis's loop when needed.
-    yield create_app(settings, migrate=False), token, patient_ids
+    yield create_app(settings), token, patient_ids
     asgi.shutdown_lifespans()
 
 
