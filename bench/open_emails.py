@@ -11,9 +11,6 @@ from __future__ import annotations
 import asyncio
 import os
 import random
-import signal
-import subprocess
-import sys
 import time
 import uuid
 from dataclasses import dataclass
@@ -23,28 +20,29 @@ from pathlib import Path
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
-from temporalio.api.enums.v1 import IndexedValueType
-from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.api.testservice.v1 import UnlockTimeSkippingRequest
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
-from temporalio.testing import WorkflowEnvironment
 
 from bench import seed
 from bench.common import peak_rss_mib, rss_mib, say
-from domain.secure_email import SecureEmailStart, SecureEmailState, workflow_id_for
+from domain.secure_email import SecureEmailState
 from infra.crypto import portal_secrets
 from infra.crypto.fields import configure_field_encryption
-from infra.crypto.keys import EncryptionKeys, PortalKeys, keyset_environment
+from infra.crypto.keys import EncryptionKeys, PortalKeys
 from infra.db.engine import make_engine
 from infra.db.migrate import upgrade_async
 from infra.db.models import SecureEmail
 from infra.security import token_hash
+from infra.settings import Settings
 from infra.temporal.codec import data_converter
-from infra.temporal.search_attributes import ALL as SEARCH_ATTRIBUTES
-from infra.temporal.search_attributes import for_new_secure_email
+from tests.fixtures.processes import WorkerProcess
+from tests.fixtures.temporal import start_secure_email, start_time_skipping
+from tests.fixtures.waiting import eventually
 from workflows.secure_email import SecureEmailWorkflow
 
-BIN_DIR = Path(sys.executable).parent
+# The figures are the point: no limit a slow shared machine would hit first.
+WITHIN = 3600.0
+
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -74,18 +72,6 @@ class CountingSmtp:
         return "250 OK"
 
 
-async def register_search_attributes(client: Client) -> None:
-    await client.operator_service.add_search_attributes(
-        AddSearchAttributesRequest(
-            namespace=client.namespace,
-            search_attributes={
-                key.name: IndexedValueType.ValueType(key.indexed_value_type)
-                for key in SEARCH_ATTRIBUTES
-            },
-        )
-    )
-
-
 async def count_status(engine: AsyncEngine, status: str) -> int:
     async with engine.connect() as connection:
         statement = select(func.count()).where(SecureEmail.status == status)
@@ -107,14 +93,6 @@ async def until_idle(pid: int, quiet_polls: int = 3, every: float = 0.5) -> None
         last = now
 
 
-async def wait_for_log(path: Path, text: str, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 60
-    while text.encode() not in path.read_bytes():
-        if process.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"worker did not start:\n{path.read_text(errors='replace')}")
-        await asyncio.sleep(0.1)
-
-
 async def open_emails(count: int, workdir: Path, concurrency: int = 32) -> OpenEmails:
     ring = EncryptionKeys.generate()
     configure_field_encryption(ring)
@@ -122,18 +100,14 @@ async def open_emails(count: int, workdir: Path, concurrency: int = 32) -> OpenE
     await upgrade_async(url)
     engine = make_engine(url)
     practice = await seed.practice_with_patients(engine, max(10, count // 20))
-    env = await WorkflowEnvironment.start_time_skipping(
-        data_converter=data_converter(ring),
-        test_server_existing_path=str(BIN_DIR / "temporal-test-server"),
-    )
+    env = await start_time_skipping(ring)
     smtp_counter = CountingSmtp()
     loop = asyncio.get_running_loop()
     smtp = await loop.create_server(
         lambda: SMTP(smtp_counter, hostname="bench-smtp", loop=loop), "127.0.0.1", 0
     )
-    worker: subprocess.Popen[bytes] | None = None
+    worker: WorkerProcess | None = None
     try:
-        await register_search_attributes(env.client)
         now = await env.get_current_time()
         owners = [random.choice(practice.patient_ids) for _ in range(count)]
         rows = seed.secure_email_rows(practice, owners, now=now, spread=timedelta(0))
@@ -146,62 +120,46 @@ async def open_emails(count: int, workdir: Path, concurrency: int = 32) -> OpenE
             row["link_token_hash"] = token_hash(link)
         await seed.insert_rows(engine, insert(SecureEmail), rows)
 
-        task_queue = f"bench-open-{uuid.uuid4()}"
-        log_path = workdir / "open-emails-worker.log"
-        environment = {k: v for k, v in os.environ.items() if not k.startswith("SECURE_EMAIL_")}
-        environment.update(
-            {
-                "SECURE_EMAIL_DATA_DIR": str(workdir / "data"),
-                "SECURE_EMAIL_DATABASE_URL": url,
-                "SECURE_EMAIL_TEMPORAL_ADDRESS": env.client.service_client.config.target_host,
-                "SECURE_EMAIL_TASK_QUEUE": task_queue,
-                **keyset_environment(ring.settings_fields()),
-                **keyset_environment(portal_keys.settings_fields()),
-                "SECURE_EMAIL_SMTP_PORT": str(smtp.sockets[0].getsockname()[1]),
-                "SECURE_EMAIL_PUBLIC_URL": "http://portal.test",
-            }
+        worker = WorkerProcess(
+            Settings(
+                data_dir=workdir / "data",
+                database_url=url,
+                temporal_address=env.client.service_client.config.target_host,
+                task_queue=f"bench-open-{uuid.uuid4()}",
+                **ring.settings_fields(),
+                **portal_keys.settings_fields(),
+                smtp_port=smtp.sockets[0].getsockname()[1],
+                public_url="http://portal.test",
+            ),
+            workdir,
         )
-        with open(log_path, "wb") as log:
-            worker = subprocess.Popen(
-                [sys.executable, "-m", "workers.cli", "worker"],
-                env=environment,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        await wait_for_log(log_path, "worker polling task queue", worker)
+        worker.start()
+        await worker.ready()
         rss_start = rss_mib(worker.pid)
 
         gate = asyncio.Semaphore(concurrency)
         handles: list[WorkflowHandle[SecureEmailWorkflow, SecureEmailState]] = []
 
         async def start(row: dict[str, object]) -> None:
-            secure_email_id = str(row["id"])
             async with gate:
                 handles.append(
-                    await env.client.start_workflow(
-                        SecureEmailWorkflow.run,
-                        SecureEmailStart(
-                            secure_email_id=secure_email_id,
-                            practice_id=practice.id,
-                            patient_id=str(row["patient_id"]),
-                            sent_at=now,
-                            expires_at=now + timedelta(days=7),
-                            portal_key_id=portal_keys.current_id,
-                        ),
-                        id=workflow_id_for(secure_email_id),
-                        task_queue=task_queue,
-                        search_attributes=for_new_secure_email(
-                            practice.id, str(row["patient_id"]), now + timedelta(days=7)
-                        ),
+                    await start_secure_email(
+                        env.client,
+                        worker.settings.task_queue,
+                        secure_email_id=str(row["id"]),
+                        practice_id=practice.id,
+                        patient_id=str(row["patient_id"]),
+                        sent_at=now,
+                        portal_key_id=portal_keys.current_id,
                     )
                 )
 
         started = time.perf_counter()
         await asyncio.gather(*(start(row) for row in rows))
         start_seconds = time.perf_counter() - started
-        while smtp_counter.count < count:
-            await asyncio.sleep(0.2)
+        await eventually(
+            lambda: smtp_counter.count >= count, timeout=WITHIN, every=0.2, what="every notice"
+        )
         await until_idle(worker.pid)
         settle_seconds = time.perf_counter() - started
         rss_idle = rss_mib(worker.pid)
@@ -212,8 +170,11 @@ async def open_emails(count: int, workdir: Path, concurrency: int = 32) -> OpenE
         # From here the server skips to the next timer whenever nothing else is pending,
         # for good: one long sleep call would outlast its RPC deadline at 10,000 timers.
         await env.client.test_service.unlock_time_skipping(UnlockTimeSkippingRequest())
-        while await count_status(engine, "expired") < count:
-            await asyncio.sleep(0.5)
+
+        async def all_expired() -> bool:
+            return await count_status(engine, "expired") >= count
+
+        await eventually(all_expired, timeout=WITHIN, every=0.5, what="every one expired")
         # The test server's handles lock and unlock its clock on every result call, which
         # it cannot take from many calls at once; a plain client reads the results.
         plain = await Client.connect(
@@ -223,8 +184,11 @@ async def open_emails(count: int, workdir: Path, concurrency: int = 32) -> OpenE
         async def status(workflow_id: str) -> str:
             async with gate:
                 handle = plain.get_workflow_handle_for(SecureEmailWorkflow.run, workflow_id)
-                while (await handle.describe()).status == WorkflowExecutionStatus.RUNNING:
-                    await asyncio.sleep(0.2)
+
+                async def closed() -> bool:
+                    return (await handle.describe()).status != WorkflowExecutionStatus.RUNNING
+
+                await eventually(closed, timeout=WITHIN, every=0.2, what=f"{workflow_id} closed")
                 return (await handle.result()).status.value
 
         statuses = await asyncio.gather(*(status(handle.id) for handle in handles))
@@ -244,13 +208,8 @@ async def open_emails(count: int, workdir: Path, concurrency: int = 32) -> OpenE
             notices=smtp_counter.count,
         )
     finally:
-        if worker is not None and worker.poll() is None:
-            worker.send_signal(signal.SIGTERM)
-            try:
-                worker.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                worker.kill()
-                worker.wait()
+        if worker is not None:
+            worker.stop()
         smtp.close()
         await env.shutdown()
         await engine.dispose()
