@@ -22,8 +22,7 @@ import asyncio
 import io
 from collections import deque
 from collections.abc import AsyncIterable
-from types import TracebackType
-from typing import Self, cast
+from typing import cast
 
 import tink
 
@@ -36,10 +35,10 @@ from infra.crypto.keys import (
 from infra.objects import (
     DEFAULT_CHUNK_SIZE,
     DEFAULT_CONTENT_TYPE,
+    ClosingStream,
     Meter,
     ObjectChunks,
     ObjectStore,
-    ObjectTooLarge,
     ObjectUnreadable,
     Readable,
     StoredObject,
@@ -80,7 +79,7 @@ def plaintext_size(ciphertext: int, key: str = "") -> int:
     return plaintext
 
 
-class DecryptedObjectStream:
+class DecryptedObjectStream(ClosingStream):
     """The plaintext of one encrypted object, read through Tink's decrypting stream.
 
     ``size`` is the plaintext size, worked out from the stored size before the first
@@ -102,9 +101,6 @@ class DecryptedObjectStream:
         """Read the first chunk now, so a wrong key or an altered header raises before a
         web handler has begun its response."""
         self._first = await self._read()
-
-    def __aiter__(self) -> Self:
-        return self
 
     async def __anext__(self) -> bytes:
         chunk, self._first = self._first, None
@@ -136,17 +132,6 @@ class DecryptedObjectStream:
         self._plaintext = None
         self._first = None
         await self._ciphertext.aclose()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
 
 class EncryptedObjectStore:
@@ -184,9 +169,7 @@ class EncryptedObjectStore:
         """
         validate_key(key)
         length = await asyncio.to_thread(remaining_length, fileobj)
-        if length is not None and max_bytes is not None and length > max_bytes:
-            raise ObjectTooLarge(key, max_bytes)
-        meter = Meter(key, max_bytes, fileobj)
+        meter = Meter.upload(key, max_bytes, fileobj, length)
         reader = _EncryptingReader(meter, self._keys, key, length)
         await self._inner.put_file(key, reader, STORED_CONTENT_TYPE)
         return meter.stored()

@@ -19,13 +19,15 @@ blocking minio call runs in ``asyncio.to_thread``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import io
 import re
+from abc import abstractmethod
 from collections.abc import AsyncIterable, AsyncIterator, Callable
 from dataclasses import dataclass
 from types import TracebackType
-from typing import BinaryIO, Protocol, Self, cast, runtime_checkable
+from typing import BinaryIO, Protocol, Self, TypeVar, cast, runtime_checkable
 
 import urllib3
 from minio import Minio
@@ -55,6 +57,8 @@ _VENDOR_ERRORS = (MinioException, HTTPError)
 _NOT_FOUND_CODES = frozenset({"NoSuchKey", "NoSuchObject", "ResourceNotFound"})
 _BUCKET_EXISTS_CODES = frozenset({"BucketAlreadyOwnedByYou", "BucketAlreadyExists"})
 _ERROR_CODE_IN_BODY = re.compile(r"<Code>([^<]+)</Code>")
+
+_T = TypeVar("_T")
 
 
 class ObjectNotFound(LookupError):
@@ -130,7 +134,25 @@ def validate_key(key: str) -> None:
             )
 
 
-class ObjectStream(AsyncIterator[bytes]):
+class ClosingStream(AsyncIterator[bytes]):
+    """Chunks that hold a connection until ``aclose()``: ``async with`` closes them."""
+
+    @abstractmethod
+    async def aclose(self) -> None: ...
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+
+class ObjectStream(ClosingStream):
     """The content of one object, read chunk by chunk; close it (or read to the end).
 
     Usable as ``async with await store.get_stream(key) as chunks: async for chunk in
@@ -162,17 +184,6 @@ class ObjectStream(AsyncIterator[bytes]):
         return chunk
 
     async def aclose(self) -> None:
-        self._release()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
         self._release()
 
     def __del__(self) -> None:
@@ -262,6 +273,14 @@ class Meter:
         self._source = source
         self.size = 0
         self.sha256 = hashlib.sha256()
+
+    @classmethod
+    def upload(cls, key: str, max_bytes: int | None, source: Readable, length: int | None) -> Meter:
+        """A meter over an upload of ``length`` bytes (None if unknown): one known to be
+        over ``max_bytes`` is refused now, before anything is uploaded."""
+        if length is not None and max_bytes is not None and length > max_bytes:
+            raise ObjectTooLarge(key, max_bytes)
+        return cls(key, max_bytes, source)
 
     def read(self, size: int = -1, /) -> bytes:
         if self._source is None:
@@ -381,27 +400,13 @@ class S3ObjectStore:
         Opening before the first chunk lets a web handler answer 404 before it has begun a
         streaming response.
         """
-        validate_key(key)
-        try:
-            response = await asyncio.to_thread(self._client.get_object, self.bucket, key)
-        except MinioException as error:
-            if _error_code(error) in _NOT_FOUND_CODES:
-                raise ObjectNotFound(key) from error
-            raise StoreUnavailable(str(error)) from error
-        except HTTPError as error:
-            raise StoreUnavailable(str(error)) from error
+        response = await self._on_key(self._client.get_object, key)
         return ObjectStream(response, chunk_size or self._chunk_size)
 
     async def delete(self, key: str) -> None:
         """Remove ``key``; removing a key that is not there is not an error (retries)."""
-        validate_key(key)
-        try:
-            await asyncio.to_thread(self._client.remove_object, self.bucket, key)
-        except MinioException as error:
-            if _error_code(error) not in _NOT_FOUND_CODES:
-                raise StoreUnavailable(str(error)) from error
-        except HTTPError as error:
-            raise StoreUnavailable(str(error)) from error
+        with contextlib.suppress(ObjectNotFound):
+            await self._on_key(self._client.remove_object, key)
 
     async def exists(self, key: str) -> bool:
         try:
@@ -411,26 +416,29 @@ class S3ObjectStore:
         return True
 
     async def size(self, key: str) -> int:
+        stat = await self._on_key(self._client.stat_object, key)
+        if stat.size is None:
+            raise RuntimeError(f"the object store reported no size for {key!r}")
+        return stat.size
+
+    async def _on_key(self, call: Callable[[str, str], _T], key: str) -> _T:
+        """``call(bucket, key)`` in a worker thread: ``ObjectNotFound`` when nothing is
+        stored under ``key``, ``StoreUnavailable`` when the store is down or failing."""
         validate_key(key)
         try:
-            stat = await asyncio.to_thread(self._client.stat_object, self.bucket, key)
+            return await asyncio.to_thread(call, self.bucket, key)
         except MinioException as error:
             if _error_code(error) in _NOT_FOUND_CODES:
                 raise ObjectNotFound(key) from error
             raise StoreUnavailable(str(error)) from error
         except HTTPError as error:
             raise StoreUnavailable(str(error)) from error
-        if stat.size is None:
-            raise RuntimeError(f"the object store reported no size for {key!r}")
-        return stat.size
 
     def _put(
         self, key: str, fileobj: Readable, content_type: str, max_bytes: int | None
     ) -> StoredObject:
         length = remaining_length(fileobj)
-        if length is not None and max_bytes is not None and length > max_bytes:
-            raise ObjectTooLarge(key, max_bytes)
-        meter = Meter(key, max_bytes, fileobj)
+        meter = Meter.upload(key, max_bytes, fileobj, length)
         self._client.put_object(
             self.bucket,
             key,
