@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
+from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
@@ -16,6 +18,7 @@ from activities.mail import MailActivities
 from activities.passcodes import make_passcode_secret
 from activities.read_model import ReadModelActivities
 from activities.replies import AlertActivities, RepliesActivities
+from domain.secure_email import NoticeFailed, ReplyToFile, ReplyToRecord, StatusChange
 from infra.crypto.fields import configure_field_encryption
 from infra.crypto.keys import encryption_keys, portal_keys
 from infra.db.engine import make_engine, make_sessionmaker
@@ -31,6 +34,43 @@ from workflows.secure_email_v1 import SecureEmailWorkflowV1
 WORKFLOWS = [SecureEmailWorkflow, SecureEmailWorkflowV1]
 
 
+class StatusRecorder(Protocol):
+    async def record_status(self, change: StatusChange) -> None: ...
+
+
+class ReplyRecorder(Protocol):
+    async def record_reply(self, recording: ReplyToRecord) -> None: ...
+    async def raise_alert(self, filing: ReplyToFile) -> None: ...
+    async def file_to_chart(self, filing: ReplyToFile) -> None: ...
+
+
+class NoticeFailedAlerter(Protocol):
+    async def raise_notice_failed(self, failure: NoticeFailed) -> None: ...
+
+
+def activities(
+    mail: MailActivities,
+    read_model: StatusRecorder,
+    replies: ReplyRecorder,
+    alerts: NoticeFailedAlerter,
+) -> list[Callable[..., Awaitable[Any]]]:
+    """Every activity the workflows call. What records into the database is the
+    database's in the worker, a stand-in in the workflow tests."""
+    return [
+        mail.send_notice,
+        mail.send_passcode,
+        # Version 1 only.
+        mail.deliver_notice,
+        mail.deliver_passcode,
+        make_passcode_secret,
+        read_model.record_status,
+        replies.record_reply,
+        replies.raise_alert,
+        replies.file_to_chart,
+        alerts.raise_notice_failed,
+    ]
+
+
 def build_worker(
     client: Client,
     settings: Settings,
@@ -38,26 +78,16 @@ def build_worker(
     sessions: async_sessionmaker[AsyncSession],
 ) -> Worker:
     mail = MailActivities(transport, settings.public_url, sessions, portal_keys(settings))
-    read_model = ReadModelActivities(sessions)
-    replies = RepliesActivities(sessions)
-    alerts = AlertActivities(sessions)
     return Worker(
         client,
         task_queue=settings.task_queue,
         workflows=WORKFLOWS,
-        activities=[
-            mail.send_notice,
-            mail.send_passcode,
-            # Version 1 only.
-            mail.deliver_notice,
-            mail.deliver_passcode,
-            make_passcode_secret,
-            read_model.record_status,
-            replies.record_reply,
-            replies.raise_alert,
-            replies.file_to_chart,
-            alerts.raise_notice_failed,
-        ],
+        activities=activities(
+            mail,
+            ReadModelActivities(sessions),
+            RepliesActivities(sessions),
+            AlertActivities(sessions),
+        ),
         graceful_shutdown_timeout=timedelta(seconds=settings.worker_shutdown_grace_seconds),
     )
 

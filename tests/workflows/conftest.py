@@ -22,7 +22,6 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.mail import MailActivities
-from activities.passcodes import make_passcode_secret
 from domain.patients import PatientCreate, PatientStatus
 from domain.secure_email import (
     NoticeFailed,
@@ -51,6 +50,7 @@ from tests.conftest import TEST_KEYS
 from tests.fixtures.temporal import start_secure_email
 from tests.fixtures.waiting import eventually
 from workers.smtp_catcher import read_maildir, serve
+from workers.worker import WORKFLOWS, activities
 from workflows.secure_email import SecureEmailWorkflow
 from workflows.secure_email_v1 import SecureEmailWorkflowV1
 
@@ -248,19 +248,8 @@ async def running_lifecycle(
         async with Worker(
             env.client,
             task_queue=task_queue,
-            workflows=[SecureEmailWorkflow, SecureEmailWorkflowV1],
-            activities=[
-                mail.send_notice,
-                mail.send_passcode,
-                mail.deliver_notice,
-                mail.deliver_passcode,
-                make_passcode_secret,
-                status_log.record_status,
-                status_log.record_reply,
-                status_log.raise_alert,
-                status_log.file_to_chart,
-                status_log.raise_notice_failed,
-            ],
+            workflows=WORKFLOWS,
+            activities=activities(mail, status_log, status_log, status_log),
         ):
             yield Lifecycle(env, env.client, task_queue, maildir, status_log, found)
 
