@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import io
 from collections import deque
-from collections.abc import AsyncIterable
 from typing import cast
 
 import tink
@@ -134,7 +133,7 @@ class DecryptedObjectStream(ClosingStream):
         await self._ciphertext.aclose()
 
 
-class EncryptedObjectStore:
+class EncryptedObjectStore(ObjectStore):
     """An ``ObjectStore`` whose objects are sealed with the object keyset (module doc);
     every call goes through ``inner``, which sees only ciphertext."""
 
@@ -173,22 +172,6 @@ class EncryptedObjectStore:
         reader = _EncryptingReader(meter, self._keys, key, length)
         await self._inner.put_file(key, reader, STORED_CONTENT_TYPE)
         return meter.stored()
-
-    async def put_chunks(
-        self,
-        key: str,
-        chunks: AsyncIterable[bytes],
-        content_type: str = DEFAULT_CONTENT_TYPE,
-        *,
-        max_bytes: int | None = None,
-    ) -> StoredObject:
-        """Seal and store an async source of chunks (see ``put_file``)."""
-        return await self.put_file(key, blocking_reader(chunks), content_type, max_bytes=max_bytes)
-
-    async def put_bytes(
-        self, key: str, data: bytes, content_type: str = DEFAULT_CONTENT_TYPE
-    ) -> StoredObject:
-        return await self.put_file(key, io.BytesIO(data), content_type)
 
     async def get_stream(self, key: str, *, chunk_size: int | None = None) -> DecryptedObjectStream:
         """Open ``key``; ``ObjectNotFound``, a key the keyset lacks, an altered header or

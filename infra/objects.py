@@ -220,7 +220,10 @@ class ObjectChunks(Protocol):
 
 class ObjectStore(Protocol):
     """One bucket of objects. Raises ``ObjectNotFound``, ``ObjectTooLarge`` and
-    ``StoreUnavailable``; an encrypted store also ``ObjectUnreadable``."""
+    ``StoreUnavailable``; an encrypted store also ``ObjectUnreadable``.
+
+    ``put_chunks`` and ``put_bytes`` are ``put_file`` over another source: a store that
+    subclasses this protocol inherits them."""
 
     async def check(self, *, timeout: float) -> None:
         """Readiness within ``timeout``: raises when the store cannot serve."""
@@ -244,11 +247,19 @@ class ObjectStore(Protocol):
         content_type: str = DEFAULT_CONTENT_TYPE,
         *,
         max_bytes: int | None = None,
-    ) -> StoredObject: ...
+    ) -> StoredObject:
+        """Stream an async source of chunks into ``key`` (see ``put_file``).
+
+        The upload thread pulls each chunk from the event loop when it needs it, so memory
+        holds the part being uploaded (and minio's copies of it), never the whole upload.
+        """
+        return await self.put_file(key, blocking_reader(chunks), content_type, max_bytes=max_bytes)
 
     async def put_bytes(
         self, key: str, data: bytes, content_type: str = DEFAULT_CONTENT_TYPE
-    ) -> StoredObject: ...
+    ) -> StoredObject:
+        """Store a small object that is already in memory."""
+        return await self.put_file(key, io.BytesIO(data), content_type)
 
     async def get_stream(self, key: str, *, chunk_size: int | None = None) -> ObjectChunks: ...
 
@@ -299,7 +310,7 @@ class Meter:
         return StoredObject(key=self._key, size=self.size, sha256=self.sha256.hexdigest())
 
 
-class S3ObjectStore:
+class S3ObjectStore(ObjectStore):
     """One bucket of an S3 service, with async methods over the blocking minio client."""
 
     def __init__(
@@ -371,28 +382,6 @@ class S3ObjectStore:
             return await asyncio.to_thread(self._put, key, fileobj, content_type, max_bytes)
         except _VENDOR_ERRORS as error:
             raise StoreUnavailable(str(error)) from error
-
-    async def put_chunks(
-        self,
-        key: str,
-        chunks: AsyncIterable[bytes],
-        content_type: str = DEFAULT_CONTENT_TYPE,
-        *,
-        max_bytes: int | None = None,
-    ) -> StoredObject:
-        """Stream an async source of chunks into ``key`` (see ``put_file``).
-
-        The upload thread pulls each chunk from the event loop when it needs it, so memory
-        holds the part being uploaded (and minio's copies of it), never the whole upload.
-        """
-        reader = blocking_reader(chunks)
-        return await self.put_file(key, reader, content_type, max_bytes=max_bytes)
-
-    async def put_bytes(
-        self, key: str, data: bytes, content_type: str = DEFAULT_CONTENT_TYPE
-    ) -> StoredObject:
-        """Store a small object that is already in memory."""
-        return await self.put_file(key, io.BytesIO(data), content_type)
 
     async def get_stream(self, key: str, *, chunk_size: int | None = None) -> ObjectStream:
         """Open ``key`` for reading; raises ``ObjectNotFound`` now rather than mid-stream.
