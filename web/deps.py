@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -15,9 +15,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.client import Client
 
 from domain.audit import PLATFORM, ActorType, AuditAction
-from infra import accounts, practices
+from infra import accounts, directory, practices
 from infra.audit import Actor, audit
-from infra.db.models import Practice, StaffUser
+from infra.db.models import Patient, Practice, StaffUser
 from infra.settings import Settings
 from web.client_address import resolve as resolve_client_address
 from web.state import AppState
@@ -27,6 +27,9 @@ STAFF_COOKIE = "staff_session"
 TOKEN_USE_RESOLUTION = timedelta(minutes=1)
 # The idle clock is moved at most this often, for the same reason.
 SESSION_SEEN_RESOLUTION = timedelta(seconds=30)
+PATIENT_NOT_FOUND = "Patient not found"
+
+T = TypeVar("T")
 
 
 def get_state(request: Request) -> AppState:
@@ -187,11 +190,21 @@ ApiStaff = Annotated[StaffUser, Depends(staff_from_bearer)]
 ApiAccount = Annotated[StaffUser, Depends(account_from_bearer)]
 
 
+def or_404(found: T | None, detail: str) -> T:
+    """What a route looked up (by an id from its URL), or 404 with ``detail`` if none."""
+    if found is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=detail)
+    return found
+
+
 async def practice_of(db: AsyncSession, user: StaffUser) -> Practice:
-    practice = await practices.practice(db, user.practice_id)
-    if practice is None:  # a foreign key guarantees it; this keeps mypy and readers honest
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail="Practice not found")
-    return practice
+    # A foreign key guarantees it; the 404 keeps mypy and readers honest.
+    return or_404(await practices.practice(db, user.practice_id), "Practice not found")
+
+
+async def practice_patient(db: AsyncSession, staff: StaffUser, patient_id: str) -> Patient:
+    """A patient of the staff member's practice, for the office pages and the API."""
+    return or_404(await directory.get_patient(db, staff.practice_id, patient_id), PATIENT_NOT_FOUND)
 
 
 def client_address(request: Request) -> str | None:

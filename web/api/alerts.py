@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException, Request, status
+from fastapi import APIRouter, Request
 
 from domain.audit import AuditAction
 from domain.secure_email_views import AlertList, AlertPublic
 from infra.alerts import acknowledge_alert, open_alerts
-from web.deps import ApiStaff, DbSession, audit_staff
+from web.deps import ApiStaff, DbSession, audit_staff, or_404
 
 router = APIRouter(prefix="/alerts", tags=["alerts"])
 
@@ -22,9 +22,7 @@ async def list_alerts(db: DbSession, staff: ApiStaff) -> AlertList:
 async def acknowledge(
     request: Request, db: DbSession, staff: ApiStaff, alert_id: str
 ) -> AlertPublic:
-    alert = await acknowledge_alert(db, staff.practice_id, alert_id)
-    if alert is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail="Alert not found")
+    alert = or_404(await acknowledge_alert(db, staff.practice_id, alert_id), "Alert not found")
     await audit_staff(
         db,
         request,

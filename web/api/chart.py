@@ -6,9 +6,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
 from domain.secure_email_views import ChartDocumentList
-from infra.chart import chart_of
 from web.deps import ApiStaff, DbSession, StateDep
-from web.office.chart import audit_listing, chart_patient, download_document
+from web.office.chart import download_document, list_chart_of
 
 router = APIRouter(prefix="/patients", tags=["chart"])
 
@@ -18,9 +17,7 @@ async def list_chart(
     request: Request, db: DbSession, staff: ApiStaff, patient_id: str
 ) -> ChartDocumentList:
     """The files the patient sent with replies, newest first."""
-    patient = await chart_patient(db, staff, patient_id)
-    entries = await chart_of(db, staff.practice_id, patient.id)
-    await audit_listing(db, request, staff, patient, entries)
+    _, entries = await list_chart_of(request, db, staff, patient_id)
     return ChartDocumentList(items=[entry.public() for entry in entries])
 
 

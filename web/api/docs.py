@@ -11,9 +11,10 @@ from __future__ import annotations
 from importlib.resources import files
 from pathlib import Path
 
-from fastapi import APIRouter, HTTPException, Request, status
+from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, HTMLResponse
 
+from web.deps import or_404
 from web.templating import render
 
 router = APIRouter(include_in_schema=False)
@@ -46,7 +47,5 @@ async def api_docs(request: Request) -> HTMLResponse:
 
 @router.get(ASSETS_PREFIX + "{name}")
 async def api_docs_asset(name: str) -> FileResponse:
-    media_type = ASSETS.get(name)
-    if media_type is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=ASSET_NOT_FOUND)
+    media_type = or_404(ASSETS.get(name), ASSET_NOT_FOUND)
     return FileResponse(swagger_ui_dir() / name, media_type=media_type)

@@ -6,24 +6,23 @@ by what was typed; a change by the names of the fields changed, never their valu
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException, Request, status
+from fastapi import APIRouter, Request, status
 
 from domain.audit import AuditAction
 from domain.patients import PatientCreate, PatientList, PatientPublic, PatientUpdate
-from infra.directory import (
-    DuplicatePatientEmail,
-    add_patient,
-    change_patient,
-    find_patients,
-    get_patient,
+from infra.directory import DuplicatePatientEmail, add_patient, change_patient, find_patients
+from web.deps import (
+    PATIENT_NOT_FOUND,
+    ApiStaff,
+    DbSession,
+    audit_staff,
+    practice_patient,
+    staff_actor,
 )
-from web.deps import ApiStaff, DbSession, audit_staff, staff_actor
 from web.errors import field_error
 from web.office.patients import DUPLICATE_EMAIL, search_detail
 
 router = APIRouter(prefix="/patients", tags=["patients"])
-
-PATIENT_NOT_FOUND = "Patient not found"
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)
@@ -52,10 +51,7 @@ async def search_patients(
 
 @router.get("/{patient_id}")
 async def read_patient(db: DbSession, staff: ApiStaff, patient_id: str) -> PatientPublic:
-    patient = await get_patient(db, staff.practice_id, patient_id)
-    if patient is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=PATIENT_NOT_FOUND)
-    return PatientPublic.model_validate(patient)
+    return PatientPublic.model_validate(await practice_patient(db, staff, patient_id))
 
 
 @router.patch(
@@ -69,9 +65,7 @@ async def edit_patient(
     request: Request, db: DbSession, staff: ApiStaff, patient_id: str, change: PatientUpdate
 ) -> PatientPublic:
     """Changes the fields given (``name``, ``email``, ``status``); the others stay."""
-    patient = await get_patient(db, staff.practice_id, patient_id)
-    if patient is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=PATIENT_NOT_FOUND)
+    patient = await practice_patient(db, staff, patient_id)
     try:
         await change_patient(db, patient, change, changed_by=staff_actor(request, staff))
     except DuplicatePatientEmail as error:

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, Request, status
+from fastapi import APIRouter, Request, status
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import Response
 
-from domain.audit import AuditAction
 from domain.secure_email import SecureEmailStatus
 from domain.secure_email_views import (
     AttachmentPublic,
@@ -18,9 +17,9 @@ from domain.secure_email_views import (
 )
 from infra import secure_emails
 from infra.replies import files_of_replies, replies_to
-from web.deps import ApiStaff, DbSession, StateDep, audit_staff, staff_actor
+from web.deps import ApiStaff, DbSession, StateDep, staff_actor
 from web.errors import field_errors, on_unavailable
-from web.office.secure_emails import REFUSED_STATUS, SECURE_EMAIL_NOT_FOUND
+from web.office.secure_emails import REFUSED_STATUS, audit_viewed, practice_secure_email
 from web.services.sending import (
     NO_COPIES,
     UNAVAILABLE,
@@ -125,23 +124,13 @@ async def create_secure_email(
 async def read_secure_email(
     request: Request, db: DbSession, staff: ApiStaff, secure_email_id: str
 ) -> SecureEmailPublic:
-    secure_email = await secure_emails.of_practice(db, staff.practice_id, secure_email_id)
-    if secure_email is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=SECURE_EMAIL_NOT_FOUND)
+    secure_email = await practice_secure_email(db, staff, secure_email_id)
     # The patient's files share the table; they are listed under their reply.
     attachments = await secure_emails.office_files_of(db, secure_email.id)
     replies = await replies_to(db, secure_email.id)
     files = await files_of_replies(db, [reply.id for reply in replies])
-    # The subject and the replies' bodies are PHI (HIPAA 164.312(b)); the event names ids.
-    await audit_staff(
-        db,
-        request,
-        staff,
-        AuditAction.OFFICE_VIEW,
-        patient_id=secure_email.patient_id,
-        secure_email_id=secure_email.id,
-        detail=f"{len(replies)} reply(ies)",
-    )
+    # The replies' bodies are PHI too: the event counts them.
+    await audit_viewed(request, db, staff, secure_email, detail=f"{len(replies)} reply(ies)")
     return SecureEmailPublic(
         id=secure_email.id,
         patient_id=secure_email.patient_id,

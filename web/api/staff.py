@@ -9,12 +9,11 @@ from __future__ import annotations
 from fastapi import APIRouter, HTTPException, Request, status
 
 from domain.audit import AuditAction
-from infra.accounts import StaffRuleError, add_staff, practice_staff, staff_member
+from infra.accounts import StaffRuleError, add_staff, practice_staff
 from infra.db.models import StaffUser
 from web.deps import ApiAdmin, DbSession, audit_staff
 from web.errors import field_error
 from web.office.staff import (
-    NOT_FOUND,
     StaffCreate,
     StaffList,
     StaffPublic,
@@ -23,17 +22,16 @@ from web.office.staff import (
     added_detail,
     change_role_member,
     deactivate_member,
+    practice_member,
     reset_member,
 )
 
 router = APIRouter(prefix="/staff", tags=["staff"])
 
 
-async def _member(db: DbSession, admin: StaffUser, staff_id: str) -> StaffUser:
-    member = await staff_member(db, admin.practice_id, staff_id)
-    if member is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=NOT_FOUND)
-    return member
+def _with_password(member: StaffUser, password: str) -> StaffWithPassword:
+    public = StaffPublic.model_validate(member).model_dump()
+    return StaffWithPassword(**public, temporary_password=password)
 
 
 def _refused(error: StaffRuleError) -> HTTPException:
@@ -59,15 +57,14 @@ async def create_staff(
     except StaffRuleError as error:
         raise _refused(error) from error
     await audit_staff(db, request, admin, AuditAction.STAFF_ADD, detail=added_detail(member))
-    public = StaffPublic.model_validate(member).model_dump()
-    return StaffWithPassword(**public, temporary_password=password)
+    return _with_password(member, password)
 
 
 @router.patch("/{staff_id}")
 async def change_staff_role(
     request: Request, db: DbSession, admin: ApiAdmin, staff_id: str, change: StaffRoleChange
 ) -> StaffPublic:
-    member = await _member(db, admin, staff_id)
+    member = await practice_member(db, admin, staff_id)
     await change_role_member(request, db, admin, member, change.checked(), _refused)
     return StaffPublic.model_validate(member)
 
@@ -76,7 +73,7 @@ async def change_staff_role(
 async def deactivate_staff(
     request: Request, db: DbSession, admin: ApiAdmin, staff_id: str
 ) -> StaffPublic:
-    member = await _member(db, admin, staff_id)
+    member = await practice_member(db, admin, staff_id)
     await deactivate_member(request, db, admin, member, _refused)
     return StaffPublic.model_validate(member)
 
@@ -85,7 +82,6 @@ async def deactivate_staff(
 async def reset_staff_password(
     request: Request, db: DbSession, admin: ApiAdmin, staff_id: str
 ) -> StaffWithPassword:
-    member = await _member(db, admin, staff_id)
+    member = await practice_member(db, admin, staff_id)
     password = await reset_member(request, db, admin, member, _refused)
-    public = StaffPublic.model_validate(member).model_dump()
-    return StaffWithPassword(**public, temporary_password=password)
+    return _with_password(member, password)

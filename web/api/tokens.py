@@ -5,19 +5,19 @@ A token is shown once when made; only its hash is kept, and no list shows either
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException, Request, status
+from fastapi import APIRouter, Request, status
 
-from infra.accounts import practice_token, practice_tokens
+from infra.accounts import practice_tokens
 from web.deps import ApiAdmin, DbSession
 from web.errors import field_error
 from web.office.tokens import (
-    NOT_FOUND,
     NewToken,
     TokenCreate,
     TokenList,
     TokenPublic,
     TokenRefused,
     create_token_for,
+    practice_token_of,
     public,
     revoke_audited,
 )
@@ -46,9 +46,6 @@ async def create_token(
 
 @router.post("/{token_id}/revoke")
 async def revoke(request: Request, db: DbSession, admin: ApiAdmin, token_id: str) -> TokenPublic:
-    found = await practice_token(db, admin.practice_id, token_id)
-    if found is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=NOT_FOUND)
-    token, owner = found
+    token, owner = await practice_token_of(db, admin, token_id)
     await revoke_audited(request, db, admin, token)
     return public(token, owner)

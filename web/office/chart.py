@@ -4,44 +4,26 @@ The loading, auditing and download helpers here serve ``web.api.chart`` too."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException, Request, status
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, StreamingResponse
 
 from domain.audit import AuditAction
 from infra.chart import ChartEntry, chart_entry, chart_of
 from infra.db.models import Patient, StaffUser
-from infra.directory import get_patient
-from web.deps import CurrentStaff, DbSession, StateDep, audit_staff
+from web.deps import CurrentStaff, DbSession, StateDep, audit_staff, or_404, practice_patient
 from web.downloads import download
 from web.templating import render
 
 router = APIRouter(tags=["office"], include_in_schema=False)
 
-PATIENT_NOT_FOUND = "Patient not found"
 DOCUMENT_NOT_FOUND = "Document not found"
-
-
-async def chart_patient(db: DbSession, staff: StaffUser, patient_id: str) -> Patient:
-    patient = await get_patient(db, staff.practice_id, patient_id)
-    if patient is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=PATIENT_NOT_FOUND)
-    return patient
-
-
-async def _entry(db: DbSession, staff: StaffUser, patient_id: str, document_id: str) -> ChartEntry:
-    entry = await chart_entry(db, staff.practice_id, patient_id, document_id)
-    if entry is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=DOCUMENT_NOT_FOUND)
-    return entry
 
 
 @router.get("/patients/{patient_id}/chart")
 async def chart_page(
     request: Request, db: DbSession, staff: CurrentStaff, patient_id: str
 ) -> HTMLResponse:
-    patient = await chart_patient(db, staff, patient_id)
-    entries = await chart_of(db, staff.practice_id, patient.id)
-    await audit_listing(db, request, staff, patient, entries)
+    patient, entries = await list_chart_of(request, db, staff, patient_id)
     return render(
         request,
         "office/chart.html",
@@ -49,13 +31,12 @@ async def chart_page(
     )
 
 
-async def audit_listing(
-    db: DbSession,
-    request: Request,
-    staff: StaffUser,
-    patient: Patient,
-    entries: list[ChartEntry],
-) -> None:
+async def list_chart_of(
+    request: Request, db: DbSession, staff: StaffUser, patient_id: str
+) -> tuple[Patient, list[ChartEntry]]:
+    """The patient and their chart, newest first; the listing is audited."""
+    patient = await practice_patient(db, staff, patient_id)
+    entries = await chart_of(db, staff.practice_id, patient.id)
     # The list names the patient's files (PHI, HIPAA 164.312(b)); the event, a count.
     await audit_staff(
         db,
@@ -65,6 +46,7 @@ async def audit_listing(
         patient_id=patient.id,
         detail=f"{len(entries)} document(s)",
     )
+    return patient, entries
 
 
 @router.get("/patients/{patient_id}/chart/{document_id}")
@@ -87,7 +69,9 @@ async def download_document(
     patient_id: str,
     document_id: str,
 ) -> StreamingResponse:
-    entry = await _entry(db, staff, patient_id, document_id)
+    entry = or_404(
+        await chart_entry(db, staff.practice_id, patient_id, document_id), DOCUMENT_NOT_FOUND
+    )
     response = await download(state, entry.attachment)
     await audit_staff(
         db,

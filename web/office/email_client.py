@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, HTTPException, Request, status
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, StreamingResponse
 
 from domain.audit import AuditAction
@@ -12,7 +12,7 @@ from infra import secure_emails
 from infra.db.models import Reply, StaffUser
 from infra.directory import patient_by_id
 from infra.replies import files_of_replies, mark_read, reply_of_practice, threads
-from web.deps import CurrentStaff, DbSession, StateDep, audit_staff
+from web.deps import CurrentStaff, DbSession, StateDep, audit_staff, or_404
 from web.downloads import download
 from web.templating import render
 
@@ -22,10 +22,7 @@ REPLY_NOT_FOUND = "Reply not found"
 
 
 async def _reply(db: DbSession, staff: StaffUser, reply_id: str) -> Reply:
-    reply = await reply_of_practice(db, staff.practice_id, reply_id)
-    if reply is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=REPLY_NOT_FOUND)
-    return reply
+    return or_404(await reply_of_practice(db, staff.practice_id, reply_id), REPLY_NOT_FOUND)
 
 
 @router.get("/email-client")
@@ -52,10 +49,9 @@ async def read_reply(
         secure_email_id=reply.secure_email_id,
         detail=reply.id,
     )
-    secure_email = await secure_emails.find(db, reply.secure_email_id)
-    patient = await patient_by_id(db, reply.patient_id)
-    if secure_email is None or patient is None:  # foreign keys make this unreachable
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=REPLY_NOT_FOUND)
+    # Foreign keys make these 404s unreachable.
+    secure_email = or_404(await secure_emails.find(db, reply.secure_email_id), REPLY_NOT_FOUND)
+    patient = or_404(await patient_by_id(db, reply.patient_id), REPLY_NOT_FOUND)
     files = (await files_of_replies(db, [reply.id]))[reply.id]
     # The office answers in the thread with a new secure email to the same patient. The
     # link names the thread by id: a subject in a URL would leak into logs and history.
@@ -84,9 +80,9 @@ async def download_reply_file(
     attachment_id: str,
 ) -> StreamingResponse:
     reply = await _reply(db, staff, reply_id)
-    attachment = await secure_emails.attachment_of(db, attachment_id, reply_id=reply.id)
-    if attachment is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail="File not found")
+    attachment = or_404(
+        await secure_emails.attachment_of(db, attachment_id, reply_id=reply.id), "File not found"
+    )
     response = await download(state, attachment)
     await audit_staff(
         db,

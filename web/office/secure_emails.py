@@ -4,17 +4,24 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from fastapi import APIRouter, HTTPException, Request, UploadFile, status
+from fastapi import APIRouter, Request, UploadFile, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from domain.attachments import ALLOWED_EXTENSIONS, MAX_ATTACHMENT_BYTES
 from domain.audit import AuditAction
 from domain.secure_email import re_subject
 from infra import secure_emails
-from infra.db.models import Patient, SecureEmail
-from infra.directory import get_patient
+from infra.db.models import Patient, SecureEmail, StaffUser
 from infra.objects import ObjectNotFound, ObjectUnreadable
-from web.deps import CurrentStaff, DbSession, StateDep, audit_staff, staff_actor
+from web.deps import (
+    CurrentStaff,
+    DbSession,
+    StateDep,
+    audit_staff,
+    or_404,
+    practice_patient,
+    staff_actor,
+)
 from web.errors import on_unavailable
 from web.services.sending import (
     UNAVAILABLE,
@@ -79,9 +86,7 @@ async def compose_page(
 ) -> HTMLResponse:
     """``answering`` (a secure email's id, from the Email Client's Answer) prefills the
     subject with "RE: …" of that thread."""
-    patient = await get_patient(db, staff.practice_id, patient_id)
-    if patient is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail="Patient not found")
+    patient = await practice_patient(db, staff, patient_id)
     thread = (
         await secure_emails.of_practice(db, staff.practice_id, answering) if answering else None
     )
@@ -95,9 +100,7 @@ async def send_secure(
 ) -> Response:
     """No Form/File parameters: FastAPI would read the whole body (up to 200 MB) before
     knowing who sends it. The form is read here, once the staff member is known."""
-    patient = await get_patient(db, staff.practice_id, patient_id)
-    if patient is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail="Patient not found")
+    patient = await practice_patient(db, staff, patient_id)
     try:
         form = await read_upload_form(request)
     except UploadFormRefused as refused:
@@ -160,17 +163,9 @@ async def _send(
 async def secure_email_page(
     request: Request, db: DbSession, staff: CurrentStaff, secure_email_id: str
 ) -> HTMLResponse:
-    secure_email = await _secure_email(db, staff, secure_email_id)
+    secure_email = await practice_secure_email(db, staff, secure_email_id)
     patient = await secure_emails.patient_of(db, secure_email)
-    # Its subject and body are PHI on the page (HIPAA 164.312(b)); the event names ids only.
-    await audit_staff(
-        db,
-        request,
-        staff,
-        AuditAction.OFFICE_VIEW,
-        patient_id=secure_email.patient_id,
-        secure_email_id=secure_email.id,
-    )
+    await audit_viewed(request, db, staff, secure_email)
     return render(
         request,
         "office/secure_email.html",
@@ -190,7 +185,7 @@ async def send_again(
     request: Request, state: StateDep, db: DbSession, staff: CurrentStaff, secure_email_id: str
 ) -> Response:
     """An expired secure email cannot be reopened (R8); the office sends it again as new."""
-    original = await _secure_email(db, staff, secure_email_id)
+    original = await practice_secure_email(db, staff, secure_email_id)
     draft = Draft(patient_id=original.patient_id, subject=original.subject, body=original.body)
     patient = await secure_emails.patient_of(db, original)
 
@@ -212,8 +207,28 @@ async def send_again(
             await copy.close()
 
 
-async def _secure_email(db: DbSession, staff: CurrentStaff, secure_email_id: str) -> SecureEmail:
-    secure_email = await secure_emails.of_practice(db, staff.practice_id, secure_email_id)
-    if secure_email is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=SECURE_EMAIL_NOT_FOUND)
-    return secure_email
+async def practice_secure_email(
+    db: DbSession, staff: StaffUser, secure_email_id: str
+) -> SecureEmail:
+    """A secure email of the staff member's practice, for this page and the API."""
+    found = await secure_emails.of_practice(db, staff.practice_id, secure_email_id)
+    return or_404(found, SECURE_EMAIL_NOT_FOUND)
+
+
+async def audit_viewed(
+    request: Request,
+    db: DbSession,
+    staff: StaffUser,
+    secure_email: SecureEmail,
+    detail: str | None = None,
+) -> None:
+    # Its subject and body are PHI (HIPAA 164.312(b)); the event names ids only.
+    await audit_staff(
+        db,
+        request,
+        staff,
+        AuditAction.OFFICE_VIEW,
+        patient_id=secure_email.patient_id,
+        secure_email_id=secure_email.id,
+        detail=detail,
+    )

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Form, HTTPException, Request, status
+from fastapi import APIRouter, Form, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, ValidationError
 
@@ -27,7 +27,7 @@ from infra.accounts import (
     staff_member,
 )
 from infra.db.models import StaffUser
-from web.deps import CurrentAdmin, DbSession, audit_staff
+from web.deps import CurrentAdmin, DbSession, audit_staff, or_404
 from web.errors import field_error
 from web.templating import form_errors, render
 
@@ -87,6 +87,10 @@ class StaffWithPassword(StaffPublic):
 
 
 # The changes themselves, shared by the API and the page ------------------------------
+
+
+async def practice_member(db: DbSession, admin: StaffUser, staff_id: str) -> StaffUser:
+    return or_404(await staff_member(db, admin.practice_id, staff_id), NOT_FOUND)
 
 
 def added_detail(member: StaffUser) -> str:
@@ -225,11 +229,12 @@ async def add_staff_form(
     return await _staff_page(request, db, admin, issued=(member, password))
 
 
-async def _page_member(db: DbSession, admin: StaffUser, staff_id: str) -> StaffUser:
-    member = await staff_member(db, admin.practice_id, staff_id)
-    if member is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=NOT_FOUND)
-    return member
+async def _refused_page(
+    request: Request, db: DbSession, admin: StaffUser, refusal: PageRefusal
+) -> HTMLResponse:
+    return await _staff_page(
+        request, db, admin, refusal=refusal.message, status_code=status.HTTP_409_CONFLICT
+    )
 
 
 @router.post("/staff/{staff_id}/role")
@@ -240,7 +245,7 @@ async def change_role_form(
     staff_id: str,
     role: Annotated[str, Form()] = "",
 ) -> Response:
-    member = await _page_member(db, admin, staff_id)
+    member = await practice_member(db, admin, staff_id)
     if role not in (StaffRole.ADMIN.value, StaffRole.CLERK.value):
         return await _staff_page(
             request, db, admin, refusal="Choose Administrator or Clerk", status_code=422
@@ -248,9 +253,7 @@ async def change_role_form(
     try:
         await change_role_member(request, db, admin, member, StaffRole(role), PageRefusal)
     except PageRefusal as refusal:
-        return await _staff_page(
-            request, db, admin, refusal=refusal.message, status_code=status.HTTP_409_CONFLICT
-        )
+        return await _refused_page(request, db, admin, refusal)
     return RedirectResponse("/staff?done=role", status_code=status.HTTP_303_SEE_OTHER)
 
 
@@ -258,13 +261,11 @@ async def change_role_form(
 async def deactivate_form(
     request: Request, db: DbSession, admin: CurrentAdmin, staff_id: str
 ) -> Response:
-    member = await _page_member(db, admin, staff_id)
+    member = await practice_member(db, admin, staff_id)
     try:
         await deactivate_member(request, db, admin, member, PageRefusal)
     except PageRefusal as refusal:
-        return await _staff_page(
-            request, db, admin, refusal=refusal.message, status_code=status.HTTP_409_CONFLICT
-        )
+        return await _refused_page(request, db, admin, refusal)
     return RedirectResponse("/staff?done=deactivated", status_code=status.HTTP_303_SEE_OTHER)
 
 
@@ -272,11 +273,9 @@ async def deactivate_form(
 async def reset_password_form(
     request: Request, db: DbSession, admin: CurrentAdmin, staff_id: str
 ) -> Response:
-    member = await _page_member(db, admin, staff_id)
+    member = await practice_member(db, admin, staff_id)
     try:
         password = await reset_member(request, db, admin, member, PageRefusal)
     except PageRefusal as refusal:
-        return await _staff_page(
-            request, db, admin, refusal=refusal.message, status_code=status.HTTP_409_CONFLICT
-        )
+        return await _refused_page(request, db, admin, refusal)
     return await _staff_page(request, db, admin, issued=(member, password))

@@ -12,7 +12,7 @@ import re
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Form, HTTPException, Request, status
+from fastapi import APIRouter, Form, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -26,7 +26,7 @@ from infra.accounts import (
     staff_member,
 )
 from infra.db.models import ApiToken, StaffUser
-from web.deps import CurrentAdmin, DbSession, audit_staff
+from web.deps import CurrentAdmin, DbSession, audit_staff, or_404
 from web.templating import render
 
 router = APIRouter(tags=["office"], include_in_schema=False)
@@ -95,6 +95,13 @@ def public(token: ApiToken, owner: StaffUser) -> TokenPublic:
         revoked_at=token.revoked_at,
         state=token_state(token, datetime.now(UTC)),
     )
+
+
+async def practice_token_of(
+    db: DbSession, admin: StaffUser, token_id: str
+) -> tuple[ApiToken, StaffUser]:
+    """A token of the admin's practice, and its owner."""
+    return or_404(await practice_token(db, admin.practice_id, token_id), NOT_FOUND)
 
 
 class TokenRefused(ValueError):
@@ -212,8 +219,6 @@ async def create_token_form(
 async def revoke_form(
     request: Request, db: DbSession, admin: CurrentAdmin, token_id: str
 ) -> Response:
-    found = await practice_token(db, admin.practice_id, token_id)
-    if found is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=NOT_FOUND)
-    await revoke_audited(request, db, admin, found[0])
+    token, _ = await practice_token_of(db, admin, token_id)
+    await revoke_audited(request, db, admin, token)
     return RedirectResponse("/tokens?revoked=1", status_code=status.HTTP_303_SEE_OTHER)

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request, Response, status
+from fastapi import Depends, Request, Response
 
 from domain.audit import ActorType, AuditAction
 from infra import portal_sessions, secure_emails
 from infra.audit import Actor, audit
 from infra.db.models import Patient, PortalSession, Practice, SecureEmail
 from infra.security import token_hash
-from web.deps import DbSession, client_address
+from web.deps import DbSession, client_address, or_404
 from web.errors import MessageExpired, PortalSignedOut
 
 PORTAL_COOKIE = "portal_session"
@@ -51,10 +51,7 @@ PortalPatient = Annotated[PortalSession, Depends(current_portal_session)]
 
 
 async def practice_of_message(db: DbSession, secure_email: SecureEmail) -> Practice:
-    practice = await secure_emails.practice_of(db, secure_email)
-    if practice is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=LINK_NOT_VALID)
-    return practice
+    return or_404(await secure_emails.practice_of(db, secure_email), LINK_NOT_VALID)
 
 
 async def _live(db: DbSession, secure_email: SecureEmail) -> SecureEmail:
@@ -65,9 +62,7 @@ async def _live(db: DbSession, secure_email: SecureEmail) -> SecureEmail:
 
 async def live_by_link(db: DbSession, token: str) -> SecureEmail:
     """The secure email of a notice's link (``/m/{token}``), if it can still be opened."""
-    secure_email = await secure_emails.by_link(db, token_hash(token))
-    if secure_email is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=LINK_NOT_VALID)
+    secure_email = or_404(await secure_emails.by_link(db, token_hash(token)), LINK_NOT_VALID)
     return await _live(db, secure_email)
 
 
@@ -77,9 +72,7 @@ async def live_of_session(
     """The secure email if this session's patient may read it, else 404 (never 403:
     another patient's message ids must not be confirmed to exist)."""
     secure_email = await secure_emails.of_patient(db, session.patient_id, secure_email_id)
-    if secure_email is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=MESSAGE_NOT_FOUND)
-    return await _live(db, secure_email)
+    return await _live(db, or_404(secure_email, MESSAGE_NOT_FOUND))
 
 
 LinkedEmail = Annotated[SecureEmail, Depends(live_by_link)]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Form, HTTPException, Request, status
+from fastapi import APIRouter, Form, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from temporalio.client import WorkflowUpdateFailedError
 
@@ -27,7 +27,7 @@ from infra.rate_limits import (
     exceeded,
     record,
 )
-from web.deps import DbSession, SettingsDep, StateDep, client_address, temporal_of
+from web.deps import DbSession, SettingsDep, StateDep, client_address, or_404, temporal_of
 from web.errors import on_unavailable
 from web.portal.deps import (
     LINK_NOT_VALID,
@@ -183,9 +183,7 @@ async def verify(
     except WorkflowUpdateFailedError as error:
         return await form_again(refusal(error), 409)
     if result.outcome == VerifyOutcome.OK:
-        patient = await secure_emails.patient_of(db, secure_email)
-        if patient is None:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, detail=LINK_NOT_VALID)
+        patient = or_404(await secure_emails.patient_of(db, secure_email), LINK_NOT_VALID)
         response = RedirectResponse(
             f"/portal/messages/{secure_email.id}", status_code=status.HTTP_303_SEE_OTHER
         )

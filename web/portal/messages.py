@@ -6,7 +6,7 @@ patient's message or file answers 404, and an expired message only its warning.
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException, Request, status
+from fastapi import APIRouter, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from domain.audit import ActorType, AuditAction
@@ -15,7 +15,7 @@ from infra.audit import Actor, audit
 from infra.db.models import PortalSession, SecureEmail
 from infra.directory import patient_by_id
 from infra.practices import practice
-from web.deps import DbSession, StateDep, client_address, temporal_of
+from web.deps import DbSession, StateDep, client_address, or_404, temporal_of
 from web.downloads import download
 from web.errors import TEMPORAL_FAILURES
 from web.portal.deps import (
@@ -122,11 +122,10 @@ async def download_attachment(
     secure_email: ReadableEmail,
     attachment_id: str,
 ) -> Response:
-    attachment = await secure_emails.attachment_of(
-        db, attachment_id, secure_email_id=secure_email.id
+    attachment = or_404(
+        await secure_emails.attachment_of(db, attachment_id, secure_email_id=secure_email.id),
+        "File not found",
     )
-    if attachment is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail="File not found")
     response = await download(state, attachment)
     await audit_patient(db, request, secure_email, AuditAction.DOWNLOAD, detail=attachment.id)
     return response
