@@ -9,12 +9,10 @@ from __future__ import annotations
 import hashlib
 import io
 import random
-import tracemalloc
 import uuid
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from tempfile import SpooledTemporaryFile
-from typing import TypeVar
 
 import pytest
 
@@ -32,12 +30,9 @@ from infra.objects import (
     ObjectTooLarge,
     ObjectUnreadable,
     S3ObjectStore,
-    object_key,
 )
+from tests.fixtures.objects import PseudoRandomFile, measure_peak_memory, new_key, read_all
 from tests.fixtures.s3 import S3Server
-from tests.infra.test_objects import PseudoRandomFile
-
-T = TypeVar("T")
 
 LARGE_SIZE = MAX_ATTACHMENT_BYTES + 1024
 MiB = 1024 * 1024
@@ -54,28 +49,9 @@ def store(object_store: S3ObjectStore) -> EncryptedObjectStore:
     return EncryptedObjectStore(object_store, KEYS)
 
 
-def new_key() -> str:
-    return object_key("tests", uuid.uuid4().hex)
-
-
 def on_disk(s3_server: S3Server, store: EncryptedObjectStore, key: str) -> Path:
     assert isinstance(store.inner, S3ObjectStore)
     return s3_server.data_dir / store.inner.bucket / key
-
-
-async def read_all(store: EncryptedObjectStore, key: str) -> bytes:
-    async with await store.get_stream(key) as chunks:
-        return b"".join([chunk async for chunk in chunks])
-
-
-async def measure_peak_memory(work: Awaitable[T]) -> tuple[T, int]:
-    tracemalloc.start()
-    try:
-        result = await work
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    return result, peak
 
 
 async def test_put_bytes_stores_only_ciphertext(
@@ -289,13 +265,21 @@ async def test_get_stream_object_moved_to_another_key_fails(
         await read_all(store, other)
 
 
-async def test_get_stream_truncated_object_fails(
-    store: EncryptedObjectStore, s3_server: S3Server
+@pytest.mark.parametrize(
+    ("content", "cut"),
+    [
+        pytest.param(PHRASE * 5000, 1, id="truncated"),
+        # The whole third segment (5 bytes and its 16-byte tag): two whole segments remain.
+        pytest.param(b"x" * THREE_SEGMENTS, 5 + 16, id="cut-at-segment"),
+    ],
+)
+async def test_get_stream_object_cut_short_fails(
+    store: EncryptedObjectStore, s3_server: S3Server, content: bytes, cut: int
 ) -> None:
     key = new_key()
-    await store.put_bytes(key, PHRASE * 5000)
+    await store.put_bytes(key, content)
     raw = on_disk(s3_server, store, key).read_bytes()
-    await store.inner.put_bytes(key, raw[:-1])
+    await store.inner.put_bytes(key, raw[: len(raw) - cut])
 
     with pytest.raises(ObjectUnreadable):
         await read_all(store, key)
@@ -312,18 +296,6 @@ async def test_get_stream_object_of_impossible_size_fails_before_streaming(
 
     with pytest.raises(ObjectUnreadable, match="truncated"):
         await store.get_stream(key)
-
-
-async def test_get_stream_object_cut_at_segment_fails(
-    store: EncryptedObjectStore, s3_server: S3Server
-) -> None:
-    key = new_key()
-    await store.put_bytes(key, b"x" * THREE_SEGMENTS)
-    raw = on_disk(s3_server, store, key).read_bytes()
-    await store.inner.put_bytes(key, raw[: len(raw) - (5 + 16)])
-
-    with pytest.raises(ObjectUnreadable):
-        await read_all(store, key)
 
 
 async def test_get_stream_plaintext_object_is_refused(store: EncryptedObjectStore) -> None:

@@ -5,9 +5,8 @@ from __future__ import annotations
 import hashlib
 import io
 import random
-import tracemalloc
 import uuid
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from tempfile import SpooledTemporaryFile
 
@@ -17,47 +16,14 @@ from domain.attachments import MAX_ATTACHMENT_BYTES
 from infra import objects
 from infra.objects import (
     ObjectNotFound,
-    ObjectStore,
     ObjectTooLarge,
     S3ObjectStore,
-    StoredObject,
     object_key,
 )
+from tests.fixtures.objects import PseudoRandomFile, measure_peak_memory, new_key, read_all
 from tests.fixtures.s3 import S3Server
 
 LARGE_SIZE = MAX_ATTACHMENT_BYTES + 1024
-
-
-class PseudoRandomFile:
-    """A read-only file of ``size`` pseudo-random bytes, made as it is read.
-
-    The test never holds the whole content: it keeps only a running SHA-256.
-    """
-
-    def __init__(self, size: int, seed: int = 7) -> None:
-        self._remaining = size
-        self._random = random.Random(seed)
-        self.sha256 = hashlib.sha256()
-        self.largest_read = 0
-
-    def read(self, size: int = -1, /) -> bytes:
-        if size < 0:
-            size = self._remaining
-        size = min(size, self._remaining)
-        self.largest_read = max(self.largest_read, size)
-        data = self._random.randbytes(size)
-        self._remaining -= size
-        self.sha256.update(data)
-        return data
-
-
-def new_key() -> str:
-    return object_key("tests", uuid.uuid4().hex)
-
-
-async def read_all(store: ObjectStore, key: str) -> bytes:
-    async with await store.get_stream(key) as chunks:
-        return b"".join([chunk async for chunk in chunks])
 
 
 async def test_put_bytes_round_trips_content(object_store: S3ObjectStore) -> None:
@@ -105,16 +71,6 @@ async def test_put_file_streams_large_upload(object_store: S3ObjectStore) -> Non
             total += len(chunk)
     assert total == LARGE_SIZE
     assert downloaded.hexdigest() == source.sha256.hexdigest()
-
-
-async def measure_peak_memory(upload: Awaitable[StoredObject]) -> tuple[StoredObject, int]:
-    tracemalloc.start()
-    try:
-        stored = await upload
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    return stored, peak
 
 
 async def test_put_file_streams_seekable_file_in_parts(
