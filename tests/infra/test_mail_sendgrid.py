@@ -7,26 +7,10 @@ from typing import Any
 
 import pytest
 
-from infra.mail.message import MailMessage
 from infra.mail.sendgrid import CUSTOM_ARG_MESSAGE_ID, SendGridTransport
 from infra.mail.transport import PermanentMailError, TemporaryMailError
+from tests.fixtures.mail import BODY, MESSAGE_ID, SUBJECT, make_message
 from tests.fixtures.sendgrid import API_KEY, FakeSendGrid
-
-SUBJECT = "Your x-ray results from March"
-BODY = "Dear Ann, the x-ray shows a cavity on tooth 14."
-MESSAGE_ID = "<secure-email-42.notice@smiles.example.com>"
-
-
-def make_message(**overrides: Any) -> MailMessage:
-    fields: dict[str, Any] = {
-        "to": "ann.patient@example.org",
-        "sender": "office@smiles.example.com",
-        "sender_name": "Smiles Dental",
-        "subject": SUBJECT,
-        "text": BODY,
-        "message_id": MESSAGE_ID,
-    }
-    return MailMessage(**(fields | overrides))
 
 
 def transport_for(fake: FakeSendGrid, **options: Any) -> SendGridTransport:

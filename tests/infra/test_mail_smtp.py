@@ -2,42 +2,20 @@
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 from email.message import EmailMessage
 from email.parser import BytesParser
 from email.policy import default as default_policy
-from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from pydantic import ValidationError
 
-from infra.mail.message import MailMessage
 from infra.mail.smtp import SmtpTransport
 from infra.mail.transport import PermanentMailError, TemporaryMailError
-
-SUBJECT = "Your x-ray results from March"
-BODY = "Dear Ann, the x-ray shows a cavity on tooth 14."
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def make_message(**overrides: Any) -> MailMessage:
-    fields: dict[str, Any] = {
-        "to": "ann.patient@example.org",
-        "sender": "office@smiles.example.com",
-        "sender_name": "Smiles Dental",
-        "subject": SUBJECT,
-        "text": BODY,
-        "message_id": "<secure-email-42.notice@smiles.example.com>",
-    }
-    return MailMessage(**(fields | overrides))
+from tests.fixtures.mail import BODY, SUBJECT, make_message
+from tests.fixtures.processes import free_port
 
 
 class RecordingHandler:
