@@ -1,4 +1,4 @@
-"""What every benchmark shares: output, percentiles, process memory, mail.
+"""What every benchmark shares: output, percentiles, polling, process memory, mail.
 
 The processes they run (ports, the dev stack, a worker) are the tests' own:
 ``tests.fixtures.processes`` and ``tests.fixtures.devstack``.
@@ -98,34 +98,53 @@ def reset_peak_rss(pid: int) -> bool:
     return True
 
 
-class RssSampler:
-    """Samples a process's RSS in the background: a second opinion beside VmHWM."""
+class Poller:
+    """Runs ``poll`` every ``every`` seconds in a background task, from ``start`` to ``stop``."""
 
-    def __init__(self, pid: int, every: float = 0.01) -> None:
-        self.pid = pid
+    def __init__(self, every: float) -> None:
         self.every = every
-        self.peak = 0.0
         self._task: asyncio.Task[None] | None = None
+
+    async def poll(self) -> None:
+        raise NotImplementedError
 
     async def _run(self) -> None:
         while True:
-            self.peak = max(self.peak, rss_mib(self.pid))
+            await self.poll()
             await asyncio.sleep(self.every)
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+
+
+class RssSampler(Poller):
+    """Samples a process's RSS in the background: a second opinion beside VmHWM."""
+
+    def __init__(self, pid: int, every: float = 0.01) -> None:
+        super().__init__(every)
+        self.pid = pid
+        self.peak = 0.0
+
+    async def poll(self) -> None:
+        self.peak = max(self.peak, rss_mib(self.pid))
 
     def __enter__(self) -> RssSampler:
         self.peak = rss_mib(self.pid)
-        self._task = asyncio.get_running_loop().create_task(self._run())
+        self.start()
         return self
 
     def __exit__(self, *_: object) -> None:
-        if self._task is not None:
-            self._task.cancel()
+        self.stop()
 
 
 # Mail ----------------------------------------------------------------------------------
 
 
-class Mailbox:
+class Mailbox(Poller):
     """The dev stack's Maildir, read incrementally: each file is parsed once.
 
     One task polls ``new/`` and wakes whoever waits for mail to an address, so a
@@ -133,12 +152,11 @@ class Mailbox:
     """
 
     def __init__(self, maildir: Path, every: float = 0.02) -> None:
+        super().__init__(every)
         self.new = maildir / "new"
-        self.every = every
         self.by_address: dict[str, list[EmailMessage]] = {}
         self._seen: set[str] = set()
         self._changed = asyncio.Condition()
-        self._task: asyncio.Task[None] | None = None
         self._parser = BytesParser(_class=EmailMessage, policy=default_policy)
 
     def _scan(self) -> list[EmailMessage]:
@@ -154,22 +172,13 @@ class Mailbox:
             found.append(self._parser.parsebytes((self.new / name).read_bytes()))
         return found
 
-    async def _run(self) -> None:
-        while True:
-            found = await asyncio.to_thread(self._scan)
-            if found:
-                async with self._changed:
-                    for message in found:
-                        self.by_address.setdefault(str(message["To"]), []).append(message)
-                    self._changed.notify_all()
-            await asyncio.sleep(self.every)
-
-    def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run())
-
-    def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
+    async def poll(self) -> None:
+        found = await asyncio.to_thread(self._scan)
+        if found:
+            async with self._changed:
+                for message in found:
+                    self.by_address.setdefault(str(message["To"]), []).append(message)
+                self._changed.notify_all()
 
     async def wait(self, address: str, kind: str, count: int = 1, timeout: float = 120) -> str:
         """The text of the ``count``-th mail of ``kind`` (notice/passcode) to ``address``."""

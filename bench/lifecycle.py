@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 
-from bench.common import Latencies, Mailbox
+from bench.common import Latencies, Mailbox, Poller
 
 PDF = b"%PDF-1.7\n" + b"1 0 obj\n<< /Type /Catalog >>\nendobj\n" * 20
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 2048
@@ -98,15 +98,14 @@ def expect(response: httpx.Response, code: int, what: str) -> None:
         raise RuntimeError(f"{what} answered {response.status_code}: {response.text[:300]}")
 
 
-class AlertWatcher:
+class AlertWatcher(Poller):
     """Polls the office's open alerts, acknowledges each and wakes whoever waits for it."""
 
     def __init__(self, api: httpx.AsyncClient, every: float = 0.1) -> None:
+        super().__init__(every)
         self.api = api
-        self.every = every
         self._waiting: dict[str, asyncio.Future[None]] = {}
         self._seen: set[str] = set()
-        self._task: asyncio.Task[None] | None = None
 
     def expect(self, secure_email_id: str) -> asyncio.Future[None]:
         future = asyncio.get_running_loop().create_future()
@@ -115,27 +114,18 @@ class AlertWatcher:
         self._waiting[secure_email_id] = future
         return future
 
-    async def _run(self) -> None:
-        while True:
-            response = await self.api.get("/api/v1/alerts")
-            items: list[dict[str, Any]] = response.json()["items"] if response.is_success else []
-            for item in items:
-                secure_email_id = item.get("secure_email_id")
-                if secure_email_id is None:
-                    continue
-                self._seen.add(secure_email_id)
-                await self.api.post(f"/api/v1/alerts/{item['id']}/ack")
-                future = self._waiting.pop(secure_email_id, None)
-                if future is not None and not future.done():
-                    future.set_result(None)
-            await asyncio.sleep(self.every)
-
-    def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run())
-
-    def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
+    async def poll(self) -> None:
+        response = await self.api.get("/api/v1/alerts")
+        items: list[dict[str, Any]] = response.json()["items"] if response.is_success else []
+        for item in items:
+            secure_email_id = item.get("secure_email_id")
+            if secure_email_id is None:
+                continue
+            self._seen.add(secure_email_id)
+            await self.api.post(f"/api/v1/alerts/{item['id']}/ack")
+            future = self._waiting.pop(secure_email_id, None)
+            if future is not None and not future.done():
+                future.set_result(None)
 
 
 @asynccontextmanager
