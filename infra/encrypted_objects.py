@@ -1,9 +1,9 @@
 """Attachments encrypted at rest: every object is sealed before it leaves the process.
 
 ``EncryptedObjectStore`` wraps any ``ObjectStore`` (composition) and keeps its
-streaming: uploads are sealed with Tink streaming AEAD (AES256_GCM_HKDF_1MB, the object
+streaming: uploads are sealed with Tink streaming AEAD (AES256_GCM_HKDF_4KB, the object
 keyset of ``infra.crypto.keys``) as the inner store reads them, downloads are opened a
-segment (1 MiB) at a time as they are sent, and a segment leaves only once checked. The
+segment (4 KiB) at a time as they are sent, and a segment leaves only once checked. The
 S3 service, its disks and its backups see only ciphertext, stored as
 ``application/octet-stream``: the real content type, like the file name, lives in our
 database. Sizes and SHA-256 digests returned and reported are the plaintext's, which is
@@ -50,8 +50,8 @@ from infra.settings import Settings
 
 STORED_CONTENT_TYPE = "application/octet-stream"
 
-# AES256_GCM_HKDF_1MB's layout: a header (its length byte, a salt as long as the key, a
-# 7-byte nonce prefix), then segments of 1 MiB of ciphertext, each with a 16-byte tag; the
+# AES256_GCM_HKDF_4KB's layout: a header (its length byte, a salt as long as the key, a
+# 7-byte nonce prefix), then segments of 4 KiB of ciphertext, each with a 16-byte tag; the
 # first segment is shorter by the header.
 _HEADER_BYTES = 1 + OBJECT_KEY_BYTES + 7
 _TAG_BYTES = 16
