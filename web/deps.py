@@ -138,16 +138,18 @@ CurrentAccount = Annotated[StaffUser, Depends(account_from_cookie)]
 _bearer = HTTPBearer(auto_error=False, description="An API token from `securemail token create`")
 
 
+def _bearer_refused(detail: str) -> HTTPException:
+    return HTTPException(
+        status.HTTP_401_UNAUTHORIZED, detail=detail, headers={"WWW-Authenticate": "Bearer"}
+    )
+
+
 async def account_from_bearer(
     db: DbSession,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> StaffUser:
     """The account an API token acts as: practice staff or an operator."""
-    unauthorised = HTTPException(
-        status.HTTP_401_UNAUTHORIZED,
-        detail="A valid API token is required",
-        headers={"WWW-Authenticate": "Bearer"},
-    )
+    unauthorised = _bearer_refused("A valid API token is required")
     if credentials is None:
         raise unauthorised
     found = await accounts.token_and_owner(db, credentials.credentials)
@@ -156,17 +158,9 @@ async def account_from_bearer(
     api_token, user = found
     now = datetime.now(UTC)
     if api_token.revoked_at is not None:
-        raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED,
-            detail="This API token has been revoked",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
+        raise _bearer_refused("This API token has been revoked")
     if api_token.expires_at is not None and api_token.expires_at <= now:
-        raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED,
-            detail="This API token has expired",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
+        raise _bearer_refused("This API token has expired")
     if not user.active:
         raise unauthorised
     if api_token.last_used_at is None or now - api_token.last_used_at >= TOKEN_USE_RESOLUTION:

@@ -25,6 +25,26 @@ async def _reply(db: DbSession, staff: StaffUser, reply_id: str) -> Reply:
     return or_404(await reply_of_practice(db, staff.practice_id, reply_id), REPLY_NOT_FOUND)
 
 
+async def _audit_reply(
+    request: Request,
+    db: DbSession,
+    staff: StaffUser,
+    action: AuditAction,
+    reply: Reply,
+    detail: str,
+) -> None:
+    """An event about a reply: its patient and thread by id, never its words."""
+    await audit_staff(
+        db,
+        request,
+        staff,
+        action,
+        patient_id=reply.patient_id,
+        secure_email_id=reply.secure_email_id,
+        detail=detail,
+    )
+
+
 @router.get("/email-client")
 async def email_client(request: Request, db: DbSession, staff: CurrentStaff) -> HTMLResponse:
     return render(
@@ -40,15 +60,7 @@ async def read_reply(
 ) -> HTMLResponse:
     reply = await _reply(db, staff, reply_id)
     await mark_read(db, reply)
-    await audit_staff(
-        db,
-        request,
-        staff,
-        AuditAction.OFFICE_READ_REPLY,
-        patient_id=reply.patient_id,
-        secure_email_id=reply.secure_email_id,
-        detail=reply.id,
-    )
+    await _audit_reply(request, db, staff, AuditAction.OFFICE_READ_REPLY, reply, reply.id)
     # Foreign keys make these 404s unreachable.
     secure_email = or_404(await secure_emails.find(db, reply.secure_email_id), REPLY_NOT_FOUND)
     patient = or_404(await patient_by_id(db, reply.patient_id), REPLY_NOT_FOUND)
@@ -84,13 +96,5 @@ async def download_reply_file(
         await secure_emails.attachment_of(db, attachment_id, reply_id=reply.id), "File not found"
     )
     response = await download(state, attachment)
-    await audit_staff(
-        db,
-        request,
-        staff,
-        AuditAction.OFFICE_DOWNLOAD,
-        patient_id=reply.patient_id,
-        secure_email_id=reply.secure_email_id,
-        detail=attachment.id,
-    )
+    await _audit_reply(request, db, staff, AuditAction.OFFICE_DOWNLOAD, reply, attachment.id)
     return response
