@@ -54,6 +54,8 @@ class AlertKind(StrEnum):
 class AlertPublic(BaseModel):
     """An office alert: ids, the patient's name and times; never anyone's words."""
 
+    # Which office page it leads to is the web layer's (``web.office.alerts``).
+
     id: str
     kind: AlertKind
     patient_id: str
@@ -69,24 +71,6 @@ class AlertPublic(BaseModel):
         if self.kind == AlertKind.NOTICE_FAILED:
             return f"The secure email to {self.patient_name} could not be delivered"
         return f"New secure email reply from {self.patient_name}"
-
-    @computed_field  # type: ignore[prop-decorator]
-    @property
-    def href(self) -> str:
-        if self.kind == AlertKind.REPLY and self.reply_id:
-            return f"/email-client/replies/{self.reply_id}"
-        return f"/secure-emails/{self.secure_email_id}"
-
-
-class AlertList(BaseModel):
-    items: list[AlertPublic]
-
-
-class AlertFeed(BaseModel):
-    """One server-sent event of the Main Menu's alerts: the count and the newest few."""
-
-    count: int
-    items: list[AlertPublic]
 
 
 class ChartDocumentPublic(BaseModel):

@@ -5,9 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 
 from domain.audit import AuditAction
-from domain.secure_email_views import AlertList, AlertPublic
 from infra.alerts import acknowledge_alert, open_alerts
 from web.deps import ApiStaff, DbSession, audit_staff, or_404
+from web.office.alerts import AlertList, AlertPublic, linked
 
 router = APIRouter(prefix="/alerts", tags=["alerts"])
 
@@ -15,7 +15,7 @@ router = APIRouter(prefix="/alerts", tags=["alerts"])
 @router.get("")
 async def list_alerts(db: DbSession, staff: ApiStaff) -> AlertList:
     """Unacknowledged alerts, newest first."""
-    return AlertList(items=await open_alerts(db, staff.practice_id, limit=1000))
+    return AlertList(items=linked(await open_alerts(db, staff.practice_id, limit=1000)))
 
 
 @router.post("/{alert_id}/ack")
@@ -32,4 +32,4 @@ async def acknowledge(
         secure_email_id=alert.secure_email_id,
         detail=alert.id,
     )
-    return alert
+    return AlertPublic.model_validate(alert, from_attributes=True)

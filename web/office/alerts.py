@@ -23,8 +23,10 @@ from datetime import UTC, datetime, timedelta
 
 from fastapi import APIRouter, HTTPException, Request, status
 from fastapi.responses import Response, StreamingResponse
+from pydantic import BaseModel, computed_field
 
-from domain.secure_email_views import AlertFeed
+from domain import secure_email_views as views
+from domain.secure_email_views import AlertKind
 from infra import accounts, alerts
 from infra.db.engine import DATABASE_ERRORS
 from infra.db.models import StaffUser
@@ -33,6 +35,35 @@ from web.deps import DbSession, StateDep, staff_cookie_name
 from web.state import AppState
 
 router = APIRouter(tags=["office"], include_in_schema=False)
+
+
+# The domain's alert with the office page it leads to: for the Main Menu, its feed and
+# ``/api/v1/alerts`` (whose schema shows the docstring).
+class AlertPublic(views.AlertPublic):
+    """An office alert: ids, the patient's name and times; never anyone's words."""
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def href(self) -> str:
+        if self.kind == AlertKind.REPLY and self.reply_id:
+            return f"/email-client/replies/{self.reply_id}"
+        return f"/secure-emails/{self.secure_email_id}"
+
+
+def linked(alerts: list[views.AlertPublic]) -> list[AlertPublic]:
+    return [AlertPublic.model_validate(alert, from_attributes=True) for alert in alerts]
+
+
+class AlertList(BaseModel):
+    items: list[AlertPublic]
+
+
+class AlertFeed(BaseModel):
+    """One server-sent event of the Main Menu's alerts: the count and the newest few."""
+
+    count: int
+    items: list[AlertPublic]
+
 
 logger = logging.getLogger(__name__)
 
@@ -144,7 +175,7 @@ async def _snapshot(state: AppState, request: Request) -> tuple[str, str] | None
             return None
         feed = AlertFeed(
             count=await alerts.count_open_alerts(db, staff.practice_id),
-            items=await alerts.open_alerts(db, staff.practice_id),
+            items=linked(await alerts.open_alerts(db, staff.practice_id)),
         )
     return staff.id, feed.model_dump_json()
 

@@ -7,6 +7,7 @@ from fastapi.responses import HTMLResponse
 
 from infra.alerts import count_open_alerts, open_alerts
 from web.deps import CurrentStaff, DbSession, practice_of
+from web.office.alerts import linked
 from web.templating import render
 
 router = APIRouter(tags=["office"], include_in_schema=False)
@@ -19,6 +20,6 @@ async def main_menu(request: Request, db: DbSession, staff: CurrentStaff) -> HTM
         "staff": staff,
         "practice": practice,
         "alert_count": await count_open_alerts(db, staff.practice_id),
-        "alerts": await open_alerts(db, staff.practice_id),
+        "alerts": linked(await open_alerts(db, staff.practice_id)),
     }
     return render(request, "office/menu.html", context)
