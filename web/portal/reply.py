@@ -19,13 +19,12 @@ from web.errors import expired_page, on_unavailable
 from web.portal.deps import PortalPatient, ReadableEmail, practice_of_message
 from web.portal.messages import tabs_context
 from web.portal.words import refusal
+from web.services.files import AttachmentsRefused, check_uploads
 from web.services.replies import send_reply
 from web.state import AppState
 from web.templating import render
 from web.uploads import (
-    AttachmentsRefused,
     UploadFormRefused,
-    check_uploads,
     chosen,
     form_files,
     form_text,

@@ -9,6 +9,7 @@ A refused or failed reply leaves nothing behind: no pending row, no stored file.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 
 from temporalio.client import Client, WorkflowHandle
 
@@ -18,8 +19,8 @@ from infra import replies
 from infra.db.models import SecureEmail
 from infra.replies import Written
 from web.deps import DbSession, temporal_of
+from web.services.files import Upload, stored_uploads
 from web.state import AppState
-from web.uploads import Upload, discard, store_uploads
 from workflows.secure_email import SecureEmailWorkflow
 
 
@@ -38,20 +39,15 @@ async def send_reply(
     *,
     subject: str,
     body: str,
-    uploads: list[Upload],
+    uploads: Sequence[Upload],
     client_address: str | None,
 ) -> None:
     """Files already checked. Raises what storing or the update raises (the workflow's
     refusal, Temporal or the object store failing), having kept nothing."""
     reply_id = str(uuid.uuid4())
-    stored = await store_uploads(
-        state.store, ("secure-emails", secure_email.id, "replies", reply_id), uploads
-    )
-    try:
+    prefix = ("secure-emails", secure_email.id, "replies", reply_id)
+    async with stored_uploads(state.store, prefix, uploads) as stored:
         await submit_reply(state, db, secure_email, reply_id, subject, body, stored, client_address)
-    except BaseException:
-        await discard(state.store, stored)
-        raise
 
 
 async def submit_reply(

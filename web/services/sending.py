@@ -9,6 +9,7 @@ routes choose the status; Temporal and object-store failures reach ``web.errors`
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import Enum
@@ -30,8 +31,8 @@ from infra.objects import ObjectStore
 from infra.security import token_hash
 from infra.temporal.search_attributes import for_new_secure_email
 from web.deps import DbSession, temporal_of
+from web.services.files import AttachmentsRefused, Upload, check_uploads, stored_uploads
 from web.state import AppState
-from web.uploads import AttachmentsRefused, Upload, check_uploads, discard, store_uploads
 from workflows.secure_email import SecureEmailWorkflow
 
 NOT_ENABLED = (
@@ -93,7 +94,7 @@ def check_draft(draft: Draft) -> dict[str, str]:
 
 
 async def send_secure_email(
-    sender: Sender, draft: Draft, uploads: list[Upload], *, resent_from: str | None = None
+    sender: Sender, draft: Draft, uploads: Sequence[Upload], *, resent_from: str | None = None
 ) -> SecureEmail:
     """Raises ``SendRefused``, or what Temporal or the object store raised (nothing kept)."""
     db = sender.db
@@ -115,14 +116,10 @@ async def send_secure_email(
         raise SendRefused(errors)
 
     secure_email_id = str(uuid.uuid4())
-    stored = await store_uploads(sender.store, ("secure-emails", secure_email_id), uploads)
-    try:
+    async with stored_uploads(sender.store, ("secure-emails", secure_email_id), uploads) as stored:
         return await _record_and_start(
             sender, practice, patient, draft, secure_email_id, stored, resent_from
         )
-    except BaseException:
-        await discard(sender.store, stored)
-        raise
 
 
 async def _record_and_start(
