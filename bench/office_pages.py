@@ -12,14 +12,10 @@ from __future__ import annotations
 import random
 import secrets
 import time
-import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import asyncpg
 import httpx
 
 from bench import seed
@@ -31,11 +27,11 @@ from infra.db.migrate import upgrade_async
 from infra.db.models import PortalSession
 from infra.security import token_hash
 from infra.settings import Settings
+from tests.fixtures.postgres import new_database
 from web.app import create_app
 
 PATIENTS_PER_1000 = 50
 HEAVY_PATIENT_MESSAGES = 1000
-POSTGRES_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 
 @dataclass
@@ -46,27 +42,6 @@ class OfficePages:
     email_client: Latencies
     inbox: Latencies
     heavy_inbox: Latencies
-
-
-@asynccontextmanager
-async def database(kind: str, workdir: Path) -> AsyncIterator[str]:
-    if kind == "sqlite":
-        yield f"sqlite+aiosqlite:///{workdir / 'office-pages.db'}"
-        return
-    name = f"securemail_bench_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(POSTGRES_ADMIN_DSN)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    try:
-        yield f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
-    finally:
-        admin = await asyncpg.connect(POSTGRES_ADMIN_DSN)
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
 
 
 async def portal_cookie(url: str, patient_id: str, email: str) -> str:
@@ -105,7 +80,7 @@ async def measure(client: httpx.AsyncClient, path: str, count: int) -> Latencies
 async def office_pages(kind: str, rows: int, workdir: Path, requests: int = 200) -> OfficePages:
     ring = EncryptionKeys.generate()
     configure_field_encryption(ring)
-    async with database(kind, workdir) as url:
+    async with new_database(kind, workdir / "office-pages.db", "securemail_bench") as url:
         await upgrade_async(url)
         engine = make_engine(url)
         with timed() as seeding:

@@ -12,7 +12,6 @@ from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import asyncpg
 import pytest
 from sqlalchemy import text
 
@@ -26,7 +25,7 @@ from infra.db.migrate import downgrade, upgrade
 from infra.db.models import Attachment, SecureEmail
 from infra.directory import add_patient
 from infra.settings import Settings
-from tests.conftest import POSTGRES_ADMIN_DSN
+from tests.fixtures.postgres import new_database
 
 NAME = "biopsy-jane.pdf"
 COLUMN = "attachments.filename"
@@ -34,18 +33,8 @@ COLUMN = "attachments.filename"
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 async def fresh_database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite+aiosqlite:///{tmp_path / 'names.db'}"
-        return
-    name = f"securemail_names_{uuid.uuid4().hex[:10]}"
-    admin = await asyncpg.connect(POSTGRES_ADMIN_DSN)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    await admin.close()
-    base = POSTGRES_ADMIN_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
-    yield f"{base}/{name}"
-    admin = await asyncpg.connect(POSTGRES_ADMIN_DSN)
-    await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    await admin.close()
+    async with new_database(request.param, tmp_path / "names.db", "securemail_names") as url:
+        yield url
 
 
 @pytest.fixture

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import asyncpg
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -16,23 +14,15 @@ from sqlalchemy import inspect
 from infra.db.engine import make_engine
 from infra.db.migrate import downgrade, upgrade
 from infra.db.models import Base
-from tests.conftest import POSTGRES_ADMIN_DSN
+from tests.fixtures.postgres import new_database
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 async def empty_database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite+aiosqlite:///{tmp_path / 'migrations.db'}"
-        return
-    name = f"securemail_migrations_{uuid.uuid4().hex[:10]}"
-    admin = await asyncpg.connect(POSTGRES_ADMIN_DSN)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    await admin.close()
-    base = POSTGRES_ADMIN_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
-    yield f"{base}/{name}"
-    admin = await asyncpg.connect(POSTGRES_ADMIN_DSN)
-    await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    await admin.close()
+    async with new_database(
+        request.param, tmp_path / "migrations.db", "securemail_migrations"
+    ) as url:
+        yield url
 
 
 async def drift(url: str) -> list[object]:
