@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-import asyncpg
 import httpx
 import pytest
 from sqlalchemy import DateTime, column, insert, select, table, text
@@ -37,12 +36,12 @@ from infra.db.migrate import upgrade, upgrade_async
 from infra.db.models import AuditEvent
 from infra.settings import Settings
 from tests.conftest import (
-    POSTGRES_ADMIN_DSN,
     STAFF_PASSWORD,
     TEST_KEYS,
     Browser,
     some_client_address,
 )
+from tests.fixtures.postgres import POSTGRES_ADMIN_DSN, admin_execute, new_database
 from tests.test_compose import env_example, environment
 from web.app import create_app
 
@@ -51,33 +50,12 @@ PRACTICE = "practice-under-audit"
 CLERK = Actor(ActorType.STAFF, "staff-1", "10.0.0.7")
 
 
-def admin_base() -> str:
-    return POSTGRES_ADMIN_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
-
-
-async def admin_execute(*statements: str) -> None:
-    connection = await asyncpg.connect(POSTGRES_ADMIN_DSN)
-    try:
-        for statement in statements:
-            await connection.execute(statement)
-    finally:
-        await connection.close()
-
-
 @pytest.fixture(params=["sqlite", "postgresql"])
 async def log_database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
     """A database of this test's own, migrated: a broken chain must not spill over."""
-    if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path / 'audit.db'}"
+    async with new_database(request.param, tmp_path / "audit.db", "securemail_audit") as url:
         await upgrade_async(url)
         yield url
-        return
-    name = f"securemail_audit_{uuid.uuid4().hex[:10]}"
-    await admin_execute(f'CREATE DATABASE "{name}"')
-    url = f"{admin_base()}/{name}"
-    await upgrade_async(url)
-    yield url
-    await admin_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 async def write_events(url: str, count: int) -> list[int]:
@@ -162,21 +140,57 @@ async def test_verify_passes_an_untouched_log(log_database: str) -> None:
     assert "Head hash: " in verdict.output
 
 
-async def test_verify_names_an_event_the_owner_deleted(log_database: str) -> None:
-    await write_events(log_database, 5)
-    await as_owner(log_database, "DELETE FROM audit_events WHERE id = 3")
+@pytest.mark.parametrize(
+    ("written", "tampering", "expected"),
+    [
+        pytest.param(
+            5,
+            ["DELETE FROM audit_events WHERE id = 3"],
+            ["BROKEN at event 4", "ids 3 to 3 are missing"],
+            id="deleted",
+        ),
+        pytest.param(
+            5,
+            ["UPDATE audit_events SET patient_id = 'someone-else' WHERE id = 2"],
+            ["BROKEN at event 2", "altered"],
+            id="edited",
+        ),
+        pytest.param(
+            5,
+            [
+                "UPDATE audit_events SET id = 100 WHERE id = 2",
+                "UPDATE audit_events SET id = 2 WHERE id = 4",
+                "UPDATE audit_events SET id = 4 WHERE id = 100",
+            ],
+            ["BROKEN at event 2"],
+            id="reordered",
+        ),
+        pytest.param(
+            5,
+            ["DELETE FROM audit_events WHERE id >= 4"],
+            ["BROKEN at event 5: the newest events are missing"],
+            id="newest-deleted",
+        ),
+        pytest.param(
+            2,
+            [
+                "INSERT INTO audit_events (id, at, practice_id, action, actor_type, prev_hash, "
+                "hash) VALUES (7, CURRENT_TIMESTAMP, 'p', 'staff.log_in', 'staff', 'x', 'y')"
+            ],
+            ["BROKEN at event 7"],
+            id="inserted-outside-the-chain",
+        ),
+    ],
+)
+async def test_verify_names_where_the_owner_tampered(
+    log_database: str, written: int, tampering: list[str], expected: list[str]
+) -> None:
+    await write_events(log_database, written)
+    await as_owner(log_database, *tampering)
     verdict = await audit_verify(log_database)
     assert verdict.code == 1
-    assert "BROKEN at event 4" in verdict.output
-    assert "ids 3 to 3 are missing" in verdict.output
-
-
-async def test_verify_names_an_event_the_owner_edited(log_database: str) -> None:
-    await write_events(log_database, 5)
-    await as_owner(log_database, "UPDATE audit_events SET patient_id = 'someone-else' WHERE id = 2")
-    verdict = await audit_verify(log_database)
-    assert verdict.code == 1
-    assert "BROKEN at event 2" in verdict.output and "altered" in verdict.output
+    for phrase in expected:
+        assert phrase in verdict.output
 
 
 async def test_verify_finds_an_edit_whose_hash_was_recomputed(log_database: str) -> None:
@@ -195,39 +209,6 @@ async def test_verify_finds_an_edit_whose_hash_was_recomputed(log_database: str)
     verdict = await audit_verify(log_database)
     assert verdict.code == 1
     assert "BROKEN at event 3: event 3 does not follow event 2" in verdict.output
-
-
-async def test_verify_names_events_the_owner_reordered(log_database: str) -> None:
-    await write_events(log_database, 5)
-    await as_owner(
-        log_database,
-        "UPDATE audit_events SET id = 100 WHERE id = 2",
-        "UPDATE audit_events SET id = 2 WHERE id = 4",
-        "UPDATE audit_events SET id = 4 WHERE id = 100",
-    )
-    verdict = await audit_verify(log_database)
-    assert verdict.code == 1
-    assert "BROKEN at event 2" in verdict.output
-
-
-async def test_verify_notices_the_newest_events_deleted(log_database: str) -> None:
-    await write_events(log_database, 5)
-    await as_owner(log_database, "DELETE FROM audit_events WHERE id >= 4")
-    verdict = await audit_verify(log_database)
-    assert verdict.code == 1
-    assert "BROKEN at event 5: the newest events are missing" in verdict.output
-
-
-async def test_verify_notices_an_event_inserted_outside_the_chain(log_database: str) -> None:
-    await write_events(log_database, 2)
-    await as_owner(
-        log_database,
-        "INSERT INTO audit_events (id, at, practice_id, action, actor_type, prev_hash, hash) "
-        "VALUES (7, CURRENT_TIMESTAMP, 'p', 'staff.log_in', 'staff', 'x', 'y')",
-    )
-    verdict = await audit_verify(log_database)
-    assert verdict.code == 1
-    assert "BROKEN at event 7" in verdict.output
 
 
 async def test_a_recorded_head_hash_catches_the_owner_rewriting_the_end(
