@@ -7,20 +7,16 @@ nothing is downloaded. PostgreSQL is the one on 127.0.0.1:5432 (a fresh database
 from __future__ import annotations
 
 import json
-import os
 import random
 import secrets
-import sys
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
 import pytest
 from fastapi import FastAPI
-from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
 from domain.staff import StaffRole
@@ -30,8 +26,9 @@ from infra.db.engine import make_engine, make_sessionmaker
 from infra.db.migrate import migrate_async, upgrade_async
 from infra.settings import Settings
 from infra.temporal.codec import data_converter
-from infra.temporal.search_attributes import ALL as SEARCH_ATTRIBUTES
 from infra.temporal.search_attributes import cli_flags
+from tests.fixtures.postgres import fresh_postgres
+from tests.fixtures.temporal import BIN_DIR, start_time_skipping
 from web.app import create_app
 from web.csrf import CSRF_COOKIE, CSRF_FIELD
 
@@ -43,10 +40,6 @@ pytest_plugins = [
     "tests.fixtures.stack",
 ]
 
-BIN_DIR = Path(sys.executable).parent
-POSTGRES_ADMIN_DSN = os.environ.get(
-    "TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/postgres"
-)
 SENDER = "office@smile-dental.example"
 STAFF_PASSWORD = "correct horse battery staple"
 # Every Temporal server of the run encrypts like production, with one keyset for the
@@ -65,19 +58,8 @@ TEST_PORTAL_KEYS = PortalKeys.parse(TEST_KEYSETS["portal_keyset"])
 @pytest.fixture(scope="session")
 async def postgres_url() -> AsyncIterator[str]:
     """A fresh PostgreSQL database for this run, dropped afterwards."""
-    name = f"securemail_test_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(POSTGRES_ADMIN_DSN)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    base = POSTGRES_ADMIN_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
-    yield f"{base}/{name}"
-    admin = await asyncpg.connect(POSTGRES_ADMIN_DSN)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
+    async with fresh_postgres("securemail_test") as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -111,7 +93,18 @@ def settings(tmp_path: Path, database_url: str) -> Settings:
 # Web app -------------------------------------------------------------------------------
 
 
-class Office:
+class SignedIn:
+    """Someone's API client and signed-in browser; ``aclose`` closes both."""
+
+    api: httpx.AsyncClient
+    browser: httpx.AsyncClient
+
+    async def aclose(self) -> None:
+        await self.api.aclose()
+        await self.browser.aclose()
+
+
+class Office(SignedIn):
     """A practice with an admin, an API token and a signed-in browser client."""
 
     def __init__(
@@ -127,6 +120,13 @@ class Office:
         self.token = token
         self.api = api
         self.browser = browser
+
+    async def audit_events(self, **query: str) -> list[dict[str, Any]]:
+        """The practice's audit log as its API lists it, filtered by ``query``
+        (``action=...``, ``secure_email_id=...``)."""
+        response = await self.api.get("/api/v1/audit", params=query)
+        assert response.status_code == 200, response.text
+        return list(response.json()["items"])
 
 
 class Browser(httpx.AsyncClient):
@@ -169,6 +169,27 @@ async def make_office(app: FastAPI, settings: Settings, *, enabled: bool = True)
         await db.commit()
         practice_id = practice.id
     await engine.dispose()
+    api, browser, _ = await signed_in(app, email, token)
+    return Office(practice_id, email, token, api, browser)
+
+
+async def staff_elsewhere(settings: Settings) -> str:
+    """The id of a staff user of another practice, "Other Dental" (at other.example)."""
+    engine = make_engine(settings.database_url)
+    async with make_sessionmaker(engine)() as db:
+        elsewhere = await create_practice(db, "Other Dental")
+        stranger = await create_staff_user(
+            db, elsewhere, f"s-{uuid.uuid4().hex[:6]}@other.example", STAFF_PASSWORD
+        )
+        await db.commit()
+        stranger_id = stranger.id
+    await engine.dispose()
+    return stranger_id
+
+
+async def signed_in(app: FastAPI, email: str, token: str) -> tuple[httpx.AsyncClient, Browser, str]:
+    """An API client with ``token`` and a browser signed in as ``email`` (password
+    ``STAFF_PASSWORD``), from one client address; and where the sign-in sent the browser."""
     transport = httpx.ASGITransport(app=app, client=(some_client_address(), 50000))
     api = httpx.AsyncClient(
         transport=transport,
@@ -178,15 +199,14 @@ async def make_office(app: FastAPI, settings: Settings, *, enabled: bool = True)
     browser = Browser(transport=transport, base_url="http://portal.test")
     response = await browser.post("/login", data={"email": email, "password": STAFF_PASSWORD})
     assert response.status_code == 303, response.text
-    return Office(practice_id, email, token, api, browser)
+    return api, browser, response.headers["location"]
 
 
 @pytest.fixture
 async def office(app: FastAPI, settings: Settings) -> AsyncIterator[Office]:
     office = await make_office(app, settings)
     yield office
-    await office.api.aclose()
-    await office.browser.aclose()
+    await office.aclose()
 
 
 @pytest.fixture
@@ -201,21 +221,6 @@ async def anonymous(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 # Temporal ------------------------------------------------------------------------------
 
 
-async def register_search_attributes(client: Client) -> None:
-    from temporalio.api.enums.v1 import IndexedValueType
-    from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
-
-    await client.operator_service.add_search_attributes(
-        AddSearchAttributesRequest(
-            namespace=client.namespace,
-            search_attributes={
-                key.name: IndexedValueType.ValueType(key.indexed_value_type)
-                for key in SEARCH_ATTRIBUTES
-            },
-        )
-    )
-
-
 @pytest.fixture
 async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
     """Temporal's time-skipping test server: a seven-day timer passes in a moment.
@@ -223,11 +228,7 @@ async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
     One server per test: its clock is shared, and a workflow another test left behind
     (or its worker's sticky queue) can hold the clock still.
     """
-    env = await WorkflowEnvironment.start_time_skipping(
-        data_converter=data_converter(TEST_KEYS),
-        test_server_existing_path=str(BIN_DIR / "temporal-test-server"),
-    )
-    await register_search_attributes(env.client)
+    env = await start_time_skipping(TEST_KEYS)
     yield env
     await env.shutdown()
 

@@ -16,7 +16,6 @@ from fastapi import FastAPI
 
 from infra.rate_limits import STAFF_LOGIN_PER_ACCOUNT_CLIENT
 from tests.conftest import STAFF_PASSWORD, Browser, Office, some_client_address
-from tests.web.test_staff import audit_events
 from web.office.auth import ACCOUNT_DELAYS
 
 
@@ -61,7 +60,7 @@ async def test_attacker_is_refused_while_the_admin_logs_in_from_another_client(
     assert delay_after(allowed) > 0
     assert waited >= delay_after(allowed)
     # Each counted guess is in the log; the refused ones were never checked.
-    assert len(await audit_events(office, "staff.log_in_failed")) == allowed
+    assert len(await office.audit_events(action="staff.log_in_failed")) == allowed
 
 
 async def test_guesses_from_many_clients_never_lock_the_owner_out(

@@ -23,7 +23,7 @@ import web.api
 import web.office
 from infra.settings import Settings
 from tests.conftest import Office
-from tests.web.test_staff import Member, add_member, audit_events, staff_list
+from tests.web.test_staff import Member, add_member, staff_list
 from web.deps import admin_from_bearer, admin_from_cookie
 
 ADMINS_ONLY = "Office administrators only"
@@ -151,7 +151,7 @@ async def test_a_clerk_gets_403_on_every_admin_route_and_changes_nothing(
 
     assert await snapshot(office) == before
     for action in ("office.settings_change", "staff.add", "token.create", "token.revoke"):
-        assert await audit_events(office, action) == []
+        assert await office.audit_events(action=action) == []
     # Reading the settings stays open to clerks: practice software acting as one needs
     # to know whether Secure Email is on.
     assert (await clerk.api.get("/api/v1/practice")).json() == before["practice"]
@@ -178,7 +178,7 @@ async def test_settings_changes_are_audited_old_to_new(office: Office) -> None:
     )
     assert refused.status_code == 422
 
-    events = await audit_events(office, "office.settings_change")
+    events = await office.audit_events(action="office.settings_change")
     stored_sender = (await office.api.get("/api/v1/practice")).json()["sender_address"]
     assert sorted(e["detail"] for e in events) == sorted(
         [

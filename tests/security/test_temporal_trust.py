@@ -160,8 +160,7 @@ async def test_other_practices_admin_cannot_decode_this_practices_history(stack:
         by_token = await other.api.post("/codec/decode", json=as_body(stored))
         by_cookie = await other.browser.post("/codec/decode", json=as_body(stored))
     finally:
-        await other.api.aclose()
-        await other.browser.aclose()
+        await other.aclose()
     for response in (by_token, by_cookie):
         assert response.status_code == 403
         assert PATIENT not in response.text
@@ -190,8 +189,7 @@ async def test_decoded_history_holds_ids_never_secrets(stack: Stack) -> None:
     try:
         response = await operator.api.post("/codec/decode", json=as_body(encrypted))
     finally:
-        await operator.api.aclose()
-        await operator.browser.aclose()
+        await operator.aclose()
     assert response.status_code == 200, response.text
     decoded = json_format.ParseDict(response.json(), Payloads()).payloads
     text = "\n".join(p.data.decode(errors="replace") for p in decoded)
@@ -313,8 +311,7 @@ async def test_operator_decodes_with_the_temporal_cli(live_stack: Stack) -> None
     stack = live_stack
     secure_email_id, _ = await send(stack)
     operator = await make_operator(stack.app, stack.settings)
-    await operator.api.aclose()
-    await operator.browser.aclose()
+    await operator.aclose()
     temporal = await stack.app.state.app_state.temporal()
     argv = [
         str(BIN_DIR / "temporal"), "workflow", "show",

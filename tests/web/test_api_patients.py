@@ -90,5 +90,4 @@ async def test_read_patient_of_other_practice_is_not_found(
     patient_id = created.json()["id"]
     assert (await office.api.get(f"/api/v1/patients/{patient_id}")).status_code == 404
     assert (await office.api.get("/api/v1/patients", params={"q": "grace"})).json() == {"items": []}
-    await other.api.aclose()
-    await other.browser.aclose()
+    await other.aclose()

@@ -77,8 +77,7 @@ async def test_change_sender_must_be_verified_for_sendgrid(settings: Settings) -
         for verified in ("desk@smile-dental.example", "billing@partner.example"):
             accepted = await office.api.put("/api/v1/practice", json={"sender_address": verified})
             assert accepted.status_code == 200, accepted.text
-        await office.api.aclose()
-        await office.browser.aclose()
+        await office.aclose()
 
 
 async def test_put_takes_back_what_get_returns(office: Office) -> None:

@@ -166,5 +166,4 @@ async def test_read_secure_email_of_other_practice_not_found(stack: Stack) -> No
     other = await make_office(stack.app, stack.settings)
     response = await other.api.get(f"/api/v1/secure-emails/{sent.json()['id']}")
     assert response.status_code == 404
-    await other.api.aclose()
-    await other.browser.aclose()
+    await other.aclose()

@@ -27,12 +27,6 @@ SUBJECT = "Periodontal chart"
 BODY = "Pocket depths attached."
 
 
-async def audit_actions(stack: Stack, **query: str) -> list[dict[str, str]]:
-    response = await stack.office.api.get("/api/v1/audit", params=query)
-    assert response.status_code == 200, response.text
-    return list(response.json()["items"])
-
-
 async def test_audit_tells_the_story_of_a_message(stack: Stack) -> None:
     patient_id = await stack.add_patient("Ada", "ada@example.com")
     sent = await stack.office.api.post(
@@ -54,7 +48,7 @@ async def test_audit_tells_the_story_of_a_message(stack: Stack) -> None:
         await patient.get(f"/portal/messages/{secure_email_id}/attachments/{attachment_id}")
         await patient.post("/portal/sign-out")
 
-    events = await audit_actions(stack, secure_email_id=secure_email_id)
+    events = await stack.office.audit_events(secure_email_id=secure_email_id)
     actions = [event["action"] for event in events]
     # The workflow records the notice's delivery on its own schedule; everything else
     # happens in the order the office and the patient did it.
@@ -75,7 +69,7 @@ async def test_audit_tells_the_story_of_a_message(stack: Stack) -> None:
     assert by_action["secure_email.notice_delivered"]["actor_type"] == "system"
     assert by_action["portal.view"]["actor_type"] == "patient"
     assert by_action["portal.view"]["client_address"]
-    everything = await audit_actions(stack)
+    everything = await stack.office.audit_events()
     assert [e["action"] for e in everything][0] == "staff.log_in"
     assert everything[-1]["action"] == "portal.sign_out"
     dump = str(everything)
@@ -108,7 +102,7 @@ async def test_audit_expiry_recorded_once(stack: Stack) -> None:
     for _ in range(2):
         await ActivityEnvironment().run(activities.record_status, expiry)
     await engine.dispose()
-    events = await audit_actions(stack, action="secure_email.expired")
+    events = await stack.office.audit_events(action="secure_email.expired")
     assert [e["secure_email_id"] for e in events] == [secure_email_id]
 
 
@@ -139,7 +133,7 @@ async def test_audit_log_is_append_only(stack: Stack) -> None:
             async with engine.begin() as connection:
                 await connection.execute(text(statement))
     await engine.dispose()
-    assert await audit_actions(stack)
+    assert await stack.office.audit_events()
 
 
 FORMULAS = {

@@ -22,25 +22,19 @@ CARD = "insurance-card-jane.pdf"
 REPLY_BODY = "The filling on the upper left still aches when I drink something cold."
 
 
-async def audit_log(stack: Stack, **query: str) -> list[dict[str, Any]]:
-    response = await stack.office.api.get("/api/v1/audit", params=query)
-    assert response.status_code == 200, response.text
-    return list(response.json()["items"])
-
-
 async def events_of(
     stack: Stack, action: AuditAction, request: Callable[[], Awaitable[httpx.Response]]
 ) -> tuple[httpx.Response, list[dict[str, Any]]]:
     """The response to one request, and the ``action`` events it added to the log."""
-    before = {event["id"] for event in await audit_log(stack, action=action.value)}
+    before = {event["id"] for event in await stack.office.audit_events(action=action.value)}
     response = await request()
     assert response.status_code == 200, response.text
-    after = await audit_log(stack, action=action.value)
+    after = await stack.office.audit_events(action=action.value)
     return response, [event for event in after if event["id"] not in before]
 
 
 async def admin_id(stack: Stack) -> str:
-    log_ins = await audit_log(stack, action=AuditAction.STAFF_LOG_IN.value)
+    log_ins = await stack.office.audit_events(action=AuditAction.STAFF_LOG_IN.value)
     return str(log_ins[0]["actor_id"])
 
 
@@ -112,7 +106,7 @@ async def test_each_staff_read_of_phi_is_audited_without_phi(stack: Stack) -> No
             assert event["secure_email_id"] == secure_email_id, where
         assert shown not in str(event), where
 
-    everything = str(await audit_log(stack))
+    everything = str(await stack.office.audit_events())
     for phi in (SUBJECT, BODY, REPLY_BODY, CARD, "plan.pdf", "jane@example.com"):
         assert phi not in everything
 
@@ -129,7 +123,7 @@ async def test_a_guessed_id_is_refused_and_records_no_read(
         assert response.status_code == 404 and response.json()["detail"]
     reads = [
         event
-        for event in await audit_log(stack)
+        for event in await stack.office.audit_events()
         if event["action"] in (AuditAction.OFFICE_VIEW, AuditAction.OFFICE_CHART_LIST)
     ]
     assert reads == []

@@ -100,5 +100,4 @@ async def test_chart_of_other_practice_or_patient_not_found(stack: Stack) -> Non
             assert response.status_code == 404
             assert "claim.pdf" not in response.text
     finally:
-        await other.api.aclose()
-        await other.browser.aclose()
+        await other.aclose()

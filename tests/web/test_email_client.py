@@ -123,8 +123,7 @@ async def test_other_practice_cannot_see_replies(stack: Stack) -> None:
         status = await other.api.get(f"/api/v1/secure-emails/{secure_email_id}")
         assert status.status_code == 404
     finally:
-        await other.api.aclose()
-        await other.browser.aclose()
+        await other.aclose()
     # Looking from another practice read nothing.
     assert [
         a["reply_id"] for a in (await stack.office.api.get("/api/v1/alerts")).json()["items"]

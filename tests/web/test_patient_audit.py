@@ -18,13 +18,6 @@ ADD = "office.patient_add"
 EDIT = "office.patient_edit"
 
 
-async def events(office: Office, action: str) -> list[dict[str, Any]]:
-    response = await office.api.get("/api/v1/audit", params={"action": action})
-    assert response.status_code == 200, response.text
-    items: list[dict[str, Any]] = response.json()["items"]
-    return items
-
-
 async def all_events_text(office: Office) -> str:
     response = await office.api.get("/api/v1/audit")
     return response.text
@@ -56,7 +49,7 @@ async def test_search_page_posts_the_query_and_audits_only_the_count(office: Off
     assert "Lovelace" not in str(found.url)
     assert 'value="Lovelace"' in found.text  # the box keeps what was typed
 
-    searches = await events(office, SEARCH)
+    searches = await office.audit_events(action=SEARCH)
     assert [event["detail"] for event in searches] == ["directory: 2 results", "search: 1 result"]
     assert all(event["actor_type"] == "staff" and event["client_address"] for event in searches)
     assert "Lovelace" not in await all_events_text(office)
@@ -69,7 +62,9 @@ async def test_search_from_the_url_is_not_run(office: Office) -> None:
     page = await office.browser.get("/patients", params={"q": "Lovelace"})
     assert page.status_code == 200
     assert "Ada Lovelace" in page.text and "Grace Hopper" in page.text
-    assert [e["detail"] for e in await events(office, SEARCH)] == ["directory: 2 results"]
+    assert [e["detail"] for e in await office.audit_events(action=SEARCH)] == [
+        "directory: 2 results"
+    ]
     # The results page's address, reloaded or bookmarked, leads back to the directory.
     again = await office.browser.get("/patients/search")
     assert again.status_code == 303 and again.headers["location"] == "/patients"
@@ -82,7 +77,7 @@ async def test_search_form_without_its_token_is_refused_unaudited(office: Office
     )
     assert forged.status_code == 403
     assert "did not come from this site" in forged.text
-    assert await events(office, SEARCH) == []
+    assert await office.audit_events(action=SEARCH) == []
 
 
 async def test_search_page_when_signed_out_goes_to_log_in(anonymous: httpx.AsyncClient) -> None:
@@ -97,7 +92,7 @@ async def test_api_search_audited_without_the_query(office: Office) -> None:
     assert len(found.json()["items"]) == 1
     everyone = await office.api.get("/api/v1/patients")
     assert len(everyone.json()["items"]) == 1
-    searches = await events(office, SEARCH)
+    searches = await office.audit_events(action=SEARCH)
     assert [e["detail"] for e in searches] == ["search: 1 result", "directory: 1 result"]
     assert "lovelace" not in (await all_events_text(office)).lower()
 
@@ -114,7 +109,7 @@ async def test_patient_added_by_page_and_api_is_audited(office: Office) -> None:
     listing = (await office.api.get("/api/v1/patients", params={"q": "grace"})).json()["items"]
     by_page_id = listing[0]["id"]
 
-    added = await events(office, ADD)
+    added = await office.audit_events(action=ADD)
     assert [e["patient_id"] for e in added] == [by_api, by_page_id]
     assert all(e["detail"] is None for e in added)
     text = await all_events_text(office)
@@ -129,7 +124,7 @@ async def test_refused_addition_is_not_audited(office: Office) -> None:
     assert again.status_code == 409
     page = await office.browser.post("/patients", data={"name": " ", "email": "x@example.com"})
     assert page.status_code == 422
-    assert len(await events(office, ADD)) == 1
+    assert len(await office.audit_events(action=ADD)) == 1
 
 
 # Edit ---------------------------------------------------------------------------------
@@ -158,7 +153,7 @@ async def test_edit_patient_changes_fields_and_audits_their_names(office: Office
     assert only_status.status_code == 200
     assert only_status.json()["name"] == "Ada King"  # what was left out stays
 
-    edits = await events(office, EDIT)
+    edits = await office.audit_events(action=EDIT)
     assert [(e["patient_id"], e["detail"]) for e in edits] == [
         (patient_id, "changed: name, email, status"),
         (patient_id, "changed: status"),
@@ -174,7 +169,7 @@ async def test_edit_that_changes_nothing_is_not_audited(office: Office) -> None:
     )
     assert same.status_code == 200
     assert (await office.api.patch(f"/api/v1/patients/{patient_id}", json={})).status_code == 200
-    assert await events(office, EDIT) == []
+    assert await office.audit_events(action=EDIT) == []
 
 
 @pytest.mark.parametrize(
@@ -202,7 +197,7 @@ async def test_edit_patient_refuses_bad_input_naming_the_field(
         "ada@example.com",
         "Patient",
     )
-    assert await events(office, EDIT) == []
+    assert await office.audit_events(action=EDIT) == []
 
 
 async def test_edit_patient_refuses_an_address_already_in_the_directory(office: Office) -> None:
@@ -215,7 +210,7 @@ async def test_edit_patient_refuses_an_address_already_in_the_directory(office: 
     assert [item["loc"][-1] for item in refused.json()["detail"]] == ["email"]
     stored = (await office.api.get(f"/api/v1/patients/{grace}")).json()
     assert (stored["name"], stored["email"]) == ("Grace Hopper", "grace@example.com")
-    assert await events(office, EDIT) == []
+    assert await office.audit_events(action=EDIT) == []
 
 
 async def test_edit_patient_of_another_practice_is_not_found(
@@ -231,10 +226,10 @@ async def test_edit_patient_of_another_practice_is_not_found(
         assert unknown.status_code == 404
         stored = (await other.api.get(f"/api/v1/patients/{theirs}")).json()
         assert stored["name"] == "Grace Hopper"
-        assert await events(office, EDIT) == [] and await events(other, EDIT) == []
+        assert await office.audit_events(action=EDIT) == []
+        assert await other.audit_events(action=EDIT) == []
     finally:
-        await other.api.aclose()
-        await other.browser.aclose()
+        await other.aclose()
 
 
 async def test_edit_patient_requires_a_token(anonymous: httpx.AsyncClient) -> None:

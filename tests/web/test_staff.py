@@ -13,11 +13,11 @@ from fastapi import FastAPI
 from sqlalchemy import func, select
 
 from domain.staff import StaffRole
-from infra.accounts import create_api_token, create_practice, create_staff_user
+from infra.accounts import create_api_token, create_staff_user
 from infra.db.engine import make_engine, make_sessionmaker
 from infra.db.models import AuditEvent, Practice, StaffSession, StaffUser
 from infra.settings import Settings
-from tests.conftest import STAFF_PASSWORD, Browser, Office, some_client_address
+from tests.conftest import STAFF_PASSWORD, Browser, Office, some_client_address, staff_elsewhere
 from workers.admin import create_staff
 
 NEW_PASSWORD = "four unrelated words here"
@@ -85,12 +85,6 @@ async def sessions_of(settings: Settings, staff_id: str) -> int:
     return int(await scalar(settings, statement.where(StaffSession.staff_id == staff_id)))
 
 
-async def audit_events(office: Office, action: str) -> list[dict[str, Any]]:
-    response = await office.api.get("/api/v1/audit", params={"action": action})
-    assert response.status_code == 200, response.text
-    return list(response.json()["items"])
-
-
 def temporary_password_on(page: str) -> str:
     found = re.search(r'<code id="temporary-password">([^<]+)</code>', page)
     assert found, page
@@ -110,12 +104,7 @@ async def test_staff_page_lists_the_practice_staff_only(
     app: FastAPI, settings: Settings, office: Office
 ) -> None:
     clerk = await add_member(app, settings, office.practice_id, name="Grace Hopper")
-    engine = make_engine(settings.database_url)
-    async with make_sessionmaker(engine)() as db:
-        elsewhere = await create_practice(db, "Other Dental")
-        await create_staff_user(db, elsewhere, f"x-{uuid.uuid4().hex[:6]}@other.example", "pw")
-        await db.commit()
-    await engine.dispose()
+    await staff_elsewhere(settings)
 
     page = await office.browser.get("/staff")
     assert page.status_code == 200
@@ -142,7 +131,7 @@ async def test_added_member_must_choose_a_password_before_anything_else(
     temporary = temporary_password_on(added.text)
     # Shown once: not on the next visit, and in no event of the audit log.
     assert temporary not in (await office.browser.get("/staff")).text
-    events = await audit_events(office, "staff.add")
+    events = await office.audit_events(action="staff.add")
     assert events and all(temporary not in str(e) for e in events)
     member = next(m for m in await staff_list(office) if m["email"] == email)
     assert member["role"] == "clerk" and member["must_change_password"] is True
@@ -198,7 +187,7 @@ async def test_added_member_must_choose_a_password_before_anything_else(
     ).status_code == 401
     login = await again.post("/login", data={"email": email, "password": NEW_PASSWORD})
     assert login.headers["location"] == "/"
-    changes = await audit_events(office, "staff.password_change")
+    changes = await office.audit_events(action="staff.password_change")
     assert [e["actor_id"] for e in changes] == [member["id"]]
 
 
@@ -234,7 +223,7 @@ async def test_make_admin_and_clerk(app: FastAPI, settings: Settings, office: Of
     demoted = await office.browser.post(f"/staff/{clerk.id}/role", data={"role": "clerk"})
     assert demoted.status_code == 303
     assert (await clerk.browser.get("/settings")).status_code == 403
-    events = await audit_events(office, "staff.role_change")
+    events = await office.audit_events(action="staff.role_change")
     assert [e["detail"] for e in events] == [
         f"staff {clerk.id}: clerk → admin",
         f"staff {clerk.id}: admin → clerk",
@@ -264,7 +253,7 @@ async def test_deactivate_ends_sessions_and_tokens_at_once(
     assert "deactivated" in relogin.text
     tokens = (await office.api.get("/api/v1/tokens")).json()["items"]
     assert {t["state"] for t in tokens if t["staff_id"] == clerk.id} == {"revoked"}
-    events = await audit_events(office, "staff.deactivate")
+    events = await office.audit_events(action="staff.deactivate")
     assert [e["detail"] for e in events] == [f"staff {clerk.id}"]
 
 
@@ -282,7 +271,7 @@ async def test_reset_password_shows_a_new_temporary_password_once(
     assert old.status_code == 401
     login = await fresh.post("/login", data={"email": clerk.email, "password": temporary})
     assert login.headers["location"] == "/change-password"
-    events = await audit_events(office, "staff.password_reset")
+    events = await office.audit_events(action="staff.password_reset")
     assert [e["detail"] for e in events] == [f"staff {clerk.id}"]
     assert temporary not in str(events)
 
@@ -298,15 +287,7 @@ async def own_id(office: Office) -> str:
 async def test_staff_of_another_practice_cannot_be_touched(
     app: FastAPI, settings: Settings, office: Office
 ) -> None:
-    engine = make_engine(settings.database_url)
-    async with make_sessionmaker(engine)() as db:
-        elsewhere = await create_practice(db, "Other Dental")
-        stranger = await create_staff_user(
-            db, elsewhere, f"s-{uuid.uuid4().hex[:6]}@other.example", STAFF_PASSWORD
-        )
-        await db.commit()
-        stranger_id = stranger.id
-    await engine.dispose()
+    stranger_id = await staff_elsewhere(settings)
     for path in ("role", "deactivate", "reset-password"):
         page = await office.browser.post(f"/staff/{stranger_id}/{path}", data={"role": "admin"})
         assert page.status_code == 404

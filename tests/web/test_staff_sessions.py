@@ -93,8 +93,7 @@ async def test_idle_minutes_are_a_setting(settings: Settings) -> None:
         assert (await office.browser.get("/")).status_code == 200
         await _set(shorter, office, last_seen_at=ago(minutes=2, seconds=5))
         assert (await office.browser.get("/")).headers["location"] == "/login"
-        await office.api.aclose()
-        await office.browser.aclose()
+        await office.aclose()
 
 
 async def test_cookie_takes_the_host_prefix_under_https(settings: Settings) -> None:

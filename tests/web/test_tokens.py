@@ -10,13 +10,12 @@ from datetime import UTC, datetime, timedelta
 from fastapi import FastAPI
 from sqlalchemy import select, update
 
-from infra.accounts import create_practice, create_staff_user
-from infra.db.engine import make_engine, make_sessionmaker
+from infra.db.engine import make_engine
 from infra.db.models import ApiToken
 from infra.security import token_hash
 from infra.settings import Settings
-from tests.conftest import STAFF_PASSWORD, Office
-from tests.web.test_staff import add_member, api_for, audit_events, scalar
+from tests.conftest import Office, staff_elsewhere
+from tests.web.test_staff import add_member, api_for, scalar
 from workers.admin import create_token
 
 
@@ -67,7 +66,7 @@ async def test_token_made_on_the_page_is_shown_once_and_works(
     assert (await software.get("/api/v1/patients")).status_code == 200
     used = next(t for t in await tokens(office) if t["id"] == listed["id"])
     assert used["last_used_at"] is not None
-    events = await audit_events(office, "token.create")
+    events = await office.audit_events(action="token.create")
     assert events[-1]["detail"].startswith(f"token {listed['id']} for staff ")
     assert token not in str(events)
 
@@ -86,7 +85,7 @@ async def test_revoked_token_is_refused_at_once(app: FastAPI, office: Office) ->
     assert refused.json()["detail"] == "This API token has been revoked"
     # Revoking again changes nothing and records nothing more.
     assert (await office.api.post(f"/api/v1/tokens/{made.json()['id']}/revoke")).is_success
-    assert [e["detail"] for e in await audit_events(office, "token.revoke")] == [
+    assert [e["detail"] for e in await office.audit_events(action="token.revoke")] == [
         f"token {made.json()['id']}"
     ]
 
@@ -132,15 +131,7 @@ async def test_token_refuses_bad_input(settings: Settings, office: Office) -> No
     assert past.json()["detail"][0]["loc"][-1] == "expires_at"
     blank = await office.api.post("/api/v1/tokens", json={"label": ""})
     assert blank.status_code == 422
-    engine = make_engine(settings.database_url)
-    async with make_sessionmaker(engine)() as db:
-        elsewhere = await create_practice(db, "Other Dental")
-        stranger = await create_staff_user(
-            db, elsewhere, f"s-{uuid.uuid4().hex[:6]}@other.example", STAFF_PASSWORD
-        )
-        await db.commit()
-        stranger_id = stranger.id
-    await engine.dispose()
+    stranger_id = await staff_elsewhere(settings)
     foreign = await office.api.post("/api/v1/tokens", json={"label": "x", "staff_id": stranger_id})
     assert foreign.status_code == 422
     assert foreign.json()["detail"][0]["loc"][-1] == "staff_id"
