@@ -12,7 +12,6 @@ from typing import Any, TypeVar
 
 import httpx
 import pytest
-import uvicorn
 from fastapi import FastAPI
 
 from domain.attachments import StoredAttachment as ReplyAttachment
@@ -93,12 +92,12 @@ async def open_alert(office: Office, reply_id: str) -> dict[str, Any]:
 
 
 @asynccontextmanager
-async def streams_served(app: FastAPI) -> AsyncIterator[tuple[str, uvicorn.Server]]:
-    """The app on a real port. Once the test is done, every stream it opened must have
-    ended: the server has no connection or task left."""
+async def streams_served(app: FastAPI) -> AsyncIterator[str]:
+    """The app on a real port, at the URL given. Once the test is done, every stream it
+    opened must have ended: the server has no connection or task left."""
     server = app_server(app)
     async with serving(server) as url:
-        yield url, server
+        yield url
 
         def closed() -> bool:
             return not server.server_state.connections and not server.server_state.tasks
@@ -107,15 +106,13 @@ async def streams_served(app: FastAPI) -> AsyncIterator[tuple[str, uvicorn.Serve
 
 
 @pytest.fixture
-async def stack_server(stack: Stack) -> AsyncIterator[tuple[str, uvicorn.Server]]:
+async def stack_url(stack: Stack) -> AsyncIterator[str]:
     async with streams_served(stack.app) as served:
         yield served
 
 
 @pytest.fixture
-async def quick_server(
-    app: FastAPI, monkeypatch: pytest.MonkeyPatch
-) -> AsyncIterator[tuple[str, uvicorn.Server]]:
+async def quick_url(app: FastAPI, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[str]:
     """Streams that poll every 50 ms and keep alive every 200 ms: a test sees several."""
     monkeypatch.setattr(alerts, "POLL_SECONDS", 0.05)
     monkeypatch.setattr(alerts, "KEEP_ALIVE_SECONDS", 0.2)
@@ -174,13 +171,10 @@ async def test_reply_raises_alert_naming_patient_only(stack: Stack) -> None:
     assert REPLY_BODY not in menu.text and REPLY_SUBJECT not in menu.text
 
 
-async def test_alert_stream_delivers_new_alert(
-    stack: Stack, stack_server: tuple[str, uvicorn.Server]
-) -> None:
-    base_url, _ = stack_server
+async def test_alert_stream_delivers_new_alert(stack: Stack, stack_url: str) -> None:
     secure_email_id, patient_id = await opened_secure_email(stack, "grace@example.com")
     state: AppState = stack.app.state.app_state
-    async with staff_client(base_url, stack.office) as client:
+    async with staff_client(stack_url, stack.office) as client:
         async with client.stream("GET", "/alerts/stream") as stream:
             assert stream.status_code == 200
             assert stream.headers["content-type"].startswith("text/event-stream")
@@ -222,12 +216,10 @@ async def test_alert_stream_delivers_new_alert(
 
 
 async def test_alert_stream_keeps_alive_and_stops_after_log_out(
-    app: FastAPI,
     office: Office,
-    quick_server: tuple[str, uvicorn.Server],
+    quick_url: str,
 ) -> None:
-    base_url, _ = quick_server
-    async with staff_client(base_url, office) as client:
+    async with staff_client(quick_url, office) as client:
         async with client.stream("GET", "/alerts/stream") as stream:
             lines = stream.aiter_lines()
             async with asyncio.timeout(10):
@@ -257,8 +249,7 @@ async def test_acknowledge_alert_via_api(stack: Stack) -> None:
         assert refused.status_code == 404
         assert refused.json() == {"detail": "Alert not found"}
     finally:
-        await other.api.aclose()
-        await other.browser.aclose()
+        await other.aclose()
 
     acknowledged = await stack.office.api.post(f"/api/v1/alerts/{alert['id']}/ack")
     assert acknowledged.status_code == 200
@@ -282,12 +273,10 @@ async def test_alerts_api_requires_token(app: FastAPI, settings: Settings) -> No
 
 
 async def test_a_fourth_alert_stream_closes_the_oldest(
-    app: FastAPI,
     office: Office,
-    quick_server: tuple[str, uvicorn.Server],
+    quick_url: str,
 ) -> None:
-    base_url, _ = quick_server
-    async with AsyncExitStack() as opened, staff_client(base_url, office) as client:
+    async with AsyncExitStack() as opened, staff_client(quick_url, office) as client:
 
         async def open_stream() -> tuple[AsyncIterator[str], str]:
             stream = await opened.enter_async_context(client.stream("GET", "/alerts/stream"))
@@ -323,15 +312,14 @@ async def test_alert_streams_are_counted_per_staff_member(
     app: FastAPI,
     settings: Settings,
     office: Office,
-    quick_server: tuple[str, uvicorn.Server],
+    quick_url: str,
 ) -> None:
-    base_url, _ = quick_server
     colleague = await make_office(app, settings)
     try:
         async with (
             AsyncExitStack() as opened,
-            staff_client(base_url, office) as mine,
-            staff_client(base_url, colleague) as theirs,
+            staff_client(quick_url, office) as mine,
+            staff_client(quick_url, colleague) as theirs,
         ):
             streams = []
             for client in [mine, mine, mine, theirs]:
@@ -345,18 +333,16 @@ async def test_alert_streams_are_counted_per_staff_member(
                 async with asyncio.timeout(10):
                     assert await next_block(lines) == [": keep-alive"]
     finally:
-        await colleague.api.aclose()
-        await colleague.browser.aclose()
+        await colleague.aclose()
 
 
 async def test_an_open_alert_stream_does_not_keep_the_session_alive(
     app: FastAPI,
     settings: Settings,
     office: Office,
-    quick_server: tuple[str, uvicorn.Server],
+    quick_url: str,
 ) -> None:
     # The Main Menu left open on an unattended desk is still logged off when idle.
-    base_url, _ = quick_server
     state: AppState = app.state.app_state
     session_key = token_hash(office.browser.cookies[STAFF_COOKIE])
     idle = timedelta(minutes=settings.staff_idle_minutes)
@@ -373,7 +359,7 @@ async def test_an_open_alert_stream_does_not_keep_the_session_alive(
     # The person at the desk was last seen almost an idle period ago.
     seen = await last_seen(datetime.now(UTC) - idle + timedelta(seconds=30))
     assert seen is not None
-    async with staff_client(base_url, office) as client:
+    async with staff_client(quick_url, office) as client:
         async with client.stream("GET", "/alerts/stream") as stream:
             lines = stream.aiter_lines()
             async with asyncio.timeout(10):
