@@ -121,6 +121,17 @@ async def hits_counted(settings: Settings, address: str) -> int:
     return counted or 0
 
 
+async def wrong_password(
+    client: httpx.AsyncClient, email: str, forwarded_for: str
+) -> httpx.Response:
+    """A sign-in to ``email`` with a wrong password, sent with ``X-Forwarded-For``."""
+    return await client.post(
+        "/login",
+        data={"email": email, "password": "guess"},
+        headers={"X-Forwarded-For": forwarded_for},
+    )
+
+
 async def guess_until_refused(
     client: httpx.AsyncClient, forwarded_for: Callable[[int], str], already: int
 ) -> list[int]:
@@ -128,11 +139,8 @@ async def guess_until_refused(
     until one more than the client's limit (``already`` counted before)."""
     answers = []
     for attempt in range(STAFF_LOGIN_PER_CLIENT.attempts - already + 1):
-        response = await client.post(
-            "/login",
-            data={"email": f"nobody-{uuid.uuid4().hex[:8]}@example.com", "password": "guess"},
-            headers={"X-Forwarded-For": forwarded_for(attempt)},
-        )
+        nobody = f"nobody-{uuid.uuid4().hex[:8]}@example.com"
+        response = await wrong_password(client, nobody, forwarded_for(attempt))
         answers.append(response.status_code)
     return answers
 
@@ -148,11 +156,7 @@ async def test_forged_header_from_an_untrusted_client_changes_nothing(
     attacker = loopback()
     async with serve_like_production(trusted) as base_url:
         async with client_from(base_url, attacker) as client:
-            failed = await client.post(
-                "/login",
-                data={"email": office.email, "password": "guess"},
-                headers={"X-Forwarded-For": "198.51.100.23"},
-            )
+            failed = await wrong_password(client, office.email, "198.51.100.23")
             assert failed.status_code == 401
             answers = await guess_until_refused(client, lambda n: f"203.0.113.{n + 1}", already=1)
     # Every forged address was the same client: its limit closed on schedule.
@@ -169,22 +173,15 @@ async def test_client_written_entry_behind_an_appending_proxy_is_ignored(
     attacker = f"198.51.{random.randrange(256)}.{random.randrange(1, 255)}"
     async with serve_like_production(f"{proxy},10.0.0.0/8") as base_url:
         async with client_from(base_url, proxy) as via_proxy:
-            failed = await via_proxy.post(
-                "/login",
-                data={"email": office.email, "password": "guess"},
-                # A load balancer in front of the proxy (10.1.2.3, also trusted) appended too.
-                headers={"X-Forwarded-For": f"192.0.2.66, {attacker}, 10.1.2.3"},
-            )
+            # A load balancer in front of the proxy (10.1.2.3, also trusted) appended too.
+            forwarded = f"192.0.2.66, {attacker}, 10.1.2.3"
+            failed = await wrong_password(via_proxy, office.email, forwarded)
             assert failed.status_code == 401
             answers = await guess_until_refused(
                 via_proxy, lambda n: f"203.0.113.{n + 1}, {attacker}", already=1
             )
             # Someone else behind the same proxy is not held back by the attacker.
-            other = await via_proxy.post(
-                "/login",
-                data={"email": office.email, "password": "guess"},
-                headers={"X-Forwarded-For": "192.0.2.7"},
-            )
+            other = await wrong_password(via_proxy, office.email, "192.0.2.7")
     assert answers[-2:] == [401, 429], answers
     assert other.status_code == 401
     events = await failed_log_ins(office)
@@ -197,11 +194,7 @@ async def test_malformed_forwarded_value_is_never_stored(
     proxy = loopback()
     async with serve_like_production(proxy) as base_url:
         async with client_from(base_url, proxy) as via_proxy:
-            failed = await via_proxy.post(
-                "/login",
-                data={"email": office.email, "password": "guess"},
-                headers={"X-Forwarded-For": MALFORMED},
-            )
+            failed = await wrong_password(via_proxy, office.email, MALFORMED)
     # Refused as any wrong password is, with its audit row and its count kept
     # (on PostgreSQL the 100 characters used to fail the commit: a 500, neither kept).
     assert failed.status_code == 401, failed.text
