@@ -29,6 +29,7 @@ from domain.secure_email import (
 from infra.temporal.codec import data_converter
 from tests.conftest import TEST_KEYS
 from tests.workflows.conftest import Lifecycle
+from tests.workflows.steps import another_code, passcode_mailed
 from workflows.secure_email import SecureEmailWorkflow
 from workflows.secure_email_v1 import SecureEmailWorkflowV1
 
@@ -48,11 +49,8 @@ def replayer(history: WorkflowHistory | None = None) -> Replayer:
 
 async def full_lifecycle(lifecycle: Lifecycle) -> WorkflowHistory:
     """Notice, two passcodes (a wrong try, a timed-out code), open, a reply, expiry."""
-    handle = await lifecycle.start()
-    await lifecycle.mail(1)
-    await handle.execute_update(SecureEmailWorkflow.request_passcode, PasscodeRequest())
-    first = await lifecycle.latest_passcode(2)
-    wrong = f"{(int(first) + 1) % 10**8:08d}"
+    handle, first = await passcode_mailed(lifecycle)
+    wrong = another_code(first)
     await handle.execute_update(
         SecureEmailWorkflow.verify_passcode, lifecycle.attempt(handle, wrong)
     )

@@ -14,7 +14,6 @@ from domain.secure_email import (
     MAX_REPLIES,
     MAX_REPLIES_PER_HOUR,
     CarriedState,
-    PasscodeRequest,
     ReplySubmitted,
     SecureEmailState,
     SecureEmailStatus,
@@ -22,6 +21,7 @@ from domain.secure_email import (
 from tests.fixtures.temporal import start_secure_email
 from tests.fixtures.waiting import eventually
 from tests.workflows.conftest import Lifecycle
+from tests.workflows.steps import passcode_mailed
 from workflows.secure_email import SecureEmailWorkflow
 
 
@@ -31,10 +31,7 @@ def a_reply(reply_id: str) -> ReplySubmitted:
 
 
 async def opened(lifecycle: Lifecycle) -> WorkflowHandle[SecureEmailWorkflow, SecureEmailState]:
-    handle = await lifecycle.start()
-    await lifecycle.mail(1)
-    await handle.execute_update(SecureEmailWorkflow.request_passcode, PasscodeRequest())
-    passcode = await lifecycle.latest_passcode(2)
+    handle, passcode = await passcode_mailed(lifecycle)
     await handle.execute_update(
         SecureEmailWorkflow.verify_passcode, lifecycle.attempt(handle, passcode)
     )

@@ -17,6 +17,7 @@ from domain.secure_email import (
 from infra.db.models import SecureEmail
 from infra.security import token_hash
 from tests.workflows.conftest import OFFICE, PATIENT, Lifecycle
+from tests.workflows.steps import another_code, passcode_mailed
 from workflows.secure_email import SecureEmailWorkflow
 
 
@@ -87,10 +88,7 @@ async def test_verify_passcode_opens_message(lifecycle: Lifecycle) -> None:
 async def test_passcode_valid_for_fifteen_minutes(
     lifecycle: Lifecycle, wait: timedelta, outcome: VerifyOutcome
 ) -> None:
-    handle = await lifecycle.start()
-    await lifecycle.mail(1)
-    await handle.execute_update(SecureEmailWorkflow.request_passcode, PasscodeRequest())
-    passcode = await lifecycle.latest_passcode(2)
+    handle, passcode = await passcode_mailed(lifecycle)
     await lifecycle.env.sleep(wait)
     result = await handle.execute_update(
         SecureEmailWorkflow.verify_passcode, lifecycle.attempt(handle, passcode)
@@ -99,11 +97,8 @@ async def test_passcode_valid_for_fifteen_minutes(
 
 
 async def test_five_wrong_tries_burn_passcode(lifecycle: Lifecycle) -> None:
-    handle = await lifecycle.start()
-    await lifecycle.mail(1)
-    await handle.execute_update(SecureEmailWorkflow.request_passcode, PasscodeRequest())
-    passcode = await lifecycle.latest_passcode(2)
-    wrong = f"{(int(passcode) + 1) % 10**8:08d}"
+    handle, passcode = await passcode_mailed(lifecycle)
+    wrong = another_code(passcode)
     tries_left = []
     for _ in range(5):
         result = await handle.execute_update(
@@ -149,10 +144,7 @@ async def test_sixth_passcode_in_an_hour_refused(lifecycle: Lifecycle) -> None:
 
 
 async def test_verify_after_expiry_refused(lifecycle: Lifecycle) -> None:
-    handle = await lifecycle.start(expiry_days=1)
-    await lifecycle.mail(1)
-    await handle.execute_update(SecureEmailWorkflow.request_passcode, PasscodeRequest())
-    passcode = await lifecycle.latest_passcode(2)
+    handle, passcode = await passcode_mailed(lifecycle, expiry_days=1)
     await lifecycle.env.sleep(timedelta(days=1, minutes=1))
     assert (await handle.result()).status == SecureEmailStatus.EXPIRED
     # The workflow has finished: the server refuses updates to it (the portal checks the
