@@ -140,12 +140,12 @@ class Settings(BaseSettings):
     # Tink JSON keysets (``infra.crypto.keys``; rotation in the README). AEAD for
     # payloads and database fields, streaming AEAD for stored files. Empty in
     # development: each is generated into the data dir; production refuses them empty.
-    encryption_keyset: str = Field(default="", repr=False)
-    object_keyset: str = Field(default="", repr=False)
+    encryption_keyset: SecretStr = SecretStr("")
+    object_keyset: SecretStr = SecretStr("")
     # The PRF keyset notice links and passcodes are derived from. Held by the web app and
     # the worker only, never by Temporal: a history names the secure email, and without
     # this keyset nothing in it opens a portal.
-    portal_keyset: str = Field(default="", repr=False)
+    portal_keyset: SecretStr = SecretStr("")
 
     # Staff sessions
     staff_session_hours: int = Field(default=12, ge=1)

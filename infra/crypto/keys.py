@@ -26,9 +26,10 @@ import secrets
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, TypedDict
+from typing import Literal, TypedDict, cast
 
 import tink
+from pydantic import SecretStr
 from tink import aead, prf, secret_key_access, streaming_aead
 from tink.proto import aes_gcm_hkdf_streaming_pb2, tink_pb2
 
@@ -66,12 +67,12 @@ OBJECT_KEY_BYTES = 32
 
 
 class EncryptionKeysetFields(TypedDict):
-    encryption_keyset: str
-    object_keyset: str
+    encryption_keyset: SecretStr
+    object_keyset: SecretStr
 
 
 class PortalKeysetFields(TypedDict):
-    portal_keyset: str
+    portal_keyset: SecretStr
 
 
 class UnknownKey(KeyError):
@@ -175,8 +176,8 @@ class EncryptionKeys:
     def settings_fields(self) -> EncryptionKeysetFields:
         """These keysets as ``Settings`` fields (tests and benchmarks pass them on)."""
         return {
-            "encryption_keyset": format_keyset(self.aead_keyset),
-            "object_keyset": format_keyset(self.object_keyset),
+            "encryption_keyset": SecretStr(format_keyset(self.aead_keyset)),
+            "object_keyset": SecretStr(format_keyset(self.object_keyset)),
         }
 
     @classmethod
@@ -221,7 +222,7 @@ class PortalKeys:
 
     def settings_fields(self) -> PortalKeysetFields:
         """This keyset as a ``Settings`` field (tests and benchmarks pass it on)."""
-        return {"portal_keyset": format_keyset(self.keyset)}
+        return {"portal_keyset": SecretStr(format_keyset(self.keyset))}
 
     @classmethod
     def parse(cls, text: str) -> PortalKeys:
@@ -235,19 +236,21 @@ class PortalKeys:
 def encryption_keys(settings: Settings) -> EncryptionKeys:
     """The keysets that encrypt payloads, database fields and stored files."""
     return EncryptionKeys(
-        _load(settings, "aead", settings.encryption_keyset),
-        _load(settings, "objects", settings.object_keyset),
+        _load(settings, "aead", settings.encryption_keyset.get_secret_value()),
+        _load(settings, "objects", settings.object_keyset.get_secret_value()),
     )
 
 
 def portal_keys(settings: Settings) -> PortalKeys:
     """The keyset notice links and passcodes are derived from."""
-    return PortalKeys(_load(settings, "portal", settings.portal_keyset))
+    return PortalKeys(_load(settings, "portal", settings.portal_keyset.get_secret_value()))
 
 
 def keyset_environment(fields: EncryptionKeysetFields | PortalKeysetFields) -> dict[str, str]:
     """``settings_fields()`` as the environment variables that set them."""
-    return {f"SECURE_EMAIL_{name.upper()}": str(value) for name, value in fields.items()}
+    # Every value of both TypedDicts is a SecretStr.
+    keysets = cast("dict[str, SecretStr]", fields)
+    return {f"SECURE_EMAIL_{name.upper()}": key.get_secret_value() for name, key in keysets.items()}
 
 
 def dev_keyset_file(settings: Settings, kind: Kind) -> Path:
