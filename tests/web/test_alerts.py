@@ -144,6 +144,25 @@ def feed_of(block: list[str]) -> dict[str, Any]:
     return feed
 
 
+@asynccontextmanager
+async def kept_alive_stream(base_url: str, office: Office) -> AsyncIterator[AsyncIterator[str]]:
+    """The office's alert stream on a client of its own, read past its first feed and a
+    keep-alive (a keep-alive means several polls have run); the body has 10 s."""
+    async with staff_client(base_url, office) as client:
+        async with client.stream("GET", "/alerts/stream") as stream:
+            lines = stream.aiter_lines()
+            async with asyncio.timeout(10):
+                feed_of(await next_block(lines))
+                assert await next_block(lines) == [": keep-alive"]
+                yield lines
+
+
+async def ends_without_event(lines: AsyncIterator[str]) -> None:
+    """The stream ends, sending only blank lines and comments on the way."""
+    rest = [line async for line in lines]
+    assert all(line == "" or line.startswith(":") for line in rest)
+
+
 # Tests -------------------------------------------------------------------------------
 
 
@@ -219,17 +238,11 @@ async def test_alert_stream_keeps_alive_and_stops_after_log_out(
     office: Office,
     quick_url: str,
 ) -> None:
-    async with staff_client(quick_url, office) as client:
-        async with client.stream("GET", "/alerts/stream") as stream:
-            lines = stream.aiter_lines()
-            async with asyncio.timeout(10):
-                feed_of(await next_block(lines))
-                assert await next_block(lines) == [": keep-alive"]
-                logged_out = await office.browser.post("/logout")
-                assert logged_out.status_code == 303
-                # The session ended on the server, so the stream ends too.
-                rest = [line async for line in lines]
-            assert all(line == "" or line.startswith(":") for line in rest)
+    async with kept_alive_stream(quick_url, office) as lines:
+        logged_out = await office.browser.post("/logout")
+        assert logged_out.status_code == 303
+        # The session ended on the server, so the stream ends too.
+        await ends_without_event(lines)
 
 
 async def test_alert_stream_requires_staff(anonymous: httpx.AsyncClient) -> None:
@@ -359,17 +372,11 @@ async def test_an_open_alert_stream_does_not_keep_the_session_alive(
     # The person at the desk was last seen almost an idle period ago.
     seen = await last_seen(datetime.now(UTC) - idle + timedelta(seconds=30))
     assert seen is not None
-    async with staff_client(quick_url, office) as client:
-        async with client.stream("GET", "/alerts/stream") as stream:
-            lines = stream.aiter_lines()
-            async with asyncio.timeout(10):
-                feed_of(await next_block(lines))
-                # Polls come and go (a keep-alive means several have) without moving it.
-                assert await next_block(lines) == [": keep-alive"]
-                now_seen = await last_seen()
-                assert now_seen is not None and abs(now_seen - seen) < timedelta(seconds=1)
-                # The idle period passes: the stream ends with the session.
-                await last_seen(datetime.now(UTC) - idle - timedelta(seconds=1))
-                rest = [line async for line in lines]
-            assert all(line == "" or line.startswith(":") for line in rest)
+    async with kept_alive_stream(quick_url, office) as lines:
+        # Polls have come and gone without moving it.
+        now_seen = await last_seen()
+        assert now_seen is not None and abs(now_seen - seen) < timedelta(seconds=1)
+        # The idle period passes: the stream ends with the session.
+        await last_seen(datetime.now(UTC) - idle - timedelta(seconds=1))
+        await ends_without_event(lines)
     assert (await office.browser.get("/")).status_code in (302, 303, 307)
