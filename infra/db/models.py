@@ -161,6 +161,10 @@ class SecureEmail(Base):
     """
 
     __tablename__ = "secure_emails"
+    __table_args__ = (
+        # The Sent box: a practice's secure emails newest first, a page at a time.
+        Index("ix_secure_emails_practice_sent", "practice_id", "sent_at", "id"),
+    )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
     practice_id: Mapped[str] = mapped_column(ForeignKey("practices.id"), index=True)
