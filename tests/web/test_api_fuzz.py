@@ -1,8 +1,8 @@
 """``/api/v1`` fuzzed from its own OpenAPI document (schemathesis, in-process ASGI).
 
 Every operation gets generated requests, valid and not, with a real API token: none may
-answer 5xx, and every answer must match what the document promises (body schema and
-content type). Bounded per operation so the whole run stays well under a minute.
+answer 5xx, and every answer must match what the document promises (status code, body
+schema and content type). Bounded per operation so the whole run stays well under a minute.
 
 Schemathesis calls the app from an event loop of its own (one thread for the process),
 so the app here gets its own SQLite database and Temporal client, made on that loop;
@@ -51,6 +51,7 @@ CHECKS = [
     checks.not_a_server_error,
     checks.response_schema_conformance,
     checks.content_type_conformance,
+    checks.status_code_conformance,
 ]
 
 

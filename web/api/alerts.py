@@ -6,6 +6,7 @@ from fastapi import APIRouter, Request
 
 from domain.audit import AuditAction
 from infra.alerts import acknowledge_alert, open_alerts
+from web.api.responses import INVALID, NOT_FOUND, declared
 from web.deps import ApiStaff, DbSession, audit_staff, or_404
 from web.office.alerts import AlertList, AlertPublic, linked
 
@@ -18,7 +19,7 @@ async def list_alerts(db: DbSession, staff: ApiStaff) -> AlertList:
     return AlertList(items=linked(await open_alerts(db, staff.practice_id, limit=1000)))
 
 
-@router.post("/{alert_id}/ack")
+@router.post("/{alert_id}/ack", responses=declared(NOT_FOUND, INVALID))
 async def acknowledge(
     request: Request, db: DbSession, staff: ApiStaff, alert_id: str
 ) -> AlertPublic:

@@ -6,13 +6,14 @@ from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
 from domain.secure_email_views import ChartDocumentList
+from web.api.responses import INVALID, NOT_FOUND, SERVICE_DOWN, declared
 from web.deps import ApiStaff, DbSession, StateDep
 from web.office.chart import download_document, list_chart_of
 
 router = APIRouter(prefix="/patients", tags=["chart"])
 
 
-@router.get("/{patient_id}/chart")
+@router.get("/{patient_id}/chart", responses=declared(NOT_FOUND, INVALID))
 async def list_chart(
     request: Request, db: DbSession, staff: ApiStaff, patient_id: str
 ) -> ChartDocumentList:
@@ -24,7 +25,12 @@ async def list_chart(
 @router.get(
     "/{patient_id}/chart/{document_id}",
     response_class=StreamingResponse,
-    responses={200: {"content": {"application/octet-stream": {}}, "description": "The file"}},
+    responses=declared(
+        {200: {"content": {"application/octet-stream": {}}, "description": "The file"}},
+        NOT_FOUND,
+        INVALID,
+        SERVICE_DOWN,
+    ),
 )
 async def read_chart_document(
     request: Request,

@@ -11,8 +11,8 @@ from fastapi import APIRouter, Request, status
 from domain.audit import AuditAction
 from domain.patients import PatientCreate, PatientList, PatientPublic, PatientUpdate
 from infra.directory import DuplicatePatientEmail, add_patient, change_patient, find_patients
+from web.api.responses import CONFLICT, INVALID, JSON_BODY, NOT_FOUND, declared
 from web.deps import (
-    PATIENT_NOT_FOUND,
     ApiStaff,
     DbSession,
     audit_staff,
@@ -25,7 +25,7 @@ from web.office.patients import DUPLICATE_EMAIL, search_detail
 router = APIRouter(prefix="/patients", tags=["patients"])
 
 
-@router.post("", status_code=status.HTTP_201_CREATED)
+@router.post("", status_code=status.HTTP_201_CREATED, responses=declared(JSON_BODY, CONFLICT))
 async def create_patient(
     request: Request, db: DbSession, staff: ApiStaff, new: PatientCreate
 ) -> PatientPublic:
@@ -38,7 +38,7 @@ async def create_patient(
     return PatientPublic.model_validate(patient)
 
 
-@router.get("")
+@router.get("", responses=INVALID)
 async def search_patients(
     request: Request, db: DbSession, staff: ApiStaff, q: str = ""
 ) -> PatientList:
@@ -49,18 +49,12 @@ async def search_patients(
     return PatientList(items=[PatientPublic.model_validate(p) for p in patients])
 
 
-@router.get("/{patient_id}")
+@router.get("/{patient_id}", responses=declared(NOT_FOUND, INVALID))
 async def read_patient(db: DbSession, staff: ApiStaff, patient_id: str) -> PatientPublic:
     return PatientPublic.model_validate(await practice_patient(db, staff, patient_id))
 
 
-@router.patch(
-    "/{patient_id}",
-    responses={
-        404: {"description": PATIENT_NOT_FOUND},
-        409: {"description": DUPLICATE_EMAIL},
-    },
-)
+@router.patch("/{patient_id}", responses=declared(NOT_FOUND, JSON_BODY, CONFLICT))
 async def edit_patient(
     request: Request, db: DbSession, staff: ApiStaff, patient_id: str, change: PatientUpdate
 ) -> PatientPublic:

@@ -14,10 +14,14 @@ from domain.practice import PracticePublic, PracticeRuleError, PracticeUpdate
 from infra.db.models import StaffUser
 from infra.practices import change_settings
 from infra.settings import Settings
+from web.api.responses import ADMINS_ONLY, JSON_BODY, declared
 from web.deps import ApiAdmin, ApiStaff, DbSession, SettingsDep, practice_of, staff_actor
 from web.errors import field_error
 
 router = APIRouter(prefix="/practice", tags=["practice"])
+
+# Changes: admins only; the body may be too large or break a rule (422, per field).
+CHANGE = declared(ADMINS_ONLY, JSON_BODY)
 
 
 class PracticeSettings(PracticeUpdate):
@@ -45,7 +49,7 @@ async def _change(
     return PracticePublic.model_validate(practice)
 
 
-@router.put("")
+@router.put("", responses=CHANGE)
 async def change_practice(
     request: Request,
     db: DbSession,
@@ -59,7 +63,7 @@ async def change_practice(
     return await _change(request, db, settings, admin, PracticeUpdate.model_validate(values))
 
 
-@router.patch("")
+@router.patch("", responses=CHANGE)
 async def change_some_practice_settings(
     request: Request, db: DbSession, settings: SettingsDep, admin: ApiAdmin, change: PracticeUpdate
 ) -> PracticePublic:

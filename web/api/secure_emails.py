@@ -17,6 +17,7 @@ from domain.secure_email_views import (
 )
 from infra import secure_emails
 from infra.replies import files_of_replies, replies_to
+from web.api.responses import CONFLICT, INVALID, NOT_FOUND, SERVICE_DOWN, WITH_BODY, declared
 from web.deps import ApiStaff, DbSession, StateDep, staff_actor
 from web.errors import field_errors, on_unavailable
 from web.office.secure_emails import REFUSED_STATUS, audit_viewed, practice_secure_email
@@ -84,7 +85,8 @@ REQUIRED = ("patient_id", "subject", "body")
     "",
     status_code=status.HTTP_201_CREATED,
     openapi_extra=SEND_SECURE_FORM,
-    responses=REFUSALS,
+    # Its 422s are all per field: REFUSALS says so.
+    responses=declared(WITH_BODY, REFUSALS, CONFLICT, SERVICE_DOWN),
 )
 async def create_secure_email(
     request: Request, state: StateDep, db: DbSession, staff: ApiStaff
@@ -120,7 +122,7 @@ async def create_secure_email(
     return SecureEmailCreated.model_validate(secure_email)
 
 
-@router.get("/{secure_email_id}")
+@router.get("/{secure_email_id}", responses=declared(NOT_FOUND, INVALID))
 async def read_secure_email(
     request: Request, db: DbSession, staff: ApiStaff, secure_email_id: str
 ) -> SecureEmailPublic:

@@ -11,6 +11,7 @@ from fastapi import APIRouter, HTTPException, Request, status
 from domain.audit import AuditAction
 from infra.accounts import StaffRuleError, add_staff, practice_staff
 from infra.db.models import StaffUser
+from web.api.responses import ADMINS_ONLY, CONFLICT, INVALID, JSON_BODY, NOT_FOUND, declared
 from web.deps import ApiAdmin, DbSession, audit_staff
 from web.errors import field_error
 from web.office.staff import (
@@ -26,7 +27,10 @@ from web.office.staff import (
     reset_member,
 )
 
-router = APIRouter(prefix="/staff", tags=["staff"])
+router = APIRouter(prefix="/staff", tags=["staff"], responses=ADMINS_ONLY)
+
+# A change to one member: unknown, or refused by the rules (the last admin, their own).
+MEMBER = declared(NOT_FOUND, CONFLICT, INVALID)
 
 
 def _with_password(member: StaffUser, password: str) -> StaffWithPassword:
@@ -46,7 +50,7 @@ async def list_staff(db: DbSession, admin: ApiAdmin) -> StaffList:
     return StaffList(items=[StaffPublic.model_validate(m) for m in members])
 
 
-@router.post("", status_code=status.HTTP_201_CREATED)
+@router.post("", status_code=status.HTTP_201_CREATED, responses=declared(JSON_BODY, CONFLICT))
 async def create_staff(
     request: Request, db: DbSession, admin: ApiAdmin, new: StaffCreate
 ) -> StaffWithPassword:
@@ -60,7 +64,7 @@ async def create_staff(
     return _with_password(member, password)
 
 
-@router.patch("/{staff_id}")
+@router.patch("/{staff_id}", responses=declared(MEMBER, JSON_BODY))
 async def change_staff_role(
     request: Request, db: DbSession, admin: ApiAdmin, staff_id: str, change: StaffRoleChange
 ) -> StaffPublic:
@@ -69,7 +73,7 @@ async def change_staff_role(
     return StaffPublic.model_validate(member)
 
 
-@router.post("/{staff_id}/deactivate")
+@router.post("/{staff_id}/deactivate", responses=MEMBER)
 async def deactivate_staff(
     request: Request, db: DbSession, admin: ApiAdmin, staff_id: str
 ) -> StaffPublic:
@@ -78,7 +82,7 @@ async def deactivate_staff(
     return StaffPublic.model_validate(member)
 
 
-@router.post("/{staff_id}/reset-password")
+@router.post("/{staff_id}/reset-password", responses=MEMBER)
 async def reset_staff_password(
     request: Request, db: DbSession, admin: ApiAdmin, staff_id: str
 ) -> StaffWithPassword:

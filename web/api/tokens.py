@@ -8,6 +8,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, status
 
 from infra.accounts import practice_tokens
+from web.api.responses import ADMINS_ONLY, INVALID, JSON_BODY, NOT_FOUND, declared
 from web.deps import ApiAdmin, DbSession
 from web.errors import field_error
 from web.office.tokens import (
@@ -22,7 +23,7 @@ from web.office.tokens import (
     revoke_audited,
 )
 
-router = APIRouter(prefix="/tokens", tags=["tokens"])
+router = APIRouter(prefix="/tokens", tags=["tokens"], responses=ADMINS_ONLY)
 
 
 @router.get("")
@@ -31,7 +32,7 @@ async def list_tokens(db: DbSession, admin: ApiAdmin) -> TokenList:
     return TokenList(items=[public(token, owner) for token, owner in rows])
 
 
-@router.post("", status_code=status.HTTP_201_CREATED)
+@router.post("", status_code=status.HTTP_201_CREATED, responses=JSON_BODY)
 async def create_token(
     request: Request, db: DbSession, admin: ApiAdmin, new: TokenCreate
 ) -> NewToken:
@@ -44,7 +45,7 @@ async def create_token(
     return NewToken(**public(row, owner).model_dump(), token=token)
 
 
-@router.post("/{token_id}/revoke")
+@router.post("/{token_id}/revoke", responses=declared(NOT_FOUND, INVALID))
 async def revoke(request: Request, db: DbSession, admin: ApiAdmin, token_id: str) -> TokenPublic:
     token, owner = await practice_token_of(db, admin, token_id)
     await revoke_audited(request, db, admin, token)

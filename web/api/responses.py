@@ -1,0 +1,101 @@
+"""The error answers ``/api/v1`` operations declare in OpenAPI, in one place.
+
+Each is what the code really answers (``web.deps``, ``web.errors``, ``web.body_limits``);
+a router or an operation combines the ones it can give with ``declared``. The token's
+refusals (401, and 403 for an operator's token) are declared once, on ``/api/v1`` itself,
+so every operation has them, new ones too.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import status
+from pydantic import BaseModel, ConfigDict
+
+Responses = dict[int | str, dict[str, Any]]
+
+
+class ErrorDetail(BaseModel):
+    """A refusal in words."""
+
+    detail: str
+
+
+class FieldError(BaseModel):
+    """One field's refusal, in the shape of FastAPI's validation errors (which may carry
+    more, such as ``input``)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class Refusal(BaseModel):
+    """A refusal in words, or field by field (``web.errors.field_errors``)."""
+
+    detail: str | list[FieldError]
+
+
+def _answer(description: str, model: type[BaseModel] = ErrorDetail) -> dict[str, Any]:
+    return {"description": description, "model": model}
+
+
+UNAUTHORISED: Responses = {
+    status.HTTP_401_UNAUTHORIZED: {
+        **_answer("No API token, or one that is unknown, revoked or expired"),
+        "headers": {"WWW-Authenticate": {"description": "Bearer", "schema": {"type": "string"}}},
+    }
+}
+NOT_FOR_OPERATORS: Responses = {
+    status.HTTP_403_FORBIDDEN: _answer(
+        "An operator's token: operators belong to no practice, this API is for practice software"
+    )
+}
+# What every operation answers before it runs: on the /api/v1 router.
+TOKEN_REFUSED: Responses = {**UNAUTHORISED, **NOT_FOR_OPERATORS}
+ADMINS_ONLY: Responses = {
+    status.HTTP_403_FORBIDDEN: _answer(
+        "Office administrators only (the token's owner is a clerk), or an operator's token"
+    )
+}
+NOT_FOUND: Responses = {status.HTTP_404_NOT_FOUND: _answer("Nothing of that id in this practice")}
+CONFLICT: Responses = {
+    status.HTTP_409_CONFLICT: _answer(
+        "Refused by the practice's rules; nothing was changed", Refusal
+    )
+}
+TOO_LARGE: Responses = {
+    status.HTTP_413_CONTENT_TOO_LARGE: _answer(
+        "The request body is larger than the operation takes, and was not read"
+    )
+}
+INVALID: Responses = {
+    status.HTTP_422_UNPROCESSABLE_CONTENT: _answer(
+        "Refused, field by field; nothing was changed", Refusal
+    )
+}
+# A body: it may be refused as too large or as invalid.
+WITH_BODY: Responses = {**TOO_LARGE, **INVALID}
+UNPARSEABLE: Responses = {
+    status.HTTP_400_BAD_REQUEST: _answer("The body is not JSON (FastAPI could not parse it)")
+}
+# A JSON body: it may also be bytes that are not JSON at all.
+JSON_BODY: Responses = {**UNPARSEABLE, **WITH_BODY}
+SERVICE_DOWN: Responses = {
+    status.HTTP_503_SERVICE_UNAVAILABLE: _answer(
+        "Temporal or the object store cannot be reached (or a file cannot be opened); "
+        "try again later",
+        Refusal,
+    )
+}
+
+
+def declared(*groups: Responses) -> Responses:
+    """The answers of ``groups`` together; a later group's description wins."""
+    combined: Responses = {}
+    for group in groups:
+        combined.update(group)
+    return combined
