@@ -38,6 +38,7 @@ class AuditAction(StrEnum):
     # Staff reads of PHI (HIPAA §164.312(b)); never the query, subject or file name.
     OFFICE_VIEW = "office.view"
     OFFICE_CHART_LIST = "office.chart_list"
+    OFFICE_SENT_LIST = "office.sent_list"  # the Sent box: a count, never a subject
     OFFICE_PATIENT_SEARCH = "office.patient_search"
     PATIENT_ADD = "office.patient_add"
     PATIENT_EDIT = "office.patient_edit"

@@ -43,6 +43,28 @@ class SecureEmailPublic(SecureEmailCreated):
     replies: list[ReplyPublic]
 
 
+# The Sent box (R15): a practice's secure emails, newest first, a page at a time
+
+
+class SecureEmailListItem(BaseModel):
+    """One line of the Sent box: never the body, nor any reply's words."""
+
+    id: str
+    patient_id: str
+    subject: str
+    status: SecureEmailStatus
+    sent_at: datetime
+    expires_at: datetime
+    opened_at: datetime | None
+    reply_count: int
+
+
+class SecureEmailPage(BaseModel):
+    items: list[SecureEmailListItem]
+    # Opaque: hand it back as ``cursor`` for the next (older) page; null on the last.
+    next_cursor: str | None
+
+
 # The office's side of replies (R10, R11)
 
 

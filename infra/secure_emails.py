@@ -8,16 +8,17 @@ practice's or patient's messages, so routes answer 404 and confirm nothing exist
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.attachments import StoredAttachment
 from domain.secure_email import SecureEmailStatus, StatusChange, is_expired
-from infra.db.models import Attachment, Patient, Practice, SecureEmail
+from infra.db.models import Attachment, Patient, Practice, Reply, SecureEmail
 
 
 def expired(secure_email: SecureEmail, now: datetime | None = None) -> bool:
@@ -109,6 +110,135 @@ async def owners(db: AsyncSession, secure_email_ids: Sequence[str]) -> list[Owne
         )
     )
     return [Owner(row.id, row.practice_id, row.patient_id) for row in rows]
+
+
+# The Sent box ---------------------------------------------------------------------------
+
+SENT_PAGE_SIZE = 50
+SENT_PAGE_MAX = 200
+
+
+class BadCursor(ValueError):
+    """A cursor this module did not make (or one mangled on the way)."""
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """Where a page of the Sent box ends: the last line's send time and id."""
+
+    sent_at: datetime
+    id: str
+
+    def encode(self) -> str:
+        raw = f"{self.sent_at.astimezone(UTC).isoformat()}|{self.id}".encode()
+        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+    @classmethod
+    def decode(cls, text: str) -> Cursor:
+        try:
+            raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode()
+            at, _, secure_email_id = raw.partition("|")
+            sent_at = datetime.fromisoformat(at)
+            if sent_at.tzinfo is None or not secure_email_id or len(secure_email_id) > 36:
+                raise BadCursor(text)
+            return cls(sent_at.astimezone(UTC), secure_email_id)
+        except (ValueError, OverflowError) as wrong:  # binascii.Error is a ValueError
+            raise BadCursor(text) from wrong
+
+
+@dataclass(frozen=True)
+class SentLine:
+    """A secure email as the Sent box lists it: no body, no reply's words."""
+
+    id: str
+    patient_id: str
+    patient_name: str
+    subject: str
+    status: SecureEmailStatus
+    sent_at: datetime
+    expires_at: datetime
+    opened_at: datetime | None
+    reply_count: int
+
+
+@dataclass(frozen=True)
+class SentPage:
+    lines: list[SentLine]
+    next_cursor: Cursor | None
+
+
+async def sent_by_practice(
+    db: AsyncSession,
+    practice_id: str,
+    *,
+    status: SecureEmailStatus | None = None,
+    patient_id: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: int = SENT_PAGE_SIZE,
+    after: Cursor | None = None,
+) -> SentPage:
+    """A practice's secure emails newest first (``since <= sent_at < until``), the page
+    after ``after``: a keyset on (sent_at, id), which the index
+    ``ix_secure_emails_practice_sent`` serves; no OFFSET."""
+    limit = max(1, min(limit, SENT_PAGE_MAX))
+    replies = (
+        select(Reply.secure_email_id.label("secure_email_id"), func.count().label("n"))
+        .where(Reply.practice_id == practice_id)
+        .group_by(Reply.secure_email_id)
+        .subquery()
+    )
+    statement = (
+        select(
+            SecureEmail.id,
+            SecureEmail.patient_id,
+            Patient.name,
+            SecureEmail.subject,
+            SecureEmail.status,
+            SecureEmail.sent_at,
+            SecureEmail.expires_at,
+            SecureEmail.opened_at,
+            func.coalesce(replies.c.n, 0),
+        )
+        .join(Patient, Patient.id == SecureEmail.patient_id)
+        .outerjoin(replies, replies.c.secure_email_id == SecureEmail.id)
+        .where(SecureEmail.practice_id == practice_id)
+    )
+    if status is not None:
+        statement = statement.where(SecureEmail.status == status.value)
+    if patient_id is not None:
+        statement = statement.where(SecureEmail.patient_id == patient_id)
+    if since is not None:
+        statement = statement.where(SecureEmail.sent_at >= since)
+    if until is not None:
+        statement = statement.where(SecureEmail.sent_at < until)
+    if after is not None:
+        statement = statement.where(
+            or_(
+                SecureEmail.sent_at < after.sent_at,
+                and_(SecureEmail.sent_at == after.sent_at, SecureEmail.id < after.id),
+            )
+        )
+    statement = statement.order_by(SecureEmail.sent_at.desc(), SecureEmail.id.desc()).limit(
+        limit + 1
+    )
+    rows = (await db.execute(statement)).all()
+    lines = [
+        SentLine(
+            id=row[0],
+            patient_id=row[1],
+            patient_name=row[2],
+            subject=row[3],
+            status=SecureEmailStatus(row[4]),
+            sent_at=row[5],
+            expires_at=row[6],
+            opened_at=row[7],
+            reply_count=int(row[8]),
+        )
+        for row in rows[:limit]
+    ]
+    more = len(rows) > limit
+    return SentPage(lines, Cursor(lines[-1].sent_at, lines[-1].id) if more else None)
 
 
 # Files --------------------------------------------------------------------------------

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import UTC, datetime
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request, status
+from fastapi import APIRouter, Query, Request, status
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import Response
 
@@ -13,13 +14,17 @@ from domain.secure_email_views import (
     AttachmentPublic,
     ReplyPublic,
     SecureEmailCreated,
+    SecureEmailListItem,
+    SecureEmailPage,
     SecureEmailPublic,
 )
 from infra import secure_emails
 from infra.replies import files_of_replies, replies_to
+from infra.secure_emails import SENT_PAGE_MAX, SENT_PAGE_SIZE, BadCursor
 from web.api.responses import CONFLICT, INVALID, NOT_FOUND, SERVICE_DOWN, WITH_BODY, declared
 from web.deps import ApiStaff, DbSession, StateDep, staff_actor
 from web.errors import field_errors, on_unavailable
+from web.office.email_client import BAD_CURSOR, SentFilters, list_sent
 from web.office.secure_emails import REFUSED_STATUS, audit_viewed, practice_secure_email
 from web.services.sending import (
     NO_COPIES,
@@ -120,6 +125,61 @@ async def create_secure_email(
     finally:
         await form.close()
     return SecureEmailCreated.model_validate(secure_email)
+
+
+@router.get("", responses=declared(NOT_FOUND, INVALID))
+async def list_secure_emails(
+    request: Request,
+    db: DbSession,
+    staff: ApiStaff,
+    status: SecureEmailStatus | None = None,
+    patient_id: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: Annotated[int, Query(ge=1, le=SENT_PAGE_MAX)] = SENT_PAGE_SIZE,
+    cursor: str | None = None,
+) -> SecureEmailPage:
+    """The Sent box: the practice's secure emails, newest first (``since <= sent_at <
+    until``; a time without a zone is UTC), a page at a time: pass ``next_cursor`` back as
+    ``cursor`` for the next, older page. Never a body; ``reply_count`` counts replies.
+    A ``patient_id`` not of this practice is a 404."""
+    try:
+        filters = SentFilters(
+            status=status,
+            patient_id=patient_id,
+            since=_utc(since, "since"),
+            until=_utc(until, "until"),
+            limit=limit,
+            cursor=cursor,
+        )
+        page = await list_sent(request, db, staff, filters)
+    except BadCursor:
+        raise field_errors({"cursor": BAD_CURSOR}) from None
+    return SecureEmailPage(
+        items=[
+            SecureEmailListItem(
+                id=line.id,
+                patient_id=line.patient_id,
+                subject=line.subject,
+                status=line.status,
+                sent_at=line.sent_at,
+                expires_at=line.expires_at,
+                opened_at=line.opened_at,
+                reply_count=line.reply_count,
+            )
+            for line in page.lines
+        ],
+        next_cursor=page.next_cursor.encode() if page.next_cursor else None,
+    )
+
+
+def _utc(moment: datetime | None, field: str) -> datetime | None:
+    if moment is None:
+        return None
+    try:
+        return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
+    except OverflowError:
+        raise field_errors({field: "Out of range"}) from None
 
 
 @router.get("/{secure_email_id}", responses=declared(NOT_FOUND, INVALID))

@@ -1,18 +1,26 @@
-"""The office's Email Client: patients' replies, unread first (R10)."""
+"""The office's Email Client: patients' replies, unread first (R10); and the Sent box,
+the practice's secure emails newest first (R15).
+
+The Sent box's listing and its audit serve ``web.api.secure_emails`` too."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Annotated
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request, status
 from fastapi.responses import HTMLResponse, StreamingResponse
 
 from domain.audit import AuditAction
+from domain.secure_email import SecureEmailStatus
 from infra import secure_emails
 from infra.db.models import Reply, StaffUser
-from infra.directory import patient_by_id
+from infra.directory import find_patients, get_patient, patient_by_id
 from infra.replies import files_of_replies, mark_read, reply_of_practice, threads
-from web.deps import CurrentStaff, DbSession, StateDep, audit_staff, or_404
+from infra.secure_emails import BadCursor, Cursor, SentPage
+from web.deps import CurrentStaff, DbSession, StateDep, audit_staff, or_404, practice_patient
 from web.downloads import download
 from web.templating import render
 
@@ -50,7 +58,138 @@ async def email_client(request: Request, db: DbSession, staff: CurrentStaff) -> 
     return render(
         request,
         "office/email_client.html",
-        {"staff": staff, "threads": await threads(db, staff.practice_id)},
+        {"staff": staff, "tab": "inbox", "threads": await threads(db, staff.practice_id)},
+    )
+
+
+# The Sent box -------------------------------------------------------------------------
+
+BAD_CURSOR = "Not a cursor this list gave out; start again from the first page"
+
+
+@dataclass(frozen=True)
+class SentFilters:
+    status: SecureEmailStatus | None = None
+    patient_id: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    limit: int = secure_emails.SENT_PAGE_SIZE
+    cursor: str | None = None
+
+
+def cursor_of(text: str | None) -> Cursor | None:
+    """The page a ``cursor`` parameter names; ``BadCursor`` if it is not one of ours."""
+    return Cursor.decode(text) if text else None
+
+
+async def list_sent(
+    request: Request, db: DbSession, staff: StaffUser, filters: SentFilters
+) -> SentPage:
+    """A page of the practice's secure emails; the listing is audited. A patient of
+    another practice (or none) is a 404, as everywhere a patient is named by id."""
+    after = cursor_of(filters.cursor)
+    if filters.patient_id is not None:
+        await practice_patient(db, staff, filters.patient_id)
+    page = await secure_emails.sent_by_practice(
+        db,
+        staff.practice_id,
+        status=filters.status,
+        patient_id=filters.patient_id,
+        since=filters.since,
+        until=filters.until,
+        limit=filters.limit,
+        after=after,
+    )
+    # The list shows subjects (PHI, HIPAA 164.312(b)); the event, a count.
+    await audit_staff(
+        db,
+        request,
+        staff,
+        AuditAction.OFFICE_SENT_LIST,
+        patient_id=filters.patient_id,
+        detail=f"{len(page.lines)} secure email(s)",
+    )
+    return page
+
+
+def _sent_url(chosen: dict[str, str], cursor: str = "") -> str:
+    kept = {name: value for name, value in {**chosen, "cursor": cursor}.items() if value}
+    return "/email-client/sent" + (f"?{urlencode(kept)}" if kept else "")
+
+
+def _day(text: str) -> date | None:
+    try:
+        return date.fromisoformat(text) if text else None
+    except ValueError:
+        return None
+
+
+@router.get("/email-client/sent")
+async def sent_box(
+    request: Request,
+    db: DbSession,
+    staff: CurrentStaff,
+    status_chosen: Annotated[str, Query(alias="status")] = "",
+    patient_id: str = "",
+    date_from: Annotated[str, Query(alias="from")] = "",
+    date_to: Annotated[str, Query(alias="to")] = "",
+    cursor: str = "",
+) -> HTMLResponse:
+    """Filters in the URL are an id, a status and dates only: never a patient's name."""
+    chosen = {"status": status_chosen, "patient_id": patient_id, "from": date_from, "to": date_to}
+    errors: dict[str, str] = {}
+    statuses = [choice.value for choice in SecureEmailStatus]
+    if status_chosen and status_chosen not in statuses:
+        errors["status"] = "Choose a status from the list"
+    since, until = _day(date_from), _day(date_to)
+    if date_from and since is None:
+        errors["from"] = "Enter a date such as 2026-12-01"
+    if date_to and until is None:
+        errors["to"] = "Enter a date such as 2026-12-01"
+    if since and until and until < since:
+        errors["to"] = "The end date comes before the start date"
+    patients = await find_patients(db, staff.practice_id)
+    if patient_id and patient_id not in {patient.id for patient in patients}:
+        # The directory's first page may not hold the patient a Patients link named.
+        patient = await get_patient(db, staff.practice_id, patient_id)
+        if patient is None:
+            errors["patient_id"] = "Choose a patient from the list"
+        else:
+            patients.append(patient)
+    try:
+        cursor_of(cursor)
+    except BadCursor:
+        errors["cursor"] = BAD_CURSOR
+    page: SentPage | None = None
+    older: str | None = None
+    if not errors:
+        filters = SentFilters(
+            status=SecureEmailStatus(status_chosen) if status_chosen else None,
+            patient_id=patient_id or None,
+            since=datetime.combine(since, time(), UTC) if since else None,
+            # The day chosen is included: up to the start of the next.
+            until=datetime.combine(until + timedelta(days=1), time(), UTC) if until else None,
+            cursor=cursor or None,
+        )
+        page = await list_sent(request, db, staff, filters)
+        if page.next_cursor is not None:
+            older = _sent_url(chosen, page.next_cursor.encode())
+    return render(
+        request,
+        "office/sent_box.html",
+        {
+            "staff": staff,
+            "tab": "sent",
+            "page": page,
+            "older": older,
+            "newest": _sent_url(chosen),
+            "first_page": not cursor,
+            "chosen": chosen,
+            "errors": errors,
+            "statuses": statuses,
+            "patients": patients,
+        },
+        status_code=status.HTTP_422_UNPROCESSABLE_CONTENT if errors else status.HTTP_200_OK,
     )
 
 
