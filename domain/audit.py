@@ -39,6 +39,7 @@ class AuditAction(StrEnum):
     OFFICE_VIEW = "office.view"
     OFFICE_CHART_LIST = "office.chart_list"
     OFFICE_SENT_LIST = "office.sent_list"  # the Sent box: a count, never a subject
+    OFFICE_INBOX_LIST = "office.inbox_list"  # the Email Client's threads: a count
     OFFICE_PATIENT_SEARCH = "office.patient_search"
     PATIENT_ADD = "office.patient_add"
     PATIENT_EDIT = "office.patient_edit"

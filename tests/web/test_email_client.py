@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from domain.audit import AuditAction
 from tests.conftest import make_office
 from tests.fixtures.stack import Stack
 from tests.fixtures.waiting import eventually
@@ -36,6 +37,10 @@ async def test_email_client_unread_first_and_opening_marks_read(stack: Stack) ->
     assert client.text.count(">Unread<") == 4  # a marker per thread and per reply
     assert SUBJECT in client.text and "1 reply, 1 unread" in client.text
     assert REPLY_BODY not in client.text  # the list shows threads, not what was written
+    # Reading the list (its subjects are PHI) is audited by count, never by subject.
+    (listed,) = await stack.office.audit_events(action=AuditAction.OFFICE_INBOX_LIST.value)
+    assert listed["detail"] == "2 thread(s)" and listed["client_address"]
+    assert SUBJECT not in str(await stack.office.audit_events())
 
     opened = await stack.office.browser.get(f"/email-client/replies/{grace_reply}")
     assert opened.status_code == 200

@@ -55,10 +55,13 @@ async def _audit_reply(
 
 @router.get("/email-client")
 async def email_client(request: Request, db: DbSession, staff: CurrentStaff) -> HTMLResponse:
+    found = await threads(db, staff.practice_id)
+    # The list shows the threads' subjects (PHI): reading it is audited, by count only.
+    await audit_staff(
+        db, request, staff, AuditAction.OFFICE_INBOX_LIST, detail=f"{len(found)} thread(s)"
+    )
     return render(
-        request,
-        "office/email_client.html",
-        {"staff": staff, "tab": "inbox", "threads": await threads(db, staff.practice_id)},
+        request, "office/email_client.html", {"staff": staff, "tab": "inbox", "threads": found}
     )
 
 
