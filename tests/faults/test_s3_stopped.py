@@ -75,6 +75,11 @@ async def test_reply_while_s3_is_down_is_refused_clearly_then_accepted(
         )
         assert another.status_code == 503, another.text
         assert "unavailable" in another.text and "nothing was sent" in another.text
+        # Send again reads the office's files back from the store: the same words, on the
+        # compose page with the message's text.
+        again = await stack.office.browser.post(f"/secure-emails/{secure_email_id}/send-again")
+        assert again.status_code == 503, again.text[:500]
+        assert "nothing was sent" in again.text and "Treatment plan" in again.text
 
         own_s3.start()
         accepted = await patient.post(

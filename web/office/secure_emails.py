@@ -133,6 +133,15 @@ async def send_secure(
 ComposeAgain = Callable[[dict[str, str], int], HTMLResponse]
 
 
+def _compose_again_on_failure(request: Request, compose_again: ComposeAgain) -> None:
+    """Temporal or the object store failing answers with the compose page, text kept."""
+
+    async def unavailable(words: str) -> Response:
+        return compose_again({"form": words}, status.HTTP_503_SERVICE_UNAVAILABLE)
+
+    on_unavailable(request, unavailable, UNAVAILABLE)
+
+
 async def _send(
     request: Request,
     state: StateDep,
@@ -144,11 +153,7 @@ async def _send(
     resent_from: str | None = None,
 ) -> Response:
     """Send Secure, answering a refusal or a failure with the compose page again."""
-
-    async def unavailable(words: str) -> Response:
-        return compose_again({"form": words}, status.HTTP_503_SERVICE_UNAVAILABLE)
-
-    on_unavailable(request, unavailable, UNAVAILABLE)
+    _compose_again_on_failure(request, compose_again)
     try:
         sender = await sender_for(state, db, staff, staff_actor(request, staff))
         secure_email = await send_secure_email(sender, draft, uploads, resent_from=resent_from)
@@ -196,6 +201,8 @@ async def send_again(
         )
 
     office_files = await secure_emails.office_files_of(db, original.id)
+    # Reopening the files reads the store: a store that is down is a send that failed.
+    _compose_again_on_failure(request, compose_again)
     try:
         copies = await reopen_attachments(state.store, office_files)
     except (ObjectNotFound, ObjectUnreadable):
