@@ -49,6 +49,8 @@ class SecureEmailPublic(SecureEmailCreated):
 class SecureEmailListItem(BaseModel):
     """One line of the Sent box: never the body, nor any reply's words."""
 
+    model_config = ConfigDict(from_attributes=True)
+
     id: str
     patient_id: str
     subject: str

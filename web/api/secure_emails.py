@@ -156,19 +156,7 @@ async def list_secure_emails(
     except BadCursor:
         raise field_errors({"cursor": BAD_CURSOR}) from None
     return SecureEmailPage(
-        items=[
-            SecureEmailListItem(
-                id=line.id,
-                patient_id=line.patient_id,
-                subject=line.subject,
-                status=line.status,
-                sent_at=line.sent_at,
-                expires_at=line.expires_at,
-                opened_at=line.opened_at,
-                reply_count=line.reply_count,
-            )
-            for line in page.lines
-        ],
+        items=[SecureEmailListItem.model_validate(line) for line in page.lines],
         next_cursor=page.next_cursor.encode() if page.next_cursor else None,
     )
 
