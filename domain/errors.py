@@ -18,6 +18,12 @@ TEMPORARY_MAIL_ERROR = "TemporaryMailError"
 # Update refusals by a secure email's workflow.
 EXPIRED = "Expired"
 FAILED = "Failed"  # its notice could not be delivered
+WITHDRAWN = "Withdrawn"  # the office withdrew it
+# The office's changes: an expiry outside what is allowed (the message says which rule),
+# a resend of a notice the patient has already used (or too often).
+BAD_EXPIRY = "BadExpiry"
+NOT_RESENDABLE = "NotResendable"
+TOO_MANY_RESENDS = "TooManyResends"
 BAD_REQUEST = "BadRequest"  # a caller sent what a history must not hold
 # Details: the minutes until another passcode can be requested.
 TOO_MANY_PASSCODES = "TooManyPasscodes"

@@ -26,7 +26,26 @@ class SecureEmailStatus(StrEnum):
     OPENED = "opened"  # the patient verified a passcode
     REPLIED = "replied"
     EXPIRED = "expired"
-    FAILED = "failed"  # the notice could not be delivered
+    FAILED = "failed"  # the notice could not be delivered (refused, or bounced later)
+    WITHDRAWN = "withdrawn"  # the office took it back; the patient sees that, not the words
+
+
+class EventKind(StrEnum):
+    """The lines of a secure email's timeline (read receipts), in the office's words."""
+
+    SENT = "sent"  # the notice was handed to the mail service
+    NOTICE_DELIVERED = "notice_delivered"  # SendGrid's Event Webhook: the mailbox took it
+    NOTICE_RESENT = "notice_resent"  # the office sent the notice again
+    REMINDER_SENT = "reminder_sent"
+    PASSCODE_SENT = "passcode_sent"
+    OPENED = "opened"  # the patient verified a passcode (or opened it from their Inbox)
+    VIEWED = "viewed"  # the patient read it again, in a later portal session
+    REPLIED = "replied"  # one per reply
+    EXPIRY_CHANGED = "expiry_changed"
+    WITHDRAWN = "withdrawn"
+    EXPIRED = "expired"
+    FAILED = "failed"  # the notice was refused when sent
+    BOUNCED = "bounced"  # accepted, then bounced or dropped (SendGrid's Event Webhook)
 
 
 # A conversation stays a conversation: past these a patient is asked to call the office.
@@ -44,6 +63,40 @@ def is_expired(status: str, expires_at: datetime, now: datetime) -> bool:
     """R8, the one rule the workflow, the portal and the office apply: a secure email is
     closed once its workflow marked it expired or its expiry time has come."""
     return status == SecureEmailStatus.EXPIRED or now >= expires_at
+
+
+def is_closed(status: str, expires_at: datetime, now: datetime) -> bool:
+    """Nothing more can happen to it: expired, withdrawn, or never delivered."""
+    return is_expired(status, expires_at, now) or status in (
+        SecureEmailStatus.WITHDRAWN,
+        SecureEmailStatus.FAILED,
+    )
+
+
+# The office's changes to a sent secure email (issue 13)
+MAX_LIFETIME = timedelta(days=90)  # expiry may move up to 90 days after sending
+MIN_NOTICE = timedelta(hours=1)  # and no sooner than an hour from now
+MAX_NOTICE_RESENDS = 3
+RESEND_WINDOW = timedelta(days=1)
+
+
+def expiry_refusal(new_expires_at: datetime, sent_at: datetime, now: datetime) -> str | None:
+    """Why ``new_expires_at`` is not a valid expiry, in the office's words; None if it is."""
+    if new_expires_at.tzinfo is None:
+        return "Give the time with its zone (ISO 8601, e.g. 2026-12-24T17:00:00Z)"
+    if new_expires_at < now + MIN_NOTICE:
+        return "The new expiry must be at least one hour from now"
+    if new_expires_at > sent_at + MAX_LIFETIME:
+        return "The new expiry must be within 90 days of sending"
+    return None
+
+
+def reminder_time(sent_at: datetime, expires_at: datetime, after_hours: int) -> datetime | None:
+    """When the unopened-message reminder goes, or None (off, or not before expiry)."""
+    if after_hours <= 0:
+        return None
+    at = sent_at + timedelta(hours=after_hours)
+    return at if at < expires_at else None
 
 
 def workflow_id_for(secure_email_id: str) -> str:
@@ -104,6 +157,9 @@ class SecureEmailState(BaseModel):
     expires_at: datetime
     opened_at: datetime | None = None
     passcodes_issued: int = 0
+    reminder_at: datetime | None = None
+    reminder_sent: bool = False
+    notices_resent: int = 0
 
 
 class IssuedPasscode(BaseModel):
@@ -132,6 +188,13 @@ class CarriedState(BaseModel):
     recent_replies: list[datetime] = []
     # Replies recorded but not yet alerted and filed into the chart.
     to_file: list[str] = []
+    # The office's changes (issue 13): the expiry as last moved, how often, the reminder,
+    # and when the notice was sent again (within the resend window).
+    expires_at: datetime | None = None
+    expiry_changes: int = 0
+    reminder_sent: bool = False
+    notices_resent: int = 0
+    recent_resends: list[datetime] = []
 
 
 class SecureEmailStart(BaseModel):
@@ -144,11 +207,20 @@ class SecureEmailStart(BaseModel):
     expires_at: datetime
     # The portal key the notice link is derived from (the web app stored its hash).
     portal_key_id: str
+    # When an unopened message gets its one reminder (the practice's setting at sending);
+    # None: no reminder (off, or messages sent before reminders existed).
+    reminder_at: datetime | None = None
     # Set when a run continues as new; None on the first run.
     carried: CarriedState | None = None
 
 
 # Activity inputs
+
+
+class NoticeOccasion(StrEnum):
+    FIRST = "first"
+    REMINDER = "reminder"  # unopened after the practice's reminder hours
+    RESEND = "resend"  # the office asked for it again
 
 
 class NoticeToSend(BaseModel):
@@ -159,6 +231,9 @@ class NoticeToSend(BaseModel):
     practice_id: str
     patient_id: str
     portal_key_id: str
+    occasion: NoticeOccasion = NoticeOccasion.FIRST
+    # Which resend (1, 2, ...): its own Message-ID and timeline line.
+    number: int = 0
 
 
 class PasscodeToSend(BaseModel):
@@ -205,6 +280,44 @@ class StatusChange(BaseModel):
     # Increases with every change, so a late retry never overwrites a newer status.
     sequence: int
     opened_at: datetime | None = None
+    # The timeline line it adds, when not the status's own (a bounce makes "failed").
+    event: EventKind | None = None
+
+
+# The office's changes (issue 13): updates by staff id, never by name or address
+
+
+class Withdrawal(BaseModel):
+    staff_id: str
+
+
+class ExpiryChange(BaseModel):
+    staff_id: str
+    expires_at: datetime
+
+
+class NoticeResend(BaseModel):
+    staff_id: str
+
+
+class NoticeResent(BaseModel):
+    # How many more times the notice can be sent again today.
+    resends_left: int
+
+
+class ExpiryToRecord(BaseModel):
+    secure_email_id: str
+    expires_at: datetime
+    at: datetime
+    # The change's number, the key of its timeline line.
+    number: int
+
+
+class NoticeBounced(BaseModel):
+    """SendGrid's Event Webhook said the notice bounced or was dropped after it was
+    accepted: a signal to its workflow."""
+
+    at: datetime
 
 
 # Replies (R9-R11)

@@ -7,7 +7,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, computed_field
 
-from domain.secure_email import SecureEmailStatus
+from domain.secure_email import EventKind, SecureEmailStatus
 
 
 class SecureEmailCreated(BaseModel):
@@ -35,12 +35,23 @@ class ReplyPublic(BaseModel):
     attachments: list[AttachmentPublic]
 
 
+class TimelineEvent(BaseModel):
+    """One line of the timeline (read receipts): what happened and when, nothing more."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    kind: EventKind
+    at: datetime
+
+
 class SecureEmailPublic(SecureEmailCreated):
     patient_id: str
     subject: str
     opened_at: datetime | None
     attachments: list[AttachmentPublic]
     replies: list[ReplyPublic]
+    # Oldest first.
+    events: list[TimelineEvent] = []
 
 
 # The Sent box (R15): a practice's secure emails, newest first, a page at a time
@@ -72,7 +83,8 @@ class SecureEmailPage(BaseModel):
 
 class AlertKind(StrEnum):
     REPLY = "reply"  # a patient replied (R10)
-    NOTICE_FAILED = "notice_failed"  # the patient never got the notice
+    NOTICE_FAILED = "notice_failed"  # the patient never got the notice (refused, bounced)
+    EXPIRED_UNOPENED = "expired_unopened"  # it expired before the patient opened it
 
 
 class AlertPublic(BaseModel):
@@ -94,6 +106,8 @@ class AlertPublic(BaseModel):
     def message(self) -> str:
         if self.kind == AlertKind.NOTICE_FAILED:
             return f"The secure email to {self.patient_name} could not be delivered"
+        if self.kind == AlertKind.EXPIRED_UNOPENED:
+            return f"The secure email to {self.patient_name} expired unopened: call the patient"
         return f"New secure email reply from {self.patient_name}"
 
 

@@ -76,6 +76,12 @@ class Practice(Base):
     secure_email_enabled: Mapped[bool] = mapped_column(Boolean, default=False)
     sender_address: Mapped[str | None] = mapped_column(String(320), nullable=True)
     expiry_days: Mapped[int] = mapped_column(Integer, default=7)
+    # Times on pages and in emails are shown in this IANA zone (R16); stored times are UTC.
+    time_zone: Mapped[str] = mapped_column(
+        String(64), default="America/New_York", server_default="America/New_York"
+    )
+    # One reminder notice to a patient who has not opened a message by then; 0 is off.
+    reminder_after_hours: Mapped[int] = mapped_column(Integer, default=48, server_default="48")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
@@ -179,10 +185,29 @@ class SecureEmail(Base):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     opened_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     resent_from_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    # The address the notice went to: passcodes follow it even if the patient's address
+    # changes later. None for messages sent before it was kept (the patient's address).
+    recipient_address: Mapped[str | None] = mapped_column(String(320), nullable=True)
     # Which workflow runs its lifecycle: 1 for ``workflows.secure_email_v1`` (messages
     # sent before histories held ids only; the column's default for those rows), 2 for
     # ``workflows.secure_email``. The portal speaks to each in its own terms.
     workflow_version: Mapped[int] = mapped_column(Integer, default=2, server_default="1")
+
+
+class SecureEmailEvent(Base):
+    """One line of a secure email's timeline (read receipts): what happened, and when.
+
+    Written by the activities that do it (and the portal for "viewed"); ``key`` makes a
+    retried activity or a repeated webhook add the line once."""
+
+    __tablename__ = "secure_email_events"
+    __table_args__ = (UniqueConstraint("secure_email_id", "key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    secure_email_id: Mapped[str] = mapped_column(ForeignKey("secure_emails.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    key: Mapped[str] = mapped_column(String(100))
 
 
 class Attachment(Base):

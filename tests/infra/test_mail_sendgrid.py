@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from typing import Any
 
 import pytest
@@ -10,6 +9,7 @@ import pytest
 from infra.mail.sendgrid import CUSTOM_ARG_MESSAGE_ID, SendGridTransport
 from infra.mail.transport import PermanentMailError, TemporaryMailError
 from tests.fixtures.mail import BODY, MESSAGE_ID, SUBJECT, make_message
+from tests.fixtures.processes import free_port
 from tests.fixtures.sendgrid import API_KEY, FakeSendGrid
 
 
@@ -92,9 +92,7 @@ async def test_send_message_sendgrid_wrong_key(sendgrid_api: FakeSendGrid) -> No
 
 
 async def test_send_message_sendgrid_unreachable() -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        unused = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    unused = f"http://127.0.0.1:{free_port()}"
     transport = SendGridTransport(api_key=API_KEY, api_url=unused, timeout=5)
 
     with pytest.raises(TemporaryMailError):

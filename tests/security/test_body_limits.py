@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import re
 import secrets
-import socket
 from collections.abc import AsyncIterator
 from typing import Literal
 
@@ -25,6 +24,7 @@ from infra.db.engine import make_engine
 from infra.db.models import Reply, SecureEmail
 from infra.settings import Settings
 from tests.conftest import Browser, Office, some_client_address
+from tests.fixtures.processes import free_port
 from tests.fixtures.stack import Stack
 from tests.web.test_portal import send, sign_in
 from web.app import create_app
@@ -271,9 +271,7 @@ async def test_codec_body_over_4_mb_refused_in_json(app: FastAPI) -> None:
 
 @contextlib.asynccontextmanager
 async def served(app: FastAPI, *, lifespan: Literal["on", "off"] = "off") -> AsyncIterator[int]:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = int(probe.getsockname()[1])
+    port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=port, lifespan=lifespan, log_level="warning")
     )

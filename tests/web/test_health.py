@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 import httpx
@@ -10,16 +9,14 @@ from fastapi import FastAPI
 from temporalio.testing import WorkflowEnvironment
 
 from infra.settings import Settings
+from tests.fixtures.processes import free_port
 from tests.fixtures.stack import Stack
 from web.app import create_app
 
 
 def closed_port() -> int:
-    """A port nothing listens on: bound once to get a free number, then released."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port
+    """A port nothing listens on."""
+    return free_port()
 
 
 async def get(app: FastAPI, path: str) -> httpx.Response:

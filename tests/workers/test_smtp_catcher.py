@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import sys
 from collections.abc import AsyncIterator
 from email.message import EmailMessage
@@ -15,6 +14,7 @@ import pytest
 
 from infra.mail.message import MailMessage
 from infra.mail.smtp import SmtpTransport
+from tests.fixtures.processes import free_port
 from workers.smtp_catcher import read_maildir, run_smtp_catcher, serve
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -71,9 +71,7 @@ def test_read_maildir_missing(tmp_path: Path) -> None:
 
 
 def unused_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    return free_port()
 
 
 async def wait_for_port(port: int) -> None:

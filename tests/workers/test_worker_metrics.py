@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -15,6 +14,7 @@ from temporalio.testing import ActivityEnvironment
 from activities.read_model import ReadModelActivities
 from domain.secure_email import SecureEmailStatus, StatusChange
 from infra.db.engine import make_engine, make_sessionmaker
+from tests.fixtures.processes import free_port
 from tests.fixtures.stack import Stack
 
 
@@ -53,9 +53,7 @@ async def test_record_status_counts_each_change_once(stack: Stack) -> None:
 
 async def test_serve_metrics_serves_the_default_runtimes_metrics() -> None:
     # A process of its own: the runtime it installs is the process-wide default.
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        address = f"127.0.0.1:{probe.getsockname()[1]}"
+    address = f"127.0.0.1:{free_port()}"
     script = (
         "import sys, time\n"
         "from temporalio.runtime import Runtime\n"
