@@ -2,6 +2,14 @@
 
 A session ends on Sign Out (the row is deleted, so a copied cookie is worthless), after
 15 minutes without a request, and 12 hours after Verify whatever the activity.
+
+What a session may read is the patient's messages *sent to its address*: each message
+keeps the address its notice went to (``recipient_address``), and when the office
+changes a patient's address the open messages stay with the old one (issue 13). So the
+holder of the old mailbox, who already got those notices and passcodes, can still open
+them, and nothing else; a session started from the new address sees only what was sent
+there. Messages from before the address was kept fall back to the patient's current
+address, which is where the worker mails their passcodes too.
 """
 
 from __future__ import annotations
@@ -12,22 +20,36 @@ from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.addresses import normalise_address
-from infra.db.models import Patient, PortalSession
+from infra.db.models import Patient, PortalSession, SecureEmail
 from infra.security import new_token, token_hash
 
 IDLE_TIMEOUT = timedelta(minutes=15)
 ABSOLUTE_TIMEOUT = timedelta(hours=12)
 
 
-async def start(db: AsyncSession, patient: Patient) -> str:
-    """The new session's token (for the cookie); only its hash is kept."""
+def sent_to(secure_email: SecureEmail, patient: Patient) -> str:
+    """The address (normalised) this message's notice and passcodes go to."""
+    return normalise_address(secure_email.recipient_address or patient.email)
+
+
+def may_read(session: PortalSession, secure_email: SecureEmail, patient: Patient) -> bool:
+    """Whether this session may open the message: the patient's, sent to its address."""
+    return (
+        secure_email.patient_id == session.patient_id == patient.id
+        and sent_to(secure_email, patient) == session.address_normalised
+    )
+
+
+async def start(db: AsyncSession, patient: Patient, verified: SecureEmail) -> str:
+    """The new session's token (for the cookie); only its hash is kept. ``verified`` is
+    the message whose passcode was just entered: the session is bound to its address."""
     token = new_token()
     now = datetime.now(UTC)
     db.add(
         PortalSession(
             token_hash=token_hash(token),
             patient_id=patient.id,
-            address_normalised=normalise_address(patient.email),
+            address_normalised=sent_to(verified, patient),
             created_at=now,
             last_seen_at=now,
             expires_at=now + ABSOLUTE_TIMEOUT,
@@ -58,10 +80,9 @@ async def live(db: AsyncSession, token: str) -> PortalSession | None:
         await db.delete(session)
         await db.commit()
         return None
-    patient = await db.get(Patient, session.patient_id)
-    # Bound to the address that received the passcode: if the office changes the
-    # patient's address, the old mailbox's session no longer opens anything.
-    if patient is None or normalise_address(patient.email) != session.address_normalised:
+    # A change of the patient's address does not end it: what it may read is decided
+    # per message (``may_read``), by the address each was sent to.
+    if await db.get(Patient, session.patient_id) is None:
         return None
     session.last_seen_at = now
     await db.commit()

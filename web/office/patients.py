@@ -1,22 +1,32 @@
-"""The patient directory: the page, search and adding a patient.
+"""The patient directory: the page, search, adding a patient and editing one.
 
-Searches and additions are audited (R13): a search by how many it found, never by what
-was typed. The words and audit detail here serve ``web.api.patients`` too.
+Searches, additions and edits are audited (R13): a search by how many it found, never by
+what was typed; an edit by the names of the fields changed. The words and audit detail
+here serve ``web.api.patients`` too.
+
+A changed address is for new secure emails only: each open one keeps the address its
+notice went to (``SecureEmail.recipient_address``), so its link and passcodes still work
+for whoever holds that mailbox. The edit page says so and offers Send again (the status
+page's flow, which sends to the patient's current address) for each of them.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
+from domain.addresses import normalise_address
 from domain.audit import AuditAction
-from domain.patients import PatientCreate, PatientStatus
-from infra.db.models import Patient
-from infra.directory import DuplicatePatientEmail, add_patient, find_patients
-from web.deps import CurrentStaff, DbSession, audit_staff, staff_actor
+from domain.patients import PatientCreate, PatientStatus, PatientUpdate
+from domain.secure_email import SecureEmailStatus
+from infra import secure_emails
+from infra.db.models import Patient, SecureEmail
+from infra.directory import DuplicatePatientEmail, add_patient, change_patient, find_patients
+from web.deps import CurrentStaff, DbSession, audit_staff, practice_patient, staff_actor
 from web.templating import form_errors, render
 
 router = APIRouter(tags=["office"], include_in_schema=False)
@@ -99,4 +109,120 @@ async def _patients(
             "added": request.query_params.get("added") == "1",
         },
         status_code=status.HTTP_422_UNPROCESSABLE_CONTENT if errors else status.HTTP_200_OK,
+    )
+
+
+# Editing a patient -------------------------------------------------------------------
+
+# Not open for the patient any more: nothing to keep or send again.
+CLOSED = {SecureEmailStatus.EXPIRED, SecureEmailStatus.FAILED, SecureEmailStatus.WITHDRAWN}
+
+
+@dataclass(frozen=True)
+class StayingBehind:
+    """Open secure emails sent to an address the patient no longer has."""
+
+    address: str
+    messages: list[SecureEmail]
+
+
+async def staying_behind(
+    db: DbSession, patient: Patient
+) -> tuple[list[StayingBehind], dict[str, SecureEmail]]:
+    """The open secure emails whose address is not the patient's now, by that address,
+    and, by original id, those already sent again (so the page does not offer it twice)."""
+    unexpired = await secure_emails.unexpired_of_patient(db, patient.id)
+    sent_again = {m.resent_from_id: m for m in unexpired if m.resent_from_id}
+    by_address: dict[str, StayingBehind] = {}
+    for message in reversed(unexpired):  # oldest first, as they were sent
+        address = message.recipient_address
+        # None: sent before the address was kept; its passcodes follow the patient.
+        if address is None or normalise_address(address) == patient.email_normalised:
+            continue
+        if SecureEmailStatus(message.status) in CLOSED:
+            continue
+        key = normalise_address(address)
+        by_address.setdefault(key, StayingBehind(address, [])).messages.append(message)
+    return list(by_address.values()), sent_again
+
+
+@router.get("/patients/{patient_id}/edit")
+async def edit_patient_page(
+    request: Request, db: DbSession, staff: CurrentStaff, patient_id: str
+) -> HTMLResponse:
+    patient = await practice_patient(db, staff, patient_id)
+    typed = {"name": patient.name, "email": patient.email, "status": patient.status}
+    return await _edit_page(request, db, staff, patient, typed=typed)
+
+
+@router.post("/patients/{patient_id}/edit")
+async def edit_patient_form(
+    request: Request,
+    db: DbSession,
+    staff: CurrentStaff,
+    patient_id: str,
+    name: Annotated[str, Form()] = "",
+    email: Annotated[str, Form()] = "",
+    patient_status: Annotated[str, Form(alias="status")] = "",
+) -> Response:
+    patient = await practice_patient(db, staff, patient_id)
+    # The form always sends all three: an emptied field is refused as when adding.
+    typed = {"name": name, "email": email, "status": patient_status}
+    try:
+        change = PatientUpdate.model_validate(typed)
+    except ValidationError as error:
+        return await _edit_page(request, db, staff, patient, typed=typed, errors=form_errors(error))
+    try:
+        await change_patient(db, patient, change, changed_by=staff_actor(request, staff))
+    except DuplicatePatientEmail:
+        return await _edit_page(
+            request,
+            db,
+            staff,
+            patient,
+            typed=typed,
+            errors={"email": DUPLICATE_EMAIL},
+            status_code=status.HTTP_409_CONFLICT,
+        )
+    return RedirectResponse(
+        f"/patients/{patient.id}/edit?saved=1", status_code=status.HTTP_303_SEE_OTHER
+    )
+
+
+async def _edit_page(
+    request: Request,
+    db: DbSession,
+    staff: CurrentStaff,
+    patient: Patient,
+    *,
+    typed: dict[str, str],
+    errors: dict[str, str] | None = None,
+    status_code: int = status.HTTP_422_UNPROCESSABLE_CONTENT,
+) -> HTMLResponse:
+    behind, sent_again = await staying_behind(db, patient)
+    shown = sum(len(group.messages) for group in behind)
+    if shown:
+        # Their subjects are PHI: the read is audited by count, as the Sent box is.
+        await audit_staff(
+            db,
+            request,
+            staff,
+            AuditAction.OFFICE_SENT_LIST,
+            patient_id=patient.id,
+            detail=f"{shown} secure email(s)",
+        )
+    return render(
+        request,
+        "office/patient_edit.html",
+        {
+            "staff": staff,
+            "patient": patient,
+            "typed": typed,
+            "errors": errors or {},
+            "statuses": list(PatientStatus),
+            "saved": request.query_params.get("saved") == "1" and not errors,
+            "behind": behind,
+            "sent_again": sent_again,
+        },
+        status_code=status_code if errors else status.HTTP_200_OK,
     )

@@ -16,6 +16,7 @@ from domain.audit import ActorType, AuditAction
 from infra import portal_sessions, secure_emails
 from infra.audit import Actor, audit
 from infra.db.models import Patient, PortalSession, Practice, SecureEmail
+from infra.directory import patient_by_id
 from infra.security import token_hash
 from web.deps import DbSession, client_address, or_404
 from web.errors import MessageExpired, PortalSignedOut
@@ -26,9 +27,14 @@ MESSAGE_NOT_FOUND = "Message not found"
 
 
 async def start_portal_session(
-    db: DbSession, response: Response, patient: Patient, *, secure_cookie: bool
+    db: DbSession,
+    response: Response,
+    patient: Patient,
+    verified: SecureEmail,
+    *,
+    secure_cookie: bool,
 ) -> None:
-    token = await portal_sessions.start(db, patient)
+    token = await portal_sessions.start(db, patient, verified)
     response.set_cookie(
         PORTAL_COOKIE,
         token,
@@ -69,10 +75,27 @@ async def live_by_link(db: DbSession, token: str) -> SecureEmail:
 async def live_of_session(
     db: DbSession, session: PortalPatient, secure_email_id: str
 ) -> SecureEmail:
-    """The secure email if this session's patient may read it, else 404 (never 403:
-    another patient's message ids must not be confirmed to exist)."""
+    """The secure email if this session may read it, else 404 (never 403: another
+    patient's message ids must not be confirmed to exist). A message of this patient
+    sent to another of their addresses is another mailbox's: 404 too."""
     secure_email = await secure_emails.of_patient(db, session.patient_id, secure_email_id)
-    return await _live(db, or_404(secure_email, MESSAGE_NOT_FOUND))
+    patient = await patient_by_id(db, session.patient_id)
+    readable = (
+        secure_email is not None
+        and patient is not None
+        and portal_sessions.may_read(session, secure_email, patient)
+    )
+    return await _live(db, or_404(secure_email if readable else None, MESSAGE_NOT_FOUND))
+
+
+async def live_threads(db: DbSession, session: PortalSession) -> list[SecureEmail]:
+    """The session's unexpired messages, newest first: the patient's, sent to the
+    address this session was verified at (``portal_sessions.may_read``)."""
+    patient = await patient_by_id(db, session.patient_id)
+    if patient is None:
+        return []
+    messages = await secure_emails.unexpired_of_patient(db, session.patient_id)
+    return [m for m in messages if portal_sessions.may_read(session, m, patient)]
 
 
 LinkedEmail = Annotated[SecureEmail, Depends(live_by_link)]

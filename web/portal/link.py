@@ -129,13 +129,16 @@ async def _passcode_form(
     status_code: int = status.HTTP_200_OK,
 ) -> HTMLResponse:
     patient = await secure_emails.patient_of(db, secure_email)
+    # Where this message's passcodes go: the address its notice went to, even if the
+    # office has changed the patient's address since.
+    address = (secure_email.recipient_address or patient.email) if patient else ""
     return render(
         request,
         "portal/passcode.html",
         {
             "token": token,
             "practice": await practice_of_message(db, secure_email),
-            "address": _masked(patient.email) if patient else "",
+            "address": _masked(address) if address else "",
             "minutes": MINUTES_VALID,
             "error": error,
             "offer_new": offer_new,
@@ -187,7 +190,9 @@ async def verify(
         response = RedirectResponse(
             f"/portal/messages/{secure_email.id}", status_code=status.HTTP_303_SEE_OTHER
         )
-        await start_portal_session(db, response, patient, secure_cookie=settings.secure_cookies)
+        await start_portal_session(
+            db, response, patient, secure_email, secure_cookie=settings.secure_cookies
+        )
         await audit_patient(db, request, secure_email, AuditAction.VERIFY_OK)
         await audit_patient(db, request, secure_email, AuditAction.SIGN_IN)
         return response

@@ -23,6 +23,7 @@ from web.portal.deps import (
     PortalPatient,
     ReadableEmail,
     audit_patient,
+    live_threads,
     practice_of_message,
 )
 from web.services.replies import workflow_of
@@ -39,13 +40,12 @@ async def tabs_context(db: DbSession, session: PortalSession, tab: str) -> dict[
 
 
 async def _live_threads(db: DbSession, session: PortalSession) -> dict[str, SecureEmail]:
-    messages = await secure_emails.unexpired_of_patient(db, session.patient_id)
-    return {message.id: message for message in messages}
+    return {message.id: message for message in await live_threads(db, session)}
 
 
 @router.get("/portal")
 async def inbox(request: Request, db: DbSession, session: PortalPatient) -> HTMLResponse:
-    messages = await secure_emails.unexpired_of_patient(db, session.patient_id)
+    messages = await live_threads(db, session)
     return render(
         request,
         "portal/inbox.html",

@@ -20,7 +20,12 @@ from temporalio.service import RPCError
 from domain.addresses import same_address
 from domain.attachments import StoredAttachment
 from domain.audit import AuditAction
-from domain.secure_email import SecureEmailStart, SecureEmailStatus, workflow_id_for
+from domain.secure_email import (
+    SecureEmailStart,
+    SecureEmailStatus,
+    reminder_time,
+    workflow_id_for,
+)
 from infra import practices, secure_emails
 from infra.audit import Actor, audit
 from infra.crypto import portal_secrets
@@ -151,6 +156,9 @@ async def _record_and_start(
         sent_at=sent_at,
         expires_at=expires_at,
         resent_from_id=resent_from,
+        # The address this message's notice and passcodes go to, kept with it: a later
+        # change of the patient's address is for new messages only (issue 13).
+        recipient_address=patient.email,
     )
     await secure_emails.record_new(db, secure_email, stored)
     try:
@@ -163,6 +171,8 @@ async def _record_and_start(
                 sent_at=sent_at,
                 expires_at=expires_at,
                 portal_key_id=portal_key_id,
+                # The practice's reminder setting at the moment of sending.
+                reminder_at=reminder_time(sent_at, expires_at, practice.reminder_after_hours),
             ),
             id=workflow_id_for(secure_email_id),
             task_queue=sender.task_queue,
