@@ -2,18 +2,49 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from functools import cache
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
+from markupsafe import Markup, escape
 from pydantic import ValidationError
 
 from web.csrf import csrf_token, remember_csrf_token
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 templates = Jinja2Templates(directory=TEMPLATES_DIR)
+
+# The pages' usual way of writing a moment: "02 December 2026 01:40 EST".
+LOCAL_TIME_FORMAT = "%d %B %Y %H:%M %Z"
+
+
+@cache
+def _zone(name: str | None) -> ZoneInfo:
+    try:
+        return ZoneInfo(name or "UTC")
+    except (ZoneInfoNotFoundError, ValueError):
+        # A zone this machine does not know still shows a time, honestly labelled UTC.
+        return ZoneInfo("UTC")
+
+
+def local_time(moment: datetime, zone: object, fmt: str = LOCAL_TIME_FORMAT) -> Markup:
+    """``moment`` in the practice's time zone (R16), with the zone's abbreviation when
+    ``fmt`` asks for it (``%Z``), inside ``<time>`` whose ``datetime`` is the UTC instant.
+
+    ``zone`` is an IANA name; anything else (a page rendered without one) shows UTC."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    instant = moment.astimezone(UTC).isoformat()
+    shown = moment.astimezone(_zone(zone if isinstance(zone, str) else None)).strftime(fmt)
+    return Markup('<time datetime="{}">{}</time>').format(instant, escape(shown))
+
+
+templates.env.globals["local_time"] = local_time
 
 
 def render(

@@ -15,6 +15,7 @@ from fastapi.responses import HTMLResponse, StreamingResponse
 from domain.audit import AuditAction
 from infra.audit import AuditFilter, find_events
 from infra.db.models import AuditEvent
+from infra.practices import time_zone_of
 from web.deps import CurrentAdmin, DbSession
 from web.templating import render
 
@@ -71,6 +72,7 @@ async def audit_page(
         "office/audit.html",
         {
             "staff": admin,
+            "time_zone": await time_zone_of(db, admin.practice_id),
             "events": events,
             "actions": list(AuditAction),
             "chosen": request.query_params,

@@ -10,6 +10,7 @@ from fastapi.responses import HTMLResponse, StreamingResponse
 from domain.audit import AuditAction
 from infra.chart import ChartEntry, chart_entry, chart_of
 from infra.db.models import Patient, StaffUser
+from infra.practices import time_zone_of
 from web.deps import CurrentStaff, DbSession, StateDep, audit_staff, or_404, practice_patient
 from web.downloads import download
 from web.templating import render
@@ -27,7 +28,12 @@ async def chart_page(
     return render(
         request,
         "office/chart.html",
-        {"staff": staff, "patient": patient, "entries": entries},
+        {
+            "staff": staff,
+            "patient": patient,
+            "entries": entries,
+            "time_zone": await time_zone_of(db, staff.practice_id),
+        },
     )
 
 

@@ -18,6 +18,7 @@ from domain.secure_email import SecureEmailStatus
 from infra import secure_emails
 from infra.db.models import Reply, StaffUser
 from infra.directory import find_patients, get_patient, patient_by_id
+from infra.practices import time_zone_of
 from infra.replies import files_of_replies, mark_read, reply_of_practice, threads
 from infra.secure_emails import BadCursor, Cursor, SentPage
 from web.deps import CurrentStaff, DbSession, StateDep, audit_staff, or_404, practice_patient
@@ -61,7 +62,14 @@ async def email_client(request: Request, db: DbSession, staff: CurrentStaff) -> 
         db, request, staff, AuditAction.OFFICE_INBOX_LIST, detail=f"{len(found)} thread(s)"
     )
     return render(
-        request, "office/email_client.html", {"staff": staff, "tab": "inbox", "threads": found}
+        request,
+        "office/email_client.html",
+        {
+            "staff": staff,
+            "tab": "inbox",
+            "threads": found,
+            "time_zone": await time_zone_of(db, staff.practice_id),
+        },
     )
 
 
@@ -183,6 +191,7 @@ async def sent_box(
         {
             "staff": staff,
             "tab": "sent",
+            "time_zone": await time_zone_of(db, staff.practice_id),
             "page": page,
             "older": older,
             "newest": _sent_url(chosen),
@@ -216,6 +225,7 @@ async def read_reply(
         {
             "staff": staff,
             "reply": reply,
+            "time_zone": await time_zone_of(db, staff.practice_id),
             "secure_email": secure_email,
             "patient": patient,
             "files": files,

@@ -13,6 +13,7 @@ from domain.secure_email import re_subject
 from infra import secure_emails
 from infra.db.models import Patient, SecureEmail, StaffUser
 from infra.objects import ObjectNotFound, ObjectUnreadable
+from infra.practices import time_zone_of
 from web.deps import (
     CurrentStaff,
     DbSession,
@@ -177,6 +178,7 @@ async def secure_email_page(
         {
             "staff": staff,
             "secure_email": secure_email,
+            "time_zone": await time_zone_of(db, staff.practice_id),
             "patient": patient,
             "attachments": await secure_emails.office_files_of(db, secure_email.id),
             "expired": secure_emails.expired(secure_email),

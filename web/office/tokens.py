@@ -26,6 +26,7 @@ from infra.accounts import (
     staff_member,
 )
 from infra.db.models import ApiToken, StaffUser
+from infra.practices import time_zone_of
 from web.deps import CurrentAdmin, DbSession, audit_staff, or_404
 from web.templating import render
 
@@ -164,6 +165,7 @@ async def _tokens_page(
         "office/tokens.html",
         {
             "staff": admin,
+            "time_zone": await time_zone_of(db, admin.practice_id),
             "tokens": [public(token, owner) for token, owner in rows],
             "members": members,
             "lifetimes": LIFETIMES,
