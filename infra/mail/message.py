@@ -59,6 +59,11 @@ class MailMessage(BaseModel):
     # Chosen by the caller from the business id so a retried send carries the same id.
     message_id: str
     headers: dict[str, str] = Field(default_factory=dict)
+    # Ids that tie the mail service's later events (delivered, bounced) back to this mail:
+    # SendGrid's ``custom_args``, copied into every event of its Event Webhook. Ids only,
+    # never an address or anything of the message: SendGrid keeps them as "not PII".
+    # SMTP has nowhere to send them and ignores them.
+    tracking: dict[str, str] = Field(default_factory=dict)
 
     @field_validator("subject", "text")
     @classmethod

@@ -35,7 +35,7 @@ def mail_send_body(message: MailMessage, *, sandbox_mode: bool = False) -> dict[
         "subject": message.subject,
         "content": content,
         "headers": {**message.headers, "Message-ID": message.message_id},
-        "custom_args": {CUSTOM_ARG_MESSAGE_ID: message.message_id},
+        "custom_args": {**message.tracking, CUSTOM_ARG_MESSAGE_ID: message.message_id},
         # Click tracking would rewrite the View Secure Email link through SendGrid's
         # redirector (leaking the token to a third party), and the open pixel and
         # unsubscribe footer have no place in a patient notice.
