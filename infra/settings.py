@@ -12,11 +12,15 @@ point of use, never in a log or a repr.
 
 from __future__ import annotations
 
+import base64
 import ipaddress
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import load_der_public_key
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -96,6 +100,23 @@ class Settings(BaseSettings):
     def _no_trailing_slash(cls, value: str) -> str:
         return value.rstrip("/")
 
+    @field_validator("sendgrid_webhook_public_key")
+    @classmethod
+    def _sendgrid_verification_key(cls, value: str) -> str:
+        """A key that does not load would refuse every event: say so at start instead."""
+        value = value.strip()
+        if value:
+            try:
+                key = load_der_public_key(base64.b64decode(value, validate=True))
+            except (ValueError, UnsupportedAlgorithm):
+                key = None
+            if not isinstance(key, ec.EllipticCurvePublicKey) or key.curve.name != "secp256r1":
+                raise ValueError(
+                    "SECURE_EMAIL_SENDGRID_WEBHOOK_PUBLIC_KEY must be the Signed Event "
+                    "Webhook's verification key as SendGrid shows it (base64, ECDSA P-256)"
+                )
+        return value
+
     @field_validator("forwarded_allow_ips")
     @classmethod
     def _trusted_proxies(cls, value: str) -> str:
@@ -136,6 +157,10 @@ class Settings(BaseSettings):
     # separated: ``office@smile.example,smile-dental.example``. SendGrid refuses any other
     # From address; see ``infra.mail.factory.sender_is_verified``.
     sendgrid_verified_senders: str = ""
+    # The verification key of SendGrid's Signed Event Webhook (Settings → Mail Settings →
+    # Event Webhook), base64 DER as SendGrid shows it: a public key, so no secret. Empty:
+    # ``POST /webhooks/sendgrid`` is off (404). See ``web.webhooks.sendgrid``.
+    sendgrid_webhook_public_key: str = ""
 
     # Tink JSON keysets (``infra.crypto.keys``; rotation in the README). AEAD for
     # payloads and database fields, streaming AEAD for stored files. Empty in

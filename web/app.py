@@ -16,7 +16,7 @@ from infra.db.engine import make_engine, make_sessionmaker
 from infra.db.migrate import require_migrated
 from infra.encrypted_objects import secure_object_store
 from infra.settings import Settings, get_settings
-from web import api, errors, office, ops, portal
+from web import api, errors, office, ops, portal, webhooks
 from web.api import docs
 from web.body_limits import BodyLimits
 from web.csrf import MultipartCsrf, csrf_protect
@@ -76,6 +76,7 @@ def create_app(
     app.include_router(portal.router)
     app.include_router(ops.router)
     app.include_router(docs.router)
+    app.include_router(webhooks.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     # Innermost first: a body is counted (BodyLimits) before a multipart form's token
     # is checked on its first part (MultipartCsrf), and both before anything parses it.

@@ -13,6 +13,8 @@ The limits by kind:
 - Send Secure (office page and API) and Reply All, when multipart: 10 files of 20 MB and
   2 MB for the subject, the body and the parts' headers (each text field is at most
   1 MB, Starlette's part limit);
+- SendGrid's Event Webhook: 1 MB, one batch of events of a few hundred bytes each
+  (SendGrid splits what it has into batches; a refused one it posts again);
 - the Temporal UI's codec: 4 MB, Temporal's gRPC message limit: a batch of payloads of
   one workflow history can never be larger than what the Temporal service can hold;
 - any route not in the table: 64 KB, as if anyone could post it, until it says why more.
@@ -41,12 +43,13 @@ MB = 1024 * 1024
 ANONYMOUS_FORM = 64 * KB
 FORM = 1 * MB
 CODEC = 4 * MB
+WEBHOOK = 1 * MB
 # Subject, body (each at most 1 MB: Starlette's limit on one text part), the form token
 # and every part's own headers.
 FIELDS_ALLOWANCE = 2 * MB
 UPLOADS = MAX_FILES * MAX_ATTACHMENT_BYTES + FIELDS_ALLOWANCE
 
-JSON_PREFIXES = ("/api/", "/codec/")
+JSON_PREFIXES = ("/api/", "/codec/", "/webhooks/")
 CLOSE = (b"connection", b"close")
 ANY_METHOD = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
@@ -108,6 +111,7 @@ LIMITS: tuple[BodyLimit, ...] = (
         "Reply All: at most 10 files of 20 MB, a subject and a body",
         uploads=True,
     ),
+    _limit("POST", "/webhooks/sendgrid", WEBHOOK, "SendGrid's Event Webhook: a batch of events"),
     _limit("*", "/codec/.*", CODEC, "payloads of one history, within Temporal's 4 MB"),
     _limit("*", "/api/.*", FORM, "JSON: a patient, the practice's settings, staff, tokens"),
     _limit(

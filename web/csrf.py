@@ -26,7 +26,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 CSRF_COOKIE = "csrf_token"
 CSRF_FIELD = "csrf_token"
-EXEMPT_PREFIXES = ("/api/", "/codec/")
+# /webhooks/: SendGrid's server posts there, never a browser: no cookie rides along for
+# another site to abuse, and each request is signed by SendGrid (``web.webhooks``).
+EXEMPT_PREFIXES = ("/api/", "/codec/", "/webhooks/")
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 REFUSED = (
     "This form has expired or did not come from this site. Go back, reload the page and try again."
