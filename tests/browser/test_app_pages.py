@@ -1,6 +1,6 @@
 """Pages that need only the web app, in a real browser: ``/docs`` (Swagger UI under the
-strict CSP, nothing fetched from anywhere but the app) and the patient search (a POST:
-the name typed never reaches the URL)."""
+strict CSP, nothing fetched from anywhere but the app), the patient search (a POST:
+the name typed never reaches the URL) and the Settings page's time zone and reminder."""
 
 from __future__ import annotations
 
@@ -85,3 +85,44 @@ async def test_patient_search_keeps_the_name_out_of_the_url(
         await expect(page.get_by_role("cell", name="Grace Hopper", exact=True)).to_be_visible()
         await context.close()
     assert problems == {}
+
+
+async def test_settings_page_saves_time_zone_and_reminder(
+    live_app: str, chromium: Browser, office: Office
+) -> None:
+    context = await chromium.new_context(viewport=DESKTOP, base_url=live_app)
+    page = await context.new_page()
+    await page.goto("/login")
+    await page.get_by_label("Email").fill(office.email)
+    await page.get_by_label("Password").fill(STAFF_PASSWORD)
+    await page.get_by_role("button", name="Log in").click()
+    await expect(page.get_by_role("heading", name="Main Menu")).to_be_visible()
+
+    await page.goto("/settings")
+    zone = page.get_by_label("Time zone")
+    reminder = page.get_by_label("Reminder after (hours)")
+    await expect(zone).to_have_value("America/New_York")
+    await expect(reminder).to_have_value("48")
+    await expect(reminder).to_have_accessible_description(re.compile("0 turns reminders off"))
+    problems = await serious_accessibility_problems(page)
+
+    # Too late a reminder: refused, and what was chosen stays chosen.
+    await zone.select_option("Asia/Tokyo")
+    await reminder.fill("168")
+    await page.get_by_role("button", name="Save settings").click()
+    await expect(page.get_by_role("alert").first).to_contain_text("Nothing was saved")
+    await expect(page.get_by_text("at or after the expiry")).to_be_visible()
+    await expect(zone).to_have_value("Asia/Tokyo")
+    await expect(reminder).to_have_value("168")
+    await expect(reminder).to_have_attribute("aria-invalid", "true")
+    problems += await serious_accessibility_problems(page)
+
+    await reminder.fill("24")
+    await page.get_by_role("button", name="Save settings").click()
+    await expect(page.get_by_role("status")).to_have_text("Settings saved.")
+    await expect(zone).to_have_value("Asia/Tokyo")
+    await expect(reminder).to_have_value("24")
+    practice = (await office.api.get("/api/v1/practice")).json()
+    assert (practice["time_zone"], practice["reminder_after_hours"]) == ("Asia/Tokyo", 24)
+    await context.close()
+    assert problems == []
