@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import httpx
 import pytest
 
@@ -91,3 +93,24 @@ async def test_read_patient_of_other_practice_is_not_found(
     assert (await office.api.get(f"/api/v1/patients/{patient_id}")).status_code == 404
     assert (await office.api.get("/api/v1/patients", params={"q": "grace"})).json() == {"items": []}
     await other.aclose()
+
+
+async def test_edit_patient_own_address_in_other_case_is_not_a_duplicate(office: Office) -> None:
+    created = await office.api.post(
+        "/api/v1/patients", json={"name": "Ada", "email": "ada@example.com"}
+    )
+    patient_id = created.json()["id"]
+    changed = await office.api.patch(
+        f"/api/v1/patients/{patient_id}", json={"email": "ADA@example.com"}
+    )
+    assert changed.status_code == 200, changed.text
+    assert changed.json()["email"] == "ADA@example.com"
+
+
+def test_edit_patient_declares_its_refusals_in_openapi(tmp_path: Path) -> None:
+    from tests.fixtures.stack import own_settings
+    from web.app import create_app
+
+    document = create_app(own_settings(tmp_path)).openapi()
+    responses = document["paths"]["/api/v1/patients/{patient_id}"]["patch"]["responses"]
+    assert {"200", "401", "404", "409", "422"} <= set(responses)
