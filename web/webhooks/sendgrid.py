@@ -49,6 +49,7 @@ from infra import alerts, secure_emails, timeline
 from infra.db.models import SecureEmail
 from web.api.responses import ErrorDetail
 from web.deps import DbSession, StateDep, TemporalUnavailable, temporal_of
+from web.state import AppState
 
 log = logging.getLogger(__name__)
 
@@ -189,7 +190,7 @@ async def sendgrid_events(
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-async def _record(state: StateDep, db: AsyncSession, item: object, counts: Counts) -> None:
+async def _record(state: AppState, db: AsyncSession, item: object, counts: Counts) -> None:
     try:
         event = SendGridEvent.model_validate(item)
     except ValidationError:
