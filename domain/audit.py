@@ -33,6 +33,10 @@ class AuditAction(StrEnum):
     OFFICE_READ_REPLY = "office.read_reply"
     OFFICE_DOWNLOAD = "office.download"
     OFFICE_ALERT_ACK = "office.alert_ack"
+    # The office's changes to a sent secure email (issue 13).
+    WITHDRAW = "secure_email.withdraw"
+    EXPIRY_CHANGED = "secure_email.expiry_changed"
+    NOTICE_RESENT = "secure_email.notice_resent"
     OPERATOR_DECODE = "operator.decode"
     OPERATOR_ENCODE = "operator.encode"
     # Staff reads of PHI (HIPAA §164.312(b)); never the query, subject or file name.

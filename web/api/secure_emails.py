@@ -5,11 +5,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, status
+from fastapi import APIRouter, HTTPException, Query, Request, status
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import Response
+from pydantic import BaseModel, ConfigDict
 
-from domain.secure_email import SecureEmailStatus
+from domain.secure_email import NoticeResent, SecureEmailStatus
 from domain.secure_email_views import (
     AttachmentPublic,
     ReplyPublic,
@@ -17,15 +18,27 @@ from domain.secure_email_views import (
     SecureEmailListItem,
     SecureEmailPage,
     SecureEmailPublic,
+    TimelineEvent,
 )
-from infra import secure_emails
+from infra import secure_emails, timeline
+from infra.db.models import SecureEmail, StaffUser
 from infra.replies import files_of_replies, replies_to
 from infra.secure_emails import SENT_PAGE_MAX, SENT_PAGE_SIZE, BadCursor
-from web.api.responses import CONFLICT, INVALID, NOT_FOUND, SERVICE_DOWN, WITH_BODY, declared
+from web.api.responses import (
+    CONFLICT,
+    INVALID,
+    JSON_BODY,
+    NOT_FOUND,
+    SERVICE_DOWN,
+    WITH_BODY,
+    declared,
+)
 from web.deps import ApiStaff, DbSession, StateDep, staff_actor
-from web.errors import field_errors, on_unavailable
+from web.errors import field_error, field_errors, on_unavailable
 from web.office.email_client import BAD_CURSOR, SentFilters, list_sent
 from web.office.secure_emails import REFUSED_STATUS, audit_viewed, practice_secure_email
+from web.services import changes
+from web.services.changes import ChangeRefused, Refusal
 from web.services.sending import (
     NO_COPIES,
     UNAVAILABLE,
@@ -174,11 +187,19 @@ def _utc(moment: datetime | None, field: str) -> datetime | None:
 async def read_secure_email(
     request: Request, db: DbSession, staff: ApiStaff, secure_email_id: str
 ) -> SecureEmailPublic:
+    """The secure email, its replies and its timeline (``events``, oldest first)."""
     secure_email = await practice_secure_email(db, staff, secure_email_id)
+    return await _public(request, db, staff, secure_email)
+
+
+async def _public(
+    request: Request, db: DbSession, staff: StaffUser, secure_email: SecureEmail
+) -> SecureEmailPublic:
     # The patient's files share the table; they are listed under their reply.
     attachments = await secure_emails.office_files_of(db, secure_email.id)
     replies = await replies_to(db, secure_email.id)
     files = await files_of_replies(db, [reply.id for reply in replies])
+    events = await timeline.of(db, secure_email.id)
     # The replies' bodies are PHI too: the event counts them.
     await audit_viewed(request, db, staff, secure_email, detail=f"{len(replies)} reply(ies)")
     return SecureEmailPublic(
@@ -199,4 +220,84 @@ async def read_secure_email(
             )
             for reply in replies
         ],
+        events=[TimelineEvent.model_validate(event) for event in events],
     )
+
+
+# The office's changes (R15, issue 13). Clerks may make them, as they send: they are what
+# the front desk does with a message it sent, not the practice's settings.
+
+
+class ExpiryUpdate(BaseModel):
+    """A secure email's new expiry: ISO 8601 with its zone, at least an hour from now and
+    at most 90 days after sending."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    expires_at: datetime
+
+
+def _refused(refused: ChangeRefused) -> HTTPException:
+    if refused.refusal is Refusal.BAD_EXPIRY:
+        return field_error("expires_at", refused.words)
+    return HTTPException(status.HTTP_409_CONFLICT, detail=refused.words)
+
+
+@router.post(
+    "/{secure_email_id}/withdraw",
+    responses=declared(NOT_FOUND, INVALID, CONFLICT, SERVICE_DOWN),
+)
+async def withdraw_secure_email(
+    request: Request, state: StateDep, db: DbSession, staff: ApiStaff, secure_email_id: str
+) -> SecureEmailPublic:
+    """Withdraws it: the patient can no longer read it. Withdrawing it again is no
+    change; an expired (or undelivered) one is a 409 in words."""
+    secure_email = await practice_secure_email(db, staff, secure_email_id)
+    try:
+        secure_email = await changes.withdraw(state, db, secure_email, staff_actor(request, staff))
+    except ChangeRefused as refused:
+        raise _refused(refused) from None
+    return await _public(request, db, staff, secure_email)
+
+
+@router.patch(
+    "/{secure_email_id}",
+    responses=declared(NOT_FOUND, JSON_BODY, CONFLICT, SERVICE_DOWN),
+)
+async def change_secure_email(
+    request: Request,
+    state: StateDep,
+    db: DbSession,
+    staff: ApiStaff,
+    secure_email_id: str,
+    change: ExpiryUpdate,
+) -> SecureEmailPublic:
+    """Moves its expiry (``expires_at``, UTC ISO 8601): 422 naming ``expires_at`` when it
+    is less than an hour from now, more than 90 days after sending or has no zone; 409
+    when the secure email is closed (expired, withdrawn, undelivered)."""
+    secure_email = await practice_secure_email(db, staff, secure_email_id)
+    try:
+        secure_email = await changes.change_expiry(
+            state, db, secure_email, change.expires_at, staff_actor(request, staff)
+        )
+    except ChangeRefused as refused:
+        raise _refused(refused) from None
+    return await _public(request, db, staff, secure_email)
+
+
+@router.post(
+    "/{secure_email_id}/resend-notice",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=declared(NOT_FOUND, INVALID, CONFLICT, SERVICE_DOWN),
+)
+async def resend_notice(
+    request: Request, state: StateDep, db: DbSession, staff: ApiStaff, secure_email_id: str
+) -> NoticeResent:
+    """Sends the patient the same notice (the same link) again, while it is unopened: at
+    most 3 times a day. Refusals (opened, closed, too many today) are 409s in words."""
+    secure_email = await practice_secure_email(db, staff, secure_email_id)
+    try:
+        left = await changes.resend_notice(state, db, secure_email, staff_actor(request, staff))
+    except ChangeRefused as refused:
+        raise _refused(refused) from None
+    return NoticeResent(resends_left=left)

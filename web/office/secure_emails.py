@@ -1,16 +1,25 @@
-"""Office pages: compose and Send Secure, a secure email's status, Send again."""
+"""Office pages: compose and Send Secure, a secure email's status and timeline, Send
+again, and the office's changes to it (withdraw, expiry, resend the notice)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fastapi import APIRouter, Request, UploadFile, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from domain.attachments import ALLOWED_EXTENSIONS, MAX_ATTACHMENT_BYTES
 from domain.audit import AuditAction
-from domain.secure_email import re_subject
-from infra import secure_emails
+from domain.secure_email import (
+    MAX_LIFETIME,
+    EventKind,
+    SecureEmailStatus,
+    is_closed,
+    re_subject,
+)
+from infra import secure_emails, timeline
 from infra.db.models import Patient, SecureEmail, StaffUser
 from infra.objects import ObjectNotFound, ObjectUnreadable
 from infra.practices import time_zone_of
@@ -24,6 +33,8 @@ from web.deps import (
     staff_actor,
 )
 from web.errors import on_unavailable
+from web.services import changes
+from web.services.changes import ChangeRefused, Refusal
 from web.services.sending import (
     UNAVAILABLE,
     Draft,
@@ -170,21 +181,238 @@ async def secure_email_page(
     request: Request, db: DbSession, staff: CurrentStaff, secure_email_id: str
 ) -> HTMLResponse:
     secure_email = await practice_secure_email(db, staff, secure_email_id)
+    done = CHANGE_DONE.get(request.query_params.get("done", ""))
+    resent = request.query_params.get("resent", "")
+    if done is None and resent.isdigit() and len(resent) <= 2:
+        done = _resent_words(int(resent))
+    return await _status_page(request, db, staff, secure_email, done=done)
+
+
+async def _status_page(
+    request: Request,
+    db: DbSession,
+    staff: StaffUser,
+    secure_email: SecureEmail,
+    *,
+    done: str | None = None,
+    errors: dict[str, str] | None = None,
+    typed: dict[str, str] | None = None,
+    status_code: int = status.HTTP_200_OK,
+) -> HTMLResponse:
     patient = await secure_emails.patient_of(db, secure_email)
+    time_zone = await time_zone_of(db, staff.practice_id)
     await audit_viewed(request, db, staff, secure_email)
+    expired = secure_emails.expired(secure_email)
+    changeable = secure_email.workflow_version >= 2 and not is_closed(
+        secure_email.status, secure_email.expires_at, datetime.now(UTC)
+    )
+    typed = typed or {}
+    typed.setdefault("expires_at", _local_input(secure_email.expires_at, time_zone))
     return render(
         request,
         "office/secure_email.html",
         {
             "staff": staff,
             "secure_email": secure_email,
-            "time_zone": await time_zone_of(db, staff.practice_id),
+            "time_zone": time_zone,
             "patient": patient,
             "attachments": await secure_emails.office_files_of(db, secure_email.id),
-            "expired": secure_emails.expired(secure_email),
+            "expired": expired,
             "sent": request.query_params.get("sent") == "1",
+            "events": [
+                (EVENT_WORDS.get(event.kind, event.kind), event.at)
+                for event in await timeline.of(db, secure_email.id)
+            ],
+            "changeable": changeable,
+            "resendable": changeable
+            and secure_email.status == SecureEmailStatus.SENT
+            and secure_email.opened_at is None,
+            "latest_expiry": _local_input(secure_email.sent_at + MAX_LIFETIME, time_zone),
+            "done": done,
+            "errors": errors or {},
+            "typed": typed,
         },
+        status_code=status_code,
     )
+
+
+# The office's changes (R15, issue 13): clerks may make them, as they send.
+
+EVENT_WORDS: dict[str, str] = {
+    EventKind.SENT: "Sent",
+    EventKind.NOTICE_DELIVERED: "Notice delivered",
+    EventKind.NOTICE_RESENT: "Notice sent again",
+    EventKind.REMINDER_SENT: "Reminder sent",
+    EventKind.PASSCODE_SENT: "Passcode sent",
+    EventKind.OPENED: "Opened",
+    EventKind.VIEWED: "Viewed again",
+    EventKind.REPLIED: "Replied",
+    EventKind.EXPIRY_CHANGED: "Expiry changed",
+    EventKind.WITHDRAWN: "Withdrawn",
+    EventKind.EXPIRED: "Expired",
+    EventKind.FAILED: "Could not be delivered",
+    EventKind.BOUNCED: "Bounced",
+}
+# What the status page says after a change (``?done=``).
+CHANGE_DONE = {
+    "withdrawn": "Withdrawn. The patient can no longer read this secure email.",
+    "expiry": "The expiry was changed.",
+}
+EXPIRY_NOT_A_TIME = "Enter the new expiry as a date and a time"
+# The field's format (``<input type="datetime-local">``), in the practice's zone.
+LOCAL_INPUT_FORMAT = "%Y-%m-%dT%H:%M"
+
+
+def _resent_words(left: int) -> str:
+    more = f"{left} more time{'s' if left != 1 else ''}" if left else "no more times"
+    return f"The notice was sent again. It can be sent again {more} today."
+
+
+def _local_input(moment: datetime, time_zone: str) -> str:
+    return moment.astimezone(_zone(time_zone)).strftime(LOCAL_INPUT_FORMAT)
+
+
+def _zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo("UTC")
+
+
+def _typed_expiry(typed: str, time_zone: str) -> datetime | None:
+    """What the office typed, as a moment: a date and time (or a date: its midnight) on
+    the practice's clock, unless it names its own zone."""
+    try:
+        moment = datetime.fromisoformat(typed.strip())
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=_zone(time_zone))
+
+
+def _page_on_failure(
+    request: Request,
+    db: DbSession,
+    staff: StaffUser,
+    secure_email: SecureEmail,
+    typed: dict[str, str] | None = None,
+) -> None:
+    """Temporal failing answers with the status page, saying so (and keeping the typing)."""
+
+    async def unavailable(words: str) -> Response:
+        return await _status_page(
+            request,
+            db,
+            staff,
+            secure_email,
+            errors={"change": words},
+            status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+            typed=typed,
+        )
+
+    on_unavailable(request, unavailable)
+
+
+async def _refused_page(
+    request: Request,
+    db: DbSession,
+    staff: StaffUser,
+    secure_email: SecureEmail,
+    refused: ChangeRefused,
+    typed: dict[str, str] | None = None,
+) -> HTMLResponse:
+    field = "expires_at" if refused.refusal is Refusal.BAD_EXPIRY else "change"
+    code = (
+        status.HTTP_422_UNPROCESSABLE_CONTENT
+        if refused.refusal is Refusal.BAD_EXPIRY
+        else status.HTTP_409_CONFLICT
+    )
+    await db.refresh(secure_email)
+    return await _status_page(
+        request,
+        db,
+        staff,
+        secure_email,
+        errors={field: refused.words},
+        status_code=code,
+        typed=typed,
+    )
+
+
+def _back_to(secure_email: SecureEmail, query: str) -> RedirectResponse:
+    return RedirectResponse(
+        f"/secure-emails/{secure_email.id}?{query}", status_code=status.HTTP_303_SEE_OTHER
+    )
+
+
+@router.get("/secure-emails/{secure_email_id}/withdraw")
+async def withdraw_page(
+    request: Request, db: DbSession, staff: CurrentStaff, secure_email_id: str
+) -> HTMLResponse:
+    """The confirmation step: withdrawing cannot be undone."""
+    secure_email = await practice_secure_email(db, staff, secure_email_id)
+    patient = await secure_emails.patient_of(db, secure_email)
+    await audit_viewed(request, db, staff, secure_email)  # its subject is shown
+    return render(
+        request,
+        "office/withdraw.html",
+        {"staff": staff, "secure_email": secure_email, "patient": patient},
+    )
+
+
+@router.post("/secure-emails/{secure_email_id}/withdraw")
+async def withdraw(
+    request: Request, state: StateDep, db: DbSession, staff: CurrentStaff, secure_email_id: str
+) -> Response:
+    secure_email = await practice_secure_email(db, staff, secure_email_id)
+    _page_on_failure(request, db, staff, secure_email)
+    try:
+        await changes.withdraw(state, db, secure_email, staff_actor(request, staff))
+    except ChangeRefused as refused:
+        return await _refused_page(request, db, staff, secure_email, refused)
+    return _back_to(secure_email, "done=withdrawn")
+
+
+@router.post("/secure-emails/{secure_email_id}/expiry")
+async def change_expiry(
+    request: Request, state: StateDep, db: DbSession, staff: CurrentStaff, secure_email_id: str
+) -> Response:
+    secure_email = await practice_secure_email(db, staff, secure_email_id)
+    form = await request.form()
+    raw = form.get("expires_at")
+    typed = raw if isinstance(raw, str) else ""
+    kept = {"expires_at": typed}
+    expires_at = _typed_expiry(typed, await time_zone_of(db, staff.practice_id))
+    if expires_at is None:
+        return await _status_page(
+            request,
+            db,
+            staff,
+            secure_email,
+            errors={"expires_at": EXPIRY_NOT_A_TIME},
+            status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
+            typed=kept,
+        )
+    _page_on_failure(request, db, staff, secure_email, kept)
+    try:
+        await changes.change_expiry(
+            state, db, secure_email, expires_at, staff_actor(request, staff)
+        )
+    except ChangeRefused as refused:
+        return await _refused_page(request, db, staff, secure_email, refused, kept)
+    return _back_to(secure_email, "done=expiry")
+
+
+@router.post("/secure-emails/{secure_email_id}/resend-notice")
+async def resend_notice(
+    request: Request, state: StateDep, db: DbSession, staff: CurrentStaff, secure_email_id: str
+) -> Response:
+    secure_email = await practice_secure_email(db, staff, secure_email_id)
+    _page_on_failure(request, db, staff, secure_email)
+    try:
+        left = await changes.resend_notice(state, db, secure_email, staff_actor(request, staff))
+    except ChangeRefused as refused:
+        return await _refused_page(request, db, staff, secure_email, refused)
+    return _back_to(secure_email, f"resent={left}")
 
 
 @router.post("/secure-emails/{secure_email_id}/send-again")

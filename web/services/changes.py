@@ -1,0 +1,232 @@
+"""The office's changes to a sent secure email (R15, issue 13): withdraw it, move its
+expiry, send its notice again. Shared by the API and the office pages; knows nothing of
+HTTP: a refusal is a ``ChangeRefused`` in words, which each caller answers its own way.
+
+The workflow decides (it is the only writer of lifecycle state); the database row is
+checked first only for what the workflow can no longer answer: a secure email that is
+closed (its workflow may have ended) or that a version-1 workflow runs, which has none
+of these updates. Temporal failing is not caught here: ``web.errors`` answers it.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import Enum
+
+from temporalio.client import WorkflowUpdateFailedError
+from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
+
+from domain import errors
+from domain.audit import AuditAction
+from domain.secure_email import (
+    ExpiryChange,
+    NoticeResend,
+    SecureEmailStatus,
+    Withdrawal,
+    expiry_refusal,
+)
+from infra import secure_emails
+from infra.audit import Actor, audit
+from infra.db.models import SecureEmail
+from web.deps import DbSession, temporal_of
+from web.services.replies import workflow_of
+from web.state import AppState
+from workflows.secure_email import SecureEmailWorkflow
+
+EXPIRED = (
+    "This secure email has expired, so it can no longer be changed. "
+    "Send it again as a new secure email if the patient still needs it."
+)
+WITHDRAWN = "This secure email was withdrawn, so it can no longer be changed."
+FAILED = (
+    "This secure email's notice could not be delivered, so it can no longer be changed. "
+    "Check the patient's email address and send it again."
+)
+OLD_WORKFLOW = (
+    "This secure email was sent before this could be changed. "
+    "Send it again as a new secure email to change it."
+)
+NOT_RESENDABLE = "The notice cannot be sent again: the patient has already opened it."
+
+
+class Refusal(Enum):
+    CLOSED = "closed"  # expired, withdrawn or never delivered
+    OLD_WORKFLOW = "old_workflow"  # sent before the office could change it
+    BAD_EXPIRY = "bad_expiry"  # the new expiry is outside what is allowed
+    NOT_RESENDABLE = "not_resendable"  # opened, or its notice not yet sent
+    TOO_MANY_RESENDS = "too_many_resends"
+
+
+class ChangeRefused(Exception):
+    """Nothing was changed, and ``words`` say why."""
+
+    def __init__(self, refusal: Refusal, words: str) -> None:
+        super().__init__(words)
+        self.refusal = refusal
+        self.words = words
+
+
+_CLOSED_WORDS = {
+    errors.EXPIRED: EXPIRED,
+    errors.WITHDRAWN: WITHDRAWN,
+    errors.FAILED: FAILED,
+}
+# The workflow's refusals that are in the office's words already (its message).
+_OWN_WORDS = {
+    errors.BAD_EXPIRY: Refusal.BAD_EXPIRY,
+    errors.NOT_RESENDABLE: Refusal.NOT_RESENDABLE,
+    errors.TOO_MANY_RESENDS: Refusal.TOO_MANY_RESENDS,
+}
+
+
+def _closed(secure_email: SecureEmail) -> ChangeRefused | None:
+    if secure_email.status == SecureEmailStatus.WITHDRAWN:
+        return ChangeRefused(Refusal.CLOSED, WITHDRAWN)
+    if secure_emails.expired(secure_email):
+        return ChangeRefused(Refusal.CLOSED, EXPIRED)
+    if secure_email.status == SecureEmailStatus.FAILED:
+        return ChangeRefused(Refusal.CLOSED, FAILED)
+    return None
+
+
+def _refuse_unchangeable(secure_email: SecureEmail) -> None:
+    if secure_email.workflow_version == 1:
+        raise ChangeRefused(Refusal.OLD_WORKFLOW, OLD_WORKFLOW)
+    closed = _closed(secure_email)
+    if closed is not None:
+        raise closed
+
+
+def _refusal_of(error: WorkflowUpdateFailedError) -> ChangeRefused | None:
+    cause = error.cause
+    if not isinstance(cause, ApplicationError):
+        return None
+    if cause.type in _CLOSED_WORDS:
+        return ChangeRefused(Refusal.CLOSED, _CLOSED_WORDS[cause.type])
+    if cause.type in _OWN_WORDS:
+        return ChangeRefused(_OWN_WORDS[cause.type], cause.message)
+    return None
+
+
+async def _refreshed(db: DbSession, secure_email: SecureEmail) -> SecureEmail:
+    """The row as the workflow's activities left it (they commit before it answers)."""
+    await db.commit()
+    await db.refresh(secure_email)
+    return secure_email
+
+
+async def _refused_after(
+    db: DbSession, secure_email: SecureEmail, error: Exception
+) -> ChangeRefused | None:
+    """What a failed update means for the office, if anything: a refusal by the workflow,
+    or a workflow that ended (closed) since the row was read."""
+    if isinstance(error, WorkflowUpdateFailedError):
+        return _refusal_of(error)
+    if isinstance(error, RPCError) and error.status == RPCStatusCode.NOT_FOUND:
+        return _closed(await _refreshed(db, secure_email))
+    return None
+
+
+async def withdraw(
+    state: AppState, db: DbSession, secure_email: SecureEmail, actor: Actor
+) -> SecureEmail:
+    """Withdrawn: the patient can no longer read it. Withdrawing it again changes nothing
+    (and is not audited again)."""
+    if secure_email.status == SecureEmailStatus.WITHDRAWN:
+        return secure_email
+    _refuse_unchangeable(secure_email)
+    handle = workflow_of(await temporal_of(state), secure_email)
+    try:
+        await handle.execute_update(
+            SecureEmailWorkflow.withdraw, Withdrawal(staff_id=_staff_id(actor))
+        )
+    except (WorkflowUpdateFailedError, RPCError) as error:
+        refused = await _refused_after(db, secure_email, error)
+        if refused is None:
+            raise
+        raise refused from None
+    _audit(db, secure_email, AuditAction.WITHDRAW, actor)
+    return await _refreshed(db, secure_email)
+
+
+async def change_expiry(
+    state: AppState,
+    db: DbSession,
+    secure_email: SecureEmail,
+    expires_at: datetime,
+    actor: Actor,
+) -> SecureEmail:
+    """The new expiry: at least an hour from now, at most 90 days after sending."""
+    _refuse_unchangeable(secure_email)
+    refusal = expiry_refusal(expires_at, secure_email.sent_at, datetime.now(UTC))
+    if refusal is not None:
+        raise ChangeRefused(Refusal.BAD_EXPIRY, refusal)
+    handle = workflow_of(await temporal_of(state), secure_email)
+    try:
+        await handle.execute_update(
+            SecureEmailWorkflow.change_expiry,
+            ExpiryChange(staff_id=_staff_id(actor), expires_at=expires_at.astimezone(UTC)),
+        )
+    except (WorkflowUpdateFailedError, RPCError) as error:
+        refused = await _refused_after(db, secure_email, error)
+        if refused is None:
+            raise
+        raise refused from None
+    # Times only: when it was set to expire, and when now.
+    detail = f"{secure_email.expires_at.isoformat()} -> {expires_at.astimezone(UTC).isoformat()}"
+    _audit(db, secure_email, AuditAction.EXPIRY_CHANGED, actor, detail)
+    return await _refreshed(db, secure_email)
+
+
+async def resend_notice(
+    state: AppState, db: DbSession, secure_email: SecureEmail, actor: Actor
+) -> int:
+    """The same notice again, to a patient who has not opened it; how many more times it
+    can be sent again today."""
+    _refuse_unchangeable(secure_email)
+    if secure_email.opened_at is not None:
+        raise ChangeRefused(Refusal.NOT_RESENDABLE, NOT_RESENDABLE)
+    handle = workflow_of(await temporal_of(state), secure_email)
+    try:
+        resent = await handle.execute_update(
+            SecureEmailWorkflow.resend_notice, NoticeResend(staff_id=_staff_id(actor))
+        )
+    except (WorkflowUpdateFailedError, RPCError) as error:
+        refused = await _refused_after(db, secure_email, error)
+        if refused is None:
+            raise
+        raise refused from None
+    _audit(
+        db,
+        secure_email,
+        AuditAction.NOTICE_RESENT,
+        actor,
+        f"{resent.resends_left} resend(s) left today",
+    )
+    await db.commit()
+    return resent.resends_left
+
+
+def _staff_id(actor: Actor) -> str:
+    # Staff actors always carry their id (``web.deps.staff_actor``).
+    return actor.id or ""
+
+
+def _audit(
+    db: DbSession,
+    secure_email: SecureEmail,
+    action: AuditAction,
+    actor: Actor,
+    detail: str | None = None,
+) -> None:
+    # Recorded once the workflow made the change: the log cannot take an event back.
+    audit(
+        db,
+        secure_email.practice_id,
+        action,
+        actor,
+        patient_id=secure_email.patient_id,
+        secure_email_id=secure_email.id,
+        detail=detail,
+    )
