@@ -6,16 +6,20 @@ schema and content type). Bounded per operation so the whole run stays well unde
 
 Schemathesis calls the app from an event loop of its own (one thread for the process),
 so the app here gets its own SQLite database and Temporal client, made on that loop;
-only the Temporal dev server and the S3 server are shared with other tests.
+only the Temporal dev server and the S3 server are shared with other tests. A worker
+(and an SMTP catcher) runs on a loop of its own too, in another thread: the office's
+changes (withdraw, expiry, resend) are updates that a worker must answer.
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
+import threading
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -35,12 +39,16 @@ from infra.accounts import create_api_token, create_practice, create_staff_user
 from infra.db.engine import make_engine, make_sessionmaker
 from infra.db.migrate import migrate
 from infra.db.models import Patient
+from infra.mail.smtp import SmtpTransport
 from infra.objects import object_store
 from infra.settings import Settings
+from infra.temporal.client import connect
 from tests.conftest import SENDER, STAFF_PASSWORD
 from tests.fixtures.s3 import S3Server
 from tests.fixtures.stack import own_settings
 from web.app import create_app
+from workers.smtp_catcher import serve
+from workers.worker import build_worker
 
 EXAMPLES_PER_OPERATION = {GenerationMode.POSITIVE: 30, GenerationMode.NEGATIVE: 15}
 # Changing the practice (Secure Email off, another sender) last, so sends before it can
@@ -85,6 +93,42 @@ async def _office(settings: Settings) -> tuple[str, list[str]]:
     return token, patient_ids
 
 
+@contextmanager
+def worker_thread(settings: Settings, maildir: Path) -> Iterator[None]:
+    """The worker and an SMTP catcher for it, on a loop of their own in a thread."""
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+
+    async def start() -> tuple[asyncio.Server, Any, Any, asyncio.Task[None]]:
+        smtp = await serve("127.0.0.1", 0, maildir)
+        transport = SmtpTransport(
+            "127.0.0.1", smtp.sockets[0].getsockname()[1], local_hostname="tests"
+        )
+        engine = make_engine(settings.database_url)
+        worker = build_worker(
+            await connect(settings), settings, transport, make_sessionmaker(engine)
+        )
+        return smtp, engine, worker, asyncio.create_task(worker.run())
+
+    smtp, engine, worker, running = asyncio.run_coroutine_threadsafe(start(), loop).result()
+
+    async def stop() -> None:
+        await worker.shutdown()
+        await asyncio.gather(running, return_exceptions=True)
+        await engine.dispose()
+        smtp.close()
+        await smtp.wait_closed()
+
+    try:
+        yield
+    finally:
+        asyncio.run_coroutine_threadsafe(stop(), loop).result(timeout=60)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join()
+        loop.close()
+
+
 @pytest.fixture
 def fuzzed_app(
     tmp_path: Path, s3_server: S3Server, dev_server_env: WorkflowEnvironment
@@ -99,8 +143,9 @@ def fuzzed_app(
     with ThreadPoolExecutor(1) as thread:
         token, patient_ids = thread.submit(asyncio.run, _office(settings)).result()
     # No Temporal client handed in: the app connects on schemathesis's loop when needed.
-    yield create_app(settings), token, patient_ids
-    asgi.shutdown_lifespans()
+    with worker_thread(settings, tmp_path / "mail"):
+        yield create_app(settings), token, patient_ids
+        asgi.shutdown_lifespans()
 
 
 def with_known_ids(case: Case[Any], known: dict[str, list[str]], use: bool) -> Case[Any]:

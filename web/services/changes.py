@@ -10,10 +10,20 @@ of these updates. Temporal failing is not caught here: ``web.errors`` answers it
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
 from enum import Enum
 
-from temporalio.client import WorkflowUpdateFailedError
+from temporalio.api.enums.v1 import TaskQueueType
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
+from temporalio.client import (
+    Client,
+    WorkflowHandle,
+    WorkflowUpdateFailedError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
+)
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -22,6 +32,7 @@ from domain.audit import AuditAction
 from domain.secure_email import (
     ExpiryChange,
     NoticeResend,
+    SecureEmailState,
     SecureEmailStatus,
     Withdrawal,
     expiry_refusal,
@@ -29,7 +40,7 @@ from domain.secure_email import (
 from infra import secure_emails
 from infra.audit import Actor, audit
 from infra.db.models import SecureEmail
-from web.deps import DbSession, temporal_of
+from web.deps import DbSession, TemporalUnavailable, temporal_of
 from web.services.replies import workflow_of
 from web.state import AppState
 from workflows.secure_email import SecureEmailWorkflow
@@ -48,6 +59,11 @@ OLD_WORKFLOW = (
     "Send it again as a new secure email to change it."
 )
 NOT_RESENDABLE = "The notice cannot be sent again: the patient has already opened it."
+
+
+# An update waits for the worker to run it (a resend, for the mail to go): past this the
+# office is told to try again rather than left waiting.
+UPDATE_TIMEOUT = timedelta(seconds=20)
 
 
 class Refusal(Enum):
@@ -109,6 +125,43 @@ def _refusal_of(error: WorkflowUpdateFailedError) -> ChangeRefused | None:
     return None
 
 
+async def _workflow(
+    state: AppState, secure_email: SecureEmail
+) -> WorkflowHandle[SecureEmailWorkflow, SecureEmailState]:
+    """Its workflow, once a worker is known to poll for it: with none, an update would
+    only wait (``TemporalUnavailable``, answered 503 in words)."""
+    temporal = await temporal_of(state)
+    if not await _worker_polls(temporal, state.settings.task_queue):
+        raise TemporalUnavailable("no worker polls the task queue")
+    return workflow_of(temporal, secure_email)
+
+
+async def _worker_polls(temporal: Client, task_queue: str) -> bool:
+    described = await temporal.workflow_service.describe_task_queue(
+        DescribeTaskQueueRequest(
+            namespace=temporal.namespace,
+            task_queue=TaskQueue(name=task_queue),
+            task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+        )
+    )
+    return bool(described.pollers)
+
+
+@asynccontextmanager
+async def _updating(db: DbSession, secure_email: SecureEmail) -> AsyncIterator[None]:
+    """An update's failures as the office hears them: the workflow's refusal (or its end
+    since the row was read) as ``ChangeRefused``; no answer in time as Temporal down."""
+    try:
+        yield
+    except WorkflowUpdateRPCTimeoutOrCancelledError as error:
+        raise TemporalUnavailable("the update had no answer in time") from error
+    except (WorkflowUpdateFailedError, RPCError) as error:
+        refused = await _refused_after(db, secure_email, error)
+        if refused is None:
+            raise
+        raise refused from None
+
+
 async def _refreshed(db: DbSession, secure_email: SecureEmail) -> SecureEmail:
     """The row as the workflow's activities left it (they commit before it answers)."""
     await db.commit()
@@ -136,16 +189,13 @@ async def withdraw(
     if secure_email.status == SecureEmailStatus.WITHDRAWN:
         return secure_email
     _refuse_unchangeable(secure_email)
-    handle = workflow_of(await temporal_of(state), secure_email)
-    try:
+    handle = await _workflow(state, secure_email)
+    async with _updating(db, secure_email):
         await handle.execute_update(
-            SecureEmailWorkflow.withdraw, Withdrawal(staff_id=_staff_id(actor))
+            SecureEmailWorkflow.withdraw,
+            Withdrawal(staff_id=_staff_id(actor)),
+            rpc_timeout=UPDATE_TIMEOUT,
         )
-    except (WorkflowUpdateFailedError, RPCError) as error:
-        refused = await _refused_after(db, secure_email, error)
-        if refused is None:
-            raise
-        raise refused from None
     _audit(db, secure_email, AuditAction.WITHDRAW, actor)
     return await _refreshed(db, secure_email)
 
@@ -162,17 +212,13 @@ async def change_expiry(
     refusal = expiry_refusal(expires_at, secure_email.sent_at, datetime.now(UTC))
     if refusal is not None:
         raise ChangeRefused(Refusal.BAD_EXPIRY, refusal)
-    handle = workflow_of(await temporal_of(state), secure_email)
-    try:
+    handle = await _workflow(state, secure_email)
+    async with _updating(db, secure_email):
         await handle.execute_update(
             SecureEmailWorkflow.change_expiry,
             ExpiryChange(staff_id=_staff_id(actor), expires_at=expires_at.astimezone(UTC)),
+            rpc_timeout=UPDATE_TIMEOUT,
         )
-    except (WorkflowUpdateFailedError, RPCError) as error:
-        refused = await _refused_after(db, secure_email, error)
-        if refused is None:
-            raise
-        raise refused from None
     # Times only: when it was set to expire, and when now.
     detail = f"{secure_email.expires_at.isoformat()} -> {expires_at.astimezone(UTC).isoformat()}"
     _audit(db, secure_email, AuditAction.EXPIRY_CHANGED, actor, detail)
@@ -187,16 +233,13 @@ async def resend_notice(
     _refuse_unchangeable(secure_email)
     if secure_email.opened_at is not None:
         raise ChangeRefused(Refusal.NOT_RESENDABLE, NOT_RESENDABLE)
-    handle = workflow_of(await temporal_of(state), secure_email)
-    try:
+    handle = await _workflow(state, secure_email)
+    async with _updating(db, secure_email):
         resent = await handle.execute_update(
-            SecureEmailWorkflow.resend_notice, NoticeResend(staff_id=_staff_id(actor))
+            SecureEmailWorkflow.resend_notice,
+            NoticeResend(staff_id=_staff_id(actor)),
+            rpc_timeout=UPDATE_TIMEOUT,
         )
-    except (WorkflowUpdateFailedError, RPCError) as error:
-        refused = await _refused_after(db, secure_email, error)
-        if refused is None:
-            raise
-        raise refused from None
     _audit(
         db,
         secure_email,
