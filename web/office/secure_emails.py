@@ -291,23 +291,29 @@ def _typed_expiry(typed: str, time_zone: str) -> datetime | None:
 
 def _page_on_failure(
     request: Request,
-    db: DbSession,
+    state: StateDep,
     staff: StaffUser,
     secure_email: SecureEmail,
     typed: dict[str, str] | None = None,
 ) -> None:
-    """Temporal failing answers with the status page, saying so (and keeping the typing)."""
+    """Temporal failing answers with the status page, saying so (and keeping the typing).
+
+    The page is rendered by the failure handler, after the route's session was closed: it
+    reads the database in a session of its own."""
+    practice_id, secure_email_id = staff.practice_id, secure_email.id
 
     async def unavailable(words: str) -> Response:
-        return await _status_page(
-            request,
-            db,
-            staff,
-            secure_email,
-            errors={"change": words},
-            status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
-            typed=typed,
-        )
+        async with state.sessions() as db:
+            found = await secure_emails.of_practice(db, practice_id, secure_email_id)
+            return await _status_page(
+                request,
+                db,
+                staff,
+                or_404(found, SECURE_EMAIL_NOT_FOUND),
+                errors={"change": words},
+                status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+                typed=typed,
+            )
 
     on_unavailable(request, unavailable)
 
@@ -364,7 +370,7 @@ async def withdraw(
     request: Request, state: StateDep, db: DbSession, staff: CurrentStaff, secure_email_id: str
 ) -> Response:
     secure_email = await practice_secure_email(db, staff, secure_email_id)
-    _page_on_failure(request, db, staff, secure_email)
+    _page_on_failure(request, state, staff, secure_email)
     try:
         await changes.withdraw(state, db, secure_email, staff_actor(request, staff))
     except ChangeRefused as refused:
@@ -392,7 +398,7 @@ async def change_expiry(
             status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
             typed=kept,
         )
-    _page_on_failure(request, db, staff, secure_email, kept)
+    _page_on_failure(request, state, staff, secure_email, kept)
     try:
         await changes.change_expiry(
             state, db, secure_email, expires_at, staff_actor(request, staff)
@@ -407,7 +413,7 @@ async def resend_notice(
     request: Request, state: StateDep, db: DbSession, staff: CurrentStaff, secure_email_id: str
 ) -> Response:
     secure_email = await practice_secure_email(db, staff, secure_email_id)
-    _page_on_failure(request, db, staff, secure_email)
+    _page_on_failure(request, state, staff, secure_email)
     try:
         left = await changes.resend_notice(state, db, secure_email, staff_actor(request, staff))
     except ChangeRefused as refused:
