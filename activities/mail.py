@@ -13,7 +13,7 @@ carries the same id and a mail server or client that has seen it can drop the co
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -25,6 +25,8 @@ from domain.errors import PERMANENT_MAIL_ERROR, TEMPORARY_MAIL_ERROR, UNKNOWN_SE
 from domain.notices import EmailContent, notice_email, passcode_email, portal_link
 from domain.passcodes import passcode_for
 from domain.secure_email import (
+    EventKind,
+    NoticeOccasion,
     NoticeToDeliver,
     NoticeToSend,
     PasscodeSent,
@@ -32,7 +34,7 @@ from domain.secure_email import (
     PasscodeToSend,
     workflow_id_for,
 )
-from infra import secure_emails
+from infra import secure_emails, timeline
 from infra.crypto import portal_secrets
 from infra.crypto.keys import PortalKeys, UnknownKey
 from infra.mail.message import MailMessage
@@ -44,11 +46,13 @@ from infra.security import token_hash
 class _Recipient:
     """What the mail needs, as the database has it at the moment of sending."""
 
+    secure_email_id: str
     practice_name: str
     sender_address: str
     patient_address: str
     link_token_hash: str
     expires_at: datetime
+    time_zone: str
 
 
 class MailActivities:
@@ -77,7 +81,14 @@ class MailActivities:
                 type=UNKNOWN_SECURE_EMAIL,
                 non_retryable=True,
             ) from None
-        await self._send_notice(to, notice.workflow_id, token, to.expires_at)
+        occasion = notice.occasion
+        await self._send_notice(
+            to, notice.workflow_id, token, to.expires_at, occasion, notice.number
+        )
+        if occasion == NoticeOccasion.REMINDER:
+            await self._add_to_timeline(to, EventKind.REMINDER_SENT, "reminder")
+        elif occasion == NoticeOccasion.RESEND:
+            await self._add_to_timeline(to, EventKind.NOTICE_RESENT, f"resend:{notice.number}")
 
     @activity.defn
     async def send_passcode(self, passcode: PasscodeToSend) -> PasscodeSent:
@@ -89,6 +100,7 @@ class MailActivities:
         await self._send_passcode(
             to, passcode.workflow_id, code, passcode.counter, passcode.valid_until
         )
+        await self._add_to_timeline(to, EventKind.PASSCODE_SENT, f"passcode:{passcode.counter}")
         return PasscodeSent(
             key_id=key_id,
             check=portal_secrets.passcode_check(ring, key_id, passcode.secure_email_id, code),
@@ -113,15 +125,33 @@ class MailActivities:
         )
 
     async def _send_notice(
-        self, to: _Recipient, workflow_id: str, link_token: str, expires_at: datetime
+        self,
+        to: _Recipient,
+        workflow_id: str,
+        link_token: str,
+        expires_at: datetime,
+        occasion: NoticeOccasion = NoticeOccasion.FIRST,
+        number: int = 0,
     ) -> None:
         if token_hash(link_token) != to.link_token_hash:
             raise _unknown("the link does not match the one the office sent")
         link = portal_link(self._public_url, link_token)
+        step = {
+            NoticeOccasion.FIRST: "notice",
+            NoticeOccasion.REMINDER: "reminder",
+            NoticeOccasion.RESEND: f"notice-{number}",
+        }[occasion]
         await self._send(
             to,
-            notice_email(to.practice_name, link, expires_at),
-            _message_id(workflow_id, "notice", to.sender_address),
+            notice_email(
+                to.practice_name,
+                link,
+                expires_at,
+                to.time_zone,
+                reminder=occasion == NoticeOccasion.REMINDER,
+            ),
+            _message_id(workflow_id, step, to.sender_address),
+            "notice",
         )
 
     async def _send_passcode(
@@ -129,8 +159,9 @@ class MailActivities:
     ) -> None:
         await self._send(
             to,
-            passcode_email(to.practice_name, code, valid_until),
+            passcode_email(to.practice_name, code, valid_until, to.time_zone),
             _message_id(workflow_id, f"passcode-{counter}", to.sender_address),
+            "passcode",
         )
 
     async def _recipient(
@@ -156,12 +187,22 @@ class MailActivities:
                     non_retryable=True,
                 )
             return _Recipient(
+                secure_email_id=secure_email.id,
                 practice_name=practice.name,
                 sender_address=practice.sender_address,
-                patient_address=patient.email,
+                # Bound to the address it was sent to: a patient's new address gets new
+                # messages only (older rows did not keep it: the patient's own).
+                patient_address=secure_email.recipient_address or patient.email,
                 link_token_hash=secure_email.link_token_hash,
                 expires_at=secure_email.expires_at,
+                time_zone=practice.time_zone,
             )
+
+    async def _add_to_timeline(self, to: _Recipient, kind: EventKind, key: str) -> None:
+        # After the mail went: a retry that sends again finds the line there.
+        async with self._sessions() as db:
+            await timeline.add(db, to.secure_email_id, kind, datetime.now(UTC), key)
+            await db.commit()
 
     @staticmethod
     def _refuse_other_addresses(to: _Recipient, patient_address: str, sender: str) -> None:
@@ -170,7 +211,9 @@ class MailActivities:
         if not same_address(to.sender_address, sender):
             raise _unknown("the practice's sender does not match")
 
-    async def _send(self, to: _Recipient, content: EmailContent, message_id: str) -> None:
+    async def _send(
+        self, to: _Recipient, content: EmailContent, message_id: str, mail: str
+    ) -> None:
         try:
             message = MailMessage(
                 to=to.patient_address,
@@ -180,6 +223,8 @@ class MailActivities:
                 text=content.text,
                 html=content.html,
                 message_id=message_id,
+                # SendGrid hands these back in its Event Webhook (bounces, deliveries).
+                tracking={"secure_email_id": to.secure_email_id, "mail": mail},
             )
         except ValidationError as error:
             # An address the mail model refuses will not become valid on a retry.

@@ -6,9 +6,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 
 from domain.audit import AuditAction
-from domain.secure_email import SecureEmailStatus, StatusChange
+from domain.secure_email import EventKind, ExpiryToRecord, SecureEmailStatus, StatusChange
+from infra import alerts, timeline
 from infra.audit import SYSTEM, audit
-from infra.secure_emails import project_status
+from infra.secure_emails import move_expiry, project_status
 
 # Status changes the office must be able to trace; "opened" is audited by the portal,
 # which knows the patient's address.
@@ -18,6 +19,15 @@ AUDITED = {
     SecureEmailStatus.EXPIRED: AuditAction.EXPIRED,
 }
 
+# The timeline line of each status; a reply adds its own line (one per reply).
+EVENTS = {
+    SecureEmailStatus.SENT: EventKind.SENT,
+    SecureEmailStatus.OPENED: EventKind.OPENED,
+    SecureEmailStatus.EXPIRED: EventKind.EXPIRED,
+    SecureEmailStatus.WITHDRAWN: EventKind.WITHDRAWN,
+    SecureEmailStatus.FAILED: EventKind.FAILED,
+}
+
 # The secure_emails_<status>_total counters, with what each counts.
 COUNTED = {
     SecureEmailStatus.SENT: "Secure emails whose notice was delivered",
@@ -25,6 +35,7 @@ COUNTED = {
     SecureEmailStatus.REPLIED: "Secure emails a patient replied to",
     SecureEmailStatus.EXPIRED: "Secure emails that expired",
     SecureEmailStatus.FAILED: "Secure emails whose notice could not be delivered",
+    SecureEmailStatus.WITHDRAWN: "Secure emails the office withdrew",
 }
 
 
@@ -48,6 +59,19 @@ class ReadModelActivities:
                     patient_id=changed.patient_id,
                     secure_email_id=change.secure_email_id,
                 )
+            # The line is added even by a change that lost to a newer one: it happened.
+            event = change.event or EVENTS.get(change.status)
+            if event is not None:
+                await timeline.add(
+                    db, change.secure_email_id, event, change.at, f"status:{change.sequence}"
+                )
+            if (
+                changed is not None
+                and change.status == SecureEmailStatus.EXPIRED
+                and change.opened_at is None
+            ):
+                # Nobody read it: the office should call the patient.
+                await alerts.raise_expired_unopened(db, changed)
             await db.commit()
         if changed is not None and change.status in COUNTED:
             # After the commit, and only for a change that won: each secure email counts
@@ -55,3 +79,17 @@ class ReadModelActivities:
             # metrics endpoint (SECURE_EMAIL_WORKER_METRICS_ADDRESS).
             name = f"secure_emails_{change.status.value}_total"
             activity.metric_meter().create_counter(name, COUNTED[change.status]).add(1)
+
+    @activity.defn
+    async def record_expiry(self, change: ExpiryToRecord) -> None:
+        """The expiry the office moved, where the portal and the office pages read it."""
+        async with self._sessions() as db:
+            await move_expiry(db, change.secure_email_id, change.expires_at)
+            await timeline.add(
+                db,
+                change.secure_email_id,
+                EventKind.EXPIRY_CHANGED,
+                change.at,
+                f"expiry:{change.number}",
+            )
+            await db.commit()

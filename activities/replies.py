@@ -12,8 +12,8 @@ from temporalio.exceptions import ApplicationError
 
 from domain.audit import ActorType, AuditAction
 from domain.errors import UNKNOWN_SECURE_EMAIL
-from domain.secure_email import NoticeFailed, ReplyToFile, ReplyToRecord
-from infra import alerts, chart, replies, secure_emails
+from domain.secure_email import EventKind, NoticeFailed, ReplyToFile, ReplyToRecord
+from infra import alerts, chart, replies, secure_emails, timeline
 from infra.audit import Actor, audit
 from infra.db.models import Reply
 from infra.replies import Written
@@ -55,6 +55,13 @@ class RepliesActivities:
                 patient_id=secure_email.patient_id,
                 secure_email_id=secure_email.id,
                 detail=f"{len(written.files)} attachment(s)",
+            )
+            await timeline.add(
+                db,
+                secure_email.id,
+                EventKind.REPLIED,
+                recording.sent_at,
+                f"reply:{reply.reply_id}",
             )
             # A concurrent attempt of this same activity may have got there first.
             await replies.commit_recorded(db, reply.reply_id)

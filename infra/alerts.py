@@ -1,8 +1,10 @@
-"""Office alerts (R10): raised when a patient replies or a notice cannot be delivered,
+"""Office alerts (R10): raised when a patient replies, a notice cannot be delivered or a
+message expires unopened,
 shown on the Main Menu until acknowledged.
 
 Every read takes the staff user's practice id, so another practice's ids find nothing.
-Raising is idempotent: one alert per reply, one notice-failed alert per secure email.
+Raising is idempotent: one alert per reply, one notice-failed and one expired-unopened
+alert per secure email.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from sqlalchemy.sql import Select
 
 from domain.secure_email_views import AlertKind, AlertPublic
 from infra.db.models import Alert, Patient, Reply, SecureEmail
+from infra.secure_emails import Owner
 
 ALERTS_SHOWN = 50
 
@@ -130,3 +133,23 @@ async def raise_notice_failed(db: AsyncSession, secure_email: SecureEmail) -> No
             )
         )
         await db.commit()
+
+
+async def raise_expired_unopened(db: AsyncSession, owner: Owner) -> None:
+    """It expired before the patient opened it; once per secure email. Not committed: the
+    status change that found it unopened commits both."""
+    raised = await db.scalar(
+        select(Alert.id).where(
+            Alert.secure_email_id == owner.id,
+            Alert.kind == AlertKind.EXPIRED_UNOPENED.value,
+        )
+    )
+    if raised is None:
+        db.add(
+            Alert(
+                practice_id=owner.practice_id,
+                patient_id=owner.patient_id,
+                kind=AlertKind.EXPIRED_UNOPENED.value,
+                secure_email_id=owner.id,
+            )
+        )

@@ -350,3 +350,10 @@ async def project_status(db: AsyncSession, change: StatusChange) -> Owner | None
     if changed is None:
         return None
     return Owner(change.secure_email_id, changed.practice_id, changed.patient_id)
+
+
+async def move_expiry(db: AsyncSession, secure_email_id: str, expires_at: datetime) -> None:
+    """The expiry the workflow now keeps (the office moved it). Not committed."""
+    await db.execute(
+        update(SecureEmail).where(SecureEmail.id == secure_email_id).values(expires_at=expires_at)
+    )

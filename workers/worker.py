@@ -18,7 +18,13 @@ from activities.mail import MailActivities
 from activities.passcodes import make_passcode_secret
 from activities.read_model import ReadModelActivities
 from activities.replies import AlertActivities, RepliesActivities
-from domain.secure_email import NoticeFailed, ReplyToFile, ReplyToRecord, StatusChange
+from domain.secure_email import (
+    ExpiryToRecord,
+    NoticeFailed,
+    ReplyToFile,
+    ReplyToRecord,
+    StatusChange,
+)
 from infra.crypto.fields import configure_field_encryption
 from infra.crypto.keys import encryption_keys, portal_keys
 from infra.db.engine import make_engine, make_sessionmaker
@@ -36,6 +42,7 @@ WORKFLOWS = [SecureEmailWorkflow, SecureEmailWorkflowV1]
 
 class StatusRecorder(Protocol):
     async def record_status(self, change: StatusChange) -> None: ...
+    async def record_expiry(self, change: ExpiryToRecord) -> None: ...
 
 
 class ReplyRecorder(Protocol):
@@ -64,6 +71,7 @@ def activities(
         mail.deliver_passcode,
         make_passcode_secret,
         read_model.record_status,
+        read_model.record_expiry,
         replies.record_reply,
         replies.raise_alert,
         replies.file_to_chart,

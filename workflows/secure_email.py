@@ -10,6 +10,11 @@ activities read addresses and names from the database by id, and derive the noti
 and each passcode from a key Temporal never sees. A verify carries the *check* of the
 typed code, compared with the check of the mailed one, so no passcode is recorded.
 
+The office can withdraw it, move its expiry (the timer moves: the main loop waits on
+the current expiry and wakes when it changes), and send the notice again while it is
+unopened; it reminds an unopened patient once, at the time the practice chose; a notice
+SendGrid reports bounced (a signal from its Event Webhook) fails it.
+
 A conversation can outlive one history: when Temporal suggests it (the history grew
 long), the workflow continues as new and hands its state to the next run.
 """
@@ -19,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 from datetime import datetime, timedelta
+from functools import partial
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -29,15 +35,19 @@ with workflow.unsafe.imports_passed_through():
     from activities.read_model import ReadModelActivities
     from activities.replies import AlertActivities, RepliesActivities
     from domain.errors import (
+        BAD_EXPIRY,
         BAD_REQUEST,
         EXPIRED,
         FAILED,
+        NOT_RESENDABLE,
         PERMANENT_MAIL_ERROR,
         REPLIES_HOURLY,
         REPLIES_TOTAL,
         TOO_MANY_PASSCODES,
         TOO_MANY_REPLIES,
+        TOO_MANY_RESENDS,
         UNKNOWN_SECURE_EMAIL,
+        WITHDRAWN,
     )
     from domain.passcodes import (
         MAX_PASSCODES_PER_HOUR,
@@ -46,12 +56,21 @@ with workflow.unsafe.imports_passed_through():
         RATE_WINDOW,
     )
     from domain.secure_email import (
+        MAX_NOTICE_RESENDS,
         MAX_REPLIES,
         MAX_REPLIES_PER_HOUR,
         REPLY_WINDOW,
+        RESEND_WINDOW,
         CarriedState,
+        EventKind,
+        ExpiryChange,
+        ExpiryToRecord,
         IssuedPasscode,
+        NoticeBounced,
         NoticeFailed,
+        NoticeOccasion,
+        NoticeResend,
+        NoticeResent,
         NoticeToSend,
         PasscodeAttempt,
         PasscodeIssued,
@@ -67,6 +86,8 @@ with workflow.unsafe.imports_passed_through():
         StatusChange,
         VerifyOutcome,
         VerifyResult,
+        Withdrawal,
+        expiry_refusal,
         is_expired,
     )
     from infra.temporal.search_attributes import SECURE_EMAIL_STATUS
@@ -100,58 +121,87 @@ class SecureEmailWorkflow:
         self._start = start
         self._state = start.carried or CarriedState(status=SecureEmailStatus.SENDING)
         self._lock = asyncio.Lock()
+        # Expiry changes are recorded in the order they were made.
+        self._expiry_lock = asyncio.Lock()
 
     @workflow.run
     async def run(self, start: SecureEmailStart) -> SecureEmailState:
         if start.carried is None and not await self._deliver_notice():
             return self.state()
 
-        while (remaining := start.expires_at - workflow.now()) > timedelta(0):
-            try:
-                await workflow.wait_condition(
-                    lambda: bool(self._state.to_file) or self._history_is_long(),
-                    timeout=remaining,
-                )
-            except TimeoutError:
+        while not self._ended():
+            expires_at = self._expires_at()
+            remaining = expires_at - workflow.now()
+            if remaining <= timedelta(0):
                 break
+            if self._reminder_due():
+                await self._send_reminder()
+                continue
+            wake = remaining
+            if self._reminder_pending() and self._start.reminder_at is not None:
+                wake = min(wake, self._start.reminder_at - workflow.now())
+            try:
+                await workflow.wait_condition(partial(self._woken, expires_at), timeout=wake)
+            except TimeoutError:
+                continue  # the expiry or the reminder time came: the loop says which
             await self._file_replies()
             if self._history_is_long():
                 await self._continue_as_new()
-        await self._set_status(SecureEmailStatus.EXPIRED)
+        if not self._ended():
+            await self._set_status(SecureEmailStatus.EXPIRED)
         # Updates that started before expiry finish; the validators refuse new ones.
         await workflow.wait_condition(workflow.all_handlers_finished)
         await self._file_replies()
         return self.state()
+
+    def _woken(self, waiting_for: datetime) -> bool:
+        return (
+            bool(self._state.to_file)
+            or self._history_is_long()
+            or self._ended()
+            # The updatable timer: a new expiry ends this wait, and the loop waits again
+            # until the new one.
+            or self._expires_at() != waiting_for
+        )
 
     @workflow.query
     def state(self) -> SecureEmailState:
         return SecureEmailState(
             status=self._state.status,
             sent_at=self._start.sent_at,
-            expires_at=self._start.expires_at,
+            expires_at=self._expires_at(),
             opened_at=self._state.opened_at,
             passcodes_issued=self._state.passcodes_issued,
+            reminder_at=self._start.reminder_at,
+            reminder_sent=self._state.reminder_sent,
+            notices_resent=self._state.notices_resent,
+        )
+
+    async def _send_notice(self, occasion: NoticeOccasion, number: int = 0) -> None:
+        start = self._start
+        await workflow.execute_activity_method(
+            MailActivities.send_notice,
+            NoticeToSend(
+                workflow_id=workflow.info().workflow_id,
+                secure_email_id=start.secure_email_id,
+                practice_id=start.practice_id,
+                patient_id=start.patient_id,
+                portal_key_id=start.portal_key_id,
+                occasion=occasion,
+                number=number,
+            ),
+            start_to_close_timeout=MAIL_TIMEOUT,
+            # Past expiry the notice would only point at a warning page.
+            schedule_to_close_timeout=max(
+                self._expires_at() - workflow.now(), timedelta(seconds=1)
+            ),
+            retry_policy=MAIL_RETRY,
         )
 
     async def _deliver_notice(self) -> bool:
         start = self._start
         try:
-            await workflow.execute_activity_method(
-                MailActivities.send_notice,
-                NoticeToSend(
-                    workflow_id=workflow.info().workflow_id,
-                    secure_email_id=start.secure_email_id,
-                    practice_id=start.practice_id,
-                    patient_id=start.patient_id,
-                    portal_key_id=start.portal_key_id,
-                ),
-                start_to_close_timeout=MAIL_TIMEOUT,
-                # Past expiry the notice would only point at a warning page.
-                schedule_to_close_timeout=max(
-                    start.expires_at - workflow.now(), timedelta(seconds=1)
-                ),
-                retry_policy=MAIL_RETRY,
-            )
+            await self._send_notice(NoticeOccasion.FIRST)
         except ActivityError as error:
             if (
                 isinstance(error.cause, ApplicationError)
@@ -206,6 +256,8 @@ class SecureEmailWorkflow:
                 schedule_to_close_timeout=timedelta(minutes=2),
                 retry_policy=MAIL_RETRY,
             )
+            # Withdrawn (or bounced) while the mail went: the code it carries opens nothing.
+            self._refuse_if_closed()
             state.passcode = IssuedPasscode(
                 counter=state.passcodes_issued, issued_at=now, key_id=sent.key_id, check=sent.check
             )
@@ -279,7 +331,13 @@ class SecureEmailWorkflow:
         )
         if reply.reply_id not in state.to_file:
             state.to_file.append(reply.reply_id)
-        if state.status != SecureEmailStatus.REPLIED:
+        # Withdrawn or bounced while it was recorded: the reply is kept (and filed), the
+        # status stays what the office or the bounce made it.
+        if state.status not in (
+            SecureEmailStatus.REPLIED,
+            SecureEmailStatus.WITHDRAWN,
+            SecureEmailStatus.FAILED,
+        ):
             await self._set_status(SecureEmailStatus.REPLIED)
         return ReplyAccepted(reply_id=reply.reply_id, sent_at=sent_at)
 
@@ -306,6 +364,104 @@ class SecureEmailWorkflow:
             )
             self._state.to_file.pop(0)
 
+    # The office's changes (issue 13)
+
+    @workflow.update
+    async def withdraw(self, withdrawal: Withdrawal) -> SecureEmailState:
+        """The office takes it back: from now the patient sees that it was withdrawn,
+        never its words; a passcode already mailed opens nothing. Twice is once."""
+        if self._state.status != SecureEmailStatus.WITHDRAWN:
+            self._refuse_if_closed()
+            self._state.passcode = None
+            await self._set_status(SecureEmailStatus.WITHDRAWN)
+        return self.state()
+
+    @withdraw.validator
+    def _validate_withdraw(self, withdrawal: Withdrawal) -> None:
+        if self._state.status != SecureEmailStatus.WITHDRAWN:
+            self._refuse_if_closed()
+
+    @workflow.update
+    async def change_expiry(self, change: ExpiryChange) -> SecureEmailState:
+        """Extends or shortens the message's life; the main loop's timer follows."""
+        async with self._expiry_lock:
+            self._refuse_if_closed()
+            self._refuse_bad_expiry(change)
+            state = self._state
+            state.expires_at = change.expires_at
+            state.expiry_changes += 1
+            await workflow.execute_activity_method(
+                ReadModelActivities.record_expiry,
+                ExpiryToRecord(
+                    secure_email_id=self._start.secure_email_id,
+                    expires_at=change.expires_at,
+                    at=workflow.now(),
+                    number=state.expiry_changes,
+                ),
+                start_to_close_timeout=QUICK_TIMEOUT,
+            )
+            return self.state()
+
+    @change_expiry.validator
+    def _validate_change_expiry(self, change: ExpiryChange) -> None:
+        self._refuse_if_closed()
+        self._refuse_bad_expiry(change)
+
+    @workflow.update
+    async def resend_notice(self, resend: NoticeResend) -> NoticeResent:
+        """The same notice (the same link) again, for a patient who has not opened it."""
+        self._refuse_if_not_resendable()
+        state = self._state
+        state.notices_resent += 1
+        state.recent_resends = [*_within(state.recent_resends, RESEND_WINDOW), workflow.now()]
+        await self._send_notice(NoticeOccasion.RESEND, state.notices_resent)
+        return NoticeResent(resends_left=MAX_NOTICE_RESENDS - len(state.recent_resends))
+
+    @resend_notice.validator
+    def _validate_resend_notice(self, resend: NoticeResend) -> None:
+        self._refuse_if_not_resendable()
+
+    @workflow.signal
+    async def notice_bounced(self, bounce: NoticeBounced) -> None:
+        """SendGrid took the notice, then the patient's mail server refused it: the
+        patient has nothing, and the office is told, as for a notice refused at once."""
+        state = self._state
+        if state.opened_at is not None or state.status not in (
+            SecureEmailStatus.SENDING,
+            SecureEmailStatus.SENT,
+        ):
+            return  # opened, or closed already: the bounce changes nothing
+        state.passcode = None
+        await self._set_status(SecureEmailStatus.FAILED, EventKind.BOUNCED)
+        await workflow.execute_activity_method(
+            AlertActivities.raise_notice_failed,
+            NoticeFailed(secure_email_id=self._start.secure_email_id),
+            start_to_close_timeout=QUICK_TIMEOUT,
+        )
+
+    # Reminders
+
+    def _reminder_pending(self) -> bool:
+        """One reminder, for a notice nobody has opened yet."""
+        return (
+            self._start.reminder_at is not None
+            and not self._state.reminder_sent
+            and self._state.opened_at is None
+            and self._state.status == SecureEmailStatus.SENT
+        )
+
+    def _reminder_due(self) -> bool:
+        at = self._start.reminder_at
+        return self._reminder_pending() and at is not None and workflow.now() >= at
+
+    async def _send_reminder(self) -> None:
+        self._state.reminder_sent = True
+        try:
+            await self._send_notice(NoticeOccasion.REMINDER)
+        except ActivityError:
+            # The first notice went; a reminder that cannot go changes nothing else.
+            workflow.logger.warning("reminder could not be delivered")
+
     # Long conversations
 
     def _history_is_long(self) -> bool:
@@ -321,17 +477,53 @@ class SecureEmailWorkflow:
         state = self._state.model_copy(deep=True)
         state.recent_passcodes = _within(state.recent_passcodes, RATE_WINDOW)
         state.recent_replies = _within(state.recent_replies, REPLY_WINDOW)
+        state.recent_resends = _within(state.recent_resends, RESEND_WINDOW)
         workflow.continue_as_new(self._start.model_copy(update={"carried": state}))
 
     # Helpers
 
+    def _expires_at(self) -> datetime:
+        return self._state.expires_at or self._start.expires_at
+
+    def _ended(self) -> bool:
+        """Withdrawn, or failed after its notice went (a bounce): nothing more happens."""
+        return self._state.status in (SecureEmailStatus.WITHDRAWN, SecureEmailStatus.FAILED)
+
     def _refuse_if_closed(self) -> None:
         status = self._state.status
-        if is_expired(status, self._start.expires_at, workflow.now()):
+        if status == SecureEmailStatus.WITHDRAWN:
+            raise ApplicationError(
+                "This secure email was withdrawn by the office", type=WITHDRAWN, non_retryable=True
+            )
+        if is_expired(status, self._expires_at(), workflow.now()):
             raise ApplicationError(EXPIRED_MESSAGE, type=EXPIRED, non_retryable=True)
         if status == SecureEmailStatus.FAILED:
             raise ApplicationError(
                 "This secure email could not be delivered", type=FAILED, non_retryable=True
+            )
+
+    def _refuse_bad_expiry(self, change: ExpiryChange) -> None:
+        refusal = expiry_refusal(change.expires_at, self._start.sent_at, workflow.now())
+        if refusal is not None:
+            raise ApplicationError(refusal, type=BAD_EXPIRY, non_retryable=True)
+
+    def _refuse_if_not_resendable(self) -> None:
+        self._refuse_if_closed()
+        if self._state.opened_at is not None or self._state.status != SecureEmailStatus.SENT:
+            raise ApplicationError(
+                "The patient has already opened this secure email, so the notice is not sent again",
+                type=NOT_RESENDABLE,
+                non_retryable=True,
+            )
+        recent = _within(self._state.recent_resends, RESEND_WINDOW)
+        if len(recent) >= MAX_NOTICE_RESENDS:
+            hours = -(-_minutes_until(recent[0] + RESEND_WINDOW) // 60)
+            raise ApplicationError(
+                f"The notice was already sent again {MAX_NOTICE_RESENDS} times today. "
+                f"Try again in {hours} hours, or call the patient.",
+                hours,
+                type=TOO_MANY_RESENDS,
+                non_retryable=True,
             )
 
     def _refuse_if_rate_limited(self) -> None:
@@ -366,7 +558,7 @@ class SecureEmailWorkflow:
                 non_retryable=True,
             )
 
-    async def _set_status(self, status: SecureEmailStatus) -> None:
+    async def _set_status(self, status: SecureEmailStatus, event: EventKind | None = None) -> None:
         self._state.status = status
         self._state.status_changes += 1
         workflow.upsert_search_attributes([SECURE_EMAIL_STATUS.value_set(status.value)])
@@ -378,6 +570,7 @@ class SecureEmailWorkflow:
                 at=workflow.now(),
                 sequence=self._state.status_changes,
                 opened_at=self._state.opened_at,
+                event=event,
             ),
             start_to_close_timeout=QUICK_TIMEOUT,
         )

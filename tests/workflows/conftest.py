@@ -24,6 +24,7 @@ from temporalio.worker import Worker
 from activities.mail import MailActivities
 from domain.patients import PatientCreate, PatientStatus
 from domain.secure_email import (
+    ExpiryToRecord,
     NoticeFailed,
     PasscodeAttempt,
     ReplyToFile,
@@ -67,6 +68,12 @@ class StatusLog:
     @activity.defn(name="record_status")
     async def record_status(self, change: StatusChange) -> None:
         self.changes.append(change)
+
+    expiries: list[ExpiryToRecord] = field(default_factory=list)
+
+    @activity.defn(name="record_expiry")
+    async def record_expiry(self, change: ExpiryToRecord) -> None:
+        self.expiries.append(change)
 
     replies: list[ReplyToRecord] = field(default_factory=list)
     alerts: list[str] = field(default_factory=list)
@@ -139,7 +146,11 @@ class Lifecycle:
     directory: Directory
 
     async def start(
-        self, *, expiry_days: int = 7, expires_in: timedelta | None = None
+        self,
+        *,
+        expiry_days: int = 7,
+        expires_in: timedelta | None = None,
+        reminder_after: timedelta | None = None,
     ) -> WorkflowHandle[SecureEmailWorkflow, SecureEmailState]:
         """A secure email as Send Secure makes it: a row, then its workflow, ids only."""
         lifetime = expires_in or timedelta(days=expiry_days)
@@ -153,6 +164,7 @@ class Lifecycle:
             sent_at=sent_at,
             portal_key_id=self.directory.portal_keys.current_id,
             lifetime=lifetime,
+            reminder_at=None if reminder_after is None else sent_at + reminder_after,
         )
 
     async def start_v1(
