@@ -63,9 +63,17 @@ def temporal_server(db_file: Path, port: int, log: Path) -> Iterator[subprocess.
 
 
 async def started(process: subprocess.Popen[bytes], port: int, log: Path) -> None:
-    def serving() -> bool:
+    # The port answers before the frontend does ("Frontend is not healthy yet"): wait
+    # until a client can connect, which checks the frontend's health.
+    async def serving() -> bool:
         assert process.poll() is None, log.read_text(errors="replace")
-        return answers(port)
+        if not answers(port):
+            return False
+        try:
+            await Client.connect(f"127.0.0.1:{port}")
+        except RuntimeError:
+            return False
+        return True
 
     await eventually(serving, what="the Temporal server answering", timeout=60)
 
