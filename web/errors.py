@@ -64,28 +64,33 @@ class PortalSignedOut(Exception):
     """No live portal session; the app answers with the signed-out page."""
 
 
-class MessageExpired(Exception):
-    """The secure email asked for has expired (R8): the app answers with its warning."""
+class MessageClosed(Exception):
+    """The secure email asked for has expired (R8) or the office withdrew it (R15): the
+    app answers with the page that says so."""
 
-    def __init__(self, practice: Practice, expires_at: datetime) -> None:
-        super().__init__("expired")
+    def __init__(self, practice: Practice, expires_at: datetime, *, withdrawn: bool) -> None:
+        super().__init__("withdrawn" if withdrawn else "expired")
         self.practice = practice
         self.expires_at = expires_at
+        self.withdrawn = withdrawn
 
 
-def expired_page(request: Request, practice: Practice, expires_at: datetime) -> Response:
-    """R8: when the message expired and whom to ask; nothing of the message itself."""
+def closed_page(
+    request: Request, practice: Practice, expires_at: datetime, *, withdrawn: bool
+) -> Response:
+    """When the message expired, or that its practice withdrew it, and whom to ask;
+    nothing of the message itself (410 Gone either way)."""
     return render(
         request,
         "portal/expired.html",
-        {"practice": practice, "expires_at": expires_at},
+        {"practice": practice, "expires_at": expires_at, "withdrawn": withdrawn},
         status_code=status.HTTP_410_GONE,
     )
 
 
-async def _message_expired(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, MessageExpired)
-    return expired_page(request, exc.practice, exc.expires_at)
+async def _message_closed(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, MessageClosed)
+    return closed_page(request, exc.practice, exc.expires_at, withdrawn=exc.withdrawn)
 
 
 def _words_for(error: Exception) -> str:
@@ -142,7 +147,7 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(MustChangePassword, _redirect("/change-password"))
     app.add_exception_handler(NotOfficeStaff, _redirect("/operator"))
     app.add_exception_handler(PortalSignedOut, _portal_signed_out)
-    app.add_exception_handler(MessageExpired, _message_expired)
+    app.add_exception_handler(MessageClosed, _message_closed)
     for failed in (*TEMPORAL_FAILURES, StoreUnavailable, ObjectUnreadable):
         app.add_exception_handler(failed, failure)
     app.add_exception_handler(StarletteHTTPException, _http_error)

@@ -1,5 +1,6 @@
 """What every portal page depends on: the patient's session (R7), the secure email asked
-for, live (not expired: R8), and auditing as the patient.
+for, live (not expired, R8, nor withdrawn by the office, R15), and auditing as the
+patient.
 
 A session ends on Sign Out (the row is deleted, so a copied cookie is worthless), after
 15 minutes without a request, and 12 hours after Verify whatever the activity
@@ -8,18 +9,20 @@ A session ends on Sign Out (the row is deleted, so a copied cookie is worthless)
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request, Response
 
 from domain.audit import ActorType, AuditAction
+from domain.secure_email import SecureEmailStatus
 from infra import portal_sessions, secure_emails
 from infra.audit import Actor, audit
 from infra.db.models import Patient, PortalSession, Practice, SecureEmail
 from infra.directory import patient_by_id
 from infra.security import token_hash
 from web.deps import DbSession, client_address, or_404
-from web.errors import MessageExpired, PortalSignedOut
+from web.errors import MessageClosed, PortalSignedOut
 
 PORTAL_COOKIE = "portal_session"
 LINK_NOT_VALID = "This link is not valid"
@@ -60,9 +63,19 @@ async def practice_of_message(db: DbSession, secure_email: SecureEmail) -> Pract
     return or_404(await secure_emails.practice_of(db, secure_email), LINK_NOT_VALID)
 
 
+def withdrawn(secure_email: SecureEmail) -> bool:
+    return secure_email.status == SecureEmailStatus.WITHDRAWN
+
+
 async def _live(db: DbSession, secure_email: SecureEmail) -> SecureEmail:
-    if secure_emails.expired(secure_email):
-        raise MessageExpired(await practice_of_message(db, secure_email), secure_email.expires_at)
+    # Withdrawn first: a withdrawn message's workflow has ended, so its expiry time
+    # passing later changes nothing the patient should be told.
+    if withdrawn(secure_email) or secure_emails.expired(secure_email):
+        raise MessageClosed(
+            await practice_of_message(db, secure_email),
+            secure_email.expires_at,
+            withdrawn=withdrawn(secure_email),
+        )
     return secure_email
 
 
@@ -88,14 +101,27 @@ async def live_of_session(
     return await _live(db, or_404(secure_email if readable else None, MESSAGE_NOT_FOUND))
 
 
-async def live_threads(db: DbSession, session: PortalSession) -> list[SecureEmail]:
-    """The session's unexpired messages, newest first: the patient's, sent to the
-    address this session was verified at (``portal_sessions.may_read``)."""
+@dataclass(frozen=True)
+class Threads:
+    """The session's unexpired messages, newest first: those it may read, and those the
+    office withdrew (shown as withdrawn, never their subject, words or files)."""
+
+    live: list[SecureEmail]
+    withdrawn: list[SecureEmail]
+
+
+async def session_threads(db: DbSession, session: PortalSession) -> Threads:
+    """The patient's unexpired messages sent to the address this session was verified
+    at (``portal_sessions.may_read``)."""
     patient = await patient_by_id(db, session.patient_id)
     if patient is None:
-        return []
-    messages = await secure_emails.unexpired_of_patient(db, session.patient_id)
-    return [m for m in messages if portal_sessions.may_read(session, m, patient)]
+        return Threads([], [])
+    messages = [
+        m
+        for m in await secure_emails.unexpired_of_patient(db, session.patient_id)
+        if portal_sessions.may_read(session, m, patient)
+    ]
+    return Threads([m for m in messages if not withdrawn(m)], [m for m in messages if withdrawn(m)])
 
 
 LinkedEmail = Annotated[SecureEmail, Depends(live_by_link)]

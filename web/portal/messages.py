@@ -23,8 +23,8 @@ from web.portal.deps import (
     PortalPatient,
     ReadableEmail,
     audit_patient,
-    live_threads,
     practice_of_message,
+    session_threads,
 )
 from web.services.replies import workflow_of
 from web.templating import render
@@ -40,16 +40,20 @@ async def tabs_context(db: DbSession, session: PortalSession, tab: str) -> dict[
 
 
 async def _live_threads(db: DbSession, session: PortalSession) -> dict[str, SecureEmail]:
-    return {message.id: message for message in await live_threads(db, session)}
+    return {message.id: message for message in (await session_threads(db, session)).live}
 
 
 @router.get("/portal")
 async def inbox(request: Request, db: DbSession, session: PortalPatient) -> HTMLResponse:
-    messages = await live_threads(db, session)
+    threads = await session_threads(db, session)
     return render(
         request,
         "portal/inbox.html",
-        {**await tabs_context(db, session, "inbox"), "messages": messages},
+        {
+            **await tabs_context(db, session, "inbox"),
+            "messages": threads.live,
+            "withdrawn": threads.withdrawn,
+        },
     )
 
 
@@ -70,7 +74,8 @@ async def sent(request: Request, db: DbSession, session: PortalPatient) -> HTMLR
 
 @router.get("/portal/files")
 async def files(request: Request, db: DbSession, session: PortalPatient) -> HTMLResponse:
-    live = await _live_threads(db, session)
+    threads = await session_threads(db, session)
+    live = {message.id: message for message in threads.live}
     return render(
         request,
         "portal/files.html",
@@ -78,6 +83,7 @@ async def files(request: Request, db: DbSession, session: PortalPatient) -> HTML
             **await tabs_context(db, session, "files"),
             "attachments": await secure_emails.files_of_threads(db, list(live)),
             "threads": live,
+            "withdrawn": threads.withdrawn,
         },
     )
 

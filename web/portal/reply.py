@@ -15,7 +15,7 @@ from domain.secure_email import re_subject
 from infra import secure_emails
 from infra.db.models import SecureEmail
 from web.deps import DbSession, StateDep, client_address
-from web.errors import expired_page, on_unavailable
+from web.errors import closed_page, on_unavailable
 from web.portal.deps import PortalPatient, ReadableEmail, practice_of_message
 from web.portal.messages import tabs_context
 from web.portal.words import refusal
@@ -146,7 +146,7 @@ async def _send_reply(
     async def unavailable(words: str) -> Response:
         if secure_emails.expired(secure_email):
             practice = await practice_of_message(db, secure_email)
-            return expired_page(request, practice, secure_email.expires_at)
+            return closed_page(request, practice, secure_email.expires_at, withdrawn=False)
         return refused({"form": words}, [], 503)
 
     errors = {} if body.strip() else {"body": WRITE_SOMETHING}

@@ -22,6 +22,7 @@ MINUTES_VALID = int(PASSCODE_VALID_FOR.total_seconds() // 60)
 TOO_MANY_REQUESTS = "Too many attempts from this device. Please wait an hour and try again."
 EXPIRED = "This secure email has expired"
 NOT_DELIVERED = "This secure email could not be delivered"
+WITHDRAWN = "This secure email was withdrawn by the practice that sent it"
 VERIFY_MESSAGES = {
     VerifyOutcome.BURNED: (
         f"That passcode was entered wrongly {MAX_WRONG_TRIES} times and no longer works. "
@@ -67,6 +68,8 @@ def refusal(error: WorkflowUpdateFailedError) -> str:
         return EXPIRED
     if cause.type == errors.FAILED:
         return NOT_DELIVERED
+    if cause.type == errors.WITHDRAWN:
+        return WITHDRAWN
     if cause.type == errors.TOO_MANY_PASSCODES:
         return f"Too many passcodes were requested. Try again in {_minutes(details, 0)} minutes."
     if cause.type == errors.TOO_MANY_REPLIES:
