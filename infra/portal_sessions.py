@@ -40,9 +40,13 @@ def may_read(session: PortalSession, secure_email: SecureEmail, patient: Patient
     )
 
 
-async def start(db: AsyncSession, patient: Patient, verified: SecureEmail) -> str:
+async def start(
+    db: AsyncSession, patient: Patient, verified: SecureEmail, began_at: datetime
+) -> str:
     """The new session's token (for the cookie); only its hash is kept. ``verified`` is
-    the message whose passcode was just entered: the session is bound to its address."""
+    the message whose passcode was just entered: the session is bound to its address.
+    ``began_at`` is when that passcode was handed to the workflow: a message opened
+    before it was opened in an earlier session (the timeline's "viewed again")."""
     token = new_token()
     now = datetime.now(UTC)
     db.add(
@@ -50,7 +54,7 @@ async def start(db: AsyncSession, patient: Patient, verified: SecureEmail) -> st
             token_hash=token_hash(token),
             patient_id=patient.id,
             address_normalised=sent_to(verified, patient),
-            created_at=now,
+            created_at=began_at,
             last_seen_at=now,
             expires_at=now + ABSOLUTE_TIMEOUT,
         )

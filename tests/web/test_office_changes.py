@@ -173,6 +173,23 @@ async def test_opened_notice_is_not_resent_and_the_timeline_shows_the_passcode(
     assert "already opened" in refused.json()["detail"]
 
 
+async def test_a_later_visit_is_viewed_again_once_per_session(stack: Stack) -> None:
+    secure_email_id, link = await send(stack)
+    async with stack.browser() as first:
+        page = await sign_in(stack, first, link, EMAIL)
+        for _ in range(2):
+            assert (await first.get(page)).status_code == 200
+    await stack.wait_for_status(secure_email_id, "opened")
+    assert "viewed" not in kinds(await detail(stack, secure_email_id))  # that was opening it
+    async with stack.browser() as second:
+        page = await sign_in(stack, second, link, EMAIL)
+        for _ in range(3):
+            assert (await second.get(page)).status_code == 200
+    found = kinds(await detail(stack, secure_email_id))
+    assert found.count("viewed") == 1
+    assert found.index("opened") < found.index("viewed")
+
+
 async def test_another_practice_gets_404(stack: Stack) -> None:
     secure_email_id, _ = await send(stack)
     other = await make_office(stack.app, stack.settings)

@@ -10,6 +10,7 @@ A session ends on Sign Out (the row is deleted, so a copied cookie is worthless)
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import Depends, Request, Response
@@ -35,9 +36,10 @@ async def start_portal_session(
     patient: Patient,
     verified: SecureEmail,
     *,
+    began_at: datetime,
     secure_cookie: bool,
 ) -> None:
-    token = await portal_sessions.start(db, patient, verified)
+    token = await portal_sessions.start(db, patient, verified, began_at)
     response.set_cookie(
         PORTAL_COOKIE,
         token,

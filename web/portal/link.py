@@ -6,6 +6,7 @@ shows any part of a message before Verify, and nothing at all after it expires.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request, status
@@ -178,6 +179,7 @@ async def verify(
             "Enter the 8-digit passcode from the email.", status.HTTP_422_UNPROCESSABLE_CONTENT
         )
     on_unavailable(request, form_again)
+    asked_at = datetime.now(UTC)
     try:
         result = await workflow_of(await temporal_of(state), secure_email).execute_update(
             SecureEmailWorkflow.verify_passcode,
@@ -191,7 +193,12 @@ async def verify(
             f"/portal/messages/{secure_email.id}", status_code=status.HTTP_303_SEE_OTHER
         )
         await start_portal_session(
-            db, response, patient, secure_email, secure_cookie=settings.secure_cookies
+            db,
+            response,
+            patient,
+            secure_email,
+            began_at=asked_at,
+            secure_cookie=settings.secure_cookies,
         )
         await audit_patient(db, request, secure_email, AuditAction.VERIFY_OK)
         await audit_patient(db, request, secure_email, AuditAction.SIGN_IN)

@@ -6,11 +6,14 @@ patient's message or file answers 404, and an expired message only its warning.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from fastapi import APIRouter, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from domain.audit import ActorType, AuditAction
-from infra import portal_sessions, replies, secure_emails
+from domain.secure_email import EventKind
+from infra import portal_sessions, replies, secure_emails, timeline
 from infra.audit import Actor, audit
 from infra.db.models import PortalSession, SecureEmail
 from infra.directory import patient_by_id
@@ -104,6 +107,16 @@ async def read_message(
             )
         except TEMPORAL_FAILURES:
             pass  # the office sees "opened" a little later, or not; reading goes on
+    elif secure_email.opened_at < session.created_at:
+        # Opened in an earlier session: the patient came back to it. One line per
+        # session, however often the page is loaded in it.
+        await timeline.add(
+            db,
+            secure_email.id,
+            EventKind.VIEWED,
+            datetime.now(UTC),
+            f"viewed:{session.token_hash[:32]}",
+        )
     await audit_patient(db, request, secure_email, AuditAction.VIEW)
     attachments = await secure_emails.attachments_of(db, secure_email.id)
     return render(
