@@ -13,8 +13,12 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 from fastapi import FastAPI
+from temporalio.testing import ActivityEnvironment
 
+from activities.read_model import ReadModelActivities
 from domain.attachments import StoredAttachment as ReplyAttachment
+from domain.secure_email import SecureEmailStatus, StatusChange
+from infra.db.engine import make_engine, make_sessionmaker
 from infra.db.models import SecureEmail, StaffSession
 from infra.security import token_hash
 from infra.settings import Settings
@@ -380,3 +384,34 @@ async def test_an_open_alert_stream_does_not_keep_the_session_alive(
         await last_seen(datetime.now(UTC) - idle - timedelta(seconds=1))
         await ends_without_event(lines)
     assert (await office.browser.get("/")).status_code in (302, 303, 307)
+
+
+async def test_expired_unopened_alerts_the_office_once(stack: Stack) -> None:
+    """The read model's activity, as the workflow runs it at expiry (retried once), on the
+    stack's database: an unread message raises one alert of its own kind; a read one none."""
+    unread_id, _ = await send(stack, "una@example.com")
+    read_id, _ = await opened_secure_email(stack, "rea@example.com")
+    engine = make_engine(stack.settings.database_url)
+    record = ReadModelActivities(make_sessionmaker(engine)).record_status
+    now = datetime.now(UTC)
+    for secure_email_id, opened_at in ((unread_id, None), (read_id, now)):
+        expiry = StatusChange(
+            secure_email_id=secure_email_id,
+            status=SecureEmailStatus.EXPIRED,
+            at=now,
+            sequence=99,
+            opened_at=opened_at,
+        )
+        for _ in range(2):
+            await ActivityEnvironment().run(record, expiry)
+    await engine.dispose()
+
+    (alert,) = (await stack.office.api.get("/api/v1/alerts")).json()["items"]
+    assert alert["kind"] == "expired_unopened" and alert["secure_email_id"] == unread_id
+    assert alert["message"] == "The secure email to Una expired unopened: call the patient"
+    assert alert["href"] == f"/secure-emails/{unread_id}"
+    menu = await stack.office.browser.get("/")
+    assert "expired unopened: call the patient" in menu.text
+    assert 'id="alert-count">1<' in menu.text
+    status_page = await stack.office.browser.get(alert["href"])
+    assert status_page.status_code == 200 and "Expired" in status_page.text
