@@ -12,17 +12,15 @@ point of use, never in a log or a repr.
 
 from __future__ import annotations
 
-import base64
 import ipaddress
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-from cryptography.exceptions import UnsupportedAlgorithm
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.serialization import load_der_public_key
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from infra.mail.sendgrid_events import verification_key
 
 DEV_S3_SECRET_KEY = "securemail-dev-secret"
 
@@ -107,14 +105,12 @@ class Settings(BaseSettings):
         value = value.strip()
         if value:
             try:
-                key = load_der_public_key(base64.b64decode(value, validate=True))
-            except (ValueError, UnsupportedAlgorithm):
-                key = None
-            if not isinstance(key, ec.EllipticCurvePublicKey) or key.curve.name != "secp256r1":
+                verification_key(value)
+            except ValueError:
                 raise ValueError(
                     "SECURE_EMAIL_SENDGRID_WEBHOOK_PUBLIC_KEY must be the Signed Event "
                     "Webhook's verification key as SendGrid shows it (base64, ECDSA P-256)"
-                )
+                ) from None
         return value
 
     @field_validator("forwarded_allow_ips")

@@ -7,12 +7,9 @@ signalled (it sets the status to failed, adds the "bounced" line and raises the 
 or, for a workflow of version 1 that has no such signal, the line and the alert are
 written here.
 
-Only signed batches are read: SendGrid signs ``timestamp + body`` with ECDSA P-256 /
-SHA-256 (the ``X-Twilio-Email-Event-Webhook-Signature`` header, base64 DER) and shows
-the verification key once "Signed Event Webhook" is on. The signature is checked on the
-raw bytes before any JSON is parsed, and a timestamp outside a few minutes of now is
-refused, so a batch someone recorded cannot be posted again later. The body is bounded
-by ``web.body_limits`` (1 MB).
+Only signed, fresh batches are read (``infra.mail.sendgrid_events``): the signature is
+checked on the raw bytes before any JSON is parsed. The body is bounded by
+``web.body_limits`` (1 MB).
 
 Events find their secure email by the ``custom_args`` each notice carries
 (``infra.mail.message.MailMessage.tracking``): ``mail`` ("notice", "passcode") and
@@ -24,29 +21,22 @@ write is keyed by the event id, so a batch SendGrid posts again changes nothing 
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import logging
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from functools import lru_cache
+from datetime import UTC, datetime
 from typing import Annotated
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.serialization import load_der_public_key
 from fastapi import APIRouter, Header, Request, Response, status
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
 from domain.secure_email import EventKind, NoticeBounced, SecureEmailStatus, workflow_id_for
 from infra import alerts, secure_emails, timeline
 from infra.db.models import SecureEmail
+from infra.mail.sendgrid_events import fresh, signed
 from web.api.responses import ErrorDetail
 from web.deps import DbSession, StateDep, TemporalUnavailable, temporal_of
 from web.state import AppState
@@ -57,9 +47,6 @@ router = APIRouter()
 
 SIGNATURE_HEADER = "X-Twilio-Email-Event-Webhook-Signature"
 TIMESTAMP_HEADER = "X-Twilio-Email-Event-Webhook-Timestamp"
-# SendGrid signs as it posts; a clock a little off is allowed, a recorded batch is not.
-OLDEST = timedelta(minutes=10)
-NEWEST = timedelta(minutes=5)
 # The bounce's signal, by name: ``workflows.secure_email.SecureEmailWorkflow.notice_bounced``.
 NOTICE_BOUNCED_SIGNAL = "notice_bounced"
 NOTICE = "notice"
@@ -102,32 +89,6 @@ class Counts:
     delivered: int = 0
     bounced: int = 0
     ignored: int = 0
-
-
-@lru_cache(maxsize=4)
-def verification_key(text: str) -> ec.EllipticCurvePublicKey:
-    """The Signed Event Webhook's key: base64 DER SubjectPublicKeyInfo, ECDSA P-256
-    (``infra.settings`` refuses any other at start)."""
-    key = load_der_public_key(base64.b64decode(text, validate=True))
-    if not isinstance(key, ec.EllipticCurvePublicKey) or key.curve.name != "secp256r1":
-        raise ValueError("not an ECDSA P-256 public key")
-    return key
-
-
-def signed(key_text: str, signature: str, timestamp: str, body: bytes) -> bool:
-    try:
-        der = base64.b64decode(signature, validate=True)
-        verification_key(key_text).verify(der, timestamp.encode() + body, ec.ECDSA(hashes.SHA256()))
-    except (binascii.Error, ValueError, InvalidSignature):
-        return False
-    return True
-
-
-def fresh(timestamp: str, now: datetime) -> bool:
-    if not timestamp.isascii() or not timestamp.isdigit() or len(timestamp) > 12:
-        return False
-    signed_at = datetime.fromtimestamp(int(timestamp), UTC)
-    return now - OLDEST <= signed_at <= now + NEWEST
 
 
 def _refused(status_code: int, detail: str) -> JSONResponse:
@@ -190,7 +151,7 @@ async def sendgrid_events(
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-async def _record(state: AppState, db: AsyncSession, item: object, counts: Counts) -> None:
+async def _record(state: AppState, db: DbSession, item: object, counts: Counts) -> None:
     try:
         event = SendGridEvent.model_validate(item)
     except ValidationError:
@@ -226,9 +187,7 @@ async def _signal_bounce(temporal: Client, secure_email: SecureEmail, event: Sen
         # Its workflow has closed (expired, withdrawn): nothing is left to fail.
 
 
-async def _record_bounce_v1(
-    db: AsyncSession, secure_email: SecureEmail, event: SendGridEvent
-) -> None:
+async def _record_bounce_v1(db: DbSession, secure_email: SecureEmail, event: SendGridEvent) -> None:
     """Version 1 workflows have no bounce signal: the line and the alert, written here."""
     if secure_email.opened_at is not None or secure_email.status not in STILL_OUT:
         return
