@@ -25,9 +25,14 @@ APT_GET := $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get -qq
 run: $(VENV)/.installed
 	$(BIN)/securemail dev
 
+# The suite mostly waits (on Temporal, S3, SMTP, a browser), so three processes share
+# the two cores well (pytest-xdist; worksteal evens out the minute-long fault tests).
+# Each has its own servers, databases and ports (tests/fixtures/processes.py).
+TEST_PROCESSES ?= 3
+
 test: $(VENV)/.installed-test tests/browser/node_modules/.installed chromium postgres lint \
 		compose-config
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_PROCESSES) --dist worksteal
 
 # Figures for docs/BENCHMARKS.md at small sizes (a few minutes); `python -m bench --help`
 # for the full ones. Not a test: it prints figures and fails only if a run breaks.

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import random
 import secrets
+import shutil
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -52,6 +53,24 @@ TEST_KEYS = EncryptionKeys.parse(TEST_KEYSETS["encryption_keyset"], TEST_KEYSETS
 TEST_PORTAL_KEYS = PortalKeys.parse(TEST_KEYSETS["portal_keyset"])
 
 
+# The fault tests' report -----------------------------------------------------------
+
+FAULT_REPORT = "fault report"
+_fault_lines: list[str] = []
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.when == "call":
+        _fault_lines.extend(str(v) for name, v in report.user_properties if name == FAULT_REPORT)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if _fault_lines:
+        terminalreporter.section(FAULT_REPORT)
+        for line in _fault_lines:
+            terminalreporter.write_line(line)
+
+
 # Databases -----------------------------------------------------------------------------
 
 
@@ -62,19 +81,31 @@ async def postgres_url() -> AsyncIterator[str]:
         yield url
 
 
+@pytest.fixture(scope="session")
+async def migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite file migrated to head once per run: each test gets a copy of it, which
+    is what migrating a new file gives, in a millisecond instead of half a second."""
+    template = tmp_path_factory.mktemp("sqlite-template") / "app.db"
+    await upgrade_async(f"sqlite+aiosqlite:///{template}")
+    return template
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 async def database_url(
-    request: pytest.FixtureRequest, tmp_path: Path, postgres_url: str
+    request: pytest.FixtureRequest, tmp_path: Path, postgres_url: str, migrated_sqlite: Path
 ) -> AsyncIterator[str]:
     """Each test that asks for a database runs once on SQLite and once on PostgreSQL.
 
-    PostgreSQL is one database per run; tests stay apart by each making its own practice.
+    SQLite is a fresh file per test; PostgreSQL is one database per run, and tests stay
+    apart by each making its own practice.
     """
     if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path / 'app.db'}"
+        database = tmp_path / "app.db"
+        shutil.copyfile(migrated_sqlite, database)
+        url = f"sqlite+aiosqlite:///{database}"
     else:
         url = postgres_url
-    await upgrade_async(url)
+    await upgrade_async(url)  # a no-op on a database at head, as the copy is
     yield url
 
 

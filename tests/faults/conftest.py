@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import FAULT_REPORT
 from tests.fixtures.processes import free_port, stop
 from tests.fixtures.s3 import S3Server, start_rclone
 
@@ -26,14 +27,19 @@ REPORT: list[str] = []
 
 
 def report(line: str) -> None:
+    """A line for the run's "fault report" (printed by ``tests/conftest.py``)."""
     REPORT.append(line)
 
 
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    if REPORT:
-        terminalreporter.section("fault report")
-        for line in REPORT:
-            terminalreporter.write_line(line)
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> object:
+    # The lines ride on the test's report: with the suite in several processes, only
+    # the one that prints the summary sees them all.
+    try:
+        return (yield)
+    finally:
+        item.user_properties.extend((FAULT_REPORT, line) for line in REPORT)
+        REPORT.clear()
 
 
 @dataclass
