@@ -1,6 +1,7 @@
 """The office's changes on a secure email's status page, in a real browser on a phone and
 at a desk (issue 13): resend the notice, change the expiry (refused, then accepted, on the
-practice's clock), withdraw after confirming; each state checked with axe-core."""
+practice's clock), withdraw after confirming, and the patient's link afterwards; each state
+checked with axe-core."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ async def test_resend_change_expiry_and_withdraw(
     live_stack: Stack, chromium: Browser, size: str, viewport: ViewportSize
 ) -> None:
     stack = live_stack
-    secure_email_id, _ = await send(stack)
+    secure_email_id, link = await send(stack)
     problems: dict[str, object] = {}
 
     async def check(page: Page, state: str) -> None:
@@ -85,4 +86,18 @@ async def test_resend_change_expiry_and_withdraw(
     await expect(page.get_by_role("button", name="Resend notice")).to_have_count(0)
     await check(page, "withdrawn")
     await context.close()
+
+    # The patient's link now says who withdrew it, and nothing of the message.
+    patient_context = await chromium.new_context(
+        viewport=viewport, is_mobile=size == "phone", base_url=stack.settings.public_url
+    )
+    patient = await patient_context.new_page()
+    await patient.goto(link)
+    await expect(
+        patient.get_by_role("heading", name="This secure email was withdrawn")
+    ).to_be_visible()
+    await expect(patient.get_by_role("alert")).to_contain_text("withdrawn by Smile Dental")
+    await expect(patient.get_by_text("Crown")).to_have_count(0)
+    await check(patient, "patient's link, withdrawn")
+    await patient_context.close()
     assert problems == {}
