@@ -11,7 +11,8 @@ import pytest
 from playwright.async_api import Browser, Request, expect
 
 from tests.browser.conftest import DESKTOP, serious_accessibility_problems
-from tests.conftest import STAFF_PASSWORD, Office
+from tests.browser.pages import signed_in_page
+from tests.conftest import Office
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
@@ -60,69 +61,53 @@ async def test_patient_search_keeps_the_name_out_of_the_url(
     problems: dict[str, object] = {}
     # With and without JavaScript: the search is a plain form.
     for javascript in (True, False):
-        context = await chromium.new_context(
-            viewport=DESKTOP, base_url=live_app, java_script_enabled=javascript
-        )
-        page = await context.new_page()
-        await page.goto("/login")
-        await page.get_by_label("Email").fill(office.email)
-        await page.get_by_label("Password").fill(STAFF_PASSWORD)
-        await page.get_by_role("button", name="Log in").click()
-        await expect(page.get_by_role("heading", name="Main Menu")).to_be_visible()
+        async with signed_in_page(
+            chromium, live_app, office.email, java_script_enabled=javascript
+        ) as page:
+            await page.goto("/patients")
+            await page.get_by_label("Search by name or email").fill("Lovelace")
+            await page.get_by_role("button", name="Search").click()
+            await expect(page.get_by_text("1 patient found")).to_be_visible()
+            await expect(page.get_by_role("cell", name="Ada Lovelace", exact=True)).to_be_visible()
+            await expect(page.get_by_role("cell", name="Grace Hopper", exact=True)).to_have_count(0)
+            assert page.url == f"{live_app}/patients/search"
+            await expect(page.get_by_label("Search by name or email")).to_have_value("Lovelace")
+            if javascript and (found := await serious_accessibility_problems(page)):
+                problems["search results"] = found
 
-        await page.goto("/patients")
-        await page.get_by_label("Search by name or email").fill("Lovelace")
-        await page.get_by_role("button", name="Search").click()
-        await expect(page.get_by_text("1 patient found")).to_be_visible()
-        await expect(page.get_by_role("cell", name="Ada Lovelace", exact=True)).to_be_visible()
-        await expect(page.get_by_role("cell", name="Grace Hopper", exact=True)).to_have_count(0)
-        assert page.url == f"{live_app}/patients/search"
-        await expect(page.get_by_label("Search by name or email")).to_have_value("Lovelace")
-        if javascript and (found := await serious_accessibility_problems(page)):
-            problems["search results"] = found
-
-        await page.get_by_role("link", name="Show all patients").click()
-        await expect(page.get_by_role("cell", name="Grace Hopper", exact=True)).to_be_visible()
-        await context.close()
+            await page.get_by_role("link", name="Show all patients").click()
+            await expect(page.get_by_role("cell", name="Grace Hopper", exact=True)).to_be_visible()
     assert problems == {}
 
 
 async def test_settings_page_saves_time_zone_and_reminder(
     live_app: str, chromium: Browser, office: Office
 ) -> None:
-    context = await chromium.new_context(viewport=DESKTOP, base_url=live_app)
-    page = await context.new_page()
-    await page.goto("/login")
-    await page.get_by_label("Email").fill(office.email)
-    await page.get_by_label("Password").fill(STAFF_PASSWORD)
-    await page.get_by_role("button", name="Log in").click()
-    await expect(page.get_by_role("heading", name="Main Menu")).to_be_visible()
+    async with signed_in_page(chromium, live_app, office.email) as page:
+        await page.goto("/settings")
+        zone = page.get_by_label("Time zone")
+        reminder = page.get_by_label("Reminder after (hours)")
+        await expect(zone).to_have_value("America/New_York")
+        await expect(reminder).to_have_value("48")
+        await expect(reminder).to_have_accessible_description(re.compile("0 turns reminders off"))
+        problems = await serious_accessibility_problems(page)
 
-    await page.goto("/settings")
-    zone = page.get_by_label("Time zone")
-    reminder = page.get_by_label("Reminder after (hours)")
-    await expect(zone).to_have_value("America/New_York")
-    await expect(reminder).to_have_value("48")
-    await expect(reminder).to_have_accessible_description(re.compile("0 turns reminders off"))
-    problems = await serious_accessibility_problems(page)
+        # Too late a reminder: refused, and what was chosen stays chosen.
+        await zone.select_option("Asia/Tokyo")
+        await reminder.fill("168")
+        await page.get_by_role("button", name="Save settings").click()
+        await expect(page.get_by_role("alert").first).to_contain_text("Nothing was saved")
+        await expect(page.get_by_text("at or after the expiry")).to_be_visible()
+        await expect(zone).to_have_value("Asia/Tokyo")
+        await expect(reminder).to_have_value("168")
+        await expect(reminder).to_have_attribute("aria-invalid", "true")
+        problems += await serious_accessibility_problems(page)
 
-    # Too late a reminder: refused, and what was chosen stays chosen.
-    await zone.select_option("Asia/Tokyo")
-    await reminder.fill("168")
-    await page.get_by_role("button", name="Save settings").click()
-    await expect(page.get_by_role("alert").first).to_contain_text("Nothing was saved")
-    await expect(page.get_by_text("at or after the expiry")).to_be_visible()
-    await expect(zone).to_have_value("Asia/Tokyo")
-    await expect(reminder).to_have_value("168")
-    await expect(reminder).to_have_attribute("aria-invalid", "true")
-    problems += await serious_accessibility_problems(page)
-
-    await reminder.fill("24")
-    await page.get_by_role("button", name="Save settings").click()
-    await expect(page.get_by_role("status")).to_have_text("Settings saved.")
-    await expect(zone).to_have_value("Asia/Tokyo")
-    await expect(reminder).to_have_value("24")
-    practice = (await office.api.get("/api/v1/practice")).json()
-    assert (practice["time_zone"], practice["reminder_after_hours"]) == ("Asia/Tokyo", 24)
-    await context.close()
+        await reminder.fill("24")
+        await page.get_by_role("button", name="Save settings").click()
+        await expect(page.get_by_role("status")).to_have_text("Settings saved.")
+        await expect(zone).to_have_value("Asia/Tokyo")
+        await expect(reminder).to_have_value("24")
+        practice = (await office.api.get("/api/v1/practice")).json()
+        assert (practice["time_zone"], practice["reminder_after_hours"]) == ("Asia/Tokyo", 24)
     assert problems == []

@@ -10,15 +10,14 @@ import secrets
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from playwright.async_api import Browser, Page, ViewportSize, expect
+from playwright.async_api import Browser, expect
 from sqlalchemy import select
 
 from infra.db.engine import make_engine, make_sessionmaker
 from infra.db.models import SecureEmail, StaffUser
 from infra.settings import Settings
-from tests.browser.conftest import DESKTOP, PHONE, serious_accessibility_problems
-from tests.browser.test_staff_pages import log_in
-from tests.conftest import STAFF_PASSWORD, Office
+from tests.browser.pages import ON_PHONE_AND_DESK, AccessibilityLog, Device, signed_in_page
+from tests.conftest import Office
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
@@ -52,55 +51,38 @@ async def record_open(settings: Settings, office: Office, patient_id: str, subje
     await engine.dispose()
 
 
-@pytest.mark.parametrize(("size", "viewport"), [("phone", PHONE), ("desktop", DESKTOP)])
+@ON_PHONE_AND_DESK
 async def test_edit_patient_from_patients_and_accessible(
-    live_app: str,
-    chromium: Browser,
-    office: Office,
-    settings: Settings,
-    size: str,
-    viewport: ViewportSize,
+    live_app: str, chromium: Browser, office: Office, settings: Settings, device: Device
 ) -> None:
     added = await office.api.post("/api/v1/patients", json={"name": "Ada Lovelace", "email": OLD})
     patient_id = added.json()["id"]
     await record_open(settings, office, patient_id, "Treatment plan")
-    problems: dict[str, object] = {}
+    accessibility = AccessibilityLog()
+    async with signed_in_page(chromium, live_app, office.email, device=device) as page:
+        await page.goto("/patients")
+        await page.get_by_role("link", name="Edit Ada Lovelace").click()
+        await expect(page.get_by_role("heading", name="Edit patient")).to_be_visible()
+        await expect(page.get_by_label("Name")).to_have_value("Ada Lovelace")
+        await expect(page.get_by_label("Email")).to_have_value(OLD)
+        await expect(page.get_by_label("Status")).to_have_value("Patient")
+        await accessibility.check(page, "edit")
 
-    async def check(page: Page, state: str) -> None:
-        if found := await serious_accessibility_problems(page):
-            problems[state] = found
+        await page.get_by_label("Email").fill("not-an-address")
+        await page.get_by_role("button", name="Save changes").click()
+        await expect(page.get_by_role("alert")).to_contain_text("The patient was not changed")
+        await expect(page.get_by_label("Email")).to_have_value("not-an-address")
+        await expect(page.get_by_label("Email")).to_have_attribute("aria-invalid", "true")
+        await accessibility.check(page, "refused")
 
-    context = await chromium.new_context(
-        viewport=viewport, is_mobile=size == "phone", base_url=live_app
-    )
-    page = await context.new_page()
-    await log_in(page, office.email, STAFF_PASSWORD)
-    await expect(page.get_by_role("heading", name="Main Menu")).to_be_visible()
-
-    await page.goto("/patients")
-    await page.get_by_role("link", name="Edit Ada Lovelace").click()
-    await expect(page.get_by_role("heading", name="Edit patient")).to_be_visible()
-    await expect(page.get_by_label("Name")).to_have_value("Ada Lovelace")
-    await expect(page.get_by_label("Email")).to_have_value(OLD)
-    await expect(page.get_by_label("Status")).to_have_value("Patient")
-    await check(page, "edit")
-
-    await page.get_by_label("Email").fill("not-an-address")
-    await page.get_by_role("button", name="Save changes").click()
-    await expect(page.get_by_role("alert")).to_contain_text("The patient was not changed")
-    await expect(page.get_by_label("Email")).to_have_value("not-an-address")
-    await expect(page.get_by_label("Email")).to_have_attribute("aria-invalid", "true")
-    await check(page, "refused")
-
-    await page.get_by_label("Email").fill(NEW)
-    await page.get_by_role("button", name="Save changes").click()
-    await expect(page.get_by_text("Changes saved.")).to_be_visible()
-    await expect(
-        page.get_by_text(f"Open secure emails stay with {OLD}; new ones go to {NEW}.")
-    ).to_be_visible()
-    send_again = re.compile(rf"^Send again\s+“Treatment plan”\s+to {re.escape(NEW)}$")
-    await expect(page.get_by_role("button", name=send_again)).to_be_visible()
-    assert "ada" not in page.url.lower()
-    await check(page, "after the change")
-    await context.close()
-    assert problems == {}
+        await page.get_by_label("Email").fill(NEW)
+        await page.get_by_role("button", name="Save changes").click()
+        await expect(page.get_by_text("Changes saved.")).to_be_visible()
+        await expect(
+            page.get_by_text(f"Open secure emails stay with {OLD}; new ones go to {NEW}.")
+        ).to_be_visible()
+        send_again = re.compile(rf"^Send again\s+“Treatment plan”\s+to {re.escape(NEW)}$")
+        await expect(page.get_by_role("button", name=send_again)).to_be_visible()
+        assert "ada" not in page.url.lower()
+        await accessibility.check(page, "after the change")
+    assert accessibility.problems == {}

@@ -6,29 +6,20 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from playwright.async_api import Browser, Page, expect
+from playwright.async_api import Browser, expect
 
-from tests.browser.conftest import DESKTOP, PHONE, serious_accessibility_problems
+from tests.browser.conftest import DESKTOP, PHONE
+from tests.browser.pages import AccessibilityLog
+from tests.browser.pages import log_in as log_in  # test_office_changes_page imports it from here
 from tests.conftest import STAFF_PASSWORD, Office
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
 
-async def log_in(page: Page, email: str, password: str) -> None:
-    await page.goto("/login")
-    await page.get_by_label("Email").fill(email)
-    await page.get_by_label("Password").fill(password)
-    await page.get_by_role("button", name="Log in").click()
-
-
 async def test_admin_manages_staff_and_tokens(
     live_app: str, chromium: Browser, office: Office
 ) -> None:
-    problems: dict[str, object] = {}
-
-    async def check(page: Page, state: str) -> None:
-        if found := await serious_accessibility_problems(page):
-            problems[state] = found
+    accessibility = AccessibilityLog()
 
     admin_context = await chromium.new_context(viewport=DESKTOP, base_url=live_app)
     admin = await admin_context.new_page()
@@ -39,7 +30,7 @@ async def test_admin_manages_staff_and_tokens(
     await office_nav.get_by_role("link", name="Staff").click()
     await expect(admin.get_by_role("heading", name="Staff", exact=True)).to_be_visible()
     await expect(admin.get_by_role("cell", name=office.email)).to_be_visible()
-    await check(admin, "staff")
+    await accessibility.check(admin, "staff")
 
     # A mistake first: the form comes back with the error by its field.
     await admin.get_by_label("Name").fill("Grace Hopper")
@@ -47,7 +38,7 @@ async def test_admin_manages_staff_and_tokens(
     await admin.get_by_role("button", name="Add staff member").click()
     await expect(admin.get_by_text("Nobody was added")).to_be_visible()
     await expect(admin.get_by_label("Email")).to_have_attribute("aria-invalid", "true")
-    await check(admin, "staff with errors")
+    await accessibility.check(admin, "staff with errors")
 
     grace = f"grace-{uuid.uuid4().hex[:6]}@smile-dental.example"
     await admin.get_by_label("Email").fill(grace)
@@ -60,7 +51,7 @@ async def test_admin_manages_staff_and_tokens(
     assert len(temporary) >= 12
     row = admin.get_by_role("row").filter(has_text=grace)
     await expect(row.get_by_role("cell", name="Active, must choose a password")).to_be_visible()
-    await check(admin, "staff with a temporary password")
+    await accessibility.check(admin, "staff with a temporary password")
 
     await row.get_by_role("button", name="Make administrator Grace Hopper").click()
     await expect(admin.get_by_role("status").filter(has_text="Role changed")).to_be_visible()
@@ -72,11 +63,11 @@ async def test_admin_manages_staff_and_tokens(
     await row.get_by_role("button", name="Make clerk Grace Hopper").click()
     await me.get_by_role("button", name="Deactivate").click()
     await expect(admin.get_by_role("alert")).to_contain_text("last active administrator")
-    await check(admin, "staff refusal")
+    await accessibility.check(admin, "staff refusal")
 
     await office_nav.get_by_role("link", name="API tokens").click()
     await expect(admin.get_by_role("heading", name="API tokens")).to_be_visible()
-    await check(admin, "tokens")
+    await accessibility.check(admin, "tokens")
     await admin.get_by_label("Label").fill("Open Dental sync")
     await admin.get_by_label("Acts as").select_option(label="Grace Hopper (clerk)")
     await admin.get_by_label("Expires").select_option(label="90 days")
@@ -86,7 +77,7 @@ async def test_admin_manages_staff_and_tokens(
     token_row = admin.get_by_role("row").filter(has_text="Open Dental sync")
     await expect(token_row.get_by_role("cell", name="Grace Hopper")).to_be_visible()
     await expect(token_row.get_by_role("cell", name="Never")).to_be_visible()  # last used
-    await check(admin, "tokens with a new token")
+    await accessibility.check(admin, "tokens with a new token")
     await admin.goto("/tokens")
     assert token not in await admin.content()
 
@@ -102,13 +93,13 @@ async def test_admin_manages_staff_and_tokens(
     await expect(newcomer.get_by_role("heading", name="Choose your password")).to_be_visible()
     await newcomer.goto("/patients")
     await expect(newcomer.get_by_role("heading", name="Choose your password")).to_be_visible()
-    await check(newcomer, "change password")
+    await accessibility.check(newcomer, "change password")
     await newcomer.get_by_label("Current password").fill(temporary)
     await newcomer.get_by_label("New password", exact=True).fill("four unrelated words here")
     await newcomer.get_by_label("New password again").fill("four unrelated words there")
     await newcomer.get_by_role("button", name="Change password").click()
     await expect(newcomer.get_by_text("do not match")).to_be_visible()
-    await check(newcomer, "change password with errors")
+    await accessibility.check(newcomer, "change password with errors")
     await newcomer.get_by_label("Current password").fill(temporary)
     await newcomer.get_by_label("New password", exact=True).fill("four unrelated words here")
     await newcomer.get_by_label("New password again").fill("four unrelated words here")
@@ -117,4 +108,4 @@ async def test_admin_manages_staff_and_tokens(
 
     await phone.close()
     await admin_context.close()
-    assert problems == {}
+    assert accessibility.problems == {}
