@@ -23,6 +23,7 @@ import web.api
 import web.office
 from infra.settings import Settings
 from tests.conftest import Office
+from tests.fixtures.forms import settings_form
 from tests.web.test_staff import Member, add_member, staff_list
 from web.deps import admin_from_bearer, admin_from_cookie
 
@@ -158,15 +159,8 @@ async def test_a_clerk_gets_403_on_every_admin_route_and_changes_nothing(
 
 
 async def test_settings_changes_are_audited_old_to_new(office: Office) -> None:
-    saved = await office.browser.post(
-        "/settings",
-        data={
-            "name": "Smile Dental & Sons",
-            "sender_address": "Front@Smile-Dental.example",
-            "expiry_days": "14",
-            "secure_email_enabled": "on",
-        },
-    )
+    form = settings_form("Smile Dental & Sons", "Front@Smile-Dental.example", "14")
+    saved = await office.browser.post("/settings", data=form)
     assert saved.status_code == 303, saved.text
     patched = await office.api.patch("/api/v1/practice", json={"expiry_days": 21})
     assert patched.status_code == 200

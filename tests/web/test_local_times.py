@@ -16,6 +16,7 @@ from infra.db.engine import make_engine, make_sessionmaker
 from infra.db.models import Reply
 from infra.settings import Settings
 from tests.conftest import Office
+from tests.fixtures.forms import settings_form
 from tests.fixtures.stack import Stack
 from tests.web.test_portal import send, sign_in
 from tests.web.test_sent_box import add_patient, record_sent
@@ -116,17 +117,8 @@ async def test_settings_page_shows_and_saves_the_time_zone(office: Office) -> No
     # The Americas first.
     zones = re.findall(r'<option value="([^"]+)"', page.text)
     assert zones[0].startswith("America/") and "Asia/Tokyo" in zones
-    saved = await office.browser.post(
-        "/settings",
-        data={
-            "name": "Smile Dental",
-            "sender_address": "desk@smile-dental.example",
-            "expiry_days": "7",
-            "secure_email_enabled": "on",
-            "time_zone": "Asia/Tokyo",
-            "reminder_after_hours": "24",
-        },
-    )
+    tokyo = settings_form(time_zone="Asia/Tokyo", reminder_after_hours="24")
+    saved = await office.browser.post("/settings", data=tokyo)
     assert saved.status_code == 303
     practice = (await office.api.get("/api/v1/practice")).json()
     assert practice["time_zone"] == "Asia/Tokyo"
@@ -138,14 +130,9 @@ async def test_settings_page_shows_and_saves_the_time_zone(office: Office) -> No
 
 async def test_settings_page_refuses_bad_zone_and_late_reminder(office: Office) -> None:
     before = (await office.api.get("/api/v1/practice")).json()
-    form = {
-        "name": "Smile Dental North",
-        "sender_address": "desk@smile-dental.example",
-        "expiry_days": "3",
-        "secure_email_enabled": "on",
-        "time_zone": "Europe/Paris",
-        "reminder_after_hours": "12",
-    }
+    form = settings_form(
+        "Smile Dental North", expiry_days="3", time_zone="Europe/Paris", reminder_after_hours="12"
+    )
     bad_zone = await office.browser.post("/settings", data={**form, "time_zone": "Mars/Base"})
     assert bad_zone.status_code == 422
     assert "Nothing was saved" in bad_zone.text

@@ -5,6 +5,7 @@ from __future__ import annotations
 import httpx
 
 from tests.conftest import STAFF_PASSWORD, Office
+from tests.fixtures.forms import settings_form
 from web.deps import STAFF_COOKIE
 
 
@@ -80,15 +81,8 @@ async def test_add_patient_form_refuses_unknown_status_and_duplicate(office: Off
 
 
 async def test_save_settings_form(office: Office) -> None:
-    response = await office.browser.post(
-        "/settings",
-        data={
-            "name": "Smile Dental North",
-            "sender_address": "north@smile-dental.example",
-            "expiry_days": "10",
-            "secure_email_enabled": "on",
-        },
-    )
+    form = settings_form("Smile Dental North", "north@smile-dental.example", "10")
+    response = await office.browser.post("/settings", data=form)
     assert response.status_code == 303
     practice = (await office.api.get("/api/v1/practice")).json()
     assert practice["name"] == "Smile Dental North"
@@ -97,21 +91,11 @@ async def test_save_settings_form(office: Office) -> None:
 
 async def test_save_settings_form_refuses_bad_input(office: Office) -> None:
     before = (await office.api.get("/api/v1/practice")).json()
-    bad_days = await office.browser.post(
-        "/settings",
-        data={"name": "Smile", "sender_address": "a@b.example", "expiry_days": "seven"},
-    )
+    unticked = settings_form("Smile", "a@b.example", "seven", secure_email_enabled=False)
+    bad_days = await office.browser.post("/settings", data=unticked)
     assert bad_days.status_code == 422
     assert "whole number from 1 to 90" in bad_days.text
-    no_sender = await office.browser.post(
-        "/settings",
-        data={
-            "name": "Smile",
-            "sender_address": "",
-            "expiry_days": "7",
-            "secure_email_enabled": "on",
-        },
-    )
+    no_sender = await office.browser.post("/settings", data=settings_form("Smile", ""))
     assert no_sender.status_code == 422
     assert "Enter a sender address before enabling Secure Email" in no_sender.text
     assert (await office.api.get("/api/v1/practice")).json() == before
