@@ -43,28 +43,33 @@ def sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return make_sessionmaker(engine)
 
 
-async def new_secure_email(db: AsyncSession, subject: str = SUBJECT, body: str = BODY) -> str:
-    suffix = uuid.uuid4().hex[:8]
-    practice = await create_practice(db, "Smile Dental", sender_address="office@smile.example")
-    staff = await create_staff_user(db, practice, f"staff-{suffix}@smile.example", "pw-" + suffix)
-    patient = await add_patient(
-        db, practice.id, PatientCreate(name="Ada Lovelace", email=f"ada-{suffix}@example.com")
-    )
-    sent_at = datetime.now(UTC)
-    secure_email = SecureEmail(
-        practice_id=practice.id,
-        patient_id=patient.id,
-        staff_id=staff.id,
-        subject=subject,
-        body=body,
-        link_token_hash=token_hash(new_token()),
-        status="sent",
-        sent_at=sent_at,
-        expires_at=sent_at + timedelta(days=7),
-    )
-    db.add(secure_email)
-    await db.commit()
-    return secure_email.id
+async def new_secure_email(
+    sessions: async_sessionmaker[AsyncSession], subject: str = SUBJECT, body: str = BODY
+) -> str:
+    """A secure email stored through the ORM (its own practice, staff and patient)."""
+    async with sessions() as db:
+        suffix = uuid.uuid4().hex[:8]
+        practice = await create_practice(db, "Smile Dental", sender_address="office@smile.example")
+        staff_email = f"staff-{suffix}@smile.example"
+        staff = await create_staff_user(db, practice, staff_email, "pw-" + suffix)
+        patient = await add_patient(
+            db, practice.id, PatientCreate(name="Ada Lovelace", email=f"ada-{suffix}@example.com")
+        )
+        sent_at = datetime.now(UTC)
+        secure_email = SecureEmail(
+            practice_id=practice.id,
+            patient_id=patient.id,
+            staff_id=staff.id,
+            subject=subject,
+            body=body,
+            link_token_hash=token_hash(new_token()),
+            status="sent",
+            sent_at=sent_at,
+            expires_at=sent_at + timedelta(days=7),
+        )
+        db.add(secure_email)
+        await db.commit()
+        return secure_email.id
 
 
 async def raw_content(engine: AsyncEngine, secure_email_id: str) -> tuple[str, str]:
@@ -99,8 +104,7 @@ async def read_back(
 async def test_secure_email_content_is_stored_encrypted(
     field_keys: EncryptionKeys, engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession]
 ) -> None:
-    async with sessions() as db:
-        secure_email_id = await new_secure_email(db)
+    secure_email_id = await new_secure_email(sessions)
 
     subject, body = await raw_content(engine, secure_email_id)
 
@@ -114,8 +118,7 @@ async def test_secure_email_content_is_stored_encrypted(
 async def test_secure_email_content_round_trips_unicode_and_empty(
     field_keys: EncryptionKeys, sessions: async_sessionmaker[AsyncSession]
 ) -> None:
-    async with sessions() as db:
-        secure_email_id = await new_secure_email(db, "Zahnärztin – Röntgen 🦷", "")
+    secure_email_id = await new_secure_email(sessions, "Zahnärztin – Röntgen 🦷", "")
 
     assert await read_back(sessions, secure_email_id) == ("Zahnärztin – Röntgen 🦷", "")
 
@@ -123,8 +126,7 @@ async def test_secure_email_content_round_trips_unicode_and_empty(
 async def test_body_moved_into_subject_does_not_open(
     field_keys: EncryptionKeys, engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession]
 ) -> None:
-    async with sessions() as db:
-        secure_email_id = await new_secure_email(db)
+    secure_email_id = await new_secure_email(sessions)
     _, body = await raw_content(engine, secure_email_id)
 
     await set_raw(engine, secure_email_id, "subject", body)
@@ -137,9 +139,8 @@ async def test_value_moved_between_rows_of_same_column_opens(
     field_keys: EncryptionKeys, engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession]
 ) -> None:
     # A known limit (see infra/crypto/fields.py): values are bound to the column only.
-    async with sessions() as db:
-        first = await new_secure_email(db, subject="first")
-        second = await new_secure_email(db, subject="second")
+    first = await new_secure_email(sessions, subject="first")
+    second = await new_secure_email(sessions, subject="second")
     subject, _ = await raw_content(engine, first)
 
     await set_raw(engine, second, "subject", subject)
@@ -150,8 +151,7 @@ async def test_value_moved_between_rows_of_same_column_opens(
 async def test_plaintext_value_is_refused(
     field_keys: EncryptionKeys, engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession]
 ) -> None:
-    async with sessions() as db:
-        secure_email_id = await new_secure_email(db)
+    secure_email_id = await new_secure_email(sessions)
 
     await set_raw(engine, secure_email_id, "body", "planted text, not from the office")
 
@@ -162,8 +162,7 @@ async def test_plaintext_value_is_refused(
 async def test_content_opens_after_rotation(
     field_keys: EncryptionKeys, engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession]
 ) -> None:
-    async with sessions() as db:
-        secure_email_id = await new_secure_email(db)
+    secure_email_id = await new_secure_email(sessions)
     rotated = field_keys.rotated()
     configure_field_encryption(rotated)
 
@@ -181,8 +180,7 @@ async def test_content_opens_after_rotation(
 async def test_content_of_unknown_key_names_the_key(
     field_keys: EncryptionKeys, sessions: async_sessionmaker[AsyncSession]
 ) -> None:
-    async with sessions() as db:
-        secure_email_id = await new_secure_email(db)
+    secure_email_id = await new_secure_email(sessions)
     configure_field_encryption(EncryptionKeys.generate())
 
     with pytest.raises(FieldDecryptionError, match=f"'{field_keys.primary_id}'.*does not hold"):
@@ -195,8 +193,7 @@ async def test_unconfigured_encryption_stores_nothing(
     configure_field_encryption(None)
 
     with pytest.raises(StatementError) as raised:
-        async with sessions() as db:
-            await new_secure_email(db, subject="must not be stored")
+        await new_secure_email(sessions, subject="must not be stored")
 
     assert isinstance(raised.value.orig, FieldEncryptionNotConfigured)
     async with engine.connect() as connection:
@@ -209,8 +206,7 @@ async def test_unconfigured_encryption_stores_nothing(
 async def test_unconfigured_encryption_refuses_to_read(
     field_keys: EncryptionKeys, sessions: async_sessionmaker[AsyncSession]
 ) -> None:
-    async with sessions() as db:
-        secure_email_id = await new_secure_email(db)
+    secure_email_id = await new_secure_email(sessions)
     configure_field_encryption(None)
 
     with pytest.raises(FieldEncryptionNotConfigured, match="configure_field_encryption"):

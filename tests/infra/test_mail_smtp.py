@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from email.message import EmailMessage
 from email.parser import BytesParser
 from email.policy import default as default_policy
+from typing import TypeVar
 
 import pytest
 from aiosmtpd.controller import Controller
@@ -16,6 +17,8 @@ from infra.mail.smtp import SmtpTransport
 from infra.mail.transport import PermanentMailError, TemporaryMailError
 from tests.fixtures.mail import BODY, SUBJECT, make_message
 from tests.fixtures.processes import free_port
+
+Refusal = TypeVar("Refusal", bound=Exception)
 
 
 class RecordingHandler:
@@ -46,6 +49,13 @@ class RecordingHandler:
             return self.data_reply
         self.envelopes.append(envelope)
         return "250 Message accepted for delivery"
+
+
+async def refused_by(transport: SmtpTransport, error: type[Refusal]) -> Refusal:
+    """The ``error`` that sending the tests' message through ``transport`` must raise."""
+    with pytest.raises(error) as caught:
+        await transport.send(make_message())
+    return caught.value
 
 
 @pytest.fixture
@@ -109,11 +119,10 @@ async def test_send_message_smtp_rejected(
     handler, transport = smtp_server
     handler.rcpt_reply = "550 5.1.1 Mailbox unavailable"
 
-    with pytest.raises(PermanentMailError) as caught:
-        await transport.send(make_message())
+    refusal = str(await refused_by(transport, PermanentMailError))
 
-    assert "550" in str(caught.value)
-    assert SUBJECT not in str(caught.value) and BODY not in str(caught.value)
+    assert "550" in refusal
+    assert SUBJECT not in refusal and BODY not in refusal
     assert handler.envelopes == []
 
 
@@ -123,11 +132,10 @@ async def test_send_message_smtp_deferred(
     handler, transport = smtp_server
     handler.data_reply = "451 4.3.0 Try again later"
 
-    with pytest.raises(TemporaryMailError) as caught:
-        await transport.send(make_message())
+    deferral = await refused_by(transport, TemporaryMailError)
 
-    assert "451" in str(caught.value)
-    assert caught.value.retry_after is None
+    assert "451" in str(deferral)
+    assert deferral.retry_after is None
 
 
 async def test_send_message_smtp_connection_refused() -> None:
