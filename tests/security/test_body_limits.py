@@ -34,6 +34,7 @@ from web.deps import STAFF_COOKIE
 KB = 1024
 MB = 1024 * KB
 CHUNK = 64 * KB
+FORM = "application/x-www-form-urlencoded"
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 TYPED_SUBJECT = "RE: my crown"
 TYPED_BODY = "Here are the photos you asked for, and my new insurance card."
@@ -48,6 +49,7 @@ class Attack:
         self.head = head
         self.tail = tail
         self.chunk = chunk
+        self.size = size
         self.filler = size - len(head) - len(tail)
         self.taken = 0
         self.chunks = 2 + -(-self.filler // chunk)
@@ -87,6 +89,18 @@ def attacker(app: FastAPI) -> httpx.AsyncClient:
     )
 
 
+async def declared_by_attacker(
+    app: FastAPI, path: str, attack: Attack, content_type: str
+) -> httpx.Response:
+    """``attack`` posted by an ``attacker``, its whole length declared up front."""
+    async with attacker(app) as client:
+        return await client.post(
+            path,
+            content=attack.body(),
+            headers={"Content-Type": content_type, "Content-Length": str(attack.size)},
+        )
+
+
 async def sent_and_replied(stack: Stack) -> tuple[int, int]:
     """This practice's secure emails, and the replies to them (one database per run)."""
     engine = make_engine(stack.settings.database_url)
@@ -116,15 +130,7 @@ async def test_2_mb_form_to_login_refused_413_in_words(anonymous: Browser) -> No
 
 async def test_declared_length_over_limit_refused_before_any_byte(app: FastAPI) -> None:
     attack = Attack(2 * MB, head=b"email=a%40example.com&password=")
-    async with attacker(app) as client:
-        response = await client.post(
-            "/login",
-            content=attack.body(),
-            headers={
-                "Content-Type": "application/x-www-form-urlencoded",
-                "Content-Length": str(2 * MB),
-            },
-        )
+    response = await declared_by_attacker(app, "/login", attack, FORM)
     assert response.status_code == 413
     assert "larger than 64 KB" in response.text
     assert attack.taken == 0
@@ -137,7 +143,7 @@ async def test_streamed_form_over_limit_stops_at_the_limit(app: FastAPI) -> None
         response = await client.post(
             "/login",
             content=attack.body(),  # no length: sent chunked, counted as it comes
-            headers={"Content-Type": "application/x-www-form-urlencoded"},
+            headers={"Content-Type": FORM},
         )
     assert response.status_code == 413
     assert "larger than 64 KB" in response.text
@@ -255,12 +261,7 @@ async def test_api_json_over_1_mb_refused_in_json(office: Office) -> None:
 
 async def test_codec_body_over_4_mb_refused_in_json(app: FastAPI) -> None:
     attack = Attack(5 * MB, head=b'{"payloads": [')
-    async with attacker(app) as client:
-        response = await client.post(
-            "/codec/decode",
-            content=attack.body(),
-            headers={"Content-Type": "application/json", "Content-Length": str(5 * MB)},
-        )
+    response = await declared_by_attacker(app, "/codec/decode", attack, "application/json")
     assert response.status_code == 413
     assert response.json() == {"detail": "The request body is larger than 4 MB and was not read."}
     assert attack.taken == 0

@@ -23,6 +23,7 @@ from infra.temporal.search_attributes import cli_flags
 from tests.conftest import TEST_KEYS
 from tests.fixtures.waiting import eventually
 from tests.workflows.conftest import Lifecycle, running_lifecycle
+from tests.workflows.steps import passcode_mailed
 from workers.smtp_catcher import serve
 from workflows.secure_email import SecureEmailWorkflow
 
@@ -60,10 +61,7 @@ async def test_conversation_past_continue_as_new_keeps_every_reply_once(
     short_history_lifecycle: Lifecycle,
 ) -> None:
     lifecycle = short_history_lifecycle
-    handle = await lifecycle.start()
-    await lifecycle.mail(1)
-    await handle.execute_update(SecureEmailWorkflow.request_passcode, PasscodeRequest())
-    code = await lifecycle.latest_passcode(2)
+    handle, code = await passcode_mailed(lifecycle)
     verified = await handle.execute_update(
         SecureEmailWorkflow.verify_passcode, lifecycle.attempt(handle, code)
     )

@@ -98,10 +98,7 @@ async def test_reminder_goes_at_48_hours_exactly_to_an_unopened_message(
 
 
 async def test_no_reminder_once_the_patient_opened_it(lifecycle: Lifecycle) -> None:
-    handle = await lifecycle.start(reminder_after=48 * HOUR)
-    await lifecycle.mail(1)
-    await handle.execute_update(SecureEmailWorkflow.request_passcode, PasscodeRequest())
-    code = await lifecycle.latest_passcode(2)
+    handle, code = await passcode_mailed(lifecycle, reminder_after=48 * HOUR)
     opened = await handle.execute_update(
         SecureEmailWorkflow.verify_passcode, lifecycle.attempt(handle, code)
     )
