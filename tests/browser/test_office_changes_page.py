@@ -9,10 +9,10 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from playwright.async_api import Browser, Page, ViewportSize, expect
+from playwright.async_api import Browser, ViewportSize, expect
 
-from tests.browser.conftest import DESKTOP, PHONE, serious_accessibility_problems
-from tests.browser.test_staff_pages import log_in
+from tests.browser.conftest import DESKTOP, PHONE
+from tests.browser.pages import AccessibilityLog, log_in
 from tests.conftest import STAFF_PASSWORD
 from tests.fixtures.stack import Stack
 from tests.web.test_office_changes import send
@@ -26,11 +26,8 @@ async def test_resend_change_expiry_and_withdraw(
 ) -> None:
     stack = live_stack
     secure_email_id, link = await send(stack)
-    problems: dict[str, object] = {}
-
-    async def check(page: Page, state: str) -> None:
-        if found := await serious_accessibility_problems(page):
-            problems[state] = found
+    axe = AccessibilityLog()
+    check = axe.check
 
     context = await chromium.new_context(
         viewport=viewport, is_mobile=size == "phone", base_url=stack.settings.public_url
@@ -100,4 +97,4 @@ async def test_resend_change_expiry_and_withdraw(
     await expect(patient.get_by_text("Crown")).to_have_count(0)
     await check(patient, "patient's link, withdrawn")
     await patient_context.close()
-    assert problems == {}
+    assert axe.problems == {}
