@@ -67,6 +67,18 @@ class RepliesActivities:
             await replies.commit_recorded(db, reply.reply_id)
 
     @activity.defn
+    async def file_reply(self, filing: ReplyToFile) -> None:
+        """The chart first, then the office's alert: when staff see the alert, the
+        patient's files are in the chart. One activity, one round trip (issue 14)."""
+        async with self._sessions() as db:
+            reply = await self._reply(db, filing)
+            await chart.file_reply(db, reply)
+            await alerts.raise_for_reply(db, reply)
+
+    # Before the lean-lifecycle patch the workflow ran these two side by side; secure
+    # emails started before it still call them.
+
+    @activity.defn
     async def raise_alert(self, filing: ReplyToFile) -> None:
         async with self._sessions() as db:
             await alerts.raise_for_reply(db, await self._reply(db, filing))

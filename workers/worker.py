@@ -47,6 +47,7 @@ class StatusRecorder(Protocol):
 
 class ReplyRecorder(Protocol):
     async def record_reply(self, recording: ReplyToRecord) -> None: ...
+    async def file_reply(self, filing: ReplyToFile) -> None: ...
     async def raise_alert(self, filing: ReplyToFile) -> None: ...
     async def file_to_chart(self, filing: ReplyToFile) -> None: ...
 
@@ -73,6 +74,8 @@ def activities(
         read_model.record_status,
         read_model.record_expiry,
         replies.record_reply,
+        replies.file_reply,
+        # Secure emails started before the lean-lifecycle patch.
         replies.raise_alert,
         replies.file_to_chart,
         alerts.raise_notice_failed,

@@ -62,6 +62,19 @@ class EncryptionCodec(PayloadCodec):
         # with plain input (from the CLI or the UI) fails its task and sends nothing.
         return [self._open(payload) for payload in payloads]
 
+    async def decode_for_operator(self, payloads: Sequence[Payload]) -> list[Payload]:
+        """What an operator's Web UI or CLI is shown: ours opened, any other as it is.
+
+        A history also holds payloads the SDK's core writes itself, never through this
+        codec: the markers of local activities and patches (ids, attempt counters and
+        times, in clear by design). Shown as stored, they tell the operator nothing the
+        history did not; refusing them would stop the whole history from showing. The
+        worker still refuses every plain payload (``decode``)."""
+        return [
+            self._open(payload) if payload.metadata.get("encoding") == ENCODING else payload
+            for payload in payloads
+        ]
+
     def _open(self, payload: Payload) -> Payload:
         if payload.metadata.get("encoding") != ENCODING:
             # Says nothing of the payload itself: it may be PHI in clear.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -132,11 +133,24 @@ async def test_decode_with_operator_bearer_token(operator: Operator, settings: S
     assert from_json(response.json()) == [plain()]
 
 
-async def test_decode_refuses_plain_payloads(operator: Operator) -> None:
-    response = await operator.api.post("/codec/decode", json=as_json([plain("no secret")]))
+async def test_decode_shows_the_sdks_plain_payloads_as_they_are(
+    operator: Operator, settings: Settings
+) -> None:
+    """A local activity's or a patch's marker is written in clear by the SDK's core: the
+    history must still show, with ours opened beside it."""
+    marker = plain("local activity marker")
+    body = as_json([marker])
+    body["payloads"] += (await encrypted(settings))["payloads"]
+    response = await operator.api.post("/codec/decode", json=body)
+    assert response.status_code == 200
+    assert from_json(response.json()) == [marker, plain()]
+
+
+async def test_decode_refuses_altered_payload(operator: Operator, settings: Settings) -> None:
+    body = await encrypted(settings)
+    body["payloads"][0]["data"] = base64.b64encode(b"\x01\x00\x00\x00\x07altered").decode()
+    response = await operator.api.post("/codec/decode", json=body)
     assert response.status_code == 422
-    assert "unencrypted" in response.json()["detail"]
-    assert "no secret" not in response.text
 
 
 async def test_encode_then_decode_round_trip(operator: Operator, settings: Settings) -> None:

@@ -64,9 +64,15 @@ class StatusLog:
     """Stand-in for the read model: the changes the workflow projected, in order."""
 
     changes: list[StatusChange] = field(default_factory=list)
+    # A test holds the projection of a status here (the database being slow) to see
+    # what waits for it and what does not.
+    held: dict[str, asyncio.Event] = field(default_factory=dict)
 
     @activity.defn(name="record_status")
     async def record_status(self, change: StatusChange) -> None:
+        hold = self.held.get(change.status.value)
+        if hold is not None:
+            await hold.wait()
         self.changes.append(change)
 
     expiries: list[ExpiryToRecord] = field(default_factory=list)
@@ -96,8 +102,17 @@ class StatusLog:
     async def file_to_chart(self, filing: ReplyToFile) -> None:
         self.filed.append(filing.reply_id)
 
+    @activity.defn(name="file_reply")
+    async def file_reply(self, filing: ReplyToFile) -> None:
+        self.filed.append(filing.reply_id)
+        self.alerts.append(filing.reply_id)
+
     def statuses(self) -> list[str]:
-        return [change.status.value for change in self.changes]
+        """In the order they happened: the read model keeps the newest by its number,
+        whatever order the projections arrive in ("opened" is written after Verify has
+        answered, so a quick reply's "replied" can arrive first)."""
+        ordered = sorted(self.changes, key=lambda change: change.sequence)
+        return [change.status.value for change in ordered]
 
 
 @dataclass

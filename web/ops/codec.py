@@ -75,7 +75,7 @@ async def decode(
     request: Request, db: DbSession, settings: SettingsDep, operator: Operator
 ) -> Response:
     codec = payload_codec(request, settings)
-    response, decoded = await _convert(request, settings, operator, codec.decode)
+    response, decoded = await _convert(request, settings, operator, codec.decode_for_operator)
     if operator is not None and decoded is not None:
         await audit_decode(db, request, operator, decoded)
     return response
