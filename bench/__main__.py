@@ -22,6 +22,7 @@ from bench.common import Mailbox, machine, say
 from bench.lifecycle import lifecycle_throughput, office_of, verify_latency
 from bench.office_pages import office_pages
 from bench.open_emails import open_emails
+from bench.two_of_each import two_of_each
 from bench.uploads import upload_memory
 from domain.secure_email import workflow_id_for
 from infra.temporal.client import connect
@@ -50,6 +51,10 @@ def options() -> argparse.Namespace:
         "--only", default=os.environ.get("BENCH_ONLY", ",".join(ALL)), help=",".join(ALL)
     )
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument(
+        "--workers", type=int, default=1, help="above 1 (or --webs): lifecycles, N vs 1 of each"
+    )
+    parser.add_argument("--webs", type=int, default=1, help="web processes, with --workers")
     return parser.parse_args()
 
 
@@ -117,6 +122,11 @@ async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
                         "bare_p50_ms": bare_update.ms(0.5),
                         "bare_p99_ms": bare_update.ms(0.99),
                     }
+
+    if args.workers > 1 or args.webs > 1:
+        n, c = args.lifecycles, args.concurrency
+        both = await two_of_each(workdir / "two", args.workers, args.webs, n, c)
+        figures["two_of_each"] = vars(both.one) | {"many": vars(both.many), "factor": both.factor}
 
     if "open" in only:
         say(f"\n[4] open secure emails: {args.open_emails} workflows on their timers")

@@ -77,6 +77,15 @@ class Settings(BaseSettings):
     # ``host:port`` for the worker's Prometheus metrics (Temporal SDK and secure email
     # counters); empty serves none.
     worker_metrics_address: str = ""
+    # How many workflows the worker keeps in memory (each a sandboxed instance, about
+    # 0.2 MiB) between their tasks; one not kept is replayed from its history when its
+    # next task comes (a passcode request, its expiry). The SDK's default of 1,000 took
+    # the worker to 337 MiB with 10,000 open secure emails (docs/BENCHMARKS.md, 4).
+    worker_max_cached_workflows: int = Field(default=200, ge=0)
+    # ``securemail dev`` only: how many worker and web processes it starts (to measure
+    # them side by side); the extra web apps listen on WEB_PORT+1, WEB_PORT+2, ...
+    dev_workers: int = Field(default=1, ge=1)
+    dev_webs: int = Field(default=1, ge=1)
 
     # Web app
     web_host: str = "127.0.0.1"

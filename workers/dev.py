@@ -41,6 +41,8 @@ class Child:
     argv: list[str]
     ready: Callable[[], Awaitable[bool]]
     log_path: Path
+    # What this child's environment has besides the stack's (an extra web app's port).
+    env: dict[str, str] = field(default_factory=dict)
     process: asyncio.subprocess.Process | None = field(default=None, repr=False)
 
 
@@ -113,8 +115,18 @@ def listening_addresses(settings: Settings) -> list[tuple[str, str, int]]:
         ("temporal", temporal_host, settings.temporal_ui_port),
         ("s3", *_host_port(settings.s3_endpoint)),
         ("smtp", settings.smtp_host, settings.smtp_port),
-        ("web", settings.web_host, settings.web_port),
+        *(("web", settings.web_host, port) for port in web_ports(settings)),
     ]
+
+
+def web_ports(settings: Settings) -> list[int]:
+    """The web apps' ports: WEB_PORT, then one more for each extra web app."""
+    return [settings.web_port + i for i in range(settings.dev_webs)]
+
+
+def numbered(name: str, i: int) -> str:
+    # The first of each keeps its plain name (and log), as with one of each.
+    return name if i == 0 else f"{name}-{i + 1}"
 
 
 def children(settings: Settings) -> list[Child]:
@@ -160,13 +172,25 @@ def children(settings: Settings) -> list[Child]:
         ),
         Child("s3", s3, port_open(s3_host, s3_port), logs / "s3.log"),
         Child("smtp", smtp, port_open(settings.smtp_host, settings.smtp_port), logs / "smtp.log"),
-        Child("worker", [*securemail, "worker"], _alive_for(2.0), logs / "worker.log"),
+        *(
+            Child(
+                numbered("worker", i),
+                [*securemail, "worker"],
+                _alive_for(2.0),
+                logs / f"{numbered('worker', i)}.log",
+            )
+            for i in range(settings.dev_workers)
+        ),
         # The bound address, not public_url: that may be a proxy's name for this machine.
-        Child(
-            "web",
-            [*securemail, "web"],
-            http_ok(f"http://{settings.web_host}:{settings.web_port}/login"),
-            logs / "web.log",
+        *(
+            Child(
+                numbered("web", i),
+                [*securemail, "web"],
+                http_ok(f"http://{settings.web_host}:{port}/login"),
+                logs / f"{numbered('web', i)}.log",
+                env={"SECURE_EMAIL_WEB_PORT": str(port)},
+            )
+            for i, port in enumerate(web_ports(settings))
         ),
     ]
 
@@ -186,7 +210,7 @@ class Supervisor:
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=log,
                 stderr=asyncio.subprocess.STDOUT,
-                env=child_env(self.settings),
+                env=child_env(self.settings) | child.env,
                 # Own session: a terminal's Ctrl-C reaches only the supervisor, which then
                 # stops the children in order instead of them all dying at once.
                 start_new_session=True,

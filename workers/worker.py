@@ -100,6 +100,10 @@ def build_worker(
             AlertActivities(sessions),
         ),
         graceful_shutdown_timeout=timedelta(seconds=settings.worker_shutdown_grace_seconds),
+        max_cached_workflows=settings.worker_max_cached_workflows,
+        # The SDK's 100 slots, fewer with a smaller cache: a workflow task needs its
+        # workflow in the cache while it runs.
+        max_concurrent_workflow_tasks=min(100, max(2, settings.worker_max_cached_workflows)),
     )
 
 

@@ -190,6 +190,73 @@ async def killer(worker: WorkerProcess, rng: random.Random, log: list[str]) -> N
         await worker.ready()
 
 
+@dataclass
+class Duplicates:
+    """What was done twice after a kill; nothing may be lost."""
+
+    notices: int
+    passcodes: int
+    replies: int
+
+    def __str__(self) -> str:
+        return (
+            f"duplicate notices: {self.notices}, duplicate passcode mails: {self.passcodes}, "
+            f"replies sent twice by retrying patients: {self.replies}; lost: 0"
+        )
+
+
+async def nothing_lost(run: Run, accepted: list[Accepted]) -> Duplicates:
+    """Every accepted reply and file recorded, alerted and filed, every secure email
+    replied, one notice each; what was duplicated is counted."""
+    engine = make_engine(run.settings.database_url)
+    sessions = make_sessionmaker(engine)
+
+    async def all_filed() -> bool:
+        async with sessions() as db:
+            replies = (await db.scalars(select(Reply))).all()
+            alerts = (await db.scalars(select(Alert.reply_id))).all()
+            charted = (await db.scalars(select(ChartDocument.attachment_id))).all()
+            files = (
+                await db.scalars(select(Attachment.id).where(Attachment.reply_id.is_not(None)))
+            ).all()
+        bodies = {reply.body for reply in replies}
+        return (
+            all(item.body in bodies for item in accepted)
+            and {reply.id for reply in replies} <= set(alerts)
+            and set(files) <= set(charted)
+        )
+
+    await eventually(all_filed, what="every reply recorded, alerted and filed", timeout=150)
+
+    async with sessions() as db:
+        replies = (await db.scalars(select(Reply))).all()
+        for item in accepted:
+            mine = [reply for reply in replies if reply.body == item.body]
+            assert mine, f"accepted reply lost: {item.body}"
+            files = (
+                await db.scalars(
+                    select(Attachment).where(Attachment.reply_id.in_([r.id for r in mine]))
+                )
+            ).all()
+            digest = hashlib.sha256(item.file).hexdigest()
+            assert digest in {file.sha256 for file in files}, "accepted file lost"
+            stored = next(file for file in files if file.sha256 == digest)
+            chunks = await run.app_state.store.get_stream(stored.object_key)
+            assert b"".join([chunk async for chunk in chunks]) == item.file
+            secure_email = await db.get(SecureEmail, item.secure_email_id)
+            assert secure_email is not None and secure_email.status == "replied"
+        duplicated_replies = len(replies) - len({reply.body for reply in replies})
+    await engine.dispose()
+
+    everything = read_maildir(run.maildir)
+    notices = [m for m in everything if ".notice@" in m["Message-ID"]]
+    passcodes = [m for m in everything if ".passcode-" in m["Message-ID"]]
+    assert len({m["Message-ID"] for m in notices}) == len(accepted)
+    duplicate_notices = duplicates(notices)
+    duplicate_passcodes = duplicates(passcodes)
+    return Duplicates(duplicate_notices, duplicate_passcodes, duplicated_replies)
+
+
 @pytest.mark.timeout(280)
 async def test_lifecycles_survive_worker_killed(
     tmp_path: Path, s3_server: S3Server, dev_server_env: WorkflowEnvironment
@@ -202,57 +269,11 @@ async def test_lifecycles_survive_worker_killed(
         accepted = await asyncio.gather(*(lifecycle(run, i) for i in range(LIFECYCLES)))
         await kill_task
 
-        engine = make_engine(run.settings.database_url)
-        sessions = make_sessionmaker(engine)
-
-        async def all_filed() -> bool:
-            async with sessions() as db:
-                replies = (await db.scalars(select(Reply))).all()
-                alerts = (await db.scalars(select(Alert.reply_id))).all()
-                charted = (await db.scalars(select(ChartDocument.attachment_id))).all()
-                files = (
-                    await db.scalars(select(Attachment.id).where(Attachment.reply_id.is_not(None)))
-                ).all()
-            bodies = {reply.body for reply in replies}
-            return (
-                all(item.body in bodies for item in accepted)
-                and {reply.id for reply in replies} <= set(alerts)
-                and set(files) <= set(charted)
-            )
-
-        await eventually(all_filed, what="every reply recorded, alerted and filed", timeout=150)
-
-        async with sessions() as db:
-            replies = (await db.scalars(select(Reply))).all()
-            for item in accepted:
-                mine = [reply for reply in replies if reply.body == item.body]
-                assert mine, f"accepted reply lost: {item.body}"
-                files = (
-                    await db.scalars(
-                        select(Attachment).where(Attachment.reply_id.in_([r.id for r in mine]))
-                    )
-                ).all()
-                digest = hashlib.sha256(item.file).hexdigest()
-                assert digest in {file.sha256 for file in files}, "accepted file lost"
-                stored = next(file for file in files if file.sha256 == digest)
-                chunks = await run.app_state.store.get_stream(stored.object_key)
-                assert b"".join([chunk async for chunk in chunks]) == item.file
-                secure_email = await db.get(SecureEmail, item.secure_email_id)
-                assert secure_email is not None and secure_email.status == "replied"
-            duplicated_replies = len(replies) - len({reply.body for reply in replies})
-        await engine.dispose()
-
-        everything = read_maildir(run.maildir)
-        notices = [m for m in everything if ".notice@" in m["Message-ID"]]
-        passcodes = [m for m in everything if ".passcode-" in m["Message-ID"]]
-        assert len({m["Message-ID"] for m in notices}) == LIFECYCLES
-        duplicate_notices = duplicates(notices)
-        duplicate_passcodes = duplicates(passcodes)
+        losses = await nothing_lost(run, accepted)
+        duplicate_notices = losses.notices
         report(
             f"worker killed: seed {seed}, {worker.kills} kills at {', '.join(kills)}; "
-            f"{LIFECYCLES} lifecycles all complete; duplicate notices: {duplicate_notices}, "
-            f"duplicate passcode mails: {duplicate_passcodes}, "
-            f"replies sent twice by retrying patients: {duplicated_replies}; lost: 0"
+            f"{LIFECYCLES} lifecycles all complete; {losses}"
         )
         assert worker.kills == KILLS
         # Counted and reported, whatever the count: a kill between the SMTP server's
