@@ -17,7 +17,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench.bare import bare_throughput, bare_update_latency, history_counts
+from bench.bare import bare_throughput, history_counts
+from bench.bare_shape import bare_shape_throughput, bare_shape_verify_latency
 from bench.common import Mailbox, machine, say
 from bench.lifecycle import lifecycle_throughput, office_of, verify_latency
 from bench.office_pages import office_pages
@@ -38,7 +39,8 @@ def _env_int(name: str, default: int) -> int:
 def options() -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--lifecycles", type=int, default=_env_int("BENCH_LIFECYCLES", 40))
-    parser.add_argument("--concurrency", type=int, default=_env_int("BENCH_CONCURRENCY", 8))
+    # 8 at once left the cores idle while lifecycles waited on mail; 16 keeps them busy.
+    parser.add_argument("--concurrency", type=int, default=_env_int("BENCH_CONCURRENCY", 16))
     parser.add_argument("--verifies", type=int, default=_env_int("BENCH_VERIFIES", 48))
     parser.add_argument("--open-emails", type=int, default=_env_int("BENCH_OPEN_EMAILS", 500))
     parser.add_argument("--office-rows", type=int, default=_env_int("BENCH_OFFICE_ROWS", 100_000))
@@ -85,14 +87,21 @@ async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
                     figures["uploads"] = vars(up) | {"growth_mib": up.growth_mib}
                 if "lifecycles" in only:
                     n, c = args.lifecycles, args.concurrency
-                    say(f"\n[1] throughput: {n} lifecycles and {n} bare workflows, {c} at once")
+                    say(
+                        f"\n[1] throughput: {n} lifecycles, {n} bare-shape and {n} bare "
+                        f"workflows; concurrency {c} (at once)"
+                    )
                     life = await lifecycle_throughput(office, n, c)
                     say(f"  lifecycles/s: {life.per_second:.2f} (each: {life.each.summary()})")
+                    shape, shape_id = await bare_shape_throughput(client, n, c)
+                    say(f"  bare-shape/s: {shape:.2f}")
                     bare, bare_id = await bare_throughput(client, n, c)
-                    say(f"  bare/s: {bare:.2f}")
+                    say(f"  bare/s (one activity, one update; reference): {bare:.2f}")
                     life_work = await history_counts(client, workflow_id_for(life.sample_id))
+                    shape_work = await history_counts(client, shape_id)
                     bare_work = await history_counts(client, bare_id)
                     say(f"  Temporal work per lifecycle (so far): {life_work}")
+                    say(f"  Temporal work per bare-shape:         {shape_work}")
                     say(f"  Temporal work per bare workflow:      {bare_work}")
                     figures["throughput"] = {
                         "lifecycles": n,
@@ -100,15 +109,20 @@ async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
                         "lifecycles_per_s": life.per_second,
                         "lifecycle_p50_s": life.each.ms(0.5) / 1000,
                         "bare_per_s": bare,
-                        "ratio": life.per_second / bare,
+                        "bare_shape_per_s": shape,
+                        "ratio": life.per_second / shape,
                         "lifecycle_history": life_work,
+                        "bare_shape_history": shape_work,
                         "bare_history": bare_work,
                     }
                 if "verify" in only:
                     n, c = args.verifies, args.concurrency
-                    say(f"\n[2] Verify latency: {n} verifies, {c} at once, beside a bare update")
+                    say(
+                        f"\n[2] Verify latency: {n} verifies, concurrency {c}, beside the "
+                        "bare-shape's Verify update"
+                    )
                     verify = await verify_latency(office, n, c)
-                    bare_update = await bare_update_latency(client, n, c)
+                    bare_update = await bare_shape_verify_latency(client, n, c)
                     say(f"  Verify, right passcode: {verify.right.summary()}")
                     say(f"  Verify, wrong passcode: {verify.wrong.summary()}")
                     say(f"  bare update:            {bare_update.summary()}")
@@ -188,8 +202,12 @@ def summary(figures: dict[str, Any]) -> None:
             )
     if "throughput" in figures:
         t = figures["throughput"]
-        say(f"  lifecycles/s: {t['lifecycles_per_s']:.2f}")
-        say(f"  bare/s: {t['bare_per_s']:.2f}")
+        say(f"bare/s (reference, one activity and one update): {t['bare_per_s']:.2f}")
+        say(f"bare-shape/s: {t['bare_shape_per_s']:.2f}")
+        say(f"lifecycles/s: {t['lifecycles_per_s']:.2f}")
+        if "verify" in figures:
+            v = figures["verify"]
+            say(f"verify-ratio: {v['right_p50_ms'] / v['bare_p50_ms']:.3f}")
         say(f"ratio: {t['ratio']:.3f}")
 
 
