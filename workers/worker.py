@@ -36,6 +36,8 @@ from infra.temporal.client import connect
 from workflows.secure_email import SecureEmailWorkflow
 from workflows.secure_email_v1 import SecureEmailWorkflowV1
 
+DATABASE_CONNECTIONS = 15
+
 # Version 1 stays until the last secure email it runs has expired (see its module).
 WORKFLOWS = [SecureEmailWorkflow, SecureEmailWorkflowV1]
 
@@ -101,6 +103,10 @@ def build_worker(
         ),
         graceful_shutdown_timeout=timedelta(seconds=settings.worker_shutdown_grace_seconds),
         max_cached_workflows=settings.worker_max_cached_workflows,
+        # Each local activity holds one database connection while it runs inside a
+        # workflow task (SQLAlchemy's default pool: 5 + 10 overflow); more at once would
+        # wait on the pool with their workflow tasks held open.
+        max_concurrent_local_activities=DATABASE_CONNECTIONS,
         # The SDK's 100 slots, fewer with a smaller cache: a workflow task needs its
         # workflow in the cache while it runs.
         max_concurrent_workflow_tasks=min(100, max(2, settings.worker_max_cached_workflows)),
