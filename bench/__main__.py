@@ -13,6 +13,8 @@ import json
 import os
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -27,7 +29,7 @@ from bench.two_of_each import two_of_each
 from bench.uploads import upload_memory
 from domain.secure_email import workflow_id_for
 from infra.temporal.client import connect
-from tests.fixtures.devstack import securemail_dev
+from tests.fixtures.devstack import DevStack, securemail_dev
 
 ALL = ("uploads", "lifecycles", "verify", "open", "pages")
 
@@ -60,6 +62,23 @@ def options() -> argparse.Namespace:
     return parser.parse_args()
 
 
+@contextmanager
+def stack_output_on_failure(stack: DevStack) -> Iterator[None]:
+    """A broken run shows what the web app and the worker logged (the stack's directory
+    goes with the run)."""
+    try:
+        yield
+    except Exception:
+        for name in ("web", "worker"):
+            log = stack.data_dir / "logs" / f"{name}.log"
+            lines = log.read_text(errors="replace").splitlines() if log.exists() else []
+            problems = [line for line in lines if "ERROR" in line or "Traceback" in line]
+            say(f"\n[embedded stack] {name}.log: {len(problems)} error line(s), the last:")
+            say("\n".join(problems[-5:] + ["..."] + lines[-15:]))
+        say("\n".join(["[embedded stack] securemail dev:", *stack.output.splitlines()[-10:]]))
+        raise
+
+
 async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     only = set(args.only.split(","))
     figures: dict[str, Any] = {
@@ -72,7 +91,7 @@ async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
 
     if only & {"uploads", "lifecycles", "verify"}:
         say("\n[embedded stack] starting `securemail dev` on free ports")
-        with securemail_dev(workdir / "stack") as stack:
+        with securemail_dev(workdir / "stack") as stack, stack_output_on_failure(stack):
             stack.wait_until_ready()
             client = await connect(stack.settings())
             async with office_of(stack.web, stack.api_token(), Mailbox(stack.maildir)) as office:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import bindparam, insert, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from domain.addresses import normalise_address
@@ -123,4 +123,17 @@ async def replies(engine: AsyncEngine, emails: list[dict[str, Any]], *, unread: 
         for email in emails
     ]
     await insert_rows(engine, insert(Reply), rows)
+    # The thread's counters, as recording and reading the replies would have kept them.
+    counters = [
+        {
+            "thread": row["secure_email_id"],
+            "reply_count": 1,
+            "unread_count": int(row["read_at"] is None),
+            "has_unread": row["read_at"] is None,
+            "latest_reply_at": row["sent_at"],
+        }
+        for row in rows
+    ]
+    thread = update(SecureEmail).where(SecureEmail.id == bindparam("thread"))
+    await insert_rows(engine, thread.execution_options(synchronize_session=False), counters)
     return len(rows)

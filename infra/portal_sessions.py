@@ -14,25 +14,38 @@ address, which is where the worker mails their passcodes too.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Protocol
 
 from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.addresses import normalise_address
+from infra import secure_emails
 from infra.db.models import Patient, PortalSession, SecureEmail
+from infra.secure_emails import Cursor, InboxLine
 from infra.security import new_token, token_hash
 
 IDLE_TIMEOUT = timedelta(minutes=15)
 ABSOLUTE_TIMEOUT = timedelta(hours=12)
 
 
-def sent_to(secure_email: SecureEmail, patient: Patient) -> str:
+class Addressed(Protocol):
+    """A secure email as far as who may read it goes (a row, or an Inbox line)."""
+
+    @property
+    def patient_id(self) -> str: ...
+    @property
+    def recipient_address(self) -> str | None: ...
+
+
+def sent_to(secure_email: Addressed, patient: Patient) -> str:
     """The address (normalised) this message's notice and passcodes go to."""
     return normalise_address(secure_email.recipient_address or patient.email)
 
 
-def may_read(session: PortalSession, secure_email: SecureEmail, patient: Patient) -> bool:
+def may_read(session: PortalSession, secure_email: Addressed, patient: Patient) -> bool:
     """Whether this session may open the message: the patient's, sent to its address."""
     return (
         secure_email.patient_id == session.patient_id == patient.id
@@ -91,3 +104,35 @@ async def live(db: AsyncSession, token: str) -> PortalSession | None:
     session.last_seen_at = now
     await db.commit()
     return session
+
+
+# The Inbox -------------------------------------------------------------------------------
+
+INBOX_PAGE_SIZE = 50
+
+
+@dataclass(frozen=True)
+class InboxPage:
+    lines: list[InboxLine]
+    next_cursor: Cursor | None
+
+
+async def inbox(
+    db: AsyncSession,
+    session: PortalSession,
+    patient: Patient,
+    *,
+    after: Cursor | None = None,
+    limit: int = INBOX_PAGE_SIZE,
+) -> InboxPage:
+    """A page of the messages this session may read, newest first. Those sent to another
+    of the patient's addresses are skipped, so a page is filled from the next rows."""
+    lines: list[InboxLine] = []
+    cursor = after
+    while True:
+        page, cursor = await secure_emails.unexpired_page_of_patient(
+            db, patient.id, limit=limit - len(lines), after=cursor
+        )
+        lines += [line for line in page if may_read(session, line, patient)]
+        if cursor is None or len(lines) == limit:
+            return InboxPage(lines, cursor)

@@ -75,7 +75,14 @@ async def record(db: AsyncSession, checks: Checks) -> None:
     request's own commit, a crash) can undo it: a guess, once made, stays counted. Then
     commits the caller's session as before, so what it added for the attempt (a failed
     log-in's audit event) is kept with it.
+
+    A session that has only read is committed first: that hands its connection back
+    to the pool, so a request does not hold one connection while it waits for a
+    second, and as many attempts at once as the pool has connections cannot all wait
+    on each other until the pool times out (the routes count before they write).
     """
+    if not (db.new or db.dirty or db.deleted):
+        await db.commit()
     now = datetime.now(UTC)
     hits = [
         {"bucket": limit.bucket(subject), "at": now}

@@ -12,15 +12,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from pydantic import TypeAdapter
-from sqlalchemy import case, delete, func, select, update
+from sqlalchemy import case, delete, or_, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.attachments import StoredAttachment
 from infra.db.models import Alert, Attachment, Patient, PendingReply, Reply, SecureEmail
-from infra.secure_emails import attachment_row
+from infra.secure_emails import BadCursor, Cursor, attachment_row
 
-THREADS_SHOWN = 100
+THREADS_PAGE_SIZE = 50
 _FILES = TypeAdapter(list[StoredAttachment])
 
 
@@ -45,41 +45,62 @@ class Thread:
     replies: list[ReplyLine]
 
 
-async def threads(db: AsyncSession, practice_id: str, limit: int = THREADS_SHOWN) -> list[Thread]:
-    """Threads with replies: those with unread replies first, then the newest."""
-    unread = func.count(case((Reply.read_at.is_(None), 1)))
-    counts = (
-        select(
-            Reply.secure_email_id.label("secure_email_id"),
-            func.count(Reply.id).label("reply_count"),
-            unread.label("unread_count"),
-            func.max(Reply.sent_at).label("latest_at"),
-        )
-        .where(Reply.practice_id == practice_id)
-        .group_by(Reply.secure_email_id)
-        .subquery()
-    )
+@dataclass(frozen=True)
+class ThreadCursor:
+    """Where a page of the Email Client ends: the last thread's place in its order
+    (unread or not, then its latest reply's time and its id)."""
+
+    unread: bool
+    latest: Cursor
+
+    def encode(self) -> str:
+        return ("u" if self.unread else "r") + self.latest.encode()
+
+    @classmethod
+    def decode(cls, text: str) -> ThreadCursor:
+        if text[:1] not in ("u", "r"):
+            raise BadCursor(text)
+        return cls(text[0] == "u", Cursor.decode(text[1:]))
+
+
+@dataclass(frozen=True)
+class ThreadPage:
+    threads: list[Thread]
+    next_cursor: ThreadCursor | None
+
+
+async def threads(
+    db: AsyncSession,
+    practice_id: str,
+    *,
+    limit: int = THREADS_PAGE_SIZE,
+    after: ThreadCursor | None = None,
+) -> ThreadPage:
+    """Threads with replies, those with unread replies first, then by the latest reply,
+    the page after ``after``: read from the thread's counters by keyset on the index
+    ``ix_secure_emails_practice_threads``, whatever the number of messages or replies."""
+    place = (SecureEmail.has_unread, SecureEmail.latest_reply_at, SecureEmail.id)
     statement = (
         select(
             SecureEmail.id,
             SecureEmail.subject,
             Patient.id,
             Patient.name,
-            counts.c.reply_count,
-            counts.c.unread_count,
-            counts.c.latest_at,
+            SecureEmail.reply_count,
+            SecureEmail.unread_count,
+            SecureEmail.has_unread,
+            SecureEmail.latest_reply_at,
         )
-        .join(counts, counts.c.secure_email_id == SecureEmail.id)
         .join(Patient, Patient.id == SecureEmail.patient_id)
-        .where(SecureEmail.practice_id == practice_id)
-        .order_by(
-            case((counts.c.unread_count > 0, 0), else_=1),
-            counts.c.latest_at.desc(),
-            SecureEmail.id,
-        )
-        .limit(limit)
+        .where(SecureEmail.practice_id == practice_id, SecureEmail.latest_reply_at.is_not(None))
     )
+    if after is not None:
+        statement = statement.where(
+            tuple_(*place) < (after.unread, after.latest.sent_at, after.latest.id)
+        )
+    statement = statement.order_by(*(column.desc() for column in place)).limit(limit + 1)
     rows = (await db.execute(statement)).all()
+    more, rows = len(rows) > limit, rows[:limit]
     lines: dict[str, list[ReplyLine]] = {row[0]: [] for row in rows}
     if lines:
         replies = await db.execute(
@@ -89,33 +110,25 @@ async def threads(db: AsyncSession, practice_id: str, limit: int = THREADS_SHOWN
         )
         for reply_id, secure_email_id, sent_at, read_at in replies:
             lines[secure_email_id].append(ReplyLine(reply_id, sent_at, read_at is not None))
-    return [
-        Thread(
-            secure_email_id=secure_email_id,
-            subject=subject,
-            patient_id=patient_id,
-            patient_name=patient_name,
-            reply_count=int(reply_count),
-            unread_count=int(unread_count),
-            # SQLite hands back an aggregate's datetime without the column's type.
-            latest_at=_utc(latest_at),
-            replies=lines[secure_email_id],
+    found: list[Thread] = []
+    next_cursor: ThreadCursor | None = None
+    for secure_email_id, subject, patient_id, name, count, unread, has_unread, latest in rows:
+        assert latest is not None  # only answered messages are threads
+        found.append(
+            Thread(
+                secure_email_id=secure_email_id,
+                subject=subject,
+                patient_id=patient_id,
+                patient_name=name,
+                reply_count=count,
+                unread_count=unread,
+                latest_at=latest,
+                replies=lines[secure_email_id],
+            )
         )
-        for (
-            secure_email_id,
-            subject,
-            patient_id,
-            patient_name,
-            reply_count,
-            unread_count,
-            latest_at,
-        ) in rows
-    ]
-
-
-def _utc(value: datetime | str) -> datetime:
-    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+        if more:
+            next_cursor = ThreadCursor(has_unread, Cursor(latest, secure_email_id))
+    return ThreadPage(found, next_cursor)
 
 
 async def reply_of_practice(db: AsyncSession, practice_id: str, reply_id: str) -> Reply | None:
@@ -126,9 +139,20 @@ async def reply_of_practice(db: AsyncSession, practice_id: str, reply_id: str) -
 async def mark_read(db: AsyncSession, reply: Reply) -> None:
     """Opening a reply reads it and settles its alert; the first reader's time stays."""
     now = datetime.now(UTC)
-    await db.execute(
+    first_read = await db.execute(
         update(Reply).where(Reply.id == reply.id, Reply.read_at.is_(None)).values(read_at=now)
     )
+    if first_read.rowcount == 1:  # type: ignore[attr-defined]
+        # Both sides of SET read the row as it was: one fewer unread.
+        await db.execute(
+            update(SecureEmail)
+            .where(SecureEmail.id == reply.secure_email_id)
+            .values(
+                unread_count=SecureEmail.unread_count - 1,
+                has_unread=SecureEmail.unread_count > 1,
+            )
+            .execution_options(synchronize_session=False)
+        )
     await db.execute(
         update(Alert)
         .where(Alert.reply_id == reply.id, Alert.acknowledged_at.is_(None))
@@ -242,6 +266,20 @@ async def add_to_thread(
     await db.flush()
     for item in written.files:
         db.add(attachment_row(item, secure_email.id, reply_id))
+    # The thread's counters, in the same commit as the reply: a concurrent attempt that
+    # loses on the reply's id rolls them back with it (``commit_recorded``).
+    latest = SecureEmail.latest_reply_at
+    await db.execute(
+        update(SecureEmail)
+        .where(SecureEmail.id == secure_email.id)
+        .values(
+            reply_count=SecureEmail.reply_count + 1,
+            unread_count=SecureEmail.unread_count + 1,
+            has_unread=True,
+            latest_reply_at=case((or_(latest.is_(None), latest < sent_at), sent_at), else_=latest),
+        )
+        .execution_options(synchronize_session=False)
+    )
 
 
 async def commit_recorded(db: AsyncSession, reply_id: str) -> None:

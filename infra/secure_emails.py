@@ -13,12 +13,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, or_, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.attachments import StoredAttachment
 from domain.secure_email import SecureEmailStatus, StatusChange, is_expired
-from infra.db.models import Attachment, Patient, Practice, Reply, SecureEmail
+from infra.db.models import Attachment, Patient, Practice, SecureEmail
 
 
 def expired(secure_email: SecureEmail, now: datetime | None = None) -> bool:
@@ -56,6 +56,52 @@ async def of_patient(db: AsyncSession, patient_id: str, secure_email_id: str) ->
     if secure_email is None or secure_email.patient_id != patient_id:
         return None
     return secure_email
+
+
+@dataclass(frozen=True)
+class InboxLine:
+    """A secure email as the portal's Inbox lists it: never its body."""
+
+    id: str
+    patient_id: str
+    recipient_address: str | None
+    subject: str
+    status: str
+    sent_at: datetime
+    expires_at: datetime
+    opened_at: datetime | None
+
+
+async def unexpired_page_of_patient(
+    db: AsyncSession, patient_id: str, *, limit: int, after: Cursor | None = None
+) -> tuple[list[InboxLine], Cursor | None]:
+    """The patient's readable secure emails newest first, ``limit`` of them after
+    ``after``, and where the next page starts: a keyset on the index
+    ``ix_secure_emails_patient_sent``, whatever the number of messages."""
+    statement = select(
+        SecureEmail.id,
+        SecureEmail.patient_id,
+        SecureEmail.recipient_address,
+        SecureEmail.subject,
+        SecureEmail.status,
+        SecureEmail.sent_at,
+        SecureEmail.expires_at,
+        SecureEmail.opened_at,
+    ).where(
+        SecureEmail.patient_id == patient_id,
+        # is_expired, as SQL: not yet marked expired and its time not come.
+        SecureEmail.status != SecureEmailStatus.EXPIRED,
+        SecureEmail.expires_at > datetime.now(UTC),
+    )
+    if after is not None:
+        statement = statement.where(
+            tuple_(SecureEmail.sent_at, SecureEmail.id) < (after.sent_at, after.id)
+        )
+    statement = statement.order_by(SecureEmail.sent_at.desc(), SecureEmail.id.desc())
+    rows = (await db.execute(statement.limit(limit + 1))).all()
+    lines = [InboxLine(*row) for row in rows[:limit]]
+    more = len(rows) > limit
+    return lines, Cursor(lines[-1].sent_at, lines[-1].id) if more else None
 
 
 async def unexpired_of_patient(db: AsyncSession, patient_id: str) -> list[SecureEmail]:
@@ -182,12 +228,6 @@ async def sent_by_practice(
     after ``after``: a keyset on (sent_at, id), which the index
     ``ix_secure_emails_practice_sent`` serves; no OFFSET."""
     limit = max(1, min(limit, SENT_PAGE_MAX))
-    replies = (
-        select(Reply.secure_email_id.label("secure_email_id"), func.count().label("n"))
-        .where(Reply.practice_id == practice_id)
-        .group_by(Reply.secure_email_id)
-        .subquery()
-    )
     statement = (
         select(
             SecureEmail.id,
@@ -198,10 +238,9 @@ async def sent_by_practice(
             SecureEmail.sent_at,
             SecureEmail.expires_at,
             SecureEmail.opened_at,
-            func.coalesce(replies.c.n, 0),
+            SecureEmail.reply_count,
         )
         .join(Patient, Patient.id == SecureEmail.patient_id)
-        .outerjoin(replies, replies.c.secure_email_id == SecureEmail.id)
         .where(SecureEmail.practice_id == practice_id)
     )
     if status is not None:
@@ -233,7 +272,7 @@ async def sent_by_practice(
             sent_at=row[5],
             expires_at=row[6],
             opened_at=row[7],
-            reply_count=int(row[8]),
+            reply_count=row[8],
         )
         for row in rows[:limit]
     ]

@@ -19,6 +19,7 @@ from sqlalchemy import (
     String,
     UniqueConstraint,
     event,
+    text,
 )
 from sqlalchemy import false as sa_false
 from sqlalchemy import true as sa_true
@@ -170,6 +171,19 @@ class SecureEmail(Base):
     __table_args__ = (
         # The Sent box: a practice's secure emails newest first, a page at a time.
         Index("ix_secure_emails_practice_sent", "practice_id", "sent_at", "id"),
+        # The portal's Inbox: a patient's, newest first, a page at a time.
+        Index("ix_secure_emails_patient_sent", "patient_id", "sent_at", "id"),
+        # The Email Client: a practice's threads with replies, unread first, then the
+        # latest reply's; only answered messages are in it (a fifth of them, say).
+        Index(
+            "ix_secure_emails_practice_threads",
+            "practice_id",
+            "has_unread",
+            "latest_reply_at",
+            "id",
+            sqlite_where=text("latest_reply_at IS NOT NULL"),
+            postgresql_where=text("latest_reply_at IS NOT NULL"),
+        ),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
@@ -192,6 +206,12 @@ class SecureEmail(Base):
     # sent before histories held ids only; the column's default for those rows), 2 for
     # ``workflows.secure_email``. The portal speaks to each in its own terms.
     workflow_version: Mapped[int] = mapped_column(Integer, default=2, server_default="1")
+    # The thread's counters, kept where replies are recorded and read
+    # (``infra.replies``), so the Email Client and the Sent box never count replies.
+    reply_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    unread_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    has_unread: Mapped[bool] = mapped_column(Boolean, default=False, server_default=sa_false())
+    latest_reply_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 class SecureEmailEvent(Base):

@@ -16,7 +16,8 @@ from sqlalchemy import select
 
 from domain.audit import AuditAction
 from infra.db.engine import make_engine, make_sessionmaker
-from infra.db.models import Patient, Reply, SecureEmail, StaffUser
+from infra.db.models import Patient, SecureEmail, StaffUser
+from infra.replies import Written, add_to_thread
 from infra.settings import Settings
 from tests.conftest import Office, make_office
 from tests.web.test_staff import add_member
@@ -72,16 +73,13 @@ async def record_sent(
         db.add(secure_email)
         await db.flush()
         for n in range(replies):
-            db.add(
-                Reply(
-                    id=str(uuid.uuid4()),
-                    secure_email_id=secure_email.id,
-                    practice_id=office.practice_id,
-                    patient_id=patient_id,
-                    subject=f"RE: {subject}",
-                    body=f"Reply {n}",
-                    sent_at=sent_at + timedelta(hours=n + 1),
-                )
+            # As the workflow's record_reply does: the thread's counters with the reply.
+            await add_to_thread(
+                db,
+                secure_email,
+                str(uuid.uuid4()),
+                Written(f"RE: {subject}", f"Reply {n}", []),
+                sent_at + timedelta(hours=n + 1),
             )
         await db.commit()
         sent = Sent(secure_email.id, patient_id, subject, sent_at)

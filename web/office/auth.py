@@ -119,6 +119,9 @@ async def log_in(
     # Before the check, whatever its outcome: a guesser cannot cut the wait short by
     # hanging up early on the answers that are slow.
     if delay := await account_delay(db, account):
+        # Not holding a pooled connection while waiting: guessers kept waiting must not
+        # keep the front desk's requests waiting too.
+        await db.commit()
         await asyncio.sleep(delay)
     user = await find_staff_user(db, email) if email.strip() else None
     # Checks a dummy hash for unknown accounts, so timing does not tell which exist.

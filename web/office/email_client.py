@@ -19,7 +19,7 @@ from infra import secure_emails
 from infra.db.models import Reply, StaffUser
 from infra.directory import find_patients, get_patient, patient_by_id
 from infra.practices import time_zone_of
-from infra.replies import files_of_replies, mark_read, reply_of_practice, threads
+from infra.replies import ThreadCursor, files_of_replies, mark_read, reply_of_practice, threads
 from infra.secure_emails import BadCursor, Cursor, SentPage
 from web.deps import CurrentStaff, DbSession, StateDep, audit_staff, or_404, practice_patient
 from web.downloads import download
@@ -55,19 +55,37 @@ async def _audit_reply(
 
 
 @router.get("/email-client")
-async def email_client(request: Request, db: DbSession, staff: CurrentStaff) -> HTMLResponse:
-    found = await threads(db, staff.practice_id)
+async def email_client(
+    request: Request, db: DbSession, staff: CurrentStaff, cursor: str = ""
+) -> HTMLResponse:
+    try:
+        after = ThreadCursor.decode(cursor) if cursor else None
+    except BadCursor:
+        return render(
+            request,
+            "office/email_client.html",
+            {"staff": staff, "tab": "inbox", "error": BAD_CURSOR, "first_page": False},
+            status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
+        )
+    page = await threads(db, staff.practice_id, after=after)
     # The list shows the threads' subjects (PHI): reading it is audited, by count only.
     await audit_staff(
-        db, request, staff, AuditAction.OFFICE_INBOX_LIST, detail=f"{len(found)} thread(s)"
+        db,
+        request,
+        staff,
+        AuditAction.OFFICE_INBOX_LIST,
+        detail=f"{len(page.threads)} thread(s)",
     )
+    older = page.next_cursor
     return render(
         request,
         "office/email_client.html",
         {
             "staff": staff,
             "tab": "inbox",
-            "threads": found,
+            "threads": page.threads,
+            "older": f"/email-client?{urlencode({'cursor': older.encode()})}" if older else None,
+            "first_page": after is None,
             "time_zone": await time_zone_of(db, staff.practice_id),
         },
     )

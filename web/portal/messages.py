@@ -7,6 +7,7 @@ patient's message or file answers 404, and an expired message only its warning.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -18,6 +19,7 @@ from infra.audit import Actor, audit
 from infra.db.models import PortalSession, SecureEmail
 from infra.directory import patient_by_id
 from infra.practices import practice
+from infra.secure_emails import BadCursor, Cursor
 from web.deps import DbSession, StateDep, client_address, or_404, temporal_of
 from web.downloads import download
 from web.errors import TEMPORAL_FAILURES
@@ -35,6 +37,8 @@ from workflows.secure_email import SecureEmailWorkflow
 
 router = APIRouter(tags=["portal"], include_in_schema=False)
 
+PAGE_NOT_OURS = "This page of the Inbox does not exist; start again from the newest messages"
+
 
 async def tabs_context(db: DbSession, session: PortalSession, tab: str) -> dict[str, object]:
     patient = await patient_by_id(db, session.patient_id)
@@ -47,15 +51,34 @@ async def _live_threads(db: DbSession, session: PortalSession) -> dict[str, Secu
 
 
 @router.get("/portal")
-async def inbox(request: Request, db: DbSession, session: PortalPatient) -> HTMLResponse:
-    threads = await session_threads(db, session)
+async def inbox(
+    request: Request, db: DbSession, session: PortalPatient, cursor: str = ""
+) -> HTMLResponse:
+    context = await tabs_context(db, session, "inbox")
+    try:
+        after = Cursor.decode(cursor) if cursor else None
+    except BadCursor:
+        return render(
+            request,
+            "portal/inbox.html",
+            {**context, "error": PAGE_NOT_OURS, "first_page": False},
+            status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
+        )
+    patient = await patient_by_id(db, session.patient_id)
+    page = (
+        await portal_sessions.inbox(db, session, patient, after=after)
+        if patient is not None
+        else portal_sessions.InboxPage([], None)
+    )
+    older = page.next_cursor
     return render(
         request,
         "portal/inbox.html",
         {
-            **await tabs_context(db, session, "inbox"),
-            "messages": threads.live,
-            "withdrawn": threads.withdrawn,
+            **context,
+            "messages": page.lines,
+            "older": f"/portal?{urlencode({'cursor': older.encode()})}" if older else None,
+            "first_page": after is None,
         },
     )
 

@@ -1,0 +1,105 @@
+"""The portal's Inbox a page at a time: the patient's readable messages newest first,
+"Older" pages on without repeating or losing one; expired ones and those sent to another
+address are not listed, a withdrawn one is listed without its subject; no body is read."""
+
+from __future__ import annotations
+
+import html
+import re
+from datetime import UTC, datetime, timedelta
+
+import httpx
+from fastapi import FastAPI
+from sqlalchemy import update
+
+from infra import portal_sessions
+from infra.db.engine import make_engine, make_sessionmaker
+from infra.db.models import SecureEmail
+from infra.directory import patient_by_id
+from infra.portal_sessions import INBOX_PAGE_SIZE
+from infra.settings import Settings
+from tests.conftest import Office
+from tests.web.test_sent_box import BODY, add_patient, record_sent
+from web.portal.deps import PORTAL_COOKIE
+
+MESSAGE_LINK = re.compile(r'<a href="/portal/messages/([0-9a-f-]{36})">')
+OLDER_LINK = re.compile(r'<a href="([^"]+)" rel="next">Older</a>')
+
+Browser = httpx.AsyncClient
+
+
+async def portal_of(app: FastAPI, settings: Settings, patient_id: str, verified: str) -> Browser:
+    """The patient's browser after Verify on ``verified`` (the session it would start)."""
+    engine = make_engine(settings.database_url)
+    async with make_sessionmaker(engine)() as db:
+        patient = await patient_by_id(db, patient_id)
+        message = await db.get(SecureEmail, verified)
+        assert patient is not None and message is not None
+        token = await portal_sessions.start(db, patient, message, datetime.now(UTC))
+        await db.commit()
+    await engine.dispose()
+    browser = httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://portal.test"
+    )
+    browser.cookies.set(PORTAL_COOKIE, token)
+    return browser
+
+
+async def every_page(browser: Browser) -> tuple[list[list[str]], str]:
+    pages: list[list[str]] = []
+    shown = ""
+    path: str | None = "/portal"
+    while path is not None:
+        page = await browser.get(path)
+        assert page.status_code == 200, page.text
+        pages.append(MESSAGE_LINK.findall(page.text))
+        shown += page.text
+        older = OLDER_LINK.search(page.text)
+        path = html.unescape(older.group(1)) if older else None
+    return pages, shown
+
+
+async def test_inbox_pages_newest_first_readable_only(
+    app: FastAPI, settings: Settings, office: Office
+) -> None:
+    ada = await add_patient(office, "Ada Lovelace")
+    now = datetime.now(UTC)
+    readable = [
+        await record_sent(settings, office, ada, now - timedelta(hours=n), subject=f"Plan {n}")
+        for n in range(INBOX_PAGE_SIZE + 3)
+    ]
+    expired = await record_sent(
+        settings, office, ada, now - timedelta(days=8), subject="Last year's plan"
+    )
+    withdrawn = await record_sent(settings, office, ada, now - timedelta(minutes=30))
+    elsewhere = await record_sent(settings, office, ada, now - timedelta(minutes=10))
+    engine = make_engine(settings.database_url)
+    async with make_sessionmaker(engine)() as db:
+        await db.execute(
+            update(SecureEmail)
+            .where(SecureEmail.id == withdrawn.id)
+            .values(status="withdrawn", subject="Withdrawn words")
+        )
+        await db.execute(
+            update(SecureEmail)
+            .where(SecureEmail.id == elsewhere.id)
+            .values(recipient_address="ada-old@example.com", subject="Sent elsewhere")
+        )
+        await db.commit()
+    await engine.dispose()
+
+    async with await portal_of(app, settings, ada, readable[0].id) as browser:
+        pages, shown = await every_page(browser)
+
+        # The withdrawn line (no link) is one of the first page's fifty.
+        assert [len(page) for page in pages] == [INBOX_PAGE_SIZE - 1, 4]
+        assert sum(pages, []) == [message.id for message in readable]
+        assert shown.count("was withdrawn by Smile Dental") == 1
+        for never in ("Withdrawn words", "Sent elsewhere", expired.subject, BODY):
+            assert never not in shown
+        assert expired.id not in shown and elsewhere.id not in shown
+
+        for cursor in ("zzz", "%FF", "MjAyNi0xMS0wMlQwOTozMDowMA"):
+            refused = await browser.get(f"/portal?cursor={cursor}")
+            assert refused.status_code == 422, cursor
+            assert "This page of the Inbox does not exist" in refused.text
