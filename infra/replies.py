@@ -103,13 +103,19 @@ async def threads(
     more, rows = len(rows) > limit, rows[:limit]
     lines: dict[str, list[ReplyLine]] = {row[0]: [] for row in rows}
     if lines:
+        # By thread id only (these threads are the practice's) and sorted here: with an
+        # ORDER BY or the practice's id PostgreSQL walked an index through every reply of
+        # the practice (80 ms at 20,000) instead of looking up these fifty threads.
         replies = await db.execute(
-            select(Reply.id, Reply.secure_email_id, Reply.sent_at, Reply.read_at)
-            .where(Reply.secure_email_id.in_(list(lines)), Reply.practice_id == practice_id)
-            .order_by(Reply.sent_at.desc(), Reply.id)
+            select(Reply.id, Reply.secure_email_id, Reply.sent_at, Reply.read_at).where(
+                Reply.secure_email_id.in_(list(lines))
+            )
         )
         for reply_id, secure_email_id, sent_at, read_at in replies:
             lines[secure_email_id].append(ReplyLine(reply_id, sent_at, read_at is not None))
+        for thread_lines in lines.values():
+            thread_lines.sort(key=lambda line: line.id)
+            thread_lines.sort(key=lambda line: line.sent_at, reverse=True)
     found: list[Thread] = []
     next_cursor: ThreadCursor | None = None
     for secure_email_id, subject, patient_id, name, count, unread, has_unread, latest in rows:
