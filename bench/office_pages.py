@@ -40,6 +40,7 @@ class OfficePages:
     rows: int
     seconds_to_seed: float
     email_client: Latencies
+    sent_box: Latencies
     inbox: Latencies
     heavy_inbox: Latencies
 
@@ -122,10 +123,11 @@ async def office_pages(kind: str, rows: int, workdir: Path, requests: int = 200)
                 if logged_in.status_code != 303:
                     raise RuntimeError(f"log-in answered {logged_in.status_code}")
                 email_client = await measure(c, "/email-client", requests)
+                sent_box = await measure(c, "/email-client/sent", requests)
             async with httpx.AsyncClient(transport=transport, base_url="http://portal.test") as c:
                 c.cookies.set("portal_session", typical_cookie)
                 inbox = await measure(c, "/portal", requests)
             async with httpx.AsyncClient(transport=transport, base_url="http://portal.test") as c:
                 c.cookies.set("portal_session", heavy_cookie)
                 heavy_inbox = await measure(c, "/portal", max(20, requests // 4))
-    return OfficePages(kind, rows, seeding[0], email_client, inbox, heavy_inbox)
+    return OfficePages(kind, rows, seeding[0], email_client, sent_box, inbox, heavy_inbox)
