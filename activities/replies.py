@@ -14,7 +14,7 @@ from domain.audit import ActorType, AuditAction
 from domain.errors import UNKNOWN_SECURE_EMAIL
 from domain.secure_email import EventKind, NoticeFailed, ReplyToFile, ReplyToRecord
 from infra import alerts, chart, replies, secure_emails, timeline
-from infra.audit import Actor, audit
+from infra.audit import Actor, audit_secure_email
 from infra.db.models import Reply
 from infra.replies import Written
 
@@ -47,13 +47,11 @@ class RepliesActivities:
             await replies.add_to_thread(
                 db, secure_email, reply.reply_id, written, recording.sent_at
             )
-            audit(
+            audit_secure_email(
                 db,
-                secure_email.practice_id,
+                secure_email,
                 AuditAction.REPLY,
                 Actor(ActorType.PATIENT, secure_email.patient_id, reply.client_address),
-                patient_id=secure_email.patient_id,
-                secure_email_id=secure_email.id,
                 detail=f"{len(written.files)} attachment(s)",
             )
             await timeline.add(

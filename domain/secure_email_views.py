@@ -72,6 +72,13 @@ class SecureEmailListItem(BaseModel):
     reply_count: int
 
 
+class SentLine(SecureEmailListItem):
+    """A line of the office's Sent box page, which names the patient too (the API's
+    line names the patient by id only)."""
+
+    patient_name: str
+
+
 class SecureEmailPage(BaseModel):
     items: list[SecureEmailListItem]
     # Opaque: hand it back as ``cursor`` for the next (older) page; null on the last.

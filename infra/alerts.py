@@ -115,41 +115,29 @@ async def raise_for_reply(db: AsyncSession, reply: Reply) -> None:
         await db.rollback()  # the unique reply id: already raised by another attempt
 
 
-async def raise_notice_failed(db: AsyncSession, secure_email: SecureEmail) -> None:
-    """The office must know a patient got nothing; once per secure email."""
+async def _raise_once(db: AsyncSession, owner: Owner | SecureEmail, kind: AlertKind) -> None:
+    """Adds the alert of this kind for this secure email unless it was raised before."""
     raised = await db.scalar(
-        select(Alert.id).where(
-            Alert.secure_email_id == secure_email.id,
-            Alert.kind == AlertKind.NOTICE_FAILED.value,
-        )
-    )
-    if raised is None:
-        db.add(
-            Alert(
-                practice_id=secure_email.practice_id,
-                patient_id=secure_email.patient_id,
-                kind=AlertKind.NOTICE_FAILED.value,
-                secure_email_id=secure_email.id,
-            )
-        )
-        await db.commit()
-
-
-async def raise_expired_unopened(db: AsyncSession, owner: Owner) -> None:
-    """It expired before the patient opened it; once per secure email. Not committed: the
-    status change that found it unopened commits both."""
-    raised = await db.scalar(
-        select(Alert.id).where(
-            Alert.secure_email_id == owner.id,
-            Alert.kind == AlertKind.EXPIRED_UNOPENED.value,
-        )
+        select(Alert.id).where(Alert.secure_email_id == owner.id, Alert.kind == kind.value)
     )
     if raised is None:
         db.add(
             Alert(
                 practice_id=owner.practice_id,
                 patient_id=owner.patient_id,
-                kind=AlertKind.EXPIRED_UNOPENED.value,
+                kind=kind.value,
                 secure_email_id=owner.id,
             )
         )
+
+
+async def raise_notice_failed(db: AsyncSession, secure_email: SecureEmail) -> None:
+    """The office must know a patient got nothing; once per secure email."""
+    await _raise_once(db, secure_email, AlertKind.NOTICE_FAILED)
+    await db.commit()
+
+
+async def raise_expired_unopened(db: AsyncSession, owner: Owner) -> None:
+    """It expired before the patient opened it; once per secure email. Not committed: the
+    status change that found it unopened commits both."""
+    await _raise_once(db, owner, AlertKind.EXPIRED_UNOPENED)

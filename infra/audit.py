@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -50,6 +51,36 @@ def audit(
             secure_email_id=secure_email_id,
             detail=detail,
         )
+    )
+
+
+class AboutSecureEmail(Protocol):
+    """A secure email as its audit events name it (a row, or its owners)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def practice_id(self) -> str: ...
+    @property
+    def patient_id(self) -> str: ...
+
+
+def audit_secure_email(
+    db: AsyncSession,
+    secure_email: AboutSecureEmail,
+    action: AuditAction,
+    actor: Actor,
+    detail: str | None = None,
+) -> None:
+    """An event about one secure email: its practice, patient and id, never its words."""
+    audit(
+        db,
+        secure_email.practice_id,
+        action,
+        actor,
+        patient_id=secure_email.patient_id,
+        secure_email_id=secure_email.id,
+        detail=detail,
     )
 
 

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.attachments import StoredAttachment
 from domain.secure_email import SecureEmailStatus, StatusChange, is_expired
+from domain.secure_email_views import SentLine
 from infra.db.models import Attachment, Patient, Practice, SecureEmail
 
 
@@ -193,21 +194,6 @@ class Cursor:
 
 
 @dataclass(frozen=True)
-class SentLine:
-    """A secure email as the Sent box lists it: no body, no reply's words."""
-
-    id: str
-    patient_id: str
-    patient_name: str
-    subject: str
-    status: SecureEmailStatus
-    sent_at: datetime
-    expires_at: datetime
-    opened_at: datetime | None
-    reply_count: int
-
-
-@dataclass(frozen=True)
 class SentPage:
     lines: list[SentLine]
     next_cursor: Cursor | None
@@ -232,7 +218,7 @@ async def sent_by_practice(
         select(
             SecureEmail.id,
             SecureEmail.patient_id,
-            Patient.name,
+            Patient.name.label("patient_name"),
             SecureEmail.subject,
             SecureEmail.status,
             SecureEmail.sent_at,
@@ -262,20 +248,7 @@ async def sent_by_practice(
         limit + 1
     )
     rows = (await db.execute(statement)).all()
-    lines = [
-        SentLine(
-            id=row[0],
-            patient_id=row[1],
-            patient_name=row[2],
-            subject=row[3],
-            status=SecureEmailStatus(row[4]),
-            sent_at=row[5],
-            expires_at=row[6],
-            opened_at=row[7],
-            reply_count=row[8],
-        )
-        for row in rows[:limit]
-    ]
+    lines = [SentLine.model_validate(dict(row._mapping)) for row in rows[:limit]]
     more = len(rows) > limit
     return SentPage(lines, Cursor(lines[-1].sent_at, lines[-1].id) if more else None)
 

@@ -18,7 +18,7 @@ from fastapi import Depends, Request, Response
 from domain.audit import ActorType, AuditAction
 from domain.secure_email import SecureEmailStatus
 from infra import portal_sessions, secure_emails
-from infra.audit import Actor, audit
+from infra.audit import Actor, audit_secure_email
 from infra.db.models import Patient, PortalSession, Practice, SecureEmail
 from infra.directory import patient_by_id
 from infra.security import token_hash
@@ -139,13 +139,5 @@ async def audit_patient(
 ) -> None:
     """Portal events are the patient's, identified by the address the link went to."""
     actor = Actor(ActorType.PATIENT, secure_email.patient_id, client_address(request))
-    audit(
-        db,
-        secure_email.practice_id,
-        action,
-        actor,
-        patient_id=secure_email.patient_id,
-        secure_email_id=secure_email.id,
-        detail=detail,
-    )
+    audit_secure_email(db, secure_email, action, actor, detail)
     await db.commit()

@@ -38,7 +38,7 @@ from domain.secure_email import (
     expiry_refusal,
 )
 from infra import secure_emails
-from infra.audit import Actor, audit
+from infra.audit import Actor, audit_secure_email
 from infra.db.models import SecureEmail
 from web.deps import DbSession, TemporalUnavailable, temporal_of
 from web.services.replies import workflow_of
@@ -264,12 +264,4 @@ def _audit(
     detail: str | None = None,
 ) -> None:
     # Recorded once the workflow made the change: the log cannot take an event back.
-    audit(
-        db,
-        secure_email.practice_id,
-        action,
-        actor,
-        patient_id=secure_email.patient_id,
-        secure_email_id=secure_email.id,
-        detail=detail,
-    )
+    audit_secure_email(db, secure_email, action, actor, detail)
