@@ -59,7 +59,8 @@ async def start(
     """The new session's token (for the cookie); only its hash is kept. ``verified`` is
     the message whose passcode was just entered: the session is bound to its address.
     ``began_at`` is when that passcode was handed to the workflow: a message opened
-    before it was opened in an earlier session (the timeline's "viewed again")."""
+    before it was opened in an earlier session (the timeline's "viewed again"). Added to
+    the caller's transaction: Verify commits it with its audit events, in one write."""
     token = new_token()
     now = datetime.now(UTC)
     db.add(
@@ -72,7 +73,6 @@ async def start(
             expires_at=now + ABSOLUTE_TIMEOUT,
         )
     )
-    await db.commit()
     return token
 
 

@@ -39,6 +39,7 @@ async def start_portal_session(
     began_at: datetime,
     secure_cookie: bool,
 ) -> None:
+    """Not committed: the caller commits the session with what it audits."""
     token = await portal_sessions.start(db, patient, verified, began_at)
     response.set_cookie(
         PORTAL_COOKIE,
@@ -130,6 +131,10 @@ LinkedEmail = Annotated[SecureEmail, Depends(live_by_link)]
 ReadableEmail = Annotated[SecureEmail, Depends(live_of_session)]
 
 
+def patient_actor(request: Request, secure_email: SecureEmail) -> Actor:
+    return Actor(ActorType.PATIENT, secure_email.patient_id, client_address(request))
+
+
 async def audit_patient(
     db: DbSession,
     request: Request,
@@ -138,6 +143,5 @@ async def audit_patient(
     detail: str | None = None,
 ) -> None:
     """Portal events are the patient's, identified by the address the link went to."""
-    actor = Actor(ActorType.PATIENT, secure_email.patient_id, client_address(request))
-    audit_secure_email(db, secure_email, action, actor, detail)
+    audit_secure_email(db, secure_email, action, patient_actor(request, secure_email), detail)
     await db.commit()

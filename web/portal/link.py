@@ -17,6 +17,7 @@ from domain.audit import AuditAction
 from domain.passcodes import clean_passcode
 from domain.secure_email import PasscodeAttempt, PasscodeRequest, VerifyOutcome
 from infra import secure_emails
+from infra.audit import audit_secure_email
 from infra.crypto import portal_secrets
 from infra.db.models import SecureEmail
 from infra.rate_limits import (
@@ -34,6 +35,7 @@ from web.portal.deps import (
     LINK_NOT_VALID,
     LinkedEmail,
     audit_patient,
+    patient_actor,
     practice_of_message,
     start_portal_session,
 )
@@ -200,8 +202,10 @@ async def verify(
             began_at=asked_at,
             secure_cookie=settings.secure_cookies,
         )
-        await audit_patient(db, request, secure_email, AuditAction.VERIFY_OK)
-        await audit_patient(db, request, secure_email, AuditAction.SIGN_IN)
+        actor = patient_actor(request, secure_email)
+        for action in (AuditAction.VERIFY_OK, AuditAction.SIGN_IN):
+            audit_secure_email(db, secure_email, action, actor)
+        await db.commit()  # the session and both events in one write
         return response
     if result.outcome == VerifyOutcome.BURNED:
         await audit_patient(db, request, secure_email, AuditAction.VERIFY_BURNED)
