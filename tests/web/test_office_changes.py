@@ -17,7 +17,7 @@ from infra.db.models import SecureEmail
 from tests.conftest import make_office, signed_in
 from tests.fixtures.processes import free_port
 from tests.fixtures.stack import Stack
-from tests.web.test_portal import run_sql, sign_in
+from tests.web.test_portal import expire_now, run_sql, sign_in
 from web.app import create_app
 
 EMAIL = "ada@example.com"
@@ -92,12 +92,7 @@ async def test_withdraw_twice_and_the_timeline_says_so(stack: Stack) -> None:
 
 async def test_withdraw_an_expired_one_is_refused_in_words(stack: Stack) -> None:
     secure_email_id, _ = await send(stack)
-    await run_sql(
-        stack,
-        update(SecureEmail)
-        .where(SecureEmail.id == secure_email_id)
-        .values(expires_at=datetime.now(UTC) - timedelta(minutes=1), status="expired"),
-    )
+    await expire_now(stack, secure_email_id)
     refused = await stack.office.api.post(f"/api/v1/secure-emails/{secure_email_id}/withdraw")
     assert refused.status_code == 409
     assert "expired" in refused.json()["detail"]

@@ -14,6 +14,7 @@ from infra.db.models import SecureEmail
 from infra.settings import Settings
 from tests.conftest import Office, make_office
 from tests.fixtures.stack import Stack
+from tests.web.test_portal import sign_in
 
 EDIT = "office.patient_edit"
 OLD = "ada@example.com"
@@ -143,14 +144,6 @@ async def send(stack: Stack, patient_id: str, address: str, count: int) -> tuple
     assert sent.status_code == 201, sent.text
     await stack.mail_to(address, count)
     return str(sent.json()["id"]), await stack.notice_link(address)
-
-
-async def sign_in(stack: Stack, patient: httpx.AsyncClient, link: str, address: str) -> None:
-    before = len(await stack.mail_to(address, 1))
-    await patient.post(f"{link}/passcode")
-    passcode = await stack.passcode(address, before + 1)
-    verified = await patient.post(f"{link}/verify", data={"passcode": passcode})
-    assert verified.status_code == 303, verified.text
 
 
 async def recipient_of(stack: Stack, secure_email_id: str) -> str | None:

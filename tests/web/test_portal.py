@@ -43,6 +43,17 @@ async def run_sql(stack: Stack, statement: object) -> None:
     await engine.dispose()
 
 
+async def expire_now(stack: Stack, secure_email_id: str, *, marked: bool = True) -> None:
+    """Its seven days are over: just now, and (``marked``) the workflow recorded it, or
+    not yet (the portal must refuse it on the time alone)."""
+    values: dict[str, object] = {"expires_at": datetime.now(UTC) - timedelta(seconds=1)}
+    if marked:
+        values["status"] = "expired"
+    await run_sql(
+        stack, update(SecureEmail).where(SecureEmail.id == secure_email_id).values(**values)
+    )
+
+
 async def test_verify_refuses_wrong_and_malformed_passcodes(stack: Stack) -> None:
     _, link = await send(stack)
     async with stack.browser() as patient:
@@ -158,12 +169,7 @@ async def test_send_again_after_expiry(stack: Stack) -> None:
     secure_email_id, _ = await send(stack)
     page = await stack.office.browser.get(f"/secure-emails/{secure_email_id}")
     assert "Send again" not in page.text
-    await run_sql(
-        stack,
-        update(SecureEmail)
-        .where(SecureEmail.id == secure_email_id)
-        .values(expires_at=datetime.now(UTC) - timedelta(seconds=1), status="expired"),
-    )
+    await expire_now(stack, secure_email_id)
     page = await stack.office.browser.get(f"/secure-emails/{secure_email_id}")
     assert "Send again" in page.text
     again = await stack.office.browser.post(f"/secure-emails/{secure_email_id}/send-again")

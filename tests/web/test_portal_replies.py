@@ -2,13 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
-
-from sqlalchemy import update
-
-from infra.db.models import SecureEmail
 from tests.fixtures.stack import Stack
-from tests.web.test_portal import run_sql, send, sign_in
+from tests.web.test_portal import expire_now, send, sign_in
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 100
 PDF = b"%PDF-1.7\n" + b"1 0 obj\n" * 20
@@ -29,12 +24,7 @@ async def test_inbox_lists_unexpired_messages_newest_first(stack: Stack) -> None
         "/api/v1/secure-emails",
         data={"patient_id": patient_id, "subject": "Old news", "body": "Expired"},
     )
-    await run_sql(
-        stack,
-        update(SecureEmail)
-        .where(SecureEmail.id == old.json()["id"])
-        .values(expires_at=datetime.now(UTC) - timedelta(minutes=1)),
-    )
+    await expire_now(stack, old.json()["id"], marked=False)
     async with stack.browser() as patient:
         await sign_in(stack, patient, link, "ada@example.com")
         inbox = await patient.get("/portal")
@@ -107,12 +97,7 @@ async def test_reply_after_expiry_refused(stack: Stack) -> None:
     secure_email_id, link = await send(stack)
     async with stack.browser() as patient:
         message_path = await sign_in(stack, patient, link, "ada@example.com")
-        await run_sql(
-            stack,
-            update(SecureEmail)
-            .where(SecureEmail.id == secure_email_id)
-            .values(expires_at=datetime.now(UTC) - timedelta(seconds=1)),
-        )
+        await expire_now(stack, secure_email_id, marked=False)
         refused = await patient.post(f"{message_path}/reply", data={"body": REPLY})
         assert refused.status_code == 410 and "has expired" in refused.text
         assert "You have not sent any replies" in (await patient.get("/portal/sent")).text
