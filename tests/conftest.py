@@ -242,6 +242,15 @@ async def office(app: FastAPI, settings: Settings) -> AsyncIterator[Office]:
 
 
 @pytest.fixture
+async def other_office(app: FastAPI, settings: Settings) -> AsyncIterator[Office]:
+    """A second practice's admin, signed in: whose patients and messages the first
+    practice must never see or change (and the other way round)."""
+    other = await make_office(app, settings)
+    yield other
+    await other.aclose()
+
+
+@pytest.fixture
 async def anonymous(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     async with Browser(
         transport=httpx.ASGITransport(app=app, client=(some_client_address(), 50000)),

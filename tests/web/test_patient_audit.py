@@ -8,10 +8,9 @@ from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI
 
 from infra.settings import Settings
-from tests.conftest import Office, make_office
+from tests.conftest import Office
 
 SEARCH = "office.patient_search"
 ADD = "office.patient_add"
@@ -214,22 +213,18 @@ async def test_edit_patient_refuses_an_address_already_in_the_directory(office: 
 
 
 async def test_edit_patient_of_another_practice_is_not_found(
-    office: Office, app: FastAPI, settings: Settings
+    office: Office, other_office: Office, settings: Settings
 ) -> None:
-    other = await make_office(app, settings)
-    try:
-        theirs = await add(other, "Grace Hopper", "grace@example.com")
-        refused = await office.api.patch(f"/api/v1/patients/{theirs}", json={"name": "Mallory"})
-        assert refused.status_code == 404
-        assert refused.json()["detail"] == "Patient not found"
-        unknown = await office.api.patch("/api/v1/patients/no-such-id", json={"name": "X"})
-        assert unknown.status_code == 404
-        stored = (await other.api.get(f"/api/v1/patients/{theirs}")).json()
-        assert stored["name"] == "Grace Hopper"
-        assert await office.audit_events(action=EDIT) == []
-        assert await other.audit_events(action=EDIT) == []
-    finally:
-        await other.aclose()
+    theirs = await add(other_office, "Grace Hopper", "grace@example.com")
+    refused = await office.api.patch(f"/api/v1/patients/{theirs}", json={"name": "Mallory"})
+    assert refused.status_code == 404
+    assert refused.json()["detail"] == "Patient not found"
+    unknown = await office.api.patch("/api/v1/patients/no-such-id", json={"name": "X"})
+    assert unknown.status_code == 404
+    stored = (await other_office.api.get(f"/api/v1/patients/{theirs}")).json()
+    assert stored["name"] == "Grace Hopper"
+    assert await office.audit_events(action=EDIT) == []
+    assert await other_office.audit_events(action=EDIT) == []
 
 
 async def test_edit_patient_requires_a_token(anonymous: httpx.AsyncClient) -> None:

@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from fastapi import FastAPI
 from sqlalchemy import select
 
 from infra.db.engine import make_engine
 from infra.db.models import SecureEmail
 from infra.settings import Settings
-from tests.conftest import Office, make_office
+from tests.conftest import Office
 from tests.fixtures.stack import Stack
 from tests.web.test_portal import sign_in
 
@@ -106,17 +105,13 @@ async def test_edit_page_refuses_an_address_already_in_the_directory(office: Off
 
 
 async def test_edit_page_of_another_practice_is_not_found(
-    office: Office, app: FastAPI, settings: Settings
+    office: Office, other_office: Office, settings: Settings
 ) -> None:
-    other = await make_office(app, settings)
-    try:
-        theirs = await add(other, "Grace Hopper", "grace@example.com")
-        assert (await office.browser.get(f"/patients/{theirs}/edit")).status_code == 404
-        posted = await office.browser.post(f"/patients/{theirs}/edit", data=form(name="Mallory"))
-        assert posted.status_code == 404
-        assert (await stored(other, theirs))[0] == "Grace Hopper"
-    finally:
-        await other.aclose()
+    theirs = await add(other_office, "Grace Hopper", "grace@example.com")
+    assert (await office.browser.get(f"/patients/{theirs}/edit")).status_code == 404
+    posted = await office.browser.post(f"/patients/{theirs}/edit", data=form(name="Mallory"))
+    assert posted.status_code == 404
+    assert (await stored(other_office, theirs))[0] == "Grace Hopper"
 
 
 async def test_edit_page_without_its_token_is_refused(office: Office) -> None:

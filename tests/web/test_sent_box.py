@@ -19,7 +19,7 @@ from infra.db.engine import make_engine, make_sessionmaker
 from infra.db.models import Patient, SecureEmail, StaffUser
 from infra.replies import Written, add_to_thread
 from infra.settings import Settings
-from tests.conftest import Office, make_office
+from tests.conftest import Office
 from tests.web.test_staff import add_member
 
 BASE = datetime(2026, 11, 2, 9, 30, tzinfo=UTC)
@@ -199,28 +199,22 @@ async def test_api_refuses_bad_parameters_naming_them(settings: Settings, office
 
 
 async def test_api_never_shows_another_practice(
-    app: FastAPI, settings: Settings, office: Office
+    other_office: Office, settings: Settings, office: Office
 ) -> None:
     ada = await add_patient(office, "Ada Lovelace")
     ours = await record_sent(settings, office, ada, BASE)
-    other = await make_office(app, settings)
-    try:
-        theirs_patient = await add_patient(other, "Alan Turing")
-        theirs = await record_sent(settings, other, theirs_patient, BASE + timedelta(hours=1))
-        assert ids(await listed(other)) == [theirs.id]
-        assert ids(await listed(office)) == [ours.id]
-        # Naming a patient of the other practice finds nothing of theirs.
-        refused = await office.api.get(
-            "/api/v1/secure-emails", params={"patient_id": theirs_patient}
-        )
-        assert refused.status_code == 404 and theirs.id not in refused.text
-        refused = await other.api.get("/api/v1/secure-emails", params={"patient_id": ada})
-        assert refused.status_code == 404
-        page = await other.browser.get("/email-client/sent")
-        assert page.status_code == 200 and ours.id not in page.text
-        assert ours.subject not in page.text.replace(theirs.subject, "")
-    finally:
-        await other.aclose()
+    theirs_patient = await add_patient(other_office, "Alan Turing")
+    theirs = await record_sent(settings, other_office, theirs_patient, BASE + timedelta(hours=1))
+    assert ids(await listed(other_office)) == [theirs.id]
+    assert ids(await listed(office)) == [ours.id]
+    # Naming a patient of the other practice finds nothing of theirs.
+    refused = await office.api.get("/api/v1/secure-emails", params={"patient_id": theirs_patient})
+    assert refused.status_code == 404 and theirs.id not in refused.text
+    refused = await other_office.api.get("/api/v1/secure-emails", params={"patient_id": ada})
+    assert refused.status_code == 404
+    page = await other_office.browser.get("/email-client/sent")
+    assert page.status_code == 200 and ours.id not in page.text
+    assert ours.subject not in page.text.replace(theirs.subject, "")
 
 
 async def test_a_clerk_reads_the_sent_box_and_each_read_is_audited(
