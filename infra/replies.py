@@ -117,8 +117,7 @@ async def threads(
             thread_lines.sort(key=lambda line: line.id)
             thread_lines.sort(key=lambda line: line.sent_at, reverse=True)
     found: list[Thread] = []
-    next_cursor: ThreadCursor | None = None
-    for secure_email_id, subject, patient_id, name, count, unread, has_unread, latest in rows:
+    for secure_email_id, subject, patient_id, name, count, unread, _, latest in rows:
         assert latest is not None  # only answered messages are threads
         found.append(
             Thread(
@@ -132,9 +131,11 @@ async def threads(
                 replies=lines[secure_email_id],
             )
         )
-        if more:
-            next_cursor = ThreadCursor(has_unread, Cursor(latest, secure_email_id))
-    return ThreadPage(found, next_cursor)
+    last = rows[-1] if more else None
+    return ThreadPage(
+        found,
+        ThreadCursor(last.has_unread, Cursor(found[-1].latest_at, last.id)) if last else None,
+    )
 
 
 async def reply_of_practice(db: AsyncSession, practice_id: str, reply_id: str) -> Reply | None:
