@@ -31,3 +31,13 @@ TOO_MANY_PASSCODES = "TooManyPasscodes"
 TOO_MANY_REPLIES = "TooManyReplies"
 REPLIES_TOTAL = "total"
 REPLIES_HOURLY = "hour"
+
+
+class FieldRefused(ValueError):
+    """A change a rule refuses, with the form field its words belong to (the page shows
+    them beside it, the API answers them as that field's error)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message

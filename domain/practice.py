@@ -7,6 +7,8 @@ from zoneinfo import available_timezones
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
 
+from domain.errors import FieldRefused
+
 DEFAULT_EXPIRY_DAYS = 7
 DEFAULT_TIME_ZONE = "America/New_York"
 DEFAULT_REMINDER_AFTER_HOURS = 48
@@ -62,13 +64,8 @@ class PracticeUpdate(BaseModel):
         return value
 
 
-class PracticeRuleError(ValueError):
-    """A settings change that would leave the practice unable to send (names the field)."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(message)
-        self.field = field
-        self.message = message
+class PracticeRuleError(FieldRefused):
+    """A settings change that would leave the practice unable to send."""
 
 
 def check_practice(secure_email_enabled: bool, sender_address: str | None) -> None:

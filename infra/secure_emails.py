@@ -199,21 +199,29 @@ class SentPage:
     next_cursor: Cursor | None
 
 
+@dataclass(frozen=True)
+class SentQuery:
+    """Which of a practice's secure emails the Sent box lists (``since <= sent_at <
+    until``), and how many a page."""
+
+    status: SecureEmailStatus | None = None
+    patient_id: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    limit: int = SENT_PAGE_SIZE
+
+
 async def sent_by_practice(
     db: AsyncSession,
     practice_id: str,
+    query: SentQuery,
     *,
-    status: SecureEmailStatus | None = None,
-    patient_id: str | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
-    limit: int = SENT_PAGE_SIZE,
     after: Cursor | None = None,
 ) -> SentPage:
     """A practice's secure emails newest first (``since <= sent_at < until``), the page
     after ``after``: a keyset on (sent_at, id), which the index
     ``ix_secure_emails_practice_sent`` serves; no OFFSET."""
-    limit = max(1, min(limit, SENT_PAGE_MAX))
+    limit = max(1, min(query.limit, SENT_PAGE_MAX))
     statement = (
         select(
             SecureEmail.id,
@@ -229,14 +237,14 @@ async def sent_by_practice(
         .join(Patient, Patient.id == SecureEmail.patient_id)
         .where(SecureEmail.practice_id == practice_id)
     )
-    if status is not None:
-        statement = statement.where(SecureEmail.status == status.value)
-    if patient_id is not None:
-        statement = statement.where(SecureEmail.patient_id == patient_id)
-    if since is not None:
-        statement = statement.where(SecureEmail.sent_at >= since)
-    if until is not None:
-        statement = statement.where(SecureEmail.sent_at < until)
+    if query.status is not None:
+        statement = statement.where(SecureEmail.status == query.status.value)
+    if query.patient_id is not None:
+        statement = statement.where(SecureEmail.patient_id == query.patient_id)
+    if query.since is not None:
+        statement = statement.where(SecureEmail.sent_at >= query.since)
+    if query.until is not None:
+        statement = statement.where(SecureEmail.sent_at < query.until)
     if after is not None:
         statement = statement.where(
             or_(

@@ -97,12 +97,9 @@ BAD_CURSOR = "Not a cursor this list gave out; start again from the first page"
 
 
 @dataclass(frozen=True)
-class SentFilters:
-    status: SecureEmailStatus | None = None
-    patient_id: str | None = None
-    since: datetime | None = None
-    until: datetime | None = None
-    limit: int = secure_emails.SENT_PAGE_SIZE
+class SentFilters(secure_emails.SentQuery):
+    """The Sent box's query as the office sent it: the page is the cursor's text."""
+
     cursor: str | None = None
 
 
@@ -119,16 +116,7 @@ async def list_sent(
     after = cursor_of(filters.cursor)
     if filters.patient_id is not None:
         await practice_patient(db, staff, filters.patient_id)
-    page = await secure_emails.sent_by_practice(
-        db,
-        staff.practice_id,
-        status=filters.status,
-        patient_id=filters.patient_id,
-        since=filters.since,
-        until=filters.until,
-        limit=filters.limit,
-        after=after,
-    )
+    page = await secure_emails.sent_by_practice(db, staff.practice_id, filters, after=after)
     # The list shows subjects (PHI, HIPAA 164.312(b)); the event, a count.
     await audit_staff(
         db,

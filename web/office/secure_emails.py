@@ -171,9 +171,7 @@ async def _send(
         secure_email = await send_secure_email(sender, draft, uploads, resent_from=resent_from)
     except SendRefused as refused:
         return compose_again(refused.errors, REFUSED_STATUS[refused.rule])
-    return RedirectResponse(
-        f"/secure-emails/{secure_email.id}?sent=1", status_code=status.HTTP_303_SEE_OTHER
-    )
+    return _back_to(secure_email, "sent=1")
 
 
 @router.get("/secure-emails/{secure_email_id}")

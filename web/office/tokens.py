@@ -17,6 +17,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from domain.audit import AuditAction
+from domain.errors import FieldRefused
 from infra.accounts import (
     issue_api_token,
     practice_staff,
@@ -105,11 +106,8 @@ async def practice_token_of(
     return or_404(await practice_token(db, admin.practice_id, token_id), NOT_FOUND)
 
 
-class TokenRefused(ValueError):
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(message)
-        self.field = field
-        self.message = message
+class TokenRefused(FieldRefused):
+    """A token that cannot be made: an owner not of this practice, an expiry past."""
 
 
 async def create_token_for(

@@ -14,7 +14,7 @@ Refusals answer JSON here (not the app's HTML error page): the caller is a scrip
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Request, status
 from fastapi.responses import JSONResponse, Response
@@ -70,24 +70,25 @@ async def preflight(request: Request, settings: SettingsDep) -> Response:
     return Response(status_code=status.HTTP_204_NO_CONTENT, headers=headers)
 
 
-@router.post("/decode")
-async def decode(
-    request: Request, db: DbSession, settings: SettingsDep, operator: Operator
+@router.post("/{direction}")
+async def convert(
+    request: Request,
+    db: DbSession,
+    settings: SettingsDep,
+    operator: Operator,
+    direction: Literal["decode", "encode"],
 ) -> Response:
+    """``/codec/decode`` and ``/codec/encode``: each conversion is audited, a decode in
+    every practice whose secure emails its payloads name."""
     codec = payload_codec(request, settings)
-    response, decoded = await _convert(request, settings, operator, codec.decode_for_operator)
-    if operator is not None and decoded is not None:
-        await audit_decode(db, request, operator, decoded)
-    return response
-
-
-@router.post("/encode")
-async def encode(
-    request: Request, db: DbSession, settings: SettingsDep, operator: Operator
-) -> Response:
-    codec = payload_codec(request, settings)
-    response, encoded = await _convert(request, settings, operator, codec.encode)
-    if operator is not None and encoded is not None:
+    decoding = direction == "decode"
+    convert = codec.decode_for_operator if decoding else codec.encode
+    response, converted = await _convert(request, settings, operator, convert)
+    if operator is None or converted is None:
+        return response
+    if decoding:
+        await audit_decode(db, request, operator, converted)
+    else:
         await audit_staff(db, request, operator, AuditAction.OPERATOR_ENCODE)
     return response
 
