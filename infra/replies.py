@@ -41,6 +41,7 @@ class Thread:
     patient_name: str
     reply_count: int
     unread_count: int
+    has_unread: bool
     latest_at: datetime
     replies: list[ReplyLine]
 
@@ -81,15 +82,16 @@ async def threads(
     ``ix_secure_emails_practice_threads``, whatever the number of messages or replies."""
     place = (SecureEmail.has_unread, SecureEmail.latest_reply_at, SecureEmail.id)
     statement = (
+        # Labelled as the fields of ``Thread``; only answered messages have a latest reply.
         select(
-            SecureEmail.id,
+            SecureEmail.id.label("secure_email_id"),
             SecureEmail.subject,
-            Patient.id,
-            Patient.name,
+            Patient.id.label("patient_id"),
+            Patient.name.label("patient_name"),
             SecureEmail.reply_count,
             SecureEmail.unread_count,
             SecureEmail.has_unread,
-            SecureEmail.latest_reply_at,
+            SecureEmail.latest_reply_at.label("latest_at"),
         )
         .join(Patient, Patient.id == SecureEmail.patient_id)
         .where(SecureEmail.practice_id == practice_id, SecureEmail.latest_reply_at.is_not(None))
@@ -116,25 +118,13 @@ async def threads(
         for thread_lines in lines.values():
             thread_lines.sort(key=lambda line: line.id)
             thread_lines.sort(key=lambda line: line.sent_at, reverse=True)
-    found: list[Thread] = []
-    for secure_email_id, subject, patient_id, name, count, unread, _, latest in rows:
-        assert latest is not None  # only answered messages are threads
-        found.append(
-            Thread(
-                secure_email_id=secure_email_id,
-                subject=subject,
-                patient_id=patient_id,
-                patient_name=name,
-                reply_count=count,
-                unread_count=unread,
-                latest_at=latest,
-                replies=lines[secure_email_id],
-            )
-        )
-    last = rows[-1] if more else None
+    found = [Thread(**row._mapping, replies=lines[row.secure_email_id]) for row in rows]
+    last = found[-1] if more else None
     return ThreadPage(
         found,
-        ThreadCursor(last.has_unread, Cursor(found[-1].latest_at, last.id)) if last else None,
+        ThreadCursor(last.has_unread, Cursor(last.latest_at, last.secure_email_id))
+        if last
+        else None,
     )
 
 

@@ -24,7 +24,6 @@ from domain.secure_email import (
     SecureEmailStart,
     SecureEmailStatus,
     reminder_time,
-    workflow_id_for,
 )
 from infra import practices, secure_emails
 from infra.audit import Actor, audit
@@ -34,11 +33,10 @@ from infra.db.models import Patient, Practice, SecureEmail, StaffUser
 from infra.directory import get_patient
 from infra.objects import ObjectStore
 from infra.security import token_hash
-from infra.temporal.search_attributes import for_new_secure_email
 from web.deps import DbSession, temporal_of
 from web.services.files import AttachmentsRefused, Upload, check_uploads, stored_uploads
 from web.state import AppState
-from workflows.secure_email import SecureEmailWorkflow
+from workflows.starting import start_secure_email
 
 NOT_ENABLED = (
     "Secure Email is not enabled for this practice. An administrator can enable it in "
@@ -162,8 +160,9 @@ async def _record_and_start(
     )
     await secure_emails.record_new(db, secure_email, stored)
     try:
-        await sender.temporal.start_workflow(
-            SecureEmailWorkflow.run,
+        await start_secure_email(
+            sender.temporal,
+            sender.task_queue,
             SecureEmailStart(
                 secure_email_id=secure_email_id,
                 practice_id=practice.id,
@@ -174,9 +173,6 @@ async def _record_and_start(
                 # The practice's reminder setting at the moment of sending.
                 reminder_at=reminder_time(sent_at, expires_at, practice.reminder_after_hours),
             ),
-            id=workflow_id_for(secure_email_id),
-            task_queue=sender.task_queue,
-            search_attributes=for_new_secure_email(practice.id, patient.id, expires_at),
         )
     except RPCError:
         await secure_emails.forget_unstarted(db, secure_email, stored)
