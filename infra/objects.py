@@ -35,6 +35,7 @@ from minio.error import InvalidResponseError, MinioException, S3Error
 from urllib3 import BaseHTTPResponse
 from urllib3.exceptions import HTTPError
 
+from domain.attachments import StoredAttachment
 from infra.settings import Settings
 
 # minio's (and S3's) minimum part size; memory per upload is a small multiple of it.
@@ -94,6 +95,19 @@ class StoredObject:
     key: str
     size: int
     sha256: str
+
+    def as_attachment(
+        self, attachment_id: str, filename: str, content_type: str
+    ) -> StoredAttachment:
+        """The stored file as a secure email or a reply names it."""
+        return StoredAttachment(
+            attachment_id=attachment_id,
+            object_key=self.key,
+            filename=filename,
+            size=self.size,
+            content_type=content_type,
+            sha256=self.sha256,
+        )
 
 
 class Readable(Protocol):

@@ -12,6 +12,7 @@ import secrets
 import shutil
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -187,6 +188,20 @@ async def app(settings: Settings) -> AsyncIterator[FastAPI]:
     application = create_app(settings)
     async with application.router.lifespan_context(application):
         yield application
+
+
+@asynccontextmanager
+async def app_of_its_own(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """A second app on ``settings`` (another configuration, a fresh registry), started as
+    a server starts it, and an anonymous client reaching it in-process."""
+    application = create_app(settings)
+    async with (
+        application.router.lifespan_context(application),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=application), base_url="http://portal.test"
+        ) as client,
+    ):
+        yield client
 
 
 async def make_office(app: FastAPI, settings: Settings, *, enabled: bool = True) -> Office:

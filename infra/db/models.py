@@ -380,6 +380,6 @@ class PendingReply(Base):
     secure_email_id: Mapped[str] = mapped_column(ForeignKey("secure_emails.id"), index=True)
     subject: Mapped[str] = mapped_column(EncryptedText("pending_replies.subject"))
     body: Mapped[str] = mapped_column(EncryptedText("pending_replies.body"))
-    # The stored files, as JSON (``domain.secure_email.ReplyAttachment``); names are PHI.
+    # The stored files, as JSON (``domain.attachments.StoredAttachment``); names are PHI.
     attachments: Mapped[str] = mapped_column(EncryptedText("pending_replies.attachments"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

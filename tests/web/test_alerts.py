@@ -16,7 +16,6 @@ from fastapi import FastAPI
 from temporalio.testing import ActivityEnvironment
 
 from activities.read_model import ReadModelActivities
-from domain.attachments import StoredAttachment as ReplyAttachment
 from domain.secure_email import SecureEmailStatus, StatusChange
 from infra.db.engine import make_engine, make_sessionmaker
 from infra.db.models import SecureEmail, StaffSession
@@ -64,16 +63,7 @@ async def patient_replies(
         attachment_id = str(uuid.uuid4())
         key = f"secure-emails/{secure_email_id}/replies/{reply_id}/{attachment_id}"
         stored = await state.store.put_bytes(key, data, content_type)
-        attachments.append(
-            ReplyAttachment(
-                attachment_id=attachment_id,
-                object_key=key,
-                filename=filename,
-                size=stored.size,
-                content_type=content_type,
-                sha256=stored.sha256,
-            )
-        )
+        attachments.append(stored.as_attachment(attachment_id, filename, content_type))
     async with state.sessions() as db:
         secure_email = await db.get(SecureEmail, secure_email_id)
         assert secure_email is not None

@@ -9,8 +9,7 @@ import pytest
 from fastapi import FastAPI
 
 from infra.settings import Settings
-from tests.conftest import Office
-from web.app import create_app
+from tests.conftest import Office, app_of_its_own
 from web.metrics import UNMATCHED, route_template
 
 TOKEN = "a-patients-unguessable-token"
@@ -56,13 +55,7 @@ async def test_metrics_carry_no_path_ids_or_query(
 async def test_metrics_count_only_their_own_app(settings: Settings) -> None:
     # Each app has its own registry: a second app in the process starts from zero.
     for _ in range(2):
-        app = create_app(settings)
-        async with (
-            app.router.lifespan_context(app),
-            httpx.AsyncClient(
-                transport=httpx.ASGITransport(app=app), base_url="http://portal.test"
-            ) as client,
-        ):
+        async with app_of_its_own(settings) as client:
             await client.get("/healthz")
             text = await metrics_text(client)
         assert 'http_requests_total{method="GET",route="/healthz",status="200"} 1.0' in text

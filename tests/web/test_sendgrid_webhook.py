@@ -16,7 +16,6 @@ import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-from fastapi import FastAPI
 from pydantic import ValidationError
 from sqlalchemy import update
 from temporalio.api.enums.v1 import EventType
@@ -28,10 +27,10 @@ from infra.db.engine import make_engine, make_sessionmaker
 from infra.db.migrate import migrate_async
 from infra.db.models import SecureEmail
 from infra.settings import Settings
+from tests.conftest import app_of_its_own
 from tests.fixtures.processes import free_port
 from tests.fixtures.stack import Stack
 from tests.fixtures.waiting import eventually
-from web.app import create_app
 from web.webhooks.sendgrid import SIGNATURE_HEADER, TIMESTAMP_HEADER
 
 URL = "/webhooks/sendgrid"
@@ -265,13 +264,7 @@ async def test_temporal_down_answers_503_for_sendgrid_to_retry(
     secure_email_id = await sent_secure_email(stack)
     # The same database, and a Temporal nobody listens at.
     cut_off = stack.settings.model_copy(update={"temporal_address": f"127.0.0.1:{free_port()}"})
-    app = create_app(cut_off)
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://portal.test"
-        ) as client,
-    ):
+    async with app_of_its_own(cut_off) as client:
         answer = await post_events(client, [sendgrid_event("bounce", secure_email_id)])
     assert answer.status_code == 503
     assert "post them again" in answer.json()["detail"]
@@ -280,13 +273,7 @@ async def test_temporal_down_answers_503_for_sendgrid_to_retry(
 async def test_webhook_off_without_a_key(settings: Settings) -> None:
     off = settings.model_copy(update={"sendgrid_webhook_public_key": ""})
     await migrate_async(off)
-    app: FastAPI = create_app(off)
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://portal.test"
-        ) as client,
-    ):
+    async with app_of_its_own(off) as client:
         answer = await post_events(client, [sendgrid_event("delivered", str(uuid.uuid4()))])
     assert answer.status_code == 404
 

@@ -9,7 +9,7 @@ from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 
-from domain.attachments import StoredAttachment as ReplyAttachment
+from domain.attachments import StoredAttachment
 from domain.secure_email import (
     MAX_REPLIES,
     MAX_REPLIES_PER_HOUR,
@@ -61,7 +61,7 @@ async def test_reply_with_its_content_refused_before_the_history(lifecycle: Life
         subject="RE: Treatment plan",
         body="My insurance number is 123",
         attachments=[
-            ReplyAttachment(
+            StoredAttachment(
                 attachment_id="r1-file",
                 object_key="secure-emails/x/replies/r1/file",
                 filename="insurance.pdf",

@@ -94,16 +94,7 @@ async def store_uploads(
             result = await store.put_file(
                 key, upload.file, content_type, max_bytes=MAX_ATTACHMENT_BYTES
             )
-            stored.append(
-                StoredAttachment(
-                    attachment_id=attachment_id,
-                    object_key=key,
-                    filename=filename,
-                    size=result.size,
-                    content_type=content_type,
-                    sha256=result.sha256,
-                )
-            )
+            stored.append(result.as_attachment(attachment_id, filename, content_type))
     except BaseException:
         await discard(store, stored)
         raise
