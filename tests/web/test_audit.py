@@ -29,12 +29,9 @@ BODY = "Pocket depths attached."
 
 async def test_audit_tells_the_story_of_a_message(stack: Stack) -> None:
     patient_id = await stack.add_patient("Ada", "ada@example.com")
-    sent = await stack.office.api.post(
-        "/api/v1/secure-emails",
-        data={"patient_id": patient_id, "subject": SUBJECT, "body": BODY},
-        files=[("attachments", ("chart.pdf", b"%PDF-1.4\n", "application/pdf"))],
+    secure_email_id = await stack.send_secure(
+        patient_id, SUBJECT, BODY, [("chart.pdf", b"%PDF-1.4\n", "application/pdf")]
     )
-    secure_email_id = sent.json()["id"]
     link = await stack.notice_link("ada@example.com")
     attachment_id = (await stack.office.api.get(f"/api/v1/secure-emails/{secure_email_id}")).json()[
         "attachments"

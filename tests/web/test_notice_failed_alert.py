@@ -12,11 +12,7 @@ from tests.fixtures.stack import Stack
 
 async def test_notice_failed_alert_shown_once(stack: Stack) -> None:
     patient_id = await stack.add_patient("Ada Lovelace", "ada@example.com")
-    sent = await stack.office.api.post(
-        "/api/v1/secure-emails",
-        data={"patient_id": patient_id, "subject": "Crown fitting", "body": "Tuesday"},
-    )
-    secure_email_id = sent.json()["id"]
+    secure_email_id = await stack.send_secure(patient_id, "Crown fitting", "Tuesday")
     engine = make_engine(stack.settings.database_url)
     activities = AlertActivities(make_sessionmaker(engine))
     for _ in range(2):  # a retried activity raises one alert

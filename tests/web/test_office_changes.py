@@ -26,12 +26,7 @@ EMAIL = "ada@example.com"
 async def send(stack: Stack, email: str = EMAIL) -> tuple[str, str]:
     """A secure email whose notice arrived; its id and the notice link's path."""
     patient_id = await stack.add_patient(email.split("@")[0].title(), email)
-    sent = await stack.office.api.post(
-        "/api/v1/secure-emails",
-        data={"patient_id": patient_id, "subject": "Crown", "body": "Your crown is ready."},
-    )
-    assert sent.status_code == 201, sent.text
-    secure_email_id = str(sent.json()["id"])
+    secure_email_id = await stack.send_secure(patient_id, "Crown", "Your crown is ready.")
     link = await stack.notice_link(email)
     await stack.wait_for_status(secure_email_id, "sent")
     return secure_email_id, link

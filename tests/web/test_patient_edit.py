@@ -132,13 +132,9 @@ async def test_edit_page_when_signed_out_goes_to_log_in(anonymous: httpx.AsyncCl
 
 
 async def send(stack: Stack, patient_id: str, address: str, count: int) -> tuple[str, str]:
-    sent = await stack.office.api.post(
-        "/api/v1/secure-emails",
-        data={"patient_id": patient_id, "subject": SUBJECT, "body": BODY},
-    )
-    assert sent.status_code == 201, sent.text
+    secure_email_id = await stack.send_secure(patient_id, SUBJECT, BODY)
     await stack.mail_to(address, count)
-    return str(sent.json()["id"]), await stack.notice_link(address)
+    return secure_email_id, await stack.notice_link(address)
 
 
 async def recipient_of(stack: Stack, secure_email_id: str) -> str | None:

@@ -17,13 +17,9 @@ BODY = "Two fillings, upper left."
 
 async def send(stack: Stack, email: str = "ada@example.com") -> tuple[str, str]:
     patient_id = await stack.add_patient(email.split("@")[0].title(), email)
-    sent = await stack.office.api.post(
-        "/api/v1/secure-emails",
-        data={"patient_id": patient_id, "subject": SUBJECT, "body": BODY},
-        files=[("attachments", ("plan.pdf", b"%PDF-1.4\n", "application/pdf"))],
-    )
-    assert sent.status_code == 201, sent.text
-    return str(sent.json()["id"]), await stack.notice_link(email)
+    files = [("plan.pdf", b"%PDF-1.4\n", "application/pdf")]
+    secure_email_id = await stack.send_secure(patient_id, SUBJECT, BODY, files)
+    return secure_email_id, await stack.notice_link(email)
 
 
 async def sign_in(stack: Stack, patient: httpx.AsyncClient, link: str, email: str) -> str:

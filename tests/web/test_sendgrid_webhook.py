@@ -92,12 +92,7 @@ async def post_events(
 
 async def sent_secure_email(stack: Stack) -> str:
     patient_id = await stack.add_patient("Ada Lovelace", PATIENT_ADDRESS)
-    sent = await stack.office.api.post(
-        "/api/v1/secure-emails",
-        data={"patient_id": patient_id, "subject": "Crown fitting", "body": "Tuesday"},
-    )
-    assert sent.status_code == 201, sent.text
-    secure_email_id = str(sent.json()["id"])
+    secure_email_id = await stack.send_secure(patient_id, "Crown fitting", "Tuesday")
     await stack.wait_for_status(secure_email_id, "sent")
     return secure_email_id
 
