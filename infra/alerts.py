@@ -12,11 +12,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from sqlalchemy import func, or_, select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import Select
 
 from domain.secure_email_views import AlertKind, AlertPublic
+from infra.db.engine import commit_or_refusal
 from infra.db.models import Alert, Patient, Reply, SecureEmail
 from infra.secure_emails import Owner
 
@@ -109,10 +109,8 @@ async def raise_for_reply(db: AsyncSession, reply: Reply) -> None:
             acknowledged_at=reply.read_at,
         )
     )
-    try:
-        await db.commit()
-    except IntegrityError:
-        await db.rollback()  # the unique reply id: already raised by another attempt
+    # Refused by the unique reply id: another attempt raised it already.
+    await commit_or_refusal(db)
 
 
 async def _raise_once(db: AsyncSession, owner: Owner | SecureEmail, kind: AlertKind) -> None:

@@ -8,11 +8,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import Select
 
 from domain.secure_email_views import ChartDocumentPublic
+from infra.db.engine import commit_or_refusal
 from infra.db.models import Attachment, ChartDocument, Reply, SecureEmail
 
 
@@ -85,8 +85,6 @@ async def file_reply(db: AsyncSession, reply: Reply) -> None:
                     attachment_id=attachment.id,
                 )
             )
-    try:
-        await db.commit()
-    except IntegrityError:
-        await db.rollback()
-        raise  # a concurrent attempt filed some; the retry files the rest
+    refused = await commit_or_refusal(db)
+    if refused is not None:
+        raise refused  # a concurrent attempt filed some; the retry files the rest

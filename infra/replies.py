@@ -13,10 +13,10 @@ from datetime import UTC, datetime
 
 from pydantic import TypeAdapter
 from sqlalchemy import case, delete, or_, select, tuple_, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.attachments import StoredAttachment
+from infra.db.engine import commit_or_refusal
 from infra.db.models import Alert, Attachment, Patient, PendingReply, Reply, SecureEmail
 from infra.secure_emails import BadCursor, Cursor, attachment_row
 
@@ -26,6 +26,8 @@ _FILES = TypeAdapter(list[StoredAttachment])
 
 @dataclass(frozen=True)
 class ReplyLine:
+    """A reply as a thread's list shows it: when it came, and whether it was read."""
+
     id: str
     sent_at: datetime
     read: bool
@@ -281,9 +283,6 @@ async def add_to_thread(
 
 async def commit_recorded(db: AsyncSession, reply_id: str) -> None:
     """Commits a recorded reply; a concurrent attempt that got there first is no error."""
-    try:
-        await db.commit()
-    except IntegrityError:
-        await db.rollback()
-        if await db.get(Reply, reply_id) is None:
-            raise
+    refused = await commit_or_refusal(db)
+    if refused is not None and await db.get(Reply, reply_id) is None:
+        raise refused

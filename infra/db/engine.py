@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import event, text
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -44,3 +44,15 @@ async def ping(engine: AsyncEngine) -> None:
     """Readiness: the database answers a query."""
     async with engine.connect() as connection:
         await connection.execute(text("SELECT 1"))
+
+
+async def commit_or_refusal(db: AsyncSession) -> IntegrityError | None:
+    """Commits, or rolls back and answers what refused the rows: an activity retried, or
+    run by two workers at once, finds a unique key taken by the attempt that got there
+    first, and the caller tells that apart from a fault."""
+    try:
+        await db.commit()
+    except IntegrityError as refused:
+        await db.rollback()
+        return refused
+    return None

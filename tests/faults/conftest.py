@@ -8,6 +8,7 @@ session, under "fault report".
 
 from __future__ import annotations
 
+import random
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -80,6 +81,20 @@ def own_s3(tmp_path: Path) -> Iterator[RcloneS3]:
     s3.start()
     yield s3
     s3.stop()
+
+
+class Seeded(random.Random):
+    """The random timing of a fault run, with the seed it drew: the report says it, so a
+    run that failed can be replayed with ``random.Random(seed)``."""
+
+    def __init__(self) -> None:
+        self.drawn = random.randrange(2**32)
+        super().__init__(self.drawn)
+
+
+@pytest.fixture
+def rng() -> Seeded:
+    return Seeded()
 
 
 def duplicates(messages: list[EmailMessage]) -> int:

@@ -10,13 +10,12 @@ lost, and mail sent twice is counted and reported, as in ``test_worker_killed``.
 from __future__ import annotations
 
 import asyncio
-import random
 from pathlib import Path
 
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
-from tests.faults.conftest import report
+from tests.faults.conftest import Seeded, report
 from tests.faults.test_worker_killed import lifecycle, nothing_lost, running
 from tests.fixtures.processes import WorkerProcess
 from tests.fixtures.s3 import S3Server
@@ -26,10 +25,8 @@ LIFECYCLES = 8
 
 @pytest.mark.timeout(240)
 async def test_lifecycles_survive_one_of_two_workers_killed(
-    tmp_path: Path, s3_server: S3Server, dev_server_env: WorkflowEnvironment
+    tmp_path: Path, s3_server: S3Server, dev_server_env: WorkflowEnvironment, rng: Seeded
 ) -> None:
-    seed = random.randrange(2**32)
-    rng = random.Random(seed)
     async with running(tmp_path, s3_server, dev_server_env) as (run, first):
         (tmp_path / "second").mkdir()
         second = WorkerProcess(run.settings, tmp_path / "second")
@@ -49,7 +46,7 @@ async def test_lifecycles_survive_one_of_two_workers_killed(
         finally:
             second.stop()
         report(
-            f"one of two workers killed: seed {seed}, {victim.kills} kill; "
+            f"one of two workers killed: seed {rng.drawn}, {victim.kills} kill; "
             f"{LIFECYCLES} lifecycles all complete; {losses}"
         )
         assert victim.kills == 1

@@ -34,7 +34,7 @@ from infra.db.models import Alert, Attachment, ChartDocument, Reply, SecureEmail
 from infra.objects import object_store
 from infra.settings import Settings
 from tests.conftest import Browser, make_office, some_client_address
-from tests.faults.conftest import REPORT, duplicates, report
+from tests.faults.conftest import REPORT, Seeded, duplicates, report
 from tests.fixtures.processes import WorkerProcess
 from tests.fixtures.s3 import S3Server
 from tests.fixtures.stack import LINK, PASSCODE, own_settings, text_of
@@ -259,10 +259,8 @@ async def nothing_lost(run: Run, accepted: list[Accepted]) -> Duplicates:
 
 @pytest.mark.timeout(280)
 async def test_lifecycles_survive_worker_killed(
-    tmp_path: Path, s3_server: S3Server, dev_server_env: WorkflowEnvironment
+    tmp_path: Path, s3_server: S3Server, dev_server_env: WorkflowEnvironment, rng: Seeded
 ) -> None:
-    seed = random.randrange(2**32)
-    rng = random.Random(seed)
     kills: list[str] = []
     async with running(tmp_path, s3_server, dev_server_env) as (run, worker):
         kill_task = asyncio.create_task(killer(worker, rng, kills))
@@ -272,7 +270,7 @@ async def test_lifecycles_survive_worker_killed(
         losses = await nothing_lost(run, accepted)
         duplicate_notices = losses.notices
         report(
-            f"worker killed: seed {seed}, {worker.kills} kills at {', '.join(kills)}; "
+            f"worker killed: seed {rng.drawn}, {worker.kills} kills at {', '.join(kills)}; "
             f"{LIFECYCLES} lifecycles all complete; {losses}"
         )
         assert worker.kills == KILLS
