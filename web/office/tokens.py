@@ -176,6 +176,14 @@ async def _tokens_page(
     )
 
 
+class TokenTyped(BaseModel):
+    """The New token form as typed: checked by the route, shown again when refused."""
+
+    label: str = ""
+    staff_id: str = ""
+    lifetime: str = ""
+
+
 @router.get("/tokens")
 async def tokens_page(request: Request, db: DbSession, admin: CurrentAdmin) -> HTMLResponse:
     return await _tokens_page(request, db, admin)
@@ -186,11 +194,10 @@ async def create_token_form(
     request: Request,
     db: DbSession,
     admin: CurrentAdmin,
-    label: Annotated[str, Form()] = "",
-    staff_id: Annotated[str, Form()] = "",
-    lifetime: Annotated[str, Form()] = "",
+    form: Annotated[TokenTyped, Form()],
 ) -> Response:
-    typed = {"label": label, "staff_id": staff_id, "lifetime": lifetime}
+    typed = form.model_dump()
+    label, staff_id, lifetime = form.label, form.staff_id, form.lifetime
     errors: dict[str, str] = {}
     if not label.strip():
         errors["label"] = "Label is required: say what the token is for"

@@ -68,13 +68,6 @@ class SendRefused(Exception):
 
 
 @dataclass(frozen=True)
-class Draft:
-    patient_id: str
-    subject: str
-    body: str
-
-
-@dataclass(frozen=True)
 class Sender:
     """What Send Secure needs from the app: who sends, and the services it uses."""
 
@@ -85,6 +78,15 @@ class Sender:
     task_queue: str
     actor: Actor
     portal_keys: PortalKeys
+
+
+@dataclass(frozen=True)
+class Draft:
+    """What the office wrote, and to whom."""
+
+    patient_id: str
+    subject: str
+    body: str
 
 
 def check_draft(draft: Draft) -> dict[str, str]:
