@@ -19,6 +19,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from pydantic import BaseModel
 
 from domain.addresses import normalise_address
 from domain.audit import AuditAction
@@ -195,17 +196,23 @@ async def change_password_page(request: Request, user: SignedIn) -> HTMLResponse
     return render(request, "office/change_password.html", {"user": user, "errors": {}})
 
 
+class PasswordForm(BaseModel):
+    """The Change password form, named as its inputs (an empty field is a refusal)."""
+
+    current_password: str = ""
+    new_password: str = ""
+    confirm_password: str = ""
+
+
 @router.post("/change-password")
 async def change_password(
     request: Request,
     db: DbSession,
     settings: SettingsDep,
     user: SignedIn,
-    current_password: Annotated[str, Form()] = "",
-    new_password: Annotated[str, Form()] = "",
-    confirm_password: Annotated[str, Form()] = "",
+    form: Annotated[PasswordForm, Form()],
 ) -> Response:
-    change = PasswordChange(current_password, new_password, confirm_password)
+    change = PasswordChange(form.current_password, form.new_password, form.confirm_password)
     token = request.cookies.get(staff_cookie_name(settings))
     try:
         await change_own_password(

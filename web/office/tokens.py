@@ -18,14 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from domain.audit import AuditAction
 from domain.errors import FieldRefused
-from infra.accounts import (
-    issue_api_token,
-    practice_staff,
-    practice_token,
-    practice_tokens,
-    revoke_token,
-    staff_member,
-)
+from infra import accounts
 from infra.db.models import ApiToken, StaffUser
 from infra.practices import time_zone_of
 from web.deps import CurrentAdmin, DbSession, audit_staff, or_404
@@ -103,7 +96,7 @@ async def practice_token_of(
     db: DbSession, admin: StaffUser, token_id: str
 ) -> tuple[ApiToken, StaffUser]:
     """A token of the admin's practice, and its owner."""
-    return or_404(await practice_token(db, admin.practice_id, token_id), NOT_FOUND)
+    return or_404(await accounts.practice_token(db, admin.practice_id, token_id), NOT_FOUND)
 
 
 class TokenRefused(FieldRefused):
@@ -120,7 +113,7 @@ async def create_token_for(
 ) -> tuple[str, ApiToken, StaffUser]:
     owner = admin
     if staff_id and staff_id != admin.id:
-        found = await staff_member(db, admin.practice_id, staff_id)
+        found = await accounts.staff_member(db, admin.practice_id, staff_id)
         if found is None or not found.active:
             raise TokenRefused("staff_id", NO_OWNER)
         owner = found
@@ -129,7 +122,7 @@ async def create_token_for(
             expires_at = expires_at.replace(tzinfo=UTC)
         if expires_at <= datetime.now(UTC):
             raise TokenRefused("expires_at", PAST_EXPIRY)
-    token, row = await issue_api_token(db, owner, label, expires_at=expires_at)
+    token, row = await accounts.issue_api_token(db, owner, label, expires_at=expires_at)
     await audit_staff(
         db, request, admin, AuditAction.TOKEN_CREATE, detail=f"token {row.id} for staff {owner.id}"
     )
@@ -139,7 +132,7 @@ async def create_token_for(
 async def revoke_audited(
     request: Request, db: DbSession, admin: StaffUser, token: ApiToken
 ) -> None:
-    if await revoke_token(db, token):
+    if await accounts.revoke_token(db, token):
         await audit_staff(db, request, admin, AuditAction.TOKEN_REVOKE, detail=f"token {token.id}")
 
 
@@ -156,8 +149,8 @@ async def _tokens_page(
     issued: tuple[str, TokenPublic] | None = None,
     status_code: int = status.HTTP_200_OK,
 ) -> HTMLResponse:
-    rows = await practice_tokens(db, admin.practice_id)
-    members = [m for m in await practice_staff(db, admin.practice_id) if m.active]
+    rows = await accounts.practice_tokens(db, admin.practice_id)
+    members = [m for m in await accounts.practice_staff(db, admin.practice_id) if m.active]
     return render(
         request,
         "office/tokens.html",
