@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from domain.attachments import StoredAttachment
 from infra.db.engine import commit_or_refusal
 from infra.db.models import Alert, Attachment, Patient, PendingReply, Reply, SecureEmail
-from infra.secure_emails import BadCursor, Cursor, attachment_row
+from infra.secure_emails import BadCursor, Cursor, attachment_row, attachments_of
 
 THREADS_PAGE_SIZE = 50
 _FILES = TypeAdapter(list[StoredAttachment])
@@ -178,13 +178,33 @@ async def files_of_replies(db: AsyncSession, reply_ids: list[str]) -> dict[str, 
     return found
 
 
-async def replies_to(db: AsyncSession, secure_email_id: str) -> list[Reply]:
+@dataclass(frozen=True)
+class Conversation:
+    """A secure email as its page and the API show it: the office's files, and the
+    patient's replies (oldest first) with the files of each, by reply id."""
+
+    office_files: list[Attachment]
+    replies: list[Reply]
+    reply_files: dict[str, list[Attachment]]
+
+
+async def conversation(db: AsyncSession, secure_email_id: str) -> Conversation:
+    # The office's files and the replies' share the table: one query for both.
+    attachments = await attachments_of(db, secure_email_id)
     statement = (
         select(Reply)
         .where(Reply.secure_email_id == secure_email_id)
         .order_by(Reply.sent_at, Reply.id)
     )
-    return list((await db.scalars(statement)).all())
+    replies = list((await db.scalars(statement)).all())
+    reply_files: dict[str, list[Attachment]] = {reply.id: [] for reply in replies}
+    for attachment in attachments:
+        if attachment.reply_id is not None:
+            reply_files.setdefault(attachment.reply_id, []).append(attachment)
+    for files in reply_files.values():
+        files.sort(key=lambda attachment: (attachment.created_at, attachment.filename))
+    office_files = [a for a in attachments if a.reply_id is None]
+    return Conversation(office_files, replies, reply_files)
 
 
 async def replies_of_patient(

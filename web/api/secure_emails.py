@@ -20,9 +20,9 @@ from domain.secure_email_views import (
     SecureEmailPublic,
     TimelineEvent,
 )
-from infra import secure_emails, timeline
+from infra import timeline
 from infra.db.models import SecureEmail, StaffUser
-from infra.replies import files_of_replies, replies_to
+from infra.replies import conversation
 from infra.secure_emails import SENT_PAGE_MAX, SENT_PAGE_SIZE, BadCursor
 from web.api.responses import (
     CONFLICT,
@@ -196,9 +196,8 @@ async def _public(
     request: Request, db: DbSession, staff: StaffUser, secure_email: SecureEmail
 ) -> SecureEmailPublic:
     # The patient's files share the table; they are listed under their reply.
-    attachments = await secure_emails.office_files_of(db, secure_email.id)
-    replies = await replies_to(db, secure_email.id)
-    files = await files_of_replies(db, [reply.id for reply in replies])
+    thread = await conversation(db, secure_email.id)
+    attachments, replies, files = thread.office_files, thread.replies, thread.reply_files
     events = await timeline.of(db, secure_email.id)
     # The replies' bodies are PHI too: the event counts them.
     await audit_viewed(request, db, staff, secure_email, detail=f"{len(replies)} reply(ies)")

@@ -141,7 +141,7 @@ async def read_message(
             f"viewed:{session.token_hash[:32]}",
         )
     await audit_patient(db, request, secure_email, AuditAction.VIEW)
-    attachments = await secure_emails.attachments_of(db, secure_email.id)
+    thread = await replies.conversation(db, secure_email.id)
     return render(
         request,
         "portal/message.html",
@@ -149,9 +149,9 @@ async def read_message(
             **await tabs_context(db, session, "inbox"),
             "secure_email": secure_email,
             "practice": await practice_of_message(db, secure_email),
-            "attachments": [a for a in attachments if a.reply_id is None],
-            "replies": await replies.replies_to(db, secure_email.id),
-            "reply_files": [a for a in attachments if a.reply_id is not None],
+            "attachments": thread.office_files,
+            "replies": thread.replies,
+            "reply_files": thread.reply_files,
         },
     )
 
