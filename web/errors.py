@@ -20,6 +20,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from temporalio.service import RPCError
 
+from infra.accounts import StaffRuleError
 from infra.db.models import Practice
 from infra.objects import ObjectUnreadable, StoreUnavailable
 from web.deps import MustChangePassword, NotOfficeStaff, NotSignedIn, TemporalUnavailable
@@ -58,6 +59,12 @@ def field_error(
 def on_unavailable(request: Request, page: PageAgain, words: str = TEMPORAL_DOWN) -> None:
     """From here on, a failure of Temporal or the object store answers ``page(words)``."""
     request.state.page_again = (page, words)
+
+
+def on_refusal(request: Request, page: PageAgain) -> None:
+    """From here on, a change the rules refuse (``StaffRuleError``) answers ``page(words)``
+    instead of the error page: the form the change came from, saying why."""
+    request.state.refused_page = page
 
 
 class PortalSignedOut(Exception):
@@ -117,6 +124,24 @@ async def failure(request: Request, error: Exception) -> Response:
     )
 
 
+async def _refused(request: Request, exc: Exception) -> Response:
+    """A staff change the rules refuse: 409, as a field's error on the API when the rule
+    names one, on the page the route named, or on the error page."""
+    assert isinstance(exc, StaffRuleError)
+    if request.url.path.startswith("/api/"):
+        if exc.field is not None:
+            return await http_exception_handler(
+                request, field_error(exc.field, exc.message, status.HTTP_409_CONFLICT)
+            )
+        return JSONResponse({"detail": exc.message}, status_code=status.HTTP_409_CONFLICT)
+    page: PageAgain | None = getattr(request.state, "refused_page", None)
+    if page is not None:
+        return await page(exc.message)
+    return render(
+        request, "error.html", {"message": exc.message}, status_code=status.HTTP_409_CONFLICT
+    )
+
+
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     # The API answers JSON; people in a browser get a page in words.
@@ -148,6 +173,7 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(NotOfficeStaff, _redirect("/operator"))
     app.add_exception_handler(PortalSignedOut, _portal_signed_out)
     app.add_exception_handler(MessageClosed, _message_closed)
+    app.add_exception_handler(StaffRuleError, _refused)
     for failed in (*TEMPORAL_FAILURES, StoreUnavailable, ObjectUnreadable):
         app.add_exception_handler(failed, failure)
     app.add_exception_handler(StarletteHTTPException, _http_error)

@@ -6,14 +6,13 @@ once, in the answer to the request that made it.
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException, Request, status
+from fastapi import APIRouter, Request, status
 
 from domain.audit import AuditAction
-from infra.accounts import StaffRuleError, add_staff, practice_staff
+from infra.accounts import add_staff, practice_staff
 from infra.db.models import StaffUser
 from web.api.responses import ADMINS_ONLY, CONFLICT, INVALID, JSON_BODY, NOT_FOUND, declared
 from web.deps import ApiAdmin, DbSession, audit_staff
-from web.errors import field_error
 from web.office.staff import (
     StaffCreate,
     StaffList,
@@ -38,12 +37,6 @@ def _with_password(member: StaffUser, password: str) -> StaffWithPassword:
     return StaffWithPassword(**public, temporary_password=password)
 
 
-def _refused(error: StaffRuleError) -> HTTPException:
-    if error.field is not None:
-        return field_error(error.field, error.message, status.HTTP_409_CONFLICT)
-    return HTTPException(status.HTTP_409_CONFLICT, detail=error.message)
-
-
 @router.get("")
 async def list_staff(db: DbSession, admin: ApiAdmin) -> StaffList:
     members = await practice_staff(db, admin.practice_id)
@@ -54,12 +47,9 @@ async def list_staff(db: DbSession, admin: ApiAdmin) -> StaffList:
 async def create_staff(
     request: Request, db: DbSession, admin: ApiAdmin, new: StaffCreate
 ) -> StaffWithPassword:
-    try:
-        member, password = await add_staff(
-            db, admin.practice_id, str(new.email), new.name, new.checked()
-        )
-    except StaffRuleError as error:
-        raise _refused(error) from error
+    member, password = await add_staff(
+        db, admin.practice_id, str(new.email), new.name, new.checked()
+    )
     await audit_staff(db, request, admin, AuditAction.STAFF_ADD, detail=added_detail(member))
     return _with_password(member, password)
 
@@ -69,7 +59,7 @@ async def change_staff_role(
     request: Request, db: DbSession, admin: ApiAdmin, staff_id: str, change: StaffRoleChange
 ) -> StaffPublic:
     member = await practice_member(db, admin, staff_id)
-    await change_role_member(request, db, admin, member, change.checked(), _refused)
+    await change_role_member(request, db, admin, member, change.checked())
     return StaffPublic.model_validate(member)
 
 
@@ -78,7 +68,7 @@ async def deactivate_staff(
     request: Request, db: DbSession, admin: ApiAdmin, staff_id: str
 ) -> StaffPublic:
     member = await practice_member(db, admin, staff_id)
-    await deactivate_member(request, db, admin, member, _refused)
+    await deactivate_member(request, db, admin, member)
     return StaffPublic.model_validate(member)
 
 
@@ -87,5 +77,5 @@ async def reset_staff_password(
     request: Request, db: DbSession, admin: ApiAdmin, staff_id: str
 ) -> StaffWithPassword:
     member = await practice_member(db, admin, staff_id)
-    password = await reset_member(request, db, admin, member, _refused)
+    password = await reset_member(request, db, admin, member)
     return _with_password(member, password)

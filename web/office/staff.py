@@ -7,36 +7,43 @@ once, in the answer to the request that made it, and must be replaced at the nex
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Request, status
+from fastapi import APIRouter, Depends, Form, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, ValidationError
 
 from domain.audit import AuditAction
 from domain.staff import StaffRole
-from infra.accounts import (
-    StaffRuleError,
-    add_staff,
-    change_role,
-    deactivate,
-    practice_staff,
-    reset_password,
-    staff_member,
-)
+from infra import accounts
+from infra.accounts import StaffRuleError
 from infra.db.models import StaffUser
-from web.deps import CurrentAdmin, DbSession, audit_staff, or_404
-from web.errors import field_error
+from web.deps import CurrentAdmin, DbSession, StateDep, audit_staff, or_404
+from web.errors import field_error, on_refusal
 from web.templating import form_errors, render
 
-router = APIRouter(tags=["office"], include_in_schema=False)
+
+async def _refusals_on_the_page(request: Request, state: StateDep, admin: CurrentAdmin) -> None:
+    """A change the rules refuse (the last administrator, one's own password) answers the
+    Staff page again, saying why. Rendered by the app's handler once the route's session
+    has closed, so in a session of its own."""
+
+    async def refused(words: str) -> Response:
+        async with state.sessions() as db:
+            return await _staff_page(
+                request, db, admin, refusal=words, status_code=status.HTTP_409_CONFLICT
+            )
+
+    on_refusal(request, refused)
+
+
+router = APIRouter(
+    tags=["office"], include_in_schema=False, dependencies=[Depends(_refusals_on_the_page)]
+)
 
 NOT_FOUND = "No staff member of this practice has that id"
 OWN_PASSWORD = "To change your own password, use Change password"
-# How a refused change is answered: JSON for the API, the page again for a browser.
-Refuse = Callable[[StaffRuleError], Exception]
 ROLE_NAMES = {StaffRole.ADMIN: "Administrator", StaffRole.CLERK: "Clerk"}
 
 
@@ -90,7 +97,7 @@ class StaffWithPassword(StaffPublic):
 
 
 async def practice_member(db: DbSession, admin: StaffUser, staff_id: str) -> StaffUser:
-    return or_404(await staff_member(db, admin.practice_id, staff_id), NOT_FOUND)
+    return or_404(await accounts.staff_member(db, admin.practice_id, staff_id), NOT_FOUND)
 
 
 def added_detail(member: StaffUser) -> str:
@@ -103,12 +110,8 @@ async def change_role_member(
     admin: StaffUser,
     member: StaffUser,
     role: StaffRole,
-    refuse: Refuse,
 ) -> None:
-    try:
-        before = await change_role(db, member, role)
-    except StaffRuleError as error:
-        raise refuse(error) from error
+    before = await accounts.change_role(db, member, role)
     if before != role:
         await audit_staff(
             db,
@@ -120,27 +123,19 @@ async def change_role_member(
 
 
 async def deactivate_member(
-    request: Request, db: DbSession, admin: StaffUser, member: StaffUser, refuse: Refuse
+    request: Request, db: DbSession, admin: StaffUser, member: StaffUser
 ) -> None:
     if not member.active:
         return
-    try:
-        await deactivate(db, member)
-    except StaffRuleError as error:
-        raise refuse(error) from error
+    await accounts.deactivate(db, member)
     await audit_staff(db, request, admin, AuditAction.STAFF_DEACTIVATE, detail=f"staff {member.id}")
 
 
-async def reset_member(
-    request: Request, db: DbSession, admin: StaffUser, member: StaffUser, refuse: Refuse
-) -> str:
+async def reset_member(request: Request, db: DbSession, admin: StaffUser, member: StaffUser) -> str:
     if member.id == admin.id:
         # Their own: through Change password, which asks for the current one.
-        raise refuse(StaffRuleError(OWN_PASSWORD))
-    try:
-        password = await reset_password(db, member)
-    except StaffRuleError as error:
-        raise refuse(error) from error
+        raise StaffRuleError(OWN_PASSWORD)
+    password = await accounts.reset_password(db, member)
     await audit_staff(
         db, request, admin, AuditAction.STAFF_PASSWORD_RESET, detail=f"staff {member.id}"
     )
@@ -148,14 +143,6 @@ async def reset_member(
 
 
 # The Staff page ------------------------------------------------------------------------
-
-
-class PageRefusal(Exception):
-    """A refused change on the Staff page: shown on the page, in words."""
-
-    def __init__(self, error: StaffRuleError) -> None:
-        super().__init__(error.message)
-        self.message = error.message
 
 
 async def _staff_page(
@@ -178,7 +165,7 @@ async def _staff_page(
         "office/staff.html",
         {
             "staff": admin,
-            "members": await practice_staff(db, admin.practice_id),
+            "members": await accounts.practice_staff(db, admin.practice_id),
             "typed": typed or {"role": StaffRole.CLERK.value},
             "errors": errors or {},
             "refusal": refusal,
@@ -207,7 +194,7 @@ async def add_staff_form(
     typed = {"name": name, "email": email, "role": role}
     try:
         new = StaffCreate.model_validate({"name": name.strip(), "email": email, "role": role})
-        member, password = await add_staff(
+        member, password = await accounts.add_staff(
             db, admin.practice_id, str(new.email), new.name, new.role
         )
     except ValidationError as error:
@@ -229,14 +216,6 @@ async def add_staff_form(
     return await _staff_page(request, db, admin, issued=(member, password))
 
 
-async def _refused_page(
-    request: Request, db: DbSession, admin: StaffUser, refusal: PageRefusal
-) -> HTMLResponse:
-    return await _staff_page(
-        request, db, admin, refusal=refusal.message, status_code=status.HTTP_409_CONFLICT
-    )
-
-
 @router.post("/staff/{staff_id}/role")
 async def change_role_form(
     request: Request,
@@ -250,10 +229,7 @@ async def change_role_form(
         return await _staff_page(
             request, db, admin, refusal="Choose Administrator or Clerk", status_code=422
         )
-    try:
-        await change_role_member(request, db, admin, member, StaffRole(role), PageRefusal)
-    except PageRefusal as refusal:
-        return await _refused_page(request, db, admin, refusal)
+    await change_role_member(request, db, admin, member, StaffRole(role))
     return RedirectResponse("/staff?done=role", status_code=status.HTTP_303_SEE_OTHER)
 
 
@@ -262,10 +238,7 @@ async def deactivate_form(
     request: Request, db: DbSession, admin: CurrentAdmin, staff_id: str
 ) -> Response:
     member = await practice_member(db, admin, staff_id)
-    try:
-        await deactivate_member(request, db, admin, member, PageRefusal)
-    except PageRefusal as refusal:
-        return await _refused_page(request, db, admin, refusal)
+    await deactivate_member(request, db, admin, member)
     return RedirectResponse("/staff?done=deactivated", status_code=status.HTTP_303_SEE_OTHER)
 
 
@@ -274,8 +247,5 @@ async def reset_password_form(
     request: Request, db: DbSession, admin: CurrentAdmin, staff_id: str
 ) -> Response:
     member = await practice_member(db, admin, staff_id)
-    try:
-        password = await reset_member(request, db, admin, member, PageRefusal)
-    except PageRefusal as refusal:
-        return await _refused_page(request, db, admin, refusal)
+    password = await reset_member(request, db, admin, member)
     return await _staff_page(request, db, admin, issued=(member, password))
