@@ -54,21 +54,21 @@ async def create_staff(
     return _with_password(member, password)
 
 
-@router.patch("/{staff_id}", responses=declared(MEMBER, JSON_BODY))
-async def change_staff_role(
-    request: Request, db: DbSession, admin: ApiAdmin, staff_id: str, change: StaffRoleChange
-) -> StaffPublic:
-    member = await practice_member(db, admin, staff_id)
-    await change_role_member(request, db, admin, member, change.checked())
-    return StaffPublic.model_validate(member)
-
-
 @router.post("/{staff_id}/deactivate", responses=MEMBER)
 async def deactivate_staff(
     request: Request, db: DbSession, admin: ApiAdmin, staff_id: str
 ) -> StaffPublic:
     member = await practice_member(db, admin, staff_id)
     await deactivate_member(request, db, admin, member)
+    return StaffPublic.model_validate(member)
+
+
+@router.patch("/{staff_id}", responses=declared(MEMBER, JSON_BODY))
+async def change_staff_role(
+    request: Request, db: DbSession, admin: ApiAdmin, staff_id: str, change: StaffRoleChange
+) -> StaffPublic:
+    member = await practice_member(db, admin, staff_id)
+    await change_role_member(request, db, admin, member, change.checked())
     return StaffPublic.model_validate(member)
 
 

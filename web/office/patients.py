@@ -17,7 +17,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Form, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from domain.addresses import normalise_address
 from domain.audit import AuditAction
@@ -30,6 +30,20 @@ from web.deps import CurrentStaff, DbSession, audit_staff, practice_patient, sta
 from web.templating import form_errors, render
 
 router = APIRouter(tags=["office"], include_in_schema=False)
+
+
+class PatientTyped(BaseModel):
+    """The patient form (``_patient_form.html``) as typed, checked by ``PatientCreate`` or
+    ``PatientUpdate`` and shown again when refused."""
+
+    name: str = ""
+    email: str = ""
+    status: str = ""
+
+
+class NewPatientTyped(PatientTyped):
+    status: str = PatientStatus.PATIENT.value  # a form without the field adds a patient
+
 
 DUPLICATE_EMAIL = "A patient with this email address is already in the directory"
 
@@ -65,11 +79,9 @@ async def add_patient_form(
     request: Request,
     db: DbSession,
     staff: CurrentStaff,
-    name: Annotated[str, Form()] = "",
-    email: Annotated[str, Form()] = "",
-    patient_status: Annotated[str, Form(alias="status")] = PatientStatus.PATIENT.value,
+    form: Annotated[NewPatientTyped, Form()],
 ) -> Response:
-    typed = {"name": name, "email": email, "status": patient_status}
+    typed = form.model_dump()
     try:
         new = PatientCreate.model_validate(typed)
     except ValidationError as error:
@@ -161,13 +173,11 @@ async def edit_patient_form(
     db: DbSession,
     staff: CurrentStaff,
     patient_id: str,
-    name: Annotated[str, Form()] = "",
-    email: Annotated[str, Form()] = "",
-    patient_status: Annotated[str, Form(alias="status")] = "",
+    form: Annotated[PatientTyped, Form()],
 ) -> Response:
     patient = await practice_patient(db, staff, patient_id)
     # The form always sends all three: an emptied field is refused as when adding.
-    typed = {"name": name, "email": email, "status": patient_status}
+    typed = form.model_dump()
     try:
         change = PatientUpdate.model_validate(typed)
     except ValidationError as error:

@@ -216,6 +216,15 @@ async def add_staff_form(
     return await _staff_page(request, db, admin, issued=(member, password))
 
 
+@router.post("/staff/{staff_id}/deactivate")
+async def deactivate_form(
+    request: Request, db: DbSession, admin: CurrentAdmin, staff_id: str
+) -> Response:
+    member = await practice_member(db, admin, staff_id)
+    await deactivate_member(request, db, admin, member)
+    return RedirectResponse("/staff?done=deactivated", status_code=status.HTTP_303_SEE_OTHER)
+
+
 @router.post("/staff/{staff_id}/role")
 async def change_role_form(
     request: Request,
@@ -231,15 +240,6 @@ async def change_role_form(
         )
     await change_role_member(request, db, admin, member, StaffRole(role))
     return RedirectResponse("/staff?done=role", status_code=status.HTTP_303_SEE_OTHER)
-
-
-@router.post("/staff/{staff_id}/deactivate")
-async def deactivate_form(
-    request: Request, db: DbSession, admin: CurrentAdmin, staff_id: str
-) -> Response:
-    member = await practice_member(db, admin, staff_id)
-    await deactivate_member(request, db, admin, member)
-    return RedirectResponse("/staff?done=deactivated", status_code=status.HTTP_303_SEE_OTHER)
 
 
 @router.post("/staff/{staff_id}/reset-password")

@@ -48,6 +48,14 @@ class TokenCreate(BaseModel):
     )
 
 
+class TokenTyped(BaseModel):
+    """The New token form as typed: checked by the route, shown again when refused."""
+
+    label: str = ""
+    staff_id: str = ""
+    lifetime: str = ""
+
+
 class TokenPublic(BaseModel):
     """What a list shows: never the token or its hash."""
 
@@ -169,19 +177,6 @@ async def _tokens_page(
     )
 
 
-class TokenTyped(BaseModel):
-    """The New token form as typed: checked by the route, shown again when refused."""
-
-    label: str = ""
-    staff_id: str = ""
-    lifetime: str = ""
-
-
-@router.get("/tokens")
-async def tokens_page(request: Request, db: DbSession, admin: CurrentAdmin) -> HTMLResponse:
-    return await _tokens_page(request, db, admin)
-
-
 @router.post("/tokens")
 async def create_token_form(
     request: Request,
@@ -213,6 +208,11 @@ async def create_token_form(
         )
     # Shown in this answer only: the token is in no URL, log or later page.
     return await _tokens_page(request, db, admin, issued=(token, public(row, owner)))
+
+
+@router.get("/tokens")
+async def tokens_page(request: Request, db: DbSession, admin: CurrentAdmin) -> HTMLResponse:
+    return await _tokens_page(request, db, admin)
 
 
 @router.post("/tokens/{token_id}/revoke")

@@ -35,9 +35,9 @@ from web.services.replies import workflow_of
 from web.templating import render
 from workflows.secure_email import SecureEmailWorkflow
 
-router = APIRouter(tags=["portal"], include_in_schema=False)
-
 PAGE_NOT_OURS = "This page of the Inbox does not exist; start again from the newest messages"
+
+router = APIRouter(tags=["portal"], include_in_schema=False)
 
 
 async def tabs_context(db: DbSession, session: PortalSession, tab: str) -> dict[str, object]:
