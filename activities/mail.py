@@ -12,7 +12,7 @@ carries the same id and a mail server or client that has seen it can drop the co
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 
 from pydantic import ValidationError
@@ -216,12 +216,10 @@ class MailActivities:
     ) -> None:
         try:
             message = MailMessage(
+                **asdict(content),  # the subject, the text and the HTML
                 to=to.patient_address,
                 sender=to.sender_address,
                 sender_name=to.practice_name,
-                subject=content.subject,
-                text=content.text,
-                html=content.html,
                 message_id=message_id,
                 # SendGrid hands these back in its Event Webhook (bounces, deliveries).
                 tracking={"secure_email_id": to.secure_email_id, "mail": mail},

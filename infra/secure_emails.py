@@ -310,15 +310,10 @@ async def attachment_of(
 def attachment_row(
     item: StoredAttachment, secure_email_id: str, reply_id: str | None = None
 ) -> Attachment:
+    # The row holds the stored file as it is (its key, name, size, type and hash).
+    fields = item.model_dump(exclude={"attachment_id"})
     return Attachment(
-        id=item.attachment_id,
-        secure_email_id=secure_email_id,
-        reply_id=reply_id,
-        object_key=item.object_key,
-        filename=item.filename,
-        size=item.size,
-        content_type=item.content_type,
-        sha256=item.sha256,
+        id=item.attachment_id, secure_email_id=secure_email_id, reply_id=reply_id, **fields
     )
 
 
