@@ -14,7 +14,7 @@ import os
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AsyncExitStack, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,7 @@ from bench.uploads import upload_memory
 from domain.secure_email import workflow_id_for
 from infra.temporal.client import connect
 from tests.fixtures.devstack import DevStack, securemail_dev
+from tests.fixtures.postgres import fresh_postgres
 
 ALL = ("uploads", "lifecycles", "verify", "open", "pages")
 
@@ -53,6 +54,13 @@ def options() -> argparse.Namespace:
     )
     parser.add_argument(
         "--only", default=os.environ.get("BENCH_ONLY", ",".join(ALL)), help=",".join(ALL)
+    )
+    parser.add_argument(
+        "--stack-database",
+        choices=("sqlite", "postgresql"),
+        default=os.environ.get("BENCH_STACK_DATABASE", "sqlite"),
+        help="the embedded stack's database for uploads, lifecycles and verify: SQLite as "
+        "`make run` has it, or a fresh PostgreSQL database as production has it",
     )
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument(
@@ -79,6 +87,84 @@ def stack_output_on_failure(stack: DevStack) -> Iterator[None]:
         raise
 
 
+async def stack_benchmarks(
+    args: argparse.Namespace,
+    only: set[str],
+    figures: dict[str, Any],
+    workdir: Path,
+    database_url: str | None,
+) -> None:
+    """Uploads, lifecycles and Verify on one embedded stack (``database_url``: None for
+    the stack's own SQLite file)."""
+    with (
+        securemail_dev(workdir / "stack", database_url=database_url) as stack,
+        stack_output_on_failure(stack),
+    ):
+        stack.wait_until_ready()
+        client = await connect(stack.settings())
+        async with office_of(stack.web, stack.api_token(), Mailbox(stack.maildir)) as office:
+            if "uploads" in only:
+                say("\n[3] upload memory: 4 concurrent 20 MB uploads, web app RSS")
+                up = await upload_memory(office, stack.child("web"))
+                say(
+                    f"  RSS before {up.before_mib:.0f} MiB, peak {up.peak_mib:.0f} MiB "
+                    f"({up.peak_source}): growth {up.growth_mib:.1f} MiB "
+                    f"for {up.uploads} x {up.size_mib:.0f} MiB in {up.seconds:.1f} s"
+                )
+                figures["uploads"] = vars(up) | {"growth_mib": up.growth_mib}
+            if "lifecycles" in only:
+                n, c = args.lifecycles, args.concurrency
+                say(
+                    f"\n[1] throughput: {n} lifecycles, {n} bare-shape and {n} bare "
+                    f"workflows; concurrency {c} (at once)"
+                )
+                life = await lifecycle_throughput(office, n, c)
+                say(f"  lifecycles/s: {life.per_second:.2f} (each: {life.each.summary()})")
+                shape, shape_id = await bare_shape_throughput(client, n, c)
+                say(f"  bare-shape/s: {shape:.2f}")
+                bare, bare_id = await bare_throughput(client, n, c)
+                say(f"  bare/s (one activity, one update; reference): {bare:.2f}")
+                life_work = await history_counts(client, workflow_id_for(life.sample_id))
+                shape_work = await history_counts(client, shape_id)
+                bare_work = await history_counts(client, bare_id)
+                say(f"  Temporal work per lifecycle (so far): {life_work}")
+                say(f"  Temporal work per bare-shape:         {shape_work}")
+                say(f"  Temporal work per bare workflow:      {bare_work}")
+                figures["throughput"] = {
+                    "lifecycles": n,
+                    "concurrency": c,
+                    "lifecycles_per_s": life.per_second,
+                    "lifecycle_p50_s": life.each.ms(0.5) / 1000,
+                    "bare_per_s": bare,
+                    "bare_shape_per_s": shape,
+                    "ratio": life.per_second / shape,
+                    "lifecycle_history": life_work,
+                    "bare_shape_history": shape_work,
+                    "bare_history": bare_work,
+                }
+            if "verify" in only:
+                n, c = args.verifies, args.concurrency
+                say(
+                    f"\n[2] Verify latency: {n} verifies, concurrency {c}, beside the "
+                    "bare-shape's Verify update"
+                )
+                verify = await verify_latency(office, n, c)
+                bare_update = await bare_shape_verify_latency(client, n, c)
+                say(f"  Verify, right passcode: {verify.right.summary()}")
+                say(f"  Verify, wrong passcode: {verify.wrong.summary()}")
+                say(f"  bare update:            {bare_update.summary()}")
+                figures["verify"] = {
+                    "samples": n,
+                    "concurrency": c,
+                    "right_p50_ms": verify.right.ms(0.5),
+                    "right_p99_ms": verify.right.ms(0.99),
+                    "wrong_p50_ms": verify.wrong.ms(0.5),
+                    "wrong_p99_ms": verify.wrong.ms(0.99),
+                    "bare_p50_ms": bare_update.ms(0.5),
+                    "bare_p99_ms": bare_update.ms(0.99),
+                }
+
+
 async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     only = set(args.only.split(","))
     figures: dict[str, Any] = {
@@ -90,71 +176,12 @@ async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     say("(shared machine: other people's tests may run beside this; figures are noisy)")
 
     if only & {"uploads", "lifecycles", "verify"}:
-        say("\n[embedded stack] starting `securemail dev` on free ports")
-        with securemail_dev(workdir / "stack") as stack, stack_output_on_failure(stack):
-            stack.wait_until_ready()
-            client = await connect(stack.settings())
-            async with office_of(stack.web, stack.api_token(), Mailbox(stack.maildir)) as office:
-                if "uploads" in only:
-                    say("\n[3] upload memory: 4 concurrent 20 MB uploads, web app RSS")
-                    up = await upload_memory(office, stack.child("web"))
-                    say(
-                        f"  RSS before {up.before_mib:.0f} MiB, peak {up.peak_mib:.0f} MiB "
-                        f"({up.peak_source}): growth {up.growth_mib:.1f} MiB "
-                        f"for {up.uploads} x {up.size_mib:.0f} MiB in {up.seconds:.1f} s"
-                    )
-                    figures["uploads"] = vars(up) | {"growth_mib": up.growth_mib}
-                if "lifecycles" in only:
-                    n, c = args.lifecycles, args.concurrency
-                    say(
-                        f"\n[1] throughput: {n} lifecycles, {n} bare-shape and {n} bare "
-                        f"workflows; concurrency {c} (at once)"
-                    )
-                    life = await lifecycle_throughput(office, n, c)
-                    say(f"  lifecycles/s: {life.per_second:.2f} (each: {life.each.summary()})")
-                    shape, shape_id = await bare_shape_throughput(client, n, c)
-                    say(f"  bare-shape/s: {shape:.2f}")
-                    bare, bare_id = await bare_throughput(client, n, c)
-                    say(f"  bare/s (one activity, one update; reference): {bare:.2f}")
-                    life_work = await history_counts(client, workflow_id_for(life.sample_id))
-                    shape_work = await history_counts(client, shape_id)
-                    bare_work = await history_counts(client, bare_id)
-                    say(f"  Temporal work per lifecycle (so far): {life_work}")
-                    say(f"  Temporal work per bare-shape:         {shape_work}")
-                    say(f"  Temporal work per bare workflow:      {bare_work}")
-                    figures["throughput"] = {
-                        "lifecycles": n,
-                        "concurrency": c,
-                        "lifecycles_per_s": life.per_second,
-                        "lifecycle_p50_s": life.each.ms(0.5) / 1000,
-                        "bare_per_s": bare,
-                        "bare_shape_per_s": shape,
-                        "ratio": life.per_second / shape,
-                        "lifecycle_history": life_work,
-                        "bare_shape_history": shape_work,
-                        "bare_history": bare_work,
-                    }
-                if "verify" in only:
-                    n, c = args.verifies, args.concurrency
-                    say(
-                        f"\n[2] Verify latency: {n} verifies, concurrency {c}, beside the "
-                        "bare-shape's Verify update"
-                    )
-                    verify = await verify_latency(office, n, c)
-                    bare_update = await bare_shape_verify_latency(client, n, c)
-                    say(f"  Verify, right passcode: {verify.right.summary()}")
-                    say(f"  Verify, wrong passcode: {verify.wrong.summary()}")
-                    say(f"  bare update:            {bare_update.summary()}")
-                    figures["verify"] = {
-                        "samples": n,
-                        "concurrency": c,
-                        "right_p50_ms": verify.right.ms(0.5),
-                        "right_p99_ms": verify.right.ms(0.99),
-                        "wrong_p50_ms": verify.wrong.ms(0.5),
-                        "wrong_p99_ms": verify.wrong.ms(0.99),
-                        "bare_p50_ms": bare_update.ms(0.5),
-                        "bare_p99_ms": bare_update.ms(0.99),
-                    }
+        say(f"\n[embedded stack] starting `securemail dev` on free ports, {args.stack_database}")
+        async with AsyncExitStack() as database:
+            url = None
+            if args.stack_database == "postgresql":
+                url = await database.enter_async_context(fresh_postgres("bench_stack"))
+            await stack_benchmarks(args, only, figures, workdir, url)
 
     if args.workers > 1 or args.webs > 1:
         n, c = args.lifecycles, args.concurrency
