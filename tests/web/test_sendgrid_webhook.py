@@ -13,9 +13,6 @@ from typing import Any
 
 import httpx
 import pytest
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from pydantic import ValidationError
 from sqlalchemy import update
 from temporalio.api.enums.v1 import EventType
@@ -29,15 +26,14 @@ from infra.db.models import SecureEmail
 from infra.settings import Settings
 from tests.conftest import app_of_its_own
 from tests.fixtures.processes import free_port
+from tests.fixtures.sendgrid import EventSigner
 from tests.fixtures.stack import Stack
 from tests.fixtures.waiting import eventually
 from web.webhooks.sendgrid import SIGNATURE_HEADER, TIMESTAMP_HEADER
 
 URL = "/webhooks/sendgrid"
-SENDGRID_KEY = ec.generate_private_key(ec.SECP256R1())
-PUBLIC_KEY = base64.b64encode(
-    SENDGRID_KEY.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
-).decode()
+SENDGRID = EventSigner()
+PUBLIC_KEY = SENDGRID.public_key
 PATIENT_ADDRESS = "ada@example.com"
 
 
@@ -63,15 +59,9 @@ def sendgrid_event(kind: str, secure_email_id: str, **fields: Any) -> dict[str, 
 
 
 def signed_headers(
-    body: bytes, *, at: float | None = None, key: Any = SENDGRID_KEY
+    body: bytes, *, at: float | None = None, signer: EventSigner = SENDGRID
 ) -> dict[str, str]:
-    timestamp = str(int(time.time() if at is None else at))
-    signature = key.sign(timestamp.encode() + body, ec.ECDSA(hashes.SHA256()))
-    return {
-        SIGNATURE_HEADER: base64.b64encode(signature).decode(),
-        TIMESTAMP_HEADER: timestamp,
-        "Content-Type": "application/json",
-    }
+    return signer.headers(body, at=at)
 
 
 @pytest.fixture
@@ -158,11 +148,11 @@ async def test_refused_unless_signed_and_fresh(stack: Stack, sendgrid: httpx.Asy
     body = json.dumps(events).encode()
     now = time.time()
 
-    other_key = ec.generate_private_key(ec.SECP256R1())
+    someone_else = EventSigner()
     tampered = signed_headers(body)
     not_base64 = {**signed_headers(body), SIGNATURE_HEADER: "not base64!"}
     refused = {
-        "someone else's key": await post_events(sendgrid, events, key=other_key),
+        "someone else's key": await post_events(sendgrid, events, signer=someone_else),
         "another body": await sendgrid.post(URL, content=body + b" ", headers=tampered),
         "signature not base64": await sendgrid.post(URL, content=body, headers=not_base64),
         "11 minutes old": await post_events(sendgrid, events, at=now - 11 * 60),
@@ -274,10 +264,7 @@ async def test_webhook_off_without_a_key(settings: Settings) -> None:
 
 
 def test_a_key_that_is_not_sendgrid_s_is_refused_at_start() -> None:
-    p384 = ec.generate_private_key(ec.SECP384R1()).public_key()
-    other_curve = base64.b64encode(
-        p384.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
-    ).decode()
+    other_curve = EventSigner("P-384").public_key
     for wrong in (other_curve, base64.b64encode(b"not a key").decode(), "not base64!"):
         with pytest.raises(ValidationError, match="SENDGRID_WEBHOOK_PUBLIC_KEY"):
             Settings(sendgrid_webhook_public_key=wrong)
