@@ -74,11 +74,17 @@ class InboxLine:
 
 
 async def unexpired_page_of_patient(
-    db: AsyncSession, patient_id: str, *, limit: int, after: Cursor | None = None
+    db: AsyncSession,
+    patient_id: str,
+    *,
+    limit: int,
+    after: Cursor | None = None,
+    now: datetime | None = None,
 ) -> tuple[list[InboxLine], Cursor | None]:
     """The patient's readable secure emails newest first, ``limit`` of them after
     ``after``, and where the next page starts: a keyset on the index
-    ``ix_secure_emails_patient_sent``, whatever the number of messages."""
+    ``ix_secure_emails_patient_sent``, whatever the number of messages. ``now``: the
+    moment the expiry rule is applied at (the present unless a test names one)."""
     statement = select(
         SecureEmail.id,
         SecureEmail.patient_id,
@@ -92,7 +98,7 @@ async def unexpired_page_of_patient(
         SecureEmail.patient_id == patient_id,
         # is_expired, as SQL: not yet marked expired and its time not come.
         SecureEmail.status != SecureEmailStatus.EXPIRED,
-        SecureEmail.expires_at > datetime.now(UTC),
+        SecureEmail.expires_at > (now or datetime.now(UTC)),
     )
     if after is not None:
         statement = statement.where(
