@@ -27,7 +27,7 @@ from domain.secure_email import (
 )
 from infra.crypto.fields import configure_field_encryption
 from infra.crypto.keys import encryption_keys, portal_keys
-from infra.db.engine import make_engine, make_sessionmaker
+from infra.db.engine import POOL_SIZE, make_engine, make_sessionmaker
 from infra.logging import configure_logging
 from infra.mail.factory import mail_transport
 from infra.mail.transport import MailTransport
@@ -36,7 +36,8 @@ from infra.temporal.client import connect
 from workflows.secure_email import SecureEmailWorkflow
 from workflows.secure_email_v1 import SecureEmailWorkflowV1
 
-DATABASE_CONNECTIONS = 15
+# Local activities at once: no more than the pool keeps open (``infra.db.engine``).
+DATABASE_CONNECTIONS = POOL_SIZE
 
 # Version 1 stays until the last secure email it runs has expired (see its module).
 WORKFLOWS = [SecureEmailWorkflow, SecureEmailWorkflowV1]
