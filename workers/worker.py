@@ -27,7 +27,7 @@ from domain.secure_email import (
 )
 from infra.crypto.fields import configure_field_encryption
 from infra.crypto.keys import encryption_keys, portal_keys
-from infra.db.engine import POOL_SIZE, make_engine, make_sessionmaker
+from infra.db.engine import make_engine, make_sessionmaker
 from infra.logging import configure_logging
 from infra.mail.factory import mail_transport
 from infra.mail.transport import MailTransport
@@ -36,8 +36,14 @@ from infra.temporal.client import connect
 from workflows.secure_email import SecureEmailWorkflow
 from workflows.secure_email_v1 import SecureEmailWorkflowV1
 
-# Local activities at once: no more than the pool keeps open (``infra.db.engine``).
-DATABASE_CONNECTIONS = POOL_SIZE
+# What the worker runs at once, each with at most one database connection: local
+# activities inside workflow tasks (the read model), and activities (mail, replies,
+# alerts). Its pool keeps a connection for each, so none waits on the pool: at 10,000
+# open secure emails the SDK's 100 activity slots against a pool of 15 made activities
+# time out waiting for a connection while local activities held workflow tasks open.
+LOCAL_ACTIVITY_SLOTS = 15
+ACTIVITY_SLOTS = 20
+DATABASE_CONNECTIONS = LOCAL_ACTIVITY_SLOTS + ACTIVITY_SLOTS
 
 # Version 1 stays until the last secure email it runs has expired (see its module).
 WORKFLOWS = [SecureEmailWorkflow, SecureEmailWorkflowV1]
@@ -104,10 +110,8 @@ def build_worker(
         ),
         graceful_shutdown_timeout=timedelta(seconds=settings.worker_shutdown_grace_seconds),
         max_cached_workflows=settings.worker_max_cached_workflows,
-        # Each local activity holds one database connection while it runs inside a
-        # workflow task (SQLAlchemy's default pool: 5 + 10 overflow); more at once would
-        # wait on the pool with their workflow tasks held open.
-        max_concurrent_local_activities=DATABASE_CONNECTIONS,
+        max_concurrent_local_activities=LOCAL_ACTIVITY_SLOTS,
+        max_concurrent_activities=ACTIVITY_SLOTS,
         # The SDK's 100 slots, fewer with a smaller cache: a workflow task needs its
         # workflow in the cache while it runs.
         max_concurrent_workflow_tasks=min(100, max(2, settings.worker_max_cached_workflows)),
@@ -128,7 +132,7 @@ async def run_worker(settings: Settings) -> None:
     if settings.worker_metrics_address:
         serve_metrics(settings.worker_metrics_address)
     configure_field_encryption(encryption_keys(settings))
-    engine = make_engine(settings.database_url)
+    engine = make_engine(settings.database_url, connections=DATABASE_CONNECTIONS)
     client = await connect(settings)
     worker = build_worker(client, settings, mail_transport(settings), make_sessionmaker(engine))
     stop = asyncio.Event()

@@ -13,14 +13,18 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
-# Per process: a web app or a worker (whose local activities are capped at POOL_SIZE).
+# Connections a process keeps open (a web app; the worker asks for its own number),
+# and how many more it may open for a moment.
 POOL_SIZE = 15
 POOL_OVERFLOW = 5
 
 
-def make_engine(url: str) -> AsyncEngine:
+def make_engine(url: str, *, connections: int = POOL_SIZE) -> AsyncEngine:
+    """``connections``: how many this process uses at once, kept open in its pool."""
     if url.startswith("sqlite"):
-        engine = create_async_engine(url, connect_args={"timeout": 30})
+        engine = create_async_engine(
+            url, connect_args={"timeout": 30}, pool_size=connections, max_overflow=POOL_OVERFLOW
+        )
 
         @event.listens_for(engine.sync_engine, "connect")
         def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -33,12 +37,12 @@ def make_engine(url: str) -> AsyncEngine:
             cursor.close()
 
         return engine
-    # Kept open for the app's usual concurrency: a connection past ``pool_size`` is
+    # Kept open for the process's usual concurrency: a connection past ``pool_size`` is
     # closed when it is given back, so with SQLAlchemy's default of 5 every sixth
     # concurrent request opened a new connection (a PostgreSQL backend, its TCP and
     # SSL handshakes) and closed it again (docs/BENCHMARKS.md §2).
     return create_async_engine(
-        url, pool_pre_ping=True, pool_size=POOL_SIZE, max_overflow=POOL_OVERFLOW
+        url, pool_pre_ping=True, pool_size=connections, max_overflow=POOL_OVERFLOW
     )
 
 
