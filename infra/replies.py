@@ -161,21 +161,29 @@ async def mark_read(db: AsyncSession, reply: Reply) -> None:
     await db.refresh(reply)
 
 
-async def files_of_replies(db: AsyncSession, reply_ids: list[str]) -> dict[str, list[Attachment]]:
+def _by_reply(
+    attachments: Sequence[Attachment], reply_ids: Sequence[str]
+) -> dict[str, list[Attachment]]:
+    """Each reply's files, given in (created_at, id) order, sorted by time then name."""
     found: dict[str, list[Attachment]] = {reply_id: [] for reply_id in reply_ids}
-    if reply_ids:
-        statement = (
-            select(Attachment)
-            .where(Attachment.reply_id.in_(reply_ids))
-            .order_by(Attachment.created_at, Attachment.id)
-        )
-        for attachment in await db.scalars(statement):
-            if attachment.reply_id is not None:
-                found[attachment.reply_id].append(attachment)
+    for attachment in attachments:
+        if attachment.reply_id in found:
+            found[attachment.reply_id].append(attachment)
     # File names are encrypted (SQL cannot sort them): sorted here, stable on the id order.
     for files in found.values():
         files.sort(key=lambda attachment: (attachment.created_at, attachment.filename))
     return found
+
+
+async def files_of_replies(db: AsyncSession, reply_ids: list[str]) -> dict[str, list[Attachment]]:
+    if not reply_ids:
+        return {}
+    statement = (
+        select(Attachment)
+        .where(Attachment.reply_id.in_(reply_ids))
+        .order_by(Attachment.created_at, Attachment.id)
+    )
+    return _by_reply(list(await db.scalars(statement)), reply_ids)
 
 
 @dataclass(frozen=True)
@@ -197,14 +205,8 @@ async def conversation(db: AsyncSession, secure_email_id: str) -> Conversation:
         .order_by(Reply.sent_at, Reply.id)
     )
     replies = list((await db.scalars(statement)).all())
-    reply_files: dict[str, list[Attachment]] = {reply.id: [] for reply in replies}
-    for attachment in attachments:
-        if attachment.reply_id is not None:
-            reply_files.setdefault(attachment.reply_id, []).append(attachment)
-    for files in reply_files.values():
-        files.sort(key=lambda attachment: (attachment.created_at, attachment.filename))
     office_files = [a for a in attachments if a.reply_id is None]
-    return Conversation(office_files, replies, reply_files)
+    return Conversation(office_files, replies, _by_reply(attachments, [r.id for r in replies]))
 
 
 async def replies_of_patient(

@@ -129,11 +129,12 @@ async def _refused(request: Request, exc: Exception) -> Response:
     names one, on the page the route named, or on the error page."""
     assert isinstance(exc, StaffRuleError)
     if request.url.path.startswith("/api/"):
-        if exc.field is not None:
-            return await http_exception_handler(
-                request, field_error(exc.field, exc.message, status.HTTP_409_CONFLICT)
-            )
-        return JSONResponse({"detail": exc.message}, status_code=status.HTTP_409_CONFLICT)
+        conflict = (
+            field_error(exc.field, exc.message, status.HTTP_409_CONFLICT)
+            if exc.field is not None
+            else HTTPException(status.HTTP_409_CONFLICT, detail=exc.message)
+        )
+        return await http_exception_handler(request, conflict)
     page: PageAgain | None = getattr(request.state, "refused_page", None)
     if page is not None:
         return await page(exc.message)
