@@ -59,8 +59,9 @@ def options() -> argparse.Namespace:
         "--stack-database",
         choices=("sqlite", "postgresql"),
         default=os.environ.get("BENCH_STACK_DATABASE", "sqlite"),
-        help="the embedded stack's database for uploads, lifecycles and verify: SQLite as "
-        "`make run` has it, or a fresh PostgreSQL database as production has it",
+        help="the read model's database for uploads, lifecycles, verify (the embedded "
+        "stack) and open: SQLite as `make run` has it, or a fresh PostgreSQL database as "
+        "production has it",
     )
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument(
@@ -189,16 +190,23 @@ async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         figures["two_of_each"] = vars(both.one) | {"many": vars(both.many), "factor": both.factor}
 
     if "open" in only:
-        say(f"\n[4] open secure emails: {args.open_emails} workflows on their timers")
-        opened = await open_emails(args.open_emails, workdir)
         say(
-            f"  worker RSS: {opened.rss_start_mib:.0f} MiB started, {opened.rss_idle_mib:.0f} "
-            f"MiB with all open, peak {opened.rss_peak_mib:.0f} MiB; "
+            f"\n[4] open secure emails: {args.open_emails} workflows on their timers, "
+            f"{args.stack_database}"
+        )
+        async with AsyncExitStack() as database:
+            url = None
+            if args.stack_database == "postgresql":
+                url = await database.enter_async_context(fresh_postgres("bench_open"))
+            opened = await open_emails(args.open_emails, workdir, url)
+        say(
+            f"  {opened.database} worker RSS: {opened.rss_start_mib:.0f} MiB started, "
+            f"{opened.rss_idle_mib:.0f} MiB with all open, peak {opened.rss_peak_mib:.0f} MiB; "
             f"expired {opened.expired}/{opened.count} in {opened.expire_seconds:.1f} s"
         )
         say(
-            f"  read model: {opened.sent_before_expiry} 'sent' before the skip, "
-            f"{opened.expired_in_database} 'expired' after; {opened.notices} notices"
+            f"  read model ({opened.database}): {opened.sent_before_expiry} 'sent' before "
+            f"the skip, {opened.expired_in_database} 'expired' after; {opened.notices} notices"
         )
         figures["open"] = vars(opened)
 
@@ -240,8 +248,8 @@ def summary(figures: dict[str, Any]) -> None:
     if "open" in figures:
         o = figures["open"]
         say(
-            f"  {o['count']} open: worker RSS {o['rss_peak_mib']:.0f} MiB peak [< 250], "
-            f"{o['expired']} expired"
+            f"  {o['count']} open on {o['database']}: worker RSS {o['rss_peak_mib']:.0f} MiB "
+            f"peak [< 250], {o['expired']} expired"
         )
     for key, value in figures.items():
         if key.startswith("pages_"):

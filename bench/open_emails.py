@@ -1,9 +1,10 @@
 """Thousands of secure emails open at once, each a workflow waiting on its 7-day timer.
 
 A real ``securemail worker`` process (its own RSS, read from /proc) on Temporal's
-time-skipping test server, with the read model's rows in a SQLite file and a counting
-SMTP server: each workflow delivers its notice, records "sent", then waits. Then the
-server skips seven days and every one must expire and record it.
+time-skipping test server, with the read model's rows in a SQLite file (or the
+PostgreSQL database it is given) and a counting SMTP server: each workflow delivers its
+notice, records "sent", then waits. Then the server skips seven days and every one must
+expire and record it.
 
 The worker keeps ``SECURE_EMAIL_WORKER_MAX_CACHED_WORKFLOWS`` of them in its cache (the
 setting's default unless that variable is set for the bench); the rest are replayed from
@@ -15,8 +16,10 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import re
 import time
 import uuid
+from collections import Counter
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -53,6 +56,7 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 @dataclass
 class OpenEmails:
     count: int
+    database: str
     cached_workflows: int
     start_seconds: float
     settle_seconds: float
@@ -98,10 +102,46 @@ async def until_idle(pid: int, quiet_polls: int = 3, every: float = 0.5) -> None
         last = now
 
 
-async def open_emails(count: int, workdir: Path, concurrency: int = 32) -> OpenEmails:
+def database_kind(url: str) -> str:
+    return "sqlite" if url.startswith("sqlite") else "postgresql"
+
+
+# The worker's log: Python's lines (``... WARNING logger message ({context})``), the
+# Temporal core's (coloured, `` WARN target: message key=value...``) and the last line
+# of each traceback (``module.SomeError: message``) and Python's warnings
+# (``file.py:12: UserWarning: message``).
+_COLOUR = re.compile(r"\x1b\[[0-9;]*m")
+_LEVEL = re.compile(r"\s(WARN|WARNING|ERROR)\s+(.*)$")
+_RAISED = re.compile(r"^[\w.]+(Error|Exception|Timeout)\b.*?: |^\S+:\d+: \w+Warning: ")
+# What makes one line of a message differ from the next: context, fields, ids.
+_CONTEXT = re.compile(r" \(\{.*\}\)$| \w+=\S*")
+_IDS = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}(:\d+)*|b'.*'")
+
+
+def log_problems(log: Path) -> Counter[str]:
+    """The worker's warnings, errors and exceptions, counted by message."""
+    found: Counter[str] = Counter()
+    text = log.read_text(errors="replace") if log.exists() else ""
+    for line in _COLOUR.sub("", text).splitlines():
+        level = _LEVEL.search(line)
+        if level:
+            message = f"{level[1]} {level[2]}"
+        elif _RAISED.match(line):
+            message = f"raised {line.rsplit('/', 1)[-1]}"
+        else:
+            continue
+        found[_IDS.sub("<id>", _CONTEXT.sub("", message))[:160]] += 1
+    return found
+
+
+async def open_emails(
+    count: int, workdir: Path, database_url: str | None = None, concurrency: int = 32
+) -> OpenEmails:
+    """``database_url``: an empty database for the read model; None for a SQLite file."""
     ring = EncryptionKeys.generate()
     configure_field_encryption(ring)
-    url = f"sqlite+aiosqlite:///{workdir / 'open-emails.db'}"
+    url = database_url or f"sqlite+aiosqlite:///{workdir / 'open-emails.db'}"
+    kind = database_kind(url)
     await upgrade_async(url)
     engine = make_engine(url)
     practice = await seed.practice_with_patients(engine, max(10, count // 20))
@@ -172,8 +212,8 @@ async def open_emails(count: int, workdir: Path, concurrency: int = 32) -> OpenE
         rss_idle = rss_mib(worker.pid)
         sent_before = await count_status(engine, "sent")
         say(
-            f"  {count} open, worker cache {cache} workflows: RSS {rss_idle:.0f} MiB "
-            f"after {settle_seconds:.1f} s"
+            f"  {count} open on {kind}, worker cache {cache} workflows: RSS {rss_idle:.0f} "
+            f"MiB after {settle_seconds:.1f} s (all started in {start_seconds:.1f} s)"
         )
 
         expiring = time.perf_counter()
@@ -204,12 +244,13 @@ async def open_emails(count: int, workdir: Path, concurrency: int = 32) -> OpenE
         statuses = await asyncio.gather(*(status(handle.id) for handle in handles))
         expire_seconds = time.perf_counter() - expiring
         say(
-            f"  worker cache {cache} workflows: peak RSS {peak_rss_mib(worker.pid):.0f} MiB, "
-            f"all expired in {expire_seconds:.1f} s"
+            f"  {kind}, worker cache {cache} workflows: peak RSS "
+            f"{peak_rss_mib(worker.pid):.0f} MiB, all expired in {expire_seconds:.1f} s"
         )
         expired_in_database = await count_status(engine, "expired")
         return OpenEmails(
             count=count,
+            database=kind,
             cached_workflows=cache,
             start_seconds=start_seconds,
             settle_seconds=settle_seconds,
@@ -225,6 +266,10 @@ async def open_emails(count: int, workdir: Path, concurrency: int = 32) -> OpenE
     finally:
         if worker is not None:
             worker.stop()
+            problems = log_problems(worker.log_path)
+            say(f"  worker log ({kind}): {sum(problems.values())} warning/error line(s)")
+            for message, times in problems.most_common(10):
+                say(f"    {times} x {message}")
         smtp.close()
         await env.shutdown()
         await engine.dispose()

@@ -37,9 +37,8 @@ def audit(
 ) -> None:
     """Adds an event to the caller's transaction: it is kept exactly when the action is.
 
-    Flushing it links it into the hash chain (``infra.audit_chain``), which holds the
-    chain's lock until the caller commits: commit soon after auditing.
-    """
+    It is written with an empty link; each process's linker (``infra.audit_chain``) puts
+    it into the hash chain once it has committed."""
     db.add(
         AuditEvent(
             practice_id=practice_id,

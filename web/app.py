@@ -10,6 +10,7 @@ from fastapi import Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
 from temporalio.client import Client
 
+from infra.audit_chain import keep_linking
 from infra.crypto.fields import configure_field_encryption
 from infra.crypto.keys import encryption_keys, portal_keys
 from infra.db.engine import make_engine, make_sessionmaker
@@ -56,7 +57,8 @@ def create_app(
             _temporal=temporal,
         )
         try:
-            yield
+            async with keep_linking(engine):
+                yield
         finally:
             await engine.dispose()
 

@@ -143,6 +143,11 @@ def audit_verify(
         print(f"{report.checked} event(s) checked.")
         raise typer.Exit(1)
     print(f"Intact: {report.checked} event(s), newest event {report.last_id or 'none'}.")
+    if report.unlinked:
+        # Written and append-only, but not yet in the chain: the linkers' backlog.
+        oldest = report.oldest_unlinked_at
+        since = f", the oldest from {oldest:%Y-%m-%d %H:%M:%S} UTC" if oldest else ""
+        print(f"Not linked yet: {report.unlinked} newer event(s){since}.")
     # Kept elsewhere, this hash holds even the database's owner to today's log.
     print(f"Head hash: {report.last_hash}")
 

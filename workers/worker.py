@@ -25,6 +25,7 @@ from domain.secure_email import (
     ReplyToRecord,
     StatusChange,
 )
+from infra.audit_chain import keep_linking
 from infra.crypto.fields import configure_field_encryption
 from infra.crypto.keys import encryption_keys, portal_keys
 from infra.db.engine import make_engine, make_sessionmaker
@@ -139,7 +140,7 @@ async def run_worker(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    async with worker:
+    async with keep_linking(engine), worker:
         logging.getLogger(__name__).info("worker polling task queue %s", settings.task_queue)
         await stop.wait()
     # Leaving the block waits for in-flight activities before the process exits.

@@ -158,7 +158,11 @@ def _grants(role: str) -> list[str]:
         f"GRANT SELECT ON alembic_version TO {role}",
         f"REVOKE ALL ON audit_events FROM {role}, PUBLIC",
         f"GRANT SELECT, INSERT ON audit_events TO {role}",
-        # Each insert moves the head; removing it would stop every audited action.
+        # Each event's link: written empty with it, filled once by the linker (the
+        # triggers refuse any other UPDATE, and every DELETE).
+        f"REVOKE ALL ON audit_links FROM {role}, PUBLIC",
+        f"GRANT SELECT, INSERT, UPDATE ON audit_links TO {role}",
+        # The linker moves the head; removing it would stop the chain.
         f"REVOKE ALL ON audit_chain_head FROM {role}, PUBLIC",
         f"GRANT SELECT, UPDATE ON audit_chain_head TO {role}",
     ]

@@ -19,6 +19,7 @@ from sqlalchemy import (
     String,
     UniqueConstraint,
     event,
+    insert,
     text,
 )
 from sqlalchemy import false as sa_false
@@ -264,8 +265,8 @@ class PortalSession(Base):
 
 
 class AuditEvent(Base):
-    """Append-only (triggers refuse UPDATE, DELETE and TRUNCATE) and hash-chained: see
-    ``domain.audit`` and ``infra.audit_chain``. The id is the chain's, given at insert."""
+    """Append-only (triggers refuse UPDATE, DELETE and TRUNCATE): see ``domain.audit``.
+    Its place in the hash chain is its ``AuditLink`` (``infra.audit_chain``)."""
 
     __tablename__ = "audit_events"
 
@@ -279,27 +280,45 @@ class AuditEvent(Base):
     secure_email_id: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True)
     client_address: Mapped[str | None] = mapped_column(String(64), nullable=True)
     detail: Mapped[str | None] = mapped_column(String(200), nullable=True)
-    prev_hash: Mapped[str] = mapped_column(String(64))
-    hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditLink(Base):
+    """An event's link in the hash chain: written empty with the event, filled once by
+    the linker (triggers refuse any other change, and every DELETE)."""
+
+    __tablename__ = "audit_links"
+    # What the linker looks for: the empty links, however long the log.
+    __table_args__ = (
+        Index(
+            "ix_audit_links_unlinked",
+            "event_id",
+            sqlite_where=text("position IS NULL"),
+            postgresql_where=text("position IS NULL"),
+        ),
+    )
+
+    event_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    # Its place in the chain (1, 2, ...); empty until linked.
+    position: Mapped[int | None] = mapped_column(Integer, nullable=True, unique=True)
+    prev_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class AuditChainHead(Base):
-    """The newest link of the audit chain, one row; every event insert updates it first,
-    which serialises writers (see ``infra.audit_chain``)."""
+    """The newest link of the audit chain, one row; only the linker moves it."""
 
     __tablename__ = "audit_chain_head"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
-    last_event_id: Mapped[int] = mapped_column(Integer)
+    last_position: Mapped[int] = mapped_column(Integer)
     last_hash: Mapped[str] = mapped_column(String(64))
 
 
-@event.listens_for(AuditEvent, "before_insert")
-def _link_audit_event(_mapper: Mapper[AuditEvent], connection: Connection, row: AuditEvent) -> None:
-    # Here rather than in ``infra.audit``: no insert of an event can skip the chain.
-    from infra.audit_chain import link  # imports this module
-
-    link(connection, row)
+@event.listens_for(AuditEvent, "after_insert")
+def _queue_audit_event(_: Mapper[AuditEvent], connection: Connection, row: AuditEvent) -> None:
+    # Here rather than in ``infra.audit``: no insert of an event can skip the chain. The
+    # empty link commits with the event; linking it later takes no lock a request waits on.
+    connection.execute(insert(AuditLink).values(event_id=row.id))
 
 
 class RateLimitHit(Base):

@@ -30,7 +30,7 @@ from domain.audit import ActorType, AuditAction
 from domain.staff import StaffRole
 from infra.accounts import create_practice, create_staff_user
 from infra.audit import Actor, audit
-from infra.audit_chain import event_hash, events
+from infra.audit_chain import event_hash, events, keep_linking, link_pending, links
 from infra.db.engine import make_engine, make_sessionmaker
 from infra.db.migrate import upgrade, upgrade_async
 from infra.db.models import AuditEvent
@@ -42,6 +42,7 @@ from tests.conftest import (
     some_client_address,
 )
 from tests.fixtures.postgres import POSTGRES_ADMIN_DSN, admin_execute, new_database
+from tests.fixtures.waiting import eventually
 from tests.test_compose import env_example, environment
 from web.app import create_app
 
@@ -58,8 +59,9 @@ async def log_database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncI
         yield url
 
 
-async def write_events(url: str, count: int) -> list[int]:
-    """What the app does: ``audit()`` in a transaction of its own, then commit."""
+async def write_events(url: str, count: int, *, linked: bool = True) -> list[int]:
+    """What the app does: ``audit()`` in a transaction of its own, then commit; and,
+    unless ``linked`` is false, what every app process's linker then does."""
     engine = make_engine(url)
     ids = []
     try:
@@ -74,6 +76,8 @@ async def write_events(url: str, count: int) -> list[int]:
                     secure_email_id=f"email-{number}",
                 )
                 await db.commit()
+        if linked:
+            await link_pending(engine)
         async with make_sessionmaker(engine)() as db:
             ids = list((await db.scalars(select(AuditEvent.id).order_by(AuditEvent.id))).all())
     finally:
@@ -87,24 +91,22 @@ async def as_owner(url: str, *statements: str) -> None:
     try:
         async with engine.begin() as connection:
             if connection.dialect.name == "postgresql":
-                await connection.execute(text("ALTER TABLE audit_events DISABLE TRIGGER USER"))
+                for name in ("audit_events", "audit_links"):
+                    await connection.execute(text(f"ALTER TABLE {name} DISABLE TRIGGER USER"))
             else:
-                for verb in ("update", "delete"):
-                    await connection.execute(text(f"DROP TRIGGER audit_events_no_{verb}"))
+                # The database is this test's own and only read afterwards.
+                for trigger in (*SQLITE_TRIGGERS, "audit_links_fill_once", "audit_links_no_delete"):
+                    await connection.execute(text(f"DROP TRIGGER {trigger}"))
             for statement in statements:
                 await connection.execute(text(statement))
             if connection.dialect.name == "postgresql":
-                await connection.execute(text("ALTER TABLE audit_events ENABLE TRIGGER USER"))
-            else:
-                for verb in ("update", "delete"):
-                    await connection.execute(
-                        text(
-                            f"CREATE TRIGGER audit_events_no_{verb} BEFORE {verb.upper()} ON "
-                            "audit_events BEGIN SELECT RAISE(ABORT, 'append-only'); END"
-                        )
-                    )
+                for name in ("audit_events", "audit_links"):
+                    await connection.execute(text(f"ALTER TABLE {name} ENABLE TRIGGER USER"))
     finally:
         await engine.dispose()
+
+
+SQLITE_TRIGGERS = ("audit_events_no_update", "audit_events_no_delete")
 
 
 @dataclass
@@ -146,8 +148,14 @@ async def test_verify_passes_an_untouched_log(log_database: str) -> None:
         pytest.param(
             5,
             ["DELETE FROM audit_events WHERE id = 3"],
-            ["BROKEN at event 4", "ids 3 to 3 are missing"],
+            ["BROKEN at event 3: event 3 was deleted; its link is still there"],
             id="deleted",
+        ),
+        pytest.param(
+            5,
+            ["DELETE FROM audit_events WHERE id = 3", "DELETE FROM audit_links WHERE event_id = 3"],
+            ["BROKEN at event 4", "links 3 to 3 are missing"],
+            id="deleted-with-its-link",
         ),
         pytest.param(
             5,
@@ -167,17 +175,30 @@ async def test_verify_passes_an_untouched_log(log_database: str) -> None:
         ),
         pytest.param(
             5,
-            ["DELETE FROM audit_events WHERE id >= 4"],
-            ["BROKEN at event 5: the newest events are missing"],
+            [
+                "UPDATE audit_links SET position = 100 WHERE position = 2",
+                "UPDATE audit_links SET position = 2 WHERE position = 4",
+                "UPDATE audit_links SET position = 4 WHERE position = 100",
+            ],
+            ["BROKEN at event 4: event 4 does not follow event 1"],
+            id="links-reordered",
+        ),
+        pytest.param(
+            5,
+            [
+                "DELETE FROM audit_events WHERE id >= 4",
+                "DELETE FROM audit_links WHERE event_id >= 4",
+            ],
+            ["BROKEN at event 3: the newest events are missing"],
             id="newest-deleted",
         ),
         pytest.param(
             2,
             [
-                "INSERT INTO audit_events (id, at, practice_id, action, actor_type, prev_hash, "
-                "hash) VALUES (7, CURRENT_TIMESTAMP, 'p', 'staff.log_in', 'staff', 'x', 'y')"
+                "INSERT INTO audit_events (id, at, practice_id, action, actor_type) "
+                "VALUES (7, CURRENT_TIMESTAMP, 'p', 'staff.log_in', 'staff')"
             ],
-            ["BROKEN at event 7"],
+            ["BROKEN at event 7: event 7 has no link: it was inserted outside the chain"],
             id="inserted-outside-the-chain",
         ),
     ],
@@ -199,12 +220,15 @@ async def test_verify_finds_an_edit_whose_hash_was_recomputed(log_database: str)
     engine = make_engine(log_database)
     async with engine.connect() as connection:
         row = (await connection.execute(select(events).where(events.c.id == 2))).mappings().one()
+        link = (
+            (await connection.execute(select(links).where(links.c.event_id == 2))).mappings().one()
+        )
     await engine.dispose()
-    forged = {**row, "detail": "nothing to see"}
+    forged = {**row, "detail": "nothing to see", "prev_hash": link["prev_hash"]}
     await as_owner(
         log_database,
-        f"UPDATE audit_events SET detail = 'nothing to see', hash = '{event_hash(forged)}' "
-        "WHERE id = 2",
+        "UPDATE audit_events SET detail = 'nothing to see' WHERE id = 2",
+        f"UPDATE audit_links SET hash = '{event_hash(forged)}' WHERE event_id = 2",
     )
     verdict = await audit_verify(log_database)
     assert verdict.code == 1
@@ -222,8 +246,9 @@ async def test_a_recorded_head_hash_catches_the_owner_rewriting_the_end(
     await as_owner(
         log_database,
         "DELETE FROM audit_events WHERE id = 5",
-        "UPDATE audit_chain_head SET last_event_id = 4, "
-        "last_hash = (SELECT hash FROM audit_events WHERE id = 4)",
+        "DELETE FROM audit_links WHERE event_id = 5",
+        "UPDATE audit_chain_head SET last_position = 4, "
+        "last_hash = (SELECT hash FROM audit_links WHERE position = 4)",
     )
     assert (await audit_verify(log_database)).code == 0
     verdict = await audit_verify(log_database, "--anchor", recorded)
@@ -238,14 +263,15 @@ async def test_verify_of_a_database_without_the_log_says_so(tmp_path: Path) -> N
     assert "Traceback" not in verdict.output
 
 
-async def test_concurrent_writers_make_one_chain(log_database: str) -> None:
-    """Two processes' worth of engines writing at once never fork the chain."""
+async def test_concurrent_writers_and_linkers_make_one_chain(log_database: str) -> None:
+    """Two processes' worth of engines writing and linking at once never fork the chain."""
     engines = [make_engine(log_database), make_engine(log_database)]
 
     async def one_event(engine: AsyncEngine, number: int) -> None:
         async with make_sessionmaker(engine)() as db:
             audit(db, PRACTICE, AuditAction.STAFF_LOG_IN, CLERK, detail=str(number))
             await db.commit()
+        await link_pending(engine)
 
     await asyncio.gather(*(one_event(engines[n % 2], n) for n in range(24)))
     for engine in engines:
@@ -253,6 +279,55 @@ async def test_concurrent_writers_make_one_chain(log_database: str) -> None:
     verdict = await audit_verify(log_database)
     assert verdict.code == 0, verdict.output
     assert "Intact: 24 event(s), newest event 24." in verdict.output
+    assert "Not linked yet" not in verdict.output
+
+
+async def test_events_not_linked_yet_are_reported_and_then_linked(log_database: str) -> None:
+    await write_events(log_database, 2)
+    await write_events(log_database, 3, linked=False)
+    verdict = await audit_verify(log_database)
+    assert verdict.code == 0, verdict.output
+    assert "Intact: 2 event(s), newest event 2." in verdict.output
+    assert "Not linked yet: 3 newer event(s), the oldest from " in verdict.output
+    # What every web and worker process runs: it links them within its period.
+    engine = make_engine(log_database)
+    try:
+        async with keep_linking(engine, every=0.05):
+
+            async def all_linked() -> bool:
+                return (await audit_verify(log_database)).output.count("Not linked yet") == 0
+
+            await eventually(all_linked, what="the linker linked the backlog")
+    finally:
+        await engine.dispose()
+    verdict = await audit_verify(log_database)
+    assert "Intact: 5 event(s), newest event 5." in verdict.output, verdict.output
+
+
+async def test_an_event_deleted_before_it_was_linked_shows(log_database: str) -> None:
+    await write_events(log_database, 2)
+    await write_events(log_database, 1, linked=False)
+    await as_owner(log_database, "DELETE FROM audit_events WHERE id = 3")
+    verdict = await audit_verify(log_database)
+    assert verdict.code == 1
+    assert "BROKEN at event 3: event 3 was deleted before it was linked" in verdict.output
+
+
+async def test_an_audited_action_does_not_wait_for_the_chains_lock(tmp_path: Path) -> None:
+    """On PostgreSQL a request's event commits while the head row is locked: only the
+    linker takes that lock (before, every audited transaction queued on it)."""
+    async with new_database("postgresql", tmp_path / "unused.db", "securemail_audit") as url:
+        await upgrade_async(url)
+        engine = make_engine(url)
+        try:
+            async with engine.connect() as linker:
+                await linker.execute(text("SELECT * FROM audit_chain_head FOR UPDATE"))
+                await asyncio.wait_for(write_events(url, 1, linked=False), timeout=10)
+                await linker.rollback()
+            await link_pending(engine)
+        finally:
+            await engine.dispose()
+        assert "Intact: 1 event(s)" in (await audit_verify(url)).output
 
 
 async def test_migration_chains_the_events_written_before_it(log_database: str) -> None:
@@ -286,9 +361,9 @@ async def test_migration_chains_the_events_written_before_it(log_database: str) 
     verdict = await audit_verify(log_database)
     assert verdict.code == 0, verdict.output
     assert "Intact: 4 event(s), newest event 6." in verdict.output
-    await as_owner(log_database, "DELETE FROM audit_events WHERE id = 1")
+    await as_owner(log_database, "DELETE FROM audit_events WHERE id = 2")
     verdict = await audit_verify(log_database)
-    assert verdict.code == 1 and "BROKEN at event 2" in verdict.output
+    assert verdict.code == 1 and "BROKEN at event 2: event 2 was deleted" in verdict.output
 
 
 async def admin_reset(url: str) -> None:
@@ -368,9 +443,12 @@ ERASURES = [
     "DROP TRIGGER audit_events_append_only ON audit_events",
     "DROP TABLE audit_events",
     "ALTER TABLE audit_events RENAME TO old_audit_events",
+    "DELETE FROM audit_links",
+    "TRUNCATE audit_links",
+    "DROP TRIGGER audit_links_fill_once ON audit_links",
     "DELETE FROM audit_chain_head",
     "TRUNCATE audit_chain_head",
-    "INSERT INTO audit_chain_head (id, last_event_id, last_hash) VALUES (2, 0, 'x')",
+    "INSERT INTO audit_chain_head (id, last_position, last_hash) VALUES (2, 0, 'x')",
     "DROP TABLE audit_chain_head",
     "CREATE TABLE audit_events_shadow (id integer)",
 ]
@@ -384,14 +462,17 @@ async def test_the_apps_role_cannot_erase_the_audit_log(deployment: Deployment) 
             with pytest.raises(DBAPIError, match="permission denied|must be owner"):
                 async with engine.begin() as connection:
                     await connection.execute(text(statement))
+        # Its grant to fill links is held to filling an empty one, once, by the triggers.
+        with pytest.raises(DBAPIError, match="append-only"):
+            async with engine.begin() as connection:
+                await connection.execute(text("UPDATE audit_links SET hash = 'x'"))
         # What it may do: read the log, and add to it (through the chain or not).
         async with engine.begin() as connection:
             count = (await connection.execute(text("SELECT count(*) FROM audit_events"))).one()
             await connection.execute(
                 text(
-                    "INSERT INTO audit_events "
-                    "(id, at, practice_id, action, actor_type, prev_hash, hash) "
-                    "VALUES (1000, now(), 'p', 'staff.log_in', 'staff', 'x', 'y')"
+                    "INSERT INTO audit_events (id, at, practice_id, action, actor_type) "
+                    "VALUES (1000, now(), 'p', 'staff.log_in', 'staff')"
                 )
             )
     finally:
@@ -400,6 +481,27 @@ async def test_the_apps_role_cannot_erase_the_audit_log(deployment: Deployment) 
     # A row added past the chain is named by verify, run as the app's role.
     verdict = await audit_verify(deployment.app_url)
     assert verdict.code == 1 and "BROKEN at event 1000" in verdict.output
+
+
+async def test_a_link_the_apps_role_fills_itself_shows(deployment: Deployment) -> None:
+    """A compromised process may fill an empty link before the linker does; the chain's
+    head was never moved onto it, so verify names it."""
+    await write_events(deployment.app_url, 2)
+    await write_events(deployment.app_url, 1, linked=False)
+    engine = make_engine(deployment.app_url)
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(
+                text(
+                    "UPDATE audit_links SET position = 3, hash = 'forged', prev_hash = "
+                    "(SELECT hash FROM audit_links WHERE position = 2) WHERE event_id = 3"
+                )
+            )
+    finally:
+        await engine.dispose()
+    verdict = await audit_verify(deployment.app_url)
+    assert verdict.code == 1
+    assert "BROKEN at event 3" in verdict.output, verdict.output
 
 
 async def test_the_owner_cannot_truncate_the_log_by_accident(deployment: Deployment) -> None:
@@ -462,7 +564,8 @@ async def test_migrations_again_keep_the_app_role_in_its_place(deployment: Deplo
             await connection.execute(
                 text(
                     "SELECT table_name, privilege_type FROM information_schema.role_table_grants "
-                    "WHERE grantee = :role AND table_name IN ('audit_events', 'audit_chain_head')"
+                    "WHERE grantee = :role AND table_name IN "
+                    "('audit_events', 'audit_links', 'audit_chain_head')"
                 ),
                 {"role": make_url(deployment.app_url).username},
             )
@@ -473,6 +576,9 @@ async def test_migrations_again_keep_the_app_role_in_its_place(deployment: Deplo
         ("audit_chain_head", "UPDATE"),
         ("audit_events", "INSERT"),
         ("audit_events", "SELECT"),
+        ("audit_links", "INSERT"),
+        ("audit_links", "SELECT"),
+        ("audit_links", "UPDATE"),
     ]
 
 
