@@ -115,7 +115,8 @@ _LEVEL = re.compile(r"\s(WARN|WARNING|ERROR)\s+(.*)$")
 _RAISED = re.compile(r"^[\w.]+(Error|Exception|Timeout)\b.*?: |^\S+:\d+: \w+Warning: ")
 # What makes one line of a message differ from the next: context, fields, ids.
 _CONTEXT = re.compile(r" \(\{.*\}\)$| \w+=\S*")
-_IDS = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}(:\d+)*|b'.*'")
+_UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+_IDS = re.compile(_UUID + r"(:\d+)*|b'.*'|b\".*\"")
 
 
 def log_problems(log: Path) -> Counter[str]:
