@@ -21,7 +21,7 @@ from typing import Any
 
 from bench.bare import bare_throughput, history_counts
 from bench.bare_shape import bare_shape_throughput, bare_shape_verify_latency
-from bench.common import Mailbox, machine, say
+from bench.common import CpuMeter, Mailbox, machine, postgres_pids, say
 from bench.lifecycle import lifecycle_throughput, office_of, verify_latency
 from bench.office_pages import office_pages
 from bench.open_emails import open_emails
@@ -29,7 +29,7 @@ from bench.two_of_each import two_of_each
 from bench.uploads import upload_memory
 from domain.secure_email import workflow_id_for
 from infra.temporal.client import connect
-from tests.fixtures.devstack import DevStack, securemail_dev
+from tests.fixtures.devstack import DevStack, child_pids, command_line, securemail_dev
 from tests.fixtures.postgres import fresh_postgres
 
 ALL = ("uploads", "lifecycles", "verify", "open", "pages")
@@ -88,6 +88,17 @@ def stack_output_on_failure(stack: DevStack) -> Iterator[None]:
         raise
 
 
+def stack_cpu(stack: DevStack) -> CpuMeter:
+    """A CPU meter over the stack's processes, the local PostgreSQL and this driver."""
+    groups: dict[str, list[int]] = {"bench": [os.getpid()], "dev": [stack.process.pid]}
+    for pid in child_pids(stack.process.pid):
+        words = command_line(pid)
+        # `python -m workers.cli worker`, `... web`, `... smtp-catcher`; `temporal`, `rclone`
+        cli = words.index("workers.cli") + 1 if "workers.cli" in words else 0
+        groups.setdefault(Path(words[cli]).name, []).append(pid)
+    return CpuMeter(groups, joining={"postgres": postgres_pids})
+
+
 async def stack_benchmarks(
     args: argparse.Namespace,
     only: set[str],
@@ -119,10 +130,13 @@ async def stack_benchmarks(
                     f"\n[1] throughput: {n} lifecycles, {n} bare-shape and {n} bare "
                     f"workflows; concurrency {c} (at once)"
                 )
-                life = await lifecycle_throughput(office, n, c)
+                life_cpu, shape_cpu = stack_cpu(stack), stack_cpu(stack)
+                life = await lifecycle_throughput(office, n, c, life_cpu)
                 say(f"  lifecycles/s: {life.per_second:.2f} (each: {life.each.summary()})")
-                shape, shape_id = await bare_shape_throughput(client, n, c)
+                shape, shape_id = await bare_shape_throughput(client, n, c, shape_cpu)
                 say(f"  bare-shape/s: {shape:.2f}")
+                say(f"  CPU per lifecycle:  {life_cpu.per(n)}")
+                say(f"  CPU per bare-shape: {shape_cpu.per(n)} (its worker is the bench's)")
                 bare, bare_id = await bare_throughput(client, n, c)
                 say(f"  bare/s (one activity, one update; reference): {bare:.2f}")
                 life_work = await history_counts(client, workflow_id_for(life.sample_id))
@@ -142,6 +156,8 @@ async def stack_benchmarks(
                     "lifecycle_history": life_work,
                     "bare_shape_history": shape_work,
                     "bare_history": bare_work,
+                    "cpu_ms_per_lifecycle": {k: v / n * 1000 for k, v in life_cpu.used.items()},
+                    "cpu_ms_per_bare_shape": {k: v / n * 1000 for k, v in shape_cpu.used.items()},
                 }
             if "verify" in only:
                 n, c = args.verifies, args.concurrency

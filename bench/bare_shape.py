@@ -18,7 +18,7 @@ from temporalio import activity, workflow
 from temporalio.client import Client, WorkflowHandle
 from temporalio.worker import Worker
 
-from bench.common import Latencies
+from bench.common import CpuMeter, Latencies
 
 STEP_TIMEOUT = timedelta(seconds=30)
 
@@ -78,9 +78,11 @@ async def _started(client: Client, task_queue: str) -> WorkflowHandle[BareShapeW
     )
 
 
-async def bare_shape_throughput(client: Client, count: int, concurrency: int) -> tuple[float, str]:
+async def bare_shape_throughput(
+    client: Client, count: int, concurrency: int, meter: CpuMeter | None = None
+) -> tuple[float, str]:
     """Bare-shape workflows per second, each driven through its three updates to its end;
-    and the id of one, whose history can be counted."""
+    and the id of one, whose history can be counted. ``meter`` measures the timed part."""
     task_queue = f"bench-bare-shape-{uuid.uuid4()}"
     gate = asyncio.Semaphore(concurrency)
 
@@ -95,9 +97,13 @@ async def bare_shape_throughput(client: Client, count: int, concurrency: int) ->
 
     async with bare_shape_worker(client, task_queue):
         sample_id = await one()  # warm-up: the worker's first task loads the sandbox
+        if meter:
+            meter.start()
         start = time.perf_counter()
         await asyncio.gather(*(one() for _ in range(count)))
         elapsed = time.perf_counter() - start
+        if meter:
+            meter.stop()
     return count / elapsed, sample_id
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import ssl
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -19,12 +20,16 @@ from typing import Any
 
 import httpx
 
-from bench.common import Latencies, Mailbox, Poller
+from bench.common import CpuMeter, Latencies, Mailbox, Poller
 
 PDF = b"%PDF-1.7\n" + b"1 0 obj\n<< /Type /Catalog >>\nendobj\n" * 20
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 2048
 CSRF = "csrf_token"
 HTTP_TIMEOUT = httpx.Timeout(180.0)
+# One TLS context for every patient's browser: httpx builds a new one per transport,
+# loading the CA bundle each time, which took a quarter of the driver's CPU (py-spy),
+# on the same two cores as the product it measures.
+BROWSER_TLS = ssl.create_default_context()
 
 
 @dataclass(frozen=True)
@@ -81,7 +86,9 @@ class Office:
     @asynccontextmanager
     async def browser(self, patient: Patient) -> AsyncIterator[httpx.AsyncClient]:
         token = secrets.token_urlsafe(16)
-        transport = httpx.AsyncHTTPTransport(local_address=patient.source_address)
+        transport = httpx.AsyncHTTPTransport(
+            local_address=patient.source_address, verify=BROWSER_TLS
+        )
         async with httpx.AsyncClient(
             base_url=self.web, transport=transport, cookies={CSRF: token}, timeout=HTTP_TIMEOUT
         ) as client:
@@ -176,7 +183,10 @@ class Throughput:
         return self.count / self.seconds
 
 
-async def lifecycle_throughput(office: Office, count: int, concurrency: int) -> Throughput:
+async def lifecycle_throughput(
+    office: Office, count: int, concurrency: int, meter: CpuMeter | None = None
+) -> Throughput:
+    """``count`` lifecycles, ``concurrency`` at once; ``meter`` measures the timed part."""
     patients = await office.add_patients(count + 1)
     # Warm-up: the first use of every code path; its workflow is the sample whose
     # history is counted.
@@ -190,9 +200,14 @@ async def lifecycle_throughput(office: Office, count: int, concurrency: int) -> 
             await one_lifecycle(office, patient)
             each.samples.append(time.perf_counter() - start)
 
+    if meter:
+        meter.start()
     start = time.perf_counter()
     await asyncio.gather(*(run(patient) for patient in patients))
-    return Throughput(count, time.perf_counter() - start, each, sample_id)
+    elapsed = time.perf_counter() - start
+    if meter:
+        meter.stop()
+    return Throughput(count, elapsed, each, sample_id)
 
 
 @dataclass
