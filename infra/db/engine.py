@@ -17,13 +17,23 @@ from sqlalchemy.ext.asyncio import (
 # and how many more it may open for a moment.
 POOL_SIZE = 15
 POOL_OVERFLOW = 5
+# How long a SQLite write waits for the database's one write lock before it fails with
+# "database is locked". Below the 30 s limit of the activities that write (and of most
+# requests), on purpose: a write cancelled while it waits, and cancelled again while it
+# is cleaned up, is left holding the lock on a connection nobody uses until a garbage
+# collection frees it, and every other writer stalls behind it (docs/BENCHMARKS.md §4).
+# Failing first ends the transaction properly; the activity is retried.
+SQLITE_BUSY_TIMEOUT = 10.0
 
 
 def make_engine(url: str, *, connections: int = POOL_SIZE) -> AsyncEngine:
     """``connections``: how many this process uses at once, kept open in its pool."""
     if url.startswith("sqlite"):
         engine = create_async_engine(
-            url, connect_args={"timeout": 30}, pool_size=connections, max_overflow=POOL_OVERFLOW
+            url,
+            connect_args={"timeout": SQLITE_BUSY_TIMEOUT},
+            pool_size=connections,
+            max_overflow=POOL_OVERFLOW,
         )
 
         @event.listens_for(engine.sync_engine, "connect")
