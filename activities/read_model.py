@@ -9,6 +9,7 @@ from domain.audit import AuditAction
 from domain.secure_email import EventKind, ExpiryToRecord, SecureEmailStatus, StatusChange
 from infra import alerts, timeline
 from infra.audit import SYSTEM, audit
+from infra.db.engine import finishes_when_cancelled
 from infra.secure_emails import move_expiry, project_status
 
 # Status changes the office must be able to trace; "opened" is audited by the portal,
@@ -44,6 +45,7 @@ class ReadModelActivities:
         self._sessions = sessions
 
     @activity.defn
+    @finishes_when_cancelled  # run as a local activity: infra.db.engine says why
     async def record_status(self, change: StatusChange) -> None:
         # Only a newer change wins, so a retried or late activity cannot move a secure
         # email back (say from "opened" to "sent") nor audit the same change twice.
@@ -81,6 +83,7 @@ class ReadModelActivities:
             activity.metric_meter().create_counter(name, COUNTED[change.status]).add(1)
 
     @activity.defn
+    @finishes_when_cancelled  # run as a local activity: infra.db.engine says why
     async def record_expiry(self, change: ExpiryToRecord) -> None:
         """The expiry the office moved, where the portal and the office pages read it."""
         async with self._sessions() as db:

@@ -15,6 +15,7 @@ from domain.errors import UNKNOWN_SECURE_EMAIL
 from domain.secure_email import EventKind, NoticeFailed, ReplyToFile, ReplyToRecord
 from infra import alerts, chart, replies, secure_emails, timeline
 from infra.audit import Actor, audit_secure_email
+from infra.db.engine import finishes_when_cancelled
 from infra.db.models import Reply
 from infra.replies import Written
 
@@ -24,6 +25,7 @@ class RepliesActivities:
         self._sessions = sessions
 
     @activity.defn
+    @finishes_when_cancelled  # run as a local activity: infra.db.engine says why
     async def record_reply(self, recording: ReplyToRecord) -> None:
         """Makes the reply part of the thread: the one the portal kept as pending (its
         text and files never pass through Temporal), or, for a reply a version-1 workflow

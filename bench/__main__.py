@@ -165,11 +165,14 @@ async def stack_benchmarks(
                     f"\n[2] Verify latency: {n} verifies, concurrency {c}, beside the "
                     "bare-shape's Verify update"
                 )
-                verify = await verify_latency(office, n, c)
-                bare_update = await bare_shape_verify_latency(client, n, c)
+                verify_cpu, update_cpu = stack_cpu(stack), stack_cpu(stack)
+                verify = await verify_latency(office, n, c, verify_cpu)
+                bare_update = await bare_shape_verify_latency(client, n, c, update_cpu)
                 say(f"  Verify, right passcode: {verify.right.summary()}")
                 say(f"  Verify, wrong passcode: {verify.wrong.summary()}")
                 say(f"  bare update:            {bare_update.summary()}")
+                say(f"  CPU per right Verify: {verify_cpu.per(n)}")
+                say(f"  CPU per bare update:  {update_cpu.per(n)} (its worker is the bench's)")
                 figures["verify"] = {
                     "samples": n,
                     "concurrency": c,
@@ -179,6 +182,8 @@ async def stack_benchmarks(
                     "wrong_p99_ms": verify.wrong.ms(0.99),
                     "bare_p50_ms": bare_update.ms(0.5),
                     "bare_p99_ms": bare_update.ms(0.99),
+                    "cpu_ms_per_verify": {k: v / n * 1000 for k, v in verify_cpu.used.items()},
+                    "cpu_ms_per_bare_update": {k: v / n * 1000 for k, v in update_cpu.used.items()},
                 }
 
 

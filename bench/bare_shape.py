@@ -107,9 +107,12 @@ async def bare_shape_throughput(
     return count / elapsed, sample_id
 
 
-async def bare_shape_verify_latency(client: Client, count: int, concurrency: int) -> Latencies:
+async def bare_shape_verify_latency(
+    client: Client, count: int, concurrency: int, meter: CpuMeter | None = None
+) -> Latencies:
     """The Verify-like update alone, ``concurrency`` at once, on workflows whose passcode
-    update has answered: as the benchmark's Verify meets a secure email."""
+    update has answered: as the benchmark's Verify meets a secure email. ``meter``
+    measures the timed updates."""
     task_queue = f"bench-bare-shape-{uuid.uuid4()}"
     latencies = Latencies()
     async with bare_shape_worker(client, task_queue):
@@ -127,7 +130,11 @@ async def bare_shape_verify_latency(client: Client, count: int, concurrency: int
                 await handle.execute_update(BareShapeWorkflow.verify)
                 latencies.samples.append(time.perf_counter() - start)
 
+        if meter:
+            meter.start()
         await asyncio.gather(*(patient() for _ in range(concurrency)))
+        if meter:
+            meter.stop()
         for handle in handles:
             await handle.execute_update(BareShapeWorkflow.reply)
         await asyncio.gather(*(handle.result() for handle in handles))

@@ -216,10 +216,12 @@ class VerifyLatency:
     wrong: Latencies
 
 
-async def verify_latency(office: Office, count: int, concurrency: int) -> VerifyLatency:
+async def verify_latency(
+    office: Office, count: int, concurrency: int, meter: CpuMeter | None = None
+) -> VerifyLatency:
     """Verify at ``concurrency`` at once: first a wrong passcode (the update answers
     without any activity), then the right one (the update records "opened" through an
-    activity, the web app starts the portal session)."""
+    activity, the web app starts the portal session). ``meter`` measures the right ones."""
     patients = await office.add_patients(count)
     gate = asyncio.Semaphore(concurrency)
     ready: list[tuple[Patient, httpx.AsyncClient, str, str]] = []
@@ -260,5 +262,9 @@ async def verify_latency(office: Office, count: int, concurrency: int) -> Verify
             return latencies
 
         wrong = await timed_verifies(right=False)
+        if meter:
+            meter.start()
         right = await timed_verifies(right=True)
+        if meter:
+            meter.stop()
     return VerifyLatency(right=right, wrong=wrong)

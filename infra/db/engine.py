@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+import functools
+from collections.abc import Callable, Coroutine
+from typing import Any, ParamSpec, TypeVar
 
 from sqlalchemy import event, text
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
@@ -80,3 +83,40 @@ async def commit_or_refusal(db: AsyncSession) -> IntegrityError | None:
         await db.rollback()
         return refused
     return None
+
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+def finishes_when_cancelled(
+    work: Callable[P, Coroutine[Any, Any, T]],
+) -> Callable[P, Coroutine[Any, Any, T]]:
+    """Lets ``work`` (a coroutine function that is one transaction) end its transaction
+    when its caller is cancelled, and only then passes the cancellation on.
+
+    For the worker's local activities: the SDK cancels one at its time limit and again
+    when its workflow leaves the cache. Cancelled in the middle of a statement (twice:
+    SQLAlchemy's clean-up is cancelled too), the connection is thrown away with its
+    statement unfinished, and on SQLite that connection keeps the database's one write
+    lock until a garbage collection frees it: every writer after it stalled (the
+    2,000-open benchmark, docs/BENCHMARKS.md §4). Finished, the transaction commits or
+    rolls back and gives its connection back clean; the activity is retried as before.
+    """
+
+    @functools.wraps(work)
+    async def run(*args: P.args, **kwargs: P.kwargs) -> T:
+        task = asyncio.ensure_future(work(*args, **kwargs))
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            while not task.done():
+                try:
+                    await asyncio.shield(task)
+                except asyncio.CancelledError:
+                    continue  # cancelled again: still wait for the transaction's end
+                except Exception:
+                    break  # it failed on its own; the cancellation is what is reported
+            raise
+
+    return run

@@ -9,23 +9,20 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import text
 
 import infra.crypto.keys
-from domain.patients import PatientCreate
-from infra.accounts import create_practice, create_staff_user
 from infra.crypto.fields import configure_field_encryption, decrypt_field
 from infra.crypto.keys import EncryptionKeys
 from infra.db.engine import make_engine, make_sessionmaker
 from infra.db.migrate import downgrade, upgrade
-from infra.db.models import Attachment, SecureEmail
-from infra.directory import add_patient
+from infra.db.models import Attachment
 from infra.settings import Settings
 from tests.fixtures.postgres import new_database
+from tests.fixtures.rows import a_secure_email
 
 NAME = "biopsy-jane.pdf"
 COLUMN = "attachments.filename"
@@ -48,25 +45,7 @@ def no_configured_ring(field_encryption: EncryptionKeys) -> Iterator[None]:
 async def add_attachment(url: str) -> str:
     engine = make_engine(url)
     async with make_sessionmaker(engine)() as db:
-        practice = await create_practice(db, "Smile Dental", sender_address="o@smile.example")
-        staff = await create_staff_user(db, practice, "clerk@smile.example", "pw-" * 5)
-        patient = await add_patient(
-            db, practice.id, PatientCreate(name="Jane Roe", email="jane@example.com")
-        )
-        now = datetime.now(UTC)
-        secure_email = SecureEmail(
-            practice_id=practice.id,
-            patient_id=patient.id,
-            staff_id=staff.id,
-            subject="Results",
-            body="Attached.",
-            link_token_hash=uuid.uuid4().hex,
-            status="sent",
-            sent_at=now,
-            expires_at=now + timedelta(days=7),
-        )
-        db.add(secure_email)
-        await db.flush()
+        secure_email = await a_secure_email(db)
         attachment = Attachment(
             secure_email_id=secure_email.id,
             object_key=f"objects/{uuid.uuid4()}",

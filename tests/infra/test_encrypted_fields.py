@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import StatementError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from domain.patients import PatientCreate
-from infra.accounts import create_practice, create_staff_user
 from infra.crypto.fields import (
     EncryptedText,
     FieldDecryptionError,
@@ -24,8 +20,7 @@ from infra.crypto.fields import (
 from infra.crypto.keys import EncryptionKeys
 from infra.db.engine import make_engine, make_sessionmaker
 from infra.db.models import Base, SecureEmail
-from infra.directory import add_patient
-from infra.security import new_token, token_hash
+from tests.fixtures.rows import a_secure_email
 
 SUBJECT = "Biopsy results for tooth 14"
 BODY = "Dear Ada, the biopsy of tooth 14 came back benign. Dr Ng"
@@ -48,26 +43,7 @@ async def new_secure_email(
 ) -> str:
     """A secure email stored through the ORM (its own practice, staff and patient)."""
     async with sessions() as db:
-        suffix = uuid.uuid4().hex[:8]
-        practice = await create_practice(db, "Smile Dental", sender_address="office@smile.example")
-        staff_email = f"staff-{suffix}@smile.example"
-        staff = await create_staff_user(db, practice, staff_email, "pw-" + suffix)
-        patient = await add_patient(
-            db, practice.id, PatientCreate(name="Ada Lovelace", email=f"ada-{suffix}@example.com")
-        )
-        sent_at = datetime.now(UTC)
-        secure_email = SecureEmail(
-            practice_id=practice.id,
-            patient_id=patient.id,
-            staff_id=staff.id,
-            subject=subject,
-            body=body,
-            link_token_hash=token_hash(new_token()),
-            status="sent",
-            sent_at=sent_at,
-            expires_at=sent_at + timedelta(days=7),
-        )
-        db.add(secure_email)
+        secure_email = await a_secure_email(db, subject=subject, body=body)
         await db.commit()
         return secure_email.id
 
