@@ -41,6 +41,7 @@ from typing import Any, cast
 from sqlalchemy import Connection, Table, bindparam, exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from infra.db.engine import finishes_when_cancelled
 from infra.db.models import AuditChainHead, AuditEvent, AuditLink
 
 # The hash before the first event.
@@ -149,18 +150,27 @@ def _link_batch(connection: Connection) -> int:
     return len(made)
 
 
+@finishes_when_cancelled  # the linker is cancelled when its process stops
+async def _link_next_batch(engine: AsyncEngine) -> int | None:
+    """One batch in one transaction: how many it linked, None if nothing was waiting."""
+    async with engine.connect() as connection:
+        # A read first: no write lock at all while there is nothing to link.
+        waiting = await connection.scalar(select(links.c.event_id).where(_unlinked).limit(1))
+        if waiting is None:
+            return None
+        await connection.rollback()
+        made = await connection.run_sync(_link_batch)
+        await connection.commit()
+        return made
+
+
 async def link_pending(engine: AsyncEngine) -> int:
     """Links every event committed so far; returns how many it linked."""
     linked = 0
     while True:
-        async with engine.connect() as connection:
-            # A read first: no write lock at all while there is nothing to link.
-            waiting = await connection.scalar(select(links.c.event_id).where(_unlinked).limit(1))
-            if waiting is None:
-                return linked
-            await connection.rollback()
-            made = await connection.run_sync(_link_batch)
-            await connection.commit()
+        made = await _link_next_batch(engine)
+        if made is None:
+            return linked
         linked += made
         if made < BATCH:
             return linked

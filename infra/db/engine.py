@@ -95,13 +95,14 @@ def finishes_when_cancelled(
     """Lets ``work`` (a coroutine function that is one transaction) end its transaction
     when its caller is cancelled, and only then passes the cancellation on.
 
-    For the worker's local activities: the SDK cancels one at its time limit and again
-    when its workflow leaves the cache. Cancelled in the middle of a statement (twice:
-    SQLAlchemy's clean-up is cancelled too), the connection is thrown away with its
-    statement unfinished, and on SQLite that connection keeps the database's one write
-    lock until a garbage collection frees it: every writer after it stalled (the
-    2,000-open benchmark, docs/BENCHMARKS.md §4). Finished, the transaction commits or
-    rolls back and gives its connection back clean; the activity is retried as before.
+    For transactions whose caller is cancelled in the normal run of things: the worker's
+    local activities (the SDK cancels one at its time limit and again when its workflow
+    leaves the cache) and the audit linker (when its process stops). Cancelled in the
+    middle of a statement, twice (SQLAlchemy's clean-up is cancelled too), the
+    connection is thrown away with its statement unfinished, and on SQLite it keeps the
+    database's one write lock until a garbage collection frees it: every writer after it
+    stalled (the open-emails benchmark, docs/BENCHMARKS.md §4). Finished, the transaction
+    commits or rolls back and gives its connection back clean; an activity is retried.
     """
 
     @functools.wraps(work)
