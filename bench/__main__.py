@@ -21,7 +21,8 @@ from typing import Any
 
 from bench.bare import bare_throughput, history_counts
 from bench.bare_shape import bare_shape_throughput, bare_shape_verify_latency
-from bench.common import CpuMeter, Mailbox, machine, postgres_pids, say
+from bench.common import Mailbox, machine, say
+from bench.cpu import stack_cpu
 from bench.lifecycle import lifecycle_throughput, office_of, verify_latency
 from bench.office_pages import office_pages
 from bench.open_emails import open_emails
@@ -29,7 +30,7 @@ from bench.two_of_each import two_of_each
 from bench.uploads import upload_memory
 from domain.secure_email import workflow_id_for
 from infra.temporal.client import connect
-from tests.fixtures.devstack import DevStack, child_pids, command_line, securemail_dev
+from tests.fixtures.devstack import DevStack, securemail_dev
 from tests.fixtures.postgres import fresh_postgres
 
 ALL = ("uploads", "lifecycles", "verify", "open", "pages")
@@ -86,17 +87,6 @@ def stack_output_on_failure(stack: DevStack) -> Iterator[None]:
             say("\n".join(problems[-5:] + ["..."] + lines[-15:]))
         say("\n".join(["[embedded stack] securemail dev:", *stack.output.splitlines()[-10:]]))
         raise
-
-
-def stack_cpu(stack: DevStack) -> CpuMeter:
-    """A CPU meter over the stack's processes, the local PostgreSQL and this driver."""
-    groups: dict[str, list[int]] = {"bench": [os.getpid()], "dev": [stack.process.pid]}
-    for pid in child_pids(stack.process.pid):
-        words = command_line(pid)
-        # `python -m workers.cli worker`, `... web`, `... smtp-catcher`; `temporal`, `rclone`
-        cli = words.index("workers.cli") + 1 if "workers.cli" in words else 0
-        groups.setdefault(Path(words[cli]).name, []).append(pid)
-    return CpuMeter(groups, joining={"postgres": postgres_pids})
 
 
 async def stack_benchmarks(

@@ -12,7 +12,7 @@ import platform
 import re
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from email.message import EmailMessage
@@ -68,68 +68,6 @@ class Latencies:
             f"n={len(self.samples)} p50={self.ms(0.50):.1f} ms p95={self.ms(0.95):.1f} ms "
             f"p99={self.ms(0.99):.1f} ms max={self.ms(1.0):.1f} ms"
         )
-
-
-# Process CPU ---------------------------------------------------------------------------
-
-_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(pid: int) -> float:
-    """User and system CPU the process has used so far (0 once it is gone)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / _TICKS
-
-
-def postgres_pids() -> list[int]:
-    """The local PostgreSQL cluster's processes (its backends serve the stack)."""
-    pids = []
-    for entry in os.scandir("/proc"):
-        if entry.name.isdigit():
-            try:
-                if Path(f"/proc/{entry.name}/comm").read_text().strip() == "postgres":
-                    pids.append(int(entry.name))
-            except OSError:
-                continue
-    return pids
-
-
-@dataclass
-class CpuMeter:
-    """CPU seconds each named group of processes used between ``start`` and ``stop``.
-
-    Everything runs on the same two cores, so a benchmark's throughput is bounded by the
-    CPU all its processes need per operation; this says which process needs it.
-    ``joining`` groups are listed again at ``stop``: a process that started in between
-    (a PostgreSQL backend for a new pooled connection) counts from its start.
-    """
-
-    groups: dict[str, list[int]]
-    joining: dict[str, Callable[[], list[int]]] = field(default_factory=dict)
-    used: dict[str, float] = field(default_factory=dict)
-    _before: dict[int, float] = field(default_factory=dict)
-
-    def _all(self) -> dict[str, list[int]]:
-        return self.groups | {name: found() for name, found in self.joining.items()}
-
-    def start(self) -> None:
-        self._before = {pid: cpu_seconds(pid) for pids in self._all().values() for pid in pids}
-
-    def stop(self) -> None:
-        self.used = {
-            name: sum(max(0.0, cpu_seconds(pid) - self._before.get(pid, 0.0)) for pid in pids)
-            for name, pids in self._all().items()
-        }
-
-    def per(self, count: int) -> str:
-        """``name X ms`` for each group per operation, largest first, and the total."""
-        parts = sorted(self.used.items(), key=lambda item: -item[1])
-        total = sum(self.used.values())
-        listed = ", ".join(f"{name} {seconds / count * 1000:.0f}" for name, seconds in parts)
-        return f"{total / count * 1000:.0f} ms ({listed})"
 
 
 # Process memory ------------------------------------------------------------------------

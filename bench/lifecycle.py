@@ -20,7 +20,8 @@ from typing import Any
 
 import httpx
 
-from bench.common import CpuMeter, Latencies, Mailbox, Poller
+from bench.common import Latencies, Mailbox, Poller
+from bench.cpu import CpuMeter
 
 PDF = b"%PDF-1.7\n" + b"1 0 obj\n<< /Type /Catalog >>\nendobj\n" * 20
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 2048

@@ -20,6 +20,7 @@ from pathlib import Path
 import httpx
 
 from bench.common import Mailbox, say
+from bench.cpu import stack_cpu
 from bench.lifecycle import HTTP_TIMEOUT, Office, lifecycle_throughput, office_of
 from tests.fixtures.devstack import DevStack, securemail_dev
 from tests.fixtures.postgres import fresh_postgres
@@ -32,6 +33,9 @@ class StackThroughput:
     lifecycles: int
     concurrency: int
     seconds: float
+    # CPU per lifecycle by process, over the whole run (the warm-ups and the patients'
+    # records included: a little more than the timed part alone).
+    cpu_ms: dict[str, float]
 
     @property
     def per_second(self) -> float:
@@ -75,11 +79,21 @@ async def stack_throughput(
             stack.wait_until_ready()
             async with offices_of(stack) as offices:
                 share, gate = count // webs, max(1, concurrency // webs)
+                meter = stack_cpu(stack)
+                meter.start()
                 runs = await asyncio.gather(
                     *(lifecycle_throughput(office, share, gate) for office in offices)
                 )
+                meter.stop()
+    every = share * webs + webs  # and one warm-up per web app
+    say(f"  {workers} x {webs}: CPU per lifecycle {meter.per(every)}")
     return StackThroughput(
-        workers, webs, share * webs, gate * webs, max(run.seconds for run in runs)
+        workers,
+        webs,
+        share * webs,
+        gate * webs,
+        max(run.seconds for run in runs),
+        {name: seconds / every * 1000 for name, seconds in meter.used.items()},
     )
 
 
