@@ -103,6 +103,8 @@ def finishes_when_cancelled(
     database's one write lock until a garbage collection frees it: every writer after it
     stalled (the open-emails benchmark, docs/BENCHMARKS.md §4). Finished, the transaction
     commits or rolls back and gives its connection back clean; an activity is retried.
+    The wait is bounded by the database's own limits (SQLite's lock wait, the pool's
+    checkout timeout, the driver's connect timeout), not by the caller.
     """
 
     @functools.wraps(work)
