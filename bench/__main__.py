@@ -25,7 +25,7 @@ from bench.common import Mailbox, machine, say
 from bench.cpu import stack_cpu
 from bench.lifecycle import lifecycle_throughput, office_of, verify_latency
 from bench.office_pages import office_pages
-from bench.open_emails import open_emails
+from bench.open_emails import OpenEmails, open_emails
 from bench.two_of_each import two_of_each
 from bench.uploads import upload_memory
 from domain.secure_email import workflow_id_for
@@ -40,13 +40,22 @@ def _env_int(name: str, default: int) -> int:
     return int(os.environ.get(name, default))
 
 
+def _counts(text: str) -> list[int]:
+    return [int(count) for count in text.split(",")]
+
+
 def options() -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--lifecycles", type=int, default=_env_int("BENCH_LIFECYCLES", 40))
     # 8 at once left the cores idle while lifecycles waited on mail; 16 keeps them busy.
     parser.add_argument("--concurrency", type=int, default=_env_int("BENCH_CONCURRENCY", 16))
     parser.add_argument("--verifies", type=int, default=_env_int("BENCH_VERIFIES", 48))
-    parser.add_argument("--open-emails", type=int, default=_env_int("BENCH_OPEN_EMAILS", 500))
+    parser.add_argument(
+        "--open-emails",
+        type=_counts,
+        default=_counts(os.environ.get("BENCH_OPEN_EMAILS", "500")),
+        help="comma-separated sizes, each its own run: 500,10000 is the long mode",
+    )
     parser.add_argument("--office-rows", type=int, default=_env_int("BENCH_OFFICE_ROWS", 100_000))
     parser.add_argument(
         "--databases",
@@ -177,6 +186,26 @@ async def stack_benchmarks(
                 }
 
 
+async def open_run(count: int, database: str, workdir: Path) -> OpenEmails:
+    """One size of the open-emails benchmark, on a fresh PostgreSQL database or SQLite."""
+    say(f"\n[4] open secure emails: {count} workflows on their timers, {database}")
+    async with AsyncExitStack() as databases:
+        url = None
+        if database == "postgresql":
+            url = await databases.enter_async_context(fresh_postgres("bench_open"))
+        opened = await open_emails(count, workdir, url)
+    say(
+        f"  {opened.database} worker RSS: {opened.rss_start_mib:.0f} MiB started, "
+        f"{opened.rss_idle_mib:.0f} MiB with all open, peak {opened.rss_peak_mib:.0f} MiB; "
+        f"expired {opened.expired}/{opened.count} in {opened.expire_seconds:.1f} s"
+    )
+    say(
+        f"  read model ({opened.database}): {opened.sent_before_expiry} 'sent' before "
+        f"the skip, {opened.expired_in_database} 'expired' after; {opened.notices} notices"
+    )
+    return opened
+
+
 async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     only = set(args.only.split(","))
     figures: dict[str, Any] = {
@@ -201,25 +230,10 @@ async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         figures["two_of_each"] = vars(both.one) | {"many": vars(both.many), "factor": both.factor}
 
     if "open" in only:
-        say(
-            f"\n[4] open secure emails: {args.open_emails} workflows on their timers, "
-            f"{args.stack_database}"
-        )
-        async with AsyncExitStack() as database:
-            url = None
-            if args.stack_database == "postgresql":
-                url = await database.enter_async_context(fresh_postgres("bench_open"))
-            opened = await open_emails(args.open_emails, workdir, url)
-        say(
-            f"  {opened.database} worker RSS: {opened.rss_start_mib:.0f} MiB started, "
-            f"{opened.rss_idle_mib:.0f} MiB with all open, peak {opened.rss_peak_mib:.0f} MiB; "
-            f"expired {opened.expired}/{opened.count} in {opened.expire_seconds:.1f} s"
-        )
-        say(
-            f"  read model ({opened.database}): {opened.sent_before_expiry} 'sent' before "
-            f"the skip, {opened.expired_in_database} 'expired' after; {opened.notices} notices"
-        )
-        figures["open"] = vars(opened)
+        figures["open"] = []
+        for count in args.open_emails:
+            opened = await open_run(count, args.stack_database, workdir / f"open-{count}")
+            figures["open"].append(vars(opened))
 
     if "pages" in only:
         for kind in args.databases.split(","):
@@ -256,8 +270,7 @@ def summary(figures: dict[str, Any]) -> None:
             f"  Verify p50 {v['right_p50_ms']:.0f} ms vs bare {v['bare_p50_ms']:.0f} ms "
             f"[<= 1.25 x = {1.25 * v['bare_p50_ms']:.0f}]; p99 {v['right_p99_ms']:.0f} ms [< 250]"
         )
-    if "open" in figures:
-        o = figures["open"]
+    for o in figures.get("open", []):
         say(
             f"  {o['count']} open on {o['database']}: worker RSS {o['rss_peak_mib']:.0f} MiB "
             f"peak [< 250], {o['expired']} expired"
