@@ -138,7 +138,9 @@ def log_problems(log: Path) -> Counter[str]:
 async def open_emails(
     count: int, workdir: Path, database_url: str | None = None, concurrency: int = 32
 ) -> OpenEmails:
-    """``database_url``: an empty database for the read model; None for a SQLite file."""
+    """``database_url``: an empty database for the read model; None for a SQLite file
+    in ``workdir`` (made if missing), where the worker's log also goes."""
+    workdir.mkdir(parents=True, exist_ok=True)
     ring = EncryptionKeys.generate()
     configure_field_encryption(ring)
     url = database_url or f"sqlite+aiosqlite:///{workdir / 'open-emails.db'}"
