@@ -155,8 +155,8 @@ async def stack_benchmarks(
                     "lifecycle_history": life_work,
                     "bare_shape_history": shape_work,
                     "bare_history": bare_work,
-                    "cpu_ms_per_lifecycle": {k: v / n * 1000 for k, v in life_cpu.used.items()},
-                    "cpu_ms_per_bare_shape": {k: v / n * 1000 for k, v in shape_cpu.used.items()},
+                    "cpu_ms_per_lifecycle": life_cpu.ms_per(n),
+                    "cpu_ms_per_bare_shape": shape_cpu.ms_per(n),
                 }
             if "verify" in only:
                 n, c = args.verifies, args.concurrency
@@ -181,8 +181,8 @@ async def stack_benchmarks(
                     "wrong_p99_ms": verify.wrong.ms(0.99),
                     "bare_p50_ms": bare_update.ms(0.5),
                     "bare_p99_ms": bare_update.ms(0.99),
-                    "cpu_ms_per_verify": {k: v / n * 1000 for k, v in verify_cpu.used.items()},
-                    "cpu_ms_per_bare_update": {k: v / n * 1000 for k, v in update_cpu.used.items()},
+                    "cpu_ms_per_verify": verify_cpu.ms_per(n),
+                    "cpu_ms_per_bare_update": update_cpu.ms_per(n),
                 }
 
 

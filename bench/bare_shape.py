@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from contextlib import nullcontext
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
@@ -101,13 +102,10 @@ async def bare_shape_throughput(
 
     async with bare_shape_worker(client, task_queue):
         sample_id = await one()  # warm-up: the worker's first task loads the sandbox
-        if meter:
-            meter.start()
-        start = time.perf_counter()
-        await asyncio.gather(*(one() for _ in range(count)))
-        elapsed = time.perf_counter() - start
-        if meter:
-            meter.stop()
+        with meter or nullcontext():
+            start = time.perf_counter()
+            await asyncio.gather(*(one() for _ in range(count)))
+            elapsed = time.perf_counter() - start
     return count / elapsed, sample_id
 
 
@@ -134,11 +132,8 @@ async def bare_shape_verify_latency(
                 await handle.execute_update(BareShapeWorkflow.verify)
                 latencies.samples.append(time.perf_counter() - start)
 
-        if meter:
-            meter.start()
-        await asyncio.gather(*(patient() for _ in range(concurrency)))
-        if meter:
-            meter.stop()
+        with meter or nullcontext():
+            await asyncio.gather(*(patient() for _ in range(concurrency)))
         for handle in handles:
             await handle.execute_update(BareShapeWorkflow.reply)
         await asyncio.gather(*(handle.result() for handle in handles))

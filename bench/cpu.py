@@ -41,8 +41,8 @@ def postgres_pids() -> list[int]:
 
 @dataclass
 class CpuMeter:
-    """CPU seconds each named group of processes used between ``start`` and ``stop``.
-    ``joining`` groups are listed again at ``stop``: a process that started in between
+    """CPU seconds each named group of processes used inside ``with meter:``.
+    ``joining`` groups are listed again at the end: a process that started in between
     (a PostgreSQL backend for a new pooled connection) counts from its start.
     """
 
@@ -54,26 +54,26 @@ class CpuMeter:
     def _all(self) -> dict[str, list[int]]:
         return self.groups | {name: found() for name, found in self.joining.items()}
 
-    def start(self) -> None:
+    def __enter__(self) -> CpuMeter:
         self._before = {pid: cpu_seconds(pid) for pids in self._all().values() for pid in pids}
+        return self
 
-    def stop(self) -> None:
+    def __exit__(self, *_: object) -> None:
         self.used = {
             name: sum(max(0.0, cpu_seconds(pid) - self._before.get(pid, 0.0)) for pid in pids)
             for name, pids in self._all().items()
         }
 
+    def ms_per(self, count: int) -> dict[str, float]:
+        """Milliseconds each group used per operation, for the JSON figures."""
+        return {name: seconds / count * 1000 for name, seconds in self.used.items()}
+
     def per(self, count: int) -> str:
         """The total per operation, and ``name X ms`` for each group that used 0.5 ms or
         more of it, largest first."""
-        parts = sorted(self.used.items(), key=lambda item: -item[1])
-        total = sum(self.used.values())
-        listed = ", ".join(
-            f"{name} {seconds / count * 1000:.0f}"
-            for name, seconds in parts
-            if seconds / count >= 0.0005
-        )
-        return f"{total / count * 1000:.0f} ms ({listed})"
+        each = sorted(self.ms_per(count).items(), key=lambda item: -item[1])
+        listed = ", ".join(f"{name} {ms:.0f}" for name, ms in each if ms >= 0.5)
+        return f"{sum(ms for _, ms in each):.0f} ms ({listed})"
 
 
 def stack_cpu(stack: DevStack) -> CpuMeter:

@@ -14,7 +14,7 @@ import ssl
 import time
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -201,13 +201,10 @@ async def lifecycle_throughput(
             await one_lifecycle(office, patient)
             each.samples.append(time.perf_counter() - start)
 
-    if meter:
-        meter.start()
-    start = time.perf_counter()
-    await asyncio.gather(*(run(patient) for patient in patients))
-    elapsed = time.perf_counter() - start
-    if meter:
-        meter.stop()
+    with meter or nullcontext():
+        start = time.perf_counter()
+        await asyncio.gather(*(run(patient) for patient in patients))
+        elapsed = time.perf_counter() - start
     return Throughput(count, elapsed, each, sample_id)
 
 
@@ -263,9 +260,6 @@ async def verify_latency(
             return latencies
 
         wrong = await timed_verifies(right=False)
-        if meter:
-            meter.start()
-        right = await timed_verifies(right=True)
-        if meter:
-            meter.stop()
+        with meter or nullcontext():
+            right = await timed_verifies(right=True)
     return VerifyLatency(right=right, wrong=wrong)

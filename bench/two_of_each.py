@@ -79,12 +79,10 @@ async def stack_throughput(
             stack.wait_until_ready()
             async with offices_of(stack) as offices:
                 share, gate = count // webs, max(1, concurrency // webs)
-                meter = stack_cpu(stack)
-                meter.start()
-                runs = await asyncio.gather(
-                    *(lifecycle_throughput(office, share, gate) for office in offices)
-                )
-                meter.stop()
+                with stack_cpu(stack) as meter:
+                    runs = await asyncio.gather(
+                        *(lifecycle_throughput(office, share, gate) for office in offices)
+                    )
     every = share * webs + webs  # and one warm-up per web app
     say(f"  {workers} x {webs}: CPU per lifecycle {meter.per(every)}")
     return StackThroughput(
@@ -93,7 +91,7 @@ async def stack_throughput(
         share * webs,
         gate * webs,
         max(run.seconds for run in runs),
-        {name: seconds / every * 1000 for name, seconds in meter.used.items()},
+        meter.ms_per(every),
     )
 
 
