@@ -98,12 +98,12 @@ def finishes_when_cancelled(
     For transactions whose caller is cancelled in the normal run of things: the worker's
     local activities (the SDK cancels one at its time limit and again when its workflow
     leaves the cache; a new local activity that writes takes this too) and the audit
-    linker (when its process stops). Cancelled in the
-    middle of a statement, twice (SQLAlchemy's clean-up is cancelled too), the
-    connection is thrown away with its statement unfinished, and on SQLite it keeps the
-    database's one write lock until a garbage collection frees it: every writer after it
-    stalled (the open-emails benchmark, docs/BENCHMARKS.md §4). Finished, the transaction
-    commits or rolls back and gives its connection back clean; an activity is retried.
+    linker (when its process stops). Cancelled in the middle of a statement, twice
+    (SQLAlchemy's clean-up is cancelled too), the connection is thrown away with its
+    statement unfinished, and on SQLite it keeps the database's one write lock until a
+    garbage collection frees it: every writer after it stalled (the open-emails
+    benchmark, docs/BENCHMARKS.md §4). Finished, the transaction commits or rolls back
+    and gives its connection back clean; an activity is retried.
     The wait is bounded by the database's own limits (SQLite's lock wait, the pool's
     checkout timeout, the driver's connect timeout), not by the caller.
     """
