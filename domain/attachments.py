@@ -224,7 +224,7 @@ class StoredAttachment(BaseModel):
     the web app, workflows, activities and the database's pending replies pass around
     (the database's ``attachments`` table is its row).
 
-    ``object_key`` is built from ids only (see ``infra.objects``); the patient's file name
+    ``object_key`` is built from ids only (see ``infra.objects.keys``); the patient's file name
     lives here, never in the key. ``content_type`` is kept here too because not every
     object store keeps an object's metadata (rclone's S3 server forgets it on restart).
     The field names are those of the histories and rows written before this model

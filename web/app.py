@@ -15,7 +15,7 @@ from infra.crypto.fields import configure_field_encryption
 from infra.crypto.keys import encryption_keys, portal_keys
 from infra.db.engine import make_engine, make_sessionmaker
 from infra.db.migrate import require_migrated
-from infra.encrypted_objects import secure_object_store
+from infra.objects.encrypted import secure_object_store
 from infra.settings import Settings, get_settings
 from web import api, errors, office, ops, portal, webhooks
 from web.api import docs

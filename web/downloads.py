@@ -8,7 +8,7 @@ from fastapi import HTTPException, status
 from fastapi.responses import StreamingResponse
 
 from infra.db.models import Attachment
-from infra.objects import ObjectNotFound, ObjectUnreadable, StoreUnavailable
+from infra.objects.interface import ObjectNotFound, ObjectUnreadable, StoreUnavailable
 from web.state import AppState
 
 UNREADABLE = "This file cannot be opened. Please contact the office."

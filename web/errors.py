@@ -22,7 +22,7 @@ from temporalio.service import RPCError
 
 from infra.accounts import StaffRuleError
 from infra.db.models import Practice
-from infra.objects import ObjectUnreadable, StoreUnavailable
+from infra.objects.interface import ObjectUnreadable, StoreUnavailable
 from web.deps import MustChangePassword, NotOfficeStaff, NotSignedIn, TemporalUnavailable
 from web.templating import render
 

@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from temporalio.client import Client
 
 from infra.crypto.keys import PortalKeys
-from infra.objects import ObjectStore
+from infra.objects.interface import ObjectStore
 from infra.settings import Settings
 from infra.temporal.client import connect
 

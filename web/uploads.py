@@ -20,7 +20,7 @@ from starlette.datastructures import UploadFile as ParsedFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
 from infra.db.models import Attachment
-from infra.objects import ObjectStore
+from infra.objects.interface import ObjectStore
 
 # At most this many files in one secure email or reply; with 20 MB each, the body limits
 # of web.body_limits follow from it.

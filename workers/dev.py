@@ -24,7 +24,7 @@ import httpx
 
 from infra.crypto.keys import encryption_keys, portal_keys
 from infra.db.migrate import migrate_async
-from infra.objects import object_store
+from infra.objects.s3 import object_store
 from infra.settings import Settings
 from infra.temporal.search_attributes import cli_flags
 from workers.bootstrap import DevCredentials, credentials_path, ensure_demo_practice

@@ -5,7 +5,7 @@ Three keysets, each a Tink JSON keyset (``tink.json_proto_keyset_format``):
 - ``SECURE_EMAIL_ENCRYPTION_KEYSET`` — AEAD (AES256_GCM): database fields
   (``infra.crypto.fields``) and Temporal payloads (``infra.temporal.codec``);
 - ``SECURE_EMAIL_OBJECT_KEYSET`` — streaming AEAD (AES256_GCM_HKDF_4KB): stored files
-  (``infra.encrypted_objects``);
+  (``infra.objects.encrypted``);
 - ``SECURE_EMAIL_PORTAL_KEYSET`` — PRF (HMAC_SHA256_PRF): notice links and passcodes
   (``infra.crypto.portal_secrets``), never seen by Temporal.
 

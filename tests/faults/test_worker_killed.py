@@ -31,7 +31,7 @@ from temporalio.testing import WorkflowEnvironment
 from infra.db.engine import make_engine, make_sessionmaker
 from infra.db.migrate import migrate_async
 from infra.db.models import Alert, Attachment, ChartDocument, Reply, SecureEmail
-from infra.objects import object_store
+from infra.objects.s3 import object_store
 from infra.settings import Settings
 from tests.conftest import Browser, make_office, some_client_address
 from tests.faults.conftest import REPORT, Seeded, duplicates, report

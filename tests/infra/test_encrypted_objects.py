@@ -18,19 +18,15 @@ import pytest
 
 from domain.attachments import MAX_ATTACHMENT_BYTES
 from infra.crypto.keys import OBJECT_SEGMENT_BYTES, EncryptionKeys
-from infra.encrypted_objects import (
+from infra.objects.encrypted import (
     EncryptedObjectStore,
     ciphertext_size,
     plaintext_size,
     secure_object_store,
 )
-from infra.objects import (
-    DEFAULT_CHUNK_SIZE,
-    ObjectNotFound,
-    ObjectTooLarge,
-    ObjectUnreadable,
-    S3ObjectStore,
-)
+from infra.objects.interface import ObjectNotFound, ObjectTooLarge, ObjectUnreadable
+from infra.objects.s3 import S3ObjectStore
+from infra.objects.streaming import DEFAULT_CHUNK_SIZE
 from tests.fixtures.objects import PseudoRandomFile, measure_peak_memory, new_key, read_all
 from tests.fixtures.s3 import S3Server
 

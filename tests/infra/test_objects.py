@@ -13,13 +13,10 @@ from tempfile import SpooledTemporaryFile
 import pytest
 
 from domain.attachments import MAX_ATTACHMENT_BYTES
-from infra import objects
-from infra.objects import (
-    ObjectNotFound,
-    ObjectTooLarge,
-    S3ObjectStore,
-    object_key,
-)
+from infra.objects import s3
+from infra.objects.interface import ObjectNotFound, ObjectTooLarge
+from infra.objects.keys import object_key
+from infra.objects.s3 import S3ObjectStore
 from tests.fixtures.objects import PseudoRandomFile, measure_peak_memory, new_key, read_all
 from tests.fixtures.s3 import S3Server
 
@@ -219,7 +216,7 @@ async def test_ensure_bucket_twice_is_harmless(object_store: S3ObjectStore) -> N
 
 async def test_ensure_bucket_creates_missing_bucket(s3_server: S3Server) -> None:
     bucket = f"fresh-{uuid.uuid4().hex[:12]}"
-    store = objects.object_store(s3_server.settings(bucket))
+    store = s3.object_store(s3_server.settings(bucket))
 
     await store.ensure_bucket()
     await store.put_bytes(new_key(), b"x")

@@ -40,7 +40,7 @@ from infra.db.engine import make_engine, make_sessionmaker
 from infra.db.migrate import migrate
 from infra.db.models import Patient
 from infra.mail.smtp import SmtpTransport
-from infra.objects import object_store
+from infra.objects.s3 import object_store
 from infra.settings import Settings
 from infra.temporal.client import connect
 from tests.conftest import SENDER, STAFF_PASSWORD

@@ -21,7 +21,7 @@ from domain.secure_email import (
 )
 from infra import secure_emails, timeline
 from infra.db.models import Patient, SecureEmail, StaffUser
-from infra.objects import ObjectNotFound, ObjectUnreadable
+from infra.objects.interface import ObjectNotFound, ObjectUnreadable
 from infra.practices import time_zone_of
 from web.deps import (
     CurrentStaff,

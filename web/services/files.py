@@ -25,7 +25,8 @@ from domain.attachments import (
     safe_filename,
     size_error,
 )
-from infra.objects import ObjectStore, object_key
+from infra.objects.interface import ObjectStore
+from infra.objects.keys import object_key
 
 
 class Upload(Protocol):

@@ -31,7 +31,7 @@ from infra.crypto import portal_secrets
 from infra.crypto.keys import PortalKeys
 from infra.db.models import Patient, Practice, SecureEmail, StaffUser
 from infra.directory import get_patient
-from infra.objects import ObjectStore
+from infra.objects.interface import ObjectStore
 from infra.security import token_hash
 from web.deps import DbSession, temporal_of
 from web.services.files import AttachmentsRefused, Upload, check_uploads, stored_uploads

@@ -31,21 +31,10 @@ from infra.crypto.keys import (
     EncryptionKeys,
     encryption_keys,
 )
-from infra.objects import (
-    DEFAULT_CHUNK_SIZE,
-    DEFAULT_CONTENT_TYPE,
-    ClosingStream,
-    Meter,
-    ObjectChunks,
-    ObjectStore,
-    ObjectUnreadable,
-    Readable,
-    StoredObject,
-    blocking_reader,
-    object_store,
-    remaining_length,
-    validate_key,
-)
+from infra.objects.base import BaseObjectStore, BaseObjectStream
+from infra.objects.interface import ObjectStore, ObjectStream, ObjectUnreadable, Readable
+from infra.objects.s3 import object_store
+from infra.objects.streaming import DEFAULT_CHUNK_SIZE, Meter, blocking_reader
 from infra.settings import Settings
 
 STORED_CONTENT_TYPE = "application/octet-stream"
@@ -78,7 +67,7 @@ def plaintext_size(ciphertext: int, key: str = "") -> int:
     return plaintext
 
 
-class DecryptedObjectStream(ClosingStream):
+class DecryptedObjectStream(BaseObjectStream):
     """The plaintext of one encrypted object, read through Tink's decrypting stream.
 
     ``size`` is the plaintext size, worked out from the stored size before the first
@@ -88,7 +77,7 @@ class DecryptedObjectStream(ClosingStream):
     """
 
     def __init__(
-        self, key: str, ciphertext: ObjectChunks, plaintext: io.BufferedIOBase, size: int | None
+        self, key: str, ciphertext: ObjectStream, plaintext: io.BufferedIOBase, size: int | None
     ) -> None:
         self._key = key
         self._ciphertext = ciphertext
@@ -133,7 +122,7 @@ class DecryptedObjectStream(ClosingStream):
         await self._ciphertext.aclose()
 
 
-class EncryptedObjectStore(ObjectStore):
+class EncryptedObjectStore(BaseObjectStore):
     """An ``ObjectStore`` whose objects are sealed with the object keyset (module doc);
     every call goes through ``inner``, which sees only ciphertext."""
 
@@ -152,26 +141,12 @@ class EncryptedObjectStore(ObjectStore):
     async def ensure_bucket(self) -> None:
         await self._inner.ensure_bucket()
 
-    async def put_file(
-        self,
-        key: str,
-        fileobj: Readable,
-        content_type: str = DEFAULT_CONTENT_TYPE,
-        *,
-        max_bytes: int | None = None,
-    ) -> StoredObject:
-        """Seal and store ``fileobj`` from its current position to its end.
-
-        ``content_type`` is accepted for the common API and not stored: the bucket
-        would otherwise tell what kind of file a patient sent. ``max_bytes`` limits the
-        plaintext; a seekable file over it is refused before anything is uploaded.
-        """
-        validate_key(key)
-        length = await asyncio.to_thread(remaining_length, fileobj)
-        meter = Meter.upload(key, max_bytes, fileobj, length)
+    async def _upload(self, key: str, meter: Meter, length: int | None, content_type: str) -> None:
+        """Seal the plaintext ``meter`` reads (and limits) as the inner store reads it.
+        ``content_type`` is not stored: the bucket would otherwise tell what kind of file
+        a patient sent."""
         reader = _EncryptingReader(meter, self._keys, key, length)
         await self._inner.put_file(key, reader, STORED_CONTENT_TYPE)
-        return meter.stored()
 
     async def get_stream(self, key: str, *, chunk_size: int | None = None) -> DecryptedObjectStream:
         """Open ``key``; ``ObjectNotFound``, a key the keyset lacks, an altered header or
