@@ -44,6 +44,7 @@ lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy .
+	$(BIN)/lint-imports --no-logo
 
 $(BIN)/python:
 	python3 -m venv $(VENV)
@@ -97,6 +98,6 @@ postgres:
 	fi
 
 clean:
-	rm -rf .pytest_cache .mypy_cache .ruff_cache
+	rm -rf .pytest_cache .mypy_cache .ruff_cache .import_linter_cache
 	find . \( -path ./$(VENV) -o -path ./.data \) -prune -o -name __pycache__ -type d -print0 \
 		| xargs -0 rm -rf
