@@ -348,7 +348,7 @@ class SecureEmailWorkflow:
             RepliesActivities.record_reply,
             ReplyToRecord(
                 secure_email_id=self._start.secure_email_id,
-                reply=ReplySubmitted(reply_id=reply.reply_id, client_address=reply.client_address),
+                reply=ReplySubmitted(reply_id=reply.reply_id),
                 sent_at=sent_at,
             ),
         )
