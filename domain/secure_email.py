@@ -221,6 +221,9 @@ class SecureEmailStart(BaseModel):
     reminder_at: datetime | None = None
     # Set when a run continues as new; None on the first run.
     carried: CarriedState | None = None
+    # The workflow this input was made for (``workflows.starting`` sets it): the same
+    # encrypted input copied from a history and started under another id is refused.
+    workflow_id: str | None = None
 
 
 # Activity inputs
@@ -243,6 +246,8 @@ class NoticeToSend(BaseModel):
     occasion: NoticeOccasion = NoticeOccasion.FIRST
     # Which resend (1, 2, ...): its own Message-ID and timeline line.
     number: int = 0
+    # The office's resend request the web app recorded (``infra.notice_claims``).
+    request_id: str | None = None
 
 
 class PasscodeToSend(BaseModel):
@@ -307,6 +312,8 @@ class ExpiryChange(BaseModel):
 
 class NoticeResend(BaseModel):
     staff_id: str
+    # The request the web app recorded first; a resend without one mails nothing.
+    request_id: str | None = None
 
 
 class NoticeResent(BaseModel):
@@ -327,6 +334,13 @@ class NoticeBounced(BaseModel):
     accepted: a signal to its workflow."""
 
     at: datetime
+
+
+class ReportToConfirm(BaseModel):
+    """A report a signal brought (the patient viewed it, its notice bounced), to be
+    confirmed by what the web app recorded and audited in the database."""
+
+    secure_email_id: str
 
 
 # Replies (R9-R11)
