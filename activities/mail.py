@@ -21,7 +21,12 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from domain.addresses import same_address
-from domain.errors import PERMANENT_MAIL_ERROR, TEMPORARY_MAIL_ERROR, UNKNOWN_SECURE_EMAIL
+from domain.errors import (
+    NOT_DUE,
+    PERMANENT_MAIL_ERROR,
+    TEMPORARY_MAIL_ERROR,
+    UNKNOWN_SECURE_EMAIL,
+)
 from domain.notices import EmailContent, notice_email, passcode_email, portal_link
 from domain.passcodes import passcode_for
 from domain.secure_email import (
@@ -32,9 +37,10 @@ from domain.secure_email import (
     PasscodeSent,
     PasscodeToDeliver,
     PasscodeToSend,
+    is_closed,
     workflow_id_for,
 )
-from infra import secure_emails, timeline
+from infra import notice_claims, secure_emails, timeline
 from infra.crypto import portal_secrets
 from infra.crypto.keys import PortalKeys, UnknownKey
 from infra.mail.message import MailMessage
@@ -53,6 +59,7 @@ class _Recipient:
     link_token_hash: str
     expires_at: datetime
     time_zone: str
+    status: str
 
 
 class MailActivities:
@@ -82,6 +89,9 @@ class MailActivities:
                 non_retryable=True,
             ) from None
         occasion = notice.occasion
+        if token_hash(token) != to.link_token_hash:
+            raise _unknown("the link does not match the one the office sent")
+        await self._claim(notice)
         await self._send_notice(
             to, notice.workflow_id, token, to.expires_at, occasion, notice.number
         )
@@ -93,6 +103,9 @@ class MailActivities:
     @activity.defn
     async def send_passcode(self, passcode: PasscodeToSend) -> PasscodeSent:
         to = await self._recipient(passcode.workflow_id, passcode.practice_id, passcode.patient_id)
+        if is_closed(to.status, to.expires_at, datetime.now(UTC)):
+            # A run started from a copied history asks for one after the message closed.
+            raise _not_due("the secure email is closed")
         # Issued under the current key; the check tells the workflow which key to expect.
         ring = self._portal_keys
         key_id = ring.current_id
@@ -164,6 +177,22 @@ class MailActivities:
             "passcode",
         )
 
+    async def _claim(self, notice: NoticeToSend) -> None:
+        """The database's word that this notice is due, for this activity only."""
+        info = activity.info()
+        claimant = f"{info.workflow_run_id}/{info.activity_id}"
+        async with self._sessions() as db:
+            claimed = await notice_claims.claim(
+                db,
+                notice.secure_email_id,
+                notice.occasion,
+                notice.request_id,
+                claimant,
+                datetime.now(UTC),
+            )
+        if not claimed:
+            raise _not_due(f"the {notice.occasion.value} notice is not due")
+
     async def _recipient(
         self, workflow_id: str, practice_id: str | None = None, patient_id: str | None = None
     ) -> _Recipient:
@@ -196,6 +225,7 @@ class MailActivities:
                 link_token_hash=secure_email.link_token_hash,
                 expires_at=secure_email.expires_at,
                 time_zone=practice.time_zone,
+                status=secure_email.status,
             )
 
     async def _add_to_timeline(self, to: _Recipient, kind: EventKind, key: str) -> None:
@@ -251,6 +281,10 @@ class MailActivities:
 def _unknown(why: str) -> ApplicationError:
     # Says why in words for the operator, without naming anyone.
     return ApplicationError(f"nothing sent: {why}", type=UNKNOWN_SECURE_EMAIL, non_retryable=True)
+
+
+def _not_due(why: str) -> ApplicationError:
+    return ApplicationError(f"nothing sent: {why}", type=NOT_DUE, non_retryable=True)
 
 
 def _message_id(workflow_id: str, step: str, sender: str) -> str:

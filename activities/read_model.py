@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 
-from domain.audit import AuditAction
-from domain.secure_email import EventKind, ExpiryToRecord, SecureEmailStatus, StatusChange
+from domain.audit import ActorType, AuditAction
+from domain.secure_email import (
+    EventKind,
+    ExpiryToRecord,
+    ReportToConfirm,
+    SecureEmailStatus,
+    StatusChange,
+)
 from infra import alerts, timeline
 from infra.audit import SYSTEM, audit
 from infra.db.engine import finishes_when_cancelled
+from infra.db.models import AuditEvent
 from infra.secure_emails import move_expiry, project_status
 
 # Status changes the office must be able to trace; "opened" is audited by the portal,
@@ -96,3 +104,35 @@ class ReadModelActivities:
                 f"expiry:{change.number}",
             )
             await db.commit()
+
+    # What a signal reports, confirmed by what the web app audited before sending it: a
+    # signal sent by hand finds nothing and changes nothing the office sees.
+
+    @activity.defn
+    @finishes_when_cancelled  # run as a local activity: infra.db.engine says why
+    async def viewed_in_portal(self, report: ReportToConfirm) -> bool:
+        """The patient opened it in a portal session (the portal audits the view, then
+        signals)."""
+        return await self._audited(report, AuditAction.VIEW, ActorType.PATIENT)
+
+    @activity.defn
+    @finishes_when_cancelled  # run as a local activity: infra.db.engine says why
+    async def bounce_reported(self, report: ReportToConfirm) -> bool:
+        """SendGrid's signed Event Webhook reported its notice bounced (the webhook
+        audits the report, then signals)."""
+        return await self._audited(report, AuditAction.NOTICE_BOUNCED, ActorType.SYSTEM)
+
+    async def _audited(
+        self, report: ReportToConfirm, action: AuditAction, actor_type: ActorType
+    ) -> bool:
+        async with self._sessions() as db:
+            found = await db.scalar(
+                select(AuditEvent.id)
+                .where(
+                    AuditEvent.secure_email_id == report.secure_email_id,
+                    AuditEvent.action == action.value,
+                    AuditEvent.actor_type == actor_type.value,
+                )
+                .limit(1)
+            )
+        return found is not None

@@ -10,11 +10,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from domain.audit import ActorType, AuditAction
 from domain.errors import UNKNOWN_SECURE_EMAIL
 from domain.secure_email import EventKind, NoticeFailed, ReplyToFile, ReplyToRecord
 from infra import alerts, chart, replies, secure_emails, timeline
-from infra.audit import Actor, audit_secure_email
 from infra.db.engine import finishes_when_cancelled
 from infra.db.models import Reply
 from infra.replies import Written
@@ -29,7 +27,8 @@ class RepliesActivities:
     async def record_reply(self, recording: ReplyToRecord) -> None:
         """Makes the reply part of the thread: the one the portal kept as pending (its
         text and files never pass through Temporal), or, for a reply a version-1 workflow
-        accepted with its text in the payload, that."""
+        accepted with its text in the payload, that. The portal audits it, with the
+        patient's client address, which no history holds."""
         reply = recording.reply
         async with self._sessions() as db:
             if await replies.reply(db, reply.reply_id) is not None:
@@ -48,13 +47,6 @@ class RepliesActivities:
                 )
             await replies.add_to_thread(
                 db, secure_email, reply.reply_id, written, recording.sent_at
-            )
-            audit_secure_email(
-                db,
-                secure_email,
-                AuditAction.REPLY,
-                Actor(ActorType.PATIENT, secure_email.patient_id, reply.client_address),
-                detail=f"{len(written.files)} attachment(s)",
             )
             await timeline.add(
                 db,

@@ -19,6 +19,9 @@ class AuditAction(StrEnum):
     SEND = "secure_email.send"
     NOTICE_DELIVERED = "secure_email.notice_delivered"
     NOTICE_FAILED = "secure_email.notice_failed"
+    # SendGrid's signed Event Webhook reported the notice bounced or dropped (its
+    # workflow acts on it only once this is recorded).
+    NOTICE_BOUNCED = "secure_email.notice_bounced"
     PASSCODE_ISSUED = "portal.passcode_issued"
     PASSCODE_REFUSED = "portal.passcode_refused"
     VERIFY_OK = "portal.verify_ok"

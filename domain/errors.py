@@ -10,6 +10,10 @@ from __future__ import annotations
 # An activity was given a secure email the database does not know, or whose practice and
 # patient do not match the request: a forged or mistaken start. Never retried.
 UNKNOWN_SECURE_EMAIL = "UnknownSecureEmail"
+# A notice or passcode the database does not hold due (closed, opened, already mailed by
+# another run, a resend the office never asked for), or a workflow input that names
+# another workflow (copied from a history): nothing is mailed. Never retried.
+NOT_DUE = "NotDue"
 
 # Mail the transport refused for good (bad address, rejected key) or for now.
 PERMANENT_MAIL_ERROR = "PermanentMailError"

@@ -15,7 +15,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 from domain.attachments import StoredAttachment
 
@@ -117,8 +117,16 @@ class SecureEmailInput(BaseModel):
     expires_at: datetime
 
 
+# Histories recorded before the web app kept the patient's client address to itself (in
+# the audit log) carry a ``client_address`` in these three inputs: it is ignored when
+# they are decoded, and never sent again.
+_OLD_FIELDS_IGNORED = ConfigDict(extra="ignore")
+
+
 class PasscodeRequest(BaseModel):
-    client_address: str | None = None
+    """The portal asks for a passcode; who asked, and from where, is in its audit log."""
+
+    model_config = _OLD_FIELDS_IGNORED
 
 
 class PasscodeIssued(BaseModel):
@@ -131,9 +139,10 @@ class PasscodeAttempt(BaseModel):
     ``passcode`` in clear is sent only to v1 workflows, whose passcodes come from a
     secret in their own history."""
 
+    model_config = _OLD_FIELDS_IGNORED
+
     checks: dict[str, str] = {}
     passcode: str = ""
-    client_address: str | None = None
 
 
 class VerifyOutcome(StrEnum):
@@ -212,6 +221,9 @@ class SecureEmailStart(BaseModel):
     reminder_at: datetime | None = None
     # Set when a run continues as new; None on the first run.
     carried: CarriedState | None = None
+    # The workflow this input was made for (``workflows.starting`` sets it): the same
+    # encrypted input copied from a history and started under another id is refused.
+    workflow_id: str | None = None
 
 
 # Activity inputs
@@ -234,6 +246,8 @@ class NoticeToSend(BaseModel):
     occasion: NoticeOccasion = NoticeOccasion.FIRST
     # Which resend (1, 2, ...): its own Message-ID and timeline line.
     number: int = 0
+    # The office's resend request the web app recorded (``infra.notice_claims``).
+    request_id: str | None = None
 
 
 class PasscodeToSend(BaseModel):
@@ -298,6 +312,8 @@ class ExpiryChange(BaseModel):
 
 class NoticeResend(BaseModel):
     staff_id: str
+    # The request the web app recorded first; a resend without one mails nothing.
+    request_id: str | None = None
 
 
 class NoticeResent(BaseModel):
@@ -320,6 +336,13 @@ class NoticeBounced(BaseModel):
     at: datetime
 
 
+class ReportToConfirm(BaseModel):
+    """A report a signal brought (the patient viewed it, its notice bounced), to be
+    confirmed by what the web app recorded and audited in the database."""
+
+    secure_email_id: str
+
+
 # Replies (R9-R11)
 
 
@@ -327,13 +350,15 @@ class ReplySubmitted(BaseModel):
     """Reply All from the portal, by id: the web app keeps the reply (encrypted) and its
     files before sending this, and the ``record_reply`` activity makes it part of the
     thread once the workflow accepts it. Subject, body and attachments are filled only in
-    the histories of replies sent before that (v1)."""
+    the histories of replies sent before that (v1). The portal audits the reply, with the
+    patient's client address, once the workflow has accepted it."""
+
+    model_config = _OLD_FIELDS_IGNORED
 
     reply_id: str
     subject: str = ""
     body: str = ""
     attachments: list[StoredAttachment] = []
-    client_address: str | None = None
 
 
 class ReplyAccepted(BaseModel):

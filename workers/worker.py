@@ -23,6 +23,7 @@ from domain.secure_email import (
     NoticeFailed,
     ReplyToFile,
     ReplyToRecord,
+    ReportToConfirm,
     StatusChange,
 )
 from infra.audit_chain import keep_linking
@@ -53,6 +54,8 @@ WORKFLOWS = [SecureEmailWorkflow, SecureEmailWorkflowV1]
 class StatusRecorder(Protocol):
     async def record_status(self, change: StatusChange) -> None: ...
     async def record_expiry(self, change: ExpiryToRecord) -> None: ...
+    async def viewed_in_portal(self, report: ReportToConfirm) -> bool: ...
+    async def bounce_reported(self, report: ReportToConfirm) -> bool: ...
 
 
 class ReplyRecorder(Protocol):
@@ -83,6 +86,8 @@ def activities(
         make_passcode_secret,
         read_model.record_status,
         read_model.record_expiry,
+        read_model.viewed_in_portal,
+        read_model.bounce_reported,
         replies.record_reply,
         replies.file_reply,
         # Secure emails started before the lean-lifecycle patch.

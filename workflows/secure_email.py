@@ -47,6 +47,7 @@ with workflow.unsafe.imports_passed_through():
         BAD_REQUEST,
         EXPIRED,
         FAILED,
+        NOT_DUE,
         NOT_RESENDABLE,
         PERMANENT_MAIL_ERROR,
         REPLIES_HOURLY,
@@ -88,6 +89,7 @@ with workflow.unsafe.imports_passed_through():
         ReplySubmitted,
         ReplyToFile,
         ReplyToRecord,
+        ReportToConfirm,
         SecureEmailStart,
         SecureEmailState,
         SecureEmailStatus,
@@ -114,6 +116,21 @@ QUICK_TIMEOUT = timedelta(seconds=30)
 # and alert + chart into one activity. Asked once, at the start of each run, so a history
 # recorded before it takes the old path to its end (the SDK remembers the first answer).
 LEAN = "lean-lifecycle"
+# A start's input names its workflow (``SecureEmailStart.workflow_id``); a run whose input
+# names another, or none, fails before it does anything: encrypted input copied from one
+# history and started under another id (or a copy of an input from before the field).
+# Runs started before the patch replay as they were. Retirement: once no run started
+# before it is open (the longest lifetime, 90 days, after the deploy), replace
+# ``patched`` with ``workflow.deprecate_patch(START_BOUND)`` and keep the check
+# unconditional; remove the deprecate call once no history recorded with the marker
+# is open either (another 90 days).
+START_BOUND = "start-bound-to-workflow-id"
+# ``message_viewed`` and ``notice_bounced`` change what the office sees only when the
+# database holds what the web app recorded and audited first: the portal's view of the
+# message, SendGrid's verified bounce. A signal sent by hand changes nothing. Same
+# retirement plan as ``START_BOUND``.
+REPORTS_CONFIRMED = "reports-confirmed-by-database"
+
 # The timer that lets Verify's answer leave in its own workflow task before "opened" is
 # written: a local activity would hold that task (and the answer) until it finished.
 AFTER_ANSWER = timedelta(milliseconds=1)
@@ -140,11 +157,19 @@ class SecureEmailWorkflow:
         # Expiry changes are recorded in the order they were made.
         self._expiry_lock = asyncio.Lock()
         self._lean = workflow.patched(LEAN)
+        self._bound = workflow.patched(START_BOUND)
+        self._confirmed = workflow.patched(REPORTS_CONFIRMED)
         # Projections that run after the update that caused them has answered.
         self._projections: list[asyncio.Task[None]] = []
 
     @workflow.run
     async def run(self, start: SecureEmailStart) -> SecureEmailState:
+        if self._bound and start.workflow_id != workflow.info().workflow_id:
+            raise ApplicationError(
+                "this input was made for another workflow; nothing was sent",
+                type=NOT_DUE,
+                non_retryable=True,
+            )
         if start.carried is None and not await self._deliver_notice():
             await self._projected()
             return self.state()
@@ -198,7 +223,9 @@ class SecureEmailWorkflow:
             notices_resent=self._state.notices_resent,
         )
 
-    async def _send_notice(self, occasion: NoticeOccasion, number: int = 0) -> None:
+    async def _send_notice(
+        self, occasion: NoticeOccasion, number: int = 0, request_id: str | None = None
+    ) -> None:
         start = self._start
         await workflow.execute_activity_method(
             MailActivities.send_notice,
@@ -210,6 +237,7 @@ class SecureEmailWorkflow:
                 portal_key_id=start.portal_key_id,
                 occasion=occasion,
                 number=number,
+                request_id=request_id,
             ),
             start_to_close_timeout=MAIL_TIMEOUT,
             # Past expiry the notice would only point at a warning page.
@@ -233,6 +261,16 @@ class SecureEmailWorkflow:
                 raise ApplicationError(
                     "no such secure email in the database; nothing was sent",
                     type=UNKNOWN_SECURE_EMAIL,
+                    non_retryable=True,
+                ) from None
+            if isinstance(error.cause, ApplicationError) and error.cause.type == NOT_DUE:
+                # The database holds no first notice due (a start copied from a history,
+                # of a message already sent, withdrawn or closed): nothing was sent, and
+                # what the office sees stays as it is. No recorded history has this
+                # failure, so none replays differently.
+                raise ApplicationError(
+                    "the notice is not due in the database; nothing was sent",
+                    type=NOT_DUE,
                     non_retryable=True,
                 ) from None
             workflow.logger.warning("notice could not be delivered")
@@ -326,10 +364,30 @@ class SecureEmailWorkflow:
     @workflow.signal
     async def message_viewed(self) -> None:
         """The patient opened this message from the portal's Inbox, having verified a
-        passcode for another of their messages: it counts as opened too."""
-        if self._state.opened_at is None and self._state.status == SecureEmailStatus.SENT:
-            self._state.opened_at = workflow.now()
-            await self._set_status(SecureEmailStatus.OPENED)
+        passcode for another of their messages: it counts as opened too, once the
+        database holds the portal's audited view of it."""
+        if not self._unopened():
+            return
+        at = workflow.now()
+        if self._confirmed:
+            if not await self._confirm(ReadModelActivities.viewed_in_portal):
+                workflow.logger.warning("message_viewed without the portal's view: ignored")
+                return
+            if not self._unopened():
+                return  # opened meanwhile (a Verify)
+        self._state.opened_at = at
+        await self._set_status(SecureEmailStatus.OPENED)
+
+    def _unopened(self) -> bool:
+        return self._state.opened_at is None and self._state.status == SecureEmailStatus.SENT
+
+    async def _confirm(self, check: Callable[[Any, ReportToConfirm], Awaitable[bool]]) -> bool:
+        """What the web app recorded and audited, read from the database."""
+        return await workflow.execute_local_activity_method(
+            check,
+            ReportToConfirm(secure_email_id=self._start.secure_email_id),
+            start_to_close_timeout=QUICK_TIMEOUT,
+        )
 
     # Replies (R9-R11)
 
@@ -348,7 +406,7 @@ class SecureEmailWorkflow:
             RepliesActivities.record_reply,
             ReplyToRecord(
                 secure_email_id=self._start.secure_email_id,
-                reply=ReplySubmitted(reply_id=reply.reply_id, client_address=reply.client_address),
+                reply=ReplySubmitted(reply_id=reply.reply_id),
                 sent_at=sent_at,
             ),
         )
@@ -440,31 +498,58 @@ class SecureEmailWorkflow:
         """The same notice (the same link) again, for a patient who has not opened it."""
         self._refuse_if_not_resendable()
         state = self._state
+        resent, recent = state.notices_resent, state.recent_resends
         state.notices_resent += 1
         state.recent_resends = [*_within(state.recent_resends, RESEND_WINDOW), workflow.now()]
-        await self._send_notice(NoticeOccasion.RESEND, state.notices_resent)
+        try:
+            await self._send_notice(NoticeOccasion.RESEND, state.notices_resent, resend.request_id)
+        except ActivityError as error:
+            if not (isinstance(error.cause, ApplicationError) and error.cause.type == NOT_DUE):
+                raise
+            # Not a resend the office asked for (the database has no such request): it
+            # counts for nothing. No recorded history has this failure.
+            state.notices_resent, state.recent_resends = resent, recent
+            raise ApplicationError(
+                "The notice was not sent again: the office did not ask for it",
+                type=NOT_DUE,
+                non_retryable=True,
+            ) from None
         return NoticeResent(resends_left=MAX_NOTICE_RESENDS - len(state.recent_resends))
 
     @resend_notice.validator
     def _validate_resend_notice(self, resend: NoticeResend) -> None:
+        # Validators do not run when a history replays: a recorded resend without a
+        # request replays as it was.
+        if resend.request_id is None:
+            raise ApplicationError("Resend the notice from the office", type=BAD_REQUEST)
         self._refuse_if_not_resendable()
 
     @workflow.signal
     async def notice_bounced(self, bounce: NoticeBounced) -> None:
         """SendGrid took the notice, then the patient's mail server refused it: the
         patient has nothing, and the office is told, as for a notice refused at once."""
-        state = self._state
-        if state.opened_at is not None or state.status not in (
-            SecureEmailStatus.SENDING,
-            SecureEmailStatus.SENT,
-        ):
+        if not self._still_out():
             return  # opened, or closed already: the bounce changes nothing
+        if self._confirmed:
+            if not await self._confirm(ReadModelActivities.bounce_reported):
+                workflow.logger.warning("notice_bounced without SendGrid's report: ignored")
+                return
+            if not self._still_out():
+                return
+        state = self._state
         state.passcode = None
         await self._set_status(SecureEmailStatus.FAILED, EventKind.BOUNCED)
         await workflow.execute_activity_method(
             AlertActivities.raise_notice_failed,
             NoticeFailed(secure_email_id=self._start.secure_email_id),
             start_to_close_timeout=QUICK_TIMEOUT,
+        )
+
+    def _still_out(self) -> bool:
+        state = self._state
+        return state.opened_at is None and state.status in (
+            SecureEmailStatus.SENDING,
+            SecureEmailStatus.SENT,
         )
 
     # Reminders
@@ -508,7 +593,13 @@ class SecureEmailWorkflow:
         state.recent_passcodes = _within(state.recent_passcodes, RATE_WINDOW)
         state.recent_replies = _within(state.recent_replies, REPLY_WINDOW)
         state.recent_resends = _within(state.recent_resends, RESEND_WINDOW)
-        workflow.continue_as_new(self._start.model_copy(update={"carried": state}))
+        # The next run's input names this workflow, whatever this run's input named (a run
+        # started before ``START_BOUND`` has none).
+        workflow.continue_as_new(
+            self._start.model_copy(
+                update={"carried": state, "workflow_id": workflow.info().workflow_id}
+            )
+        )
 
     # Helpers
 

@@ -231,6 +231,30 @@ class SecureEmailEvent(Base):
     key: Mapped[str] = mapped_column(String(100))
 
 
+class NoticeClaim(Base):
+    """One notice mail a secure email may get: its first notice, its one reminder, or a
+    resend the office asked for (written by the web app before it asks the workflow).
+
+    The notice activity claims its row in one statement before it mails, naming its run
+    and activity (``infra.notice_claims``): a retry of that activity may mail again, any
+    other run or activity (a start copied from a history, an update sent by hand) finds
+    it claimed, or not recorded, and mails nothing."""
+
+    __tablename__ = "notice_claims"
+    __table_args__ = (UniqueConstraint("secure_email_id", "key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    secure_email_id: Mapped[str] = mapped_column(ForeignKey("secure_emails.id"), index=True)
+    # "first", "reminder", or "resend:<request id>".
+    key: Mapped[str] = mapped_column(String(100))
+    # The staff user who asked for a resend; None for the first notice and the reminder.
+    requested_by: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    requested_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # "<run id>/<activity id>" of the activity that mails it; None until then.
+    claimed_by: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
 class Attachment(Base):
     """A file in a secure email thread; the bytes live in the object store."""
 

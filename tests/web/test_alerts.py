@@ -16,7 +16,9 @@ from fastapi import FastAPI
 from temporalio.testing import ActivityEnvironment
 
 from activities.read_model import ReadModelActivities
+from domain.audit import ActorType
 from domain.secure_email import SecureEmailStatus, StatusChange
+from infra.audit import Actor
 from infra.db.engine import make_engine, make_sessionmaker
 from infra.db.models import SecureEmail, StaffSession
 from infra.security import token_hash
@@ -34,6 +36,8 @@ T = TypeVar("T")
 
 REPLY_SUBJECT = f"RE: {SUBJECT}"
 REPLY_BODY = "The filling on the upper left still aches when I drink something cold."
+# Who the portal audits a reply as: the patient, from their browser's address.
+PATIENT_ACTOR = Actor(ActorType.PATIENT, client_address="10.9.8.7")
 
 
 # Helpers the Email Client and chart tests share ----------------------------------------
@@ -68,7 +72,7 @@ async def patient_replies(
         secure_email = await db.get(SecureEmail, secure_email_id)
         assert secure_email is not None
         await submit_reply(
-            state, db, secure_email, reply_id, REPLY_SUBJECT, body, attachments, None
+            state, db, secure_email, reply_id, REPLY_SUBJECT, body, attachments, PATIENT_ACTOR
         )
     return reply_id
 

@@ -9,7 +9,7 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -26,15 +26,18 @@ from domain.patients import PatientCreate, PatientStatus
 from domain.secure_email import (
     ExpiryToRecord,
     NoticeFailed,
+    NoticeResend,
     PasscodeAttempt,
     ReplyToFile,
     ReplyToRecord,
+    ReportToConfirm,
     SecureEmailInput,
     SecureEmailState,
     StatusChange,
     workflow_id_for,
 )
 from domain.staff import StaffRole
+from infra import notice_claims
 from infra.accounts import create_practice, create_staff_user
 from infra.crypto import portal_secrets
 from infra.crypto.fields import configure_field_encryption
@@ -80,6 +83,18 @@ class StatusLog:
     @activity.defn(name="record_expiry")
     async def record_expiry(self, change: ExpiryToRecord) -> None:
         self.expiries.append(change)
+
+    # What the web app recorded and audited before it signalled (the portal's view, a
+    # verified bounce): confirmed unless a test says the database holds nothing.
+    reports_recorded: bool = True
+
+    @activity.defn(name="viewed_in_portal")
+    async def viewed_in_portal(self, report: ReportToConfirm) -> bool:
+        return self.reports_recorded
+
+    @activity.defn(name="bounce_reported")
+    async def bounce_reported(self, report: ReportToConfirm) -> bool:
+        return self.reports_recorded
 
     replies: list[ReplyToRecord] = field(default_factory=list)
     alerts: list[str] = field(default_factory=list)
@@ -234,6 +249,16 @@ class Lifecycle:
             )
             await db.commit()
         return secure_email_id, sent_at, sent_at + lifetime
+
+    async def resend(self, handle: WorkflowHandle[Any, Any]) -> NoticeResend:
+        """The office's resend as the web app asks for it: its request recorded first."""
+        secure_email_id = handle.id.removeprefix(workflow_id_for(""))
+        async with self.directory.sessions() as db:
+            request_id = notice_claims.request_resend(
+                db, secure_email_id, self.directory.staff_id, datetime.now(UTC)
+            )
+            await db.commit()
+        return NoticeResend(staff_id=self.directory.staff_id, request_id=request_id)
 
     def attempt(self, handle: WorkflowHandle[Any, Any], passcode: str) -> PasscodeAttempt:
         """A typed passcode as the portal sends it: its checks, never the code."""

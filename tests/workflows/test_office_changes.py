@@ -17,7 +17,14 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
-from domain.errors import BAD_EXPIRY, NOT_RESENDABLE, TOO_MANY_RESENDS, WITHDRAWN
+from domain.errors import (
+    BAD_EXPIRY,
+    BAD_REQUEST,
+    NOT_DUE,
+    NOT_RESENDABLE,
+    TOO_MANY_RESENDS,
+    WITHDRAWN,
+)
 from domain.secure_email import (
     EventKind,
     ExpiryChange,
@@ -254,21 +261,44 @@ async def test_resend_notice_three_times_a_day_while_unopened(lifecycle: Lifecyc
     (notice,) = await lifecycle.mail(1)
     for left in (2, 1, 0):
         resent = await handle.execute_update(
-            SecureEmailWorkflow.resend_notice, NoticeResend(staff_id="s")
+            SecureEmailWorkflow.resend_notice, await lifecycle.resend(handle)
         )
         assert resent.resends_left == left
     mails = await lifecycle.mail(4)
     assert {link_in(mail) for mail in mails} == {link_in(notice)}
     assert len({mail["Message-ID"] for mail in mails}) == 4  # each its own mail
     with pytest.raises(WorkflowUpdateFailedError) as refused:
-        await handle.execute_update(SecureEmailWorkflow.resend_notice, NoticeResend(staff_id="s"))
+        await handle.execute_update(
+            SecureEmailWorkflow.resend_notice, await lifecycle.resend(handle)
+        )
     assert refusal(refused).type == TOO_MANY_RESENDS
     assert "3 times today" in refusal(refused).message
     assert (await timeline_of(lifecycle, handle)).count(EventKind.NOTICE_RESENT) == 3
 
     await lifecycle.env.sleep(timedelta(days=1))
-    await handle.execute_update(SecureEmailWorkflow.resend_notice, NoticeResend(staff_id="s"))
+    await handle.execute_update(SecureEmailWorkflow.resend_notice, await lifecycle.resend(handle))
     assert len(await lifecycle.mail(5)) == 5
+
+
+async def test_resend_the_office_did_not_ask_for_mails_nothing(lifecycle: Lifecycle) -> None:
+    handle = await lifecycle.start()
+    await lifecycle.mail(1)
+    with pytest.raises(WorkflowUpdateFailedError) as refused:
+        await handle.execute_update(SecureEmailWorkflow.resend_notice, NoticeResend(staff_id="s"))
+    assert refusal(refused).type == BAD_REQUEST
+    unrecorded = NoticeResend(staff_id="s", request_id="never-recorded")
+    with pytest.raises(WorkflowUpdateFailedError) as refused:
+        await handle.execute_update(SecureEmailWorkflow.resend_notice, unrecorded)
+    assert refusal(refused).type == NOT_DUE
+    # A request is claimed once: sent again with the same id, it mails nothing.
+    asked = await lifecycle.resend(handle)
+    assert (await handle.execute_update(SecureEmailWorkflow.resend_notice, asked)).resends_left == 2
+    with pytest.raises(WorkflowUpdateFailedError) as refused:
+        await handle.execute_update(SecureEmailWorkflow.resend_notice, asked)
+    assert refusal(refused).type == NOT_DUE
+    # Only the office's request counted against the day's three.
+    assert (await handle.query(SecureEmailWorkflow.state)).notices_resent == 1
+    assert len(await lifecycle.mail(2)) == 2
 
 
 async def test_resend_refused_once_opened(lifecycle: Lifecycle) -> None:
@@ -277,7 +307,9 @@ async def test_resend_refused_once_opened(lifecycle: Lifecycle) -> None:
         SecureEmailWorkflow.verify_passcode, lifecycle.attempt(handle, code)
     )
     with pytest.raises(WorkflowUpdateFailedError) as refused:
-        await handle.execute_update(SecureEmailWorkflow.resend_notice, NoticeResend(staff_id="s"))
+        await handle.execute_update(
+            SecureEmailWorkflow.resend_notice, await lifecycle.resend(handle)
+        )
     assert refusal(refused).type == NOT_RESENDABLE
 
 
@@ -293,6 +325,19 @@ async def test_a_bounce_fails_it_and_alerts_the_office(lifecycle: Lifecycle) -> 
     last = lifecycle.status_log.changes[-1]
     assert (last.status, last.event) == (SecureEmailStatus.FAILED, EventKind.BOUNCED)
     assert lifecycle.status_log.notice_failures == [handle.id.removeprefix("secure-email-")]
+
+
+async def test_a_bounce_the_webhook_did_not_record_changes_nothing(lifecycle: Lifecycle) -> None:
+    lifecycle.status_log.reports_recorded = False
+    handle = await lifecycle.start()
+    await lifecycle.mail(1)
+    await handle.signal(SecureEmailWorkflow.notice_bounced, NoticeBounced(at=datetime.now()))
+    await handle.signal(SecureEmailWorkflow.message_viewed)
+    # An update after the signals is answered once they were handled.
+    await handle.execute_update(SecureEmailWorkflow.request_passcode, PasscodeRequest())
+    state = await handle.query(SecureEmailWorkflow.state)
+    assert (state.status, state.opened_at) == (SecureEmailStatus.SENT, None)
+    assert lifecycle.status_log.notice_failures == []
 
 
 async def test_a_bounce_after_opening_changes_nothing(lifecycle: Lifecycle) -> None:

@@ -10,11 +10,13 @@ file), run ``RECORD_HISTORY=1 pytest tests/workflows/test_replay.py``.
 
 from __future__ import annotations
 
+import json
 import os
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
@@ -26,7 +28,7 @@ from domain.secure_email import (
     SecureEmailStatus,
     VerifyOutcome,
 )
-from infra.temporal.codec import data_converter
+from infra.temporal.codec import ENCODING, EncryptionCodec, data_converter
 from tests.conftest import TEST_KEYS
 from tests.workflows.conftest import Lifecycle
 from tests.workflows.steps import another_code, passcode_mailed
@@ -71,9 +73,25 @@ def recorded() -> list[Path]:
     return sorted(HISTORIES.glob("*.json"))
 
 
+async def recorded_history(path: Path) -> WorkflowHistory:
+    """The history under the workflow id it ran under: a start since
+    ``start-bound-to-workflow-id`` names it in its (encrypted) input, and refuses to run
+    under any other."""
+    history = WorkflowHistory.from_json(path.stem, path.read_text())
+    first = history.events[0]
+    if first.event_type != EventType.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED:
+        return history
+    payloads = list(first.workflow_execution_started_event_attributes.input.payloads)
+    if not payloads or payloads[0].metadata.get("encoding") != ENCODING:
+        return history
+    (plain,) = await EncryptionCodec(TEST_KEYS).decode(payloads[:1])
+    workflow_id = json.loads(plain.data).get("workflow_id")
+    return WorkflowHistory(workflow_id, history.events) if workflow_id else history
+
+
 @pytest.mark.parametrize("path", recorded(), ids=lambda path: path.stem)
 async def test_replay_recorded_history(path: Path) -> None:
-    history = WorkflowHistory.from_json(path.stem, path.read_text())
+    history = await recorded_history(path)
     await replayer(history).replay_workflow(history)
 
 

@@ -27,7 +27,7 @@ from workflows.secure_email import SecureEmailWorkflow
 
 def a_reply(reply_id: str) -> ReplySubmitted:
     """As the portal sends it: the id of a reply it keeps, nothing the patient wrote."""
-    return ReplySubmitted(reply_id=reply_id, client_address="10.1.2.3")
+    return ReplySubmitted(reply_id=reply_id)
 
 
 async def opened(lifecycle: Lifecycle) -> WorkflowHandle[SecureEmailWorkflow, SecureEmailState]:

@@ -54,16 +54,14 @@ from workflows.secure_email import SecureEmailWorkflow
 router = APIRouter(tags=["portal"], include_in_schema=False)
 
 
-def passcode_attempt(
-    state: AppState, secure_email: SecureEmail, code: str, client: str | None
-) -> PasscodeAttempt:
+def passcode_attempt(state: AppState, secure_email: SecureEmail, code: str) -> PasscodeAttempt:
     """The typed code as its checks: the workflow compares them with the mailed code's, so
     the code itself never enters the history. A version-1 workflow, whose passcodes come
     from a secret in its own history, can only compare the code itself."""
     if secure_email.workflow_version == 1:
-        return PasscodeAttempt(passcode=code, client_address=client)
+        return PasscodeAttempt(passcode=code)
     checks = portal_secrets.passcode_checks(state.portal_keys, secure_email.id, code)
-    return PasscodeAttempt(checks=checks, client_address=client)
+    return PasscodeAttempt(checks=checks)
 
 
 def _masked(address: str) -> str:
@@ -104,7 +102,7 @@ async def request_passcode(
     try:
         await workflow_of(await temporal_of(state), secure_email).execute_update(
             SecureEmailWorkflow.request_passcode,
-            PasscodeRequest(client_address=client_address(request)),
+            PasscodeRequest(),
         )
     except WorkflowUpdateFailedError as error:
         await audit_patient(db, request, secure_email, AuditAction.PASSCODE_REFUSED)
@@ -185,7 +183,7 @@ async def verify(
     try:
         result = await workflow_of(await temporal_of(state), secure_email).execute_update(
             SecureEmailWorkflow.verify_passcode,
-            passcode_attempt(state, secure_email, code, client_address(request)),
+            passcode_attempt(state, secure_email, code),
         )
     except WorkflowUpdateFailedError as error:
         return await form_again(refusal(error), 409)

@@ -122,6 +122,9 @@ async def read_message(
     session: PortalPatient,
     secure_email: ReadableEmail,
 ) -> HTMLResponse:
+    # Audited first: the workflow marks the message opened only once the database holds
+    # this view (a ``message_viewed`` signal sent by hand changes nothing).
+    await audit_patient(db, request, secure_email, AuditAction.VIEW)
     if secure_email.opened_at is None:
         # Opened from the Inbox without its own passcode: the workflow marks it opened.
         try:
@@ -140,7 +143,7 @@ async def read_message(
             datetime.now(UTC),
             f"viewed:{session.token_hash[:32]}",
         )
-    await audit_patient(db, request, secure_email, AuditAction.VIEW)
+        await db.commit()
     thread = await replies.conversation(db, secure_email.id)
     return render(
         request,

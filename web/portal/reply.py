@@ -14,9 +14,9 @@ from domain.attachments import ALLOWED_EXTENSIONS, MAX_ATTACHMENT_BYTES
 from domain.secure_email import re_subject
 from infra import secure_emails
 from infra.db.models import SecureEmail
-from web.deps import DbSession, StateDep, client_address
+from web.deps import DbSession, StateDep
 from web.errors import closed_page, on_unavailable
-from web.portal.deps import PortalPatient, ReadableEmail, practice_of_message
+from web.portal.deps import PortalPatient, ReadableEmail, patient_actor, practice_of_message
 from web.portal.messages import tabs_context
 from web.portal.words import refusal
 from web.services.files import AttachmentsRefused, check_uploads
@@ -165,7 +165,7 @@ async def _send_reply(
             subject=subject,
             body=body,
             uploads=uploads,
-            client_address=client_address(request),
+            actor=patient_actor(request, secure_email),
         )
     except WorkflowUpdateFailedError as error:
         return refused({"form": refusal(error)}, [], 409)

@@ -37,7 +37,7 @@ from domain.secure_email import (
     Withdrawal,
     expiry_refusal,
 )
-from infra import secure_emails
+from infra import notice_claims, secure_emails
 from infra.audit import Actor, audit_secure_email
 from infra.db.models import SecureEmail
 from web.deps import DbSession, TemporalUnavailable, temporal_of
@@ -94,6 +94,11 @@ _OWN_WORDS = {
     errors.NOT_RESENDABLE: Refusal.NOT_RESENDABLE,
     errors.TOO_MANY_RESENDS: Refusal.TOO_MANY_RESENDS,
 }
+# Refusals whose message is not for the office, answered in these words.
+_OTHER_WORDS = {
+    # The database no longer holds the notice due (opened or closed since the row was read).
+    errors.NOT_DUE: (Refusal.NOT_RESENDABLE, NOT_RESENDABLE),
+}
 
 
 def _closed(secure_email: SecureEmail) -> ChangeRefused | None:
@@ -122,6 +127,8 @@ def _refusal_of(error: WorkflowUpdateFailedError) -> ChangeRefused | None:
         return ChangeRefused(Refusal.CLOSED, _CLOSED_WORDS[cause.type])
     if cause.type in _OWN_WORDS:
         return ChangeRefused(_OWN_WORDS[cause.type], cause.message)
+    if cause.type in _OTHER_WORDS:
+        return ChangeRefused(*_OTHER_WORDS[cause.type])
     return None
 
 
@@ -229,17 +236,28 @@ async def resend_notice(
     state: AppState, db: DbSession, secure_email: SecureEmail, actor: Actor
 ) -> int:
     """The same notice again, to a patient who has not opened it; how many more times it
-    can be sent again today."""
+    can be sent again today.
+
+    The request is recorded first, by this staff user: the notice activity mails only a
+    resend the database holds (``infra.notice_claims``), once."""
     _refuse_unchangeable(secure_email)
     if secure_email.opened_at is not None:
         raise ChangeRefused(Refusal.NOT_RESENDABLE, NOT_RESENDABLE)
     handle = await _workflow(state, secure_email)
-    async with _updating(db, secure_email):
-        resent = await handle.execute_update(
-            SecureEmailWorkflow.resend_notice,
-            NoticeResend(staff_id=_staff_id(actor)),
-            rpc_timeout=UPDATE_TIMEOUT,
-        )
+    staff_id = _staff_id(actor)
+    request_id = notice_claims.request_resend(db, secure_email.id, staff_id, datetime.now(UTC))
+    await db.commit()
+    try:
+        async with _updating(db, secure_email):
+            resent = await handle.execute_update(
+                SecureEmailWorkflow.resend_notice,
+                NoticeResend(staff_id=staff_id, request_id=request_id),
+                rpc_timeout=UPDATE_TIMEOUT,
+            )
+    except BaseException:
+        # Refused, or no answer: a request nobody claimed can no longer be.
+        await notice_claims.drop_unclaimed_resend(db, secure_email.id, request_id)
+        raise
     _audit(
         db,
         secure_email,

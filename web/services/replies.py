@@ -4,6 +4,9 @@ The reply's text and its files' names are PHI and must not enter a Temporal hist
 the files are stored, the reply is kept (encrypted) as pending, the workflow is asked to
 accept its id, and the workflow's ``record_reply`` activity makes it part of the thread.
 A refused or failed reply leaves nothing behind: no pending row, no stored file.
+
+The reply is audited here, once the workflow has it: the patient's client address is the
+web request's, and stays in the audit log (a history holds no address).
 """
 
 from __future__ import annotations
@@ -14,8 +17,10 @@ from collections.abc import Sequence
 from temporalio.client import Client, WorkflowHandle
 
 from domain.attachments import StoredAttachment
+from domain.audit import AuditAction
 from domain.secure_email import ReplySubmitted, SecureEmailState, workflow_id_for
 from infra import replies
+from infra.audit import Actor, audit_secure_email
 from infra.db.models import SecureEmail
 from infra.replies import Written
 from web.deps import DbSession, temporal_of
@@ -40,14 +45,14 @@ async def send_reply(
     subject: str,
     body: str,
     uploads: Sequence[Upload],
-    client_address: str | None,
+    actor: Actor,
 ) -> None:
     """Files already checked. Raises what storing or the update raises (the workflow's
     refusal, Temporal or the object store failing), having kept nothing."""
     reply_id = str(uuid.uuid4())
     prefix = ("secure-emails", secure_email.id, "replies", reply_id)
     async with stored_uploads(state.store, prefix, uploads) as stored:
-        await submit_reply(state, db, secure_email, reply_id, subject, body, stored, client_address)
+        await submit_reply(state, db, secure_email, reply_id, subject, body, stored, actor)
 
 
 async def submit_reply(
@@ -58,19 +63,20 @@ async def submit_reply(
     subject: str,
     body: str,
     files: list[StoredAttachment],
-    client_address: str | None,
+    actor: Actor,
 ) -> None:
     """Raises what the update raises when the workflow refuses or cannot be reached."""
     await replies.keep_pending(db, secure_email.id, reply_id, Written(subject, body, files))
     try:
         handle = workflow_of(await temporal_of(state), secure_email)
-        await handle.execute_update(
-            SecureEmailWorkflow.reply,
-            ReplySubmitted(reply_id=reply_id, client_address=client_address),
-        )
+        await handle.execute_update(SecureEmailWorkflow.reply, ReplySubmitted(reply_id=reply_id))
     except BaseException:
         # The answer may have been lost after the reply was recorded: then it was sent.
-        if await replies.reply(db, reply_id, fresh=True) is not None:
-            return
-        await replies.drop_pending(db, reply_id)
-        raise
+        if await replies.reply(db, reply_id, fresh=True) is None:
+            await replies.drop_pending(db, reply_id)
+            raise
+    # One event per reply, once it is in the thread (the log cannot take one back).
+    audit_secure_email(
+        db, secure_email, AuditAction.REPLY, actor, detail=f"{len(files)} attachment(s)"
+    )
+    await db.commit()

@@ -2,8 +2,10 @@
 
 SendGrid takes a notice (the "sent" line), then tells us later what became of it:
 ``delivered`` adds the "delivered" line to the secure email's timeline; ``bounce`` and
-``dropped`` mean the patient got nothing, so the office is told (R15): the workflow is
-signalled (it sets the status to failed, adds the "bounced" line and raises the alert),
+``dropped`` mean the patient got nothing, so the office is told (R15): the report is
+audited, then the workflow is signalled (it finds the audited report, sets the status to
+failed, adds the "bounced" line and raises the alert; a signal sent by hand finds no
+report and changes nothing),
 or, for a workflow of version 1 that has no such signal, the line and the alert are
 written here.
 
@@ -30,12 +32,15 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Request, Response, status
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from sqlalchemy import select
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
+from domain.audit import AuditAction
 from domain.secure_email import EventKind, NoticeBounced, SecureEmailStatus, workflow_id_for
 from infra import alerts, secure_emails, timeline
-from infra.db.models import SecureEmail
+from infra.audit import SYSTEM, audit_secure_email
+from infra.db.models import AuditEvent, SecureEmail
 from infra.mail.sendgrid_events import fresh, signed
 from web.api.responses import ErrorDetail
 from web.deps import DbSession, StateDep, TemporalUnavailable, temporal_of
@@ -171,10 +176,25 @@ async def _record(state: AppState, db: DbSession, item: object, counts: Counts) 
         counts.delivered += 1
         return
     if secure_email.workflow_version >= 2:
+        await _audit_bounce(db, secure_email, event)
         await _signal_bounce(await temporal_of(state), secure_email, event)
     else:
         await _record_bounce_v1(db, secure_email, event)
     counts.bounced += 1
+
+
+async def _audit_bounce(db: DbSession, secure_email: SecureEmail, event: SendGridEvent) -> None:
+    """The verified report, once per SendGrid event, before the workflow hears of it."""
+    known = await db.scalar(
+        select(AuditEvent.id).where(
+            AuditEvent.secure_email_id == secure_email.id,
+            AuditEvent.action == AuditAction.NOTICE_BOUNCED.value,
+            AuditEvent.detail == event.key,
+        )
+    )
+    if known is None:
+        audit_secure_email(db, secure_email, AuditAction.NOTICE_BOUNCED, SYSTEM, event.key)
+        await db.commit()
 
 
 async def _signal_bounce(temporal: Client, secure_email: SecureEmail, event: SendGridEvent) -> None:
