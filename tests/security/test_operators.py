@@ -34,6 +34,7 @@ from tests.conftest import STAFF_PASSWORD, TEST_KEYS, Browser, Office, some_clie
 from tests.fixtures.operators import Operator
 from tests.fixtures.postgres import new_database
 from tests.web.test_codec_endpoint import encrypted
+from workers.bootstrap import DevCredentials, credentials_path, ensure_demo_practice
 from workers.cli import app as cli
 
 NEW_PASSWORD = "a brand new operator password"
@@ -441,3 +442,35 @@ async def test_tokens_from_before_expiry_get_one_at_migration(empty_database: st
         "t-clerk": None,
         "t-clerk-2": practice_expiry,
     }
+
+
+# The embedded stack's operator -------------------------------------------------------
+
+
+async def test_the_dev_stack_replaces_its_operator_token_once_it_has_ended(
+    app: FastAPI, settings: Settings
+) -> None:
+    if not settings.database_url.startswith("sqlite"):
+        pytest.skip("the embedded stack starts on an empty database of its own (SQLite)")
+    first = await ensure_demo_practice(settings)
+    assert (await token_row(settings, first.operator_token)).expires_at is not None
+    assert await ensure_demo_practice(settings) == first  # a restart keeps the log-in
+
+    engine = make_engine(settings.database_url)
+    async with engine.begin() as connection:
+        await connection.execute(
+            sa.update(ApiToken)
+            .where(ApiToken.token_hash == token_hash(first.operator_token))
+            .values(expires_at=datetime.now(UTC) - timedelta(minutes=1))
+        )
+    await engine.dispose()
+    again = await ensure_demo_practice(settings)
+    assert again.operator_token != first.operator_token
+    assert again.model_copy(update={"operator_token": first.operator_token}) == first
+    assert DevCredentials.model_validate_json(credentials_path(settings).read_text()) == again
+    for token, expected in ((first.operator_token, 401), (again.operator_token, 200)):
+        client = bearer(app, token)
+        try:
+            assert (await decode(client, settings)).status_code == expected
+        finally:
+            await client.aclose()
