@@ -11,7 +11,7 @@ import typer
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from domain.audit import PLATFORM, AuditAction
+from domain.audit import AuditAction
 from domain.staff import StaffRole
 from infra import operators
 from infra.accounts import create_practice, create_staff_user, find_staff_user, issue_api_token
@@ -51,9 +51,8 @@ async def create_token(settings: Settings, email: str, label: str) -> str:
             return token
         token, row = await issue_api_token(db, user, label)
         # Whoever runs the command line holds the server: recorded as the system.
-        practice = PLATFORM if user.is_operator else user.practice_id
         detail = f"token {row.id} for staff {user.id} (command line)"
-        audit(db, practice, AuditAction.TOKEN_CREATE, SYSTEM, detail=detail)
+        audit(db, user.practice_id, AuditAction.TOKEN_CREATE, SYSTEM, detail=detail)
         await db.commit()
         return token
 

@@ -6,8 +6,9 @@ send them here and show what comes back. Only platform operators may have them o
 signed in (the UI's fetch carries the session cookie when it includes credentials) or
 holding an operator's API token (``infra.operators.codec_account``: a token's first use
 after a pause opens an audited decoding session). Each decode is audited in the log of
-every practice whose secure emails the payloads name. The UI runs on another origin, so these routes
-answer CORS for that one origin and for no other; every other route stays without CORS.
+every practice whose secure emails the payloads name. The UI runs on another origin, so
+these routes answer CORS for that one origin and for no other; every other route stays
+without CORS.
 
 Refusals answer JSON here (not the app's HTML error page): the caller is a script.
 """
