@@ -248,6 +248,21 @@ async def test_create_gives_a_token_of_90_days_or_of_the_days_asked(
             await client.aclose()
 
 
+async def test_token_create_for_an_operator_gives_90_days_and_none_once_revoked(
+    app: FastAPI, settings: Settings, operator: Operator
+) -> None:
+    another = await securemail(settings, "token", "create", "--email", operator.email)
+    assert another.exit_code == 0, another.output
+    row = await token_row(settings, another.output.strip())
+    assert row.expires_at is not None
+    assert abs(row.expires_at - row.created_at - timedelta(days=90)) < timedelta(seconds=5)
+
+    assert (await securemail(settings, "operator", "revoke", operator.email)).exit_code == 0
+    refused = await securemail(settings, "token", "create", "--email", operator.email)
+    assert refused.exit_code != 0
+    assert "operator create" in refused.output
+
+
 @pytest.mark.parametrize("days", ["0", "-3", "366", "ninety"])
 async def test_create_refuses_days_out_of_bounds(
     app: FastAPI, settings: Settings, days: str
