@@ -42,6 +42,11 @@ class AuditAction(StrEnum):
     NOTICE_RESENT = "secure_email.notice_resent"
     OPERATOR_DECODE = "operator.decode"
     OPERATOR_ENCODE = "operator.encode"
+    # Platform operators: made and ended from the command line; a bearer token's first
+    # use after a pause opens a decoding session (a browser's opens with its log-in).
+    OPERATOR_CREATE = "operator.create"
+    OPERATOR_REVOKE = "operator.revoke"
+    OPERATOR_TOKEN_SESSION = "operator.token_session"
     # Staff reads of PHI (HIPAA §164.312(b)); never the query, subject or file name.
     OFFICE_VIEW = "office.view"
     OFFICE_CHART_LIST = "office.chart_list"

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import getpass
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from domain.operators import DEFAULT_TOKEN_DAYS as DEFAULT_OPERATOR_TOKEN_DAYS
+from domain.operators import MAX_TOKEN_DAYS as MAX_OPERATOR_TOKEN_DAYS
 from infra.settings import get_settings
 
 app = typer.Typer(help="Secure Email for dental offices.", no_args_is_help=True)
@@ -154,18 +157,76 @@ def audit_verify(
 
 @operator_app.command("create")
 def operator_create(
-    email: Annotated[str, typer.Option()],
-    name: Annotated[str, typer.Option()],
+    email: Annotated[str, typer.Argument(help="The operator's email address")],
+    name: Annotated[
+        str | None, typer.Option(help="Shown on the operator page; the address if not given")
+    ] = None,
+    days: Annotated[
+        int,
+        typer.Option(
+            min=1, max=MAX_OPERATOR_TOKEN_DAYS, help="Days until the codec token printed ends"
+        ),
+    ] = DEFAULT_OPERATOR_TOKEN_DAYS,
 ) -> None:
-    """Create a platform operator (asks for the password); `token create` gives them a
-    bearer token for the Temporal CLI's --codec-auth."""
+    """Create a platform operator (asks for a password) and print a codec token for the
+    Temporal CLI's --codec-auth. A revoked operator is enabled again, with the new
+    password and a new token."""
+    from infra.operators import OperatorError
     from workers.admin import create_operator
 
-    password = getpass.getpass("Password: ")
-    if len(password) < 12:
-        raise typer.BadParameter("use at least 12 characters", param_hint="password")
-    asyncio.run(create_operator(get_settings(), email, name, password))
-    print(f"Created operator {email}")
+    password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    try:
+        created = asyncio.run(create_operator(get_settings(), email, name, password, days))
+    except OperatorError as error:
+        typer.echo(error.message, err=True)
+        raise typer.Exit(1) from None
+    print(f"Operator {created.email} {'enabled again' if created.enabled_again else 'created'}.")
+    print(f"Codec token, shown once, ends {created.expires_at:%Y-%m-%d %H:%M} UTC:")
+    print(created.token)
+
+
+@operator_app.command("list")
+def operator_list() -> None:
+    """Every operator: state, created, last used, live tokens and sessions (times UTC)."""
+    from workers.admin import list_operators
+
+    def when(at: datetime | None) -> str:
+        return f"{at:%Y-%m-%d %H:%M}" if at is not None else "never"
+
+    def count(n: int, what: str) -> str:
+        return f"{n} {what}{'' if n == 1 else 's'}"
+
+    found = asyncio.run(list_operators(get_settings()))
+    if not found:
+        print("No operators.")
+    for summary in found:
+        state = "active" if summary.active else "revoked"
+        print(
+            f"{summary.email}  {state}  created {when(summary.created_at)}  "
+            f"last used {when(summary.last_used_at)}  "
+            f"{count(summary.live_tokens, 'token')}  {count(summary.live_sessions, 'session')}"
+        )
+
+
+@operator_app.command("revoke")
+def operator_revoke(
+    email: Annotated[str, typer.Argument(help="The operator's email address")],
+) -> None:
+    """End an operator: their tokens and sessions are refused from the next request, and
+    their password no longer logs in (`operator create` enables them again)."""
+    from infra.operators import OperatorError
+    from workers.admin import revoke_operator
+
+    try:
+        revoked = asyncio.run(revoke_operator(get_settings(), email))
+    except OperatorError as error:
+        typer.echo(error.message, err=True)
+        raise typer.Exit(1) from None
+    already = " (it was already revoked)" if not revoked.was_active else ""
+    print(
+        f"Revoked operator {revoked.email}{already}: {revoked.tokens} token(s) revoked, "
+        f"{revoked.sessions} session(s) ended."
+    )
 
 
 if __name__ == "__main__":

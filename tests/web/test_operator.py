@@ -5,9 +5,9 @@ from __future__ import annotations
 import uuid
 
 import pytest
-import typer
 from fastapi import FastAPI
 
+from infra.operators import OperatorError
 from infra.settings import Settings
 from tests.conftest import Office
 from tests.fixtures.operators import Operator
@@ -42,6 +42,9 @@ async def test_practice_staff_cannot_open_the_operator_page(office: Office) -> N
 async def test_operator_create_refuses_an_existing_address(
     app: FastAPI, settings: Settings, office: Office
 ) -> None:
-    await create_operator(settings, f"ops-{uuid.uuid4().hex[:8]}@ops.example", "Ops", "a long pw!")
-    with pytest.raises(typer.BadParameter, match="already has an account"):
-        await create_operator(settings, office.email, "Ops", "a long password here")
+    email = f"ops-{uuid.uuid4().hex[:8]}@ops.example"
+    await create_operator(settings, email, "Ops", "a long password here", 90)
+    with pytest.raises(OperatorError, match="already an operator"):
+        await create_operator(settings, email, "Ops", "a long password here", 90)
+    with pytest.raises(OperatorError, match="not an operator"):
+        await create_operator(settings, office.email, "Ops", "a long password here", 90)

@@ -63,6 +63,9 @@ TOO_MANY_LOGINS = (
     "Too many wrong passwords from this device. Wait 15 minutes, then try again, or log in "
     "from another device."
 )
+DEACTIVATED_STAFF = "This account has been deactivated. Ask an office administrator."
+# Operators are ended and enabled again from the server's command line.
+DEACTIVATED_OPERATOR = "This operator has been revoked. Ask whoever runs the server."
 
 # The wait before checking a password, by wrong passwords for the account in the last
 # 15 minutes: none for the first few (typos), then doubling up to the cap. Thresholds
@@ -147,7 +150,7 @@ async def log_in(
         return render(
             request,
             "office/login.html",
-            {"error": "This account has been deactivated. Ask an office administrator."},
+            {"error": DEACTIVATED_OPERATOR if user.is_operator else DEACTIVATED_STAFF},
             status_code=status.HTTP_403_FORBIDDEN,
         )
     token = await start_staff_session(db, user, timedelta(hours=settings.staff_session_hours))

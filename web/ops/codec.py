@@ -4,9 +4,11 @@ The Temporal service stores only encrypted payloads; the Web UI and the ``tempor
 send them here and show what comes back. Only platform operators may have them opened
 (a workflow belongs to one practice, and practice staff need nothing from Temporal):
 signed in (the UI's fetch carries the session cookie when it includes credentials) or
-holding an operator's API token. Each decode is audited in the log of every practice
-whose secure emails the payloads name. The UI runs on another origin, so these routes
-answer CORS for that one origin and for no other; every other route stays without CORS.
+holding an operator's API token (``infra.operators.codec_account``: a token's first use
+after a pause opens an audited decoding session). Each decode is audited in the log of
+every practice whose secure emails the payloads name. The UI runs on another origin, so
+these routes answer CORS for that one origin and for no other; every other route stays
+without CORS.
 
 Refusals answer JSON here (not the app's HTML error page): the caller is a script.
 """
@@ -14,15 +16,17 @@ Refusals answer JSON here (not the app's HTML error page): the caller is a scrip
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import timedelta
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Request, status
+from fastapi import APIRouter, Depends, Request, status
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from google.protobuf import json_format
 from temporalio.api.common.v1 import Payload, Payloads
 
 from domain.audit import AuditAction
+from infra import operators
 from infra.crypto.keys import encryption_keys
 from infra.db.models import StaffUser
 from infra.settings import Settings
@@ -31,8 +35,8 @@ from web.deps import (
     DbSession,
     NotSignedIn,
     SettingsDep,
-    account_from_bearer,
     audit_staff,
+    client_address,
     signed_in_account,
 )
 from web.ops.codec_audit import audit_decode
@@ -140,15 +144,23 @@ async def _convert(
 async def _operator(
     request: Request, db: DbSession, settings: SettingsDep, bearer: Bearer
 ) -> StaffUser | None:
-    """The account of the API token if one is given, else of the session cookie."""
-    try:
-        if bearer is not None:
-            account = await account_from_bearer(db, bearer)
-        else:
+    """The account of the API token if one is given, else of the session cookie; None
+    for every refusal alike (unknown, revoked, expired, signed out)."""
+    if bearer is not None:
+        account = await operators.codec_account(
+            db,
+            bearer.credentials,
+            session_idle=timedelta(minutes=settings.staff_idle_minutes),
+            client_address=client_address(request),
+        )
+    else:
+        try:
             account = await signed_in_account(request, db, settings)
-    except (HTTPException, NotSignedIn):
+        except NotSignedIn:
+            return None
+    if account is None or account.must_change_password:
         return None
-    return None if account.must_change_password else account
+    return account
 
 
 Operator = Annotated[StaffUser | None, Depends(_operator)]
