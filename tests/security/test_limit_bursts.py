@@ -33,6 +33,7 @@ from infra.rate_limits import (
 from infra.settings import Settings
 from tests.conftest import Browser, Office, make_office, some_client_address
 from tests.fixtures.stack import Stack
+from tests.fixtures.waiting import eventually
 from web.app import create_app
 from web.portal.words import TOO_MANY_REQUESTS
 
@@ -83,10 +84,7 @@ async def test_a_burst_of_passcode_guesses_from_one_client_gets_the_limits_check
     link = await stack.notice_link(email)
     async with client_at(stack.app) as attacker:
         answers = await asyncio.gather(
-            *(
-                attacker.post(f"{link}/verify", data={"passcode": f"{n:08d}"})
-                for n in range(BURST)
-            )
+            *(attacker.post(f"{link}/verify", data={"passcode": f"{n:08d}"}) for n in range(BURST))
         )
     no_server_errors(answers)
     refused = [a for a in answers if a.status_code == 429]
@@ -145,8 +143,6 @@ async def test_a_burst_of_passcode_requests_for_one_patient_sends_the_patients_a
 
 
 async def _new_link(stack: Stack, email: str, known: list[str]) -> str:
-    from tests.fixtures.waiting import eventually
-
     async def new_link() -> str | None:
         link = await stack.notice_link(email)
         return link if link not in known else None
