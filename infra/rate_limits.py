@@ -100,9 +100,6 @@ class Attempt:
         return max((int(c.limit.window.total_seconds()) for c in self.counted if c.over), default=0)
 
 
-NOTHING_COUNTED = Attempt(())
-
-
 async def count(db: AsyncSession, checks: Checks, *, now: datetime | None = None) -> Attempt:
     """Counts one attempt against each limit (a ``None`` subject is skipped) and answers
     whether it is allowed, in a transaction of its own.
