@@ -6,7 +6,8 @@ Failures of Temporal (unreachable, an RPC error) and of the object store (down, 
 that will not open) are not caught route by route: they reach ``failure`` below, the one
 handler, which answers 503 in words. A route whose page must come back whole (a form with
 what was typed) names that page first with ``on_unavailable``; otherwise a browser gets
-the error page and ``/api/`` callers JSON ``{"detail": ...}``.
+the error page and ``/api/`` callers JSON ``{"detail": ...}``. The database's lock waits
+and pool timeouts reach ``busy``: 503 with Retry-After, never a 500, under a burst (R17).
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from datetime import datetime
 from fastapi import FastAPI, HTTPException, Request, status
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import JSONResponse, RedirectResponse, Response
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from temporalio.service import RPCError
 
@@ -30,6 +33,14 @@ from web.templating import render
 TEMPORAL_DOWN = "Secure Email is unavailable right now. Please try again in a few minutes."
 STORE_DOWN = "Files cannot be downloaded right now. Please try again in a few minutes."
 UNREADABLE = "This file cannot be opened. Please contact the office."
+DATABASE_BUSY = "Secure Email is busy right now. Please try again in a few seconds."
+# Seconds a client is told to wait when the database was busy: a lock wait or a pool
+# checkout has just run out, so the burst that caused it is likely still going.
+BUSY_RETRY_AFTER = 5
+
+# What the database being busy arrives as: SQLite's "database is locked" (its lock
+# wait ran out) and the like (OperationalError), and no pooled connection free in time.
+DATABASE_BUSY_ERRORS: tuple[type[Exception], ...] = (OperationalError, PoolTimeout)
 
 # What "Temporal cannot be reached" arrives as.
 TEMPORAL_FAILURES: tuple[type[Exception], ...] = (RPCError, TemporalUnavailable)
@@ -124,6 +135,27 @@ async def failure(request: Request, error: Exception) -> Response:
     )
 
 
+async def busy(request: Request, _error: Exception) -> Response:
+    """The database is busy: 503 with Retry-After, in the caller's format and words; the
+    route's own page when it named one (what was typed comes back), if that page can be
+    made without the database."""
+    response: Response | None = None
+    chosen: tuple[PageAgain, str] | None = getattr(request.state, "page_again", None)
+    if chosen is not None:
+        page, _words = chosen
+        try:
+            response = await page(DATABASE_BUSY)
+        except SQLAlchemyError:
+            response = None
+    if response is None and request.url.path.startswith("/api/"):
+        response = JSONResponse({"detail": DATABASE_BUSY})
+    if response is None:
+        response = render(request, "error.html", {"message": DATABASE_BUSY})
+    response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    response.headers["Retry-After"] = str(BUSY_RETRY_AFTER)
+    return response
+
+
 async def _refused(request: Request, exc: Exception) -> Response:
     """A staff change the rules refuse: 409, as a field's error on the API when the rule
     names one, on the page the route named, or on the error page."""
@@ -177,4 +209,6 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(StaffRuleError, _refused)
     for failed in (*TEMPORAL_FAILURES, StoreUnavailable, ObjectUnreadable):
         app.add_exception_handler(failed, failure)
+    for busy_error in DATABASE_BUSY_ERRORS:
+        app.add_exception_handler(busy_error, busy)
     app.add_exception_handler(StarletteHTTPException, _http_error)

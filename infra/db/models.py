@@ -345,20 +345,20 @@ def _queue_audit_event(_: Mapper[AuditEvent], connection: Connection, row: Audit
     connection.execute(insert(AuditLink).values(event_id=row.id))
 
 
-class RateLimitHit(Base):
-    """One attempt counted against a limit; ``bucket`` is a hash, never an address."""
+class RateLimitCount(Base):
+    """The attempts counted against one limit in one fixed window; ``bucket`` is a hash,
+    never an address. Counted with one upsert, so concurrent attempts each see their own
+    number (``infra.rate_limits``)."""
 
-    __tablename__ = "rate_limit_hits"
+    __tablename__ = "rate_limit_counts"
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    bucket: Mapped[str] = mapped_column(String(64))
-    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    bucket: Mapped[str] = mapped_column(String(64), primary_key=True)
+    window_start: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
+    count: Mapped[int] = mapped_column(Integer)
 
     __table_args__ = (
-        # Counting a client's attempts in its window.
-        Index("ix_rate_limit_hits_bucket_at", "bucket", "at"),
-        # Pruning the oldest attempts a batch at a time, without scanning the table.
-        Index("ix_rate_limit_hits_at", "at"),
+        # Pruning the oldest windows a batch at a time, without scanning the table.
+        Index("ix_rate_limit_counts_window_start", "window_start"),
     )
 
 

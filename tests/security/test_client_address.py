@@ -25,7 +25,7 @@ import workers.cli
 from domain.audit import AuditAction
 from infra.crypto.keys import keyset_environment
 from infra.db.engine import make_engine, make_sessionmaker
-from infra.db.models import RateLimitHit
+from infra.db.models import RateLimitCount
 from infra.rate_limits import STAFF_LOGIN_PER_CLIENT
 from infra.settings import Settings, get_settings
 from tests.conftest import TEST_KEYS, Browser, Office
@@ -112,9 +112,9 @@ async def hits_counted(settings: Settings, address: str) -> int:
     try:
         async with make_sessionmaker(engine)() as db:
             counted = await db.scalar(
-                select(func.count())
-                .select_from(RateLimitHit)
-                .where(RateLimitHit.bucket == STAFF_LOGIN_PER_CLIENT.bucket(address))
+                select(func.sum(RateLimitCount.count)).where(
+                    RateLimitCount.bucket == STAFF_LOGIN_PER_CLIENT.bucket(address)
+                )
             )
     finally:
         await engine.dispose()

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -18,14 +18,15 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from domain.passcodes import MAX_PASSCODES_PER_HOUR
 from infra import rate_limits
 from infra.db.engine import make_engine, make_sessionmaker
-from infra.db.models import RateLimitHit
+from infra.db.models import RateLimitCount
 from infra.rate_limits import (
     PASSCODE_PER_CLIENT,
     PASSCODE_PER_PATIENT,
     STAFF_LOGIN_PER_CLIENT,
     VERIFY_PER_CLIENT,
-    exceeded,
-    record,
+    Limit,
+    count,
+    uncount,
 )
 from tests.conftest import STAFF_PASSWORD, Browser, Office
 from tests.fixtures.stack import Stack
@@ -59,6 +60,16 @@ async def test_log_in_limited_per_client(app: FastAPI, office: Office) -> None:
             "/login", data={"email": office.email, "password": STAFF_PASSWORD}
         )
         assert allowed.status_code == 303
+
+
+async def test_right_passwords_are_not_counted(app: FastAPI, office: Office) -> None:
+    """A front desk whose staff log in all day from one address is never refused."""
+    async with client_at(app, f"10.9.{random.randrange(256)}.1") as desk:
+        for _ in range(STAFF_LOGIN_PER_CLIENT.attempts + 2):
+            login = await desk.post(
+                "/login", data={"email": office.email, "password": STAFF_PASSWORD}
+            )
+            assert login.status_code == 303
 
 
 async def test_verify_limited_per_client(stack: Stack) -> None:
@@ -122,7 +133,7 @@ async def newest_link(stack: Stack, email: str, known: list[str]) -> str:
     return await eventually(new_link, timeout=10, what="a new notice")
 
 
-# The table of hits ----------------------------------------------------------------------
+# The table of counts --------------------------------------------------------------------
 
 
 @pytest.fixture
@@ -135,25 +146,80 @@ async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
 async def count_in(engine: AsyncEngine, bucket: str) -> int:
     async with make_sessionmaker(engine)() as db:
         counted = await db.scalar(
-            select(func.count()).select_from(RateLimitHit).where(RateLimitHit.bucket == bucket)
+            select(func.sum(RateLimitCount.count)).where(RateLimitCount.bucket == bucket)
         )
     return counted or 0
+
+
+def a_limit(attempts: int, window: timedelta = timedelta(minutes=15)) -> Limit:
+    """A limit of its own, so no other test's attempts are counted in it."""
+    return Limit(f"test-{uuid.uuid4().hex}", attempts, window)
 
 
 async def test_a_counted_attempt_survives_the_request_failing(engine: AsyncEngine) -> None:
     guesser = f"10.5.{random.randrange(256)}.{random.randrange(1, 255)}"
     async with make_sessionmaker(engine)() as db:
         # Something the request wrote that its commit will refuse.
-        db.add(RateLimitHit(bucket=None, at=datetime.now(UTC)))
+        db.add(RateLimitCount(bucket=uuid.uuid4().hex, window_start=datetime.now(UTC), count=None))
+        assert (await count(db, [(STAFF_LOGIN_PER_CLIENT, guesser)])).allowed
         with pytest.raises(IntegrityError):
-            await record(db, [(STAFF_LOGIN_PER_CLIENT, guesser)])
+            await db.commit()
     assert await count_in(engine, STAFF_LOGIN_PER_CLIENT.bucket(guesser)) == 1
+
+
+async def test_each_attempt_is_decided_by_its_own_count(engine: AsyncEngine) -> None:
+    limit = a_limit(3)
     async with make_sessionmaker(engine)() as db:
-        assert not await exceeded(db, [(replace(STAFF_LOGIN_PER_CLIENT, attempts=2), guesser)])
-        assert await exceeded(db, [(replace(STAFF_LOGIN_PER_CLIENT, attempts=1), guesser)])
+        answers = [(await count(db, [(limit, "client")])).allowed for _ in range(5)]
+    assert answers == [True, True, True, False, False]
+    # Refused attempts are counted too: hammering keeps the limit closed.
+    assert await count_in(engine, limit.bucket("client")) == 5
 
 
-async def test_old_hits_are_pruned_a_batch_at_a_time(
+async def test_attempts_at_once_get_no_more_than_the_limit(engine: AsyncEngine) -> None:
+    limit = a_limit(5)
+
+    async def attempt() -> bool:
+        async with make_sessionmaker(engine)() as db:
+            return (await count(db, [(limit, "client")])).allowed
+
+    answers = await asyncio.gather(*(attempt() for _ in range(40)))
+    assert answers.count(True) == limit.attempts
+    assert await count_in(engine, limit.bucket("client")) == 40
+
+
+async def test_the_previous_windows_attempts_count_for_what_of_it_is_still_inside(
+    engine: AsyncEngine,
+) -> None:
+    """A client cannot spend one allowance at the end of a window and another at the
+    start of the next."""
+    limit = a_limit(5)
+    start = limit.window_start(datetime.now(UTC))
+    async with make_sessionmaker(engine)() as db:
+        late = start - limit.window / 10
+        spent = [(await count(db, [(limit, "c")], now=late)).allowed for _ in range(5)]
+        assert spent == [True] * 5
+        # A fifth of the new window gone: four fifths of the five still count.
+        early = start + limit.window / 5
+        assert (await count(db, [(limit, "c")], now=early)).allowed  # 1 + 4
+        refused = await count(db, [(limit, "c")], now=early)  # 2 + 4
+        assert not refused.allowed
+        assert refused.retry_after() == limit.window.total_seconds()
+        # Near the window's end the previous one has all but gone.
+        assert (await count(db, [(limit, "c")], now=start + limit.window * 0.95)).allowed
+
+
+async def test_an_attempt_given_back_is_no_longer_counted(engine: AsyncEngine) -> None:
+    limit = a_limit(1)
+    async with make_sessionmaker(engine)() as db:
+        first = await count(db, [(limit, "desk")])
+        await uncount(db, first)
+        assert (await count(db, [(limit, "desk")])).allowed
+        assert not (await count(db, [(limit, "desk")])).allowed
+    assert await count_in(engine, limit.bucket("desk")) == 2
+
+
+async def test_old_windows_are_pruned_a_batch_at_a_time(
     engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(rate_limits, "PRUNE_BATCH", 4)
@@ -163,7 +229,8 @@ async def test_old_hits_are_pruned_a_batch_at_a_time(
     old = [now - timedelta(days=3650, minutes=minute) for minute in range(6)]
     async with engine.begin() as connection:
         await connection.execute(
-            insert(RateLimitHit), [{"bucket": bucket, "at": at} for at in [*old, now]]
+            insert(RateLimitCount),
+            [{"bucket": bucket, "window_start": at, "count": 1} for at in [*old, now]],
         )
     assert await rate_limits.prune(engine) == 4
     assert await count_in(engine, bucket) == 3
@@ -176,19 +243,20 @@ async def test_counting_attempts_prunes_now_and_then(engine: AsyncEngine) -> Non
     bucket = uuid.uuid4().hex
     async with engine.begin() as connection:
         await connection.execute(
-            insert(RateLimitHit), [{"bucket": bucket, "at": datetime.now(UTC) - timedelta(days=2)}]
+            insert(RateLimitCount),
+            [{"bucket": bucket, "window_start": datetime.now(UTC) - timedelta(days=2), "count": 3}],
         )
     counted = f"10.4.{random.randrange(256)}.{random.randrange(1, 255)}"
     async with make_sessionmaker(engine)() as db:
         for _ in range(rate_limits.PRUNE_EVERY):
-            await record(db, [(VERIFY_PER_CLIENT, counted)])
+            await count(db, [(VERIFY_PER_CLIENT, counted)])
     assert await count_in(engine, bucket) == 0
     assert await count_in(engine, VERIFY_PER_CLIENT.bucket(counted)) == rate_limits.PRUNE_EVERY
 
 
-async def test_hits_are_indexed_by_time(engine: AsyncEngine) -> None:
+async def test_counts_are_indexed_by_window(engine: AsyncEngine) -> None:
     async with engine.connect() as connection:
         indexes = await connection.run_sync(
-            lambda sync: inspect(sync).get_indexes("rate_limit_hits")
+            lambda sync: inspect(sync).get_indexes("rate_limit_counts")
         )
-    assert ["at"] in [index["column_names"] for index in indexes]
+    assert ["window_start"] in [index["column_names"] for index in indexes]

@@ -13,7 +13,6 @@ Wrong passwords are answered in a way nobody can turn against the account's owne
 from __future__ import annotations
 
 import asyncio
-from dataclasses import replace
 from datetime import timedelta
 from typing import Annotated
 
@@ -39,10 +38,10 @@ from infra.rate_limits import (
     STAFF_LOGIN_PER_ACCOUNT,
     STAFF_LOGIN_PER_ACCOUNT_CLIENT,
     STAFF_LOGIN_PER_CLIENT,
+    Attempt,
     Checks,
-    Limit,
-    exceeded,
-    record,
+    count,
+    uncount,
 )
 from infra.security import token_hash, verify_password
 from web.deps import (
@@ -79,16 +78,11 @@ ACCOUNT_DELAYS: tuple[tuple[int, float], ...] = (
 )
 
 
-async def account_delay(db: DbSession, account: str) -> float:
-    """Seconds to wait before checking a password for ``account``."""
-    delay = 0.0
-    # Lowest step first: an account with no recent wrong passwords costs one indexed count.
-    for failures, seconds in ACCOUNT_DELAYS:
-        step: Limit = replace(STAFF_LOGIN_PER_ACCOUNT, attempts=failures)
-        if not await exceeded(db, [(step, account)]):
-            break
-        delay = seconds
-    return delay
+def account_delay(at_account: Attempt) -> float:
+    """Seconds to wait before checking a password, given this attempt counted against
+    its account: by the attempts counted before it."""
+    failures = max((c.attempts - 1 for c in at_account.counted), default=0.0)
+    return max((seconds for count, seconds in ACCOUNT_DELAYS if failures >= count), default=0.0)
 
 
 @router.get("/login")
@@ -106,31 +100,36 @@ async def log_in(
 ) -> Response:
     client = client_address(request)
     account = normalise_address(email)
-    # Only failures count: a busy front desk logging in all day is never slowed down.
+    # Every attempt is counted before its password is checked, so a burst sent at once
+    # is counted one by one and refused past the limit; a right password takes its count
+    # back, so only failures count and a busy front desk is never slowed down.
     per_client: Checks = [
         (STAFF_LOGIN_PER_CLIENT, client),
         (STAFF_LOGIN_PER_ACCOUNT_CLIENT, f"{account}|{client}" if client else None),
     ]
-    if await exceeded(db, per_client):
-        # Counted too, so a client that keeps hammering stays refused.
-        await record(db, per_client)
-        return render(
+    from_client = await count(db, per_client)
+    if not from_client.allowed:
+        # Still counted, so a client that keeps hammering stays refused; never checked.
+        refused = render(
             request,
             "office/login.html",
             {"error": TOO_MANY_LOGINS, "email": email},
             status_code=status.HTTP_429_TOO_MANY_REQUESTS,
         )
+        refused.headers["Retry-After"] = str(from_client.retry_after())
+        return refused
+    # Counted against the account only once the client is allowed, so the account's
+    # wait grows with the passwords actually checked.
+    at_account = await count(db, [(STAFF_LOGIN_PER_ACCOUNT, account)])
     # Before the check, whatever its outcome: a guesser cannot cut the wait short by
-    # hanging up early on the answers that are slow.
-    if delay := await account_delay(db, account):
-        # Not holding a pooled connection while waiting: guessers kept waiting must not
-        # keep the front desk's requests waiting too.
-        await db.commit()
+    # hanging up early on the answers that are slow. ``count`` has handed the session's
+    # connection back: guessers kept waiting do not keep the front desk's requests
+    # waiting too.
+    if delay := account_delay(at_account):
         await asyncio.sleep(delay)
     user = await find_staff_user(db, email) if email.strip() else None
     # Checks a dummy hash for unknown accounts, so timing does not tell which exist.
     if not verify_password(password, user.password_hash if user else None) or user is None:
-        await record(db, [*per_client, (STAFF_LOGIN_PER_ACCOUNT, account)])
         if user is not None:
             audit(
                 db,
@@ -145,6 +144,7 @@ async def log_in(
             {"error": BAD_LOGIN, "email": email},
             status_code=status.HTTP_401_UNAUTHORIZED,
         )
+    await uncount(db, Attempt(from_client.counted + at_account.counted))
     if not user.active:
         # Said only to someone who knows the password: no account list for guessers.
         return render(

@@ -24,10 +24,9 @@ from infra.rate_limits import (
     PASSCODE_PER_CLIENT,
     PASSCODE_PER_PATIENT,
     VERIFY_PER_CLIENT,
-    Checks,
-    allow,
-    exceeded,
-    record,
+    Attempt,
+    count,
+    uncount,
 )
 from web.deps import DbSession, SettingsDep, StateDep, client_address, or_404, temporal_of
 from web.errors import on_unavailable
@@ -90,14 +89,25 @@ async def request_passcode(
         context = {"token": token, "practice": practice, "error": error}
         return render(request, "portal/open.html", context, status_code=status_code)
 
-    # Every request counts against the client sending it; only a passcode actually sent
-    # counts against the patient, so nobody can use up a patient's allowance with
-    # requests that are refused (here, or by the workflow).
-    per_patient: Checks = [(PASSCODE_PER_PATIENT, secure_email.patient_id)]
-    client_allowed = await allow(db, [(PASSCODE_PER_CLIENT, client_address(request))])
-    if not client_allowed or await exceeded(db, per_patient):
+    async def too_many(attempt: Attempt) -> HTMLResponse:
         await audit_patient(db, request, secure_email, AuditAction.PASSCODE_REFUSED, "rate limit")
-        return await open_page(TOO_MANY_REQUESTS, status.HTTP_429_TOO_MANY_REQUESTS)
+        page = await open_page(TOO_MANY_REQUESTS, status.HTTP_429_TOO_MANY_REQUESTS)
+        page.headers["Retry-After"] = str(attempt.retry_after())
+        return page
+
+    # Every request counts against the client sending it. Only a passcode actually sent
+    # counts against the patient, so nobody can use up a patient's allowance with
+    # requests that are refused (here, or by the workflow): the patient's count is taken
+    # before the workflow is asked, so requests at once each see their own number, and
+    # given back when the workflow refuses. When Temporal fails, whether a passcode went
+    # is not known: it stays counted, the safe side.
+    from_client = await count(db, [(PASSCODE_PER_CLIENT, client_address(request))])
+    if not from_client.allowed:
+        return await too_many(from_client)
+    for_patient = await count(db, [(PASSCODE_PER_PATIENT, secure_email.patient_id)])
+    if not for_patient.allowed:
+        await uncount(db, for_patient)
+        return await too_many(for_patient)
     on_unavailable(request, open_page)
     try:
         await workflow_of(await temporal_of(state), secure_email).execute_update(
@@ -105,9 +115,9 @@ async def request_passcode(
             PasscodeRequest(),
         )
     except WorkflowUpdateFailedError as error:
+        await uncount(db, for_patient)
         await audit_patient(db, request, secure_email, AuditAction.PASSCODE_REFUSED)
         return await open_page(refusal(error), status.HTTP_429_TOO_MANY_REQUESTS)
-    await record(db, per_patient)
     await audit_patient(db, request, secure_email, AuditAction.PASSCODE_ISSUED)
     return RedirectResponse(f"/m/{token}/passcode", status_code=status.HTTP_303_SEE_OTHER)
 
@@ -171,8 +181,12 @@ async def verify(
             status_code=status_code,
         )
 
-    if not await allow(db, [(VERIFY_PER_CLIENT, client_address(request))]):
-        return await form_again(TOO_MANY_REQUESTS, 429)
+    # Counted and decided at once, before the passcode is looked at.
+    attempt = await count(db, [(VERIFY_PER_CLIENT, client_address(request))])
+    if not attempt.allowed:
+        page = await form_again(TOO_MANY_REQUESTS, status.HTTP_429_TOO_MANY_REQUESTS)
+        page.headers["Retry-After"] = str(attempt.retry_after())
+        return page
     code = clean_passcode(passcode)
     if code is None:
         return await form_again(

@@ -1,0 +1,200 @@
+"""A burst of attempts sent at once gets no more tries than a patient typing (R17).
+
+The attack: 100 wrong passwords for one account, all sent at once from one client. A
+limit that reads its count and then records the attempt lets every request of the burst
+read the same count; here each attempt is counted in the statement that decides it, so
+at most the limit's number are checked, the rest are refused before any password or
+passcode is looked at, and none answers 500.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import sqlite3
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+import infra.db.engine
+from domain.passcodes import MAX_PASSCODES_PER_HOUR
+from infra.db.migrate import migrate_async
+from infra.rate_limits import (
+    PASSCODE_PER_CLIENT,
+    PASSCODE_PER_PATIENT,
+    STAFF_LOGIN_PER_ACCOUNT_CLIENT,
+    VERIFY_PER_CLIENT,
+)
+from infra.settings import Settings
+from tests.conftest import Browser, Office, make_office, some_client_address
+from tests.fixtures.stack import Stack
+from tests.fixtures.waiting import eventually
+from web.app import create_app
+from web.portal.words import TOO_MANY_REQUESTS
+
+BURST = 100
+
+
+def client_at(app: FastAPI, address: str | None = None) -> Browser:
+    return Browser(
+        transport=httpx.ASGITransport(app=app, client=(address or some_client_address(), 40000)),
+        base_url="http://portal.test",
+    )
+
+
+def no_server_errors(answers: list[httpx.Response]) -> None:
+    failed = [(a.status_code, a.text[:200]) for a in answers if a.status_code >= 500]
+    assert failed == [], f"{len(failed)} of {len(answers)} answered 5xx: {failed[:3]}"
+
+
+async def test_a_burst_of_wrong_passwords_from_one_client_gets_the_limits_checks(
+    app: FastAPI, office: Office
+) -> None:
+    async with client_at(app) as attacker:
+        answers = await asyncio.gather(
+            *(
+                attacker.post("/login", data={"email": office.email, "password": f"guess-{n}"})
+                for n in range(BURST)
+            )
+        )
+    statuses = Counter(a.status_code for a in answers)
+    no_server_errors(answers)
+    checked = statuses[401]
+    assert 1 <= checked <= STAFF_LOGIN_PER_ACCOUNT_CLIENT.attempts, statuses
+    assert statuses[429] == BURST - checked, statuses
+    refused = [a for a in answers if a.status_code == 429]
+    assert all("Too many wrong passwords from this device" in a.text for a in refused)
+    assert all(int(a.headers["Retry-After"]) > 0 for a in refused)
+    # Each password checked is in the log; none more.
+    failed = await office.audit_events(action="staff.log_in_failed")
+    assert len(failed) == checked
+
+
+async def test_a_burst_of_passcode_guesses_from_one_client_gets_the_limits_checks(
+    stack: Stack,
+) -> None:
+    email = f"ada-{uuid.uuid4().hex[:6]}@example.com"
+    patient_id = await stack.add_patient("Ada", email)
+    secure_email_id = await stack.send_secure(patient_id, "S", "B")
+    link = await stack.notice_link(email)
+    async with client_at(stack.app) as attacker:
+        answers = await asyncio.gather(
+            *(attacker.post(f"{link}/verify", data={"passcode": f"{n:08d}"}) for n in range(BURST))
+        )
+    no_server_errors(answers)
+    refused = [a for a in answers if a.status_code == 429]
+    # Every other answer is the workflow's: the code was checked.
+    checked = BURST - len(refused)
+    assert 1 <= checked <= VERIFY_PER_CLIENT.attempts, Counter(a.status_code for a in answers)
+    assert all(TOO_MANY_REQUESTS in a.text for a in refused)
+    assert all(int(a.headers["Retry-After"]) > 0 for a in refused)
+    events = await stack.office.audit_events(secure_email_id=secure_email_id)
+    verified = [e for e in events if e["action"].startswith("portal.verify_")]
+    assert len(verified) == checked
+
+
+async def test_a_burst_of_passcode_requests_from_one_client_gets_the_limits_requests(
+    stack: Stack,
+) -> None:
+    email = f"bo-{uuid.uuid4().hex[:6]}@example.com"
+    patient_id = await stack.add_patient("Bo", email)
+    await stack.send_secure(patient_id, "S", "B")
+    link = await stack.notice_link(email)
+    async with client_at(stack.app) as attacker:
+        answers = await asyncio.gather(*(attacker.post(f"{link}/passcode") for _ in range(BURST)))
+    no_server_errors(answers)
+    refused_here = [a for a in answers if TOO_MANY_REQUESTS in a.text]
+    # The rest reached the workflow: sent (303), or refused by its own hourly limit.
+    asked = BURST - len(refused_here)
+    assert 1 <= asked <= PASSCODE_PER_CLIENT.attempts, Counter(a.status_code for a in answers)
+    assert all(a.status_code == 429 for a in refused_here)
+    assert all(int(a.headers["Retry-After"]) > 0 for a in refused_here)
+    assert sum(a.status_code == 303 for a in answers) <= MAX_PASSCODES_PER_HOUR
+
+
+async def test_a_burst_of_passcode_requests_for_one_patient_sends_the_patients_allowance(
+    stack: Stack,
+) -> None:
+    """From many clients at once, over enough messages that the workflows' own limit
+    (per message) would let more through than the patient's hourly allowance."""
+    email = f"cy-{uuid.uuid4().hex[:6]}@example.com"
+    patient_id = await stack.add_patient("Cy", email)
+    messages = -(-PASSCODE_PER_PATIENT.attempts // MAX_PASSCODES_PER_HOUR) + 1
+    links: list[str] = []
+    for _ in range(messages):
+        await stack.send_secure(patient_id, "S", "B")
+        links.append(await _new_link(stack, email, links))
+    clients = [client_at(stack.app) for _ in range(BURST)]
+    try:
+        answers = await asyncio.gather(
+            *(client.post(f"{links[n % messages]}/passcode") for n, client in enumerate(clients))
+        )
+    finally:
+        for client in clients:
+            await client.aclose()
+    no_server_errors(answers)
+    sent = sum(a.status_code == 303 for a in answers)
+    assert 1 <= sent <= PASSCODE_PER_PATIENT.attempts, Counter(a.status_code for a in answers)
+
+
+async def _new_link(stack: Stack, email: str, known: list[str]) -> str:
+    async def new_link() -> str | None:
+        link = await stack.notice_link(email)
+        return link if link not in known else None
+
+    return await eventually(new_link, timeout=10, what="a new notice")
+
+
+# SQLite's write lock held elsewhere -----------------------------------------------------
+
+
+@pytest.fixture
+def sqlite_settings(settings: Settings, tmp_path: Path, migrated_sqlite: Path) -> Settings:
+    database = tmp_path / "locked.db"
+    shutil.copyfile(migrated_sqlite, database)
+    return settings.model_copy(update={"database_url": f"sqlite+aiosqlite:///{database}"})
+
+
+@pytest.fixture
+def write_lock(sqlite_settings: Settings) -> Iterator[sqlite3.Connection]:
+    """Another connection that will hold the database's one write lock."""
+    path = sqlite_settings.database_url.removeprefix("sqlite+aiosqlite:///")
+    holder = sqlite3.connect(path, isolation_level=None)
+    yield holder
+    holder.close()
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_a_locked_sqlite_answers_503_with_retry_after_in_words(
+    sqlite_settings: Settings,
+    write_lock: sqlite3.Connection,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A short wait for the lock, so the test does not wait the production one out.
+    monkeypatch.setattr(infra.db.engine, "SQLITE_BUSY_TIMEOUT", 0.2)
+    await migrate_async(sqlite_settings)
+    app = create_app(sqlite_settings)
+    async with app.router.lifespan_context(app):
+        office = await make_office(app, sqlite_settings)
+        write_lock.execute("BEGIN IMMEDIATE")
+        try:
+            async with client_at(app) as browser:
+                page = await browser.post("/login", data={"email": office.email, "password": "x"})
+            api = await office.api.post(
+                "/api/v1/patients", json={"name": "Ada", "email": "ada@example.com"}
+            )
+        finally:
+            write_lock.execute("ROLLBACK")
+        await office.aclose()
+    assert page.status_code == 503, page.text
+    assert int(page.headers["Retry-After"]) > 0
+    assert page.headers["content-type"].startswith("text/html")
+    assert "busy" in page.text
+    assert api.status_code == 503, api.text
+    assert int(api.headers["Retry-After"]) > 0
+    assert "busy" in api.json()["detail"]
