@@ -22,9 +22,8 @@ from infra.directory import find_patients
 from infra.settings import Settings
 from tests.conftest import STAFF_PASSWORD, Office, make_office, some_client_address
 from web.app import create_app
-from web.csrf import CSRF_COOKIE, CSRF_FIELD
-from web.deps import STAFF_COOKIE
-from web.portal.deps import PORTAL_COOKIE
+from web.cookies import CSRF_COOKIE, PORTAL_COOKIE, STAFF_COOKIE
+from web.csrf import CSRF_FIELD
 
 HTTPS = "https://portal.test"
 HTTP = "http://portal.test"
