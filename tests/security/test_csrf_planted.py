@@ -12,15 +12,19 @@ import re
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 
 import httpx
 import pytest
 from fastapi import FastAPI
 
+from infra import portal_sessions
 from infra.db.engine import make_engine, make_sessionmaker
-from infra.directory import find_patients
+from infra.db.models import SecureEmail
+from infra.directory import find_patients, patient_by_id
 from infra.settings import Settings
 from tests.conftest import STAFF_PASSWORD, Office, make_office, some_client_address
+from tests.web.test_sent_box import add_patient, record_sent
 from web.app import create_app
 from web.cookies import CSRF_COOKIE, PORTAL_COOKIE, STAFF_COOKIE
 from web.csrf import CSRF_FIELD
@@ -176,6 +180,51 @@ async def test_token_shown_before_a_portal_session_is_refused_with_one(
             "/login", data={CSRF_FIELD: token, "email": "a@x.example", "password": "x" * 12}
         )
     assert refused.status_code == 403
+
+
+async def portal_session_of(settings: Settings, patient_id: str, verified: str) -> str:
+    """The cookie value of a new portal session, as Verify on ``verified`` starts it."""
+    engine = make_engine(settings.database_url)
+    async with make_sessionmaker(engine)() as db:
+        patient = await patient_by_id(db, patient_id)
+        message = await db.get(SecureEmail, verified)
+        assert patient is not None and message is not None
+        token = await portal_sessions.start(db, patient, message, datetime.now(UTC))
+        await db.commit()
+    await engine.dispose()
+    return token
+
+
+async def test_portal_cookie_follows_the_public_url_and_binds_the_token(
+    settings: Settings,
+) -> None:
+    async with app_on(settings, HTTPS) as (app, configured):
+        office = await make_office(app, configured)
+        ada = await add_patient(office, "Ada Lovelace")
+        sent = await record_sent(configured, office, ada, datetime.now(UTC))
+        session_a = await portal_session_of(configured, ada, sent.id)
+        session_b = await portal_session_of(configured, ada, sent.id)
+        portal = f"__Host-{PORTAL_COOKIE}"
+        # The plain name, which a sibling subdomain could set, is not read.
+        async with seen_as_http(app, {PORTAL_COOKIE: session_a}) as planted:
+            assert (await planted.get("/portal")).status_code == 401
+        async with seen_as_http(app, {portal: session_a}) as browser:
+            inbox = await browser.get("/portal")
+            assert inbox.status_code == 200, inbox.text
+            csrf = f"__Host-{CSRF_COOKIE}"
+            nonce = set_cookie_of(inbox, csrf).split(";")[0].split("=", 1)[1]
+            token_a = form_token(inbox)  # Sign Out's
+        # Session A's page, sent with session B's cookie: refused, B still signed in.
+        async with seen_as_http(app, {portal: session_b, csrf: nonce}) as other:
+            refused = await other.post("/portal/sign-out", data={CSRF_FIELD: token_a})
+            assert refused.status_code == 403
+            assert (await other.get("/portal")).status_code == 200
+        async with seen_as_http(app, {portal: session_a, csrf: nonce}) as browser:
+            signed_out = await browser.post("/portal/sign-out", data={CSRF_FIELD: token_a})
+        assert signed_out.status_code == 303
+        ended = set_cookie_of(signed_out, portal)
+        assert "secure" in ended.lower() and "max-age=0" in ended.lower()
+        await office.aclose()
 
 
 # (d) The token a page gives passes, before and after log-in, over https and http.
