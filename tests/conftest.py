@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import random
-import secrets
+import re
 import shutil
 import uuid
 from collections.abc import AsyncIterator
@@ -32,7 +32,7 @@ from infra.temporal.search_attributes import cli_flags
 from tests.fixtures.postgres import fresh_postgres
 from tests.fixtures.temporal import BIN_DIR, start_time_skipping
 from web.app import create_app
-from web.csrf import CSRF_COOKIE, CSRF_FIELD
+from web.csrf import CSRF_FIELD
 
 pytest_plugins = [
     "tests.fixtures.crypto",
@@ -130,7 +130,7 @@ class SignedIn:
     """Someone's API client and signed-in browser; ``aclose`` closes both."""
 
     api: httpx.AsyncClient
-    browser: httpx.AsyncClient
+    browser: Browser
 
     async def aclose(self) -> None:
         await self.api.aclose()
@@ -146,7 +146,7 @@ class Office(SignedIn):
         email: str,
         token: str,
         api: httpx.AsyncClient,
-        browser: httpx.AsyncClient,
+        browser: Browser,
     ) -> None:
         self.practice_id = practice_id
         self.email = email
@@ -163,16 +163,34 @@ class Office(SignedIn):
 
 
 class Browser(httpx.AsyncClient):
-    """A browser: cookies, and the CSRF token its forms carry (see ``web.csrf``)."""
+    """A browser: cookies, and the form token of a page it loaded (see ``web.csrf``).
+
+    A form token is bound to the browser's cookies (its CSRF cookie and its sessions).
+    When they have changed since the last token was read, ``post`` first loads the
+    log-in page, as a person loads a page with a form before sending it, and sends the
+    token that page rendered for the cookies as they are now.
+    """
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.csrf_token = secrets.token_urlsafe(16)
-        self.cookies.set(CSRF_COOKIE, self.csrf_token)
+        self._form_token = ""
+        self._token_cookies: list[tuple[str, str | None]] = []
+
+    def _cookies_now(self) -> list[tuple[str, str | None]]:
+        return sorted((cookie.name, cookie.value) for cookie in self.cookies.jar)
+
+    async def form_token(self) -> str:
+        if not self._form_token or self._token_cookies != self._cookies_now():
+            page = await self.get("/login")
+            found = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+            assert found, f"no form token on the log-in page: {page.status_code}"
+            self._form_token, self._token_cookies = found.group(1), self._cookies_now()
+        return self._form_token
 
     async def post(self, url: httpx.URL | str, **kwargs: Any) -> httpx.Response:
         if "json" not in kwargs and "content" not in kwargs:
-            kwargs["data"] = {CSRF_FIELD: self.csrf_token, **(kwargs.get("data") or {})}
+            token = await self.form_token()
+            kwargs["data"] = {CSRF_FIELD: token, **(kwargs.get("data") or {})}
         return await super().post(url, **kwargs)
 
 
@@ -216,7 +234,7 @@ async def make_office(app: FastAPI, settings: Settings, *, enabled: bool = True)
         await db.commit()
         practice_id = practice.id
     await engine.dispose()
-    api, browser, _ = await signed_in(app, email, token)
+    api, browser, _ = await signed_in(app, email, token, settings.public_url)
     return Office(practice_id, email, token, api, browser)
 
 
@@ -234,16 +252,20 @@ async def staff_elsewhere(settings: Settings) -> str:
     return stranger_id
 
 
-async def signed_in(app: FastAPI, email: str, token: str) -> tuple[httpx.AsyncClient, Browser, str]:
+async def signed_in(
+    app: FastAPI, email: str, token: str, base_url: str = "http://portal.test"
+) -> tuple[httpx.AsyncClient, Browser, str]:
     """An API client with ``token`` and a browser signed in as ``email`` (password
-    ``STAFF_PASSWORD``), from one client address; and where the sign-in sent the browser."""
+    ``STAFF_PASSWORD``), from one client address, at ``base_url`` (the public URL: an
+    https one gives Secure cookies, which a browser sends back over https only); and
+    where the sign-in sent the browser."""
     transport = httpx.ASGITransport(app=app, client=(some_client_address(), 50000))
     api = httpx.AsyncClient(
         transport=transport,
-        base_url="http://portal.test",
+        base_url=base_url,
         headers={"Authorization": f"Bearer {token}"},
     )
-    browser = Browser(transport=transport, base_url="http://portal.test")
+    browser = Browser(transport=transport, base_url=base_url)
     response = await browser.post("/login", data={"email": email, "password": STAFF_PASSWORD})
     assert response.status_code == 303, response.text
     return api, browser, response.headers["location"]

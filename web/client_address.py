@@ -99,7 +99,8 @@ class TrustedProxyScheme:
     uvicorn's ``proxy_headers`` would also overwrite the peer with its own reading of
     X-Forwarded-For (which passes non-addresses through), losing the real peer this
     module needs; so it is off, and this keeps the other half: a page served through the
-    TLS proxy knows it is HTTPS (the CSRF cookie's Secure flag).
+    TLS proxy knows it is HTTPS. Cookies do not depend on it: their names and Secure flag
+    follow ``SECURE_EMAIL_PUBLIC_URL`` (``web.cookies``).
     """
 
     def __init__(self, app: ASGIApp, trusted: str) -> None:

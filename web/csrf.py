@@ -1,8 +1,27 @@
-"""CSRF protection for every form: a token in a cookie and the same token in the form.
+"""CSRF protection for every form: a token in the form, bound to the browser's session.
 
-A page rendered for a browser gets a random token (a cookie, set once) and puts it in a
-hidden field of each form; a POST from a browser must carry both, equal. A page of
-another site can make a browser send our cookie but cannot read it to fill the field.
+A page rendered for a browser puts a form token in a hidden field of each form; a POST
+from a browser must carry it. The token is a MAC, under a server key, of what the
+browser's cookies say about who it is:
+
+- a random value of its own, the CSRF cookie, set once (``__Host-csrf_token`` when the
+  public URL is https, see ``web.cookies``): it binds forms shown before any session
+  (log-in, the portal's View Secure Email and passcode pages);
+- the staff session cookie and the portal session cookie, when there are any.
+
+So a token is good only in the browser, and the session, it was shown in. A page of
+another site can make a browser send our cookies but cannot read them, nor a page of
+ours, to fill the field. A cookie planted from a sibling subdomain (under http, where
+the names have no ``__Host-``) does not help either: the server never computed a token
+for it, and without the key nobody else can; a pair taken from the attacker's own
+browser fails against the victim's session cookie. After log-in or Verify the session
+cookie changes, and the next page renders a token for the new session.
+
+The key is the portal keyset's PRF (HMAC-SHA256, ``infra.crypto.keys``), with a label
+of its own, so the form token has nothing in common with a link or a passcode. A token
+is minted with the primary key and checked against every key of the keyset, so forms
+open during a key rotation keep working. Compared in constant time.
+
 The API (bearer tokens, no cookies) and the codec endpoint (JSON behind CORS) are
 outside this.
 
@@ -16,6 +35,7 @@ ends up in access logs, browser history and the address bar of a refused form.
 
 from __future__ import annotations
 
+import base64
 import hmac
 import secrets
 
@@ -24,8 +44,14 @@ from python_multipart.multipart import parse_options_header
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-CSRF_COOKIE = "csrf_token"
+from infra.crypto.keys import PortalKeys
+from infra.settings import Settings
+from web.cookies import CSRF_COOKIE, PORTAL_COOKIE, STAFF_COOKIE, cookie_name
+from web.state import AppState
+
 CSRF_FIELD = "csrf_token"
+# The PRF's input starts with this, so no other use of the keyset computes the same.
+TOKEN_LABEL = "csrf-form-token"
 # /webhooks/: SendGrid's server posts there, never a browser: no cookie rides along for
 # another site to abuse, and each request is signed by SendGrid (``web.webhooks``).
 EXEMPT_PREFIXES = ("/api/", "/codec/", "/webhooks/")
@@ -40,41 +66,79 @@ FIRST_PART_CHECKED = "securemail.csrf_checked"
 NOT_A_FIELD = ("", "")
 
 
-def csrf_cookie_name(request: Request) -> str:
-    """``__Host-`` under HTTPS: then no sibling subdomain can plant a token of its choosing
-    (the browser takes such a cookie only from this origin, secure, for the whole site)."""
-    return f"__Host-{CSRF_COOKIE}" if request.url.scheme == "https" else CSRF_COOKIE
+def csrf_cookie_name(settings: Settings) -> str:
+    return cookie_name(settings, CSRF_COOKIE)
 
 
-def csrf_token(request: Request) -> str:
-    """The browser's token, made on its first page; rendering a page calls this."""
-    cookie = request.cookies.get(csrf_cookie_name(request))
-    token = getattr(request.state, "csrf_token", None) or cookie
-    if not token:
-        token = secrets.token_urlsafe(32)
-        request.state.new_csrf_token = token
-    request.state.csrf_token = token
-    return str(token)
+def form_token(keys: PortalKeys, key_id: str, browser: str, staff: str, portal: str) -> str:
+    """The token of a browser (its CSRF cookie) in its sessions (their cookies, or "")."""
+    parts = (TOKEN_LABEL, browser, staff, portal)
+    # Length-prefixed: ("ab", "c") and ("a", "bc") never give the same input.
+    message = b"".join(len(p.encode()).to_bytes(4, "big") + p.encode() for p in parts)
+    return base64.urlsafe_b64encode(keys.compute(key_id, message, 32)).rstrip(b"=").decode()
 
 
-def remember_csrf_token(request: Request, response: Response, *, secure: bool) -> None:
-    token = getattr(request.state, "new_csrf_token", None)
-    if token:
-        response.set_cookie(
-            csrf_cookie_name(request), token, httponly=True, samesite="lax", secure=secure
-        )
+def _app_state(request: Request) -> AppState:
+    state: AppState = request.app.state.app_state
+    return state
 
 
-def _matches(cookie: str, field: object) -> bool:
+def _sessions(request: Request, settings: Settings) -> tuple[str, str]:
     return (
-        bool(cookie)
-        and isinstance(field, str)
-        and hmac.compare_digest(cookie.encode(), field.encode())
+        request.cookies.get(cookie_name(settings, STAFF_COOKIE), ""),
+        request.cookies.get(cookie_name(settings, PORTAL_COOKIE), ""),
     )
 
 
+def csrf_token(request: Request) -> str:
+    """The form token for this browser and session; rendering a page calls this. A
+    browser without a CSRF cookie gets one (``remember_csrf_token``)."""
+    token = getattr(request.state, "csrf_token", None)
+    if token:
+        return str(token)
+    state = _app_state(request)
+    browser = request.cookies.get(csrf_cookie_name(state.settings))
+    if not browser:
+        browser = secrets.token_urlsafe(32)
+        request.state.new_csrf_cookie = browser
+    keys = state.portal_keys
+    token = form_token(keys, keys.current_id, browser, *_sessions(request, state.settings))
+    request.state.csrf_token = token
+    return token
+
+
+def remember_csrf_token(request: Request, response: Response) -> None:
+    browser = getattr(request.state, "new_csrf_cookie", None)
+    if browser:
+        settings = _app_state(request).settings
+        response.set_cookie(
+            csrf_cookie_name(settings),
+            browser,
+            path="/",
+            httponly=True,
+            samesite="lax",
+            secure=settings.secure_cookies,
+        )
+
+
+def _matches(request: Request, field: object) -> bool:
+    """Whether ``field`` is the token this browser, in these sessions, was given."""
+    state = _app_state(request)
+    browser = request.cookies.get(csrf_cookie_name(state.settings), "")
+    if not browser or not isinstance(field, str) or not field:
+        return False
+    sessions = _sessions(request, state.settings)
+    keys = state.portal_keys
+    # Every key, no early exit: the time taken says nothing about which one matched.
+    matched = False
+    for key_id in keys.ids:
+        expected = form_token(keys, key_id, browser, *sessions)
+        matched |= hmac.compare_digest(expected.encode(), field.encode("utf-8", "replace"))
+    return matched
+
+
 async def csrf_protect(request: Request) -> None:
-    """An app-wide dependency: refuses a browser POST without a matching token."""
+    """An app-wide dependency: refuses a browser POST without its form token."""
     if request.method in SAFE_METHODS or request.url.path.startswith(EXEMPT_PREFIXES):
         return
     if request.scope.get(FIRST_PART_CHECKED):
@@ -84,7 +148,7 @@ async def csrf_protect(request: Request) -> None:
         # before its form is known to be ours.
         raise HTTPException(status.HTTP_403_FORBIDDEN, detail=REFUSED)
     form = await request.form()
-    if not _matches(request.cookies.get(csrf_cookie_name(request), ""), form.get(CSRF_FIELD)):
+    if not _matches(request, form.get(CSRF_FIELD)):
         raise HTTPException(status.HTTP_403_FORBIDDEN, detail=REFUSED)
 
 
@@ -138,7 +202,7 @@ class MultipartCsrf:
             await self.app(scope, receive, send)
             return
         request = Request(scope)
-        cookie = request.cookies.get(csrf_cookie_name(request), "")
+        cookie = request.cookies.get(csrf_cookie_name(_app_state(request).settings), "")
         _, options = parse_options_header(headers.get("content-type", ""))
         boundary: bytes = options.get(b"boundary", b"")
         buffered: list[Message] = []
@@ -157,7 +221,7 @@ class MultipartCsrf:
                     break
                 if len(prefix) >= FIRST_PART_MAX or not message.get("more_body", False):
                     break  # no whole first part where the token must be
-        if name != CSRF_FIELD or not _matches(cookie, token):
+        if name != CSRF_FIELD or not _matches(request, token):
             await _refuse(scope, receive, send)
             return
         scope[FIRST_PART_CHECKED] = True

@@ -20,9 +20,9 @@ from infra.audit import Actor, audit
 from infra.db.models import Patient, Practice, StaffUser
 from infra.settings import Settings
 from web.client_address import resolve as resolve_client_address
+from web.cookies import STAFF_COOKIE, cookie_name
 from web.state import AppState
 
-STAFF_COOKIE = "staff_session"
 # A token's last use is written at most this often, so each API call is not a write.
 TOKEN_USE_RESOLUTION = timedelta(minutes=1)
 # The idle clock is moved at most this often, for the same reason.
@@ -81,9 +81,8 @@ class MustChangePassword(Exception):
 
 
 def staff_cookie_name(settings: Settings) -> str:
-    """``__Host-`` under HTTPS: the browser then takes the cookie only from this exact
-    origin, secure, for the whole site, so a sibling subdomain cannot plant or shadow it."""
-    return f"__Host-{STAFF_COOKIE}" if settings.secure_cookies else STAFF_COOKIE
+    """``__Host-`` when the public URL is https (``web.cookies``)."""
+    return cookie_name(settings, STAFF_COOKIE)
 
 
 async def signed_in_account(request: Request, db: DbSession, settings: SettingsDep) -> StaffUser:

@@ -52,7 +52,7 @@ def render(
 ) -> HTMLResponse:
     context = {"csrf_token": csrf_token(request), **(context or {})}
     response = templates.TemplateResponse(request, template, context, status_code=status_code)
-    remember_csrf_token(request, response, secure=request.url.scheme == "https")
+    remember_csrf_token(request, response)
     return response
 
 

@@ -28,8 +28,8 @@ from tests.fixtures.processes import free_port
 from tests.fixtures.stack import Stack
 from tests.web.test_portal import send, sign_in
 from web.app import create_app
-from web.csrf import CSRF_COOKIE, CSRF_FIELD
-from web.deps import STAFF_COOKIE
+from web.cookies import CSRF_COOKIE, STAFF_COOKIE
+from web.csrf import CSRF_FIELD
 
 KB = 1024
 MB = 1024 * KB
@@ -87,6 +87,15 @@ def attacker(app: FastAPI) -> httpx.AsyncClient:
         transport=httpx.ASGITransport(app=app, client=(some_client_address(), 1)),
         base_url="http://portal.test",
     )
+
+
+async def own_token_pair(client: httpx.AsyncClient) -> str:
+    """What anyone gets by loading the log-in page: a CSRF cookie (now in ``client``) and
+    the form token that goes with it, for a browser with no session."""
+    page = await client.get("/login")
+    found = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+    assert found
+    return found.group(1)
 
 
 async def declared_by_attacker(
@@ -158,10 +167,8 @@ async def test_streamed_form_over_limit_stops_at_the_limit(app: FastAPI) -> None
 async def test_40_mb_multipart_to_login_with_own_token_pair_refused_at_64_kb(
     app: FastAPI,
 ) -> None:
-    token = secrets.token_urlsafe(32)
-    attack, content_type = multipart(40 * MB, csrf_token=token)
     async with attacker(app) as client:
-        client.cookies.set(CSRF_COOKIE, token)
+        attack, content_type = multipart(40 * MB, csrf_token=await own_token_pair(client))
         response = await client.post(
             "/login", content=attack.body(), headers={"Content-Type": content_type}
         )
@@ -194,12 +201,10 @@ async def test_40_mb_multipart_without_form_token_refused_unread(app: FastAPI, p
 async def test_40_mb_multipart_with_own_token_pair_not_read_before_sign_in(
     app: FastAPI, path: str, status: int, words: str
 ) -> None:
-    """Anyone can make a cookie and a field that match; the sign-in is checked next,
-    still before the files are read."""
-    token = secrets.token_urlsafe(32)
-    attack, content_type = multipart(40 * MB, csrf_token=token)
+    """Anyone can get a cookie and a field that match from the log-in page; the sign-in is
+    checked next, still before the files are read."""
     async with attacker(app) as client:
-        client.cookies.set(CSRF_COOKIE, token)
+        attack, content_type = multipart(40 * MB, csrf_token=await own_token_pair(client))
         response = await client.post(
             path, content=attack.body(), headers={"Content-Type": content_type}
         )
@@ -237,7 +242,7 @@ async def test_declared_over_send_secure_limit_refused_unread(office: Office) ->
 async def test_declared_over_send_secure_limit_on_the_page_refused_in_words(
     office: Office,
 ) -> None:
-    attack, content_type = multipart(250 * MB, csrf_token=office.browser.cookies[CSRF_COOKIE])
+    attack, content_type = multipart(250 * MB, csrf_token=await office.browser.form_token())
     response = await office.browser.post(
         "/patients/some-patient/compose",
         content=attack.body(),
@@ -363,6 +368,7 @@ async def test_real_server_11_files_refusal_reaches_the_browser(
     # Ten small photos, then an 11th of 15 MB: it is still on its way when the refusal is made.
     photos = [("attachments", (f"photo-{n}.png", PNG, "image/png")) for n in range(10)]
     scan = ("attachments", ("scan.png", PNG + b"\x00" * (15 * MB), "image/png"))
+    token = await office.browser.form_token()
     async with served(app) as port:
         async with httpx.AsyncClient(
             base_url=f"http://127.0.0.1:{port}",
@@ -374,7 +380,7 @@ async def test_real_server_11_files_refusal_reaches_the_browser(
             response = await browser.post(
                 f"/patients/{patient.json()['id']}/compose",
                 data={
-                    CSRF_FIELD: office.browser.cookies[CSRF_COOKIE],
+                    CSRF_FIELD: token,
                     "subject": TYPED_SUBJECT,
                     "body": TYPED_BODY,
                 },

@@ -27,7 +27,7 @@ from tests.conftest import Office, make_office
 from tests.fixtures.stack import Stack, app_server, serving
 from tests.fixtures.waiting import eventually
 from tests.web.test_portal import SUBJECT, send, sign_in
-from web.deps import STAFF_COOKIE
+from web.cookies import STAFF_COOKIE
 from web.office import alerts
 from web.services.replies import submit_reply
 from web.state import AppState

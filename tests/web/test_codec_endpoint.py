@@ -21,7 +21,7 @@ from infra.settings import Settings
 from infra.temporal.codec import EncryptionCodec
 from tests.conftest import STAFF_PASSWORD, Office
 from tests.fixtures.operators import Operator
-from web.deps import STAFF_COOKIE
+from web.cookies import STAFF_COOKIE
 
 SECRET = "Tooth 14 extraction"
 OTHER_ORIGIN = "http://127.0.0.1:9999"

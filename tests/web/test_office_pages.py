@@ -6,7 +6,7 @@ import httpx
 
 from tests.conftest import STAFF_PASSWORD, Office
 from tests.fixtures.forms import settings_form
-from web.deps import STAFF_COOKIE
+from web.cookies import STAFF_COOKIE
 
 
 async def test_office_pages_redirect_to_login_when_signed_out(anonymous: httpx.AsyncClient) -> None:

@@ -20,7 +20,7 @@ from infra.portal_sessions import INBOX_PAGE_SIZE
 from infra.settings import Settings
 from tests.conftest import Office
 from tests.web.test_sent_box import BODY, add_patient, record_sent
-from web.portal.deps import PORTAL_COOKIE
+from web.cookies import PORTAL_COOKIE
 
 MESSAGE_LINK = re.compile(r'<a href="/portal/messages/([0-9a-f-]{36})">')
 OLDER_LINK = re.compile(r'<a href="([^"]+)" rel="next">Older</a>')

@@ -16,8 +16,7 @@ from infra.db.models import StaffSession, StaffUser
 from infra.settings import Settings
 from tests.conftest import STAFF_PASSWORD, Browser, Office, make_office, some_client_address
 from web.app import create_app
-from web.csrf import CSRF_COOKIE
-from web.deps import STAFF_COOKIE
+from web.cookies import CSRF_COOKIE, STAFF_COOKIE
 
 
 async def _office_sessions(settings: Settings, office: Office) -> list[StaffSession]:
@@ -99,7 +98,7 @@ async def test_idle_minutes_are_a_setting(settings: Settings) -> None:
 async def test_cookie_takes_the_host_prefix_under_https(settings: Settings) -> None:
     https = settings.model_copy(update={"public_url": "https://portal.test"})
     async with app_with(https) as app:
-        office = await make_office(app, https)  # signs in the plain-HTTP test browser too
+        office = await make_office(app, https)  # signs in a first browser too
         await office.browser.aclose()
         transport = httpx.ASGITransport(app=app, client=(some_client_address(), 50000))
         browser = Browser(transport=transport, base_url="https://portal.test")
@@ -108,7 +107,6 @@ async def test_cookie_takes_the_host_prefix_under_https(settings: Settings) -> N
             page = await new.get("/login")
         assert page.headers["set-cookie"].startswith(f"__Host-{CSRF_COOKIE}=")
         assert "secure" in page.headers["set-cookie"].lower()
-        browser.cookies.set(f"__Host-{CSRF_COOKIE}", browser.csrf_token)
         login = await browser.post(
             "/login", data={"email": office.email, "password": STAFF_PASSWORD}
         )
@@ -147,7 +145,7 @@ async def test_cookie_takes_the_host_prefix_under_https(settings: Settings) -> N
                 .where(StaffUser.email == office.email)
             )
         await engine.dispose()
-        # make_office's session on http://, which set the unprefixed cookie, and nothing else.
+        # make_office's session, and nothing else.
         assert remaining == 1
         await office.api.aclose()
         await planted.aclose()

@@ -22,12 +22,18 @@ from infra.audit import Actor, audit_secure_email
 from infra.db.models import Patient, PortalSession, Practice, SecureEmail
 from infra.directory import patient_by_id
 from infra.security import token_hash
-from web.deps import DbSession, client_address, or_404
+from infra.settings import Settings
+from web.cookies import PORTAL_COOKIE, cookie_name
+from web.deps import DbSession, SettingsDep, client_address, or_404
 from web.errors import MessageClosed, PortalSignedOut
 
-PORTAL_COOKIE = "portal_session"
 LINK_NOT_VALID = "This link is not valid"
 MESSAGE_NOT_FOUND = "Message not found"
+
+
+def portal_cookie_name(settings: Settings) -> str:
+    """``__Host-`` when the public URL is https (``web.cookies``)."""
+    return cookie_name(settings, PORTAL_COOKIE)
 
 
 async def start_portal_session(
@@ -37,22 +43,36 @@ async def start_portal_session(
     verified: SecureEmail,
     *,
     began_at: datetime,
-    secure_cookie: bool,
+    settings: Settings,
 ) -> None:
     """Not committed: the caller commits the session with what it audits."""
     token = await portal_sessions.start(db, patient, verified, began_at)
     response.set_cookie(
-        PORTAL_COOKIE,
+        portal_cookie_name(settings),
         token,
         httponly=True,
         samesite="strict",
-        secure=secure_cookie,
+        secure=settings.secure_cookies,
         path="/",
     )
 
 
-async def current_portal_session(request: Request, db: DbSession) -> PortalSession:
-    token = request.cookies.get(PORTAL_COOKIE)
+def end_portal_cookie(response: Response, settings: Settings) -> None:
+    # Secure as it was set: a browser ignores a ``__Host-`` cookie without it, even one
+    # that deletes.
+    response.delete_cookie(
+        portal_cookie_name(settings),
+        path="/",
+        secure=settings.secure_cookies,
+        httponly=True,
+        samesite="strict",
+    )
+
+
+async def current_portal_session(
+    request: Request, db: DbSession, settings: SettingsDep
+) -> PortalSession:
+    token = request.cookies.get(portal_cookie_name(settings))
     session = await portal_sessions.live(db, token) if token else None
     if session is None:
         raise PortalSignedOut

@@ -212,7 +212,7 @@ async def verify(
             patient,
             secure_email,
             began_at=asked_at,
-            secure_cookie=settings.secure_cookies,
+            settings=settings,
         )
         actor = patient_actor(request, secure_email)
         for action in (AuditAction.VERIFY_OK, AuditAction.SIGN_IN):

@@ -20,14 +20,15 @@ from infra.db.models import PortalSession, SecureEmail
 from infra.directory import patient_by_id
 from infra.practices import practice
 from infra.secure_emails import BadCursor, Cursor
-from web.deps import DbSession, StateDep, client_address, or_404, temporal_of
+from web.deps import DbSession, SettingsDep, StateDep, client_address, or_404, temporal_of
 from web.downloads import download
 from web.errors import TEMPORAL_FAILURES
 from web.portal.deps import (
-    PORTAL_COOKIE,
     PortalPatient,
     ReadableEmail,
     audit_patient,
+    end_portal_cookie,
+    portal_cookie_name,
     practice_of_message,
     session_threads,
 )
@@ -180,8 +181,8 @@ async def download_attachment(
 
 
 @router.post("/portal/sign-out")
-async def sign_out(request: Request, db: DbSession) -> Response:
-    ended = await portal_sessions.end(db, request.cookies.get(PORTAL_COOKIE))
+async def sign_out(request: Request, db: DbSession, settings: SettingsDep) -> Response:
+    ended = await portal_sessions.end(db, request.cookies.get(portal_cookie_name(settings)))
     if ended is not None:
         patient = await patient_by_id(db, ended.patient_id)
         if patient is not None:
@@ -189,7 +190,7 @@ async def sign_out(request: Request, db: DbSession) -> Response:
             audit(db, patient.practice_id, AuditAction.SIGN_OUT, actor, patient_id=patient.id)
             await db.commit()
     response = RedirectResponse("/portal/signed-out", status_code=status.HTTP_303_SEE_OTHER)
-    response.delete_cookie(PORTAL_COOKIE, path="/")
+    end_portal_cookie(response, settings)
     return response
 
 
