@@ -29,6 +29,7 @@ from fastapi import FastAPI
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import iter_route_contexts
 
+from domain.audit import AuditAction
 from tests.fixtures.stack import Stack
 from tests.web.test_alerts import next_block, staff_client, streams_served
 from tests.web.test_chart import PDF, filed
@@ -197,3 +198,13 @@ async def test_every_staff_read_of_phi_is_audited_naming_the_patient(stack: Stac
         if leaked:
             failures.append(f"{path} wrote {leaked} into the audit log")
     assert failures == [], "\n".join(failures)
+
+    # The log's patient filter finds the lists' events too, which name patients in detail.
+    found = {e["action"] for e in await stack.office.audit_events(patient_id=seeded.patient_id)}
+    lists = {
+        AuditAction.OFFICE_PATIENT_SEARCH,
+        AuditAction.OFFICE_SENT_LIST,
+        AuditAction.OFFICE_INBOX_LIST,
+        AuditAction.OFFICE_ALERT_LIST,
+    }
+    assert {action.value for action in lists} <= found
