@@ -6,6 +6,7 @@ such as "3 tries left"; never a subject, body, file name or passcode.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from enum import StrEnum
 
@@ -50,9 +51,14 @@ class AuditAction(StrEnum):
     # Staff reads of PHI (HIPAA §164.312(b)); never the query, subject or file name.
     OFFICE_VIEW = "office.view"
     OFFICE_CHART_LIST = "office.chart_list"
-    OFFICE_SENT_LIST = "office.sent_list"  # the Sent box: a count, never a subject
-    OFFICE_INBOX_LIST = "office.inbox_list"  # the Email Client's threads: a count
+    # Lists: a count and the ids of the patients shown (``listing_detail``), never a
+    # subject or what was typed into a search.
+    OFFICE_SENT_LIST = "office.sent_list"  # the Sent box
+    OFFICE_INBOX_LIST = "office.inbox_list"  # the Email Client's threads
     OFFICE_PATIENT_SEARCH = "office.patient_search"
+    # One patient's name and address shown: the edit and compose pages, the API's read.
+    OFFICE_PATIENT_VIEW = "office.patient_view"
+    OFFICE_ALERT_LIST = "office.alert_list"  # alerts shown carry the patient's name
     PATIENT_ADD = "office.patient_add"
     PATIENT_EDIT = "office.patient_edit"
     # Changes to the practice, its staff and its tokens.
@@ -64,6 +70,14 @@ class AuditAction(StrEnum):
     STAFF_PASSWORD_CHANGE = "staff.password_change"
     TOKEN_CREATE = "token.create"
     TOKEN_REVOKE = "token.revoke"
+
+
+def listing_detail(summary: str, patient_ids: Iterable[str]) -> str:
+    """A list read's detail: its summary (a count, never a query) and the id of each
+    patient the list showed, once each, in the order shown, so that who saw a patient's
+    details can be answered from the log."""
+    shown = list(dict.fromkeys(patient_ids))
+    return f"{summary}; patients: {' '.join(shown)}" if shown else summary
 
 
 # The practice column of events that concern no practice (an operator's log-in).

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.audit import ActorType, AuditAction
@@ -101,7 +101,13 @@ async def find_events(
     if where.secure_email_id:
         statement = statement.where(AuditEvent.secure_email_id == where.secure_email_id)
     if where.patient_id:
-        statement = statement.where(AuditEvent.patient_id == where.patient_id)
+        # A list's read names the patients it showed in its detail (``listing_detail``).
+        statement = statement.where(
+            or_(
+                AuditEvent.patient_id == where.patient_id,
+                AuditEvent.detail.contains(where.patient_id, autoescape=True),
+            )
+        )
     if where.since is not None:
         statement = statement.where(AuditEvent.at >= where.since)
     if where.until is not None:

@@ -17,6 +17,7 @@ from sqlalchemy import (
     Integer,
     MetaData,
     String,
+    Text,
     UniqueConstraint,
     event,
     insert,
@@ -303,7 +304,8 @@ class AuditEvent(Base):
     patient_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
     secure_email_id: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True)
     client_address: Mapped[str | None] = mapped_column(String(64), nullable=True)
-    detail: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    # Short for most events; a list's read names the ids of every patient it showed.
+    detail: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class AuditLink(Base):

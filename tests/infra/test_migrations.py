@@ -145,3 +145,39 @@ async def test_thread_counters_are_filled_from_replies_recorded_before(
 
 HOUR = timedelta(hours=1)
 TIMES = ("sent_at", "expires_at")
+
+
+async def test_widening_the_audit_detail_keeps_events_and_the_log_append_only(
+    empty_database: str,
+) -> None:
+    await asyncio.to_thread(upgrade, empty_database, "0016")
+    event = {"id": 1, "practice_id": "p", "action": "office.view", "actor_type": "staff"}
+    event |= {"detail": "1 reply(ies)", "at": datetime(2026, 11, 2, 9, 30, tzinfo=UTC)}
+    events = sa.table("audit_events", *(sa.column(c) for c in event if c != "at"))
+    events.append_column(sa.column("at", UTCDateTime()))
+    engine = make_engine(empty_database)
+    async with engine.begin() as c:
+        await c.execute(sa.insert(events), [event])
+    await engine.dispose()
+
+    await asyncio.to_thread(upgrade, empty_database)
+
+    engine = make_engine(empty_database)
+    try:
+        async with engine.begin() as c:
+            kept = (await c.execute(sa.select(events))).mappings().one()
+            assert dict(kept) == event
+            # A list's event may name hundreds of patients now.
+            await c.execute(sa.insert(events), [{**event, "id": 2, "detail": "x" * 5000}])
+        for change in (
+            sa.update(events).values(detail="edited"),
+            sa.delete(events),
+        ):
+            with pytest.raises(sa.exc.DBAPIError, match="append-only"):
+                async with engine.begin() as c:
+                    await c.execute(change)
+    finally:
+        await engine.dispose()
+    # Going back would have to cut an event: refused in words.
+    with pytest.raises(RuntimeError, match="longer than 200 characters"):
+        await asyncio.to_thread(downgrade, empty_database, "0016")

@@ -37,9 +37,11 @@ async def test_email_client_unread_first_and_opening_marks_read(stack: Stack) ->
     assert client.text.count(">Unread<") == 4  # a marker per thread and per reply
     assert SUBJECT in client.text and "1 reply, 1 unread" in client.text
     assert REPLY_BODY not in client.text  # the list shows threads, not what was written
-    # Reading the list (its subjects are PHI) is audited by count, never by subject.
+    # Reading the list (its subjects are PHI) is audited by count and the patients' ids
+    # in the order shown, never by subject.
     (listed,) = await stack.office.audit_events(action=AuditAction.OFFICE_INBOX_LIST.value)
-    assert listed["detail"] == "2 thread(s)" and listed["client_address"]
+    assert listed["detail"] == f"2 thread(s); patients: {grace_id} {ada_id}"
+    assert listed["client_address"]
     assert SUBJECT not in str(await stack.office.audit_events())
 
     opened = await stack.office.browser.get(f"/email-client/replies/{grace_reply}")

@@ -32,9 +32,9 @@ async def add(office: Office, name: str, email: str) -> str:
 # Search -------------------------------------------------------------------------------
 
 
-async def test_search_page_posts_the_query_and_audits_only_the_count(office: Office) -> None:
-    await add(office, "Ada Lovelace", "ada@example.com")
-    await add(office, "Grace Hopper", "grace@example.com")
+async def test_search_page_posts_the_query_and_audits_only_count_and_ids(office: Office) -> None:
+    ada = await add(office, "Ada Lovelace", "ada@example.com")
+    grace = await add(office, "Grace Hopper", "grace@example.com")
 
     page = await office.browser.get("/patients")
     form = re.search(r'<form method="post" action="/patients/search" role="search"', page.text)
@@ -49,20 +49,24 @@ async def test_search_page_posts_the_query_and_audits_only_the_count(office: Off
     assert 'value="Lovelace"' in found.text  # the box keeps what was typed
 
     searches = await office.audit_events(action=SEARCH)
-    assert [event["detail"] for event in searches] == ["directory: 2 results", "search: 1 result"]
+    # Each event names the patients the page listed, by id, in the order shown.
+    assert [event["detail"] for event in searches] == [
+        f"directory: 2 results; patients: {ada} {grace}",
+        f"search: 1 result; patients: {ada}",
+    ]
     assert all(event["actor_type"] == "staff" and event["client_address"] for event in searches)
     assert "Lovelace" not in await all_events_text(office)
 
 
 async def test_search_from_the_url_is_not_run(office: Office) -> None:
     """An old `?q=` link lists the directory; the typed name is not searched."""
-    await add(office, "Ada Lovelace", "ada@example.com")
-    await add(office, "Grace Hopper", "grace@example.com")
+    ada = await add(office, "Ada Lovelace", "ada@example.com")
+    grace = await add(office, "Grace Hopper", "grace@example.com")
     page = await office.browser.get("/patients", params={"q": "Lovelace"})
     assert page.status_code == 200
     assert "Ada Lovelace" in page.text and "Grace Hopper" in page.text
     assert [e["detail"] for e in await office.audit_events(action=SEARCH)] == [
-        "directory: 2 results"
+        f"directory: 2 results; patients: {ada} {grace}"
     ]
     # The results page's address, reloaded or bookmarked, leads back to the directory.
     again = await office.browser.get("/patients/search")
@@ -86,13 +90,16 @@ async def test_search_page_when_signed_out_goes_to_log_in(anonymous: httpx.Async
 
 
 async def test_api_search_audited_without_the_query(office: Office) -> None:
-    await add(office, "Ada Lovelace", "ada@example.com")
+    ada = await add(office, "Ada Lovelace", "ada@example.com")
     found = await office.api.get("/api/v1/patients", params={"q": "lovelace"})
     assert len(found.json()["items"]) == 1
     everyone = await office.api.get("/api/v1/patients")
     assert len(everyone.json()["items"]) == 1
     searches = await office.audit_events(action=SEARCH)
-    assert [e["detail"] for e in searches] == ["search: 1 result", "directory: 1 result"]
+    assert [e["detail"] for e in searches] == [
+        f"search: 1 result; patients: {ada}",
+        f"directory: 1 result; patients: {ada}",
+    ]
     assert "lovelace" not in (await all_events_text(office)).lower()
 
 

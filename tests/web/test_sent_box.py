@@ -237,8 +237,10 @@ async def test_a_clerk_reads_the_sent_box_and_each_read_is_audited(
     by_clerk = [event for event in events if event["actor_id"] == clerk.id]
     assert len(by_clerk) == 2
     assert {event["patient_id"] for event in by_clerk} == {ada, None}
+    # Each names the patients shown by id: the line's, and on the page its patient list's.
     assert all(
-        event["detail"] == "1 secure email(s)" and event["client_address"] for event in events
+        event["detail"] == f"1 secure email(s); patients: {ada}" and event["client_address"]
+        for event in events
     )
     assert sent.subject not in str(await office.audit_events())
     # A refused request read nothing, so it records nothing.
@@ -311,7 +313,10 @@ async def test_sent_tab_refuses_bad_filters_in_words(settings: Settings, office:
         page = await office.browser.get("/email-client/sent", params=query)
         assert page.status_code == 422 and words in page.text, query
         assert "Cleaning reminder" not in page.text
-    assert await office.audit_events(action=AuditAction.OFFICE_SENT_LIST.value) == []
+    # No secure email was listed; the page's patient list was shown, and is audited.
+    refused = await office.audit_events(action=AuditAction.OFFICE_SENT_LIST.value)
+    assert [event["detail"] for event in refused] == [f"filters refused; patients: {ada}"] * 5
+    assert all(event["patient_id"] is None for event in refused)
 
 
 async def test_patients_page_links_to_the_patients_secure_emails(

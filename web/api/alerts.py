@@ -8,15 +8,17 @@ from domain.audit import AuditAction
 from infra.alerts import acknowledge_alert, open_alerts
 from web.api.responses import INVALID, NOT_FOUND, declared
 from web.deps import ApiStaff, DbSession, audit_staff, or_404
-from web.office.alerts import AlertList, AlertPublic, linked
+from web.office.alerts import AlertList, AlertPublic, audit_alerts_shown, linked
 
 router = APIRouter(prefix="/alerts", tags=["alerts"])
 
 
 @router.get("")
-async def list_alerts(db: DbSession, staff: ApiStaff) -> AlertList:
+async def list_alerts(request: Request, db: DbSession, staff: ApiStaff) -> AlertList:
     """Unacknowledged alerts, newest first."""
-    return AlertList(items=linked(await open_alerts(db, staff.practice_id, limit=1000)))
+    shown = await open_alerts(db, staff.practice_id, limit=1000)
+    await audit_alerts_shown(db, request, staff, shown)
+    return AlertList(items=linked(shown))
 
 
 @router.post("/{alert_id}/ack", responses=declared(NOT_FOUND, INVALID))

@@ -1,7 +1,8 @@
 """``/api/v1/patients``: the patient directory.
 
-Searches, additions and changes are audited (R13): a search by how many it found, never
-by what was typed; a change by the names of the fields changed, never their values.
+Searches, reads, additions and changes are audited (R13): a search by how many it found
+and their ids, never by what was typed; a change by the names of the fields changed,
+never their values.
 """
 
 from __future__ import annotations
@@ -50,8 +51,12 @@ async def search_patients(
 
 
 @router.get("/{patient_id}", responses=declared(NOT_FOUND, INVALID))
-async def read_patient(db: DbSession, staff: ApiStaff, patient_id: str) -> PatientPublic:
-    return PatientPublic.model_validate(await practice_patient(db, staff, patient_id))
+async def read_patient(
+    request: Request, db: DbSession, staff: ApiStaff, patient_id: str
+) -> PatientPublic:
+    patient = await practice_patient(db, staff, patient_id)
+    await audit_staff(db, request, staff, AuditAction.OFFICE_PATIENT_VIEW, patient_id=patient.id)
+    return PatientPublic.model_validate(patient)
 
 
 @router.patch("/{patient_id}", responses=declared(NOT_FOUND, JSON_BODY, CONFLICT))

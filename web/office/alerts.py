@@ -25,7 +25,7 @@ import logging
 import secrets
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -34,12 +34,13 @@ from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, computed_field
 
 from domain import secure_email_views as views
+from domain.audit import AuditAction, listing_detail
 from domain.secure_email_views import AlertKind
 from infra import accounts, alerts
 from infra.db.engine import DATABASE_ERRORS
 from infra.db.models import StaffUser
 from infra.settings import Settings
-from web.deps import DbSession, StateDep, staff_cookie_name
+from web.deps import DbSession, StateDep, audit_staff, staff_cookie_name
 from web.state import AppState
 
 router = APIRouter(tags=["office"], include_in_schema=False)
@@ -60,6 +61,22 @@ class AlertPublic(views.AlertPublic):
 
 def linked(alerts: list[views.AlertPublic]) -> list[AlertPublic]:
     return [AlertPublic.model_validate(alert, from_attributes=True) for alert in alerts]
+
+
+async def audit_alerts_shown(
+    db: DbSession, request: Request, staff: StaffUser, shown: Sequence[views.AlertPublic]
+) -> None:
+    """Alerts carry the patient's name, so showing them is a read of PHI: one event naming
+    the patients by id. A response showing none read nothing and records nothing."""
+    if not shown:
+        return
+    await audit_staff(
+        db,
+        request,
+        staff,
+        AuditAction.OFFICE_ALERT_LIST,
+        detail=listing_detail(f"{len(shown)} alert(s)", (alert.patient_id for alert in shown)),
+    )
 
 
 class AlertList(BaseModel):
@@ -175,17 +192,24 @@ async def _stream_owner(request: Request, db: DbSession, settings: Settings) -> 
     return user
 
 
-async def _snapshot(state: AppState, request: Request) -> tuple[str, str] | None:
-    """Whose feed, and the feed as JSON; None once the staff session has ended."""
+async def _snapshot(
+    state: AppState, request: Request, last: str | None = None
+) -> tuple[str, str] | None:
+    """Whose feed, and the feed as JSON; None once the staff session has ended.
+
+    A feed other than ``last`` is sent to the browser, so its alerts are audited as shown
+    before it is returned: a feed that could not be audited is not sent."""
     async with state.sessions() as db:
         staff = await _stream_owner(request, db, state.settings)
         if staff is None:
             return None
+        shown = await alerts.open_alerts(db, staff.practice_id)
         feed = AlertFeed(
-            count=await alerts.count_open_alerts(db, staff.practice_id),
-            items=linked(await alerts.open_alerts(db, staff.practice_id)),
-        )
-    return staff.id, feed.model_dump_json()
+            count=await alerts.count_open_alerts(db, staff.practice_id), items=linked(shown)
+        ).model_dump_json()
+        if feed != last:
+            await audit_alerts_shown(db, request, staff, shown)
+    return staff.id, feed
 
 
 def _event(data: str) -> str:
@@ -212,7 +236,7 @@ async def _events(
             if await request.is_disconnected():
                 return
             try:
-                found = await _snapshot(state, request)
+                found = await _snapshot(state, request, last)
             except DATABASE_ERRORS:
                 # The database restarting is no reason to drop every office's stream.
                 logger.warning("alert feed: database unavailable", exc_info=True)

@@ -5,6 +5,7 @@ The Sent box's listing and its audit serve ``web.api.secure_emails`` too."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated
@@ -13,7 +14,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Query, Request, status
 from fastapi.responses import HTMLResponse, StreamingResponse
 
-from domain.audit import AuditAction
+from domain.audit import AuditAction, listing_detail
 from domain.secure_email import SecureEmailStatus
 from infra import secure_emails
 from infra.db.models import Reply, StaffUser
@@ -68,13 +69,16 @@ async def email_client(
             status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
         )
     page = await threads(db, staff.practice_id, after=after)
-    # The list shows the threads' subjects (PHI): reading it is audited, by count only.
+    # The list shows the threads' subjects and patients (PHI): reading it is audited, by
+    # count and the patients' ids.
     await audit_staff(
         db,
         request,
         staff,
         AuditAction.OFFICE_INBOX_LIST,
-        detail=f"{len(page.threads)} thread(s)",
+        detail=listing_detail(
+            f"{len(page.threads)} thread(s)", (thread.patient_id for thread in page.threads)
+        ),
     )
     older = page.next_cursor
     return render(
@@ -108,24 +112,43 @@ def cursor_of(text: str | None) -> Cursor | None:
     return Cursor.decode(text) if text else None
 
 
-async def list_sent(
-    request: Request, db: DbSession, staff: StaffUser, filters: SentFilters
-) -> SentPage:
-    """A page of the practice's secure emails; the listing is audited. A patient of
-    another practice (or none) is a 404, as everywhere a patient is named by id."""
+async def sent_page(db: DbSession, staff: StaffUser, filters: SentFilters) -> SentPage:
+    """A page of the practice's secure emails, not yet audited. A patient of another
+    practice (or none) is a 404, as everywhere a patient is named by id."""
     after = cursor_of(filters.cursor)
     if filters.patient_id is not None:
         await practice_patient(db, staff, filters.patient_id)
-    page = await secure_emails.sent_by_practice(db, staff.practice_id, filters, after=after)
-    # The list shows subjects (PHI, HIPAA 164.312(b)); the event, a count.
+    return await secure_emails.sent_by_practice(db, staff.practice_id, filters, after=after)
+
+
+async def audit_sent(
+    request: Request,
+    db: DbSession,
+    staff: StaffUser,
+    patient_id: str | None,
+    page: SentPage | None,
+    also_shown: Iterable[str] = (),
+) -> None:
+    """The list shows subjects and patients (PHI, HIPAA 164.312(b)); the event, a count
+    and the ids of the patients the response named (``also_shown``: a list of them)."""
+    summary = f"{len(page.lines)} secure email(s)" if page else "filters refused"
+    shown = [line.patient_id for line in page.lines] if page else []
     await audit_staff(
         db,
         request,
         staff,
         AuditAction.OFFICE_SENT_LIST,
-        patient_id=filters.patient_id,
-        detail=f"{len(page.lines)} secure email(s)",
+        patient_id=patient_id,
+        detail=listing_detail(summary, [*shown, *also_shown]),
     )
+
+
+async def list_sent(
+    request: Request, db: DbSession, staff: StaffUser, filters: SentFilters
+) -> SentPage:
+    """A page of the practice's secure emails (``sent_page``), audited."""
+    page = await sent_page(db, staff, filters)
+    await audit_sent(request, db, staff, filters.patient_id, page)
     return page
 
 
@@ -188,9 +211,18 @@ async def sent_box(
             until=datetime.combine(until + timedelta(days=1), time(), UTC) if until else None,
             cursor=cursor or None,
         )
-        page = await list_sent(request, db, staff, filters)
+        page = await sent_page(db, staff, filters)
         if page.next_cursor is not None:
             older = _sent_url(chosen, page.next_cursor.encode())
+    # Refused filters still show the patient list: one event for what the page names.
+    await audit_sent(
+        request,
+        db,
+        staff,
+        None if "patient_id" in errors else patient_id or None,
+        page,
+        also_shown=(patient.id for patient in patients),
+    )
     return render(
         request,
         "office/sent_box.html",

@@ -7,7 +7,7 @@ from fastapi.responses import HTMLResponse
 
 from infra.alerts import count_open_alerts, open_alerts
 from web.deps import CurrentStaff, DbSession, practice_of
-from web.office.alerts import linked
+from web.office.alerts import audit_alerts_shown, linked
 from web.templating import render
 
 router = APIRouter(tags=["office"], include_in_schema=False)
@@ -16,10 +16,12 @@ router = APIRouter(tags=["office"], include_in_schema=False)
 @router.get("/")
 async def main_menu(request: Request, db: DbSession, staff: CurrentStaff) -> HTMLResponse:
     practice = await practice_of(db, staff)
+    shown = await open_alerts(db, staff.practice_id)
+    await audit_alerts_shown(db, request, staff, shown)
     context = {
         "staff": staff,
         "practice": practice,
         "alert_count": await count_open_alerts(db, staff.practice_id),
-        "alerts": linked(await open_alerts(db, staff.practice_id)),
+        "alerts": linked(shown),
     }
     return render(request, "office/menu.html", context)

@@ -1,7 +1,8 @@
 """The patient directory: the page, search, adding a patient and editing one.
 
-Searches, additions and edits are audited (R13): a search by how many it found, never by
-what was typed; an edit by the names of the fields changed. The words and audit detail
+Searches, additions, edits and the pages showing a patient are audited (R13): a search by
+how many it found and their ids, never by what was typed; an edit by the names of the
+fields changed. The words and audit detail
 here serve ``web.api.patients`` too.
 
 A changed address is for new secure emails only: each open one keeps the address its
@@ -20,7 +21,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import BaseModel, ValidationError
 
 from domain.addresses import normalise_address
-from domain.audit import AuditAction
+from domain.audit import AuditAction, listing_detail
 from domain.patients import PatientCreate, PatientStatus, PatientUpdate
 from domain.secure_email import SecureEmailStatus
 from infra import secure_emails
@@ -49,9 +50,11 @@ DUPLICATE_EMAIL = "A patient with this email address is already in the directory
 
 
 def search_detail(query: str, found: list[Patient]) -> str:
-    """What a search's audit event says: whether a query was typed, and how many matched."""
+    """What a search's audit event says: whether a query was typed, how many matched and
+    their ids."""
     kind = "search" if query.strip() else "directory"
-    return f"{kind}: {len(found)} {'result' if len(found) == 1 else 'results'}"
+    summary = f"{kind}: {len(found)} {'result' if len(found) == 1 else 'results'}"
+    return listing_detail(summary, (patient.id for patient in found))
 
 
 @router.get("/patients")
@@ -103,7 +106,8 @@ async def _patients(
     errors: dict[str, str] | None = None,
 ) -> HTMLResponse:
     patients = await find_patients(db, staff.practice_id, q)
-    # Every listing shows names and addresses: audited by count, never by what was typed.
+    # Every listing shows names and addresses: audited by count and ids, never by what
+    # was typed.
     await audit_staff(
         db, request, staff, AuditAction.OFFICE_PATIENT_SEARCH, detail=search_detail(q, patients)
     )
@@ -209,6 +213,8 @@ async def _edit_page(
     errors: dict[str, str] | None = None,
     status_code: int = status.HTTP_422_UNPROCESSABLE_CONTENT,
 ) -> HTMLResponse:
+    # The page shows the patient's name and address (and, refused, what was typed).
+    await audit_staff(db, request, staff, AuditAction.OFFICE_PATIENT_VIEW, patient_id=patient.id)
     behind, sent_again = await staying_behind(db, patient)
     shown = sum(len(group.messages) for group in behind)
     if shown:

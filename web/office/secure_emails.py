@@ -102,7 +102,17 @@ async def compose_page(
     thread = (
         await secure_emails.of_practice(db, staff.practice_id, answering) if answering else None
     )
-    subject = re_subject(thread.subject) if thread and thread.patient_id == patient.id else ""
+    answered = thread if thread and thread.patient_id == patient.id else None
+    # The page shows the patient's name and address, and the answered thread's subject.
+    await audit_staff(
+        db,
+        request,
+        staff,
+        AuditAction.OFFICE_PATIENT_VIEW,
+        patient_id=patient.id,
+        secure_email_id=answered.id if answered else None,
+    )
+    subject = re_subject(answered.subject) if answered else ""
     return _compose(request, staff, patient, typed={"subject": subject})
 
 
