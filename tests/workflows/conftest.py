@@ -22,6 +22,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.mail import MailActivities
+from activities.office_requests import OfficeRequestActivities
 from domain.patients import PatientCreate, PatientStatus
 from domain.secure_email import (
     ExpiryToRecord,
@@ -291,7 +292,8 @@ async def running_lifecycle(
     env: WorkflowEnvironment, transport: MailTransport, maildir: Path
 ) -> AsyncIterator[Lifecycle]:
     """A worker with real mail activities over ``transport``, reading a real database by
-    id, and a stand-in for the rest of the read model."""
+    id, the office's requests confirmed in it, and a stand-in for the rest of the read
+    model."""
     status_log = StatusLog()
     task_queue = f"tq-{uuid.uuid4()}"
     maildir.mkdir(parents=True, exist_ok=True)
@@ -301,7 +303,9 @@ async def running_lifecycle(
             env.client,
             task_queue=task_queue,
             workflows=WORKFLOWS,
-            activities=activities(mail, status_log, status_log, status_log),
+            activities=activities(
+                mail, status_log, status_log, status_log, OfficeRequestActivities(found.sessions)
+            ),
         ):
             yield Lifecycle(env, env.client, task_queue, maildir, status_log, found)
 
