@@ -11,9 +11,10 @@ and each passcode from a key Temporal never sees. A verify carries the *check* o
 typed code, compared with the check of the mailed one, so no passcode is recorded.
 
 The office can withdraw it, move its expiry (the timer moves: the main loop waits on
-the current expiry and wakes when it changes), and send the notice again while it is
-unopened; it reminds an unopened patient once, at the time the practice chose; a notice
-SendGrid reports bounced (a signal from its Event Webhook) fails it.
+the current expiry and wakes when it changes), each only for a request the web app
+recorded in the database first, and send the notice again while it is unopened; it
+reminds an unopened patient once, at the time the practice chose; a notice SendGrid
+reports bounced (a signal from its Event Webhook) fails it.
 
 A conversation can outlive one history: when Temporal suggests it (the history grew
 long), the workflow continues as new and hands its state to the next run.
@@ -479,14 +480,14 @@ class SecureEmailWorkflow:
     async def withdraw(self, withdrawal: Withdrawal) -> SecureEmailState:
         """The office takes it back: from now the patient sees that it was withdrawn,
         never its words; a passcode already mailed opens nothing. Twice is once."""
-        if self._state.status != SecureEmailStatus.WITHDRAWN:
+        if not self._withdrawn():
             self._refuse_if_closed()
             if workflow.patched(OFFICE_CONFIRMED):
                 await self._confirm_request(
                     OfficeChange.WITHDRAW, withdrawal.staff_id, withdrawal.request_id
                 )
-                if self._state.status == SecureEmailStatus.WITHDRAWN:
-                    return self.state()  # withdrawn meanwhile
+                if self._withdrawn():
+                    return self.state()  # by another withdrawal meanwhile
                 self._refuse_if_closed()
             self._state.passcode = None
             await self._set_status(SecureEmailStatus.WITHDRAWN)
@@ -676,6 +677,9 @@ class SecureEmailWorkflow:
 
     def _expires_at(self) -> datetime:
         return self._state.expires_at or self._start.expires_at
+
+    def _withdrawn(self) -> bool:
+        return self._state.status == SecureEmailStatus.WITHDRAWN
 
     def _ended(self) -> bool:
         """Withdrawn, or failed after its notice went (a bounce): nothing more happens."""
