@@ -77,8 +77,8 @@ async def claim(
 
 
 async def drop_unclaimed(db: AsyncSession, request_id: str) -> None:
-    """A change the workflow refused, or did not answer in time: its request can no
-    longer be claimed."""
+    """Once the workflow has answered (or not in time): a request it did not claim can
+    no longer be."""
     await db.execute(
         delete(OfficeRequest).where(
             OfficeRequest.id == request_id, OfficeRequest.claimed_by.is_(None)

@@ -180,17 +180,17 @@ async def _requested(
 ) -> AsyncIterator[str]:
     """The office's change recorded, by this staff user, and committed before the
     workflow is asked: it changes something only for a request the database holds
-    (``infra.office_requests``), once. Refused, or not answered in time, the request is
-    dropped unless the workflow claimed it, so nothing can use it later."""
+    (``infra.office_requests``), once. Whatever the answer (refused, not given in time,
+    or "already withdrawn"), the request is then dropped unless the workflow claimed it,
+    so nothing can use it later."""
     request_id = office_requests.record(
         db, secure_email.id, kind, staff_id, datetime.now(UTC), expires_at
     )
     await db.commit()
     try:
         yield request_id
-    except BaseException:
+    finally:
         await office_requests.drop_unclaimed(db, request_id)
-        raise
 
 
 async def _refreshed(db: DbSession, secure_email: SecureEmail) -> SecureEmail:
