@@ -14,6 +14,10 @@ UNKNOWN_SECURE_EMAIL = "UnknownSecureEmail"
 # another run, a resend the office never asked for), or a workflow input that names
 # another workflow (copied from a history): nothing is mailed. Never retried.
 NOT_DUE = "NotDue"
+# A withdrawal or expiry change the database holds no request for (one the office asked
+# for, unclaimed, naming this staff user and, for an expiry, this time): sent by hand or
+# copied from a history. Nothing is changed. Never retried.
+NOT_REQUESTED = "NotRequested"
 
 # Mail the transport refused for good (bad address, rejected key) or for now.
 PERMANENT_MAIL_ERROR = "PermanentMailError"

@@ -301,13 +301,36 @@ class StatusChange(BaseModel):
 # The office's changes (issue 13): updates by staff id, never by name or address
 
 
+class OfficeChange(StrEnum):
+    """What an office request asks of the workflow (``infra.office_requests``)."""
+
+    WITHDRAW = "withdraw"
+    CHANGE_EXPIRY = "change_expiry"
+
+
 class Withdrawal(BaseModel):
     staff_id: str
+    # The request the web app recorded first; a withdrawal without one changes nothing.
+    request_id: str | None = None
 
 
 class ExpiryChange(BaseModel):
     staff_id: str
     expires_at: datetime
+    # As for ``Withdrawal``: the request names this expiry too.
+    request_id: str | None = None
+
+
+class OfficeRequestToConfirm(BaseModel):
+    """A withdrawal or expiry change the workflow was asked for, to be claimed against
+    the request the web app recorded: its secure email (the workflow's own), its kind,
+    its staff user and, for an expiry, the time asked for."""
+
+    secure_email_id: str
+    request_id: str
+    kind: OfficeChange
+    staff_id: str
+    expires_at: datetime | None = None
 
 
 class NoticeResend(BaseModel):

@@ -15,6 +15,7 @@ from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import Worker
 
 from activities.mail import MailActivities
+from activities.office_requests import OfficeRequestActivities
 from activities.passcodes import make_passcode_secret
 from activities.read_model import ReadModelActivities
 from activities.replies import AlertActivities, RepliesActivities
@@ -74,6 +75,7 @@ def activities(
     read_model: StatusRecorder,
     replies: ReplyRecorder,
     alerts: NoticeFailedAlerter,
+    office_requests: OfficeRequestActivities,
 ) -> list[Callable[..., Awaitable[Any]]]:
     """Every activity the workflows call. What records into the database is the
     database's in the worker, a stand-in in the workflow tests."""
@@ -94,6 +96,7 @@ def activities(
         replies.raise_alert,
         replies.file_to_chart,
         alerts.raise_notice_failed,
+        office_requests.confirm_office_request,
     ]
 
 
@@ -113,6 +116,7 @@ def build_worker(
             ReadModelActivities(sessions),
             RepliesActivities(sessions),
             AlertActivities(sessions),
+            OfficeRequestActivities(sessions),
         ),
         graceful_shutdown_timeout=timedelta(seconds=settings.worker_shutdown_grace_seconds),
         max_cached_workflows=settings.worker_max_cached_workflows,

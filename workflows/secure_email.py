@@ -11,9 +11,10 @@ and each passcode from a key Temporal never sees. A verify carries the *check* o
 typed code, compared with the check of the mailed one, so no passcode is recorded.
 
 The office can withdraw it, move its expiry (the timer moves: the main loop waits on
-the current expiry and wakes when it changes), and send the notice again while it is
-unopened; it reminds an unopened patient once, at the time the practice chose; a notice
-SendGrid reports bounced (a signal from its Event Webhook) fails it.
+the current expiry and wakes when it changes), each only for a request the web app
+recorded in the database first, and send the notice again while it is unopened; it
+reminds an unopened patient once, at the time the practice chose; a notice SendGrid
+reports bounced (a signal from its Event Webhook) fails it.
 
 A conversation can outlive one history: when Temporal suggests it (the history grew
 long), the workflow continues as new and hands its state to the next run.
@@ -40,6 +41,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.mail import MailActivities
+    from activities.office_requests import OfficeRequestActivities
     from activities.read_model import ReadModelActivities
     from activities.replies import AlertActivities, RepliesActivities
     from domain.errors import (
@@ -48,6 +50,7 @@ with workflow.unsafe.imports_passed_through():
         EXPIRED,
         FAILED,
         NOT_DUE,
+        NOT_REQUESTED,
         NOT_RESENDABLE,
         PERMANENT_MAIL_ERROR,
         REPLIES_HOURLY,
@@ -81,6 +84,8 @@ with workflow.unsafe.imports_passed_through():
         NoticeResend,
         NoticeResent,
         NoticeToSend,
+        OfficeChange,
+        OfficeRequestToConfirm,
         PasscodeAttempt,
         PasscodeIssued,
         PasscodeRequest,
@@ -130,6 +135,19 @@ START_BOUND = "start-bound-to-workflow-id"
 # message, SendGrid's verified bounce. A signal sent by hand changes nothing. Same
 # retirement plan as ``START_BOUND``.
 REPORTS_CONFIRMED = "reports-confirmed-by-database"
+# ``withdraw`` and ``change_expiry`` change something only once the update's request is
+# claimed in the database: the one the web app recorded for this secure email, this kind
+# of change, this staff user and (for an expiry) this time, and no other update's
+# (``infra.office_requests``). The claim is a local activity inside the handler, so it
+# adds a marker a history recorded before it lacks. Asked in the handler, not at the
+# start of the run: a message sent before the deploy is checked from its first change
+# after it, and a history whose change was recorded without the marker replays as it
+# was (the SDK remembers the answer for the rest of the run). Retirement: once no run
+# with an office change made before the deploy is open (90 days after it), replace
+# ``patched`` with ``workflow.deprecate_patch(OFFICE_CONFIRMED)`` and keep the claim
+# unconditional; remove the deprecate call once no history recorded with the marker is
+# open either (another 90 days).
+OFFICE_CONFIRMED = "office-changes-confirmed-by-database"
 
 # The timer that lets Verify's answer leave in its own workflow task before "opened" is
 # written: a local activity would hold that task (and the answer) until it finished.
@@ -141,6 +159,11 @@ EXPIRED_MESSAGE = "This secure email has expired"
 def _within(moments: list[datetime], window: timedelta) -> list[datetime]:
     since = workflow.now() - window
     return [moment for moment in moments if moment > since]
+
+
+def _refuse_without_request(request_id: str | None) -> None:
+    if request_id is None:
+        raise ApplicationError("Change it from the office", type=BAD_REQUEST)
 
 
 def _minutes_until(moment: datetime) -> int:
@@ -457,14 +480,24 @@ class SecureEmailWorkflow:
     async def withdraw(self, withdrawal: Withdrawal) -> SecureEmailState:
         """The office takes it back: from now the patient sees that it was withdrawn,
         never its words; a passcode already mailed opens nothing. Twice is once."""
-        if self._state.status != SecureEmailStatus.WITHDRAWN:
+        if not self._withdrawn():
             self._refuse_if_closed()
+            if workflow.patched(OFFICE_CONFIRMED):
+                await self._confirm_request(
+                    OfficeChange.WITHDRAW, withdrawal.staff_id, withdrawal.request_id
+                )
+                if self._withdrawn():
+                    return self.state()  # by another withdrawal meanwhile
+                self._refuse_if_closed()
             self._state.passcode = None
             await self._set_status(SecureEmailStatus.WITHDRAWN)
         return self.state()
 
     @withdraw.validator
     def _validate_withdraw(self, withdrawal: Withdrawal) -> None:
+        # Validators do not run when a history replays: a recorded withdrawal without a
+        # request replays as it was.
+        _refuse_without_request(withdrawal.request_id)
         if self._state.status != SecureEmailStatus.WITHDRAWN:
             self._refuse_if_closed()
 
@@ -474,6 +507,16 @@ class SecureEmailWorkflow:
         async with self._expiry_lock:
             self._refuse_if_closed()
             self._refuse_bad_expiry(change)
+            if workflow.patched(OFFICE_CONFIRMED):
+                await self._confirm_request(
+                    OfficeChange.CHANGE_EXPIRY,
+                    change.staff_id,
+                    change.request_id,
+                    change.expires_at,
+                )
+                # Withdrawn or expired while it was confirmed: nothing moves.
+                self._refuse_if_closed()
+                self._refuse_bad_expiry(change)
             state = self._state
             state.expires_at = change.expires_at
             state.expiry_changes += 1
@@ -490,8 +533,37 @@ class SecureEmailWorkflow:
 
     @change_expiry.validator
     def _validate_change_expiry(self, change: ExpiryChange) -> None:
+        _refuse_without_request(change.request_id)
         self._refuse_if_closed()
         self._refuse_bad_expiry(change)
+
+    async def _confirm_request(
+        self,
+        kind: OfficeChange,
+        staff_id: str,
+        request_id: str | None,
+        expires_at: datetime | None = None,
+    ) -> None:
+        """Claims the office's request for this change in the database, for this update
+        alone; refuses the update, having changed nothing, if there is none to claim."""
+        confirmed = request_id is not None and await workflow.execute_local_activity_method(
+            OfficeRequestActivities.confirm_office_request,
+            OfficeRequestToConfirm(
+                secure_email_id=self._start.secure_email_id,
+                request_id=request_id,
+                kind=kind,
+                staff_id=staff_id,
+                expires_at=expires_at,
+            ),
+            start_to_close_timeout=QUICK_TIMEOUT,
+        )
+        if not confirmed:
+            workflow.logger.warning("%s without the office's request: refused", kind.value)
+            raise ApplicationError(
+                "The office did not ask for this change; nothing was changed",
+                type=NOT_REQUESTED,
+                non_retryable=True,
+            )
 
     @workflow.update
     async def resend_notice(self, resend: NoticeResend) -> NoticeResent:
@@ -605,6 +677,9 @@ class SecureEmailWorkflow:
 
     def _expires_at(self) -> datetime:
         return self._state.expires_at or self._start.expires_at
+
+    def _withdrawn(self) -> bool:
+        return self._state.status == SecureEmailStatus.WITHDRAWN
 
     def _ended(self) -> bool:
         """Withdrawn, or failed after its notice went (a bounce): nothing more happens."""

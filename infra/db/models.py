@@ -256,6 +256,31 @@ class NoticeClaim(Base):
     claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
+class OfficeRequest(Base):
+    """A change the office asked for on a sent secure email (withdraw it, move its
+    expiry), written by the web app before it asks the workflow.
+
+    The workflow claims the request in one statement before it changes anything
+    (``infra.office_requests``): the one update that carries it may act, once; an update
+    sent by hand or copied from a history finds no request, or one that is claimed or
+    for another change, and changes nothing."""
+
+    __tablename__ = "office_requests"
+
+    # The request id the update carries.
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    secure_email_id: Mapped[str] = mapped_column(ForeignKey("secure_emails.id"), index=True)
+    # "withdraw" or "change_expiry" (``domain.secure_email.OfficeChange``).
+    kind: Mapped[str] = mapped_column(String(20))
+    staff_id: Mapped[str] = mapped_column(String(36))
+    # The expiry the office asked for; None for a withdrawal.
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    requested_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # "<run id>/<activity id>" of the workflow's confirmation; None until then.
+    claimed_by: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
 class Attachment(Base):
     """A file in a secure email thread; the bytes live in the object store."""
 

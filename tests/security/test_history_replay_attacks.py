@@ -7,16 +7,20 @@ attacked on real parts: the dev server, the worker, the web app, SMTP.
 - A ``message_viewed`` signal sent by hand does not make the office see "opened".
 - A ``notice_bounced`` signal or a ``resend_notice`` update sent by hand (through the
   codec: an insider with the key) fails nothing and mails nothing.
+- A ``withdraw`` or ``change_expiry`` update sent by hand, or copied from a history with
+  the office's request in it, changes nothing: each needs a request the web app recorded
+  for that very change, and a request serves one update.
 """
 
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import select
 from temporalio.api.common.v1 import Payload, Payloads, WorkflowExecution, WorkflowType
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.taskqueue.v1 import TaskQueue
@@ -26,8 +30,21 @@ from temporalio.api.workflowservice.v1 import (
 )
 from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.exceptions import ApplicationError
 
-from domain.secure_email import NoticeBounced, NoticeResend, workflow_id_for
+from domain.errors import NOT_REQUESTED
+from domain.secure_email import (
+    ExpiryChange,
+    NoticeBounced,
+    NoticeResend,
+    OfficeChange,
+    SecureEmailState,
+    SecureEmailStatus,
+    Withdrawal,
+    workflow_id_for,
+)
+from infra import office_requests
+from infra.db.models import StaffUser
 from infra.temporal.codec import EncryptionCodec
 from tests.conftest import TEST_KEYS, Browser
 from tests.fixtures.stack import Stack
@@ -253,3 +270,137 @@ async def test_hand_sent_resend_mails_nothing(stack: Stack) -> None:
     await stack.mail_to(PATIENT, 2)
     await idle(handle)
     assert await mail_count(stack, PATIENT) == 2
+
+
+# The office's changes: withdraw, change expiry
+
+
+def _workflow(
+    client: Client, secure_email_id: str
+) -> WorkflowHandle[SecureEmailWorkflow, SecureEmailState]:
+    return client.get_workflow_handle_for(SecureEmailWorkflow.run, workflow_id_for(secure_email_id))
+
+
+async def _shown(stack: Stack, secure_email_id: str) -> dict[str, Any]:
+    response = await stack.office.api.get(f"/api/v1/secure-emails/{secure_email_id}")
+    assert response.status_code == 200, response.text
+    shown: dict[str, Any] = response.json()
+    return shown
+
+
+async def _staff_id(stack: Stack) -> str:
+    """The office's staff id, as any history of its changes shows it."""
+    async with stack.app.state.app_state.sessions() as db:
+        found = select(StaffUser.id).where(StaffUser.email == stack.office.email)
+        staff_id = await db.scalar(found)
+    assert staff_id is not None
+    return str(staff_id)
+
+
+def _not_requested(refused: pytest.ExceptionInfo[WorkflowUpdateFailedError]) -> None:
+    cause = refused.value.cause
+    assert isinstance(cause, ApplicationError) and cause.type == NOT_REQUESTED, cause
+
+
+@pytest.mark.parametrize("made_up", [False, True], ids=["no request", "made-up request"])
+async def test_hand_sent_withdraw_withdraws_nothing(stack: Stack, made_up: bool) -> None:
+    secure_email_id, _ = await sent(stack)
+    handle = _workflow(await temporal(stack), secure_email_id)
+    forged = Withdrawal(
+        staff_id=await _staff_id(stack),
+        request_id=str(uuid.uuid4()) if made_up else None,
+    )
+    with pytest.raises(WorkflowUpdateFailedError):
+        await handle.execute_update(SecureEmailWorkflow.withdraw, forged)
+    # The refusal is the workflow's answer: whatever it did is done by now.
+    assert (await handle.query(SecureEmailWorkflow.state)).status == SecureEmailStatus.SENT
+    await idle(handle)
+    assert (await _shown(stack, secure_email_id))["status"] == "sent"
+    # The office's own withdrawal still works.
+    withdrawn = await stack.office.api.post(f"/api/v1/secure-emails/{secure_email_id}/withdraw")
+    assert withdrawn.status_code == 200, withdrawn.text
+    assert withdrawn.json()["status"] == "withdrawn"
+
+
+@pytest.mark.parametrize("made_up", [False, True], ids=["no request", "made-up request"])
+async def test_hand_sent_change_expiry_moves_nothing(stack: Stack, made_up: bool) -> None:
+    secure_email_id, _ = await sent(stack)
+    handle = _workflow(await temporal(stack), secure_email_id)
+    before = (await _shown(stack, secure_email_id))["expires_at"]
+    forged = ExpiryChange(
+        staff_id=await _staff_id(stack),
+        expires_at=(datetime.now(UTC) + timedelta(hours=2)).replace(microsecond=0),
+        request_id=str(uuid.uuid4()) if made_up else None,
+    )
+    with pytest.raises(WorkflowUpdateFailedError):
+        await handle.execute_update(SecureEmailWorkflow.change_expiry, forged)
+    state = await handle.query(SecureEmailWorkflow.state)
+    assert state.expires_at == datetime.fromisoformat(before)
+    await idle(handle)
+    shown = await _shown(stack, secure_email_id)
+    assert shown["expires_at"] == before
+    assert "expiry_changed" not in [event["kind"] for event in shown["events"]]
+
+
+async def test_request_for_one_expiry_moves_it_to_no_other(stack: Stack) -> None:
+    secure_email_id, _ = await sent(stack)
+    handle = _workflow(await temporal(stack), secure_email_id)
+    before = (await _shown(stack, secure_email_id))["expires_at"]
+    staff_id = await _staff_id(stack)
+    asked = (datetime.now(UTC) + timedelta(days=20)).replace(microsecond=0)
+    async with stack.app.state.app_state.sessions() as db:
+        request_id = office_requests.record(
+            db, secure_email_id, OfficeChange.CHANGE_EXPIRY, staff_id, datetime.now(UTC), asked
+        )
+        await db.commit()
+    other = ExpiryChange(
+        staff_id=staff_id, expires_at=asked - timedelta(days=19), request_id=request_id
+    )
+    with pytest.raises(WorkflowUpdateFailedError) as refused:
+        await handle.execute_update(SecureEmailWorkflow.change_expiry, other)
+    _not_requested(refused)
+    assert (await handle.query(SecureEmailWorkflow.state)).expires_at == datetime.fromisoformat(
+        before
+    )
+    # A withdrawal cannot use it either.
+    with pytest.raises(WorkflowUpdateFailedError) as refused:
+        await handle.execute_update(
+            SecureEmailWorkflow.withdraw, Withdrawal(staff_id=staff_id, request_id=request_id)
+        )
+    _not_requested(refused)
+    await idle(handle)
+    shown = await _shown(stack, secure_email_id)
+    assert (shown["status"], shown["expires_at"]) == ("sent", before)
+    # The change it was recorded for is the one it allows.
+    moved = await handle.execute_update(
+        SecureEmailWorkflow.change_expiry, other.model_copy(update={"expires_at": asked})
+    )
+    assert moved.expires_at == asked
+
+
+async def test_copied_expiry_change_moves_it_once(stack: Stack) -> None:
+    secure_email_id, _ = await sent(stack)
+    url = f"/api/v1/secure-emails/{secure_email_id}"
+    first = (datetime.now(UTC) + timedelta(days=20)).replace(microsecond=0)
+    assert (await stack.office.api.patch(url, json={"expires_at": first.isoformat()})).is_success
+    own = await temporal(stack)
+    handle = _workflow(own, secure_email_id)
+    # The office's update as its history holds it, decoded through the codec.
+    (payloads,) = [
+        event.workflow_execution_update_accepted_event_attributes.accepted_request.input.args
+        async for event in handle.fetch_history_events()
+        if event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED
+    ]
+    (copied,) = await own.data_converter.decode(list(payloads.payloads), [ExpiryChange])
+    assert isinstance(copied, ExpiryChange) and copied.expires_at == first
+    later = (datetime.now(UTC) + timedelta(days=30)).replace(microsecond=0)
+    assert (await stack.office.api.patch(url, json={"expires_at": later.isoformat()})).is_success
+
+    with pytest.raises(WorkflowUpdateFailedError) as refused:
+        await handle.execute_update(SecureEmailWorkflow.change_expiry, copied)
+    _not_requested(refused)
+    assert (await handle.query(SecureEmailWorkflow.state)).expires_at == later
+    await idle(handle)
+    shown = await _shown(stack, secure_email_id)
+    assert datetime.fromisoformat(shown["expires_at"]) == later
+    assert [event["kind"] for event in shown["events"]].count("expiry_changed") == 2

@@ -22,11 +22,14 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.mail import MailActivities
+from activities.office_requests import OfficeRequestActivities
 from domain.patients import PatientCreate, PatientStatus
 from domain.secure_email import (
+    ExpiryChange,
     ExpiryToRecord,
     NoticeFailed,
     NoticeResend,
+    OfficeChange,
     PasscodeAttempt,
     ReplyToFile,
     ReplyToRecord,
@@ -34,10 +37,11 @@ from domain.secure_email import (
     SecureEmailInput,
     SecureEmailState,
     StatusChange,
+    Withdrawal,
     workflow_id_for,
 )
 from domain.staff import StaffRole
-from infra import notice_claims
+from infra import notice_claims, office_requests
 from infra.accounts import create_practice, create_staff_user
 from infra.crypto import portal_secrets
 from infra.crypto.fields import configure_field_encryption
@@ -260,6 +264,34 @@ class Lifecycle:
             await db.commit()
         return NoticeResend(staff_id=self.directory.staff_id, request_id=request_id)
 
+    async def withdrawal(self, handle: WorkflowHandle[Any, Any]) -> Withdrawal:
+        """The office's withdrawal as the web app asks for it: its request recorded first."""
+        request_id = await self._request(handle, OfficeChange.WITHDRAW)
+        return Withdrawal(staff_id=self.directory.staff_id, request_id=request_id)
+
+    async def expiry_change(
+        self, handle: WorkflowHandle[Any, Any], expires_at: datetime
+    ) -> ExpiryChange:
+        """The office's new expiry as the web app asks for it: its request recorded first."""
+        request_id = await self._request(handle, OfficeChange.CHANGE_EXPIRY, expires_at)
+        return ExpiryChange(
+            staff_id=self.directory.staff_id, expires_at=expires_at, request_id=request_id
+        )
+
+    async def _request(
+        self,
+        handle: WorkflowHandle[Any, Any],
+        kind: OfficeChange,
+        expires_at: datetime | None = None,
+    ) -> str:
+        secure_email_id = handle.id.removeprefix(workflow_id_for(""))
+        async with self.directory.sessions() as db:
+            request_id = office_requests.record(
+                db, secure_email_id, kind, self.directory.staff_id, datetime.now(UTC), expires_at
+            )
+            await db.commit()
+        return request_id
+
     def attempt(self, handle: WorkflowHandle[Any, Any], passcode: str) -> PasscodeAttempt:
         """A typed passcode as the portal sends it: its checks, never the code."""
         secure_email_id = handle.id.removeprefix(workflow_id_for(""))
@@ -291,7 +323,8 @@ async def running_lifecycle(
     env: WorkflowEnvironment, transport: MailTransport, maildir: Path
 ) -> AsyncIterator[Lifecycle]:
     """A worker with real mail activities over ``transport``, reading a real database by
-    id, and a stand-in for the rest of the read model."""
+    id, the office's requests confirmed in it, and a stand-in for the rest of the read
+    model."""
     status_log = StatusLog()
     task_queue = f"tq-{uuid.uuid4()}"
     maildir.mkdir(parents=True, exist_ok=True)
@@ -301,7 +334,9 @@ async def running_lifecycle(
             env.client,
             task_queue=task_queue,
             workflows=WORKFLOWS,
-            activities=activities(mail, status_log, status_log, status_log),
+            activities=activities(
+                mail, status_log, status_log, status_log, OfficeRequestActivities(found.sessions)
+            ),
         ):
             yield Lifecycle(env, env.client, task_queue, maildir, status_log, found)
 

@@ -21,6 +21,7 @@ from domain.errors import (
     BAD_EXPIRY,
     BAD_REQUEST,
     NOT_DUE,
+    NOT_REQUESTED,
     NOT_RESENDABLE,
     TOO_MANY_RESENDS,
     WITHDRAWN,
@@ -134,12 +135,12 @@ async def test_expiry_moved_twice_the_timer_follows(lifecycle: Lifecycle) -> Non
     sent_at = (await handle.query(SecureEmailWorkflow.state)).sent_at
     later = sent_at + timedelta(days=10)
     moved = await handle.execute_update(
-        SecureEmailWorkflow.change_expiry, ExpiryChange(staff_id="s", expires_at=later)
+        SecureEmailWorkflow.change_expiry, await lifecycle.expiry_change(handle, later)
     )
     assert moved.expires_at == later
     sooner = sent_at + timedelta(days=3)
     moved = await handle.execute_update(
-        SecureEmailWorkflow.change_expiry, ExpiryChange(staff_id="s", expires_at=sooner)
+        SecureEmailWorkflow.change_expiry, await lifecycle.expiry_change(handle, sooner)
     )
     assert moved.expires_at == sooner
     assert [change.number for change in lifecycle.status_log.expiries] == [1, 2]
@@ -170,12 +171,67 @@ async def test_expiry_outside_the_rules_is_refused_and_not_applied(
     now = await lifecycle.env.get_current_time()
     with pytest.raises(WorkflowUpdateFailedError) as refused:
         await handle.execute_update(
-            SecureEmailWorkflow.change_expiry, ExpiryChange(staff_id="s", expires_at=now + offset)
+            SecureEmailWorkflow.change_expiry, await lifecycle.expiry_change(handle, now + offset)
         )
     assert refusal(refused).type == BAD_EXPIRY
     assert words in refusal(refused).message
     assert (await handle.query(SecureEmailWorkflow.state)).expires_at == before.expires_at
     assert lifecycle.status_log.expiries == []
+
+
+async def test_expiry_moves_only_to_the_time_the_office_asked_for_once(
+    lifecycle: Lifecycle,
+) -> None:
+    handle = await lifecycle.start()
+    await lifecycle.mail(1)
+    before = await handle.query(SecureEmailWorkflow.state)
+    asked = before.sent_at + timedelta(days=10)
+    change = await lifecycle.expiry_change(handle, asked)
+    staff_id = lifecycle.directory.staff_id
+    for forged, refused_as in [
+        (ExpiryChange(staff_id=staff_id, expires_at=asked), BAD_REQUEST),
+        (ExpiryChange(staff_id=staff_id, expires_at=asked, request_id="never"), NOT_REQUESTED),
+        (change.model_copy(update={"expires_at": asked + HOUR}), NOT_REQUESTED),
+        (change.model_copy(update={"staff_id": "another"}), NOT_REQUESTED),
+    ]:
+        with pytest.raises(WorkflowUpdateFailedError) as refused:
+            await handle.execute_update(SecureEmailWorkflow.change_expiry, forged)
+        assert refusal(refused).type == refused_as, forged
+    # A withdrawal cannot use an expiry's request.
+    with pytest.raises(WorkflowUpdateFailedError) as refused:
+        await handle.execute_update(
+            SecureEmailWorkflow.withdraw,
+            Withdrawal(staff_id=staff_id, request_id=change.request_id),
+        )
+    assert refusal(refused).type == NOT_REQUESTED
+    state = await handle.query(SecureEmailWorkflow.state)
+    assert (state.status, state.expires_at) == (SecureEmailStatus.SENT, before.expires_at)
+    assert lifecycle.status_log.expiries == []
+
+    moved = await handle.execute_update(SecureEmailWorkflow.change_expiry, change)
+    assert moved.expires_at == asked
+    with pytest.raises(WorkflowUpdateFailedError) as refused:
+        await handle.execute_update(SecureEmailWorkflow.change_expiry, change)
+    assert refusal(refused).type == NOT_REQUESTED
+    assert [change.expires_at for change in lifecycle.status_log.expiries] == [asked]
+
+
+async def test_withdrawal_the_office_did_not_ask_for_changes_nothing(lifecycle: Lifecycle) -> None:
+    handle = await lifecycle.start()
+    await lifecycle.mail(1)
+    staff_id = lifecycle.directory.staff_id
+    with pytest.raises(WorkflowUpdateFailedError) as refused:
+        await handle.execute_update(SecureEmailWorkflow.withdraw, Withdrawal(staff_id=staff_id))
+    assert refusal(refused).type == BAD_REQUEST
+    unrecorded = Withdrawal(staff_id=staff_id, request_id="never-recorded")
+    with pytest.raises(WorkflowUpdateFailedError) as refused:
+        await handle.execute_update(SecureEmailWorkflow.withdraw, unrecorded)
+    assert refusal(refused).type == NOT_REQUESTED
+    assert (await handle.query(SecureEmailWorkflow.state)).status == SecureEmailStatus.SENT
+    withdrawal = await lifecycle.withdrawal(handle)
+    state = await handle.execute_update(SecureEmailWorkflow.withdraw, withdrawal)
+    assert state.status == SecureEmailStatus.WITHDRAWN
+    assert lifecycle.status_log.statuses() == ["sent", "withdrawn"]
 
 
 # Withdrawal
@@ -222,7 +278,9 @@ async def test_withdraw_during_a_passcode_request(
     )
     await asyncio.wait_for(transport.waiting.wait(), timeout=20)
 
-    withdrawn = await handle.execute_update(SecureEmailWorkflow.withdraw, Withdrawal(staff_id="s"))
+    withdrawn = await handle.execute_update(
+        SecureEmailWorkflow.withdraw, await lifecycle.withdrawal(handle)
+    )
     assert withdrawn.status == SecureEmailStatus.WITHDRAWN
 
     transport.gate.set()
@@ -246,7 +304,9 @@ async def test_withdraw_ends_it(
 ) -> None:
     handle = await lifecycle.start()
     await lifecycle.mail(1)
-    state = await handle.execute_update(SecureEmailWorkflow.withdraw, Withdrawal(staff_id="s"))
+    state = await handle.execute_update(
+        SecureEmailWorkflow.withdraw, await lifecycle.withdrawal(handle)
+    )
     assert state.status == SecureEmailStatus.WITHDRAWN
     assert (await handle.result()).status == SecureEmailStatus.WITHDRAWN
     # Withdrawn even if it came while the notice was still going: it is not "sent" after.

@@ -50,7 +50,8 @@ def replayer(history: WorkflowHistory | None = None) -> Replayer:
 
 
 async def full_lifecycle(lifecycle: Lifecycle) -> WorkflowHistory:
-    """Notice, two passcodes (a wrong try, a timed-out code), open, a reply, expiry."""
+    """Notice, two passcodes (a wrong try, a timed-out code), open, a reply, the expiry
+    moved by the office, expiry."""
     handle, first = await passcode_mailed(lifecycle)
     wrong = another_code(first)
     await handle.execute_update(
@@ -64,6 +65,11 @@ async def full_lifecycle(lifecycle: Lifecycle) -> WorkflowHistory:
     )
     await handle.signal(SecureEmailWorkflow.message_viewed)
     await handle.execute_update(SecureEmailWorkflow.reply, ReplySubmitted(reply_id="reply-1"))
+    sent_at = (await handle.query(SecureEmailWorkflow.state)).sent_at
+    await handle.execute_update(
+        SecureEmailWorkflow.change_expiry,
+        await lifecycle.expiry_change(handle, sent_at + timedelta(days=5)),
+    )
     await lifecycle.env.sleep(timedelta(days=7))
     await handle.result()
     return await handle.fetch_history()

@@ -16,6 +16,7 @@ from domain.secure_email import (
 )
 from infra.db.models import SecureEmail
 from infra.security import token_hash
+from tests.fixtures.waiting import eventually
 from tests.workflows.conftest import OFFICE, PATIENT, Lifecycle
 from tests.workflows.steps import another_code, passcode_mailed
 from workflows.secure_email import SecureEmailWorkflow
@@ -75,6 +76,8 @@ async def test_verify_passcode_opens_message(lifecycle: Lifecycle) -> None:
         SecureEmailWorkflow.verify_passcode, lifecycle.attempt(handle, passcode)
     )
     assert again.outcome == VerifyOutcome.NONE_ISSUED
+    # "opened" is written just after Verify answers (a 1 ms timer, then a local activity).
+    await eventually(lambda: "opened" in lifecycle.status_log.statuses(), what='"opened" projected')
     assert lifecycle.status_log.statuses() == ["sent", "opened"]
 
 

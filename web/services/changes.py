@@ -32,12 +32,13 @@ from domain.audit import AuditAction
 from domain.secure_email import (
     ExpiryChange,
     NoticeResend,
+    OfficeChange,
     SecureEmailState,
     SecureEmailStatus,
     Withdrawal,
     expiry_refusal,
 )
-from infra import notice_claims, secure_emails
+from infra import notice_claims, office_requests, secure_emails
 from infra.audit import Actor, audit_secure_email
 from infra.db.models import SecureEmail
 from web.deps import DbSession, TemporalUnavailable, temporal_of
@@ -169,6 +170,29 @@ async def _updating(db: DbSession, secure_email: SecureEmail) -> AsyncIterator[N
         raise refused from None
 
 
+@asynccontextmanager
+async def _requested(
+    db: DbSession,
+    secure_email: SecureEmail,
+    kind: OfficeChange,
+    staff_id: str,
+    expires_at: datetime | None = None,
+) -> AsyncIterator[str]:
+    """The office's change recorded, by this staff user, and committed before the
+    workflow is asked: it changes something only for a request the database holds
+    (``infra.office_requests``), once. Whatever the answer (refused, not given in time,
+    or "already withdrawn"), the request is then dropped unless the workflow claimed it,
+    so nothing can use it later."""
+    request_id = office_requests.record(
+        db, secure_email.id, kind, staff_id, datetime.now(UTC), expires_at
+    )
+    await db.commit()
+    try:
+        yield request_id
+    finally:
+        await office_requests.drop_unclaimed(db, request_id)
+
+
 async def _refreshed(db: DbSession, secure_email: SecureEmail) -> SecureEmail:
     """The row as the workflow's activities left it (they commit before it answers)."""
     await db.commit()
@@ -197,10 +221,14 @@ async def withdraw(
         return secure_email
     _refuse_unchangeable(secure_email)
     handle = await _workflow(state, secure_email)
-    async with _updating(db, secure_email):
+    staff_id = _staff_id(actor)
+    async with (
+        _requested(db, secure_email, OfficeChange.WITHDRAW, staff_id) as request_id,
+        _updating(db, secure_email),
+    ):
         await handle.execute_update(
             SecureEmailWorkflow.withdraw,
-            Withdrawal(staff_id=_staff_id(actor)),
+            Withdrawal(staff_id=staff_id, request_id=request_id),
             rpc_timeout=UPDATE_TIMEOUT,
         )
     _audit(db, secure_email, AuditAction.WITHDRAW, actor)
@@ -220,10 +248,14 @@ async def change_expiry(
     if refusal is not None:
         raise ChangeRefused(Refusal.BAD_EXPIRY, refusal)
     handle = await _workflow(state, secure_email)
-    async with _updating(db, secure_email):
+    staff_id, asked = _staff_id(actor), expires_at.astimezone(UTC)
+    async with (
+        _requested(db, secure_email, OfficeChange.CHANGE_EXPIRY, staff_id, asked) as request_id,
+        _updating(db, secure_email),
+    ):
         await handle.execute_update(
             SecureEmailWorkflow.change_expiry,
-            ExpiryChange(staff_id=_staff_id(actor), expires_at=expires_at.astimezone(UTC)),
+            ExpiryChange(staff_id=staff_id, expires_at=asked, request_id=request_id),
             rpc_timeout=UPDATE_TIMEOUT,
         )
     # Times only: when it was set to expire, and when now.
