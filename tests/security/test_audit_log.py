@@ -157,7 +157,7 @@ async def test_verify_passes_an_untouched_log(log_database: str) -> None:
     verdict = await audit_verify(log_database)
     assert verdict.code == 0, verdict.output
     assert "Intact: 5 event(s), newest event 5." in verdict.output
-    assert "Head hash: " in verdict.output
+    assert re.search(r"Head: 5:[0-9a-f]{64}\n", verdict.output), verdict.output
 
 
 @pytest.mark.parametrize(
@@ -207,7 +207,10 @@ async def test_verify_passes_an_untouched_log(log_database: str) -> None:
                 "DELETE FROM audit_events WHERE id >= 4",
                 "DELETE FROM audit_links WHERE event_id >= 4",
             ],
-            ["BROKEN at event 3: the newest events are missing"],
+            [
+                "BROKEN at event 3: the head row names link 5, past the last link 3 (event 3): "
+                "the newest events are missing"
+            ],
             id="newest-deleted",
         ),
         pytest.param(
@@ -258,7 +261,8 @@ async def test_a_recorded_head_hash_catches_the_owner_rewriting_the_end(
 ) -> None:
     await write_events(log_database, 5)
     first = await audit_verify(log_database)
-    recorded = first.output.split("Head hash: ")[1].strip()
+    # The hash alone, without its position: it must be at some link.
+    recorded = first.output.split("Head: ")[1].strip().split(":")[1]
     # The owner drops the newest event and moves the head back onto the one before it:
     # the chain alone still holds, as it must for anyone who can rewrite all of it.
     await as_owner(
@@ -619,7 +623,7 @@ async def add_event(url: str, at: datetime) -> int:
     engine = make_engine(url)
     try:
         async with engine.begin() as connection:
-            event_id = await connection.scalar(
+            event_id: int | None = await connection.scalar(
                 insert(events)
                 .values(at=at, practice_id=PRACTICE, action="staff.log_in", actor_type="staff")
                 .returning(events.c.id)
@@ -765,7 +769,7 @@ async def test_a_link_the_owner_took_out_of_the_chain_shows(log_database: str) -
     ("age", "expected"),
     [
         pytest.param(
-            datetime.now(UTC) - datetime(2020, 1, 1, 9, tzinfo=UTC),
+            datetime(2020, 1, 1, 9, tzinfo=UTC),
             "BROKEN at event 3: event 3 is dated 2020-01-01 09:00:00 UTC, ",
             id="years-back",
         ),
@@ -779,10 +783,13 @@ async def test_a_link_the_owner_took_out_of_the_chain_shows(log_database: str) -
     ],
 )
 async def test_a_back_dated_event_shows(
-    roles: Deployment, age: timedelta, expected: str | None
+    roles: Deployment, age: datetime | timedelta, expected: str | None
 ) -> None:
+    """The app's role inserts an event with a time of its choosing (a date, or this long
+    ago), and the linker chains it like any other."""
     await write_events(roles.app_url, 2)
-    assert await add_event(roles.app_url, datetime.now(UTC) - age) == 3
+    at = age if isinstance(age, datetime) else datetime.now(UTC) - age
+    assert await add_event(roles.app_url, at) == 3
     await link(roles.app_url)
     await write_events(roles.app_url, 1)
     verdict = await audit_verify(roles.app_url)
@@ -871,7 +878,15 @@ async def test_verify_prints_the_head_as_an_anchor(log_database: str) -> None:
 
 @pytest.mark.parametrize(
     "anchor",
-    ["nonsense", "5:", ":" + "a" * 64, "five:" + "a" * 64, "5:" + "g" * 64, "5:abc", "-1:" + "a" * 64],
+    [
+        "nonsense",
+        "5:",
+        ":" + "a" * 64,
+        "five:" + "a" * 64,
+        "5:" + "g" * 64,
+        "5:abc",
+        "-1:" + "a" * 64,
+    ],
 )
 async def test_a_malformed_anchor_is_refused_plainly(tmp_path: Path, anchor: str) -> None:
     url = f"sqlite+aiosqlite:///{tmp_path / 'audit.db'}"
