@@ -14,16 +14,22 @@ action's own transaction, and takes no shared lock. The linker (``keep_linking``
 every web and worker process) then links every committed empty link in one short
 transaction, in event-id order, holding the head row's lock only for that: on PostgreSQL
 the UPDATE of the head locks the row, on SQLite it takes the database's write lock, so
-two linkers never give two links the same predecessor. Before, every audited request
-took that lock itself and held it until it committed, so audited requests of every
-process ran one at a time (docs/BENCHMARKS.md section 2). The price is a second or two
-in which a new event is append-only (the triggers, the app's role) but not yet chained:
-in that time only the database's owner could remove it unseen, and ``securemail audit
-verify`` reports such events as not linked yet.
+two linkers never give two links the same predecessor, and audited requests never queue
+on that lock (docs/BENCHMARKS.md section 2). The price is a second or two in which a new
+event is append-only (the triggers, the app's role) but not yet chained; ``securemail
+audit verify`` reports such events as not linked yet, and one still waiting after
+``LINK_LAG`` as held out of the chain.
+
+The database, not the linker, decides where a link goes (migration 0017's triggers): a
+link is written empty, filled once, only as the next one after the head (its position
+one past the head's, its ``prev_hash`` the head's hash; on PostgreSQL its hash is
+recomputed too), and the fill moves the head; the head moves no other way. So the app's
+role can neither take an event out of the chain nor move the head.
 
 The chain shows tampering by anyone who does not rewrite every later link too; the
-database owner could. Keep the head hash that ``securemail audit verify`` prints somewhere
-else (a ticket, the operators' log) to hold even the owner to it.
+database's owner could. ``securemail audit anchor`` prints the newest link as
+``POSITION:HASH``: kept somewhere else (a ticket, the operators' log), ``securemail audit
+verify --anchor`` holds even the owner to everything up to it.
 """
 
 from __future__ import annotations
@@ -32,11 +38,20 @@ import asyncio
 import hashlib
 import json
 import logging
-from collections.abc import AsyncIterator, Callable, Collection, Iterable, Iterator, Mapping
+import re
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Collection,
+    Iterable,
+    Iterator,
+    Mapping,
+)
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any, cast
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar, cast
 
 from sqlalchemy import Connection, Table, bindparam, exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -49,7 +64,9 @@ GENESIS = "0" * 64
 # Part of what is hashed, so a later change of the recipe cannot pass for this one.
 CHAIN_VERSION = "audit-chain-v1"
 HEAD_ID = 1
-# The columns each hash covers, in this order (``prev_hash`` is the link's).
+# The columns each hash covers, in this order (``prev_hash`` is the link's). PostgreSQL's
+# trigger computes the same hash (``audit_link_hash``, migration 0017): a new recipe
+# needs a new ``CHAIN_VERSION`` and a migration that teaches the trigger it.
 HASHED = (
     "id",
     "at",
@@ -67,11 +84,23 @@ HASHED = (
 BATCH = 1000
 # How often each process's linker looks for new events.
 LINK_EVERY_SECONDS = 1.0
+# How long an event may wait for its link before ``verify`` calls it held out of the
+# chain: every process links each second and once more as it stops, so only a stopped
+# app, or a lock someone holds on the event's link, leaves one waiting this long.
+LINK_LAG = timedelta(minutes=5)
+# How far back an event's time may go from the latest before it along the chain before
+# ``verify`` calls it back-dated. Times come from each process's clock when the event is
+# written, and the linker chains events as their transactions commit: a transaction
+# that commits late (a slow request, a wait for SQLite's write lock), or a host whose
+# clock runs a little behind, puts an event a little out of order without anyone
+# tampering. The same margin allows a time that far in the future.
+CLOCK_TOLERANCE = timedelta(minutes=5)
 
 events = cast(Table, AuditEvent.__table__)
 links = cast(Table, AuditLink.__table__)
 head = cast(Table, AuditChainHead.__table__)
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class AuditChainHeadMissing(RuntimeError):
@@ -132,6 +161,7 @@ def _link_batch(connection: Connection) -> int:
         )
         last_hash = digest
     if made:
+        # Each fill moves the head too (the triggers do, and refuse any other place).
         connection.execute(
             update(links)
             .where(links.c.event_id == bindparam("event"), _unlinked)
@@ -141,11 +171,6 @@ def _link_batch(connection: Connection) -> int:
                 hash=bindparam("hash"),
             ),
             made,
-        )
-        connection.execute(
-            update(head)
-            .where(head.c.id == HEAD_ID)
-            .values(last_position=position, last_hash=last_hash)
         )
     return len(made)
 
@@ -209,6 +234,36 @@ async def keep_linking(
 
 # Verifying -----------------------------------------------------------------------------
 
+_ANCHOR = re.compile(r"(?:([0-9]+):)?([0-9a-f]{64})")
+
+
+class MalformedAnchor(ValueError):
+    """An ``--anchor`` that is not ``POSITION:HASH``."""
+
+
+@dataclass(frozen=True)
+class Anchor:
+    """A link's position and hash kept outside the database (``securemail audit
+    anchor``): while the link at ``position`` still has ``hash``, nothing at or before it
+    changed, whoever can write to the database. A bare hash, without its position, must
+    be at some link."""
+
+    position: int | None
+    hash: str
+
+    @classmethod
+    def parse(cls, text: str) -> Anchor:
+        found = _ANCHOR.fullmatch(text.strip().lower())
+        if found is None:
+            raise MalformedAnchor(
+                f"malformed anchor {text!r}: expected POSITION:HASH as `securemail audit "
+                "anchor` prints it, a link's position and its 64 hexadecimal digits"
+            )
+        return cls(int(found[1]) if found[1] is not None else None, found[2])
+
+    def __str__(self) -> str:
+        return self.hash if self.position is None else f"{self.position}:{self.hash}"
+
 
 @dataclass(frozen=True)
 class ChainReport:
@@ -222,61 +277,95 @@ class ChainReport:
     problem: str | None = None
     unlinked: int = 0
     oldest_unlinked_at: datetime | None = None
+    last_position: int = 0
 
     @property
     def intact(self) -> bool:
         return self.problem is None
+
+    @property
+    def head(self) -> Anchor:
+        return Anchor(self.last_position, self.last_hash)
 
 
 @dataclass(frozen=True)
 class Unchained:
     """What lies outside the chain when the walk ends."""
 
-    # Links still empty, and how old the oldest of their events is.
+    # Links still empty, and the oldest of their events.
     unlinked: int = 0
     oldest_unlinked_at: datetime | None = None
+    oldest_unlinked_id: int | None = None
     # An empty link whose event is gone, and an event that has no link at all.
     deleted_unlinked: int | None = None
     without_link: int | None = None
+
+
+def _utc(at: datetime) -> datetime:
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+
+
+def _when(at: datetime) -> str:
+    return f"{at:%Y-%m-%d %H:%M:%S} UTC"
+
+
+def _span(length: timedelta) -> str:
+    seconds = int(length.total_seconds())
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size:
+            return f"{seconds // size} {unit}(s)"
+    return f"{seconds} second(s)"
 
 
 def check(
     rows: Iterable[Mapping[Any, Any]],
     head_before: Mapping[Any, Any] | None,
     read_head_after: Callable[[], Mapping[Any, Any] | None],
-    anchors: Collection[str] = (),
+    anchors: Collection[Anchor] = (),
     read_unchained: Callable[[], Unchained] = Unchained,
+    now: datetime | None = None,
 ) -> ChainReport:
     """Walks the links in position order (each with its event's columns, ``id`` empty
     when the event is gone) and reports the first that does not hold.
 
-    The head is read before the walk and again after it: links made meanwhile by a
-    running linker are neither missed nor taken for tampering, and without one snapshot
-    for the whole walk (SQLite has none to share across statements here).
+    The links are the record; the head row only adds what they cannot show alone, that
+    the newest of them are all there. It is read before the walk and again after it: a
+    running linker moves it meanwhile, and SQLite has no snapshot to share across the
+    walk's statements.
 
-    ``anchors`` are head hashes printed by earlier runs and kept elsewhere: each must
-    still be in the chain, or the log was rewritten from some point on, by someone able
-    to recompute every later hash (the database's owner).
+    ``anchors`` were taken earlier and kept elsewhere: each link they name must still have
+    its hash, or the log was rewritten at or before it by someone able to recompute every
+    later hash (the database's owner).
     """
-    unseen = set(anchors)
+    now = now or datetime.now(UTC)
+    at_position = {a.position: a for a in anchors if a.position is not None}
+    unseen = {a.hash for a in anchors if a.position is None}
     checked = 0
     previous_id: int | None = None
     previous_position = 0
     expected_prev = GENESIS
-    # Positions past the head as first read: a running linker may add them; anything
-    # else past the head as read at the end was linked outside the chain.
-    late: list[tuple[int, int]] = []
+    # The latest time seen so far along the chain, and whose it is.
+    latest: tuple[datetime, int] | None = None
 
     def broken(at: int | None, problem: str) -> ChainReport:
-        return ChainReport(checked, previous_id, expected_prev, at, problem)
+        return ChainReport(
+            checked, previous_id, expected_prev, at, problem, last_position=previous_position
+        )
 
+    start = at_position.get(0)
+    if start is not None and start.hash != GENESIS:
+        return broken(None, f"the anchor {start} is not the chain's start")
     for row in rows:
         checked += 1
         event_id, position = int(row["event_id"]), int(row["position"])
         after = f"event {previous_id}" if previous_id is not None else "the start"
-        if head_before is not None and position > head_before["last_position"]:
-            late.append((position, event_id))
         unseen.discard(row["hash"])
+        if position <= previous_position:
+            return broken(
+                event_id,
+                f"event {event_id} is at link {position}, before the chain's start (link 1): "
+                "it was taken out of the chain",
+            )
         if position != previous_position + 1:
             return broken(
                 event_id,
@@ -296,30 +385,66 @@ def check(
                 f"event {event_id} does not follow {after}: an event between them "
                 "was deleted, or one was altered or moved",
             )
+        at = _utc(row["at"])
+        if at > now + CLOCK_TOLERANCE:
+            return broken(
+                event_id, f"event {event_id} is dated {_when(at)}, in the future: forward-dated"
+            )
+        if latest is not None and at < latest[0] - CLOCK_TOLERANCE:
+            return broken(
+                event_id,
+                f"event {event_id} is dated {_when(at)}, {_span(latest[0] - at)} before "
+                f"event {latest[1]} ahead of it in the chain ({_when(latest[0])}): one of "
+                "them was back- or forward-dated",
+            )
+        if latest is None or at > latest[0]:
+            latest = (at, event_id)
+        anchor = at_position.get(position)
+        if anchor is not None and anchor.hash != row["hash"]:
+            return broken(
+                event_id,
+                f"link {position} (event {event_id}) no longer has the hash of the anchor "
+                f"{anchor}: the log was rewritten at or before it",
+            )
         previous_id, previous_position, expected_prev = event_id, position, row["hash"]
 
     head_after = read_head_after()
+    last = f"the last link {previous_position} (event {previous_id or 'none'})"
     if head_before is None or head_after is None:
         return broken(None, "the audit chain's head row is missing")
     if previous_position < head_before["last_position"]:
         return broken(
             previous_id,
-            f"the newest events are missing: the chain ends at link {previous_position} "
-            f"(event {previous_id or 'none'}) but its head is link "
-            f"{head_before['last_position']}",
+            f"the head row names link {head_before['last_position']}, past {last}: the "
+            f"newest events are missing (links {previous_position + 1} to "
+            f"{head_before['last_position']} deleted with their events), or the head row "
+            "was changed",
         )
-    beyond = [(p, e) for p, e in late if p > head_after["last_position"]]
-    if beyond:
+    if previous_position > head_after["last_position"]:
         return broken(
-            beyond[0][1],
-            f"event {beyond[0][1]} is linked past the chain's head (link "
-            f"{head_after['last_position']}): it was linked outside the chain",
+            previous_id,
+            f"the chain goes on past its head row (link {head_after['last_position']}) to "
+            f"link {previous_position} (event {previous_id}): the head row was moved back",
         )
     for head_row in (head_before, head_after):
         if head_row["last_position"] == previous_position and head_row["last_hash"] != (
             expected_prev
         ):
-            return broken(previous_id, f"the chain's head does not match event {previous_id}")
+            return broken(
+                previous_id,
+                f"the head row names link {previous_position} (event {previous_id}) but not "
+                "its hash: the head row was changed",
+            )
+    past = [
+        a for a in at_position.values() if a.position is not None and a.position > previous_position
+    ]
+    if past:
+        return broken(
+            None,
+            f"the anchor {past[0]} names link {past[0].position}, past the chain's last link "
+            f"{previous_position}: the newest events were deleted, or the anchor is from "
+            "another database",
+        )
     if unseen:
         return broken(
             None,
@@ -337,12 +462,21 @@ def check(
             unchained.deleted_unlinked,
             f"event {unchained.deleted_unlinked} was deleted before it was linked",
         )
+    oldest = unchained.oldest_unlinked_at
+    if oldest is not None and _utc(oldest) < now - LINK_LAG:
+        return broken(
+            unchained.oldest_unlinked_id,
+            f"event {unchained.oldest_unlinked_id} is not linked {_span(now - _utc(oldest))} "
+            f"after it was written ({_when(_utc(oldest))}): no linker is running (start the "
+            "app: it links the backlog), or something holds the event's link",
+        )
     return ChainReport(
         checked,
         previous_id,
         expected_prev,
         unlinked=unchained.unlinked,
         oldest_unlinked_at=unchained.oldest_unlinked_at,
+        last_position=previous_position,
     )
 
 
@@ -354,7 +488,9 @@ def _head(connection: Connection) -> Mapping[Any, Any] | None:
 
 
 def _links(connection: Connection) -> Iterator[Mapping[Any, Any]]:
-    # In batches by position, so a long log is never held in memory at once.
+    # In batches by position, so a long log is never held in memory at once. The first
+    # batch starts at the lowest position, whatever it is: a link placed before the
+    # chain's start must show too.
     columns = [
         *(events.c[name] for name in HASHED if name != "prev_hash"),
         links.c.event_id,
@@ -362,19 +498,18 @@ def _links(connection: Connection) -> Iterator[Mapping[Any, Any]]:
         links.c.prev_hash,
         links.c.hash,
     ]
-    after = 0
+    after: int | None = None
     while True:
-        batch = (
-            connection.execute(
-                select(*columns)
-                .select_from(links.outerjoin(events, events.c.id == links.c.event_id))
-                .where(links.c.position > after)
-                .order_by(links.c.position)
-                .limit(BATCH)
-            )
-            .mappings()
-            .all()
+        query = (
+            select(*columns)
+            .select_from(links.outerjoin(events, events.c.id == links.c.event_id))
+            .where(links.c.position.is_not(None))
+            .order_by(links.c.position)
+            .limit(BATCH)
         )
+        if after is not None:
+            query = query.where(links.c.position > after)
+        batch = connection.execute(query).mappings().all()
         connection.commit()
         yield from batch
         if len(batch) < BATCH:
@@ -385,20 +520,29 @@ def _links(connection: Connection) -> Iterator[Mapping[Any, Any]]:
 def _unchained(connection: Connection) -> Unchained:
     no_link = ~exists().where(links.c.event_id == events.c.id)
     without_link = connection.scalar(select(func.min(events.c.id)).where(no_link))
-    count, oldest, deleted = connection.execute(
-        select(
-            func.count(),
-            func.min(events.c.at),
-            func.min(links.c.event_id).filter(events.c.id.is_(None)),
-        )
+    count, deleted = connection.execute(
+        select(func.count(), func.min(links.c.event_id).filter(events.c.id.is_(None)))
         .select_from(links.outerjoin(events, events.c.id == links.c.event_id))
         .where(_unlinked)
     ).one()
+    oldest = connection.execute(
+        select(events.c.id, events.c.at)
+        .join(links, links.c.event_id == events.c.id)
+        .where(_unlinked)
+        .order_by(events.c.at, events.c.id)
+        .limit(1)
+    ).one_or_none()
     connection.commit()
-    return Unchained(count, oldest, deleted, without_link)
+    return Unchained(
+        count,
+        oldest.at if oldest is not None else None,
+        oldest.id if oldest is not None else None,
+        deleted,
+        without_link,
+    )
 
 
-def _verify(connection: Connection, anchors: Collection[str]) -> ChainReport:
+def _verify(connection: Connection, anchors: Collection[Anchor]) -> ChainReport:
     head_before = _head(connection)
     return check(
         _links(connection),
@@ -409,17 +553,42 @@ def _verify(connection: Connection, anchors: Collection[str]) -> ChainReport:
     )
 
 
-async def verify(engine: AsyncEngine, anchors: Collection[str] = ()) -> ChainReport:
+async def verify(engine: AsyncEngine, anchors: Collection[Anchor] = ()) -> ChainReport:
     """Checks the whole chain; it needs only SELECT, so the app's role can run it."""
     async with engine.connect() as connection:
         return await connection.run_sync(_verify, anchors)
 
 
-async def verify_database(database_url: str, anchors: Collection[str] = ()) -> ChainReport:
+async def newest_link(engine: AsyncEngine) -> Anchor:
+    """The chain's newest link, from the links themselves: what ``securemail audit
+    anchor`` prints to keep elsewhere (``0:`` and the genesis hash while none is made)."""
+    async with engine.connect() as connection:
+        found = (
+            await connection.execute(
+                select(links.c.position, links.c.hash)
+                .where(links.c.position.is_not(None))
+                .order_by(links.c.position.desc())
+                .limit(1)
+            )
+        ).one_or_none()
+    if found is None:
+        return Anchor(0, GENESIS)
+    return Anchor(int(found.position), str(found.hash))
+
+
+async def _with_engine(database_url: str, use: Callable[[AsyncEngine], Awaitable[T]]) -> T:
     from infra.db.engine import make_engine
 
     engine = make_engine(database_url)
     try:
-        return await verify(engine, anchors)
+        return await use(engine)
     finally:
         await engine.dispose()
+
+
+async def verify_database(database_url: str, anchors: Collection[Anchor] = ()) -> ChainReport:
+    return await _with_engine(database_url, lambda engine: verify(engine, anchors))
+
+
+async def anchor_database(database_url: str) -> Anchor:
+    return await _with_engine(database_url, newest_link)

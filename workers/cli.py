@@ -126,17 +126,23 @@ def audit_verify(
     anchor: Annotated[
         list[str] | None,
         typer.Option(
-            metavar="HASH", help="A head hash an earlier run printed; it must still be in the log"
+            metavar="POSITION:HASH",
+            help="An anchor `audit anchor` printed earlier: that link must still have it",
         ),
     ] = None,
 ) -> None:
     """Check the audit log's hash chain; name the first event deleted, edited or moved."""
     from sqlalchemy.exc import SQLAlchemyError
 
-    from infra.audit_chain import verify_database
+    from infra.audit_chain import Anchor, MalformedAnchor, verify_database
 
     try:
-        report = asyncio.run(verify_database(get_settings().database_url, anchor or ()))
+        anchors = [Anchor.parse(text) for text in anchor or ()]
+    except MalformedAnchor as error:
+        print(f"Cannot check --anchor: {error}.")
+        raise typer.Exit(2) from None
+    try:
+        report = asyncio.run(verify_database(get_settings().database_url, anchors))
     except SQLAlchemyError as error:
         print(f"Cannot read the audit log (is the database migrated?): {error.__class__.__name__}")
         raise typer.Exit(2) from None
@@ -151,8 +157,23 @@ def audit_verify(
         oldest = report.oldest_unlinked_at
         since = f", the oldest from {oldest:%Y-%m-%d %H:%M:%S} UTC" if oldest else ""
         print(f"Not linked yet: {report.unlinked} newer event(s){since}.")
-    # Kept elsewhere, this hash holds even the database's owner to today's log.
-    print(f"Head hash: {report.last_hash}")
+    # Kept elsewhere, this holds even the database's owner to today's log.
+    print(f"Head: {report.head}")
+
+
+@audit_app.command("anchor")
+def audit_anchor() -> None:
+    """Print the chain's newest link as POSITION:HASH, to keep outside the database:
+    `audit verify --anchor` proves that nothing at or before it changed since."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from infra.audit_chain import anchor_database
+
+    try:
+        print(asyncio.run(anchor_database(get_settings().database_url)))
+    except SQLAlchemyError as error:
+        print(f"Cannot read the audit log (is the database migrated?): {error.__class__.__name__}")
+        raise typer.Exit(2) from None
 
 
 @operator_app.command("create")

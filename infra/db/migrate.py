@@ -162,7 +162,9 @@ def _grants(role: str) -> list[str]:
         # triggers refuse any other UPDATE, and every DELETE).
         f"REVOKE ALL ON audit_links FROM {role}, PUBLIC",
         f"GRANT SELECT, INSERT, UPDATE ON audit_links TO {role}",
-        # The linker moves the head; removing it would stop the chain.
+        # The linker takes its turn by writing the head unchanged, and each link it fills
+        # moves the head (a trigger, run as this role); triggers refuse any other change.
+        # Removing the row would stop the chain.
         f"REVOKE ALL ON audit_chain_head FROM {role}, PUBLIC",
         f"GRANT SELECT, UPDATE ON audit_chain_head TO {role}",
     ]

@@ -335,7 +335,8 @@ class AuditEvent(Base):
 
 class AuditLink(Base):
     """An event's link in the hash chain: written empty with the event, filled once by
-    the linker (triggers refuse any other change, and every DELETE)."""
+    the linker as the next link after the chain's head (triggers refuse any other
+    change, and every DELETE)."""
 
     __tablename__ = "audit_links"
     # What the linker looks for: the empty links, however long the log.
@@ -356,7 +357,8 @@ class AuditLink(Base):
 
 
 class AuditChainHead(Base):
-    """The newest link of the audit chain, one row; only the linker moves it."""
+    """The newest link of the audit chain, one row; it moves with each link filled, and
+    triggers refuse any other change."""
 
     __tablename__ = "audit_chain_head"
 

@@ -11,17 +11,19 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import subprocess
 import sys
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import DateTime, column, insert, select, table, text
+from sqlalchemy import DateTime, Executable, column, insert, select, table, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -30,7 +32,15 @@ from domain.audit import ActorType, AuditAction
 from domain.staff import StaffRole
 from infra.accounts import create_practice, create_staff_user
 from infra.audit import Actor, audit
-from infra.audit_chain import event_hash, events, keep_linking, link_pending, links
+from infra.audit_chain import (
+    GENESIS,
+    LINK_LAG,
+    event_hash,
+    events,
+    keep_linking,
+    link_pending,
+    links,
+)
 from infra.db.engine import make_engine, make_sessionmaker
 from infra.db.migrate import upgrade, upgrade_async
 from infra.db.models import AuditEvent
@@ -91,22 +101,25 @@ async def as_owner(url: str, *statements: str) -> None:
     try:
         async with engine.begin() as connection:
             if connection.dialect.name == "postgresql":
-                for name in ("audit_events", "audit_links"):
+                for name in OWNED:
                     await connection.execute(text(f"ALTER TABLE {name} DISABLE TRIGGER USER"))
             else:
                 # The database is this test's own and only read afterwards.
-                for trigger in (*SQLITE_TRIGGERS, "audit_links_fill_once", "audit_links_no_delete"):
+                triggers = await connection.scalars(
+                    text("SELECT name FROM sqlite_master WHERE type = 'trigger'")
+                )
+                for trigger in triggers.all():
                     await connection.execute(text(f"DROP TRIGGER {trigger}"))
             for statement in statements:
                 await connection.execute(text(statement))
             if connection.dialect.name == "postgresql":
-                for name in ("audit_events", "audit_links"):
+                for name in OWNED:
                     await connection.execute(text(f"ALTER TABLE {name} ENABLE TRIGGER USER"))
     finally:
         await engine.dispose()
 
 
-SQLITE_TRIGGERS = ("audit_events_no_update", "audit_events_no_delete")
+OWNED = ("audit_events", "audit_links", "audit_chain_head")
 
 
 @dataclass
@@ -117,10 +130,15 @@ class Verdict:
 
 async def audit_verify(url: str, *options: str) -> Verdict:
     """``securemail audit verify`` as an operator runs it, in a process of its own."""
+    return await audit_command(url, "verify", *options)
+
+
+async def audit_command(url: str, *arguments: str) -> Verdict:
+    """``securemail audit ...`` in a process of its own."""
     env = {**os.environ, "SECURE_EMAIL_DATABASE_URL": url}
     done = await asyncio.to_thread(
         subprocess.run,
-        [sys.executable, "-m", "workers.cli", "audit", "verify", *options],
+        [sys.executable, "-m", "workers.cli", "audit", *arguments],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -139,7 +157,7 @@ async def test_verify_passes_an_untouched_log(log_database: str) -> None:
     verdict = await audit_verify(log_database)
     assert verdict.code == 0, verdict.output
     assert "Intact: 5 event(s), newest event 5." in verdict.output
-    assert "Head hash: " in verdict.output
+    assert re.search(r"Head: 5:[0-9a-f]{64}\n", verdict.output), verdict.output
 
 
 @pytest.mark.parametrize(
@@ -189,7 +207,10 @@ async def test_verify_passes_an_untouched_log(log_database: str) -> None:
                 "DELETE FROM audit_events WHERE id >= 4",
                 "DELETE FROM audit_links WHERE event_id >= 4",
             ],
-            ["BROKEN at event 3: the newest events are missing"],
+            [
+                "BROKEN at event 3: the head row names link 5, past the last link 3 (event 3): "
+                "the newest events are missing"
+            ],
             id="newest-deleted",
         ),
         pytest.param(
@@ -240,7 +261,8 @@ async def test_a_recorded_head_hash_catches_the_owner_rewriting_the_end(
 ) -> None:
     await write_events(log_database, 5)
     first = await audit_verify(log_database)
-    recorded = first.output.split("Head hash: ")[1].strip()
+    # The hash alone, without its position: it must be at some link.
+    recorded = first.output.split("Head: ")[1].strip().split(":")[1]
     # The owner drops the newest event and moves the head back onto the one before it:
     # the chain alone still holds, as it must for anyone who can rewrite all of it.
     await as_owner(
@@ -386,8 +408,8 @@ class Deployment:
     app_url: str
 
 
-@pytest.fixture
-async def deployment() -> AsyncIterator[Deployment]:
+@asynccontextmanager
+async def new_deployment() -> AsyncIterator[Deployment]:
     """The roles and database docker-compose's PostgreSQL starts with, from its own script
     (names made unique, since the cluster is shared), migrated as ``securemail migrate``
     does in the ``migrate`` service."""
@@ -431,6 +453,12 @@ async def deployment() -> AsyncIterator[Deployment]:
                 for role in (app_role, owner_role, f"temporal_{suffix}")
             ),
         )
+
+
+@pytest.fixture
+async def deployment() -> AsyncIterator[Deployment]:
+    async with new_deployment() as found:
+        yield found
 
 
 ERASURES = [
@@ -481,27 +509,6 @@ async def test_the_apps_role_cannot_erase_the_audit_log(deployment: Deployment) 
     # A row added past the chain is named by verify, run as the app's role.
     verdict = await audit_verify(deployment.app_url)
     assert verdict.code == 1 and "BROKEN at event 1000" in verdict.output
-
-
-async def test_a_link_the_apps_role_fills_itself_shows(deployment: Deployment) -> None:
-    """A compromised process may fill an empty link before the linker does; the chain's
-    head was never moved onto it, so verify names it."""
-    await write_events(deployment.app_url, 2)
-    await write_events(deployment.app_url, 1, linked=False)
-    engine = make_engine(deployment.app_url)
-    try:
-        async with engine.begin() as connection:
-            await connection.execute(
-                text(
-                    "UPDATE audit_links SET position = 3, hash = 'forged', prev_hash = "
-                    "(SELECT hash FROM audit_links WHERE position = 2) WHERE event_id = 3"
-                )
-            )
-    finally:
-        await engine.dispose()
-    verdict = await audit_verify(deployment.app_url)
-    assert verdict.code == 1
-    assert "BROKEN at event 3" in verdict.output, verdict.output
 
 
 async def test_the_owner_cannot_truncate_the_log_by_accident(deployment: Deployment) -> None:
@@ -580,6 +587,356 @@ async def test_migrations_again_keep_the_app_role_in_its_place(deployment: Deplo
         ("audit_links", "SELECT"),
         ("audit_links", "UPDATE"),
     ]
+
+
+# The chain the app's role cannot bend ----------------------------------------------------
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def roles(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Deployment]:
+    """The app's URL and the owner's: on PostgreSQL a deployment's two roles; SQLite has
+    no roles, so there both are the file."""
+    if request.param == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path / 'audit.db'}"
+        await upgrade_async(url)
+        yield Deployment(owner_url=url, app_url=url)
+        return
+    async with new_deployment() as found:
+        yield found
+
+
+async def as_app(url: str, *statements: str | Executable) -> None:
+    """Statements in one transaction, as whoever ``url`` names (the app's role)."""
+    engine = make_engine(url)
+    try:
+        async with engine.begin() as connection:
+            for statement in statements:
+                await connection.execute(
+                    text(statement) if isinstance(statement, str) else statement
+                )
+    finally:
+        await engine.dispose()
+
+
+async def add_event(url: str, at: datetime) -> int:
+    """An event dated ``at`` with its empty link, as the app's role may insert them."""
+    engine = make_engine(url)
+    try:
+        async with engine.begin() as connection:
+            event_id: int | None = await connection.scalar(
+                insert(events)
+                .values(at=at, practice_id=PRACTICE, action="staff.log_in", actor_type="staff")
+                .returning(events.c.id)
+            )
+            assert event_id is not None
+            await connection.execute(insert(links).values(event_id=event_id))
+    finally:
+        await engine.dispose()
+    return event_id
+
+
+async def link(url: str) -> None:
+    engine = make_engine(url)
+    try:
+        await link_pending(engine)
+    finally:
+        await engine.dispose()
+
+
+NOT_NEXT = "an audit link must come next after the chain's head"
+FORGED = "f" * 64
+
+
+@pytest.mark.parametrize(
+    ("position", "prev_hash"),
+    [
+        pytest.param("-1", f"'{GENESIS}'", id="before-the-start"),
+        pytest.param("0", f"'{GENESIS}'", id="at-zero"),
+        pytest.param("4", "(SELECT hash FROM audit_links WHERE position = 2)", id="past-the-next"),
+        pytest.param("1000000", "'x'", id="far-past-the-next"),
+        pytest.param("3", f"'{GENESIS}'", id="next-after-the-wrong-link"),
+    ],
+)
+async def test_the_apps_role_cannot_fill_a_link_out_of_turn(
+    roles: Deployment, position: str, prev_hash: str
+) -> None:
+    await write_events(roles.app_url, 2)
+    await write_events(roles.app_url, 1, linked=False)
+    with pytest.raises(DBAPIError, match=NOT_NEXT):
+        await as_app(
+            roles.app_url,
+            f"UPDATE audit_links SET position = {position}, prev_hash = {prev_hash}, "
+            f"hash = '{FORGED}' WHERE event_id = 3 AND position IS NULL",
+        )
+    # The event stays in the linker's hands, which puts it next.
+    await link(roles.app_url)
+    verdict = await audit_verify(roles.app_url)
+    assert verdict.code == 0, verdict.output
+    assert "Intact: 3 event(s), newest event 3." in verdict.output
+
+
+async def test_the_apps_role_cannot_insert_a_filled_link(roles: Deployment) -> None:
+    await write_events(roles.app_url, 2)
+    with pytest.raises(DBAPIError, match="an audit link is written empty"):
+        await as_app(
+            roles.app_url,
+            insert(events).values(
+                id=50,
+                at=datetime.now(UTC),
+                practice_id=PRACTICE,
+                action="staff.log_in",
+                actor_type="staff",
+            ),
+            insert(links).values(event_id=50, position=-1, prev_hash=GENESIS, hash=FORGED),
+        )
+    assert (await audit_verify(roles.app_url)).code == 0
+
+
+HEAD_MOVES = [
+    "UPDATE audit_chain_head SET last_position = 10",
+    "UPDATE audit_chain_head SET last_position = last_position + 1",
+    "UPDATE audit_chain_head SET last_position = 1, "
+    "last_hash = (SELECT hash FROM audit_links WHERE position = 1)",
+    f"UPDATE audit_chain_head SET last_hash = '{FORGED}'",
+    "UPDATE audit_chain_head SET id = 2",
+]
+
+
+async def test_the_apps_role_cannot_move_the_chains_head(roles: Deployment) -> None:
+    await write_events(roles.app_url, 3)
+    for statement in HEAD_MOVES:
+        with pytest.raises(DBAPIError, match="the audit chain's head moves only with its links"):
+            await as_app(roles.app_url, statement)
+    # What the linker does to take its turn is still allowed.
+    await as_app(roles.app_url, "UPDATE audit_chain_head SET last_position = last_position")
+    await write_events(roles.app_url, 1)
+    verdict = await audit_verify(roles.app_url)
+    assert verdict.code == 0, verdict.output
+    assert "Intact: 4 event(s), newest event 4." in verdict.output
+
+
+@pytest.mark.parametrize(
+    ("tampering", "expected", "not_said"),
+    [
+        pytest.param(
+            "UPDATE audit_chain_head SET last_position = 9",
+            "the head row names link 9, past the last link 5 (event 5)",
+            "linked outside the chain",
+            id="ahead",
+        ),
+        pytest.param(
+            "UPDATE audit_chain_head SET last_position = 2, "
+            "last_hash = (SELECT hash FROM audit_links WHERE position = 2)",
+            "the chain goes on past its head row (link 2) to link 5 (event 5): "
+            "the head row was moved back",
+            "linked outside the chain",
+            id="behind",
+        ),
+        pytest.param(
+            f"UPDATE audit_chain_head SET last_hash = '{FORGED}'",
+            "the head row names link 5 (event 5) but not its hash: the head row was changed",
+            "deleted",
+            id="other-hash",
+        ),
+    ],
+)
+async def test_a_head_row_the_owner_moved_is_named_as_such(
+    log_database: str, tampering: str, expected: str, not_said: str
+) -> None:
+    await write_events(log_database, 5)
+    await as_owner(log_database, tampering)
+    verdict = await audit_verify(log_database)
+    assert verdict.code == 1
+    assert expected in verdict.output, verdict.output
+    assert not_said not in verdict.output
+
+
+async def test_a_link_the_owner_took_out_of_the_chain_shows(log_database: str) -> None:
+    # What the app's role could do before its fills were held to the chain's head.
+    await write_events(log_database, 5)
+    await as_owner(
+        log_database,
+        "UPDATE audit_links SET position = -1 WHERE event_id = 5",
+        "UPDATE audit_chain_head SET last_position = 4, "
+        "last_hash = (SELECT hash FROM audit_links WHERE position = 4)",
+    )
+    verdict = await audit_verify(log_database)
+    assert verdict.code == 1
+    assert "BROKEN at event 5: event 5 is at link -1, before the chain's start" in verdict.output
+
+
+@pytest.mark.parametrize(
+    ("age", "expected"),
+    [
+        pytest.param(
+            datetime(2020, 1, 1, 9, tzinfo=UTC),
+            "BROKEN at event 3: event 3 is dated 2020-01-01 09:00:00 UTC, ",
+            id="years-back",
+        ),
+        pytest.param(
+            timedelta(minutes=30),
+            "BROKEN at event 3: event 3 is dated ",
+            id="half-an-hour-back",
+        ),
+        pytest.param(timedelta(days=-2), "BROKEN at event 3: event 3 is dated ", id="ahead"),
+        pytest.param(timedelta(seconds=20), None, id="a-slow-commit"),
+    ],
+)
+async def test_a_back_dated_event_shows(
+    roles: Deployment, age: datetime | timedelta, expected: str | None
+) -> None:
+    """The app's role inserts an event with a time of its choosing (a date, or this long
+    ago), and the linker chains it like any other."""
+    await write_events(roles.app_url, 2)
+    at = age if isinstance(age, datetime) else datetime.now(UTC) - age
+    assert await add_event(roles.app_url, at) == 3
+    await link(roles.app_url)
+    await write_events(roles.app_url, 1)
+    verdict = await audit_verify(roles.app_url)
+    if expected is None:
+        # Writers commit a little out of order: that is no tampering.
+        assert verdict.code == 0, verdict.output
+        return
+    assert verdict.code == 1, verdict.output
+    assert expected in verdict.output, verdict.output
+
+
+async def test_an_event_left_unlinked_past_the_linkers_lag_shows(roles: Deployment) -> None:
+    await write_events(roles.app_url, 2)
+    await add_event(roles.app_url, datetime.now(UTC) - LINK_LAG - timedelta(minutes=1))
+    verdict = await audit_verify(roles.app_url)
+    assert verdict.code == 1, verdict.output
+    assert "BROKEN at event 3: event 3 is not linked " in verdict.output, verdict.output
+
+
+def rewritten(rows: list[dict[str, object]], event_id: int, detail: str) -> list[str]:
+    """What the database's owner runs to edit one event and recompute every later link,
+    so that the chain alone still holds."""
+    statements = [f"UPDATE audit_events SET detail = '{detail}' WHERE id = {event_id}"]
+    previous = GENESIS
+    for row in rows:
+        if row["id"] == event_id:
+            row = {**row, "detail": detail}
+        digest = event_hash({**row, "prev_hash": previous})
+        statements.append(
+            f"UPDATE audit_links SET prev_hash = '{previous}', hash = '{digest}' "
+            f"WHERE event_id = {row['id']}"
+        )
+        previous = digest
+    statements.append(f"UPDATE audit_chain_head SET last_hash = '{previous}'")
+    return statements
+
+
+async def test_an_anchor_holds_even_the_owner_to_the_log(roles: Deployment) -> None:
+    await write_events(roles.app_url, 5)
+    taken = await audit_command(roles.app_url, "anchor")
+    assert taken.code == 0, taken.output
+    anchor = taken.output.strip()
+    assert re.fullmatch(r"5:[0-9a-f]{64}", anchor), anchor
+    assert (await audit_verify(roles.app_url, "--anchor", anchor)).code == 0
+    engine = make_engine(roles.owner_url)
+    async with engine.connect() as connection:
+        rows = [
+            dict(row)
+            for row in (await connection.execute(select(events).order_by(events.c.id))).mappings()
+        ]
+    await engine.dispose()
+    await as_owner(roles.owner_url, *rewritten(rows, 2, "nothing to see"))
+    assert (await audit_verify(roles.app_url)).code == 0
+    verdict = await audit_verify(roles.app_url, "--anchor", anchor)
+    assert verdict.code == 1
+    assert (
+        f"BROKEN at event 5: link 5 (event 5) no longer has the hash of the anchor {anchor}: "
+        "the log was rewritten at or before it"
+    ) in verdict.output, verdict.output
+
+
+async def test_an_anchor_past_the_end_of_the_chain_shows(log_database: str) -> None:
+    await write_events(log_database, 5)
+    anchor = (await audit_command(log_database, "anchor")).output.strip()
+    await as_owner(
+        log_database,
+        "DELETE FROM audit_events WHERE id = 5",
+        "DELETE FROM audit_links WHERE event_id = 5",
+        "UPDATE audit_chain_head SET last_position = 4, "
+        "last_hash = (SELECT hash FROM audit_links WHERE position = 4)",
+    )
+    assert (await audit_verify(log_database)).code == 0
+    verdict = await audit_verify(log_database, "--anchor", anchor)
+    assert verdict.code == 1
+    assert (
+        f"BROKEN: the anchor {anchor} names link 5, past the chain's last link 4" in verdict.output
+    ), verdict.output
+
+
+async def test_verify_prints_the_head_as_an_anchor(log_database: str) -> None:
+    await write_events(log_database, 3)
+    anchor = (await audit_command(log_database, "anchor")).output.strip()
+    verdict = await audit_verify(log_database)
+    assert f"Head: {anchor}" in verdict.output, verdict.output
+
+
+@pytest.mark.parametrize(
+    "anchor",
+    [
+        "nonsense",
+        "5:",
+        ":" + "a" * 64,
+        "five:" + "a" * 64,
+        "5:" + "g" * 64,
+        "5:abc",
+        "-1:" + "a" * 64,
+    ],
+)
+async def test_a_malformed_anchor_is_refused_plainly(tmp_path: Path, anchor: str) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'audit.db'}"
+    await upgrade_async(url)
+    verdict = await audit_verify(url, "--anchor", anchor)
+    assert verdict.code == 2, verdict.output
+    assert "POSITION:HASH" in verdict.output, verdict.output
+    assert "Traceback" not in verdict.output
+
+
+async def test_the_database_and_the_linker_hash_alike(roles: Deployment) -> None:
+    """PostgreSQL recomputes each link's hash as the app's role fills it: awkward content
+    must hash the same in both."""
+    engine = make_engine(roles.app_url)
+    try:
+        async with make_sessionmaker(engine)() as db:
+            for detail in ('quote " back \\ slash', "line\nbreak\ttab\x01\x1f\x7f", "é € 😀", None):
+                audit(db, PRACTICE, AuditAction.OFFICE_VIEW, Actor(ActorType.SYSTEM), detail=detail)
+            await db.commit()
+        assert await link_pending(engine) == 4
+    finally:
+        await engine.dispose()
+    verdict = await audit_verify(roles.app_url)
+    assert verdict.code == 0, verdict.output
+
+
+async def test_the_apps_role_cannot_fill_a_link_with_a_forged_hash(
+    deployment: Deployment,
+) -> None:
+    """A compromised process filling an empty link in its turn, before the linker does,
+    must still give it its event's hash: PostgreSQL computes it too."""
+    await write_events(deployment.app_url, 2)
+    await write_events(deployment.app_url, 1, linked=False)
+    with pytest.raises(DBAPIError, match="an audit link's hash must match its event"):
+        await as_app(
+            deployment.app_url,
+            f"UPDATE audit_links SET position = 3, hash = '{FORGED}', prev_hash = "
+            "(SELECT hash FROM audit_links WHERE position = 2) WHERE event_id = 3",
+        )
+    await link(deployment.app_url)
+    assert "Intact: 3 event(s)" in (await audit_verify(deployment.app_url)).output
+
+
+async def test_a_forged_hash_the_owner_gave_a_link_shows(log_database: str) -> None:
+    # SQLite computes no hashes in its triggers, and the owner passes them: verify names it.
+    await write_events(log_database, 3)
+    await as_owner(log_database, f"UPDATE audit_links SET hash = '{FORGED}' WHERE event_id = 3")
+    verdict = await audit_verify(log_database)
+    assert verdict.code == 1
+    assert "BROKEN at event 3" in verdict.output, verdict.output
 
 
 # docker-compose ----------------------------------------------------------------------------
