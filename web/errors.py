@@ -27,7 +27,16 @@ from infra.accounts import StaffRuleError
 from infra.db.models import Practice
 from infra.objects.interface import ObjectUnreadable, StoreUnavailable
 from web.deps import MustChangePassword, NotOfficeStaff, NotSignedIn, TemporalUnavailable
+from web.services.sending import Rule
 from web.templating import render
+
+# How a Send Secure the rules refused is answered, page or API: sending switched off in
+# the practice's settings (R1) is a conflict; a field or file a rule refuses (R2-R4, R9)
+# is invalid.
+SEND_REFUSED_STATUS = {
+    Rule.NOT_ENABLED: status.HTTP_409_CONFLICT,
+    Rule.INVALID: status.HTTP_422_UNPROCESSABLE_CONTENT,
+}
 
 # The words for a failure when the route chose none.
 TEMPORAL_DOWN = "Secure Email is unavailable right now. Please try again in a few minutes."

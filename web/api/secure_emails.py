@@ -34,11 +34,10 @@ from web.api.responses import (
     declared,
 )
 from web.deps import ApiStaff, DbSession, StateDep, staff_actor
-from web.errors import field_error, field_errors, on_unavailable
-from web.office.email_client import BAD_CURSOR, SentFilters, list_sent
-from web.office.secure_emails import REFUSED_STATUS, audit_viewed, practice_secure_email
+from web.errors import SEND_REFUSED_STATUS, field_error, field_errors, on_unavailable
 from web.services import changes
 from web.services.changes import ChangeRefused, Refusal
+from web.services.secure_emails import audit_viewed, practice_secure_email
 from web.services.sending import (
     NO_COPIES,
     UNAVAILABLE,
@@ -47,6 +46,7 @@ from web.services.sending import (
     send_secure_email,
     sender_for,
 )
+from web.services.sent_box import BAD_CURSOR, SentFilters, list_sent
 from web.uploads import (
     MAX_FILES,
     UploadFormRefused,
@@ -134,7 +134,7 @@ async def create_secure_email(
             uploads = chosen(form_files(form, "attachments"))
             secure_email = await send_secure_email(sender, draft, uploads)
         except SendRefused as refused:
-            raise field_errors(refused.errors, REFUSED_STATUS[refused.rule]) from None
+            raise field_errors(refused.errors, SEND_REFUSED_STATUS[refused.rule]) from None
     finally:
         await form.close()
     return SecureEmailCreated.model_validate(secure_email)

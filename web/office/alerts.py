@@ -1,5 +1,5 @@
 """Alerts (R10): the live feed behind the Main Menu's badge (``/api/v1/alerts`` is
-``web.api.alerts``).
+``web.api.alerts``; both show them through ``web.services.alerts``).
 
 The feed polls the database rather than listening inside one process, so a reply
 recorded by any worker reaches office browsers connected to any web replica.
@@ -25,62 +25,23 @@ import logging
 import secrets
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from fastapi import APIRouter, HTTPException, Request, status
 from fastapi.responses import Response, StreamingResponse
-from pydantic import BaseModel, computed_field
+from pydantic import BaseModel
 
-from domain import secure_email_views as views
-from domain.audit import AuditAction, listing_detail
-from domain.secure_email_views import AlertKind
 from infra import accounts, alerts
 from infra.db.engine import DATABASE_ERRORS
 from infra.db.models import StaffUser
 from infra.settings import Settings
-from web.deps import DbSession, StateDep, audit_staff, staff_cookie_name
+from web.deps import DbSession, StateDep, staff_cookie_name
+from web.services.alerts import AlertPublic, audit_alerts_shown, linked
 from web.state import AppState
 
 router = APIRouter(tags=["office"], include_in_schema=False)
-
-
-# The domain's alert with the office page it leads to: for the Main Menu, its feed and
-# ``/api/v1/alerts`` (whose schema shows the docstring).
-class AlertPublic(views.AlertPublic):
-    """An office alert: ids, the patient's name and times; never anyone's words."""
-
-    @computed_field  # type: ignore[prop-decorator]
-    @property
-    def href(self) -> str:
-        if self.kind == AlertKind.REPLY and self.reply_id:
-            return f"/email-client/replies/{self.reply_id}"
-        return f"/secure-emails/{self.secure_email_id}"
-
-
-def linked(alerts: list[views.AlertPublic]) -> list[AlertPublic]:
-    return [AlertPublic.model_validate(alert, from_attributes=True) for alert in alerts]
-
-
-async def audit_alerts_shown(
-    db: DbSession, request: Request, staff: StaffUser, shown: Sequence[views.AlertPublic]
-) -> None:
-    """Alerts carry the patient's name, so showing them is a read of PHI: one event naming
-    the patients by id. A response showing none read nothing and records nothing."""
-    if not shown:
-        return
-    await audit_staff(
-        db,
-        request,
-        staff,
-        AuditAction.OFFICE_ALERT_LIST,
-        detail=listing_detail(f"{len(shown)} alert(s)", (alert.patient_id for alert in shown)),
-    )
-
-
-class AlertList(BaseModel):
-    items: list[AlertPublic]
 
 
 class AlertFeed(BaseModel):

@@ -32,13 +32,17 @@ from web.deps import (
     practice_patient,
     staff_actor,
 )
-from web.errors import on_unavailable
+from web.errors import SEND_REFUSED_STATUS, on_unavailable
 from web.services import changes
 from web.services.changes import ChangeRefused, Refusal
+from web.services.secure_emails import (
+    SECURE_EMAIL_NOT_FOUND,
+    audit_viewed,
+    practice_secure_email,
+)
 from web.services.sending import (
     UNAVAILABLE,
     Draft,
-    Rule,
     SendRefused,
     send_secure_email,
     sender_for,
@@ -58,12 +62,6 @@ router = APIRouter(tags=["office"], include_in_schema=False)
 FILES_UNREADABLE = (
     "The original attachments can no longer be read. Attach the files again and send."
 )
-SECURE_EMAIL_NOT_FOUND = "Secure email not found"
-# How each refused rule is answered.
-REFUSED_STATUS = {
-    Rule.NOT_ENABLED: status.HTTP_409_CONFLICT,
-    Rule.INVALID: status.HTTP_422_UNPROCESSABLE_CONTENT,
-}
 ACCEPT = ",".join(f".{extension}" for extension in sorted(ALLOWED_EXTENSIONS))
 
 
@@ -180,7 +178,7 @@ async def _send(
         sender = await sender_for(state, db, staff, staff_actor(request, staff))
         secure_email = await send_secure_email(sender, draft, uploads, resent_from=resent_from)
     except SendRefused as refused:
-        return compose_again(refused.errors, REFUSED_STATUS[refused.rule])
+        return compose_again(refused.errors, SEND_REFUSED_STATUS[refused.rule])
     return _back_to(secure_email, "sent=1")
 
 
@@ -456,30 +454,3 @@ async def send_again(
     finally:
         for copy in copies:
             await copy.close()
-
-
-async def practice_secure_email(
-    db: DbSession, staff: StaffUser, secure_email_id: str
-) -> SecureEmail:
-    """A secure email of the staff member's practice, for this page and the API."""
-    found = await secure_emails.of_practice(db, staff.practice_id, secure_email_id)
-    return or_404(found, SECURE_EMAIL_NOT_FOUND)
-
-
-async def audit_viewed(
-    request: Request,
-    db: DbSession,
-    staff: StaffUser,
-    secure_email: SecureEmail,
-    detail: str | None = None,
-) -> None:
-    # Its subject and body are PHI (HIPAA 164.312(b)); the event names ids only.
-    await audit_staff(
-        db,
-        request,
-        staff,
-        AuditAction.OFFICE_VIEW,
-        patient_id=secure_email.patient_id,
-        secure_email_id=secure_email.id,
-        detail=detail,
-    )
