@@ -124,8 +124,8 @@ async def create_secure_email(
             raise field_errors(dict.fromkeys(copies, NO_COPIES))
         draft = Draft(*(form_text(form, name) for name in REQUIRED))
 
-        async def unavailable(words: str) -> Response:
-            refusal = field_errors({"form": words}, status.HTTP_503_SERVICE_UNAVAILABLE)
+        async def unavailable(message: str) -> Response:
+            refusal = field_errors({"form": message}, status.HTTP_503_SERVICE_UNAVAILABLE)
             return await http_exception_handler(request, refusal)
 
         on_unavailable(request, unavailable, UNAVAILABLE)
@@ -223,7 +223,7 @@ async def _public(
     )
 
 
-# The office's changes (R15, issue 13). Clerks may make them, as they send: they are what
+# The office's changes (R15). Clerks may make them, as they send: they are what
 # the front desk does with a message it sent, not the practice's settings.
 
 
@@ -238,8 +238,8 @@ class ExpiryUpdate(BaseModel):
 
 def _refused(refused: ChangeRefused) -> HTTPException:
     if refused.refusal is Refusal.BAD_EXPIRY:
-        return field_error("expires_at", refused.words)
-    return HTTPException(status.HTTP_409_CONFLICT, detail=refused.words)
+        return field_error("expires_at", refused.message)
+    return HTTPException(status.HTTP_409_CONFLICT, detail=refused.message)
 
 
 @router.post(

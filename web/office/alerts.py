@@ -9,13 +9,13 @@ another closes their oldest, so forgotten tabs cannot pile up database polls. Th
 is kept in this process: exact for one web process (docker-compose runs one); with
 several replicas it holds per replica.
 
-Why not sse-starlette (issue 12 asked to use it if it serves): it would write the event
-lines and the keep-alive, about ten lines of ``_events``; what is left (the stream
-limit, refusing a closed stream's reconnect with 204, the staff session checked on every
-poll without holding a pooled connection, riding out a database restart) is ours either
-way. Its keep-alive runs on a timer of its own, while ours is sent after 15 s of silence
-by the same loop that polls, which the tests read as proof that the loop is alive. Ten
-lines did not seem worth one more dependency in the supply chain of a PHI service.
+Why not sse-starlette: it would write the event lines and the keep-alive, about ten
+lines of ``_events``; what is left (the stream limit, refusing a closed stream's
+reconnect with 204, the staff session checked on every poll without holding a pooled
+connection, riding out a database restart) is ours either way. Its keep-alive runs on a
+timer of its own, while ours is sent after 15 s of silence by the same loop that polls,
+which the tests read as proof that the loop is alive. Ten lines are not worth one more
+dependency in the supply chain of a PHI service.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Searches, additions, edits and the pages showing a patient are audited (R13): a search by
 how many it found and their ids, never by what was typed; an edit by the names of the
-fields changed. The words and audit detail it shares with ``web.api.patients`` are in
+fields changed. The message and audit detail it shares with ``web.api.patients`` are in
 ``web.services.patients``.
 
 A changed address is for new secure emails only: each open one keeps the address its

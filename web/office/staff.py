@@ -35,10 +35,10 @@ async def _refusals_on_the_page(request: Request, state: StateDep, admin: Curren
     Staff page again, saying why. Rendered by the app's handler once the route's session
     has closed, so in a session of its own."""
 
-    async def refused(words: str) -> Response:
+    async def refused(message: str) -> Response:
         async with state.sessions() as db:
             return await _staff_page(
-                request, db, admin, refusal=words, status_code=status.HTTP_409_CONFLICT
+                request, db, admin, refusal=message, status_code=status.HTTP_409_CONFLICT
             )
 
     on_refusal(request, refused)

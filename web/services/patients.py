@@ -1,5 +1,5 @@
 """The patient directory as the office pages and ``/api/v1/patients`` both answer it: the
-words for an address already taken, and what a search's audit event says (R13).
+message for an address already taken, and what a search's audit event says (R13).
 """
 
 from __future__ import annotations
