@@ -61,14 +61,14 @@ class RepliesActivities:
     @activity.defn
     async def file_reply(self, filing: ReplyToFile) -> None:
         """The chart first, then the office's alert: when staff see the alert, the
-        patient's files are in the chart. One activity, one round trip (issue 14)."""
+        patient's files are in the chart. One activity, so one round trip to the server."""
         async with self._sessions() as db:
             reply = await self._reply(db, filing)
             await chart.file_reply(db, reply)
             await alerts.raise_for_reply(db, reply)
 
-    # Before the lean-lifecycle patch the workflow ran these two side by side; secure
-    # emails started before it still call them.
+    # The same two steps, run side by side by secure emails whose workflow took the path
+    # without the "lean-lifecycle" patch; kept for them while any is open.
 
     @activity.defn
     async def raise_alert(self, filing: ReplyToFile) -> None:

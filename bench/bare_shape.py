@@ -1,6 +1,6 @@
-"""The fair baseline (issue 14): the Temporal interactions a lifecycle needs, no more.
+"""The fair baseline: the Temporal interactions a lifecycle needs, no more.
 
-The seed's lifecycle cannot be less than: start → an activity (the notice) → an update
+A secure email's lifecycle cannot be less than: start → an activity (the notice) → an update
 that runs an activity (the passcode mail) → an update without one (Verify) → an update
 without one (Reply All) → an activity (alert and chart) → done. This workflow does
 exactly that with no-op bodies, on the same server, converter and codec as the product,

@@ -37,7 +37,7 @@ class AuditAction(StrEnum):
     OFFICE_READ_REPLY = "office.read_reply"
     OFFICE_DOWNLOAD = "office.download"
     OFFICE_ALERT_ACK = "office.alert_ack"
-    # The office's changes to a sent secure email (issue 13).
+    # The office's changes to a sent secure email (R15).
     WITHDRAW = "secure_email.withdraw"
     EXPIRY_CHANGED = "secure_email.expiry_changed"
     NOTICE_RESENT = "secure_email.notice_resent"

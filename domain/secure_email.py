@@ -73,7 +73,7 @@ def is_closed(status: str, expires_at: datetime, now: datetime) -> bool:
     )
 
 
-# The office's changes to a sent secure email (issue 13)
+# The office's changes to a sent secure email (R15)
 MAX_LIFETIME = timedelta(days=90)  # expiry may move up to 90 days after sending
 MIN_NOTICE = timedelta(hours=1)  # and no sooner than an hour from now
 MAX_NOTICE_RESENDS = 3
@@ -197,7 +197,7 @@ class CarriedState(BaseModel):
     recent_replies: list[datetime] = []
     # Replies recorded but not yet alerted and filed into the chart.
     to_file: list[str] = []
-    # The office's changes (issue 13): the expiry as last moved, how often, the reminder,
+    # The office's changes (R15): the expiry as last moved, how often, the reminder,
     # and when the notice was sent again (within the resend window).
     expires_at: datetime | None = None
     expiry_changes: int = 0
@@ -298,7 +298,7 @@ class StatusChange(BaseModel):
     event: EventKind | None = None
 
 
-# The office's changes (issue 13): updates by staff id, never by name or address
+# The office's changes (R15): updates by staff id, never by name or address
 
 
 class OfficeChange(StrEnum):

@@ -8,10 +8,70 @@ who may decode Temporal payloads.
 
 from __future__ import annotations
 
+from datetime import datetime
 from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, EmailStr, Field
+
+from domain.errors import FieldRefused
 
 
 class StaffRole(StrEnum):
     ADMIN = "admin"
     CLERK = "clerk"
     OPERATOR = "operator"
+
+
+# The practice's staff as office administrators manage them, on the Staff page and at
+# ``/api/v1/staff``.
+
+# No control characters: PostgreSQL refuses NUL in text, and names (and API tokens'
+# labels) are shown on pages.
+PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
+NOT_A_PRACTICE_ROLE = "Choose admin or clerk"
+
+
+class PracticeRole(BaseModel):
+    """The roles an office admin can give: operators are the platform's, not a practice's."""
+
+    role: StaffRole = Field(description="`admin` or `clerk`")
+
+    def checked(self) -> StaffRole:
+        """The role chosen; ``FieldRefused`` on ``role`` if it is not a practice's."""
+        if self.role == StaffRole.OPERATOR:
+            raise FieldRefused("role", NOT_A_PRACTICE_ROLE)
+        return self.role
+
+
+class StaffCreate(PracticeRole):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200, pattern=PRINTABLE)
+    email: EmailStr
+    role: StaffRole = StaffRole.CLERK
+
+
+class StaffRoleChange(PracticeRole):
+    model_config = ConfigDict(extra="forbid")
+
+
+class StaffPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    name: str
+    email: str
+    role: StaffRole
+    active: bool
+    must_change_password: bool
+    created_at: datetime
+
+
+class StaffList(BaseModel):
+    items: list[StaffPublic]
+
+
+class StaffWithPassword(StaffPublic):
+    temporary_password: str = Field(
+        description="Shown this once; the person must choose their own at the next log-in"
+    )

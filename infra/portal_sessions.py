@@ -5,7 +5,7 @@ A session ends on Sign Out (the row is deleted, so a copied cookie is worthless)
 
 What a session may read is the patient's messages *sent to its address*: each message
 keeps the address its notice went to (``recipient_address``), and when the office
-changes a patient's address the open messages stay with the old one (issue 13). So the
+changes a patient's address the open messages stay with the old one. So the
 holder of the old mailbox, who already got those notices and passcodes, can still open
 them, and nothing else; a session started from the new address sees only what was sent
 there. Messages from before the address was kept fall back to the patient's current

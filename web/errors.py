@@ -27,9 +27,18 @@ from infra.accounts import StaffRuleError
 from infra.db.models import Practice
 from infra.objects.interface import ObjectUnreadable, StoreUnavailable
 from web.deps import MustChangePassword, NotOfficeStaff, NotSignedIn, TemporalUnavailable
+from web.services.sending import Rule
 from web.templating import render
 
-# The words for a failure when the route chose none.
+# How a Send Secure the rules refused is answered, page or API: sending switched off in
+# the practice's settings (R1) is a conflict; a field or file a rule refuses (R2-R4, R9)
+# is invalid.
+SEND_REFUSED_STATUS = {
+    Rule.NOT_ENABLED: status.HTTP_409_CONFLICT,
+    Rule.INVALID: status.HTTP_422_UNPROCESSABLE_CONTENT,
+}
+
+# The message for a failure when the route chose none.
 TEMPORAL_DOWN = "Secure Email is unavailable right now. Please try again in a few minutes."
 STORE_DOWN = "Files cannot be downloaded right now. Please try again in a few minutes."
 UNREADABLE = "This file cannot be opened. Please contact the office."
@@ -45,7 +54,7 @@ DATABASE_BUSY_ERRORS: tuple[type[Exception], ...] = (OperationalError, PoolTimeo
 # What "Temporal cannot be reached" arrives as.
 TEMPORAL_FAILURES: tuple[type[Exception], ...] = (RPCError, TemporalUnavailable)
 
-# The page to answer with instead, given the words.
+# The page to answer with instead, given the message to show.
 PageAgain = Callable[[str], Awaitable[Response]]
 
 
@@ -67,13 +76,13 @@ def field_error(
     return field_errors({field: message}, code)
 
 
-def on_unavailable(request: Request, page: PageAgain, words: str = TEMPORAL_DOWN) -> None:
-    """From here on, a failure of Temporal or the object store answers ``page(words)``."""
-    request.state.page_again = (page, words)
+def on_unavailable(request: Request, page: PageAgain, message: str = TEMPORAL_DOWN) -> None:
+    """From here on, a failure of Temporal or the object store answers ``page(message)``."""
+    request.state.page_again = (page, message)
 
 
 def on_refusal(request: Request, page: PageAgain) -> None:
-    """From here on, a change the rules refuse (``StaffRuleError``) answers ``page(words)``
+    """From here on, a change the rules refuse (``StaffRuleError``) answers ``page(message)``
     instead of the error page: the form the change came from, saying why."""
     request.state.refused_page = page
 
@@ -111,7 +120,7 @@ async def _message_closed(request: Request, exc: Exception) -> Response:
     return closed_page(request, exc.practice, exc.expires_at, withdrawn=exc.withdrawn)
 
 
-def _words_for(error: Exception) -> str:
+def _message_for(error: Exception) -> str:
     if isinstance(error, ObjectUnreadable):
         # Altered in storage, or sealed under a key this server no longer has: never
         # served, and said plainly.
@@ -122,27 +131,27 @@ def _words_for(error: Exception) -> str:
 
 
 async def failure(request: Request, error: Exception) -> Response:
-    """Temporal or the object store failed: 503, in the caller's format and words."""
+    """Temporal or the object store failed: 503, in the caller's format, with a message."""
     chosen: tuple[PageAgain, str] | None = getattr(request.state, "page_again", None)
     if chosen is not None and not isinstance(error, ObjectUnreadable):
-        page, words = chosen
-        return await page(words)
-    words = _words_for(error)
+        page, message = chosen
+        return await page(message)
+    message = _message_for(error)
     if request.url.path.startswith("/api/"):
-        return JSONResponse({"detail": words}, status_code=status.HTTP_503_SERVICE_UNAVAILABLE)
+        return JSONResponse({"detail": message}, status_code=status.HTTP_503_SERVICE_UNAVAILABLE)
     return render(
-        request, "error.html", {"message": words}, status_code=status.HTTP_503_SERVICE_UNAVAILABLE
+        request, "error.html", {"message": message}, status_code=status.HTTP_503_SERVICE_UNAVAILABLE
     )
 
 
 async def busy(request: Request, _error: Exception) -> Response:
-    """The database is busy: 503 with Retry-After, in the caller's format and words; the
+    """The database is busy: 503 with Retry-After, in the caller's format, with a message; the
     route's own page when it named one (what was typed comes back), if that page can be
     made without the database."""
     response: Response | None = None
     chosen: tuple[PageAgain, str] | None = getattr(request.state, "page_again", None)
     if chosen is not None:
-        page, _words = chosen
+        page, _message = chosen
         try:
             response = await page(DATABASE_BUSY)
         except SQLAlchemyError:

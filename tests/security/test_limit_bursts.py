@@ -35,7 +35,7 @@ from tests.conftest import Browser, Office, make_office, some_client_address
 from tests.fixtures.stack import Stack
 from tests.fixtures.waiting import eventually
 from web.app import create_app
-from web.portal.words import TOO_MANY_REQUESTS
+from web.portal.refusals import TOO_MANY_REQUESTS
 
 BURST = 100
 

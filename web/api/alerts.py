@@ -8,7 +8,7 @@ from domain.audit import AuditAction
 from infra.alerts import acknowledge_alert, open_alerts
 from web.api.responses import INVALID, NOT_FOUND, declared
 from web.deps import ApiStaff, DbSession, audit_staff, or_404
-from web.office.alerts import AlertList, AlertPublic, audit_alerts_shown, linked
+from web.services.alerts import AlertList, AlertPublic, audit_alerts_shown, linked
 
 router = APIRouter(prefix="/alerts", tags=["alerts"])
 

@@ -8,7 +8,7 @@ from domain.audit import AuditEventList, AuditEventPublic
 from infra.audit import find_events
 from web.api.responses import ADMINS_ONLY, INVALID
 from web.deps import ApiAdmin, DbSession
-from web.office.audit import Filter
+from web.services.audit import Filter
 
 router = APIRouter(prefix="/audit", tags=["audit"], responses=ADMINS_ONLY)
 

@@ -8,7 +8,7 @@ from fastapi.responses import StreamingResponse
 from domain.secure_email_views import ChartDocumentList
 from web.api.responses import INVALID, NOT_FOUND, SERVICE_DOWN, declared
 from web.deps import ApiStaff, DbSession, StateDep
-from web.office.chart import download_document, list_chart_of
+from web.services.chart import download_document, list_chart_of
 
 router = APIRouter(prefix="/patients", tags=["chart"])
 

@@ -21,7 +21,7 @@ from web.deps import (
     staff_actor,
 )
 from web.errors import field_error
-from web.office.patients import DUPLICATE_EMAIL, search_detail
+from web.services.patients import DUPLICATE_EMAIL, search_detail
 
 router = APIRouter(prefix="/patients", tags=["patients"])
 

@@ -34,11 +34,10 @@ from web.api.responses import (
     declared,
 )
 from web.deps import ApiStaff, DbSession, StateDep, staff_actor
-from web.errors import field_error, field_errors, on_unavailable
-from web.office.email_client import BAD_CURSOR, SentFilters, list_sent
-from web.office.secure_emails import REFUSED_STATUS, audit_viewed, practice_secure_email
+from web.errors import SEND_REFUSED_STATUS, field_error, field_errors, on_unavailable
 from web.services import changes
 from web.services.changes import ChangeRefused, Refusal
+from web.services.secure_emails import audit_viewed, practice_secure_email
 from web.services.sending import (
     NO_COPIES,
     UNAVAILABLE,
@@ -47,6 +46,7 @@ from web.services.sending import (
     send_secure_email,
     sender_for,
 )
+from web.services.sent_box import BAD_CURSOR, SentFilters, list_sent
 from web.uploads import (
     MAX_FILES,
     UploadFormRefused,
@@ -124,8 +124,8 @@ async def create_secure_email(
             raise field_errors(dict.fromkeys(copies, NO_COPIES))
         draft = Draft(*(form_text(form, name) for name in REQUIRED))
 
-        async def unavailable(words: str) -> Response:
-            refusal = field_errors({"form": words}, status.HTTP_503_SERVICE_UNAVAILABLE)
+        async def unavailable(message: str) -> Response:
+            refusal = field_errors({"form": message}, status.HTTP_503_SERVICE_UNAVAILABLE)
             return await http_exception_handler(request, refusal)
 
         on_unavailable(request, unavailable, UNAVAILABLE)
@@ -134,7 +134,7 @@ async def create_secure_email(
             uploads = chosen(form_files(form, "attachments"))
             secure_email = await send_secure_email(sender, draft, uploads)
         except SendRefused as refused:
-            raise field_errors(refused.errors, REFUSED_STATUS[refused.rule]) from None
+            raise field_errors(refused.errors, SEND_REFUSED_STATUS[refused.rule]) from None
     finally:
         await form.close()
     return SecureEmailCreated.model_validate(secure_email)
@@ -223,7 +223,7 @@ async def _public(
     )
 
 
-# The office's changes (R15, issue 13). Clerks may make them, as they send: they are what
+# The office's changes (R15). Clerks may make them, as they send: they are what
 # the front desk does with a message it sent, not the practice's settings.
 
 
@@ -238,8 +238,8 @@ class ExpiryUpdate(BaseModel):
 
 def _refused(refused: ChangeRefused) -> HTTPException:
     if refused.refusal is Refusal.BAD_EXPIRY:
-        return field_error("expires_at", refused.words)
-    return HTTPException(status.HTTP_409_CONFLICT, detail=refused.words)
+        return field_error("expires_at", refused.message)
+    return HTTPException(status.HTTP_409_CONFLICT, detail=refused.message)
 
 
 @router.post(

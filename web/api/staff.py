@@ -9,16 +9,22 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, status
 
 from domain.audit import AuditAction
+from domain.errors import FieldRefused
+from domain.staff import (
+    PracticeRole,
+    StaffCreate,
+    StaffList,
+    StaffPublic,
+    StaffRole,
+    StaffRoleChange,
+    StaffWithPassword,
+)
 from infra.accounts import add_staff, practice_staff
 from infra.db.models import StaffUser
 from web.api.responses import ADMINS_ONLY, CONFLICT, INVALID, JSON_BODY, NOT_FOUND, declared
 from web.deps import ApiAdmin, DbSession, audit_staff
-from web.office.staff import (
-    StaffCreate,
-    StaffList,
-    StaffPublic,
-    StaffRoleChange,
-    StaffWithPassword,
+from web.errors import field_error
+from web.services.staff import (
     added_detail,
     change_role_member,
     deactivate_member,
@@ -30,6 +36,14 @@ router = APIRouter(prefix="/staff", tags=["staff"], responses=ADMINS_ONLY)
 
 # A change to one member: unknown, or refused by the rules (the last admin, their own).
 MEMBER = declared(NOT_FOUND, CONFLICT, INVALID)
+
+
+def _role(chosen: PracticeRole) -> StaffRole:
+    """The role asked for, or a 422 on ``role`` if it is not one a practice can give."""
+    try:
+        return chosen.checked()
+    except FieldRefused as refused:
+        raise field_error(refused.field, refused.message) from None
 
 
 def _with_password(member: StaffUser, password: str) -> StaffWithPassword:
@@ -47,9 +61,7 @@ async def list_staff(db: DbSession, admin: ApiAdmin) -> StaffList:
 async def create_staff(
     request: Request, db: DbSession, admin: ApiAdmin, new: StaffCreate
 ) -> StaffWithPassword:
-    member, password = await add_staff(
-        db, admin.practice_id, str(new.email), new.name, new.checked()
-    )
+    member, password = await add_staff(db, admin.practice_id, str(new.email), new.name, _role(new))
     await audit_staff(db, request, admin, AuditAction.STAFF_ADD, detail=added_detail(member))
     return _with_password(member, password)
 
@@ -68,7 +80,7 @@ async def change_staff_role(
     request: Request, db: DbSession, admin: ApiAdmin, staff_id: str, change: StaffRoleChange
 ) -> StaffPublic:
     member = await practice_member(db, admin, staff_id)
-    await change_role_member(request, db, admin, member, change.checked())
+    await change_role_member(request, db, admin, member, _role(change))
     return StaffPublic.model_validate(member)
 
 

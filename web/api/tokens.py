@@ -7,15 +7,12 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, status
 
+from domain.api_tokens import NewToken, TokenCreate, TokenList, TokenPublic
 from infra.accounts import practice_tokens
 from web.api.responses import ADMINS_ONLY, INVALID, JSON_BODY, NOT_FOUND, declared
 from web.deps import ApiAdmin, DbSession
 from web.errors import field_error
-from web.office.tokens import (
-    NewToken,
-    TokenCreate,
-    TokenList,
-    TokenPublic,
+from web.services.tokens import (
     TokenRefused,
     create_token_for,
     practice_token_of,

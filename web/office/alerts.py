@@ -1,5 +1,5 @@
 """Alerts (R10): the live feed behind the Main Menu's badge (``/api/v1/alerts`` is
-``web.api.alerts``).
+``web.api.alerts``; both show them through ``web.services.alerts``).
 
 The feed polls the database rather than listening inside one process, so a reply
 recorded by any worker reaches office browsers connected to any web replica.
@@ -9,13 +9,13 @@ another closes their oldest, so forgotten tabs cannot pile up database polls. Th
 is kept in this process: exact for one web process (docker-compose runs one); with
 several replicas it holds per replica.
 
-Why not sse-starlette (issue 12 asked to use it if it serves): it would write the event
-lines and the keep-alive, about ten lines of ``_events``; what is left (the stream
-limit, refusing a closed stream's reconnect with 204, the staff session checked on every
-poll without holding a pooled connection, riding out a database restart) is ours either
-way. Its keep-alive runs on a timer of its own, while ours is sent after 15 s of silence
-by the same loop that polls, which the tests read as proof that the loop is alive. Ten
-lines did not seem worth one more dependency in the supply chain of a PHI service.
+Why not sse-starlette: it would write the event lines and the keep-alive, about ten
+lines of ``_events``; what is left (the stream limit, refusing a closed stream's
+reconnect with 204, the staff session checked on every poll without holding a pooled
+connection, riding out a database restart) is ours either way. Its keep-alive runs on a
+timer of its own, while ours is sent after 15 s of silence by the same loop that polls,
+which the tests read as proof that the loop is alive. Ten lines are not worth one more
+dependency in the supply chain of a PHI service.
 """
 
 from __future__ import annotations
@@ -25,62 +25,23 @@ import logging
 import secrets
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from fastapi import APIRouter, HTTPException, Request, status
 from fastapi.responses import Response, StreamingResponse
-from pydantic import BaseModel, computed_field
+from pydantic import BaseModel
 
-from domain import secure_email_views as views
-from domain.audit import AuditAction, listing_detail
-from domain.secure_email_views import AlertKind
 from infra import accounts, alerts
 from infra.db.engine import DATABASE_ERRORS
 from infra.db.models import StaffUser
 from infra.settings import Settings
-from web.deps import DbSession, StateDep, audit_staff, staff_cookie_name
+from web.deps import DbSession, StateDep, staff_cookie_name
+from web.services.alerts import AlertPublic, audit_alerts_shown, linked
 from web.state import AppState
 
 router = APIRouter(tags=["office"], include_in_schema=False)
-
-
-# The domain's alert with the office page it leads to: for the Main Menu, its feed and
-# ``/api/v1/alerts`` (whose schema shows the docstring).
-class AlertPublic(views.AlertPublic):
-    """An office alert: ids, the patient's name and times; never anyone's words."""
-
-    @computed_field  # type: ignore[prop-decorator]
-    @property
-    def href(self) -> str:
-        if self.kind == AlertKind.REPLY and self.reply_id:
-            return f"/email-client/replies/{self.reply_id}"
-        return f"/secure-emails/{self.secure_email_id}"
-
-
-def linked(alerts: list[views.AlertPublic]) -> list[AlertPublic]:
-    return [AlertPublic.model_validate(alert, from_attributes=True) for alert in alerts]
-
-
-async def audit_alerts_shown(
-    db: DbSession, request: Request, staff: StaffUser, shown: Sequence[views.AlertPublic]
-) -> None:
-    """Alerts carry the patient's name, so showing them is a read of PHI: one event naming
-    the patients by id. A response showing none read nothing and records nothing."""
-    if not shown:
-        return
-    await audit_staff(
-        db,
-        request,
-        staff,
-        AuditAction.OFFICE_ALERT_LIST,
-        detail=listing_detail(f"{len(shown)} alert(s)", (alert.patient_id for alert in shown)),
-    )
-
-
-class AlertList(BaseModel):
-    items: list[AlertPublic]
 
 
 class AlertFeed(BaseModel):

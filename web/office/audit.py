@@ -1,22 +1,21 @@
 """The audit log for office administrators: a page with filters and its CSV export; the
-query-string filter is shared with ``web.api.audit``."""
+query-string filter (``web.services.audit``) is shared with ``web.api.audit``."""
 
 from __future__ import annotations
 
 import csv
 import io
 from collections.abc import Iterator
-from datetime import UTC, date, datetime, time, timedelta
-from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, StreamingResponse
 
 from domain.audit import AuditAction
-from infra.audit import AuditFilter, find_events
+from infra.audit import find_events
 from infra.db.models import AuditEvent
 from infra.practices import time_zone_of
 from web.deps import CurrentAdmin, DbSession
+from web.services.audit import Filter
 from web.templating import render
 
 router = APIRouter(tags=["office"], include_in_schema=False)
@@ -28,38 +27,6 @@ COLUMNS = [
     for column in AuditEvent.__table__.columns
     if column.name not in {"practice_id", "prev_hash", "hash"}
 ]
-
-
-Text = Annotated[str | None, Query()]
-Day = Annotated[date | None, Query()]
-
-
-def audit_filter(
-    action: Text = None,
-    secure_email_id: Text = None,
-    patient_id: Text = None,
-    since: Day = None,
-    until: Day = None,
-) -> AuditFilter:
-    """The query string's filters, shared by the page, its CSV export and the API."""
-    try:
-        chosen = AuditAction(action) if action else None
-    except ValueError:
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT,
-            detail=[{"loc": ["query", "action"], "msg": "Unknown action", "type": "enum"}],
-        ) from None
-    return AuditFilter(
-        action=chosen,
-        secure_email_id=secure_email_id or None,
-        patient_id=patient_id or None,
-        since=datetime.combine(since, time(), UTC) if since else None,
-        # "until" is the last day shown, inclusive.
-        until=datetime.combine(until, time(), UTC) + timedelta(days=1) if until else None,
-    )
-
-
-Filter = Annotated[AuditFilter, Depends(audit_filter)]
 
 
 @router.get("/audit")

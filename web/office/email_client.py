@@ -1,12 +1,11 @@
 """The office's Email Client: patients' replies, unread first (R10); and the Sent box,
 the practice's secure emails newest first (R15).
 
-The Sent box's listing and its audit serve ``web.api.secure_emails`` too."""
+The Sent box's listing and its audit (``web.services.sent_box``) serve
+``web.api.secure_emails`` too."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated
 from urllib.parse import urlencode
@@ -21,9 +20,10 @@ from infra.db.models import Reply, StaffUser
 from infra.directory import find_patients, get_patient, patient_by_id
 from infra.practices import time_zone_of
 from infra.replies import ThreadCursor, files_of_replies, mark_read, reply_of_practice, threads
-from infra.secure_emails import BadCursor, Cursor, SentPage
-from web.deps import CurrentStaff, DbSession, StateDep, audit_staff, or_404, practice_patient
+from infra.secure_emails import BadCursor, SentPage
+from web.deps import CurrentStaff, DbSession, StateDep, audit_staff, or_404
 from web.downloads import download
+from web.services.sent_box import BAD_CURSOR, SentFilters, audit_sent, cursor_of, sent_page
 from web.templating import render
 
 router = APIRouter(tags=["office"], include_in_schema=False)
@@ -96,60 +96,6 @@ async def email_client(
 
 
 # The Sent box -------------------------------------------------------------------------
-
-BAD_CURSOR = "Not a cursor this list gave out; start again from the first page"
-
-
-@dataclass(frozen=True)
-class SentFilters(secure_emails.SentQuery):
-    """The Sent box's query as the office sent it: the page is the cursor's text."""
-
-    cursor: str | None = None
-
-
-def cursor_of(text: str | None) -> Cursor | None:
-    """The page a ``cursor`` parameter names; ``BadCursor`` if it is not one of ours."""
-    return Cursor.decode(text) if text else None
-
-
-async def sent_page(db: DbSession, staff: StaffUser, filters: SentFilters) -> SentPage:
-    """A page of the practice's secure emails, not yet audited. A patient of another
-    practice (or none) is a 404, as everywhere a patient is named by id."""
-    after = cursor_of(filters.cursor)
-    if filters.patient_id is not None:
-        await practice_patient(db, staff, filters.patient_id)
-    return await secure_emails.sent_by_practice(db, staff.practice_id, filters, after=after)
-
-
-async def audit_sent(
-    request: Request,
-    db: DbSession,
-    staff: StaffUser,
-    patient_id: str | None,
-    page: SentPage | None,
-    also_shown: Iterable[str] = (),
-) -> None:
-    """The list shows subjects and patients (PHI, HIPAA 164.312(b)); the event, a count
-    and the ids of the patients the response named (``also_shown``: a list of them)."""
-    summary = f"{len(page.lines)} secure email(s)" if page else "filters refused"
-    shown = [line.patient_id for line in page.lines] if page else []
-    await audit_staff(
-        db,
-        request,
-        staff,
-        AuditAction.OFFICE_SENT_LIST,
-        patient_id=patient_id,
-        detail=listing_detail(summary, [*shown, *also_shown]),
-    )
-
-
-async def list_sent(
-    request: Request, db: DbSession, staff: StaffUser, filters: SentFilters
-) -> SentPage:
-    """A page of the practice's secure emails (``sent_page``), audited."""
-    page = await sent_page(db, staff, filters)
-    await audit_sent(request, db, staff, filters.patient_id, page)
-    return page
 
 
 def _sent_url(chosen: dict[str, str], cursor: str = "") -> str:

@@ -7,7 +7,7 @@ from fastapi.responses import HTMLResponse
 
 from infra.alerts import count_open_alerts, open_alerts
 from web.deps import CurrentStaff, DbSession, practice_of
-from web.office.alerts import audit_alerts_shown, linked
+from web.services.alerts import audit_alerts_shown, linked
 from web.templating import render
 
 router = APIRouter(tags=["office"], include_in_schema=False)

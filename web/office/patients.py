@@ -2,8 +2,8 @@
 
 Searches, additions, edits and the pages showing a patient are audited (R13): a search by
 how many it found and their ids, never by what was typed; an edit by the names of the
-fields changed. The words and audit detail
-here serve ``web.api.patients`` too.
+fields changed. The message and audit detail it shares with ``web.api.patients`` are in
+``web.services.patients``.
 
 A changed address is for new secure emails only: each open one keeps the address its
 notice went to (``SecureEmail.recipient_address``), so its link and passcodes still work
@@ -21,13 +21,14 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import BaseModel, ValidationError
 
 from domain.addresses import normalise_address
-from domain.audit import AuditAction, listing_detail
+from domain.audit import AuditAction
 from domain.patients import PatientCreate, PatientStatus, PatientUpdate
 from domain.secure_email import SecureEmailStatus
 from infra import secure_emails
 from infra.db.models import Patient, SecureEmail
 from infra.directory import DuplicatePatientEmail, add_patient, change_patient, find_patients
 from web.deps import CurrentStaff, DbSession, audit_staff, practice_patient, staff_actor
+from web.services.patients import DUPLICATE_EMAIL, search_detail
 from web.templating import form_errors, render
 
 router = APIRouter(tags=["office"], include_in_schema=False)
@@ -44,17 +45,6 @@ class PatientTyped(BaseModel):
 
 class NewPatientTyped(PatientTyped):
     status: str = PatientStatus.PATIENT.value  # a form without the field adds a patient
-
-
-DUPLICATE_EMAIL = "A patient with this email address is already in the directory"
-
-
-def search_detail(query: str, found: list[Patient]) -> str:
-    """What a search's audit event says: whether a query was typed, how many matched and
-    their ids."""
-    kind = "search" if query.strip() else "directory"
-    summary = f"{kind}: {len(found)} {'result' if len(found) == 1 else 'results'}"
-    return listing_detail(summary, (patient.id for patient in found))
 
 
 @router.get("/patients")

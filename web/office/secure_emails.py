@@ -32,13 +32,17 @@ from web.deps import (
     practice_patient,
     staff_actor,
 )
-from web.errors import on_unavailable
+from web.errors import SEND_REFUSED_STATUS, on_unavailable
 from web.services import changes
 from web.services.changes import ChangeRefused, Refusal
+from web.services.secure_emails import (
+    SECURE_EMAIL_NOT_FOUND,
+    audit_viewed,
+    practice_secure_email,
+)
 from web.services.sending import (
     UNAVAILABLE,
     Draft,
-    Rule,
     SendRefused,
     send_secure_email,
     sender_for,
@@ -58,12 +62,6 @@ router = APIRouter(tags=["office"], include_in_schema=False)
 FILES_UNREADABLE = (
     "The original attachments can no longer be read. Attach the files again and send."
 )
-SECURE_EMAIL_NOT_FOUND = "Secure email not found"
-# How each refused rule is answered.
-REFUSED_STATUS = {
-    Rule.NOT_ENABLED: status.HTTP_409_CONFLICT,
-    Rule.INVALID: status.HTTP_422_UNPROCESSABLE_CONTENT,
-}
 ACCEPT = ",".join(f".{extension}" for extension in sorted(ALLOWED_EXTENSIONS))
 
 
@@ -158,8 +156,8 @@ ComposeAgain = Callable[[dict[str, str], int], HTMLResponse]
 def _compose_again_on_failure(request: Request, compose_again: ComposeAgain) -> None:
     """Temporal or the object store failing answers with the compose page, text kept."""
 
-    async def unavailable(words: str) -> Response:
-        return compose_again({"form": words}, status.HTTP_503_SERVICE_UNAVAILABLE)
+    async def unavailable(message: str) -> Response:
+        return compose_again({"form": message}, status.HTTP_503_SERVICE_UNAVAILABLE)
 
     on_unavailable(request, unavailable, UNAVAILABLE)
 
@@ -180,7 +178,7 @@ async def _send(
         sender = await sender_for(state, db, staff, staff_actor(request, staff))
         secure_email = await send_secure_email(sender, draft, uploads, resent_from=resent_from)
     except SendRefused as refused:
-        return compose_again(refused.errors, REFUSED_STATUS[refused.rule])
+        return compose_again(refused.errors, SEND_REFUSED_STATUS[refused.rule])
     return _back_to(secure_email, "sent=1")
 
 
@@ -192,7 +190,7 @@ async def secure_email_page(
     done = CHANGE_DONE.get(request.query_params.get("done", ""))
     resent = request.query_params.get("resent", "")
     if done is None and resent.isdigit() and len(resent) <= 2:
-        done = _resent_words(int(resent))
+        done = _resent_message(int(resent))
     return await _status_page(request, db, staff, secure_email, done=done)
 
 
@@ -228,7 +226,7 @@ async def _status_page(
             "expired": expired,
             "sent": request.query_params.get("sent") == "1",
             "events": [
-                (EVENT_WORDS.get(event.kind, event.kind), event.at)
+                (EVENT_DESCRIPTIONS.get(event.kind, event.kind), event.at)
                 for event in await timeline.of(db, secure_email.id)
             ],
             "changeable": changeable,
@@ -244,9 +242,10 @@ async def _status_page(
     )
 
 
-# The office's changes (R15, issue 13): clerks may make them, as they send.
+# The office's changes (R15): clerks may make them, as they send.
 
-EVENT_WORDS: dict[str, str] = {
+# How the status page's Timeline names each kind of event.
+EVENT_DESCRIPTIONS: dict[str, str] = {
     EventKind.SENT: "Sent",
     EventKind.NOTICE_DELIVERED: "Notice delivered",
     EventKind.NOTICE_RESENT: "Notice sent again",
@@ -271,7 +270,7 @@ EXPIRY_NOT_A_TIME = "Enter the new expiry as a date and a time"
 LOCAL_INPUT_FORMAT = "%Y-%m-%dT%H:%M"
 
 
-def _resent_words(left: int) -> str:
+def _resent_message(left: int) -> str:
     more = f"{left} more time{'s' if left != 1 else ''}" if left else "no more times"
     return f"The notice was sent again. It can be sent again {more} today."
 
@@ -310,7 +309,7 @@ def _page_on_failure(
     reads the database in a session of its own."""
     practice_id, secure_email_id = staff.practice_id, secure_email.id
 
-    async def unavailable(words: str) -> Response:
+    async def unavailable(message: str) -> Response:
         async with state.sessions() as db:
             found = await secure_emails.of_practice(db, practice_id, secure_email_id)
             return await _status_page(
@@ -318,7 +317,7 @@ def _page_on_failure(
                 db,
                 staff,
                 or_404(found, SECURE_EMAIL_NOT_FOUND),
-                errors={"change": words},
+                errors={"change": message},
                 status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
                 typed=typed,
             )
@@ -346,7 +345,7 @@ async def _refused_page(
         db,
         staff,
         secure_email,
-        errors={field: refused.words},
+        errors={field: refused.message},
         status_code=code,
         typed=typed,
     )
@@ -456,30 +455,3 @@ async def send_again(
     finally:
         for copy in copies:
             await copy.close()
-
-
-async def practice_secure_email(
-    db: DbSession, staff: StaffUser, secure_email_id: str
-) -> SecureEmail:
-    """A secure email of the staff member's practice, for this page and the API."""
-    found = await secure_emails.of_practice(db, staff.practice_id, secure_email_id)
-    return or_404(found, SECURE_EMAIL_NOT_FOUND)
-
-
-async def audit_viewed(
-    request: Request,
-    db: DbSession,
-    staff: StaffUser,
-    secure_email: SecureEmail,
-    detail: str | None = None,
-) -> None:
-    # Its subject and body are PHI (HIPAA 164.312(b)); the event names ids only.
-    await audit_staff(
-        db,
-        request,
-        staff,
-        AuditAction.OFFICE_VIEW,
-        patient_id=secure_email.patient_id,
-        secure_email_id=secure_email.id,
-        detail=detail,
-    )

@@ -1,5 +1,5 @@
-"""API tokens for practice software, managed by office admins: the Tokens page, with the
-schemas and changes it shares with ``/api/v1/tokens`` (``web.api.tokens``).
+"""API tokens for practice software, managed by office admins: the Tokens page
+(``/api/v1/tokens`` makes the same changes, through ``web.services.tokens``).
 
 A token acts as the staff member it belongs to, with their role: a token for a clerk
 cannot change settings. It is shown once when made; only its hash is kept, and no list
@@ -14,38 +14,27 @@ from typing import Annotated
 
 from fastapi import APIRouter, Form, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel
 
-from domain.audit import AuditAction
-from domain.errors import FieldRefused
+from domain.api_tokens import TokenPublic
+from domain.staff import PRINTABLE
 from infra import accounts
-from infra.db.models import ApiToken, StaffUser
+from infra.db.models import StaffUser
 from infra.practices import time_zone_of
-from web.deps import CurrentAdmin, DbSession, audit_staff, or_404
+from web.deps import CurrentAdmin, DbSession
+from web.services.tokens import (
+    TokenRefused,
+    create_token_for,
+    practice_token_of,
+    public,
+    revoke_audited,
+)
 from web.templating import render
 
 router = APIRouter(tags=["office"], include_in_schema=False)
 
-NOT_FOUND = "No API token of this practice has that id"
-NO_OWNER = "Choose an active staff member of this practice"
-PAST_EXPIRY = "Choose an expiry in the future"
 # The Tokens page offers these lifetimes; the API takes any future time.
-# No control characters (PostgreSQL refuses NUL in text; a label is shown on a page).
-PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
 LIFETIMES = {"": "Never", "30": "30 days", "90": "90 days", "365": "1 year"}
-
-
-class TokenCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    label: str = Field(
-        min_length=1, max_length=200, pattern=PRINTABLE, description="What the token is for"
-    )
-    expires_at: datetime | None = Field(default=None, description="UTC; none for no expiry")
-    staff_id: str | None = Field(
-        default=None,
-        description="The staff member the token acts as (their role applies); you if left out",
-    )
 
 
 class TokenTyped(BaseModel):
@@ -54,97 +43,6 @@ class TokenTyped(BaseModel):
     label: str = ""
     staff_id: str = ""
     lifetime: str = ""
-
-
-class TokenPublic(BaseModel):
-    """What a list shows: never the token or its hash."""
-
-    id: str
-    label: str
-    staff_id: str
-    owner: str
-    created_at: datetime
-    last_used_at: datetime | None
-    expires_at: datetime | None
-    revoked_at: datetime | None
-    state: str = Field(description="`active`, `expired` or `revoked`")
-
-
-class TokenList(BaseModel):
-    items: list[TokenPublic]
-
-
-class NewToken(TokenPublic):
-    token: str = Field(description="Shown this once; only its hash is kept")
-
-
-def token_state(token: ApiToken, now: datetime) -> str:
-    if token.revoked_at is not None:
-        return "revoked"
-    if token.expires_at is not None and token.expires_at <= now:
-        return "expired"
-    return "active"
-
-
-def public(token: ApiToken, owner: StaffUser) -> TokenPublic:
-    return TokenPublic(
-        id=token.id,
-        label=token.label,
-        staff_id=owner.id,
-        owner=owner.name,
-        created_at=token.created_at,
-        last_used_at=token.last_used_at,
-        expires_at=token.expires_at,
-        revoked_at=token.revoked_at,
-        state=token_state(token, datetime.now(UTC)),
-    )
-
-
-async def practice_token_of(
-    db: DbSession, admin: StaffUser, token_id: str
-) -> tuple[ApiToken, StaffUser]:
-    """A token of the admin's practice, and its owner."""
-    return or_404(await accounts.practice_token(db, admin.practice_id, token_id), NOT_FOUND)
-
-
-class TokenRefused(FieldRefused):
-    """A token that cannot be made: an owner not of this practice, an expiry past."""
-
-
-async def create_token_for(
-    request: Request,
-    db: DbSession,
-    admin: StaffUser,
-    label: str,
-    staff_id: str | None,
-    expires_at: datetime | None,
-) -> tuple[str, ApiToken, StaffUser]:
-    owner = admin
-    if staff_id and staff_id != admin.id:
-        found = await accounts.staff_member(db, admin.practice_id, staff_id)
-        if found is None or not found.active:
-            raise TokenRefused("staff_id", NO_OWNER)
-        owner = found
-    if expires_at is not None:
-        if expires_at.tzinfo is None:
-            expires_at = expires_at.replace(tzinfo=UTC)
-        if expires_at <= datetime.now(UTC):
-            raise TokenRefused("expires_at", PAST_EXPIRY)
-    token, row = await accounts.issue_api_token(db, owner, label, expires_at=expires_at)
-    await audit_staff(
-        db, request, admin, AuditAction.TOKEN_CREATE, detail=f"token {row.id} for staff {owner.id}"
-    )
-    return token, row, owner
-
-
-async def revoke_audited(
-    request: Request, db: DbSession, admin: StaffUser, token: ApiToken
-) -> None:
-    if await accounts.revoke_token(db, token):
-        await audit_staff(db, request, admin, AuditAction.TOKEN_REVOKE, detail=f"token {token.id}")
-
-
-# The Tokens page -------------------------------------------------------------------
 
 
 async def _tokens_page(

@@ -38,7 +38,7 @@ from web.portal.deps import (
     practice_of_message,
     start_portal_session,
 )
-from web.portal.words import (
+from web.portal.refusals import (
     MINUTES_VALID,
     TOO_MANY_REQUESTS,
     VERIFY_MESSAGES,

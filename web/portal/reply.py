@@ -18,7 +18,7 @@ from web.deps import DbSession, StateDep
 from web.errors import closed_page, on_unavailable
 from web.portal.deps import PortalPatient, ReadableEmail, patient_actor, practice_of_message
 from web.portal.messages import tabs_context
-from web.portal.words import refusal
+from web.portal.refusals import refusal
 from web.services.files import AttachmentsRefused, check_uploads
 from web.services.replies import send_reply
 from web.state import AppState
@@ -143,11 +143,11 @@ async def _send_reply(
             status_code=code,
         )
 
-    async def unavailable(words: str) -> Response:
+    async def unavailable(message: str) -> Response:
         if secure_emails.expired(secure_email):
             practice = await practice_of_message(db, secure_email)
             return closed_page(request, practice, secure_email.expires_at, withdrawn=False)
-        return refused({"form": words}, [], 503)
+        return refused({"form": message}, [], 503)
 
     errors = {} if body.strip() else {"body": WRITE_SOMETHING}
     try:

@@ -1,4 +1,4 @@
-"""The office's changes to a sent secure email (R15, issue 13): withdraw it, move its
+"""The office's changes to a sent secure email (R15): withdraw it, move its
 expiry, send its notice again. Shared by the API and the office pages; knows nothing of
 HTTP: a refusal is a ``ChangeRefused`` in words, which each caller answers its own way.
 
@@ -76,27 +76,28 @@ class Refusal(Enum):
 
 
 class ChangeRefused(Exception):
-    """Nothing was changed, and ``words`` say why."""
+    """Nothing was changed, and ``message`` says why, for the office to read."""
 
-    def __init__(self, refusal: Refusal, words: str) -> None:
-        super().__init__(words)
+    def __init__(self, refusal: Refusal, message: str) -> None:
+        super().__init__(message)
         self.refusal = refusal
-        self.words = words
+        self.message = message
 
 
-_CLOSED_WORDS = {
+# What the office is told for a workflow that refused because it is closed.
+_CLOSED_MESSAGES = {
     errors.EXPIRED: EXPIRED,
     errors.WITHDRAWN: WITHDRAWN,
     errors.FAILED: FAILED,
 }
-# The workflow's refusals that are in the office's words already (its message).
-_OWN_WORDS = {
+# The workflow's refusals whose message is written for the office already.
+_OWN_MESSAGES = {
     errors.BAD_EXPIRY: Refusal.BAD_EXPIRY,
     errors.NOT_RESENDABLE: Refusal.NOT_RESENDABLE,
     errors.TOO_MANY_RESENDS: Refusal.TOO_MANY_RESENDS,
 }
-# Refusals whose message is not for the office, answered in these words.
-_OTHER_WORDS = {
+# Refusals whose message is not for the office, answered with these instead.
+_OTHER_MESSAGES = {
     # The database no longer holds the notice due (opened or closed since the row was read).
     errors.NOT_DUE: (Refusal.NOT_RESENDABLE, NOT_RESENDABLE),
 }
@@ -124,12 +125,12 @@ def _refusal_of(error: WorkflowUpdateFailedError) -> ChangeRefused | None:
     cause = error.cause
     if not isinstance(cause, ApplicationError):
         return None
-    if cause.type in _CLOSED_WORDS:
-        return ChangeRefused(Refusal.CLOSED, _CLOSED_WORDS[cause.type])
-    if cause.type in _OWN_WORDS:
-        return ChangeRefused(_OWN_WORDS[cause.type], cause.message)
-    if cause.type in _OTHER_WORDS:
-        return ChangeRefused(*_OTHER_WORDS[cause.type])
+    if cause.type in _CLOSED_MESSAGES:
+        return ChangeRefused(Refusal.CLOSED, _CLOSED_MESSAGES[cause.type])
+    if cause.type in _OWN_MESSAGES:
+        return ChangeRefused(_OWN_MESSAGES[cause.type], cause.message)
+    if cause.type in _OTHER_MESSAGES:
+        return ChangeRefused(*_OTHER_MESSAGES[cause.type])
     return None
 
 

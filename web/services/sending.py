@@ -157,7 +157,7 @@ async def _record_and_start(
         expires_at=expires_at,
         resent_from_id=resent_from,
         # The address this message's notice and passcodes go to, kept with it: a later
-        # change of the patient's address is for new messages only (issue 13).
+        # change of the patient's address is for new messages only.
         recipient_address=patient.email,
     )
     await secure_emails.record_new(db, secure_email, stored)

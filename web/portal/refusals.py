@@ -1,4 +1,4 @@
-"""The patient's words for what the portal refuses, chosen here by the refusal's type.
+"""What the patient is told when the portal refuses, chosen here by the refusal's type.
 
 The workflow refuses an update with an ``ApplicationError`` whose type is one of
 ``domain.errors`` and whose details carry the numbers (minutes to wait); its message is
