@@ -5,20 +5,24 @@ On the whole stack (Temporal dev server, worker, SMTP catcher), SQLite and Postg
 from __future__ import annotations
 
 import re
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
+import pytest
 from sqlalchemy import update
 
 from domain.audit import AuditAction
+from infra import office_requests
 from infra.db.models import SecureEmail
 from tests.conftest import make_office, signed_in
 from tests.fixtures.processes import free_port
 from tests.fixtures.stack import Stack
 from tests.web.test_portal import expire_now, run_sql, sign_in
 from web.app import create_app
+from web.services.changes import NOT_CONFIRMED
 
 EMAIL = "ada@example.com"
 
@@ -92,6 +96,25 @@ async def test_withdraw_an_expired_one_is_refused_in_words(stack: Stack) -> None
     assert refused.status_code == 409
     assert "expired" in refused.json()["detail"]
     assert (await detail(stack, secure_email_id))["status"] == "expired"
+
+
+async def test_a_change_whose_request_is_gone_is_refused_in_words(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The workflow finds no request of the office's to claim (used, or dropped, by the
+    time it asks): the office hears that nothing changed, not a 500."""
+    secure_email_id, _ = await send(stack)
+    recorded = office_requests.record
+
+    def recorded_then_lost(*args: Any, **kwargs: Any) -> str:
+        recorded(*args, **kwargs)
+        return str(uuid.uuid4())  # the update names a request the database does not hold
+
+    monkeypatch.setattr(office_requests, "record", recorded_then_lost)
+    refused = await stack.office.api.post(f"/api/v1/secure-emails/{secure_email_id}/withdraw")
+    assert refused.status_code == 409, refused.text
+    assert refused.json()["detail"] == NOT_CONFIRMED
+    assert (await detail(stack, secure_email_id))["status"] == "sent"
 
 
 async def test_change_expiry_and_its_refusals(stack: Stack) -> None:

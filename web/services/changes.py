@@ -60,6 +60,7 @@ OLD_WORKFLOW = (
     "Send it again as a new secure email to change it."
 )
 NOT_RESENDABLE = "The notice cannot be sent again: the patient has already opened it."
+NOT_CONFIRMED = "This change could not be confirmed, so nothing was changed. Please try again."
 
 
 # An update waits for the worker to run it (a resend, for the mail to go): past this the
@@ -73,6 +74,7 @@ class Refusal(Enum):
     BAD_EXPIRY = "bad_expiry"  # the new expiry is outside what is allowed
     NOT_RESENDABLE = "not_resendable"  # opened, or its notice not yet sent
     TOO_MANY_RESENDS = "too_many_resends"
+    NOT_CONFIRMED = "not_confirmed"  # the workflow found no request of the office's for it
 
 
 class ChangeRefused(Exception):
@@ -100,6 +102,9 @@ _OWN_MESSAGES = {
 _OTHER_MESSAGES = {
     # The database no longer holds the notice due (opened or closed since the row was read).
     errors.NOT_DUE: (Refusal.NOT_RESENDABLE, NOT_RESENDABLE),
+    # The request this change recorded is no longer there to claim (used, or dropped by a
+    # refused attempt): nothing changed, and asking again records a new one.
+    errors.NOT_REQUESTED: (Refusal.NOT_CONFIRMED, NOT_CONFIRMED),
 }
 
 
