@@ -1,5 +1,5 @@
 """The office's changes on a secure email's status page, in a real browser on a phone and
-at a desk (issue 13): resend the notice, change the expiry (refused, then accepted, on the
+at a desk (R15): resend the notice, change the expiry (refused, then accepted, on the
 practice's clock), withdraw after confirming, and the patient's link afterwards; each state
 checked with axe-core."""
 

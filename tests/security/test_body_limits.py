@@ -1,4 +1,4 @@
-"""Bodies bounded before they are parsed (issue 11, R14): an attacker's large bodies.
+"""Bodies bounded before they are parsed (R14): an attacker's large bodies.
 
 The attacker streams a body in chunks; ``Attack.taken`` counts the chunks the server
 pulled, so "not read" is what the server did, not what it said. In-process (httpx's ASGI

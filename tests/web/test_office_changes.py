@@ -1,4 +1,4 @@
-"""The office's changes to a sent secure email (R15, issue 13): withdraw it, move its
+"""The office's changes to a sent secure email (R15): withdraw it, move its
 expiry, send its notice again, and its timeline; over ``/api/v1`` and the status page.
 On the whole stack (Temporal dev server, worker, SMTP catcher), SQLite and PostgreSQL."""
 

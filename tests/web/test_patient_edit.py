@@ -1,4 +1,4 @@
-"""Editing a patient (issue 13): the office page, and what a changed address means for
+"""Editing a patient: the office page, and what a changed address means for
 secure emails already sent: they stay with the address their notice went to, so that
 mailbox's holder can still open them and the new address's session cannot."""
 

@@ -1,4 +1,4 @@
-"""The Sent box (R15, issue 13): a practice's secure emails newest first, filtered and a
+"""The Sent box (R15): a practice's secure emails newest first, filtered and a
 page at a time by keyset, over ``GET /api/v1/secure-emails`` and the Email Client's Sent
 tab. Rows are written as the web app and the workflow leave them, so no Temporal is
 needed; every test runs on SQLite and PostgreSQL."""
