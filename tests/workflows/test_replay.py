@@ -32,8 +32,8 @@ from infra.temporal.codec import ENCODING, EncryptionCodec, data_converter
 from tests.conftest import TEST_KEYS
 from tests.workflows.conftest import Lifecycle
 from tests.workflows.steps import another_code, passcode_mailed
+from workflows.legacy.secure_email_v1 import SecureEmailWorkflowV1
 from workflows.secure_email import SecureEmailWorkflow
-from workflows.secure_email_v1 import SecureEmailWorkflowV1
 
 HISTORIES = Path(__file__).parent / "histories"
 

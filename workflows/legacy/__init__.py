@@ -21,6 +21,8 @@ from typing import Protocol
 # ``secure_emails.workflow_version`` of a message whose lifecycle runs on version 1; every
 # message sent since has a higher number.
 LEGACY_WORKFLOW_VERSION = 1
+# Its workflow type, as recorded in its histories: it cannot change.
+LEGACY_WORKFLOW_TYPE = "SecureEmailWorkflow"
 
 
 class RunsAWorkflow(Protocol):
