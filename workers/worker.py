@@ -36,7 +36,7 @@ from infra.mail.factory import mail_transport
 from infra.mail.transport import MailTransport
 from infra.settings import Settings
 from infra.temporal.client import connect
-from workflows.legacy.secure_email_v1 import SecureEmailWorkflowV1
+from workflows.legacy.secure_email_v1 import LegacySecureEmailWorkflow
 from workflows.secure_email import SecureEmailWorkflow
 
 # What the worker runs at once, each with at most one database connection: local
@@ -49,7 +49,7 @@ ACTIVITY_SLOTS = 20
 DATABASE_CONNECTIONS = LOCAL_ACTIVITY_SLOTS + ACTIVITY_SLOTS
 
 # Version 1 stays until the last secure email it runs has expired (``workflows.legacy``).
-WORKFLOWS = [SecureEmailWorkflow, SecureEmailWorkflowV1]
+WORKFLOWS = [SecureEmailWorkflow, LegacySecureEmailWorkflow]
 
 
 class StatusRecorder(Protocol):

@@ -170,6 +170,8 @@ def _minutes_until(moment: datetime) -> int:
     return max(1, -(-int((moment - workflow.now()).total_seconds()) // 60))
 
 
+# The type name is "SecureEmail", not the class's name: "SecureEmailWorkflow" was taken by
+# version 1 (``workflows.legacy``), and a type name is recorded in histories for good.
 @workflow.defn(name="SecureEmail")
 class SecureEmailWorkflow:
     @workflow.init

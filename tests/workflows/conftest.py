@@ -60,7 +60,7 @@ from tests.fixtures.waiting import eventually
 from workers.smtp_catcher import read_maildir, serve
 from workers.worker import WORKFLOWS, activities
 from workflows.legacy.inputs import SecureEmailInput
-from workflows.legacy.secure_email_v1 import SecureEmailWorkflowV1
+from workflows.legacy.secure_email_v1 import LegacySecureEmailWorkflow
 from workflows.secure_email import SecureEmailWorkflow
 
 PATIENT = "pat.patient@example.com"
@@ -204,14 +204,14 @@ class Lifecycle:
 
     async def start_v1(
         self, *, expiry_days: int = 7
-    ) -> WorkflowHandle[SecureEmailWorkflowV1, SecureEmailState]:
+    ) -> WorkflowHandle[LegacySecureEmailWorkflow, SecureEmailState]:
         """A secure email sent before histories held ids only (still running)."""
         link_token = secrets.token_urlsafe(32)
         secure_email_id, sent_at, expires_at = await self._record(
             timedelta(days=expiry_days), link_token=link_token
         )
         return await self.client.start_workflow(
-            SecureEmailWorkflowV1.run,
+            LegacySecureEmailWorkflow.run,
             SecureEmailInput(
                 secure_email_id=secure_email_id,
                 practice_id=self.directory.practice_id,

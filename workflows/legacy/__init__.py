@@ -6,6 +6,14 @@ asks about a secure email's workflow. Its activities are in ``activities.legacy`
 workflow package cannot hold what the worker's activities import: layers point down), and
 the web app's answers to a version-1 message sit behind ``runs_legacy_workflow``.
 
+Names: the frozen class is ``LegacySecureEmailWorkflow``, registered as the type
+``"SecureEmailWorkflow"`` its histories record; the current class keeps the name
+``SecureEmailWorkflow`` and is registered as ``"SecureEmail"``. Type names cannot change
+(a history names its type), and the current class cannot be called ``SecureEmail``
+without clashing with the database table's class that the web app imports beside it; so
+the mismatch is at the one class that is going away, and "Legacy" says which it is.
+Once this package is deleted, "SecureEmailWorkflow" names no type any more.
+
 When it can go: once no version-1 workflow is open. They were started with an expiry of
 at most 90 days and nothing moves it, so at most 90 days after the release that replaced
 them. ``securemail legacy open`` says how many are still open (in the database and in

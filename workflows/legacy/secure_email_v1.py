@@ -81,8 +81,10 @@ class _Passcode:
         self.used = False
 
 
+# Registered as "SecureEmailWorkflow", the type its histories record; the class is named
+# for what it is, so the current ``SecureEmailWorkflow`` (type "SecureEmail") keeps its name.
 @workflow.defn(name=LEGACY_WORKFLOW_TYPE)
-class SecureEmailWorkflowV1:
+class LegacySecureEmailWorkflow:
     @workflow.init
     def __init__(self, secure_email: SecureEmailInput) -> None:
         self._input = secure_email
