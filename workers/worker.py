@@ -93,7 +93,7 @@ def activities(
         read_model.bounce_reported,
         replies.record_reply,
         replies.file_reply,
-        # Secure emails started before the lean-lifecycle patch.
+        # Secure emails started before the ``FEWER_ROUND_TRIPS`` patch ("lean-lifecycle").
         replies.raise_alert,
         replies.file_to_chart,
         alerts.raise_notice_failed,
