@@ -20,7 +20,6 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from domain.addresses import same_address
 from domain.errors import (
     NOT_DUE,
     PERMANENT_MAIL_ERROR,
@@ -28,14 +27,11 @@ from domain.errors import (
     UNKNOWN_SECURE_EMAIL,
 )
 from domain.notices import EmailContent, notice_email, passcode_email, portal_link
-from domain.passcodes import passcode_for
 from domain.secure_email import (
     EventKind,
     NoticeOccasion,
-    NoticeToDeliver,
     NoticeToSend,
     PasscodeSent,
-    PasscodeToDeliver,
     PasscodeToSend,
     is_closed,
     workflow_id_for,
@@ -49,7 +45,7 @@ from infra.security import token_hash
 
 
 @dataclass(frozen=True)
-class _Recipient:
+class Recipient:
     """What the mail needs, as the database has it at the moment of sending."""
 
     secure_email_id: str
@@ -90,7 +86,7 @@ class MailActivities:
             ) from None
         occasion = notice.occasion
         if token_hash(token) != to.link_token_hash:
-            raise _unknown("the link does not match the one the office sent")
+            raise unknown("the link does not match the one the office sent")
         await self._claim(notice)
         await self._send_notice(
             to, notice.workflow_id, token, to.expires_at, occasion, notice.number
@@ -119,27 +115,9 @@ class MailActivities:
             check=portal_secrets.passcode_check(ring, key_id, passcode.secure_email_id, code),
         )
 
-    # Version 1 (``workflows.secure_email_v1``): the history carries the addresses, the
-    # link token and a passcode secret. Sent only to what the database confirms.
-
-    @activity.defn
-    async def deliver_notice(self, notice: NoticeToDeliver) -> None:
-        to = await self._recipient(notice.workflow_id)
-        self._refuse_other_addresses(to, notice.patient_address, notice.sender_address)
-        await self._send_notice(to, notice.workflow_id, notice.link_token, notice.expires_at)
-
-    @activity.defn
-    async def deliver_passcode(self, passcode: PasscodeToDeliver) -> None:
-        to = await self._recipient(passcode.workflow_id)
-        self._refuse_other_addresses(to, passcode.patient_address, passcode.sender_address)
-        code = passcode_for(passcode.secret, passcode.counter)
-        await self._send_passcode(
-            to, passcode.workflow_id, code, passcode.counter, passcode.valid_until
-        )
-
     async def _send_notice(
         self,
-        to: _Recipient,
+        to: Recipient,
         workflow_id: str,
         link_token: str,
         expires_at: datetime,
@@ -147,7 +125,7 @@ class MailActivities:
         number: int = 0,
     ) -> None:
         if token_hash(link_token) != to.link_token_hash:
-            raise _unknown("the link does not match the one the office sent")
+            raise unknown("the link does not match the one the office sent")
         link = portal_link(self._public_url, link_token)
         step = {
             NoticeOccasion.FIRST: "notice",
@@ -168,7 +146,7 @@ class MailActivities:
         )
 
     async def _send_passcode(
-        self, to: _Recipient, workflow_id: str, code: str, counter: int, valid_until: datetime
+        self, to: Recipient, workflow_id: str, code: str, counter: int, valid_until: datetime
     ) -> None:
         await self._send(
             to,
@@ -195,27 +173,27 @@ class MailActivities:
 
     async def _recipient(
         self, workflow_id: str, practice_id: str | None = None, patient_id: str | None = None
-    ) -> _Recipient:
+    ) -> Recipient:
         """The secure email behind ``workflow_id``, if the database knows it as given."""
         secure_email_id = workflow_id.removeprefix(workflow_id_for(""))
         async with self._sessions() as db:
             found = await secure_emails.parties(db, secure_email_id)
             if found is None or workflow_id_for(found.secure_email.id) != workflow_id:
-                raise _unknown("no such secure email")
+                raise unknown("no such secure email")
             secure_email, practice, patient = found.secure_email, found.practice, found.patient
             if practice_id is not None and secure_email.practice_id != practice_id:
-                raise _unknown("the practice does not match")
+                raise unknown("the practice does not match")
             if patient_id is not None and secure_email.patient_id != patient_id:
-                raise _unknown("the patient does not match")
+                raise unknown("the patient does not match")
             if practice is None or patient is None or patient.practice_id != practice.id:
-                raise _unknown("the practice or patient is gone")
+                raise unknown("the practice or patient is gone")
             if not practice.sender_address:
                 raise ApplicationError(
                     "the practice has no sender address",
                     type=PERMANENT_MAIL_ERROR,
                     non_retryable=True,
                 )
-            return _Recipient(
+            return Recipient(
                 secure_email_id=secure_email.id,
                 practice_name=practice.name,
                 sender_address=practice.sender_address,
@@ -228,22 +206,13 @@ class MailActivities:
                 status=secure_email.status,
             )
 
-    async def _add_to_timeline(self, to: _Recipient, kind: EventKind, key: str) -> None:
+    async def _add_to_timeline(self, to: Recipient, kind: EventKind, key: str) -> None:
         # After the mail went: a retry that sends again finds the line there.
         async with self._sessions() as db:
             await timeline.add(db, to.secure_email_id, kind, datetime.now(UTC), key)
             await db.commit()
 
-    @staticmethod
-    def _refuse_other_addresses(to: _Recipient, patient_address: str, sender: str) -> None:
-        if not same_address(to.patient_address, patient_address):
-            raise _unknown("the patient's address does not match")
-        if not same_address(to.sender_address, sender):
-            raise _unknown("the practice's sender does not match")
-
-    async def _send(
-        self, to: _Recipient, content: EmailContent, message_id: str, mail: str
-    ) -> None:
+    async def _send(self, to: Recipient, content: EmailContent, message_id: str, mail: str) -> None:
         try:
             message = MailMessage(
                 **asdict(content),  # the subject, the text and the HTML
@@ -278,7 +247,7 @@ class MailActivities:
             ) from error
 
 
-def _unknown(why: str) -> ApplicationError:
+def unknown(why: str) -> ApplicationError:
     # Says why in words for the operator, without naming anyone.
     return ApplicationError(f"nothing sent: {why}", type=UNKNOWN_SECURE_EMAIL, non_retryable=True)
 

@@ -6,8 +6,8 @@ passcode or anything a passcode can be computed from. Activities read what they 
 the database by id; links and passcodes are derived from a key only the worker and the web
 app hold (``infra.crypto.portal_secrets``).
 
-The models marked *v1* belong to ``workflows.secure_email_v1``: secure emails started
-before this rule, kept running until the last of them expires.
+Version 1's own models are in ``workflows.legacy`` and ``activities.legacy``; the fields
+below that only version-1 histories fill say so.
 """
 
 from __future__ import annotations
@@ -101,20 +101,6 @@ def reminder_time(sent_at: datetime, expires_at: datetime, after_hours: int) -> 
 
 def workflow_id_for(secure_email_id: str) -> str:
     return f"secure-email-{secure_email_id}"
-
-
-class SecureEmailInput(BaseModel):
-    """v1: the input of secure emails started before ids-only histories."""
-
-    secure_email_id: str
-    practice_id: str
-    patient_id: str
-    practice_name: str
-    sender_address: str
-    patient_address: str
-    link_token: str
-    sent_at: datetime
-    expires_at: datetime
 
 
 # Histories recorded before the web app kept the patient's client address to itself (in
@@ -262,29 +248,6 @@ class PasscodeToSend(BaseModel):
 class PasscodeSent(BaseModel):
     key_id: str
     check: str
-
-
-class NoticeToDeliver(BaseModel):
-    """v1."""
-
-    workflow_id: str
-    practice_name: str
-    sender_address: str
-    patient_address: str
-    link_token: str
-    expires_at: datetime
-
-
-class PasscodeToDeliver(BaseModel):
-    """v1."""
-
-    workflow_id: str
-    practice_name: str
-    sender_address: str
-    patient_address: str
-    secret: str
-    counter: int
-    valid_until: datetime
 
 
 class StatusChange(BaseModel):

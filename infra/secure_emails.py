@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import and_, or_, select, tuple_, update
+from sqlalchemy import and_, func, or_, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.attachments import StoredAttachment
@@ -378,3 +378,20 @@ async def move_expiry(db: AsyncSession, secure_email_id: str, expires_at: dateti
     await db.execute(
         update(SecureEmail).where(SecureEmail.id == secure_email_id).values(expires_at=expires_at)
     )
+
+
+async def open_on_workflow(db: AsyncSession, workflow_version: int, now: datetime) -> int:
+    """How many secure emails whose lifecycle runs on ``workflow_version`` are still open:
+    not expired, withdrawn or failed, and their expiry still to come."""
+    count = await db.scalar(
+        select(func.count())
+        .select_from(SecureEmail)
+        .where(
+            SecureEmail.workflow_version == workflow_version,
+            SecureEmail.expires_at > now,
+            SecureEmail.status.not_in(
+                [SecureEmailStatus.EXPIRED, SecureEmailStatus.WITHDRAWN, SecureEmailStatus.FAILED]
+            ),
+        )
+    )
+    return count or 0

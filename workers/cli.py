@@ -26,6 +26,11 @@ operator_app = typer.Typer(
 app.add_typer(operator_app, name="operator")
 audit_app = typer.Typer(help="The audit log.", no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
+legacy_app = typer.Typer(
+    help="Secure emails still on the version-1 workflow (workflows/legacy).",
+    no_args_is_help=True,
+)
+app.add_typer(legacy_app, name="legacy")
 
 
 @app.command()
@@ -174,6 +179,27 @@ def audit_anchor() -> None:
     except SQLAlchemyError as error:
         print(f"Cannot read the audit log (is the database migrated?): {error.__class__.__name__}")
         raise typer.Exit(2) from None
+
+
+@legacy_app.command("open")
+def legacy_open() -> None:
+    """Count open version-1 secure emails; exit 0 only when none is open anywhere, so
+    workflows/legacy and activities/legacy.py can be deleted."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from workers.legacy import open_legacy
+
+    try:
+        found = asyncio.run(open_legacy(get_settings()))
+    except SQLAlchemyError as error:
+        print(f"Cannot read the database (is it migrated?): {error.__class__.__name__}")
+        raise typer.Exit(2) from None
+    temporal = "unknown (Temporal unreachable)" if found.in_temporal is None else found.in_temporal
+    print(f"Open in the database: {found.in_database}")
+    print(f"Running in Temporal: {temporal}")
+    if not found.none_open:
+        raise typer.Exit(1)
+    print("None open: workflows/legacy can be deleted.")
 
 
 @operator_app.command("create")

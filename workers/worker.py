@@ -14,9 +14,9 @@ from temporalio.client import Client
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import Worker
 
+from activities.legacy import LegacyMailActivities, make_passcode_secret
 from activities.mail import MailActivities
 from activities.office_requests import OfficeRequestActivities
-from activities.passcodes import make_passcode_secret
 from activities.read_model import ReadModelActivities
 from activities.replies import AlertActivities, RepliesActivities
 from domain.secure_email import (
@@ -36,8 +36,8 @@ from infra.mail.factory import mail_transport
 from infra.mail.transport import MailTransport
 from infra.settings import Settings
 from infra.temporal.client import connect
+from workflows.legacy.secure_email_v1 import LegacySecureEmailWorkflow
 from workflows.secure_email import SecureEmailWorkflow
-from workflows.secure_email_v1 import SecureEmailWorkflowV1
 
 # What the worker runs at once, each with at most one database connection: local
 # activities inside workflow tasks (the read model), and activities (mail, replies,
@@ -48,8 +48,8 @@ LOCAL_ACTIVITY_SLOTS = 15
 ACTIVITY_SLOTS = 20
 DATABASE_CONNECTIONS = LOCAL_ACTIVITY_SLOTS + ACTIVITY_SLOTS
 
-# Version 1 stays until the last secure email it runs has expired (see its module).
-WORKFLOWS = [SecureEmailWorkflow, SecureEmailWorkflowV1]
+# Version 1 stays until the last secure email it runs has expired (``workflows.legacy``).
+WORKFLOWS = [SecureEmailWorkflow, LegacySecureEmailWorkflow]
 
 
 class StatusRecorder(Protocol):
@@ -72,6 +72,7 @@ class NoticeFailedAlerter(Protocol):
 
 def activities(
     mail: MailActivities,
+    legacy_mail: LegacyMailActivities,
     read_model: StatusRecorder,
     replies: ReplyRecorder,
     alerts: NoticeFailedAlerter,
@@ -82,9 +83,9 @@ def activities(
     return [
         mail.send_notice,
         mail.send_passcode,
-        # Version 1 only.
-        mail.deliver_notice,
-        mail.deliver_passcode,
+        # Version 1 only (``workflows.legacy``).
+        legacy_mail.deliver_notice,
+        legacy_mail.deliver_passcode,
         make_passcode_secret,
         read_model.record_status,
         read_model.record_expiry,
@@ -92,7 +93,7 @@ def activities(
         read_model.bounce_reported,
         replies.record_reply,
         replies.file_reply,
-        # Secure emails started before the lean-lifecycle patch.
+        # Secure emails started before the ``FEWER_ROUND_TRIPS`` patch ("lean-lifecycle").
         replies.raise_alert,
         replies.file_to_chart,
         alerts.raise_notice_failed,
@@ -106,13 +107,16 @@ def build_worker(
     transport: MailTransport,
     sessions: async_sessionmaker[AsyncSession],
 ) -> Worker:
-    mail = MailActivities(transport, settings.public_url, sessions, portal_keys(settings))
+    keys = portal_keys(settings)
+    mail = MailActivities(transport, settings.public_url, sessions, keys)
+    legacy_mail = LegacyMailActivities(transport, settings.public_url, sessions, keys)
     return Worker(
         client,
         task_queue=settings.task_queue,
         workflows=WORKFLOWS,
         activities=activities(
             mail,
+            legacy_mail,
             ReadModelActivities(sessions),
             RepliesActivities(sessions),
             AlertActivities(sessions),

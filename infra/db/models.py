@@ -204,7 +204,7 @@ class SecureEmail(Base):
     # The address the notice went to: passcodes follow it even if the patient's address
     # changes later. None for messages sent before it was kept (the patient's address).
     recipient_address: Mapped[str | None] = mapped_column(String(320), nullable=True)
-    # Which workflow runs its lifecycle: 1 for ``workflows.secure_email_v1`` (messages
+    # Which workflow runs its lifecycle: 1 for ``workflows.legacy`` (messages
     # sent before histories held ids only; the column's default for those rows), 2 for
     # ``workflows.secure_email``. The portal speaks to each in its own terms.
     workflow_version: Mapped[int] = mapped_column(Integer, default=2, server_default="1")

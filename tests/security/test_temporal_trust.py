@@ -268,8 +268,8 @@ async def test_plain_input_start_sends_nothing(stack: Stack, workflow_type: str)
 async def test_forged_encrypted_start_sends_nothing(stack: Stack) -> None:
     """An operator's encode (or a stolen key) can start a workflow, but the database
     decides what is sent: an unknown secure email gets no notice, in either version."""
-    from domain.secure_email import SecureEmailInput
-    from workflows.secure_email_v1 import SecureEmailWorkflowV1
+    from workflows.legacy.inputs import SecureEmailInput
+    from workflows.legacy.secure_email_v1 import LegacySecureEmailWorkflow
 
     patient_id = await stack.add_patient("Vic Tim", "victim@example.com")
     temporal = await stack.app.state.app_state.temporal()
@@ -285,7 +285,7 @@ async def test_forged_encrypted_start_sends_nothing(stack: Stack) -> None:
         portal_key_id=stack.app.state.app_state.portal_keys.current_id,
     )
     v1 = await temporal.start_workflow(
-        SecureEmailWorkflowV1.run,
+        LegacySecureEmailWorkflow.run,
         SecureEmailInput(
             secure_email_id=v1_id,
             practice_id=stack.office.practice_id,

@@ -23,6 +23,7 @@ from tests.fixtures.stack import Stack
 from tests.web.test_portal import expire_now, run_sql, sign_in
 from web.app import create_app
 from web.services.changes import NOT_CONFIRMED
+from workflows.legacy import LEGACY_WORKFLOW_VERSION
 
 EMAIL = "ada@example.com"
 
@@ -229,7 +230,9 @@ async def test_old_workflow_cannot_be_changed(stack: Stack) -> None:
     secure_email_id, _ = await send(stack)
     await run_sql(
         stack,
-        update(SecureEmail).where(SecureEmail.id == secure_email_id).values(workflow_version=1),
+        update(SecureEmail)
+        .where(SecureEmail.id == secure_email_id)
+        .values(workflow_version=LEGACY_WORKFLOW_VERSION),
     )
     for path in ("/withdraw", "/resend-notice"):
         refused = await stack.office.api.post(f"/api/v1/secure-emails/{secure_email_id}{path}")

@@ -30,6 +30,7 @@ from tests.fixtures.sendgrid import EventSigner
 from tests.fixtures.stack import Stack
 from tests.fixtures.waiting import eventually
 from web.webhooks.sendgrid import SIGNATURE_HEADER, TIMESTAMP_HEADER
+from workflows.legacy import LEGACY_WORKFLOW_VERSION
 
 URL = "/webhooks/sendgrid"
 SENDGRID = EventSigner()
@@ -226,7 +227,9 @@ async def test_bounce_of_a_version_1_message_recorded_here(
     engine = make_engine(stack.settings.database_url)
     async with make_sessionmaker(engine)() as db:
         await db.execute(
-            update(SecureEmail).where(SecureEmail.id == secure_email_id).values(workflow_version=1)
+            update(SecureEmail)
+            .where(SecureEmail.id == secure_email_id)
+            .values(workflow_version=LEGACY_WORKFLOW_VERSION)
         )
         await db.commit()
     await engine.dispose()

@@ -21,6 +21,7 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from activities.legacy import LegacyMailActivities
 from activities.mail import MailActivities
 from activities.office_requests import OfficeRequestActivities
 from domain.patients import PatientCreate, PatientStatus
@@ -34,7 +35,6 @@ from domain.secure_email import (
     ReplyToFile,
     ReplyToRecord,
     ReportToConfirm,
-    SecureEmailInput,
     SecureEmailState,
     StatusChange,
     Withdrawal,
@@ -59,8 +59,9 @@ from tests.fixtures.temporal import start_secure_email
 from tests.fixtures.waiting import eventually
 from workers.smtp_catcher import read_maildir, serve
 from workers.worker import WORKFLOWS, activities
+from workflows.legacy.inputs import SecureEmailInput
+from workflows.legacy.secure_email_v1 import LegacySecureEmailWorkflow
 from workflows.secure_email import SecureEmailWorkflow
-from workflows.secure_email_v1 import SecureEmailWorkflowV1
 
 PATIENT = "pat.patient@example.com"
 OFFICE = "office@smile-dental.example"
@@ -203,14 +204,14 @@ class Lifecycle:
 
     async def start_v1(
         self, *, expiry_days: int = 7
-    ) -> WorkflowHandle[SecureEmailWorkflowV1, SecureEmailState]:
+    ) -> WorkflowHandle[LegacySecureEmailWorkflow, SecureEmailState]:
         """A secure email sent before histories held ids only (still running)."""
         link_token = secrets.token_urlsafe(32)
         secure_email_id, sent_at, expires_at = await self._record(
             timedelta(days=expiry_days), link_token=link_token
         )
         return await self.client.start_workflow(
-            SecureEmailWorkflowV1.run,
+            LegacySecureEmailWorkflow.run,
             SecureEmailInput(
                 secure_email_id=secure_email_id,
                 practice_id=self.directory.practice_id,
@@ -330,12 +331,20 @@ async def running_lifecycle(
     maildir.mkdir(parents=True, exist_ok=True)
     async with directory(maildir.parent / f"directory-{uuid.uuid4().hex[:8]}.db") as found:
         mail = MailActivities(transport, "http://portal.test", found.sessions, found.portal_keys)
+        legacy_mail = LegacyMailActivities(
+            transport, "http://portal.test", found.sessions, found.portal_keys
+        )
         async with Worker(
             env.client,
             task_queue=task_queue,
             workflows=WORKFLOWS,
             activities=activities(
-                mail, status_log, status_log, status_log, OfficeRequestActivities(found.sessions)
+                mail,
+                legacy_mail,
+                status_log,
+                status_log,
+                status_log,
+                OfficeRequestActivities(found.sessions),
             ),
         ):
             yield Lifecycle(env, env.client, task_queue, maildir, status_log, found)

@@ -1,4 +1,4 @@
-"""The office's changes to a sent secure email, on the time-skipping server (issue 13):
+"""The office's changes to a sent secure email, on the time-skipping server:
 reminders, expiry moved, withdrawal, the notice sent again, a bounce."""
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Replay guards: today's workflow code must replay histories recorded by earlier code.
 
 ``tests/workflows/histories/`` holds histories of complete lifecycles: 001 and 002 of
-version 1 (``SecureEmailWorkflowV1``, still running messages sent before ids-only
+version 1 (``LegacySecureEmailWorkflow``, still running messages sent before ids-only
 histories), 003 on of ``SecureEmailWorkflow``. When a change makes one fail to replay,
 running workflows would break on deploy: use ``workflow.patched`` instead of changing
 the recorded path. To record the current code's history (after such a change, as a new
@@ -32,8 +32,9 @@ from infra.temporal.codec import ENCODING, EncryptionCodec, data_converter
 from tests.conftest import TEST_KEYS
 from tests.workflows.conftest import Lifecycle
 from tests.workflows.steps import another_code, passcode_mailed
+from workflows.legacy import LEGACY_WORKFLOW_TYPE
+from workflows.legacy.secure_email_v1 import LegacySecureEmailWorkflow
 from workflows.secure_email import SecureEmailWorkflow
-from workflows.secure_email_v1 import SecureEmailWorkflowV1
 
 HISTORIES = Path(__file__).parent / "histories"
 
@@ -44,7 +45,7 @@ def replayer(history: WorkflowHistory | None = None) -> Replayer:
     # so it replays through the plain converter.
     encrypted = history is None or b"YmluYXJ5L2VuY3J5cHRlZA" in history.to_json().encode()
     return Replayer(
-        workflows=[SecureEmailWorkflow, SecureEmailWorkflowV1],
+        workflows=[SecureEmailWorkflow, LegacySecureEmailWorkflow],
         data_converter=data_converter(TEST_KEYS) if encrypted else pydantic_data_converter,
     )
 
@@ -115,13 +116,13 @@ async def test_version_1_message_keeps_working_on_the_new_worker(lifecycle: Life
     in clear, as its secret-based passcodes need), a reply by id, expiry; then replay."""
     handle = await lifecycle.start_v1()
     await lifecycle.mail(1)
-    await handle.execute_update(SecureEmailWorkflowV1.request_passcode, PasscodeRequest())
+    await handle.execute_update(LegacySecureEmailWorkflow.request_passcode, PasscodeRequest())
     code = await lifecycle.latest_passcode(2)
     verified = await handle.execute_update(
-        SecureEmailWorkflowV1.verify_passcode, PasscodeAttempt(passcode=code)
+        LegacySecureEmailWorkflow.verify_passcode, PasscodeAttempt(passcode=code)
     )
     assert verified.outcome == VerifyOutcome.OK
-    await handle.execute_update(SecureEmailWorkflowV1.reply, ReplySubmitted(reply_id="reply-1"))
+    await handle.execute_update(LegacySecureEmailWorkflow.reply, ReplySubmitted(reply_id="reply-1"))
     await lifecycle.env.sleep(timedelta(days=7))
     assert (await handle.result()).status == SecureEmailStatus.EXPIRED
     assert lifecycle.status_log.statuses() == ["sent", "opened", "replied", "expired"]
@@ -136,4 +137,4 @@ def test_histories_of_both_versions_recorded() -> None:
         .workflow_execution_started_event_attributes.workflow_type.name
         for path in recorded()
     }
-    assert types == {"SecureEmailWorkflow", "SecureEmail"}, "run with RECORD_HISTORY=1 once"
+    assert types == {LEGACY_WORKFLOW_TYPE, "SecureEmail"}, "run with RECORD_HISTORY=1 once"

@@ -1,4 +1,4 @@
-"""The fewest round trips (issue 14): what a lifecycle asks of the Temporal server.
+"""The fewest round trips: what a lifecycle asks of the Temporal server.
 
 The read model is written by local activities inside workflow tasks that happen anyway;
 Verify answers before "opened" is written; a reply's alert and chart filing are one
@@ -23,7 +23,7 @@ async def test_verify_answers_before_opened_is_written(lifecycle: Lifecycle) -> 
     slow_database = asyncio.Event()
     lifecycle.status_log.held["opened"] = slow_database
 
-    # Before issue 14 this waited for the database: here it would never answer.
+    # Without the patch this waits for the database: here it would never answer.
     verified = await asyncio.wait_for(
         handle.execute_update(SecureEmailWorkflow.verify_passcode, lifecycle.attempt(handle, code)),
         timeout=10,

@@ -56,6 +56,7 @@ from web.uploads import (
     read_upload_form,
     reopen_attachments,
 )
+from workflows.legacy import runs_legacy_workflow
 
 router = APIRouter(tags=["office"], include_in_schema=False)
 
@@ -209,7 +210,7 @@ async def _status_page(
     time_zone = await time_zone_of(db, staff.practice_id)
     await audit_viewed(request, db, staff, secure_email)
     expired = secure_emails.expired(secure_email)
-    changeable = secure_email.workflow_version >= 2 and not is_closed(
+    changeable = not runs_legacy_workflow(secure_email) and not is_closed(
         secure_email.status, secure_email.expires_at, datetime.now(UTC)
     )
     typed = typed or {}

@@ -48,6 +48,7 @@ from web.portal.refusals import (
 from web.services.replies import workflow_of
 from web.state import AppState
 from web.templating import render
+from workflows.legacy import runs_legacy_workflow
 from workflows.secure_email import SecureEmailWorkflow
 
 router = APIRouter(tags=["portal"], include_in_schema=False)
@@ -57,7 +58,7 @@ def passcode_attempt(state: AppState, secure_email: SecureEmail, code: str) -> P
     """The typed code as its checks: the workflow compares them with the mailed code's, so
     the code itself never enters the history. A version-1 workflow, whose passcodes come
     from a secret in its own history, can only compare the code itself."""
-    if secure_email.workflow_version == 1:
+    if runs_legacy_workflow(secure_email):
         return PasscodeAttempt(passcode=code)
     checks = portal_secrets.passcode_checks(state.portal_keys, secure_email.id, code)
     return PasscodeAttempt(checks=checks)

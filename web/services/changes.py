@@ -44,6 +44,7 @@ from infra.db.models import SecureEmail
 from web.deps import DbSession, TemporalUnavailable, temporal_of
 from web.services.replies import workflow_of
 from web.state import AppState
+from workflows.legacy import runs_legacy_workflow
 from workflows.secure_email import SecureEmailWorkflow
 
 EXPIRED = (
@@ -119,7 +120,7 @@ def _closed(secure_email: SecureEmail) -> ChangeRefused | None:
 
 
 def _refuse_unchangeable(secure_email: SecureEmail) -> None:
-    if secure_email.workflow_version == 1:
+    if runs_legacy_workflow(secure_email):
         raise ChangeRefused(Refusal.OLD_WORKFLOW, OLD_WORKFLOW)
     closed = _closed(secure_email)
     if closed is not None:

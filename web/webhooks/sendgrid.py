@@ -45,6 +45,7 @@ from infra.mail.sendgrid_events import fresh, signed
 from web.api.responses import ErrorDetail
 from web.deps import DbSession, StateDep, TemporalUnavailable, temporal_of
 from web.state import AppState
+from workflows.legacy import runs_legacy_workflow
 
 log = logging.getLogger(__name__)
 
@@ -175,11 +176,11 @@ async def _record(state: AppState, db: DbSession, item: object, counts: Counts) 
         await db.commit()
         counts.delivered += 1
         return
-    if secure_email.workflow_version >= 2:
+    if runs_legacy_workflow(secure_email):
+        await _record_bounce_v1(db, secure_email, event)
+    else:
         await _audit_bounce(db, secure_email, event)
         await _signal_bounce(await temporal_of(state), secure_email, event)
-    else:
-        await _record_bounce_v1(db, secure_email, event)
     counts.bounced += 1
 
 

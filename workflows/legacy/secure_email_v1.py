@@ -4,7 +4,7 @@ Its input and history hold the patient's address, the practice's name and sender
 link token and a passcode secret. ``workflows.secure_email`` replaced it (ids only);
 every secure email sent since runs there. The worker keeps this type registered under
 its old name until the last version-1 message has expired (at most 90 days after the
-release that replaced it), then this file and the v1 models and activities go.
+release that replaced it), then ``workflows.legacy`` goes (its docstring says how).
 
 Do not change what this code does: recorded histories (tests/workflows/histories/
 lifecycle-00[12].json) must replay. Only the reply validator changed, which a history
@@ -21,9 +21,15 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
+from workflows.legacy import LEGACY_WORKFLOW_TYPE
+
 with workflow.unsafe.imports_passed_through():
-    from activities.mail import MailActivities
-    from activities.passcodes import make_passcode_secret
+    from activities.legacy import (
+        LegacyMailActivities,
+        NoticeToDeliver,
+        PasscodeToDeliver,
+        make_passcode_secret,
+    )
     from activities.read_model import ReadModelActivities
     from activities.replies import AlertActivities, RepliesActivities
     from domain.errors import EXPIRED, FAILED, PERMANENT_MAIL_ERROR, TOO_MANY_PASSCODES
@@ -36,16 +42,13 @@ with workflow.unsafe.imports_passed_through():
     )
     from domain.secure_email import (
         NoticeFailed,
-        NoticeToDeliver,
         PasscodeAttempt,
         PasscodeIssued,
         PasscodeRequest,
-        PasscodeToDeliver,
         ReplyAccepted,
         ReplySubmitted,
         ReplyToFile,
         ReplyToRecord,
-        SecureEmailInput,
         SecureEmailState,
         SecureEmailStatus,
         StatusChange,
@@ -54,6 +57,7 @@ with workflow.unsafe.imports_passed_through():
         is_expired,
     )
     from infra.temporal.search_attributes import SECURE_EMAIL_STATUS
+    from workflows.legacy.inputs import SecureEmailInput
 
 MAIL_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=2),
@@ -77,8 +81,10 @@ class _Passcode:
         self.used = False
 
 
-@workflow.defn(name="SecureEmailWorkflow")
-class SecureEmailWorkflowV1:
+# Registered as "SecureEmailWorkflow", the type its histories record; the class is named
+# for what it is, so the current ``SecureEmailWorkflow`` (type "SecureEmail") keeps its name.
+@workflow.defn(name=LEGACY_WORKFLOW_TYPE)
+class LegacySecureEmailWorkflow:
     @workflow.init
     def __init__(self, secure_email: SecureEmailInput) -> None:
         self._input = secure_email
@@ -96,7 +102,7 @@ class SecureEmailWorkflowV1:
     async def run(self, secure_email: SecureEmailInput) -> SecureEmailState:
         try:
             await workflow.execute_activity_method(
-                MailActivities.deliver_notice,
+                LegacyMailActivities.deliver_notice,
                 NoticeToDeliver(
                     workflow_id=workflow.info().workflow_id,
                     practice_name=secure_email.practice_name,
@@ -164,7 +170,7 @@ class SecureEmailWorkflowV1:
             self._passcode = passcode
             valid_until = now + PASSCODE_VALID_FOR
             await workflow.execute_activity_method(
-                MailActivities.deliver_passcode,
+                LegacyMailActivities.deliver_passcode,
                 PasscodeToDeliver(
                     workflow_id=workflow.info().workflow_id,
                     practice_name=self._input.practice_name,
