@@ -256,15 +256,9 @@ async def test_verify_finds_an_edit_whose_hash_was_recomputed(log_database: str)
     assert "BROKEN at event 3: event 3 does not follow event 2" in verdict.output
 
 
-async def test_a_recorded_head_hash_catches_the_owner_rewriting_the_end(
-    log_database: str,
-) -> None:
-    await write_events(log_database, 5)
-    first = await audit_verify(log_database)
-    # The hash alone, without its position: it must be at some link.
-    recorded = first.output.split("Head: ")[1].strip().split(":")[1]
-    # The owner drops the newest event and moves the head back onto the one before it:
-    # the chain alone still holds, as it must for anyone who can rewrite all of it.
+async def owner_drops_the_newest_of_five(log_database: str) -> None:
+    """The owner deletes event 5 with its link and moves the head back onto link 4: a
+    chain that still holds, as it must for anyone who can rewrite all of it."""
     await as_owner(
         log_database,
         "DELETE FROM audit_events WHERE id = 5",
@@ -272,6 +266,16 @@ async def test_a_recorded_head_hash_catches_the_owner_rewriting_the_end(
         "UPDATE audit_chain_head SET last_position = 4, "
         "last_hash = (SELECT hash FROM audit_links WHERE position = 4)",
     )
+
+
+async def test_a_recorded_head_hash_catches_the_owner_rewriting_the_end(
+    log_database: str,
+) -> None:
+    await write_events(log_database, 5)
+    first = await audit_verify(log_database)
+    # The hash alone, without its position: it must be at some link.
+    recorded = first.output.split("Head: ")[1].strip().split(":")[1]
+    await owner_drops_the_newest_of_five(log_database)
     assert (await audit_verify(log_database)).code == 0
     verdict = await audit_verify(log_database, "--anchor", recorded)
     assert verdict.code == 1
@@ -854,13 +858,7 @@ async def test_an_anchor_holds_even_the_owner_to_the_log(roles: Deployment) -> N
 async def test_an_anchor_past_the_end_of_the_chain_shows(log_database: str) -> None:
     await write_events(log_database, 5)
     anchor = (await audit_command(log_database, "anchor")).output.strip()
-    await as_owner(
-        log_database,
-        "DELETE FROM audit_events WHERE id = 5",
-        "DELETE FROM audit_links WHERE event_id = 5",
-        "UPDATE audit_chain_head SET last_position = 4, "
-        "last_hash = (SELECT hash FROM audit_links WHERE position = 4)",
-    )
+    await owner_drops_the_newest_of_five(log_database)
     assert (await audit_verify(log_database)).code == 0
     verdict = await audit_verify(log_database, "--anchor", anchor)
     assert verdict.code == 1

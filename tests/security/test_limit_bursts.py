@@ -33,7 +33,7 @@ from infra.rate_limits import (
 from infra.settings import Settings
 from tests.conftest import Browser, Office, make_office, some_client_address
 from tests.fixtures.stack import Stack
-from tests.fixtures.waiting import eventually
+from tests.web.test_rate_limits import newest_link
 from web.app import create_app
 from web.portal.refusals import TOO_MANY_REQUESTS
 
@@ -128,7 +128,7 @@ async def test_a_burst_of_passcode_requests_for_one_patient_sends_the_patients_a
     links: list[str] = []
     for _ in range(messages):
         await stack.send_secure(patient_id, "S", "B")
-        links.append(await _new_link(stack, email, links))
+        links.append(await newest_link(stack, email, links))
     clients = [client_at(stack.app) for _ in range(BURST)]
     try:
         answers = await asyncio.gather(
@@ -140,14 +140,6 @@ async def test_a_burst_of_passcode_requests_for_one_patient_sends_the_patients_a
     no_server_errors(answers)
     sent = sum(a.status_code == 303 for a in answers)
     assert 1 <= sent <= PASSCODE_PER_PATIENT.attempts, Counter(a.status_code for a in answers)
-
-
-async def _new_link(stack: Stack, email: str, known: list[str]) -> str:
-    async def new_link() -> str | None:
-        link = await stack.notice_link(email)
-        return link if link not in known else None
-
-    return await eventually(new_link, timeout=10, what="a new notice")
 
 
 # SQLite's write lock held elsewhere -----------------------------------------------------
