@@ -35,6 +35,8 @@ from infra.audit import Actor, audit
 from infra.audit_chain import (
     GENESIS,
     LINK_LAG,
+    Anchor,
+    MalformedAnchor,
     event_hash,
     events,
     keep_linking,
@@ -886,10 +888,17 @@ async def test_verify_prints_the_head_as_an_anchor(log_database: str) -> None:
         "-1:" + "a" * 64,
     ],
 )
-async def test_a_malformed_anchor_is_refused_plainly(tmp_path: Path, anchor: str) -> None:
-    url = f"sqlite+aiosqlite:///{tmp_path / 'audit.db'}"
-    await upgrade_async(url)
-    verdict = await audit_verify(url, "--anchor", anchor)
+def test_a_malformed_anchor_is_refused_plainly(anchor: str) -> None:
+    with pytest.raises(MalformedAnchor, match="expected POSITION:HASH"):
+        Anchor.parse(anchor)
+
+
+async def test_the_command_refuses_a_malformed_anchor_before_reading_the_log(
+    tmp_path: Path,
+) -> None:
+    # No database at all: the anchor is refused before anything is read.
+    url = f"sqlite+aiosqlite:///{tmp_path / 'no-such.db'}"
+    verdict = await audit_verify(url, "--anchor", "5:abc")
     assert verdict.code == 2, verdict.output
     assert "POSITION:HASH" in verdict.output, verdict.output
     assert "Traceback" not in verdict.output
