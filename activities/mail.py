@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.claims import this_activity
 from domain.errors import (
     NOT_DUE,
     PERMANENT_MAIL_ERROR,
@@ -157,15 +158,13 @@ class MailActivities:
 
     async def _claim(self, notice: NoticeToSend) -> None:
         """The database's word that this notice is due, for this activity only."""
-        info = activity.info()
-        claimant = f"{info.workflow_run_id}/{info.activity_id}"
         async with self._sessions() as db:
             claimed = await notice_claims.claim(
                 db,
                 notice.secure_email_id,
                 notice.occasion,
                 notice.request_id,
-                claimant,
+                this_activity(),
                 datetime.now(UTC),
             )
         if not claimed:

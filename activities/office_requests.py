@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 
+from activities.claims import this_activity
 from domain.secure_email import OfficeRequestToConfirm
 from infra import office_requests
 from infra.db.engine import finishes_when_cancelled
@@ -22,7 +23,5 @@ class OfficeRequestActivities:
     async def confirm_office_request(self, request: OfficeRequestToConfirm) -> bool:
         """True if the office asked for this very change and no other update used its
         request: it is then this update's, and no other's."""
-        info = activity.info()
-        claimant = f"{info.workflow_run_id}/{info.activity_id}"
         async with self._sessions() as db:
-            return await office_requests.claim(db, request, claimant, datetime.now(UTC))
+            return await office_requests.claim(db, request, this_activity(), datetime.now(UTC))

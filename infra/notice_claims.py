@@ -21,11 +21,10 @@ import uuid
 from datetime import datetime
 
 from sqlalchemy import ColumnElement, and_, delete, exists, literal, or_, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.secure_email import NoticeOccasion, SecureEmailStatus
+from infra.db.engine import upsert_into
 from infra.db.models import NoticeClaim, SecureEmail, UTCDateTime
 
 FIRST = "first"
@@ -85,7 +84,6 @@ async def claim(
         )
     else:
         # Inserted if due and not claimed yet; a claim of this same activity is kept.
-        insert = pg_insert if db.get_bind().dialect.name == "postgresql" else sqlite_insert
         row = select(
             SecureEmail.id,
             literal(key),
@@ -93,7 +91,7 @@ async def claim(
             literal(claimant),
             literal(now, UTCDateTime()),
         ).where(SecureEmail.id == secure_email_id, due)
-        statement = insert(NoticeClaim).from_select(
+        statement = upsert_into(NoticeClaim, db.get_bind().dialect.name).from_select(
             ["secure_email_id", "key", "requested_at", "claimed_by", "claimed_at"], row
         )
         claimed = await db.execute(

@@ -27,10 +27,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import delete, select, tuple_, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
+from infra.db.engine import upsert_into
 from infra.db.models import RateLimitCount
 
 logger = logging.getLogger(__name__)
@@ -139,8 +139,9 @@ async def _count_one(
     connection: AsyncConnection, limit: Limit, bucket: str, now: datetime
 ) -> Counted:
     start = limit.window_start(now)
-    insert = postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
-    statement = insert(RateLimitCount).values(bucket=bucket, window_start=start, count=1)
+    statement = upsert_into(RateLimitCount, connection.dialect.name).values(
+        bucket=bucket, window_start=start, count=1
+    )
     # The write comes first: on SQLite a transaction that read before it writes cannot
     # wait for the write lock, and fails at once when another writer holds it.
     current = await connection.scalar(

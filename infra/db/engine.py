@@ -7,7 +7,8 @@ import functools
 from collections.abc import Callable, Coroutine
 from typing import Any, ParamSpec, TypeVar
 
-from sqlalchemy import event, text
+from sqlalchemy import Table, event, text
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -65,6 +66,14 @@ def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 
 # What reaching the database raises while it restarts or is unreachable.
 DATABASE_ERRORS: tuple[type[Exception], ...] = (SQLAlchemyError, OSError)
+
+
+def upsert_into(table: Table | type[Any], dialect_name: str) -> Any:
+    """``INSERT`` into ``table`` with ``on_conflict_do_update`` / ``_do_nothing``:
+    PostgreSQL and SQLite (3.35 and later) both decide a conflict in the one statement,
+    each through its own dialect's construct."""
+    insert = postgresql.insert if dialect_name == "postgresql" else sqlite.insert
+    return insert(table)
 
 
 async def ping(engine: AsyncEngine) -> None:
