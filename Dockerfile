@@ -19,7 +19,9 @@ COPY activities ./activities
 COPY workflows ./workflows
 COPY workers ./workers
 COPY web ./web
-RUN uv sync --locked --no-editable
+# The patient's languages, compiled as `make run` does (the .mo files are not committed).
+RUN /opt/securemail/bin/pybabel compile -d infra/i18n/locales \
+    && uv sync --locked --no-editable
 
 FROM python:3.11-slim
 # A fixed uid, so volumes and a read-only root file system can be granted to it.

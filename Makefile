@@ -20,9 +20,9 @@ SYNC := UV_PYTHON_DOWNLOADS=never $(UV) sync --quiet --locked --inexact
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 APT_GET := $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get -qq
 
-.PHONY: run test lint lock compose-config clean chromium postgres
+.PHONY: run test lint lock compose-config clean chromium postgres catalogs
 
-run: $(VENV)/.installed
+run: $(VENV)/.installed catalogs
 	$(BIN)/securemail dev
 
 # The suite mostly waits (on Temporal, S3, SMTP, a browser), so three processes share
@@ -30,8 +30,8 @@ run: $(VENV)/.installed
 # Each has its own servers, databases and ports (tests/fixtures/processes.py).
 TEST_PROCESSES ?= 3
 
-test: $(VENV)/.installed-test tests/browser/node_modules/.installed chromium postgres lint \
-		compose-config
+test: $(VENV)/.installed-test catalogs tests/browser/node_modules/.installed chromium postgres \
+		lint compose-config
 	$(BIN)/pytest -n $(TEST_PROCESSES) --dist worksteal
 
 # Figures for docs/BENCHMARKS.md at small sizes (a few minutes); `python -m bench --help`
@@ -62,6 +62,20 @@ $(VENV)/.installed: uv.lock pyproject.toml | $(UV)
 $(VENV)/.installed-test: uv.lock pyproject.toml | $(UV)
 	$(SYNC) --extra test
 	touch $@ $(VENV)/.installed
+
+# The patient's languages: each .po compiled to the .mo the app reads (never committed).
+# After changing a string a patient reads: `make messages`, then translate the new
+# entries in each .po (`make lint` fails while one is missing or fuzzy).
+LOCALES := infra/i18n/locales
+CATALOGS := $(patsubst %.po,%.mo,$(wildcard $(LOCALES)/*/LC_MESSAGES/messages.po))
+catalogs: $(CATALOGS)
+$(LOCALES)/%/LC_MESSAGES/messages.mo: $(LOCALES)/%/LC_MESSAGES/messages.po | $(VENV)/.installed
+	$(BIN)/pybabel compile -d $(LOCALES) -l $* >/dev/null 2>&1
+
+.PHONY: messages
+messages: $(VENV)/.installed
+	$(BIN)/pybabel extract -F babel.cfg --no-location --sort-output -o infra/i18n/messages.pot . >/dev/null
+	$(BIN)/pybabel update -i infra/i18n/messages.pot -d $(LOCALES) --no-fuzzy-matching >/dev/null
 
 # Resolves pyproject.toml's dependencies again into uv.lock (newest versions allowed).
 lock: | $(UV)
