@@ -190,6 +190,18 @@ async def killer(worker: WorkerProcess, rng: random.Random, log: list[str]) -> N
         await worker.ready()
 
 
+@dataclass(frozen=True)
+class Filing:
+    """What is still missing; true once nothing is (its repr names what, on a timeout)."""
+
+    unrecorded: int
+    unalerted: int
+    unfiled: int
+
+    def __bool__(self) -> bool:
+        return not (self.unrecorded or self.unalerted or self.unfiled)
+
+
 @dataclass
 class Duplicates:
     """What was done twice after a kill; nothing may be lost."""
@@ -211,7 +223,7 @@ async def nothing_lost(run: Run, accepted: list[Accepted]) -> Duplicates:
     engine = make_engine(run.settings.database_url)
     sessions = make_sessionmaker(engine)
 
-    async def all_filed() -> bool:
+    async def all_filed() -> Filing:
         async with sessions() as db:
             replies = (await db.scalars(select(Reply))).all()
             alerts = (await db.scalars(select(Alert.reply_id))).all()
@@ -220,10 +232,10 @@ async def nothing_lost(run: Run, accepted: list[Accepted]) -> Duplicates:
                 await db.scalars(select(Attachment.id).where(Attachment.reply_id.is_not(None)))
             ).all()
         bodies = {reply.body for reply in replies}
-        return (
-            all(item.body in bodies for item in accepted)
-            and {reply.id for reply in replies} <= set(alerts)
-            and set(files) <= set(charted)
+        return Filing(
+            unrecorded=sum(item.body not in bodies for item in accepted),
+            unalerted=len({reply.id for reply in replies} - set(alerts)),
+            unfiled=len(set(files) - set(charted)),
         )
 
     await eventually(all_filed, what="every reply recorded, alerted and filed", timeout=150)
@@ -267,7 +279,13 @@ async def test_lifecycles_survive_worker_killed(
         accepted = await asyncio.gather(*(lifecycle(run, i) for i in range(LIFECYCLES)))
         await kill_task
 
-        losses = await nothing_lost(run, accepted)
+        try:
+            losses = await nothing_lost(run, accepted)
+        except AssertionError as lost:
+            # The seed and the kill times replay this run (see the rng fixture).
+            raise AssertionError(
+                f"seed {rng.drawn}, {worker.kills} kills at {', '.join(kills)}: {lost}"
+            ) from lost
         duplicate_notices = losses.notices
         report(
             f"worker killed: seed {rng.drawn}, {worker.kills} kills at {', '.join(kills)}; "
