@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from tests.fixtures.stack import Stack
-from tests.web.test_portal import expire_now, send, sign_in
+from tests.web.test_portal import BODY, expire_now, send, sign_in
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 100
 PDF = b"%PDF-1.7\n" + b"1 0 obj\n" * 20
 REPLY = "My insurance card is attached."
 
 
-async def test_inbox_lists_unexpired_messages_newest_first(stack: Stack) -> None:
+async def test_inbox_lists_messages_newest_first_expired_ones_as_expired(stack: Stack) -> None:
     first_id, link = await send(stack)
     patient_id = (await stack.office.api.get(f"/api/v1/secure-emails/{first_id}")).json()[
         "patient_id"
@@ -22,7 +22,7 @@ async def test_inbox_lists_unexpired_messages_newest_first(stack: Stack) -> None
     second_id = second.json()["id"]
     old = await stack.office.api.post(
         "/api/v1/secure-emails",
-        data={"patient_id": patient_id, "subject": "Old news", "body": "Expired"},
+        data={"patient_id": patient_id, "subject": "Old news", "body": "Old words"},
     )
     await expire_now(stack, old.json()["id"], marked=False)
     async with stack.browser() as patient:
@@ -30,7 +30,14 @@ async def test_inbox_lists_unexpired_messages_newest_first(stack: Stack) -> None
         inbox = await patient.get("/portal")
         assert inbox.status_code == 200
         assert inbox.text.index("Second message") < inbox.text.index("Treatment plan")
+        # Expired on its time alone (its workflow has not marked it yet): still listed,
+        # as expired, without its subject; opened, only the warning.
         assert "Old news" not in inbox.text
+        assert "Expired — call the office to have it sent again." in inbox.text
+        assert f'href="/portal/messages/{old.json()["id"]}"' in inbox.text
+        warning = await patient.get(f"/portal/messages/{old.json()['id']}")
+        assert warning.status_code == 410 and "has expired" in warning.text
+        assert "Old news" not in warning.text and "Old words" not in warning.text
         assert "New</span> Second message" in inbox.text  # not opened yet
         opened = await patient.get(f"/portal/messages/{second_id}")
         assert "Hello again" in opened.text
@@ -45,8 +52,14 @@ async def test_reply_all_with_files_then_sent_and_files_tabs(stack: Stack) -> No
         message_path = await sign_in(stack, patient, link, "ada@example.com")
         form = await patient.get(f"{message_path}/reply")
         assert 'value="RE: Treatment plan"' in form.text
-        for label in ('for="body">Body', 'for="attachments">Attachments'):
+        for label in ('for="body">Your message', 'for="attachments">Attachments'):
             assert label in form.text
+        # The allowed files in words, and the message answered, quoted under the form.
+        assert "Photos, PDF, Word or text files, up to 20 MB each." in form.text
+        quoted = form.text.split("Send reply</button>")[1]
+        assert "Original message from Smile Dental" in quoted
+        assert BODY in quoted and "Treatment plan" in quoted
+        assert "<textarea" not in quoted and "<input" not in quoted
         sent = await patient.post(
             f"{message_path}/reply",
             data={"subject": "RE: Treatment plan", "body": REPLY},
@@ -59,8 +72,14 @@ async def test_reply_all_with_files_then_sent_and_files_tabs(stack: Stack) -> No
         sent_tab = await patient.get(sent.headers["location"])
         assert "Your reply was sent" in sent_tab.text and "RE: Treatment plan" in sent_tab.text
         files_tab = await patient.get("/portal/files")
-        for name in ("plan.pdf", "card.png", "claim.pdf"):
-            assert name in files_tab.text
+        # Each file's line says who sent it.
+        for name, sender in (
+            ("plan.pdf", "Sent by Smile Dental"),
+            ("card.png", "Sent by you"),
+            ("claim.pdf", "Sent by you"),
+        ):
+            line = files_tab.text.split(f">{name}</a>")[1].split("</li>")[0]
+            assert sender in line, (name, line)
         thread = await patient.get(message_path)
         assert REPLY in thread.text
     status = (await stack.office.api.get(f"/api/v1/secure-emails/{secure_email_id}")).json()
