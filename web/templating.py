@@ -72,6 +72,6 @@ def _friendly(field: str, item: Any) -> str:
         return f"{label} is required"
     if field in ("email", "sender_address") or "email" in kind:
         return f"{label}: enter a valid email address, like name@example.com"
-    if kind == "enum":
+    if kind in ("enum", "literal_error"):
         return f"{label}: choose one of the listed options"
     return f"{label}: {item.get('msg', 'invalid value')}"
