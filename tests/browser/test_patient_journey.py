@@ -93,7 +93,7 @@ async def test_patient_journey(live_stack: Stack, chromium: Browser, tmp_path: o
     await expect(office.locator("#alert-count")).to_have_text("0")
     menu_loaded_at = await office.evaluate("performance.timeOrigin")
 
-    await patient.get_by_label("Body").fill(REPLY)
+    await patient.get_by_label("Your message").fill(REPLY)
     await patient.get_by_label("Attachments").set_input_files(
         [
             FilePayload(name="card.png", mimeType="image/png", buffer=PNG),

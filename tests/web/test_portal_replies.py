@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tests.fixtures.stack import Stack
-from tests.web.test_portal import expire_now, send, sign_in
+from tests.web.test_portal import BODY, expire_now, send, sign_in
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 100
 PDF = b"%PDF-1.7\n" + b"1 0 obj\n" * 20
@@ -45,8 +45,14 @@ async def test_reply_all_with_files_then_sent_and_files_tabs(stack: Stack) -> No
         message_path = await sign_in(stack, patient, link, "ada@example.com")
         form = await patient.get(f"{message_path}/reply")
         assert 'value="RE: Treatment plan"' in form.text
-        for label in ('for="body">Body', 'for="attachments">Attachments'):
+        for label in ('for="body">Your message', 'for="attachments">Attachments'):
             assert label in form.text
+        # The allowed files in words, and the message answered, quoted under the form.
+        assert "Photos, PDF, Word or text files, up to 20 MB each." in form.text
+        quoted = form.text.split("Send reply</button>")[1]
+        assert "Original message from Smile Dental" in quoted
+        assert BODY in quoted and "Treatment plan" in quoted
+        assert "<textarea" not in quoted and "<input" not in quoted
         sent = await patient.post(
             f"{message_path}/reply",
             data={"subject": "RE: Treatment plan", "body": REPLY},
@@ -59,8 +65,14 @@ async def test_reply_all_with_files_then_sent_and_files_tabs(stack: Stack) -> No
         sent_tab = await patient.get(sent.headers["location"])
         assert "Your reply was sent" in sent_tab.text and "RE: Treatment plan" in sent_tab.text
         files_tab = await patient.get("/portal/files")
-        for name in ("plan.pdf", "card.png", "claim.pdf"):
-            assert name in files_tab.text
+        # Each file's line says who sent it.
+        for name, sender in (
+            ("plan.pdf", "Sent by Smile Dental"),
+            ("card.png", "Sent by you"),
+            ("claim.pdf", "Sent by you"),
+        ):
+            line = files_tab.text.split(f">{name}</a>")[1].split("</li>")[0]
+            assert sender in line, (name, line)
         thread = await patient.get(message_path)
         assert REPLY in thread.text
     status = (await stack.office.api.get(f"/api/v1/secure-emails/{secure_email_id}")).json()

@@ -26,13 +26,14 @@ WITHDRAWN = "This secure email was withdrawn by the practice that sent it"
 VERIFY_MESSAGES = {
     VerifyOutcome.BURNED: (
         f"That passcode was entered wrongly {MAX_WRONG_TRIES} times and no longer works. "
-        "Request a new passcode."
+        "Press “Send me a new code” below."
     ),
     VerifyOutcome.TIMED_OUT: (
         f"That passcode has expired (each one works for {MINUTES_VALID} minutes). "
-        "Request a new passcode."
+        "Press “Send me a new code” below."
     ),
-    VerifyOutcome.NONE_ISSUED: "That passcode has already been used. Request a new passcode.",
+    VerifyOutcome.NONE_ISSUED: "That passcode has already been used. "
+    "Press “Send me a new code” below.",
 }
 
 

@@ -17,6 +17,7 @@ from infra.db.models import SecureEmail
 from web.deps import DbSession, StateDep
 from web.errors import closed_page, on_unavailable
 from web.portal.deps import PortalPatient, ReadableEmail, patient_actor, practice_of_message
+from web.portal.file_kinds import allowed_kinds
 from web.portal.messages import tabs_context
 from web.portal.refusals import refusal
 from web.services.files import AttachmentsRefused, check_uploads
@@ -34,7 +35,6 @@ from web.uploads import (
 router = APIRouter(tags=["portal"], include_in_schema=False)
 
 ACCEPT = ",".join(f".{extension}" for extension in sorted(ALLOWED_EXTENSIONS))
-ALLOWED = ", ".join(sorted(ALLOWED_EXTENSIONS))
 MAX_MB = MAX_ATTACHMENT_BYTES // (1024 * 1024)
 WRITE_SOMETHING = "Write a message before sending your reply"
 
@@ -61,7 +61,7 @@ def _reply_form(
             "errors": errors or {},
             "refused_files": refused_files or [],
             "accept": ACCEPT,
-            "allowed": ALLOWED,
+            "kinds": allowed_kinds(),
             "max_mb": MAX_MB,
         },
         status_code=status_code,
