@@ -79,6 +79,8 @@ def render(
 PORTAL_PATHS = ("/m/", "/portal")
 # The shared pages a portal path may answer with, and the portal's own version of each.
 PORTAL_VERSIONS = {"error.html": "portal/error.html", "too_large.html": "portal/too_large.html"}
+# The words other modules pass to portal pages (``web.portal.borrowed_words``).
+TRANSLATED_KEYS = ("message", "reason")
 
 
 def _portal_request(request: Request) -> bool:
@@ -90,12 +92,17 @@ def _portal_page(
 ) -> tuple[str, dict[str, Any]]:
     language = portal_language(request)
     words = translations(language)
-    if template in PORTAL_VERSIONS:
-        template = PORTAL_VERSIONS[template]
-        # The message of a shared page is English from elsewhere: shown in the
-        # patient's language when the catalog has it.
-        if isinstance(context.get("message"), str):
-            context = {**context, "message": words.gettext(context["message"])}
+    template = PORTAL_VERSIONS.get(template, template)
+    # What a shared page or handler says (``web.errors``) is English from elsewhere:
+    # shown in the patient's language when the catalog has it.
+    context = {
+        **context,
+        **{
+            key: words.gettext(context[key])
+            for key in TRANSLATED_KEYS
+            if isinstance(context.get(key), str)
+        },
+    }
     return template, {
         **gettext_callables(words),
         "language": language,

@@ -26,10 +26,11 @@ from infra.settings import Settings
 from web.cookies import PORTAL_COOKIE, cookie_name
 from web.deps import DbSession, SettingsDep, client_address, or_404
 from web.errors import MessageClosed, PortalSignedOut
-from web.languages import note_patient_language
+from web.languages import N_, note_patient_language
 
-LINK_NOT_VALID = "This link is not valid"
-MESSAGE_NOT_FOUND = "Message not found"
+# Shown on the error page, in the page's language (``web.templating``).
+LINK_NOT_VALID = N_("This link is not valid")
+MESSAGE_NOT_FOUND = N_("Message not found")
 
 
 def portal_cookie_name(settings: Settings) -> str:
