@@ -15,6 +15,8 @@ MAX_PASSCODES_PER_HOUR = 5
 RATE_WINDOW = timedelta(hours=1)
 
 _PASSCODE = re.compile(rf"\d{{{PASSCODE_DIGITS}}}")
+# Whitespace, the hyphen-minus, the Unicode dashes (U+2010-U+2015) and the minus sign.
+_SEPARATORS = re.compile(r"[\s\-\u2010-\u2015\u2212]")
 
 
 def clean_passcode(typed: str) -> str | None:
@@ -22,8 +24,10 @@ def clean_passcode(typed: str) -> str | None:
 
     ``\\d`` matches any script's digits: a keyboard in full-width or Arabic-Indic mode
     types the right code in other characters, which would otherwise count as a wrong try.
+    Dashes include the typographic ones (a phone's keyboard or a mail reader may turn
+    "1234-5678" into "1234–5678"), spaces the non-breaking ones.
     """
-    digits = re.sub(r"[\s-]", "", typed)
+    digits = _SEPARATORS.sub("", typed)
     if not _PASSCODE.fullmatch(digits):
         return None
     return "".join(str(unicodedata.decimal(digit)) for digit in digits)

@@ -125,12 +125,13 @@ async def inbox(
     after: Cursor | None = None,
     limit: int = INBOX_PAGE_SIZE,
 ) -> InboxPage:
-    """A page of the messages this session may read, newest first. Those sent to another
-    of the patient's addresses are skipped, so a page is filled from the next rows."""
+    """A page of the messages this session may read, newest first, the expired ones
+    listed as such. Those sent to another of the patient's addresses are skipped, so a
+    page is filled from the next rows."""
     lines: list[InboxLine] = []
     cursor = after
     while True:
-        page, cursor = await secure_emails.unexpired_page_of_patient(
+        page, cursor = await secure_emails.inbox_page_of_patient(
             db, patient.id, limit=limit - len(lines), after=cursor
         )
         lines += [line for line in page if may_read(session, line, patient)]

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import and_, func, or_, select, tuple_, update
+from sqlalchemy import Row, and_, func, or_, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.attachments import StoredAttachment
@@ -61,7 +61,8 @@ async def of_patient(db: AsyncSession, patient_id: str, secure_email_id: str) ->
 
 @dataclass(frozen=True)
 class InboxLine:
-    """A secure email as the portal's Inbox lists it: never its body."""
+    """A secure email as the portal's Inbox lists it: never its body, and once it has
+    expired not its subject either (R8: nothing of it can be viewed), only that it was."""
 
     id: str
     patient_id: str
@@ -71,9 +72,10 @@ class InboxLine:
     sent_at: datetime
     expires_at: datetime
     opened_at: datetime | None
+    expired: bool
 
 
-async def unexpired_page_of_patient(
+async def inbox_page_of_patient(
     db: AsyncSession,
     patient_id: str,
     *,
@@ -81,10 +83,12 @@ async def unexpired_page_of_patient(
     after: Cursor | None = None,
     now: datetime | None = None,
 ) -> tuple[list[InboxLine], Cursor | None]:
-    """The patient's readable secure emails newest first, ``limit`` of them after
-    ``after``, and where the next page starts: a keyset on the index
-    ``ix_secure_emails_patient_sent``, whatever the number of messages. ``now``: the
-    moment the expiry rule is applied at (the present unless a test names one)."""
+    """The patient's secure emails newest first, expired ones included (listed as
+    expired, so a message does not silently vanish), ``limit`` of them after ``after``,
+    and where the next page starts: a keyset on the index ``ix_secure_emails_patient_sent``,
+    whatever the number of messages. ``now``: the moment the expiry rule is applied at
+    (the present unless a test names one)."""
+    at = now or datetime.now(UTC)
     statement = select(
         SecureEmail.id,
         SecureEmail.patient_id,
@@ -94,21 +98,35 @@ async def unexpired_page_of_patient(
         SecureEmail.sent_at,
         SecureEmail.expires_at,
         SecureEmail.opened_at,
-    ).where(
-        SecureEmail.patient_id == patient_id,
-        # is_expired, as SQL: not yet marked expired and its time not come.
-        SecureEmail.status != SecureEmailStatus.EXPIRED,
-        SecureEmail.expires_at > (now or datetime.now(UTC)),
-    )
+    ).where(SecureEmail.patient_id == patient_id)
     if after is not None:
         statement = statement.where(
             tuple_(SecureEmail.sent_at, SecureEmail.id) < (after.sent_at, after.id)
         )
     statement = statement.order_by(SecureEmail.sent_at.desc(), SecureEmail.id.desc())
     rows = (await db.execute(statement.limit(limit + 1))).all()
-    lines = [InboxLine(*row) for row in rows[:limit]]
+    lines = [_inbox_line(row, at) for row in rows[:limit]]
     more = len(rows) > limit
     return lines, Cursor(lines[-1].sent_at, lines[-1].id) if more else None
+
+
+def _inbox_line(
+    row: Row[str, str, str | None, str, str, datetime, datetime, datetime | None],
+    now: datetime,
+) -> InboxLine:
+    message_id, patient_id, recipient, subject, status, sent_at, expires_at, opened_at = row
+    closed = is_expired(status, expires_at, now)
+    return InboxLine(
+        id=message_id,
+        patient_id=patient_id,
+        recipient_address=recipient,
+        subject="" if closed else subject,
+        status=status,
+        sent_at=sent_at,
+        expires_at=expires_at,
+        opened_at=opened_at,
+        expired=closed,
+    )
 
 
 async def unexpired_of_patient(db: AsyncSession, patient_id: str) -> list[SecureEmail]:

@@ -151,7 +151,7 @@ def test_different_mailboxes_are_not_the_same_address(a: str, b: str) -> None:
 # Passcodes ------------------------------------------------------------------------------
 
 
-separators = st.text(alphabet=" -\t", max_size=2)
+separators = st.text(alphabet=" -\t\u00a0\u2010\u2013\u2014\u2212", max_size=2)
 
 
 @given(digits=st.text(alphabet=string.digits, min_size=8, max_size=8), gaps=st.data())

@@ -1,6 +1,6 @@
 """The expiry rule (R8) has one definition, ``domain.secure_email.is_expired``; the
-portal's Inbox applies it in SQL so that a patient with 1,000 messages loads no more
-than a page. These tests hold the two to the same answer, at the boundary too."""
+portal's Inbox lists every message a page at a time and marks the expired ones by it,
+without their subject. These tests hold the Inbox to that answer, at the boundary too."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from tests.web.test_sent_box import add_patient, record_sent
 LIFETIME = timedelta(days=7)
 
 
-async def test_the_inbox_query_applies_is_expired(settings: Settings, office: Office) -> None:
+async def test_the_inbox_marks_expired_by_is_expired(settings: Settings, office: Office) -> None:
     patient_id = await add_patient(office, "Ada Lovelace")
     now = datetime.now(UTC).replace(microsecond=0)
     second, day = timedelta(seconds=1), timedelta(days=1)
@@ -35,16 +35,16 @@ async def test_the_inbox_query_applies_is_expired(settings: Settings, office: Of
 
     engine = make_engine(settings.database_url)
     async with make_sessionmaker(engine)() as db:
-        lines, _ = await secure_emails.unexpired_page_of_patient(
+        lines, _ = await secure_emails.inbox_page_of_patient(
             db, patient_id, limit=len(cases) + 1, now=now
         )
-        rows = {line.id: line for line in lines}
     await engine.dispose()
 
-    listed = {named[line_id] for line_id in rows}
-    readable = {
-        name
-        for name, (status, expires_at) in cases.items()
-        if not is_expired(status, expires_at, now)
+    assert {named[line.id] for line in lines} == set(cases)  # every one listed
+    marked = {named[line.id] for line in lines if line.expired}
+    expired = {
+        name for name, (status, expires_at) in cases.items() if is_expired(status, expires_at, now)
     }
-    assert listed == readable == {"a second left", "opened, a day left"}
+    assert marked == expired == set(cases) - {"a second left", "opened, a day left"}
+    for line in lines:
+        assert (line.subject == "") == line.expired, named[line.id]

@@ -69,6 +69,45 @@ async def test_verify_refuses_wrong_and_malformed_passcodes(stack: Stack) -> Non
         assert accepted.status_code == 303
 
 
+async def test_passcode_page_says_what_to_do_on_a_phone(stack: Stack) -> None:
+    _, link = await send(stack)
+    async with stack.browser() as patient:
+        asked = await patient.post(f"{link}/passcode")
+        page = await patient.get(asked.headers["location"])
+        assert page.status_code == 200
+        # The address the code went to, masked: its first letter and its domain.
+        assert "We emailed an 8-digit code to <strong>a•••@example.com</strong>." in page.text
+        assert "Open your email, copy the code, come back here." in page.text
+        assert "ada@example.com" not in page.text
+        field = page.text.split('<input id="passcode"')[1].split(">")[0]
+        assert 'inputmode="numeric"' in field and 'autocomplete="one-time-code"' in field
+        assert "maxlength" not in field  # "1234 5678" pasted must arrive whole
+        assert '<label for="passcode">Passcode</label>' in page.text
+        # Verify and "Send me a new code": two forms, two full buttons.
+        verify, new_code = page.text.split("</form>")[-3:-1]
+        assert f'action="{link}/verify"' in verify
+        assert ">Verify</button>" in verify and "Send me a new code" not in verify
+        assert 'class="outline">Send me a new code</button>' in new_code
+
+
+async def test_passcode_pasted_with_dashes_is_accepted_letters_are_not(stack: Stack) -> None:
+    _, link = await send(stack)
+    async with stack.browser() as patient:
+        await patient.post(f"{link}/passcode")
+        passcode = await stack.passcode("ada@example.com", 2)
+        # A letter among the digits: refused before the workflow is asked, no try used.
+        for typed in (f"{passcode[:7]}a", f"{passcode[:4]}-{passcode[4:7]}O", "abcd-efgh"):
+            refused = await patient.post(f"{link}/verify", data={"passcode": typed})
+            assert refused.status_code == 422
+            assert "Enter the 8-digit passcode from the email." in refused.text
+        wrong = f"{(int(passcode) + 1) % 10**8:08d}"
+        counted = await patient.post(f"{link}/verify", data={"passcode": wrong})
+        assert "4 tries left" in counted.text
+        dashed = f" {passcode[:4]}-{passcode[4:]} "
+        accepted = await patient.post(f"{link}/verify", data={"passcode": dashed})
+        assert accepted.status_code == 303
+
+
 async def test_passcode_burned_after_five_wrong_tries(stack: Stack) -> None:
     _, link = await send(stack)
     async with stack.browser() as patient:

@@ -1,6 +1,7 @@
-"""The portal's Inbox a page at a time: the patient's readable messages newest first,
-"Older" pages on without repeating or losing one; expired ones and those sent to another
-address are not listed, a withdrawn one is listed without its subject; no body is read."""
+"""The portal's Inbox a page at a time: the patient's messages newest first, "Older"
+pages on without repeating or losing one; those sent to another address are not listed,
+a withdrawn or expired one is listed without its subject (an expired one opens only its
+expiry warning); no body is read."""
 
 from __future__ import annotations
 
@@ -59,7 +60,7 @@ async def every_page(browser: Browser) -> tuple[list[list[str]], str]:
     return pages, shown
 
 
-async def test_inbox_pages_newest_first_readable_only(
+async def test_inbox_pages_newest_first_closed_ones_without_subject(
     app: FastAPI, settings: Settings, office: Office
 ) -> None:
     ada = await add_patient(office, "Ada Lovelace")
@@ -91,13 +92,21 @@ async def test_inbox_pages_newest_first_readable_only(
     async with await portal_of(app, settings, ada, readable[0].id) as browser:
         pages, shown = await every_page(browser)
 
-        # The withdrawn line (no link) is one of the first page's fifty.
-        assert [len(page) for page in pages] == [INBOX_PAGE_SIZE - 1, 4]
-        assert sum(pages, []) == [message.id for message in readable]
+        # The withdrawn line (no link) is one of the first page's fifty; the expired one,
+        # eight days old, is the last line of all.
+        assert [len(page) for page in pages] == [INBOX_PAGE_SIZE - 1, 5]
+        assert sum(pages, []) == [message.id for message in readable] + [expired.id]
         assert shown.count("was withdrawn by Smile Dental") == 1
+        assert shown.count("Expired — call the office to have it sent again.") == 1
         for never in ("Withdrawn words", "Sent elsewhere", expired.subject, BODY):
             assert never not in shown
-        assert expired.id not in shown and elsewhere.id not in shown
+        assert elsewhere.id not in shown
+
+        # Opened, the expired one shows its warning, nothing of it.
+        opened = await browser.get(f"/portal/messages/{expired.id}")
+        assert opened.status_code == 410
+        assert "This secure email has expired" in opened.text
+        assert expired.subject not in opened.text and BODY not in opened.text
 
         for cursor in ("zzz", "%FF", "MjAyNi0xMS0wMlQwOTozMDowMA"):
             refused = await browser.get(f"/portal?cursor={cursor}")
