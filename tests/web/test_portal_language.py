@@ -124,6 +124,9 @@ async def test_pages_without_a_patient_follow_the_browser(
         signed_out = await browser.get("/portal", headers={"accept-language": header})
         assert signed_out.status_code == 401
         assert lang_of(signed_out) == language
+        # The handler's reason (web.errors), shown in the page's language.
+        ended = "Su sesión segura ha terminado." if language == "es" else "Your secure session"
+        assert ended in signed_out.text
         bad_link = await browser.get("/m/not-a-link", headers={"accept-language": header})
         assert bad_link.status_code == 404
         assert lang_of(bad_link) == language
