@@ -45,6 +45,7 @@ lint: $(VENV)/.installed-test
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy .
 	$(BIN)/lint-imports --no-logo
+	$(BIN)/python -m infra.i18n.check
 
 $(BIN)/python:
 	python3 -m venv $(VENV)
@@ -65,7 +66,8 @@ $(VENV)/.installed-test: uv.lock pyproject.toml | $(UV)
 
 # The patient's languages: each .po compiled to the .mo the app reads (never committed).
 # After changing a string a patient reads: `make messages`, then translate the new
-# entries in each .po (`make lint` fails while one is missing or fuzzy).
+# entries in each .po (`make lint` fails while one is missing, untranslated or fuzzy:
+# `python -m infra.i18n.check`).
 LOCALES := infra/i18n/locales
 CATALOGS := $(patsubst %.po,%.mo,$(wildcard $(LOCALES)/*/LC_MESSAGES/messages.po))
 catalogs: $(CATALOGS)

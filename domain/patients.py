@@ -9,6 +9,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, EmailStr, StringConstraints, field_validator
 
 from domain.addresses import normalise_address
+from domain.languages import DEFAULT_LANGUAGE, Language
 
 PatientName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 
@@ -25,6 +26,8 @@ class PatientCreate(BaseModel):
     name: PatientName
     email: EmailStr
     status: PatientStatus = PatientStatus.PATIENT
+    # What the patient's mails and portal pages are written in (R20).
+    language: Language = DEFAULT_LANGUAGE
 
     @property
     def email_normalised(self) -> str:
@@ -39,8 +42,9 @@ class PatientUpdate(BaseModel):
     name: PatientName | None = None
     email: EmailStr | None = None
     status: PatientStatus | None = None
+    language: Language | None = None
 
-    @field_validator("name", "email", "status", mode="before")
+    @field_validator("name", "email", "status", "language", mode="before")
     @classmethod
     def _given_means_a_value(cls, value: object) -> object:
         # Leaving a field out keeps it; null would read as "erase", which no field allows.
@@ -63,6 +67,7 @@ class PatientPublic(BaseModel):
     name: str
     email: str
     status: PatientStatus
+    language: Language
     created_at: datetime
 
 

@@ -32,6 +32,7 @@ async def add_patient(
         email=str(new.email),
         email_normalised=new.email_normalised,
         status=new.status.value,
+        language=new.language,
     )
     try:
         # A savepoint, so a refusal leaves the rest of the session (the signed-in staff

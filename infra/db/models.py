@@ -159,6 +159,8 @@ class Patient(Base):
     email: Mapped[str] = mapped_column(String(320))
     email_normalised: Mapped[str] = mapped_column(String(320))
     status: Mapped[str] = mapped_column(String(20))
+    # What the patient's mails and portal pages are written in (``domain.languages``).
+    language: Mapped[str] = mapped_column(String(5), default="en", server_default="en")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 

@@ -5,7 +5,8 @@ to ``.mo`` at install (never committed). A language without a compiled catalog f
 to the English the code is written in, so nothing breaks before ``pybabel compile``.
 
 Office pages stay English; patient mails and portal pages follow the patient's
-``language``. Add a language: ``pybabel init -l xx``, translate, add it to ``LANGUAGES``.
+``language``. Add a language: ``pybabel init -l xx``, translate, add it to ``LANGUAGES``
+and to ``domain.languages.Language``; ``make lint`` checks the catalogs (``infra.i18n.check``).
 """
 
 from __future__ import annotations

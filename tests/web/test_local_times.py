@@ -14,6 +14,7 @@ from sqlalchemy import select
 
 from infra.db.engine import make_engine, make_sessionmaker
 from infra.db.models import Reply
+from infra.i18n import moment_text
 from infra.settings import Settings
 from tests.conftest import Office
 from tests.fixtures.forms import settings_form
@@ -163,11 +164,15 @@ async def test_portal_pages_show_the_practices_time_zone(stack: Stack) -> None:
         message_path = await sign_in(stack, patient, link, "ada@example.com")
         message = await patient.get(message_path)
         assert message.status_code == 200
-        assert f"sent {local_time(sent_at, 'Asia/Tokyo')}" in message.text
-        assert tokyo.strftime("%H:%M JST") in message.text
+        # Portal pages write a moment the patient's way (English here), in the
+        # practice's zone, inside <time> whose datetime is the UTC instant.
+        shown = moment_text(sent_at, "en", "Asia/Tokyo")
+        assert f'sent <time datetime="{sent_at.isoformat()}">{shown}</time>' in message.text
+        assert f"{tokyo.day}, {tokyo.year}, " in shown and "+0900" in shown
         assert "UTC" not in message.text
         inbox = await patient.get("/portal")
         assert inbox.status_code == 200
-        assert tokyo.strftime("%d %B %Y") in inbox.text
-        readable_until = local_time(sent_at + timedelta(days=7), "Asia/Tokyo")
-        assert f"readable until {readable_until}" in inbox.text
+        assert f'Sent <time datetime="{sent_at.isoformat()}">{shown}</time>' in inbox.text
+        readable_until = moment_text(sent_at + timedelta(days=7), "en", "Asia/Tokyo")
+        assert "readable until <time datetime=" in inbox.text
+        assert f">{readable_until}</time>" in inbox.text

@@ -63,7 +63,8 @@ async def read_patient(
 async def edit_patient(
     request: Request, db: DbSession, staff: ApiStaff, patient_id: str, change: PatientUpdate
 ) -> PatientPublic:
-    """Changes the fields given (``name``, ``email``, ``status``); the others stay."""
+    """Changes the fields given (``name``, ``email``, ``status``, ``language``); the
+    others stay."""
     patient = await practice_patient(db, staff, patient_id)
     try:
         await change_patient(db, patient, change, changed_by=staff_actor(request, staff))

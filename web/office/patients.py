@@ -22,11 +22,13 @@ from pydantic import BaseModel, ValidationError
 
 from domain.addresses import normalise_address
 from domain.audit import AuditAction
+from domain.languages import DEFAULT_LANGUAGE
 from domain.patients import PatientCreate, PatientStatus, PatientUpdate
 from domain.secure_email import SecureEmailStatus
 from infra import secure_emails
 from infra.db.models import Patient, SecureEmail
 from infra.directory import DuplicatePatientEmail, add_patient, change_patient, find_patients
+from infra.i18n import LANGUAGES
 from web.deps import CurrentStaff, DbSession, audit_staff, practice_patient, staff_actor
 from web.services.patients import DUPLICATE_EMAIL, search_detail
 from web.templating import form_errors, render
@@ -41,10 +43,14 @@ class PatientTyped(BaseModel):
     name: str = ""
     email: str = ""
     status: str = ""
+    # Left out (a form from before the field), the patient's language stays as it is.
+    language: str | None = None
 
 
 class NewPatientTyped(PatientTyped):
-    status: str = PatientStatus.PATIENT.value  # a form without the field adds a patient
+    # A form without these fields adds a patient who reads English.
+    status: str = PatientStatus.PATIENT.value
+    language: str = DEFAULT_LANGUAGE
 
 
 @router.get("/patients")
@@ -109,9 +115,10 @@ async def _patients(
             "patients": patients,
             "q": q,
             "searched": bool(q.strip()),
-            "typed": typed or {"status": PatientStatus.PATIENT.value},
+            "typed": typed or {"status": PatientStatus.PATIENT.value, "language": DEFAULT_LANGUAGE},
             "errors": errors or {},
             "statuses": list(PatientStatus),
+            "languages": LANGUAGES,
             "added": request.query_params.get("added") == "1",
         },
         status_code=status.HTTP_422_UNPROCESSABLE_CONTENT if errors else status.HTTP_200_OK,
@@ -157,7 +164,12 @@ async def edit_patient_page(
     request: Request, db: DbSession, staff: CurrentStaff, patient_id: str
 ) -> HTMLResponse:
     patient = await practice_patient(db, staff, patient_id)
-    typed = {"name": patient.name, "email": patient.email, "status": patient.status}
+    typed = {
+        "name": patient.name,
+        "email": patient.email,
+        "status": patient.status,
+        "language": patient.language,
+    }
     return await _edit_page(request, db, staff, patient, typed=typed)
 
 
@@ -170,8 +182,10 @@ async def edit_patient_form(
     form: Annotated[PatientTyped, Form()],
 ) -> Response:
     patient = await practice_patient(db, staff, patient_id)
-    # The form always sends all three: an emptied field is refused as when adding.
+    # The form always sends every field: an emptied one is refused as when adding.
     typed = form.model_dump()
+    if form.language is None:
+        typed["language"] = patient.language
     try:
         change = PatientUpdate.model_validate(typed)
     except ValidationError as error:
@@ -226,6 +240,7 @@ async def _edit_page(
             "typed": typed,
             "errors": errors or {},
             "statuses": list(PatientStatus),
+            "languages": LANGUAGES,
             "saved": request.query_params.get("saved") == "1" and not errors,
             "behind": behind,
             "sent_again": sent_again,

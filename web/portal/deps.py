@@ -26,9 +26,11 @@ from infra.settings import Settings
 from web.cookies import PORTAL_COOKIE, cookie_name
 from web.deps import DbSession, SettingsDep, client_address, or_404
 from web.errors import MessageClosed, PortalSignedOut
+from web.languages import N_, note_patient_language
 
-LINK_NOT_VALID = "This link is not valid"
-MESSAGE_NOT_FOUND = "Message not found"
+# Shown on the error page, in the page's language (``web.templating``).
+LINK_NOT_VALID = N_("This link is not valid")
+MESSAGE_NOT_FOUND = N_("Message not found")
 
 
 def portal_cookie_name(settings: Settings) -> str:
@@ -76,6 +78,9 @@ async def current_portal_session(
     session = await portal_sessions.live(db, token) if token else None
     if session is None:
         raise PortalSignedOut
+    patient = await patient_by_id(db, session.patient_id)
+    if patient is not None:
+        note_patient_language(request, patient.language)
     return session
 
 
@@ -102,9 +107,13 @@ async def _live(db: DbSession, secure_email: SecureEmail) -> SecureEmail:
     return secure_email
 
 
-async def live_by_link(db: DbSession, token: str) -> SecureEmail:
-    """The secure email of a notice's link (``/m/{token}``), if it can still be opened."""
+async def live_by_link(request: Request, db: DbSession, token: str) -> SecureEmail:
+    """The secure email of a notice's link (``/m/{token}``), if it can still be opened.
+    Its pages, the expiry warning included, are in its patient's language."""
     secure_email = or_404(await secure_emails.by_link(db, token_hash(token)), LINK_NOT_VALID)
+    patient = await secure_emails.patient_of(db, secure_email)
+    if patient is not None:
+        note_patient_language(request, patient.language)
     return await _live(db, secure_email)
 
 

@@ -30,6 +30,7 @@ from infra.rate_limits import (
 )
 from web.deps import DbSession, SettingsDep, StateDep, client_address, or_404, temporal_of
 from web.errors import on_unavailable
+from web.languages import translator
 from web.portal.deps import (
     LINK_NOT_VALID,
     LinkedEmail,
@@ -40,9 +41,10 @@ from web.portal.deps import (
 )
 from web.portal.refusals import (
     MINUTES_VALID,
+    NO_PASSCODE,
     TOO_MANY_REQUESTS,
-    VERIFY_MESSAGES,
     refusal,
+    verify_message,
     wrong_passcode,
 )
 from web.services.replies import workflow_of
@@ -85,9 +87,11 @@ async def request_passcode(
     request: Request, state: StateDep, db: DbSession, token: str, secure_email: LinkedEmail
 ) -> Response:
     practice = await practice_of_message(db, secure_email)
+    words = translator(request)
 
     async def open_page(error: str, status_code: int = 503) -> HTMLResponse:
-        context = {"token": token, "practice": practice, "error": error}
+        # In the page's language; a message already in it is left as it is.
+        context = {"token": token, "practice": practice, "error": words.gettext(error)}
         return render(request, "portal/open.html", context, status_code=status_code)
 
     async def too_many(attempt: Attempt) -> HTMLResponse:
@@ -118,7 +122,7 @@ async def request_passcode(
     except WorkflowUpdateFailedError as error:
         await uncount(db, for_patient)
         await audit_patient(db, request, secure_email, AuditAction.PASSCODE_REFUSED)
-        return await open_page(refusal(error), status.HTTP_429_TOO_MANY_REQUESTS)
+        return await open_page(refusal(error, words), status.HTTP_429_TOO_MANY_REQUESTS)
     await audit_patient(db, request, secure_email, AuditAction.PASSCODE_ISSUED)
     return RedirectResponse(f"/m/{token}/passcode", status_code=status.HTTP_303_SEE_OTHER)
 
@@ -152,7 +156,8 @@ async def _passcode_form(
             "practice": await practice_of_message(db, secure_email),
             "address": _masked(address) if address else "",
             "minutes": MINUTES_VALID,
-            "error": error,
+            # In the page's language; a message already in it is left as it is.
+            "error": translator(request).gettext(error) if error else None,
             "offer_new": offer_new,
         },
         status_code=status_code,
@@ -190,9 +195,7 @@ async def verify(
         return page
     code = clean_passcode(passcode)
     if code is None:
-        return await form_again(
-            "Enter the 8-digit passcode from the email.", status.HTTP_422_UNPROCESSABLE_CONTENT
-        )
+        return await form_again(NO_PASSCODE, status.HTTP_422_UNPROCESSABLE_CONTENT)
     on_unavailable(request, form_again)
     asked_at = datetime.now(UTC)
     try:
@@ -201,7 +204,7 @@ async def verify(
             passcode_attempt(state, secure_email, code),
         )
     except WorkflowUpdateFailedError as error:
-        return await form_again(refusal(error), 409)
+        return await form_again(refusal(error, translator(request)), 409)
     if result.outcome == VerifyOutcome.OK:
         patient = or_404(await secure_emails.patient_of(db, secure_email), LINK_NOT_VALID)
         response = RedirectResponse(
@@ -227,5 +230,7 @@ async def verify(
             db, request, secure_email, AuditAction.VERIFY_FAILED, detail=result.outcome.value
         )
     if result.outcome == VerifyOutcome.WRONG:
-        return await form_again(wrong_passcode(result.tries_left), 422)
-    return await form_again(VERIFY_MESSAGES[result.outcome], 422, offer_new=True)
+        return await form_again(wrong_passcode(result.tries_left, translator(request)), 422)
+    return await form_again(
+        verify_message(result.outcome, translator(request)), 422, offer_new=True
+    )

@@ -23,6 +23,7 @@ from infra.secure_emails import BadCursor, Cursor
 from web.deps import DbSession, SettingsDep, StateDep, client_address, or_404, temporal_of
 from web.downloads import download
 from web.errors import TEMPORAL_FAILURES
+from web.languages import N_, translator
 from web.portal.deps import (
     PortalPatient,
     ReadableEmail,
@@ -36,7 +37,8 @@ from web.services.replies import workflow_of
 from web.templating import render
 from workflows.secure_email import SecureEmailWorkflow
 
-PAGE_NOT_OURS = "This page of the Inbox does not exist; start again from the newest messages"
+PAGE_NOT_OURS = N_("This page of the Inbox does not exist; start again from the newest messages")
+FILE_NOT_FOUND = N_("File not found")
 
 router = APIRouter(tags=["portal"], include_in_schema=False)
 
@@ -62,7 +64,7 @@ async def inbox(
         return render(
             request,
             "portal/inbox.html",
-            {**context, "error": PAGE_NOT_OURS, "first_page": False},
+            {**context, "error": translator(request).gettext(PAGE_NOT_OURS), "first_page": False},
             status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
         )
     patient = await patient_by_id(db, session.patient_id)
@@ -170,7 +172,7 @@ async def download_attachment(
 ) -> Response:
     attachment = or_404(
         await secure_emails.attachment_of(db, attachment_id, secure_email_id=secure_email.id),
-        "File not found",
+        FILE_NOT_FOUND,
     )
     response = await download(state, attachment)
     await audit_patient(db, request, secure_email, AuditAction.DOWNLOAD, detail=attachment.id)

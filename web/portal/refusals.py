@@ -1,12 +1,17 @@
-"""What the patient is told when the portal refuses, chosen here by the refusal's type.
+"""What the patient is told when the portal refuses, chosen here by the refusal's type,
+in the page's language (``words``, the request's catalog: ``web.languages.translator``).
 
 The workflow refuses an update with an ``ApplicationError`` whose type is one of
 ``domain.errors`` and whose details carry the numbers (minutes to wait); its message is
 for operators reading a history, never shown to the patient.
+
+The constants are the English the catalog is keyed by (``N_``); a page shows them
+through its catalog (``words.gettext``).
 """
 
 from __future__ import annotations
 
+import gettext
 from collections.abc import Sequence
 
 from temporalio.client import WorkflowUpdateFailedError
@@ -16,63 +21,93 @@ from domain import errors
 from domain.passcodes import MAX_WRONG_TRIES, PASSCODE_VALID_FOR
 from domain.secure_email import MAX_REPLIES, MAX_REPLIES_PER_HOUR, VerifyOutcome
 from web.errors import TEMPORAL_DOWN
+from web.languages import N_
+
+Words = gettext.NullTranslations
 
 MINUTES_VALID = int(PASSCODE_VALID_FOR.total_seconds() // 60)
 
-TOO_MANY_REQUESTS = "Too many attempts from this device. Please wait an hour and try again."
-EXPIRED = "This secure email has expired"
-NOT_DELIVERED = "This secure email could not be delivered"
-WITHDRAWN = "This secure email was withdrawn by the practice that sent it"
-VERIFY_MESSAGES = {
-    VerifyOutcome.BURNED: (
-        f"That passcode was entered wrongly {MAX_WRONG_TRIES} times and no longer works. "
-        "Press “Send me a new code” below."
-    ),
-    VerifyOutcome.TIMED_OUT: (
-        f"That passcode has expired (each one works for {MINUTES_VALID} minutes). "
-        "Press “Send me a new code” below."
-    ),
-    VerifyOutcome.NONE_ISSUED: "That passcode has already been used. "
-    "Press “Send me a new code” below.",
-}
+TOO_MANY_REQUESTS = N_("Too many attempts from this device. Please wait an hour and try again.")
+EXPIRED = N_("This secure email has expired")
+NOT_DELIVERED = N_("This secure email could not be delivered")
+WITHDRAWN = N_("This secure email was withdrawn by the practice that sent it")
+NO_PASSCODE = N_("Enter the 8-digit passcode from the email.")
 
 
-def wrong_passcode(tries_left: int) -> str:
-    plural = "try" if tries_left == 1 else "tries"
-    return f"That passcode is not right. {tries_left} {plural} left."
+def verify_message(outcome: VerifyOutcome, words: Words) -> str:
+    """Why a passcode no longer works (burned, timed out, used), and what to do."""
+    if outcome == VerifyOutcome.BURNED:
+        return words.gettext(
+            "That passcode was entered wrongly %(tries)d times and no longer works. "
+            "Press “Send me a new code” below."
+        ) % {"tries": MAX_WRONG_TRIES}
+    if outcome == VerifyOutcome.TIMED_OUT:
+        return words.gettext(
+            "That passcode has expired (each one works for %(minutes)d minutes). "
+            "Press “Send me a new code” below."
+        ) % {"minutes": MINUTES_VALID}
+    return words.gettext("That passcode has already been used. Press “Send me a new code” below.")
 
 
-def _minutes(details: Sequence[object], at: int) -> str:
+def wrong_passcode(tries_left: int, words: Words) -> str:
+    return words.ngettext(
+        "That passcode is not right. %(num)d try left.",
+        "That passcode is not right. %(num)d tries left.",
+        tries_left,
+    ) % {"num": tries_left}
+
+
+def _minutes(details: Sequence[object], at: int) -> int | None:
     value = details[at] if len(details) > at else None
-    return str(value) if isinstance(value, int) else "a few"
+    return value if isinstance(value, int) else None
 
 
-def _too_many_replies(details: Sequence[object]) -> str:
+def _too_many_replies(details: Sequence[object], words: Words) -> str:
     if details and details[0] == errors.REPLIES_TOTAL:
-        return (
-            f"This conversation already has {MAX_REPLIES} replies, the most one secure "
-            "email can hold. Please call the office; they can send you a new secure email."
-        )
-    return (
-        f"You have sent {MAX_REPLIES_PER_HOUR} replies to this message in the last hour. "
-        f"Please wait {_minutes(details, 1)} minutes before replying again, or call the office."
-    )
+        return words.gettext(
+            "This conversation already has %(replies)d replies, the most one secure email "
+            "can hold. Please call the office; they can send you a new secure email."
+        ) % {"replies": MAX_REPLIES}
+    minutes = _minutes(details, 1)
+    if minutes is None:
+        return words.gettext(
+            "You have sent %(replies)d replies to this message in the last hour. Please wait "
+            "a few minutes before replying again, or call the office."
+        ) % {"replies": MAX_REPLIES_PER_HOUR}
+    return words.ngettext(
+        "You have sent %(replies)d replies to this message in the last hour. Please wait "
+        "%(num)d minute before replying again, or call the office.",
+        "You have sent %(replies)d replies to this message in the last hour. Please wait "
+        "%(num)d minutes before replying again, or call the office.",
+        minutes,
+    ) % {"replies": MAX_REPLIES_PER_HOUR, "num": minutes}
 
 
-def refusal(error: WorkflowUpdateFailedError) -> str:
+def _too_many_passcodes(details: Sequence[object], words: Words) -> str:
+    minutes = _minutes(details, 0)
+    if minutes is None:
+        return words.gettext("Too many passcodes were requested. Try again in a few minutes.")
+    return words.ngettext(
+        "Too many passcodes were requested. Try again in %(num)d minute.",
+        "Too many passcodes were requested. Try again in %(num)d minutes.",
+        minutes,
+    ) % {"num": minutes}
+
+
+def refusal(error: WorkflowUpdateFailedError, words: Words) -> str:
     """What the patient is told when the workflow refuses (expired, too many passcodes...)."""
     cause = error.cause
     if not isinstance(cause, ApplicationError):
-        return TEMPORAL_DOWN
+        return words.gettext(TEMPORAL_DOWN)
     details = cause.details
     if cause.type == errors.EXPIRED:
-        return EXPIRED
+        return words.gettext(EXPIRED)
     if cause.type == errors.FAILED:
-        return NOT_DELIVERED
+        return words.gettext(NOT_DELIVERED)
     if cause.type == errors.WITHDRAWN:
-        return WITHDRAWN
+        return words.gettext(WITHDRAWN)
     if cause.type == errors.TOO_MANY_PASSCODES:
-        return f"Too many passcodes were requested. Try again in {_minutes(details, 0)} minutes."
+        return _too_many_passcodes(details, words)
     if cause.type == errors.TOO_MANY_REPLIES:
-        return _too_many_replies(details)
-    return TEMPORAL_DOWN
+        return _too_many_replies(details, words)
+    return words.gettext(TEMPORAL_DOWN)

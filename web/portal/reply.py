@@ -16,6 +16,7 @@ from infra import secure_emails
 from infra.db.models import SecureEmail
 from web.deps import DbSession, StateDep
 from web.errors import closed_page, on_unavailable
+from web.languages import N_, translator
 from web.portal.deps import PortalPatient, ReadableEmail, patient_actor, practice_of_message
 from web.portal.file_kinds import allowed_kinds
 from web.portal.messages import tabs_context
@@ -36,7 +37,7 @@ router = APIRouter(tags=["portal"], include_in_schema=False)
 
 ACCEPT = ",".join(f".{extension}" for extension in sorted(ALLOWED_EXTENSIONS))
 MAX_MB = MAX_ATTACHMENT_BYTES // (1024 * 1024)
-WRITE_SOMETHING = "Write a message before sending your reply"
+WRITE_SOMETHING = N_("Write a message before sending your reply")
 
 
 def _reply_form(
@@ -50,6 +51,7 @@ def _reply_form(
     refused_files: list[str] | None = None,
     status_code: int = status.HTTP_200_OK,
 ) -> HTMLResponse:
+    words = translator(request)
     return render(
         request,
         "portal/reply.html",
@@ -58,8 +60,10 @@ def _reply_form(
             "secure_email": secure_email,
             "subject": subject,
             "body": body,
-            "errors": errors or {},
-            "refused_files": refused_files or [],
+            # In the page's language: a message from elsewhere is English the catalog
+            # may have; one already translated is left as it is.
+            "errors": {field: words.gettext(text) for field, text in (errors or {}).items()},
+            "refused_files": [words.gettext(text) for text in refused_files or []],
             "accept": ACCEPT,
             "kinds": allowed_kinds(),
             "max_mb": MAX_MB,
@@ -168,5 +172,5 @@ async def _send_reply(
             actor=patient_actor(request, secure_email),
         )
     except WorkflowUpdateFailedError as error:
-        return refused({"form": refusal(error)}, [], 409)
+        return refused({"form": refusal(error, translator(request))}, [], 409)
     return RedirectResponse("/portal/sent?sent=1", status_code=status.HTTP_303_SEE_OTHER)
