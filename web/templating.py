@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from functools import cache
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -14,34 +13,45 @@ from fastapi.templating import Jinja2Templates
 from markupsafe import Markup, escape
 from pydantic import ValidationError
 
+from infra.i18n import moment_text
 from web.csrf import csrf_token, remember_csrf_token
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 templates = Jinja2Templates(directory=TEMPLATES_DIR)
 
-# The pages' usual way of writing a moment: "02 December 2026 01:40 EST".
-LOCAL_TIME_FORMAT = "%d %B %Y %H:%M %Z"
+# The office's language: its one way of writing a moment, "Dec 6, 2026, 10:14 AM EST".
+OFFICE_LANGUAGE = "en"
 
 
-@cache
-def _zone(name: str | None) -> ZoneInfo:
-    try:
-        return ZoneInfo(name or "UTC")
-    except (ZoneInfoNotFoundError, ValueError):
-        # A zone this machine does not know still shows a time, honestly labelled UTC.
-        return ZoneInfo("UTC")
+def moment_in(moment: datetime, zone: object) -> str:
+    """``moment`` as the office reads it, in the practice's zone (R16): the words of every
+    office page, the live alerts included. ``zone`` is an IANA name; anything else (a page
+    rendered without one) shows UTC."""
+    return moment_text(moment, OFFICE_LANGUAGE, zone if isinstance(zone, str) else None)
 
 
-def local_time(moment: datetime, zone: object, fmt: str = LOCAL_TIME_FORMAT) -> Markup:
-    """``moment`` in the practice's time zone (R16), with the zone's abbreviation when
-    ``fmt`` asks for it (``%Z``), inside ``<time>`` whose ``datetime`` is the UTC instant.
+def local_time(moment: datetime, zone: object, fmt: str | None = None) -> Markup:
+    """``moment`` in the practice's time zone (R16) inside ``<time>`` whose ``datetime`` is
+    the UTC instant, written the office's one way (``moment_in``).
 
-    ``zone`` is an IANA name; anything else (a page rendered without one) shows UTC."""
+    ``fmt`` (a strftime pattern) is for the portal's pages alone, which write dates in the
+    patient's words; office pages never pass it."""
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     instant = moment.astimezone(UTC).isoformat()
-    shown = moment.astimezone(_zone(zone if isinstance(zone, str) else None)).strftime(fmt)
+    if fmt is None:
+        shown = moment_in(moment, zone)
+    else:
+        shown = moment.astimezone(_portal_zone(zone)).strftime(fmt)
     return Markup('<time datetime="{}">{}</time>').format(instant, escape(shown))
+
+
+def _portal_zone(zone: object) -> ZoneInfo:
+    try:
+        return ZoneInfo(zone if isinstance(zone, str) and zone else "UTC")
+    except (ZoneInfoNotFoundError, ValueError):
+        # A zone this machine does not know still shows a time, honestly labelled UTC.
+        return ZoneInfo("UTC")
 
 
 templates.env.globals["local_time"] = local_time
