@@ -92,7 +92,9 @@ class MailActivities:
         await self._send_notice(
             to, notice.workflow_id, token, to.expires_at, occasion, notice.number
         )
-        if occasion == NoticeOccasion.REMINDER:
+        if occasion == NoticeOccasion.FIRST:
+            await self._add_to_timeline(to, EventKind.NOTICE_EMAILED, "notice")
+        elif occasion == NoticeOccasion.REMINDER:
             await self._add_to_timeline(to, EventKind.REMINDER_SENT, "reminder")
         elif occasion == NoticeOccasion.RESEND:
             await self._add_to_timeline(to, EventKind.NOTICE_RESENT, f"resend:{notice.number}")

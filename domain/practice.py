@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import cache
 from zoneinfo import available_timezones
 
@@ -21,11 +22,35 @@ def time_zones() -> frozenset[str]:
     return frozenset(available_timezones())
 
 
-def time_zone_choices() -> list[str]:
-    """Every zone, the Americas first (where the practices are), then the rest, each sorted."""
-    names = time_zones()
-    americas = sorted(name for name in names if name.startswith("America/"))
-    return americas + sorted(names.difference(americas))
+# The zones most practices are in, by the names people use, listed first (R16).
+US_TIME_ZONES: tuple[tuple[str, str], ...] = (
+    ("America/New_York", "Eastern"),
+    ("America/Chicago", "Central"),
+    ("America/Denver", "Mountain"),
+    ("America/Los_Angeles", "Pacific"),
+    ("America/Anchorage", "Alaska"),
+    ("Pacific/Honolulu", "Hawaii"),
+    ("America/Phoenix", "Arizona"),
+)
+
+
+@dataclass(frozen=True)
+class TimeZoneChoices:
+    """A time zone picker's groups: each a label and its (IANA name, label) options. A
+    zone is ``in`` it when it is any zone this machine knows."""
+
+    groups: list[tuple[str, list[tuple[str, str]]]]
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and name in time_zones()
+
+
+def time_zone_choices() -> TimeZoneChoices:
+    """The US zones by name ("Eastern — America/New_York"), then every other zone sorted."""
+    us = [(zone, f"{name} — {zone}") for zone, name in US_TIME_ZONES if zone in time_zones()]
+    listed = {zone for zone, _ in us}
+    others = [(zone, zone) for zone in sorted(time_zones()) if zone not in listed]
+    return TimeZoneChoices([("United States", us), ("Other time zones", others)])
 
 
 class PracticePublic(BaseModel):
@@ -51,7 +76,12 @@ class PracticeUpdate(BaseModel):
     # A secure email lives seven days by default (R8); a practice may choose 1 to 90.
     expiry_days: int | None = Field(default=None, ge=1, le=MAX_EXPIRY_DAYS)
     # Pages show times in this IANA zone (R16).
-    time_zone: str | None = Field(default=None, description="An IANA time zone name")
+    time_zone: str | None = Field(
+        default=None,
+        description="Any IANA time zone name; in the US: "
+        + ", ".join(f"{zone} ({name})" for zone, name in US_TIME_ZONES),
+        examples=[zone for zone, _ in US_TIME_ZONES],
+    )
     # One reminder to a patient who has not opened a message this many hours after it was
     # sent; 0 turns reminders off. It must come before the expiry (``check_reminder``).
     reminder_after_hours: int | None = Field(default=None, ge=0, le=MAX_EXPIRY_DAYS * 24)

@@ -34,6 +34,8 @@ class EventKind(StrEnum):
     """The lines of a secure email's timeline (read receipts), in the office's words."""
 
     SENT = "sent"  # the notice was handed to the mail service
+    # The first notice accepted by the mail service (SMTP or SendGrid), when it was.
+    NOTICE_EMAILED = "notice_emailed"
     NOTICE_DELIVERED = "notice_delivered"  # SendGrid's Event Webhook: the mailbox took it
     NOTICE_RESENT = "notice_resent"  # the office sent the notice again
     REMINDER_SENT = "reminder_sent"

@@ -26,11 +26,22 @@ _FILES = TypeAdapter(list[StoredAttachment])
 
 @dataclass(frozen=True)
 class ReplyLine:
-    """A reply as a thread's list shows it: when it came, and whether it was read."""
+    """A reply as a thread's list shows it: when it came, whether it was read, and its
+    first line (``preview``), decrypted here for the office's eyes only."""
 
     id: str
     sent_at: datetime
     read: bool
+    preview: str = ""
+
+
+PREVIEW_CHARACTERS = 80
+
+
+def preview_of(body: str, limit: int = PREVIEW_CHARACTERS) -> str:
+    """The first line with words in it, cut to ``limit`` characters with an ellipsis."""
+    line = next((text.strip() for text in body.splitlines() if text.strip()), "")
+    return line if len(line) <= limit else line[: limit - 1].rstrip() + "…"
 
 
 @dataclass(frozen=True)
@@ -111,12 +122,14 @@ async def threads(
         # ORDER BY or the practice's id PostgreSQL walked an index through every reply of
         # the practice (80 ms at 20,000) instead of looking up these fifty threads.
         replies = await db.execute(
-            select(Reply.id, Reply.secure_email_id, Reply.sent_at, Reply.read_at).where(
+            select(Reply.id, Reply.secure_email_id, Reply.sent_at, Reply.read_at, Reply.body).where(
                 Reply.secure_email_id.in_(list(lines))
             )
         )
-        for reply_id, secure_email_id, sent_at, read_at in replies:
-            lines[secure_email_id].append(ReplyLine(reply_id, sent_at, read_at is not None))
+        for reply_id, secure_email_id, sent_at, read_at, body in replies:
+            lines[secure_email_id].append(
+                ReplyLine(reply_id, sent_at, read_at is not None, preview_of(body))
+            )
         for thread_lines in lines.values():
             thread_lines.sort(key=lambda line: line.id)
             thread_lines.sort(key=lambda line: line.sent_at, reverse=True)

@@ -1,9 +1,10 @@
 """A secure email's timeline (read receipts) in the database: what happened, and when.
 
-Each line is added by whoever saw it happen: the workflow's activities (sent, passcodes,
-reminders, replies, expiry, withdrawal, bounces), the portal ("viewed") and SendGrid's
-Event Webhook ("notice_delivered"). A line has a key unique within its secure email, so
-a retried activity or a webhook SendGrid delivers twice adds it once.
+Each line is added by whoever saw it happen: the workflow's activities (sent, the notice
+emailed, passcodes, reminders, replies, expiry, withdrawal, bounces), the portal
+("viewed") and SendGrid's Event Webhook ("notice_delivered"). A line has a key unique
+within its secure email, so a retried activity or a webhook SendGrid delivers twice adds
+it once.
 """
 
 from __future__ import annotations

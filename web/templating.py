@@ -12,17 +12,15 @@ from __future__ import annotations
 import gettext
 from collections.abc import Callable
 from datetime import UTC, datetime
-from functools import cache
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 from jinja2 import pass_context
 from jinja2.runtime import Context
-from markupsafe import Markup, escape
+from markupsafe import Markup
 from pydantic import ValidationError
 
 from infra.i18n import LANGUAGES, moment_text, translations
@@ -36,29 +34,29 @@ templates.env.add_extension("jinja2.ext.i18n")
 # named values (``_("Sent %(when)s", when=...)``). English for every page by default.
 templates.env.install_null_translations(newstyle=True)  # type: ignore[attr-defined]
 
-# The pages' usual way of writing a moment: "02 December 2026 01:40 EST".
-LOCAL_TIME_FORMAT = "%d %B %Y %H:%M %Z"
+# The office's language: its one way of writing a moment, "Dec 6, 2026, 10:14 AM EST".
+OFFICE_LANGUAGE = "en"
 
 
-@cache
-def _zone(name: str | None) -> ZoneInfo:
-    try:
-        return ZoneInfo(name or "UTC")
-    except (ZoneInfoNotFoundError, ValueError):
-        # A zone this machine does not know still shows a time, honestly labelled UTC.
-        return ZoneInfo("UTC")
+def moment_in(moment: datetime, zone: object) -> str:
+    """``moment`` as the office reads it, in the practice's zone (R16): the words of every
+    office page, the live alerts included. ``zone`` is an IANA name; anything else (a page
+    rendered without one) shows UTC."""
+    return moment_text(moment, OFFICE_LANGUAGE, zone if isinstance(zone, str) else None)
 
 
-def local_time(moment: datetime, zone: object, fmt: str = LOCAL_TIME_FORMAT) -> Markup:
-    """``moment`` in the practice's time zone (R16), with the zone's abbreviation when
-    ``fmt`` asks for it (``%Z``), inside ``<time>`` whose ``datetime`` is the UTC instant.
-
-    ``zone`` is an IANA name; anything else (a page rendered without one) shows UTC."""
+def time_element(moment: datetime, shown: str) -> Markup:
+    """``shown`` inside ``<time>`` whose ``datetime`` is ``moment``'s UTC instant."""
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    instant = moment.astimezone(UTC).isoformat()
-    shown = moment.astimezone(_zone(zone if isinstance(zone, str) else None)).strftime(fmt)
-    return Markup('<time datetime="{}">{}</time>').format(instant, escape(shown))
+    return Markup('<time datetime="{}">{}</time>').format(moment.astimezone(UTC).isoformat(), shown)
+
+
+def local_time(moment: datetime, zone: object) -> Markup:
+    """``moment`` in the practice's time zone (R16), written the office's one way."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return time_element(moment, moment_in(moment, zone))
 
 
 templates.env.globals["local_time"] = local_time
@@ -136,9 +134,8 @@ def _moment_in(language: str) -> Callable[[datetime, object], Markup]:
         writes it, inside ``<time>`` whose ``datetime`` is the UTC instant."""
         if when.tzinfo is None:
             when = when.replace(tzinfo=UTC)
-        shown = moment_text(when, language, zone if isinstance(zone, str) else None)
-        instant = when.astimezone(UTC).isoformat()
-        return Markup('<time datetime="{}">{}</time>').format(instant, shown)
+        zone_name = zone if isinstance(zone, str) else None
+        return time_element(when, moment_text(when, language, zone_name))
 
     return moment
 

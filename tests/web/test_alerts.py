@@ -31,6 +31,7 @@ from web.cookies import STAFF_COOKIE
 from web.office import alerts
 from web.services.replies import submit_reply
 from web.state import AppState
+from web.templating import moment_in
 
 T = TypeVar("T")
 
@@ -223,6 +224,11 @@ async def test_alert_stream_delivers_new_alert(stack: Stack, stack_url: str) -> 
             assert item["patient_id"] == patient_id
             assert item["patient_name"] == "Grace"
             assert item["secure_email_id"] == secure_email_id
+            # Its time in the office's words and the practice's zone, as the page writes it.
+            created_at = datetime.fromisoformat(item["created_at"])
+            assert item["shown_at"] == moment_in(created_at, "America/New_York")
+            menu = await stack.office.browser.get("/")
+            assert f">{item['shown_at']}</time>" in menu.text
             assert REPLY_BODY not in "\n".join(block) and SUBJECT not in "\n".join(block)
 
             # Opening the reply elsewhere clears the alert on this screen too.

@@ -36,7 +36,8 @@ async def test_email_client_unread_first_and_opening_marks_read(stack: Stack) ->
     assert client.text.index("Grace") < client.text.index("Ada")
     assert client.text.count(">Unread<") == 4  # a marker per thread and per reply
     assert SUBJECT in client.text and "1 reply, 1 unread" in client.text
-    assert REPLY_BODY not in client.text  # the list shows threads, not what was written
+    # Each reply's first line, a preview (the whole of these short ones).
+    assert REPLY_BODY in client.text and "Tuesday suits me." in client.text
     # Reading the list (its subjects are PHI) is audited by count and the patients' ids
     # in the order shown, never by subject.
     (listed,) = await stack.office.audit_events(action=AuditAction.OFFICE_INBOX_LIST.value)

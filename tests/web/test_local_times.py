@@ -10,10 +10,12 @@ import re
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
+from domain.practice import US_TIME_ZONES, time_zones
+from infra import alerts
 from infra.db.engine import make_engine, make_sessionmaker
-from infra.db.models import Reply
+from infra.db.models import Reply, SecureEmail
 from infra.i18n import moment_text
 from infra.settings import Settings
 from tests.conftest import Office
@@ -21,31 +23,51 @@ from tests.fixtures.forms import settings_form
 from tests.fixtures.stack import Stack
 from tests.web.test_portal import send, sign_in
 from tests.web.test_sent_box import add_patient, record_sent
-from web.templating import local_time
+from web.templating import local_time, moment_in
 
 # 03:30 UTC is 12:30 in Tokyo the same day, and 22:30 the day before in New York.
 SENT_AT = datetime(2026, 1, 15, 3, 30, tzinfo=UTC)
-TOKYO = '<time datetime="2026-01-15T03:30:00+00:00">15 January 2026 12:30 JST</time>'
+# Babel's en_US: a narrow no-break space before AM/PM; a zone without an English
+# abbreviation (Tokyo) shows its offset.
+NB = "\u202f"
+TOKYO = f'<time datetime="2026-01-15T03:30:00+00:00">Jan 15, 2026, 12:30{NB}PM +0900</time>'
+# The office's one way of writing a moment, and every <time> of an office page.
+OFFICE_MOMENT = re.compile(
+    r"[A-Z][a-z]{2} \d{1,2}, \d{4}, \d{1,2}:\d{2}\u202f[AP]M (?:[A-Z]{2,5}|[+-]\d{4})"
+)
+TIMES = re.compile(r'<time datetime="[^"]+">([^<]*)</time>')
 
 
 def test_local_time_shows_the_zone_and_keeps_the_utc_instant() -> None:
     assert local_time(SENT_AT, "Asia/Tokyo") == TOKYO
     assert local_time(SENT_AT, "America/New_York") == (
-        '<time datetime="2026-01-15T03:30:00+00:00">14 January 2026 22:30 EST</time>'
+        f'<time datetime="2026-01-15T03:30:00+00:00">Jan 14, 2026, 10:30{NB}PM EST</time>'
     )
     # Summer time has its own abbreviation.
     summer = datetime(2026, 7, 1, 12, 0, tzinfo=UTC)
-    assert "08:00 EDT" in local_time(summer, "America/New_York")
+    assert f"8:00{NB}AM EDT" in local_time(summer, "America/New_York")
+    assert f"Jul 1, 2026, 5:00{NB}AM MST" in local_time(summer, "America/Phoenix")
     # A moment read without its zone is UTC (as the database stores them).
     assert local_time(SENT_AT.replace(tzinfo=None), "Asia/Tokyo") == TOKYO
+    # The portal's own patterns, for its pages alone.
     assert local_time(SENT_AT, "Asia/Tokyo", "%d %b %Y") == (
         '<time datetime="2026-01-15T03:30:00+00:00">15 Jan 2026</time>'
     )
+    assert moment_in(SENT_AT, "America/Chicago") == f"Jan 14, 2026, 9:30{NB}PM CST"
 
 
 def test_local_time_without_a_known_zone_says_utc() -> None:
     for zone in (None, "", "Mars/Olympus_Mons", object()):
-        assert local_time(SENT_AT, zone).endswith(">15 January 2026 03:30 UTC</time>")
+        assert local_time(SENT_AT, zone).endswith(f">Jan 15, 2026, 3:30{NB}AM UTC</time>")
+
+
+def times_of(page: str) -> list[str]:
+    """Every moment the page shows, each checked to be in the office's one format."""
+    shown = TIMES.findall(page)
+    assert shown, "the page shows no time"
+    for text in shown:
+        assert OFFICE_MOMENT.fullmatch(text), text
+    return shown
 
 
 async def to_tokyo(office: Office) -> None:
@@ -59,31 +81,71 @@ async def test_office_pages_show_the_practices_time_zone(
     patient_id = await add_patient(office, "Ada Lovelace")
     opened_at = SENT_AT + timedelta(hours=2)
     sent = await record_sent(settings, office, patient_id, SENT_AT, replies=1, opened_at=opened_at)
+    # An open one at an address the patient no longer has: the patient's page lists it.
+    recent = await record_sent(settings, office, patient_id, datetime.now(UTC))
     engine = make_engine(settings.database_url)
     async with make_sessionmaker(engine)() as db:
-        reply_id = await db.scalar(select(Reply.id).where(Reply.secure_email_id == sent.id))
+        await db.execute(
+            update(SecureEmail)
+            .where(SecureEmail.id == recent.id)
+            .values(recipient_address="ada-old@example.com")
+        )
+        reply = await db.scalar(select(Reply).where(Reply.secure_email_id == sent.id))
+        assert reply is not None
+        reply_id = reply.id
+        await alerts.raise_for_reply(db, reply)
+        await db.commit()
     await engine.dispose()
 
     # The default zone: New York, the evening before.
     page = await office.browser.get(f"/secure-emails/{sent.id}")
-    assert "14 January 2026 22:30 EST" in page.text
+    assert f"Jan 14, 2026, 10:30{NB}PM EST" in page.text
     assert "UTC" not in page.text
 
     await to_tokyo(office)
     status_page = await office.browser.get(f"/secure-emails/{sent.id}")
     assert status_page.status_code == 200
     assert TOKYO in status_page.text
-    assert "15 January 2026 14:30 JST" in status_page.text  # opened
-    assert "22 January 2026 12:30 JST" in status_page.text  # expires
-    sent_box = await office.browser.get("/email-client/sent")
-    assert '<time datetime="2026-01-15T03:30:00+00:00">15 Jan 2026 12:30 JST</time>' in (
-        sent_box.text
+    assert f"Jan 15, 2026, 2:30{NB}PM +0900" in status_page.text  # opened
+    assert f"Jan 22, 2026, 12:30{NB}PM +0900" in status_page.text  # expires
+    # The open one's expiry field: its hint names the latest expiry, 90 days after sending.
+    open_page = await office.browser.get(f"/secure-emails/{recent.id}")
+    latest = moment_in(recent.sent_at + timedelta(days=90), "Asia/Tokyo")
+    assert re.search(
+        f'no later than <time datetime="[^"]+">{re.escape(latest)}</time>', open_page.text
     )
-    assert "15 Jan 2026 14:30 JST" in sent_box.text
+    assert 'type="datetime-local"' in open_page.text
+    sent_box = await office.browser.get("/email-client/sent")
+    assert TOKYO in sent_box.text
+    assert f"Jan 15, 2026, 2:30{NB}PM +0900" in sent_box.text
     inbox = await office.browser.get("/email-client")
-    assert "15 January 2026 13:30 JST" in inbox.text  # the reply, an hour after sending
-    reply = await office.browser.get(f"/email-client/replies/{reply_id}")
-    assert "15 January 2026 13:30 JST" in reply.text
+    assert f"Jan 15, 2026, 1:30{NB}PM +0900" in inbox.text  # the reply, an hour after sending
+    menu = await office.browser.get("/")  # before the reply is read, which acknowledges it
+    assert "New secure email reply from Ada Lovelace" in menu.text
+    reply_page = await office.browser.get(f"/email-client/replies/{reply_id}")
+    assert f"Jan 15, 2026, 1:30{NB}PM +0900" in reply_page.text
+    patient_page = await office.browser.get(f"/patients/{patient_id}/edit")
+    assert "Open secure emails at the old address" in patient_page.text
+    compose = await office.browser.get(f"/patients/{patient_id}/compose")
+    audit = await office.browser.get("/audit")
+    tokens = await office.browser.get("/tokens")
+
+    # One format on every office page, and never UTC in a practice that has a zone.
+    for shown in (
+        status_page,
+        open_page,
+        sent_box,
+        inbox,
+        reply_page,
+        menu,
+        patient_page,
+        compose,
+        audit,
+        tokens,
+    ):
+        assert shown.status_code == 200, shown.url
+        times_of(shown.text)
+        assert "UTC" not in shown.text, shown.url
 
     # The API keeps speaking UTC.
     api = (await office.api.get(f"/api/v1/secure-emails/{sent.id}")).json()
@@ -99,8 +161,8 @@ async def test_audit_page_local_and_export_utc(office: Office) -> None:
     page = await office.browser.get("/audit", params={"action": "office.settings_change"})
     assert page.status_code == 200
     assert "When (UTC)" not in page.text
-    shown = at.astimezone(ZoneInfo("Asia/Tokyo")).strftime("%Y-%m-%d %H:%M:%S JST")
-    assert shown in page.text
+    assert local_time(at, "Asia/Tokyo") in page.text
+    times_of(page.text)
     export = await office.browser.get("/audit.csv", params={"action": "office.settings_change"})
     rows = list(csv.DictReader(io.StringIO(export.text)))
     assert rows and all("JST" not in value for row in rows for value in row.values())
@@ -115,9 +177,19 @@ async def test_settings_page_shows_and_saves_the_time_zone(office: Office) -> No
     assert '<label for="reminder_after_hours">Reminder after (hours)</label>' in page.text
     assert "0 turns reminders off" in page.text
     assert 'value="48"' in page.text
-    # The Americas first.
+    # The US zones by name first, then every other zone under its own heading.
     zones = re.findall(r'<option value="([^"]+)"', page.text)
-    assert zones[0].startswith("America/") and "Asia/Tokyo" in zones
+    assert zones[:7] == [zone for zone, _ in US_TIME_ZONES]
+    assert '<option value="America/New_York" selected>Eastern — America/New_York</option>' in (
+        page.text
+    )
+    assert ">Hawaii — Pacific/Honolulu<" in page.text and ">Arizona — America/Phoenix<" in page.text
+    us, others = (
+        page.text.index('<optgroup label="United States">'),
+        page.text.index('<optgroup label="Other time zones">'),
+    )
+    assert us < others < page.text.index('<option value="Asia/Tokyo">')
+    assert len(zones) == len(set(zones)) == len(time_zones())  # every zone, once
     tokyo = settings_form(time_zone="Asia/Tokyo", reminder_after_hours="24")
     saved = await office.browser.post("/settings", data=tokyo)
     assert saved.status_code == 303
@@ -176,3 +248,16 @@ async def test_portal_pages_show_the_practices_time_zone(stack: Stack) -> None:
         readable_until = moment_text(sent_at + timedelta(days=7), "en", "Asia/Tokyo")
         assert "readable until <time datetime=" in inbox.text
         assert f">{readable_until}</time>" in inbox.text
+
+
+async def test_api_names_the_us_zones_and_takes_any_iana_zone(office: Office) -> None:
+    schema = (await office.api.get("/openapi.json")).json()
+    time_zone = schema["components"]["schemas"]["PracticeUpdate"]["properties"]["time_zone"]
+    assert "America/Phoenix (Arizona)" in time_zone["description"]
+    assert time_zone["examples"][0] == "America/New_York"
+    for zone in ("Pacific/Honolulu", "Australia/Lord_Howe", "America/Argentina/Ushuaia"):
+        changed = await office.api.patch("/api/v1/practice", json={"time_zone": zone})
+        assert changed.status_code == 200, changed.text
+        assert changed.json()["time_zone"] == zone
+    refused = await office.api.patch("/api/v1/practice", json={"time_zone": "Eastern"})
+    assert refused.status_code == 422

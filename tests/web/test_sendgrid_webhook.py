@@ -121,6 +121,27 @@ async def test_delivered_adds_one_timeline_line(stack: Stack, sendgrid: httpx.As
     ]
 
 
+async def test_status_page_shows_the_notice_emailed_then_delivered(
+    stack: Stack, sendgrid: httpx.AsyncClient
+) -> None:
+    secure_email_id = await sent_secure_email(stack)
+
+    async def emailed() -> list[tuple[str, int, str]] | None:
+        lines = await timeline_of(stack, secure_email_id)
+        return lines if EventKind.NOTICE_EMAILED in kinds(lines) else None
+
+    lines = await eventually(emailed, what="the notice emailed line")
+    assert [key for kind, _, key in lines if kind == EventKind.NOTICE_EMAILED] == ["notice"]
+    delivered = sendgrid_event("delivered", secure_email_id, timestamp=int(time.time()) + 60)
+    answer = await post_events(sendgrid, [delivered])
+    assert answer.status_code == 204, answer.text
+
+    page = (await stack.office.browser.get(f"/secure-emails/{secure_email_id}")).text
+    emailed_at = page.index("<li>Notice emailed to the patient, <time")
+    delivered_at = page.index("<li>Notice delivered, <time")
+    assert emailed_at < delivered_at  # oldest first
+
+
 async def test_other_events_and_messages_are_ignored(
     stack: Stack, sendgrid: httpx.AsyncClient
 ) -> None:

@@ -274,7 +274,7 @@ async def test_sent_tab_lists_filters_and_pages(settings: Settings, office: Offi
         f'href="/secure-emails/{newer.id}"' in text and f'href="/secure-emails/{older.id}"' in text
     )
     # In the practice's zone (R16): New York, standard time again since 1 November.
-    assert "02 Nov 2026 04:30 EST" in text and "Not opened" in text
+    assert "Nov 2, 2026, 4:30\u202fAM EST" in text and "Not opened" in text
     assert BODY not in text
 
     by_status = await office.browser.get("/email-client/sent", params={"status": "replied"})

@@ -36,19 +36,38 @@ from pydantic import BaseModel
 from infra import accounts, alerts
 from infra.db.engine import DATABASE_ERRORS
 from infra.db.models import StaffUser
+from infra.practices import time_zone_of
 from infra.settings import Settings
 from web.deps import DbSession, StateDep, staff_cookie_name
 from web.services.alerts import AlertPublic, audit_alerts_shown, linked
 from web.state import AppState
+from web.templating import moment_in
 
 router = APIRouter(tags=["office"], include_in_schema=False)
+
+
+class FeedAlert(AlertPublic):
+    """An alert as the Main Menu lists it: ``shown_at`` is its time in the office's words,
+    in the practice's zone, exactly as the page's own ``local_time`` writes it (R16)."""
+
+    shown_at: str
 
 
 class AlertFeed(BaseModel):
     """One server-sent event of the Main Menu's alerts: the count and the newest few."""
 
     count: int
-    items: list[AlertPublic]
+    items: list[FeedAlert]
+
+
+def feed_items(alerts: list[AlertPublic], zone: str) -> list[FeedAlert]:
+    return [
+        FeedAlert(
+            **alert.model_dump(exclude={"href", "message"}),
+            shown_at=moment_in(alert.created_at, zone),
+        )
+        for alert in alerts
+    ]
 
 
 logger = logging.getLogger(__name__)
@@ -165,8 +184,11 @@ async def _snapshot(
         if staff is None:
             return None
         shown = await alerts.open_alerts(db, staff.practice_id)
+        # Read on every poll: a zone changed in Settings shows on the next event.
+        zone = await time_zone_of(db, staff.practice_id)
         feed = AlertFeed(
-            count=await alerts.count_open_alerts(db, staff.practice_id), items=linked(shown)
+            count=await alerts.count_open_alerts(db, staff.practice_id),
+            items=feed_items(linked(shown), zone),
         ).model_dump_json()
         if feed != last:
             await audit_alerts_shown(db, request, staff, shown)

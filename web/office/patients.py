@@ -29,6 +29,7 @@ from infra import secure_emails
 from infra.db.models import Patient, SecureEmail
 from infra.directory import DuplicatePatientEmail, add_patient, change_patient, find_patients
 from infra.i18n import LANGUAGES
+from infra.practices import time_zone_of
 from web.deps import CurrentStaff, DbSession, audit_staff, practice_patient, staff_actor
 from web.services.patients import DUPLICATE_EMAIL, search_detail
 from web.templating import form_errors, render
@@ -244,6 +245,7 @@ async def _edit_page(
             "saved": request.query_params.get("saved") == "1" and not errors,
             "behind": behind,
             "sent_again": sent_again,
+            "time_zone": await time_zone_of(db, staff.practice_id),
         },
         status_code=status_code if errors else status.HTTP_200_OK,
     )

@@ -4,7 +4,8 @@ again, and the office's changes to it (withdraw, expiry, resend the notice)."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fastapi import APIRouter, Request, UploadFile, status
@@ -20,15 +21,18 @@ from domain.secure_email import (
     re_subject,
 )
 from infra import secure_emails, timeline
-from infra.db.models import Patient, SecureEmail, StaffUser
+from infra.db.models import Patient, SecureEmail, SecureEmailEvent, StaffUser
 from infra.objects.interface import ObjectNotFound, ObjectUnreadable
 from infra.practices import time_zone_of
+from web.cookies import cookie_name
 from web.deps import (
     CurrentStaff,
     DbSession,
+    SettingsDep,
     StateDep,
     audit_staff,
     or_404,
+    practice_of,
     practice_patient,
     staff_actor,
 )
@@ -66,10 +70,27 @@ FILES_UNREADABLE = (
 ACCEPT = ",".join(f".{extension}" for extension in sorted(ALLOWED_EXTENSIONS))
 
 
+@dataclass(frozen=True)
+class ExpiryPreview:
+    """When a secure email sent now would expire (the practice's ``expiry_days``, R8), in
+    the practice's zone: the compose page says so before anything is sent."""
+
+    at: datetime
+    time_zone: str
+
+
+async def _expiry_preview(db: DbSession, staff: StaffUser) -> ExpiryPreview:
+    practice = await practice_of(db, staff)
+    return ExpiryPreview(
+        datetime.now(UTC) + timedelta(days=practice.expiry_days), practice.time_zone
+    )
+
+
 def _compose(
     request: Request,
     staff: CurrentStaff,
     patient: Patient | None,
+    expiry: ExpiryPreview,
     *,
     typed: dict[str, str] | None = None,
     errors: dict[str, str] | None = None,
@@ -86,6 +107,7 @@ def _compose(
             "accept": ACCEPT,
             "allowed": ", ".join(sorted(ALLOWED_EXTENSIONS)),
             "max_mb": MAX_ATTACHMENT_BYTES // (1024 * 1024),
+            "expiry": expiry,
         },
         status_code=status_code,
     )
@@ -112,7 +134,8 @@ async def compose_page(
         secure_email_id=answered.id if answered else None,
     )
     subject = re_subject(answered.subject) if answered else ""
-    return _compose(request, staff, patient, typed={"subject": subject})
+    expiry = await _expiry_preview(db, staff)
+    return _compose(request, staff, patient, expiry, typed={"subject": subject})
 
 
 @router.post("/patients/{patient_id}/compose")
@@ -122,6 +145,7 @@ async def send_secure(
     """No Form/File parameters: FastAPI would read the whole body (up to 200 MB) before
     knowing who sends it. The form is read here, once the staff member is known."""
     patient = await practice_patient(db, staff, patient_id)
+    expiry = await _expiry_preview(db, staff)
     try:
         form = await read_upload_form(request)
     except UploadFormRefused as refused:
@@ -130,6 +154,7 @@ async def send_secure(
             request,
             staff,
             patient,
+            expiry,
             typed=typed,
             errors={"attachments": refused.reason},
             status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
@@ -140,7 +165,7 @@ async def send_secure(
     def compose_again(errors: dict[str, str], status_code: int) -> HTMLResponse:
         typed = {"subject": subject, "body": body}
         return _compose(
-            request, staff, patient, typed=typed, errors=errors, status_code=status_code
+            request, staff, patient, expiry, typed=typed, errors=errors, status_code=status_code
         )
 
     try:
@@ -180,19 +205,40 @@ async def _send(
         secure_email = await send_secure_email(sender, draft, uploads, resent_from=resent_from)
     except SendRefused as refused:
         return compose_again(refused.errors, SEND_REFUSED_STATUS[refused.rule])
-    return _back_to(secure_email, "sent=1")
+    # "Sent." is said once, on the page the send lands on: a cookie the next page view
+    # takes back, not a query a bookmark or the browser's history would keep saying.
+    response = _back_to(secure_email)
+    response.set_cookie(
+        cookie_name(state.settings, JUST_SENT_COOKIE),
+        secure_email.id,
+        max_age=JUST_SENT_SECONDS,
+        path="/",
+        httponly=True,
+        samesite="lax",
+        secure=state.settings.secure_cookies,
+    )
+    return response
 
 
 @router.get("/secure-emails/{secure_email_id}")
 async def secure_email_page(
-    request: Request, db: DbSession, staff: CurrentStaff, secure_email_id: str
+    request: Request,
+    db: DbSession,
+    settings: SettingsDep,
+    staff: CurrentStaff,
+    secure_email_id: str,
 ) -> HTMLResponse:
     secure_email = await practice_secure_email(db, staff, secure_email_id)
     done = CHANGE_DONE.get(request.query_params.get("done", ""))
     resent = request.query_params.get("resent", "")
     if done is None and resent.isdigit() and len(resent) <= 2:
         done = _resent_message(int(resent))
-    return await _status_page(request, db, staff, secure_email, done=done)
+    flash = cookie_name(settings, JUST_SENT_COOKIE)
+    just_sent = request.cookies.get(flash) == secure_email.id
+    page = await _status_page(request, db, staff, secure_email, done=done, sent=just_sent)
+    if flash in request.cookies:
+        page.delete_cookie(flash, path="/", secure=settings.secure_cookies, httponly=True)
+    return page
 
 
 async def _status_page(
@@ -202,6 +248,7 @@ async def _status_page(
     secure_email: SecureEmail,
     *,
     done: str | None = None,
+    sent: bool = False,
     errors: dict[str, str] | None = None,
     typed: dict[str, str] | None = None,
     status_code: int = status.HTTP_200_OK,
@@ -225,16 +272,13 @@ async def _status_page(
             "patient": patient,
             "attachments": await secure_emails.office_files_of(db, secure_email.id),
             "expired": expired,
-            "sent": request.query_params.get("sent") == "1",
-            "events": [
-                (EVENT_DESCRIPTIONS.get(event.kind, event.kind), event.at)
-                for event in await timeline.of(db, secure_email.id)
-            ],
+            "sent": sent,
+            "events": [_line(event) for event in await timeline.of(db, secure_email.id)],
             "changeable": changeable,
             "resendable": changeable
             and secure_email.status == SecureEmailStatus.SENT
             and secure_email.opened_at is None,
-            "latest_expiry": _local_input(secure_email.sent_at + MAX_LIFETIME, time_zone),
+            "latest_expiry": secure_email.sent_at + MAX_LIFETIME,
             "done": done,
             "errors": errors or {},
             "typed": typed,
@@ -243,11 +287,30 @@ async def _status_page(
     )
 
 
+@dataclass(frozen=True)
+class TimelineLine:
+    """A line of the status page's Timeline: what happened, when, and the page it opens
+    (a reply's own page), if any."""
+
+    description: str
+    at: datetime
+    href: str | None = None
+
+
+def _line(event: SecureEmailEvent) -> TimelineLine:
+    href = None
+    reply_id = event.key.removeprefix(REPLY_KEY)
+    if event.kind == EventKind.REPLIED and event.key.startswith(REPLY_KEY) and reply_id:
+        href = f"/email-client/replies/{reply_id}"
+    return TimelineLine(EVENT_DESCRIPTIONS.get(event.kind, event.kind), event.at, href)
+
+
 # The office's changes (R15): clerks may make them, as they send.
 
 # How the status page's Timeline names each kind of event.
 EVENT_DESCRIPTIONS: dict[str, str] = {
     EventKind.SENT: "Sent",
+    EventKind.NOTICE_EMAILED: "Notice emailed to the patient",
     EventKind.NOTICE_DELIVERED: "Notice delivered",
     EventKind.NOTICE_RESENT: "Notice sent again",
     EventKind.REMINDER_SENT: "Reminder sent",
@@ -261,6 +324,11 @@ EVENT_DESCRIPTIONS: dict[str, str] = {
     EventKind.FAILED: "Could not be delivered",
     EventKind.BOUNCED: "Bounced",
 }
+# A reply's line is keyed by its id (``activities.replies``).
+REPLY_KEY = "reply:"
+# The cookie that says "Sent." once, on the page a send lands on.
+JUST_SENT_COOKIE = "just_sent"
+JUST_SENT_SECONDS = 60
 # What the status page says after a change (``?done=``).
 CHANGE_DONE = {
     "withdrawn": "Withdrawn. The patient can no longer read this secure email.",
@@ -352,9 +420,10 @@ async def _refused_page(
     )
 
 
-def _back_to(secure_email: SecureEmail, query: str) -> RedirectResponse:
+def _back_to(secure_email: SecureEmail, query: str = "") -> RedirectResponse:
     return RedirectResponse(
-        f"/secure-emails/{secure_email.id}?{query}", status_code=status.HTTP_303_SEE_OTHER
+        f"/secure-emails/{secure_email.id}" + (f"?{query}" if query else ""),
+        status_code=status.HTTP_303_SEE_OTHER,
     )
 
 
@@ -437,11 +506,12 @@ async def send_again(
     original = await practice_secure_email(db, staff, secure_email_id)
     draft = Draft(patient_id=original.patient_id, subject=original.subject, body=original.body)
     patient = await secure_emails.patient_of(db, original)
+    expiry = await _expiry_preview(db, staff)
 
     def compose_again(errors: dict[str, str], status_code: int) -> HTMLResponse:
         typed = {"subject": original.subject, "body": original.body}
         return _compose(
-            request, staff, patient, typed=typed, errors=errors, status_code=status_code
+            request, staff, patient, expiry, typed=typed, errors=errors, status_code=status_code
         )
 
     office_files = await secure_emails.office_files_of(db, original.id)

@@ -13,26 +13,12 @@
   var more = document.getElementById("alerts-more");
   var announcer = document.getElementById("alerts-announcer");
   var baseTitle = document.title;
-  var MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August",
-    "September", "October", "November", "December"];
 
   // Alerts already on the page when it was rendered are not news to announce.
   var known = new Set(Array.prototype.map.call(
     list.querySelectorAll("li[data-alert-id]"),
     function (item) { return item.getAttribute("data-alert-id"); }
   ));
-
-  function pad(number) {
-    return number < 10 ? "0" + number : String(number);
-  }
-
-  // The same words as the server renders: "05 March 2026 14:03 UTC".
-  function when(iso) {
-    var moment = new Date(iso);
-    return pad(moment.getUTCDate()) + " " + MONTHS[moment.getUTCMonth()] + " " +
-      moment.getUTCFullYear() + " " + pad(moment.getUTCHours()) + ":" +
-      pad(moment.getUTCMinutes()) + " UTC";
-  }
 
   // textContent only: a patient's name is data, never markup.
   function item(alert) {
@@ -43,7 +29,8 @@
     link.textContent = alert.message;
     var time = document.createElement("time");
     time.dateTime = alert.created_at;
-    time.textContent = when(alert.created_at);
+    // Written by the server in the practice's zone, the same words as the page's own.
+    time.textContent = alert.shown_at;
     entry.append(link, " ", time);
     return entry;
   }
