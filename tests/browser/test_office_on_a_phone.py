@@ -185,6 +185,12 @@ async def test_every_office_page_fits_a_phone(
         assert link_box["y"] < name_box["y"]
         label = await name_cell.evaluate("cell => getComputedStyle(cell, '::before').content")
         assert label == '"Name"'
+        # The audit log's moments, each on one line.
+        await page.goto("/audit")
+        lines = await page.locator("td.when time").evaluate_all(
+            "times => times.map(time => time.getClientRects().length)"
+        )
+        assert lines and set(lines) == {1}
         await (
             page.get_by_role("navigation", name="Office")
             .get_by_role("link", name="Email Client")
@@ -211,6 +217,11 @@ async def test_office_lists_are_tables_at_a_desk(
             )
             assert displays and set(displays) == {"table-row"}, path
             assert await page_width(page) <= AT_A_DESK.viewport["width"], path
+            if path == "/audit":
+                lines = await page.locator("td.when time").evaluate_all(
+                    "times => times.map(time => time.getClientRects().length)"
+                )
+                assert lines and set(lines) == {1}
 
 
 async def test_log_in_page_fits_a_phone_before_log_in(live_app: str, chromium: Browser) -> None:
