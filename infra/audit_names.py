@@ -39,8 +39,11 @@ def _ids_in(events: Iterable[AuditEvent]) -> tuple[set[str], set[str]]:
     return staff_ids, patient_ids
 
 
-async def names_in(db: AsyncSession, practice_id: str, events: list[AuditEvent]) -> AuditNames:
-    """The names of the practice's staff and patients that ``events`` name, in one query."""
+async def names_in(
+    db: AsyncSession, practice_id: str, events: list[AuditEvent], many: int = MANY_IDS
+) -> AuditNames:
+    """The names of the practice's staff and patients that ``events`` name, in one query
+    (by their ids, or every name of the practice when there are more than ``many``)."""
     staff_ids, patient_ids = _ids_in(events)
     if not staff_ids and not patient_ids:
         return AuditNames()
@@ -50,7 +53,7 @@ async def names_in(db: AsyncSession, practice_id: str, events: list[AuditEvent])
     patients = select(literal("patient").label("kind"), Patient.id, Patient.name).where(
         Patient.practice_id == practice_id
     )
-    if len(staff_ids) + len(patient_ids) <= MANY_IDS:
+    if len(staff_ids) + len(patient_ids) <= many:
         staff = staff.where(StaffUser.id.in_(staff_ids))
         patients = patients.where(Patient.id.in_(patient_ids))
     names = AuditNames()
