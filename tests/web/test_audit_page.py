@@ -225,10 +225,12 @@ async def test_audit_page_filters_by_a_patient_chosen_by_name(
     assert [row["Action"] for row in rows if row["Patient"]] == ["added a patient"]
     assert {row["Patient"] for row in rows} <= {f"Grace Hopper (patient {grace[:8]})", ""}
     assert all(grace in row["Detail"] for row in rows if not row["Patient"])
-    # A patient of another practice chosen by a hand-made URL: nothing of theirs is shown.
-    assert rows_of((await office.browser.get("/audit", params={"patient_id": theirs})).text) == [
-        {"": "No events."}
-    ]
+    # A patient of another practice chosen by a hand-made URL: nothing of theirs is shown,
+    # and the picker keeps the choice by its id alone.
+    foreign = await office.browser.get("/audit", params={"patient_id": theirs})
+    assert rows_of(foreign.text) == [{"": "No events."}]
+    assert f'<option value="{theirs}" selected>patient {theirs[:8]}</option>' in foreign.text
+    assert "Zed" not in foreign.text
 
 
 async def test_audit_export_keeps_codes_and_adds_words(
