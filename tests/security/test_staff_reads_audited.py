@@ -37,7 +37,8 @@ from tests.web.test_portal import sign_in
 from web.deps import staff_from_bearer, staff_from_cookie
 
 # Staff GET routes whose responses show no patient's PHI, and why. Staff names and
-# addresses are not patient PHI; the audit log names patients by id only.
+# addresses are not patient PHI; the audit log's API names patients by id only (its page
+# and export name them, and are audited).
 NO_PHI: dict[str, str] = {
     "/login": "the log-in form",
     "/change-password": "the staff member's own password form",
@@ -45,8 +46,6 @@ NO_PHI: dict[str, str] = {
     "/settings": "the practice's settings",
     "/staff": "the practice's staff",
     "/tokens": "the practice's API tokens",
-    "/audit": "the audit log: ids, actions and times",
-    "/audit.csv": "the audit log's export: ids, actions and times",
     "/docs": "the API's documentation",
     "/docs/assets/{name}": "the documentation's scripts and styles",
     "/api/v1/practice": "the practice's settings",

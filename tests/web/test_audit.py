@@ -73,7 +73,7 @@ async def test_audit_tells_the_story_of_a_message(stack: Stack) -> None:
     assert SUBJECT not in dump and BODY not in dump and "chart.pdf" not in dump
 
     page = await stack.office.browser.get("/audit", params={"secure_email_id": secure_email_id})
-    assert page.status_code == 200 and "portal.download" in page.text
+    assert page.status_code == 200 and "downloaded a file in the portal" in page.text
     exported = await stack.office.browser.get("/audit.csv", params={"action": "portal.view"})
     assert exported.headers["content-disposition"].startswith("attachment")
     rows = list(csv.DictReader(io.StringIO(exported.text)))
