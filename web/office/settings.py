@@ -80,10 +80,14 @@ async def save_settings(
     # Left out (a form of before these settings) keeps the practice's value.
     time_zone: Annotated[str | None, Form()] = None,
     reminder_after_hours: Annotated[str | None, Form()] = None,
-    phone: Annotated[str | None, Form()] = None,
-    address: Annotated[str | None, Form()] = None,
+    phone: Annotated[str, Form()] = "",
+    address: Annotated[str, Form()] = "",
 ) -> Response:
     practice = await practice_of(db, staff)
+    # Blank empties them; left out (a form of before them) keeps them. FastAPI reads a
+    # blank field as left out, so the form itself says which.
+    posted = await request.form()
+    given = {name for name in ("phone", "address") if name in posted}
     enabled = secure_email_enabled is not None
     typed: dict[str, object] = {
         "name": name,
@@ -96,8 +100,8 @@ async def save_settings(
             if reminder_after_hours is None
             else reminder_after_hours
         ),
-        "phone": (practice.phone or "") if phone is None else phone,
-        "address": (practice.address or "") if address is None else address,
+        "phone": phone if "phone" in given else (practice.phone or ""),
+        "address": address if "address" in given else (practice.address or ""),
     }
     values: dict[str, object] = {
         "name": name,
@@ -109,9 +113,9 @@ async def save_settings(
         values["time_zone"] = time_zone
     if reminder_after_hours is not None:
         values["reminder_after_hours"] = reminder_after_hours.strip()
-    if phone is not None:
+    if "phone" in given:
         values["phone"] = phone
-    if address is not None:
+    if "address" in given:
         values["address"] = address
     refused = status.HTTP_422_UNPROCESSABLE_CONTENT
     try:
