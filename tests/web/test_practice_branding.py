@@ -147,7 +147,7 @@ async def test_settings_page_refuses_bad_phone_or_address(
     office: Office, field: str, value: str, words: str
 ) -> None:
     before = (await office.api.get("/api/v1/practice")).json()
-    response = await office.browser.post("/settings", data=settings_form(**{field: value}))
+    response = await office.browser.post("/settings", data=settings_form() | {field: value})
     assert response.status_code == 422
     assert f"{field.capitalize()}: {words}" in response.text
     assert f'id="{field}-error"' in response.text
