@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from playwright.async_api import Browser, expect
+from playwright.async_api import Browser, FilePayload, expect
 
 from tests.browser.conftest import serious_accessibility_problems
 from tests.browser.pages import signed_in_page
@@ -42,14 +42,14 @@ async def test_settings_page_phone_address_and_logo(
         # A text file called logo.png is refused by its bytes.
         logo = page.get_by_label("Upload a logo")
         await logo.set_input_files(
-            files=[{"name": "logo.png", "mimeType": "image/png", "buffer": b"not an image"}]
+            files=FilePayload(name="logo.png", mimeType="image/png", buffer=b"not an image")
         )
         await page.get_by_role("button", name="Upload logo").click()
         await expect(page.get_by_text("must be a PNG or JPEG image")).to_be_visible()
         problems += await serious_accessibility_problems(page)
 
         await page.get_by_label("Upload a logo").set_input_files(
-            files=[{"name": "logo.png", "mimeType": "image/png", "buffer": png_image()}]
+            files=FilePayload(name="logo.png", mimeType="image/png", buffer=png_image())
         )
         await page.get_by_role("button", name="Upload logo").click()
         await expect(page.get_by_role("status")).to_have_text("Logo saved.")
