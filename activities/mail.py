@@ -224,7 +224,9 @@ class MailActivities:
                 status=secure_email.status,
                 practice_phone=practice.phone,
                 practice_address=practice.address,
-                practice_logo=await practices.logo_of(db, practice),
+                practice_logo=(
+                    await practices.logo_of(db, practice) if practice.logo_type else None
+                ),
                 practice_logo_type=practice.logo_type,
                 # The patient's language (en until patients carry one).
                 language="en",
