@@ -20,7 +20,7 @@ SYNC := UV_PYTHON_DOWNLOADS=never $(UV) sync --quiet --locked --inexact
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 APT_GET := $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get -qq
 
-.PHONY: run test lint lock compose-config clean chromium postgres catalogs
+.PHONY: run test lint lock compose-config clean chromium spamassassin postgres catalogs
 
 run: $(VENV)/.installed catalogs
 	$(BIN)/securemail dev
@@ -30,8 +30,8 @@ run: $(VENV)/.installed catalogs
 # Each has its own servers, databases and ports (tests/fixtures/processes.py).
 TEST_PROCESSES ?= 3
 
-test: $(VENV)/.installed-test catalogs tests/browser/node_modules/.installed chromium postgres \
-		lint compose-config
+test: $(VENV)/.installed-test catalogs tests/browser/node_modules/.installed chromium \
+		spamassassin postgres lint compose-config
 	$(BIN)/pytest -n $(TEST_PROCESSES) --dist worksteal
 
 # Figures for docs/BENCHMARKS.md at small sizes (a few minutes); `python -m bench --help`
@@ -94,6 +94,15 @@ chromium:
 		echo "Installing Debian chromium for the browser tests"; \
 		$(APT_GET) install -y chromium >/dev/null 2>&1 \
 			|| { $(APT_GET) update && $(APT_GET) install -y chromium >/dev/null; }; \
+	fi
+
+# The patient mails are scored by Debian's SpamAssassin, local rules only
+# (tests/infra/test_patient_mails_spam.py).
+spamassassin:
+	@if ! command -v spamassassin >/dev/null; then \
+		echo "Installing Debian spamassassin for the patient mail tests"; \
+		$(APT_GET) install -y spamassassin >/dev/null 2>&1 \
+			|| { $(APT_GET) update && $(APT_GET) install -y spamassassin >/dev/null; }; \
 	fi
 
 # docker-compose.yml with .env.example's values is a valid Compose file. Debian's

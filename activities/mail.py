@@ -12,7 +12,7 @@ carries the same id and a mail server or client that has seen it can drop the co
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from pydantic import ValidationError
@@ -27,7 +27,7 @@ from domain.errors import (
     TEMPORARY_MAIL_ERROR,
     UNKNOWN_SECURE_EMAIL,
 )
-from domain.notices import EmailContent, notice_email, passcode_email, portal_link
+from domain.notices import portal_link
 from domain.secure_email import (
     EventKind,
     NoticeOccasion,
@@ -37,10 +37,11 @@ from domain.secure_email import (
     is_closed,
     workflow_id_for,
 )
-from infra import notice_claims, secure_emails, timeline
+from infra import notice_claims, practices, secure_emails, timeline
 from infra.crypto import portal_secrets
 from infra.crypto.keys import PortalKeys, UnknownKey
 from infra.mail.message import MailMessage
+from infra.mail.patient_mails import PatientMail, Practice, notice_mail, passcode_mail
 from infra.mail.transport import MailTransport, PermanentMailError, TemporaryMailError
 from infra.security import token_hash
 
@@ -57,6 +58,24 @@ class Recipient:
     expires_at: datetime
     time_zone: str
     status: str
+    # How the practice's mails look: its phone, address and logo when it has set them.
+    practice_phone: str | None = None
+    practice_address: str | None = None
+    practice_logo: bytes | None = None
+    practice_logo_type: str | None = None
+    # The language the mails are written in (``infra.i18n.LANGUAGES``).
+    language: str
+
+    @property
+    def practice(self) -> Practice:
+        return Practice(
+            name=self.practice_name,
+            time_zone=self.time_zone,
+            phone=self.practice_phone,
+            address=self.practice_address,
+            logo=self.practice_logo,
+            logo_type=self.practice_logo_type,
+        )
 
 
 class MailActivities:
@@ -137,11 +156,11 @@ class MailActivities:
         }[occasion]
         await self._send(
             to,
-            notice_email(
-                to.practice_name,
+            notice_mail(
+                to.practice,
                 link,
                 expires_at,
-                to.time_zone,
+                to.language,
                 reminder=occasion == NoticeOccasion.REMINDER,
             ),
             _message_id(workflow_id, step, to.sender_address),
@@ -153,7 +172,7 @@ class MailActivities:
     ) -> None:
         await self._send(
             to,
-            passcode_email(to.practice_name, code, valid_until, to.time_zone),
+            passcode_mail(to.practice, code, valid_until, to.language),
             _message_id(workflow_id, f"passcode-{counter}", to.sender_address),
             "passcode",
         )
@@ -205,6 +224,14 @@ class MailActivities:
                 expires_at=secure_email.expires_at,
                 time_zone=practice.time_zone,
                 status=secure_email.status,
+                practice_phone=practice.phone,
+                practice_address=practice.address,
+                practice_logo=(
+                    await practices.logo_of(db, practice) if practice.logo_type else None
+                ),
+                practice_logo_type=practice.logo_type,
+                # The patient's own: the notice is the first thing they read.
+                language=patient.language,
             )
 
     async def _add_to_timeline(self, to: Recipient, kind: EventKind, key: str) -> None:
@@ -213,10 +240,13 @@ class MailActivities:
             await timeline.add(db, to.secure_email_id, kind, datetime.now(UTC), key)
             await db.commit()
 
-    async def _send(self, to: Recipient, content: EmailContent, message_id: str, mail: str) -> None:
+    async def _send(self, to: Recipient, content: PatientMail, message_id: str, mail: str) -> None:
         try:
             message = MailMessage(
-                **asdict(content),  # the subject, the text and the HTML
+                subject=content.subject,
+                text=content.text,
+                html=content.html,
+                inline_images=content.inline_images,
                 to=to.patient_address,
                 sender=to.sender_address,
                 sender_name=to.practice_name,

@@ -1,7 +1,9 @@
-"""Practice settings: Secure Email must be enabled before anything is sent (R1)."""
+"""Practice settings: Secure Email must be enabled before anything is sent (R1); the
+phone, address and logo patients see in their mails and on portal pages (R20)."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from functools import cache
 from zoneinfo import available_timezones
@@ -14,6 +16,53 @@ DEFAULT_EXPIRY_DAYS = 7
 DEFAULT_TIME_ZONE = "America/New_York"
 DEFAULT_REMINDER_AFTER_HOURS = 48
 MAX_EXPIRY_DAYS = 90
+
+# A phone as people write it: digits and the usual separators, 7 to 20 digits (a
+# local number to an international one with an extension).
+PHONE_CHARACTERS = re.compile(r"[0-9 ()+\-.]+")
+MIN_PHONE_DIGITS = 7
+MAX_PHONE_DIGITS = 20
+MAX_PHONE_CHARS = 40
+MAX_ADDRESS_CHARS = 300
+PHONE_REFUSED = (
+    f"Enter a phone number of {MIN_PHONE_DIGITS} to {MAX_PHONE_DIGITS} digits, using only "
+    "digits, spaces and ( ) + - . like (555) 010-2233"
+)
+ADDRESS_REFUSED = (
+    f"Enter the address on one line, at most {MAX_ADDRESS_CHARS} characters, without "
+    "control characters"
+)
+# Settings a change may empty (``None``): the others keep their value when left out.
+CLEARABLE = frozenset({"sender_address", "phone", "address"})
+
+# The logo in the patient mails' header: a small PNG or JPEG, known by its first bytes.
+MAX_LOGO_BYTES = 200 * 1024
+LOGO_SIGNATURES = {b"\x89PNG\r\n\x1a\n": "image/png", b"\xff\xd8\xff": "image/jpeg"}
+
+
+def clean_phone(value: str | None) -> str | None:
+    """The phone as typed, trimmed; None when blank. ValueError names what is wrong."""
+    value = (value or "").strip()
+    if not value:
+        return None
+    digits = sum(ch.isdigit() for ch in value)
+    if (
+        len(value) > MAX_PHONE_CHARS
+        or not PHONE_CHARACTERS.fullmatch(value)
+        or not MIN_PHONE_DIGITS <= digits <= MAX_PHONE_DIGITS
+    ):
+        raise ValueError(PHONE_REFUSED)
+    return " ".join(value.split())
+
+
+def clean_address(value: str | None) -> str | None:
+    """The address trimmed, inner runs of spaces made one; None when blank."""
+    value = (value or "").strip()
+    if not value:
+        return None
+    if len(value) > MAX_ADDRESS_CHARS or not value.isprintable():
+        raise ValueError(ADDRESS_REFUSED)
+    return " ".join(value.split())
 
 
 @cache
@@ -63,6 +112,8 @@ class PracticePublic(BaseModel):
     expiry_days: int
     time_zone: str
     reminder_after_hours: int
+    phone: str | None
+    address: str | None
 
 
 class PracticeUpdate(BaseModel):
@@ -85,6 +136,21 @@ class PracticeUpdate(BaseModel):
     # One reminder to a patient who has not opened a message this many hours after it was
     # sent; 0 turns reminders off. It must come before the expiry (``check_reminder``).
     reminder_after_hours: int | None = Field(default=None, ge=0, le=MAX_EXPIRY_DAYS * 24)
+    # Shown to patients when set ("Call … at …"); blank or null removes them.
+    phone: str | None = Field(default=None, description="The practice's phone, 7 to 20 digits")
+    address: str | None = Field(
+        default=None, description=f"The practice's address, one line, {MAX_ADDRESS_CHARS} chars"
+    )
+
+    @field_validator("phone")
+    @classmethod
+    def _phone(cls, value: str | None) -> str | None:
+        return clean_phone(value)
+
+    @field_validator("address")
+    @classmethod
+    def _address(cls, value: str | None) -> str | None:
+        return clean_address(value)
 
     @field_validator("time_zone")
     @classmethod
@@ -116,3 +182,22 @@ def check_reminder(reminder_after_hours: int, expiry_days: int, field: str) -> N
             f"expiry ({expiry_days} days = {expiry_days * 24} hours): choose fewer hours, "
             "or 0 to turn reminders off",
         )
+
+
+def logo_type(data: bytes) -> str:
+    """The logo's content type from its first bytes (never its file name), or
+    ``PracticeRuleError`` saying why it is refused."""
+    if not data:
+        raise PracticeRuleError("logo", "Choose a PNG or JPEG file to upload as the logo")
+    if len(data) > MAX_LOGO_BYTES:
+        raise PracticeRuleError(
+            "logo",
+            f"The logo is {-(-len(data) // 1024)} KB; it may be at most "
+            f"{MAX_LOGO_BYTES // 1024} KB. Choose a smaller image",
+        )
+    for signature, content_type in LOGO_SIGNATURES.items():
+        if data.startswith(signature):
+            return content_type
+    raise PracticeRuleError(
+        "logo", "The logo must be a PNG or JPEG image (this file is neither, whatever its name)"
+    )

@@ -8,7 +8,14 @@ from sqlalchemy import event, inspect, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.audit import AuditAction
-from domain.practice import PracticeRuleError, PracticeUpdate, check_practice, check_reminder
+from domain.practice import (
+    CLEARABLE,
+    PracticeRuleError,
+    PracticeUpdate,
+    check_practice,
+    check_reminder,
+    logo_type,
+)
 from infra.audit import Actor, audit
 from infra.db.models import Practice
 from infra.mail.factory import sender_is_verified
@@ -41,7 +48,7 @@ async def update_practice(
         # Caught now, not at the first notice SendGrid would refuse.
         raise PracticeRuleError("sender_address", UNVERIFIED_SENDER)
     for name, value in values.items():
-        if value is not None or name == "sender_address":
+        if value is not None or name in CLEARABLE:
             setattr(practice, name, value)
     await db.commit()
     return practice
@@ -61,8 +68,37 @@ async def all_practices(db: AsyncSession) -> list[Practice]:
     return list((await db.scalars(select(Practice).order_by(Practice.name))).all())
 
 
-# Not settings: never shown as changed.
-_NOT_SETTINGS = frozenset({"id", "created_at"})
+async def logo_of(db: AsyncSession, practice: Practice) -> bytes | None:
+    """The practice's logo (a deferred column: most reads of a practice need not carry it)."""
+    return await db.scalar(select(Practice.logo).where(Practice.id == practice.id))
+
+
+async def change_logo(
+    db: AsyncSession, practice: Practice, data: bytes | None, actor: Actor
+) -> Practice:
+    """Sets the logo (``data``, checked by its first bytes) or removes it (None), audited.
+
+    Raises ``PracticeRuleError`` and changes nothing if the file is refused."""
+    content_type = None if data is None else logo_type(data)
+    old = practice.logo_type
+    if data is None and old is None:
+        return practice
+    practice.logo = data
+    practice.logo_type = content_type
+    shown = "none" if data is None else f"{content_type}, {-(-len(data) // 1024)} KB"
+    audit(
+        db,
+        practice.id,
+        AuditAction.SETTINGS_CHANGE,
+        actor,
+        detail=f"logo: {old or 'none'} → {shown}",
+    )
+    await db.commit()
+    return practice
+
+
+# Not settings: never shown as changed. The logo's bytes are audited by ``change_logo``.
+_NOT_SETTINGS = frozenset({"id", "created_at", "logo"})
 # The audit log's detail column holds 200 characters; each value keeps a readable start.
 _VALUE_CHARS = 60
 

@@ -15,6 +15,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -85,6 +86,14 @@ class Practice(Base):
     )
     # One reminder notice to a patient who has not opened a message by then; 0 is off.
     reminder_after_hours: Mapped[int] = mapped_column(Integer, default=48, server_default="48")
+    # Shown to patients in mails and portal pages when set (R20): "Call … at …".
+    phone: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    address: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    # The header image of the patient mails, sent inside each (a ``cid:`` part). Not PHI,
+    # so stored plain; deferred so that the many reads of a practice do not carry it
+    # (``infra.practices.logo_of`` loads it).
+    logo: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True, deferred=True)
+    logo_type: Mapped[str | None] = mapped_column(String(20), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 

@@ -5,7 +5,7 @@ model does not pull in smtplib or the SendGrid client; import the transports fro
 ``infra.mail.smtp``, ``infra.mail.sendgrid`` or ``infra.mail.factory``.
 """
 
-from infra.mail.message import MailMessage
+from infra.mail.message import InlineImage, MailMessage
 from infra.mail.transport import (
     MailError,
     MailTransport,
@@ -14,6 +14,7 @@ from infra.mail.transport import (
 )
 
 __all__ = [
+    "InlineImage",
     "MailError",
     "MailMessage",
     "MailTransport",

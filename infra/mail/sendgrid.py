@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import http.client
 import json
 import time
@@ -45,6 +46,18 @@ def mail_send_body(message: MailMessage, *, sandbox_mode: bool = False) -> dict[
             "subscription_tracking": {"enable": False},
         },
     }
+    if message.inline_images:
+        # Inline, by Content-ID: shown where the HTML's ``cid:`` URL asks, not as a file.
+        body["attachments"] = [
+            {
+                "content": base64.b64encode(image.data).decode("ascii"),
+                "type": image.content_type,
+                "filename": image.filename,
+                "disposition": "inline",
+                "content_id": image.content_id,
+            }
+            for image in message.inline_images
+        ]
     if sandbox_mode:
         body["mail_settings"] = {"sandbox_mode": {"enable": True}}
     return body

@@ -25,6 +25,20 @@ def build_email(message: MailMessage) -> EmailMessage:
     email.set_content(message.text)
     if message.html is not None:
         email.add_alternative(message.html, subtype="html")
+        html = email.get_body(("html",))
+        for image in message.inline_images:
+            if html is None:  # never: the alternative was just added
+                break
+            # The HTML part becomes multipart/related: the HTML and the images it shows.
+            maintype, _, subtype = image.content_type.partition("/")
+            html.add_related(
+                image.data,
+                maintype=maintype,
+                subtype=subtype,
+                cid=f"<{image.content_id}>",
+                disposition="inline",
+                filename=image.filename,
+            )
     return email
 
 

@@ -20,6 +20,8 @@ async def test_read_practice_settings(office: Office) -> None:
         "expiry_days": 7,
         "time_zone": "America/New_York",
         "reminder_after_hours": 48,
+        "phone": None,
+        "address": None,
     }
 
 

@@ -1,16 +1,25 @@
-"""The practice's Secure Email settings page, for office administrators (R1, R8, R16)."""
+"""The practice's Secure Email settings page, for office administrators (R1, R8, R16),
+with the phone, address and logo the patient mails show (R20)."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Request, status
+from fastapi import APIRouter, File, Form, Request, UploadFile, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
-from domain.practice import MAX_EXPIRY_DAYS, PracticeRuleError, PracticeUpdate, time_zone_choices
-from infra.db.models import StaffUser
-from infra.practices import change_settings
+from domain.practice import (
+    ADDRESS_REFUSED,
+    MAX_EXPIRY_DAYS,
+    MAX_LOGO_BYTES,
+    PHONE_REFUSED,
+    PracticeRuleError,
+    PracticeUpdate,
+    time_zone_choices,
+)
+from infra.db.models import Practice, StaffUser
+from infra.practices import change_logo, change_settings
 from web.deps import CurrentAdmin, DbSession, SettingsDep, practice_of, staff_actor
 from web.templating import form_errors, render
 
@@ -21,15 +30,22 @@ REMINDER_HOURS = (
     "0 turns reminders off"
 )
 TIME_ZONE = "Time zone: choose one of the listed time zones"
+PHONE = f"Phone: {PHONE_REFUSED}"
+ADDRESS = f"Address: {ADDRESS_REFUSED}"
+# What the page says after a save (``?saved=``).
+SAVED = {"1": "Settings saved.", "logo": "Logo saved.", "logo-removed": "Logo removed."}
+# Read one byte past the limit: enough to know a file is too large, never the rest.
+LOGO_READ = MAX_LOGO_BYTES + 1
 
 
 def _page(
     request: Request,
     staff: StaffUser,
+    practice: Practice,
     typed: dict[str, object],
     errors: dict[str, str],
     *,
-    saved: bool = False,
+    saved: str | None = None,
     status_code: int = status.HTTP_200_OK,
 ) -> HTMLResponse:
     context = {
@@ -38,6 +54,8 @@ def _page(
         "errors": errors,
         "saved": saved,
         "time_zones": time_zone_choices(),
+        "logo_type": practice.logo_type,
+        "max_logo_kb": MAX_LOGO_BYTES // 1024,
     }
     return render(request, "office/settings.html", context, status_code=status_code)
 
@@ -45,15 +63,8 @@ def _page(
 @router.get("/settings")
 async def settings_page(request: Request, db: DbSession, staff: CurrentAdmin) -> HTMLResponse:
     practice = await practice_of(db, staff)
-    typed = {
-        "name": practice.name,
-        "sender_address": practice.sender_address or "",
-        "expiry_days": str(practice.expiry_days),
-        "secure_email_enabled": practice.secure_email_enabled,
-        "time_zone": practice.time_zone,
-        "reminder_after_hours": str(practice.reminder_after_hours),
-    }
-    return _page(request, staff, typed, {}, saved=request.query_params.get("saved") == "1")
+    saved = SAVED.get(request.query_params.get("saved", ""))
+    return _page(request, staff, practice, _current(practice), {}, saved=saved)
 
 
 @router.post("/settings")
@@ -69,8 +80,14 @@ async def save_settings(
     # Left out (a form of before these settings) keeps the practice's value.
     time_zone: Annotated[str | None, Form()] = None,
     reminder_after_hours: Annotated[str | None, Form()] = None,
+    phone: Annotated[str, Form()] = "",
+    address: Annotated[str, Form()] = "",
 ) -> Response:
     practice = await practice_of(db, staff)
+    # Blank empties them; left out (a form of before them) keeps them. FastAPI reads a
+    # blank field as left out, so the form itself says which.
+    posted = await request.form()
+    given = {name for name in ("phone", "address") if name in posted}
     enabled = secure_email_enabled is not None
     typed: dict[str, object] = {
         "name": name,
@@ -83,6 +100,8 @@ async def save_settings(
             if reminder_after_hours is None
             else reminder_after_hours
         ),
+        "phone": phone if "phone" in given else (practice.phone or ""),
+        "address": address if "address" in given else (practice.address or ""),
     }
     values: dict[str, object] = {
         "name": name,
@@ -94,6 +113,10 @@ async def save_settings(
         values["time_zone"] = time_zone
     if reminder_after_hours is not None:
         values["reminder_after_hours"] = reminder_after_hours.strip()
+    if "phone" in given:
+        values["phone"] = phone
+    if "address" in given:
+        values["address"] = address
     refused = status.HTTP_422_UNPROCESSABLE_CONTENT
     try:
         change = PracticeUpdate.model_validate(values)
@@ -106,7 +129,51 @@ async def save_settings(
             errors["reminder_after_hours"] = REMINDER_HOURS
         if "time_zone" in errors:
             errors["time_zone"] = TIME_ZONE
-        return _page(request, staff, typed, errors, status_code=refused)
+        if "phone" in errors:
+            errors["phone"] = PHONE
+        if "address" in errors:
+            errors["address"] = ADDRESS
+        return _page(request, staff, practice, typed, errors, status_code=refused)
     except PracticeRuleError as error:
-        return _page(request, staff, typed, {error.field: error.message}, status_code=refused)
+        errors = {error.field: error.message}
+        return _page(request, staff, practice, typed, errors, status_code=refused)
     return RedirectResponse("/settings?saved=1", status_code=status.HTTP_303_SEE_OTHER)
+
+
+def _current(practice: Practice) -> dict[str, object]:
+    return {
+        "name": practice.name,
+        "sender_address": practice.sender_address or "",
+        "expiry_days": str(practice.expiry_days),
+        "secure_email_enabled": practice.secure_email_enabled,
+        "time_zone": practice.time_zone,
+        "reminder_after_hours": str(practice.reminder_after_hours),
+        "phone": practice.phone or "",
+        "address": practice.address or "",
+    }
+
+
+@router.post("/settings/logo")
+async def upload_logo(
+    request: Request,
+    db: DbSession,
+    staff: CurrentAdmin,
+    logo: Annotated[UploadFile | None, File()] = None,
+) -> Response:
+    """A PNG or JPEG of at most 200 KB, known by its first bytes, for the mails' header."""
+    practice = await practice_of(db, staff)
+    data = await logo.read(LOGO_READ) if logo is not None else b""
+    try:
+        await change_logo(db, practice, data, staff_actor(request, staff))
+    except PracticeRuleError as error:
+        errors = {error.field: error.message}
+        refused = status.HTTP_422_UNPROCESSABLE_CONTENT
+        return _page(request, staff, practice, _current(practice), errors, status_code=refused)
+    return RedirectResponse("/settings?saved=logo", status_code=status.HTTP_303_SEE_OTHER)
+
+
+@router.post("/settings/logo/remove")
+async def remove_logo(request: Request, db: DbSession, staff: CurrentAdmin) -> Response:
+    practice = await practice_of(db, staff)
+    await change_logo(db, practice, None, staff_actor(request, staff))
+    return RedirectResponse("/settings?saved=logo-removed", status_code=status.HTTP_303_SEE_OTHER)

@@ -7,9 +7,10 @@ patient's message or file answers 404, and an expired message only its warning.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Annotated
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Request, status
+from fastapi import APIRouter, Query, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from domain.audit import ActorType, AuditAction
@@ -185,17 +186,23 @@ async def download_attachment(
 @router.post("/portal/sign-out")
 async def sign_out(request: Request, db: DbSession, settings: SettingsDep) -> Response:
     ended = await portal_sessions.end(db, request.cookies.get(portal_cookie_name(settings)))
+    # The signed-out page names the practice (its phone) by id: no patient, no PHI.
+    signed_out = "/portal/signed-out"
     if ended is not None:
         patient = await patient_by_id(db, ended.patient_id)
         if patient is not None:
             actor = Actor(ActorType.PATIENT, patient.id, client_address(request))
             audit(db, patient.practice_id, AuditAction.SIGN_OUT, actor, patient_id=patient.id)
             await db.commit()
-    response = RedirectResponse("/portal/signed-out", status_code=status.HTTP_303_SEE_OTHER)
+            signed_out += "?" + urlencode({"practice": patient.practice_id})
+    response = RedirectResponse(signed_out, status_code=status.HTTP_303_SEE_OTHER)
     end_portal_cookie(response, settings)
     return response
 
 
 @router.get("/portal/signed-out")
-async def signed_out(request: Request) -> HTMLResponse:
-    return render(request, "portal/signed_out.html")
+async def signed_out(
+    request: Request, db: DbSession, practice_id: Annotated[str, Query(alias="practice")] = ""
+) -> HTMLResponse:
+    found = await practice(db, practice_id[:36]) if practice_id else None
+    return render(request, "portal/signed_out.html", {"practice": found})
