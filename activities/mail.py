@@ -58,13 +58,13 @@ class Recipient:
     expires_at: datetime
     time_zone: str
     status: str
+    # The language the mails are written in (``infra.i18n.LANGUAGES``): the patient's.
+    language: str
     # How the practice's mails look: its phone, address and logo when it has set them.
     practice_phone: str | None = None
     practice_address: str | None = None
     practice_logo: bytes | None = None
     practice_logo_type: str | None = None
-    # The language the mails are written in (``infra.i18n.LANGUAGES``).
-    language: str
 
     @property
     def practice(self) -> Practice:

@@ -10,13 +10,14 @@ from email.message import EmailMessage
 from sqlalchemy import update
 
 from domain.secure_email import PasscodeRequest
-from infra.db.models import Attachment, Practice
+from infra.db.models import Attachment, Patient, Practice
 from infra.mail.patient_mails import LOGO_CONTENT_ID
 from tests.fixtures.mail import png_image
 from tests.workflows.conftest import Lifecycle
 from workflows.secure_email import SecureEmailWorkflow
 
 PHONE = "(555) 010-2233"
+SPANISH_PASSCODE_SUBJECT = "Su código de acceso para Smile Dental"
 ADDRESS = "12 Main St, Springfield, IL 62701"
 FILE_NAME = "biopsy-pat-patient.pdf"
 # The directory's patient, and what the office wrote (tests/workflows/conftest.py).
@@ -81,3 +82,27 @@ async def test_notice_and_passcode_carry_the_practice_branding(lifecycle: Lifecy
     assert passcode_mail["Subject"] == "Your passcode for Smile Dental"
     check_branded(passcode_mail)
     assert passcode in str(passcode_mail.get_body(("html",)).get_content())  # type: ignore[union-attr]
+
+
+async def test_a_patient_who_reads_spanish_gets_the_notice_and_passcode_in_spanish(
+    lifecycle: Lifecycle,
+) -> None:
+    async with lifecycle.directory.sessions() as db:
+        await db.execute(
+            update(Patient)
+            .where(Patient.id == lifecycle.directory.patient_id)
+            .values(language="es")
+        )
+        await db.commit()
+    handle = await lifecycle.start()
+    await lifecycle.mail(1)
+    await handle.execute_update(SecureEmailWorkflow.request_passcode, PasscodeRequest())
+    await lifecycle.latest_passcode(2)
+    notice, passcode_mail = await lifecycle.mail(2)
+
+    assert notice["Subject"] == "Correo seguro de Smile Dental"
+    assert "Ver correo seguro" in str(notice.get_body(("html",)).get_content())  # type: ignore[union-attr]
+    assert passcode_mail["Subject"] == SPANISH_PASSCODE_SUBJECT
+    for mail in (notice, passcode_mail):
+        for secret in PHI:
+            assert secret not in mail.as_string()
