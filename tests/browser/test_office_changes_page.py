@@ -38,7 +38,7 @@ async def test_resend_change_expiry_and_withdraw(
     await page.goto(f"/secure-emails/{secure_email_id}")
     timeline = page.get_by_role("region", name="Timeline").get_by_role("listitem")
     await expect(timeline.first).to_contain_text("Notice emailed to the patient")
-    await expect(timeline.filter(has_text="Sent")).to_have_count(1)
+    await expect(timeline.filter(has_text="Notice emailed")).to_have_count(1)
     await check(page, "status page")
 
     await page.get_by_role("button", name="Resend notice").click()

@@ -3,7 +3,7 @@ again, and the office's changes to it (withdraw, expiry, resend the notice)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -273,7 +273,7 @@ async def _status_page(
             "attachments": await secure_emails.office_files_of(db, secure_email.id),
             "expired": expired,
             "sent": sent,
-            "events": [_line(event) for event in await timeline.of(db, secure_email.id)],
+            "events": _lines(await timeline.of(db, secure_email.id)),
             "changeable": changeable,
             "resendable": changeable
             and secure_email.status == SecureEmailStatus.SENT
@@ -297,6 +297,14 @@ class TimelineLine:
     href: str | None = None
 
 
+def _lines(events: Sequence[SecureEmailEvent]) -> list[TimelineLine]:
+    """The Timeline, one line per fact: the status "sent" says what the line of the notice
+    handed to mail says (which has the mail service's moment), so it shows only for a
+    secure email without one (sent before that line was kept). The API lists both."""
+    emailed = any(event.kind == EventKind.NOTICE_EMAILED for event in events)
+    return [_line(event) for event in events if not (emailed and event.kind == EventKind.SENT)]
+
+
 def _line(event: SecureEmailEvent) -> TimelineLine:
     href = None
     reply_id = event.key.removeprefix(REPLY_KEY)
@@ -309,7 +317,7 @@ def _line(event: SecureEmailEvent) -> TimelineLine:
 
 # How the status page's Timeline names each kind of event.
 EVENT_DESCRIPTIONS: dict[str, str] = {
-    EventKind.SENT: "Sent",
+    EventKind.SENT: "Notice emailed to the patient",
     EventKind.NOTICE_EMAILED: "Notice emailed to the patient",
     EventKind.NOTICE_DELIVERED: "Notice delivered",
     EventKind.NOTICE_RESENT: "Notice sent again",
