@@ -10,11 +10,8 @@ from sqlalchemy import update
 from domain.secure_email import workflow_id_for
 from infra.db.engine import make_engine
 from infra.db.models import PortalSession, SecureEmail
-from tests.conftest import SENDER
 from tests.fixtures.stack import Stack
 from workflows.legacy import LEGACY_WORKFLOW_VERSION
-from workflows.legacy.inputs import SecureEmailInput
-from workflows.legacy.secure_email_v1 import LegacySecureEmailWorkflow
 
 SUBJECT = "Treatment plan"
 BODY = "Two fillings, upper left."
@@ -221,23 +218,7 @@ async def test_version_1_message_opens_with_the_passcode_in_clear(stack: Stack) 
         .where(SecureEmail.id == secure_email_id)
         .values(workflow_version=LEGACY_WORKFLOW_VERSION),
     )
-    sent_at = datetime.now(UTC)
-    await temporal.start_workflow(
-        LegacySecureEmailWorkflow.run,
-        SecureEmailInput(
-            secure_email_id=secure_email_id,
-            practice_id=stack.office.practice_id,
-            patient_id=patient_id,
-            practice_name="Smile Dental",
-            sender_address=SENDER,
-            patient_address=email,
-            link_token=link.removeprefix("/m/"),
-            sent_at=sent_at,
-            expires_at=sent_at + timedelta(days=7),
-        ),
-        id=workflow_id_for(secure_email_id),
-        task_queue=stack.settings.task_queue,
-    )
+    await stack.start_legacy(secure_email_id, patient_id, email, link.removeprefix("/m/"))
     await stack.mail_to(email, 2)  # its own notice
     async with stack.browser() as patient:
         before = len(await stack.mail_to(email, 2))
