@@ -99,7 +99,7 @@ def workflow_id_for(secure_email_id: str) -> str:
 
 
 # Histories recorded before the web app kept the patient's client address to itself (in
-# the audit log) carry a ``client_address`` in these inputs: it is ignored when they are
+# the audit log) carry a ``client_address`` in ``PasscodeRequest``: it is ignored when
 # decoded, and never sent again.
 _OLD_FIELDS_IGNORED = ConfigDict(extra="ignore")
 
