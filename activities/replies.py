@@ -10,12 +10,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.legacy import written_in_payload
 from domain.errors import UNKNOWN_SECURE_EMAIL
 from domain.secure_email import EventKind, NoticeFailed, ReplyToFile, ReplyToRecord
 from infra import alerts, chart, replies, secure_emails, timeline
 from infra.db.engine import finishes_when_cancelled
 from infra.db.models import Reply
-from infra.replies import Written
 
 
 class RepliesActivities:
@@ -26,8 +26,8 @@ class RepliesActivities:
     @finishes_when_cancelled  # run as a local activity: infra.db.engine says why
     async def record_reply(self, recording: ReplyToRecord) -> None:
         """Makes the reply part of the thread: the one the portal kept as pending (its
-        text and files never pass through Temporal), or, for a reply a version-1 workflow
-        accepted with its text in the payload, that. The portal audits it, with the
+        text and files never pass through Temporal), or the one the payload carries
+        (``activities.legacy.written_in_payload``). The portal audits it, with the
         patient's client address, which no history holds."""
         reply = recording.reply
         async with self._sessions() as db:
@@ -39,8 +39,8 @@ class RepliesActivities:
                     "secure email not found", type=UNKNOWN_SECURE_EMAIL, non_retryable=True
                 )
             written = await replies.take_pending(db, secure_email.id, reply.reply_id)
-            if written is None and reply.body:
-                written = Written(reply.subject, reply.body, reply.attachments)
+            if written is None:
+                written = written_in_payload(reply)
             if written is None:
                 raise ApplicationError(
                     "reply not found", type=UNKNOWN_SECURE_EMAIL, non_retryable=True

@@ -6,8 +6,6 @@ import re
 import unicodedata
 from datetime import timedelta
 
-import pyotp
-
 PASSCODE_DIGITS = 8
 PASSCODE_VALID_FOR = timedelta(minutes=15)
 MAX_WRONG_TRIES = 5
@@ -31,12 +29,3 @@ def clean_passcode(typed: str) -> str | None:
     if not _PASSCODE.fullmatch(digits):
         return None
     return "".join(str(unicodedata.decimal(digit)) for digit in digits)
-
-
-def passcode_for(secret: str, counter: int) -> str:
-    """The HOTP code for the ``counter``-th passcode of a secure email.
-
-    Deterministic, so the workflow can check a code without storing it, and the mail
-    activity can compute it again on a retry.
-    """
-    return str(pyotp.HOTP(secret, digits=PASSCODE_DIGITS).at(counter))

@@ -5,9 +5,6 @@ and key ids (R12): never an address, the practice's name or sender, the link tok
 passcode or anything a passcode can be computed from. Activities read what they need from
 the database by id; links and passcodes are derived from a key only the worker and the web
 app hold (``infra.crypto.portal_secrets``).
-
-Version 1's own models are in ``workflows.legacy`` and ``activities.legacy``; the fields
-below that only version-1 histories fill say so.
 """
 
 from __future__ import annotations
@@ -16,8 +13,6 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict
-
-from domain.attachments import StoredAttachment
 
 
 class SecureEmailStatus(StrEnum):
@@ -106,9 +101,22 @@ def workflow_id_for(secure_email_id: str) -> str:
 
 
 # Histories recorded before the web app kept the patient's client address to itself (in
-# the audit log) carry a ``client_address`` in these three inputs: it is ignored when
-# they are decoded, and never sent again.
+# the audit log) carry a ``client_address`` in ``PasscodeRequest``: it is ignored when
+# decoded, and never sent again.
 _OLD_FIELDS_IGNORED = ConfigDict(extra="ignore")
+
+# The two updates that carry what a patient typed or wrote keep the fields they do not
+# name, instead of dropping them: the workflow refuses one that carries anything beyond
+# its own fields (``unexpected_fields``), which would otherwise be recorded in its history
+# unread. Histories recorded by earlier code (a blank ``passcode``, a ``client_address``,
+# a reply's ``subject``, ``body`` and ``attachments``) decode as they were.
+_OTHER_FIELDS_KEPT = ConfigDict(extra="allow")
+
+
+def unexpected_fields(model: BaseModel) -> list[str]:
+    """The names of the fields ``model`` carries beyond its own that hold a value (an
+    empty one, as earlier web apps sent, carries nothing)."""
+    return sorted(name for name, value in (model.model_extra or {}).items() if value)
 
 
 class PasscodeRequest(BaseModel):
@@ -122,15 +130,11 @@ class PasscodeIssued(BaseModel):
 
 
 class PasscodeAttempt(BaseModel):
-    """A typed passcode, as the check of it under each portal key (key id -> check).
+    """A typed passcode, as the check of it under each portal key (key id -> check)."""
 
-    ``passcode`` in clear is sent only to v1 workflows, whose passcodes come from a
-    secret in their own history."""
-
-    model_config = _OLD_FIELDS_IGNORED
+    model_config = _OTHER_FIELDS_KEPT
 
     checks: dict[str, str] = {}
-    passcode: str = ""
 
 
 class VerifyOutcome(StrEnum):
@@ -337,16 +341,12 @@ class ReportToConfirm(BaseModel):
 class ReplySubmitted(BaseModel):
     """Reply All from the portal, by id: the web app keeps the reply (encrypted) and its
     files before sending this, and the ``record_reply`` activity makes it part of the
-    thread once the workflow accepts it. Subject, body and attachments are filled only in
-    the histories of replies sent before that (v1). The portal audits the reply, with the
-    patient's client address, once the workflow has accepted it."""
+    thread once the workflow accepts it. The portal audits the reply, with the patient's
+    client address, once the workflow has accepted it."""
 
-    model_config = _OLD_FIELDS_IGNORED
+    model_config = _OTHER_FIELDS_KEPT
 
     reply_id: str
-    subject: str = ""
-    body: str = ""
-    attachments: list[StoredAttachment] = []
 
 
 class ReplyAccepted(BaseModel):

@@ -199,6 +199,14 @@ def some_client_address() -> str:
     return f"10.{random.randrange(256)}.{random.randrange(256)}.{random.randrange(1, 255)}"
 
 
+def browser_of(app: FastAPI, address: str | None = None) -> Browser:
+    """A browser on ``app``, from ``address`` or a client address of its own."""
+    return Browser(
+        transport=httpx.ASGITransport(app=app, client=(address or some_client_address(), 50000)),
+        base_url="http://portal.test",
+    )
+
+
 @pytest.fixture
 async def app(settings: Settings) -> AsyncIterator[FastAPI]:
     # As a deployment does: `securemail migrate` first; the app itself never migrates.
@@ -289,10 +297,7 @@ async def other_office(app: FastAPI, settings: Settings) -> AsyncIterator[Office
 
 @pytest.fixture
 async def anonymous(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    async with Browser(
-        transport=httpx.ASGITransport(app=app, client=(some_client_address(), 50000)),
-        base_url="http://portal.test",
-    ) as client:
+    async with browser_of(app) as client:
         yield client
 
 

@@ -183,8 +183,9 @@ def audit_anchor() -> None:
 
 @legacy_app.command("open")
 def legacy_open() -> None:
-    """Count open version-1 secure emails; exit 0 only when none is open anywhere, so
-    workflows/legacy and activities/legacy.py can be deleted."""
+    """Count open secure emails of the legacy workflow; exit 0 only when none is open
+    anywhere, so workflows/legacy, activities/legacy.py and web/legacy.py can be
+    deleted."""
     from sqlalchemy.exc import SQLAlchemyError
 
     from workers.legacy import open_legacy

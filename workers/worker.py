@@ -48,7 +48,8 @@ LOCAL_ACTIVITY_SLOTS = 15
 ACTIVITY_SLOTS = 20
 DATABASE_CONNECTIONS = LOCAL_ACTIVITY_SLOTS + ACTIVITY_SLOTS
 
-# Version 1 stays until the last secure email it runs has expired (``workflows.legacy``).
+# The legacy workflow stays until the last secure email it runs has expired
+# (``workflows.legacy``).
 WORKFLOWS = [SecureEmailWorkflow, LegacySecureEmailWorkflow]
 
 
@@ -83,7 +84,7 @@ def activities(
     return [
         mail.send_notice,
         mail.send_passcode,
-        # Version 1 only (``workflows.legacy``).
+        # The legacy workflow's only (``workflows.legacy``).
         legacy_mail.deliver_notice,
         legacy_mail.deliver_passcode,
         make_passcode_secret,

@@ -105,6 +105,7 @@ with workflow.unsafe.imports_passed_through():
         Withdrawal,
         expiry_refusal,
         is_expired,
+        unexpected_fields,
     )
     from infra.temporal.search_attributes import SECURE_EMAIL_STATUS
 
@@ -177,7 +178,8 @@ def _minutes_until(moment: datetime) -> int:
 
 
 # The type name is "SecureEmail", not the class's name: "SecureEmailWorkflow" was taken by
-# version 1 (``workflows.legacy``), and a type name is recorded in histories for good.
+# the legacy workflow (``workflows.legacy``), and a type name is recorded in histories for
+# good.
 @workflow.defn(name="SecureEmail")
 class SecureEmailWorkflow:
     @workflow.init
@@ -388,7 +390,7 @@ class SecureEmailWorkflow:
     @verify_passcode.validator
     def _validate_verify_passcode(self, attempt: PasscodeAttempt) -> None:
         self._refuse_if_closed()
-        if attempt.passcode:
+        if unexpected_fields(attempt):
             # A code in clear would be recorded in the history; only checks are taken.
             raise ApplicationError("Send the passcode's check, not the passcode", type=BAD_REQUEST)
 
@@ -457,7 +459,7 @@ class SecureEmailWorkflow:
     def _validate_reply(self, reply: ReplySubmitted) -> None:
         self._refuse_if_closed()
         self._refuse_if_too_many_replies()
-        if reply.subject or reply.body or reply.attachments:
+        if unexpected_fields(reply):
             # What the patient wrote stays in the database; the history takes the id only.
             raise ApplicationError("Send the reply's id, not its content", type=BAD_REQUEST)
 

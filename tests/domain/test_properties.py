@@ -21,7 +21,7 @@ from domain.attachments import (
     extension_of,
     safe_filename,
 )
-from domain.passcodes import PASSCODE_DIGITS, clean_passcode, passcode_for
+from domain.passcodes import PASSCODE_DIGITS, clean_passcode
 
 # Every kind whose content is recognised by its first bytes, and a name of that kind.
 SIGNED = {
@@ -176,20 +176,6 @@ def test_clean_passcode_yields_ascii_digits_or_nothing(typed: str) -> None:
     if cleaned is not None:
         assert len(cleaned) == PASSCODE_DIGITS
         assert all(ch in string.digits for ch in cleaned), cleaned
-
-
-# pyotp refuses secrets under 112 bits; the product makes 160-bit ones (32 characters).
-base32_secrets = st.sampled_from([24, 32, 40]).flatmap(
-    lambda size: st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", min_size=size, max_size=size)
-)
-
-
-@given(secret=base32_secrets, counter=st.integers(min_value=0, max_value=2**40))
-def test_passcode_for_is_eight_digits_and_deterministic(secret: str, counter: int) -> None:
-    code = passcode_for(secret, counter)
-    assert len(code) == PASSCODE_DIGITS and all(ch in string.digits for ch in code)
-    assert passcode_for(secret, counter) == code
-    assert clean_passcode(code) == code
 
 
 def test_clean_passcode_reads_digits_of_other_scripts_as_ascii() -> None:

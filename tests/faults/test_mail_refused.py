@@ -9,19 +9,21 @@ retry back-off passes in a moment).
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
+from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
-from domain.secure_email import SecureEmailStatus
+from domain.secure_email import SecureEmailState, SecureEmailStatus
 from infra.mail.smtp import SmtpTransport
 from tests.faults.conftest import report
 from tests.fixtures.processes import free_port
-from tests.workflows.conftest import running_lifecycle
+from tests.workflows.conftest import Lifecycle, running_lifecycle
 from workflows.secure_email import SecureEmailWorkflow
 
 
@@ -54,8 +56,11 @@ class RefusingRelay:
         return "250 Message accepted"
 
 
+Relay = tuple[RefusingRelay, Controller]
+
+
 @pytest.fixture
-def relay() -> Iterator[tuple[RefusingRelay, Controller]]:
+def relay() -> Iterator[Relay]:
     handler = RefusingRelay([])
     controller = Controller(handler, hostname="127.0.0.1", port=free_port(), server_hostname="t")
     controller.start()
@@ -67,15 +72,22 @@ def transport(port: int) -> SmtpTransport:
     return SmtpTransport("127.0.0.1", port, timeout=5, local_hostname="tests")
 
 
+@asynccontextmanager
+async def notice_through(
+    relay: Relay, env: WorkflowEnvironment, tmp_path: Path
+) -> AsyncIterator[tuple[Lifecycle, WorkflowHandle[SecureEmailWorkflow, SecureEmailState]]]:
+    """A secure email's workflow started with its mail going through ``relay``."""
+    _, controller = relay
+    async with running_lifecycle(env, transport(controller.port), tmp_path) as run:
+        yield run, await run.start()
+
+
 async def test_notice_retried_while_relay_defers(
-    time_skipping_env: WorkflowEnvironment,
-    relay: tuple[RefusingRelay, Controller],
-    tmp_path: Path,
+    time_skipping_env: WorkflowEnvironment, relay: Relay, tmp_path: Path
 ) -> None:
-    handler, controller = relay
+    handler, _ = relay
     handler.script = [("RCPT", "450 4.2.1 Mailbox busy"), ("DATA", "451 4.3.0 Try later")]
-    async with running_lifecycle(time_skipping_env, transport(controller.port), tmp_path) as run:
-        handle = await run.start()
+    async with notice_through(relay, time_skipping_env, tmp_path) as (_, handle):
         while (await handle.query(SecureEmailWorkflow.state)).status == SecureEmailStatus.SENDING:
             await time_skipping_env.sleep(5)
         assert (await handle.query(SecureEmailWorkflow.state)).status == SecureEmailStatus.SENT
@@ -85,14 +97,11 @@ async def test_notice_retried_while_relay_defers(
 
 
 async def test_notice_refused_by_relay_marks_failed(
-    time_skipping_env: WorkflowEnvironment,
-    relay: tuple[RefusingRelay, Controller],
-    tmp_path: Path,
+    time_skipping_env: WorkflowEnvironment, relay: Relay, tmp_path: Path
 ) -> None:
-    handler, controller = relay
+    handler, _ = relay
     handler.script = [("RCPT", "550 5.1.1 No such user")]
-    async with running_lifecycle(time_skipping_env, transport(controller.port), tmp_path) as run:
-        handle = await run.start()
+    async with notice_through(relay, time_skipping_env, tmp_path) as (run, handle):
         final = await handle.result()
         assert final.status == SecureEmailStatus.FAILED
         assert handler.attempts == 1 and handler.delivered == []

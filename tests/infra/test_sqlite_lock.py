@@ -15,7 +15,6 @@ import asyncio
 import shutil
 import sqlite3
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -25,9 +24,10 @@ from temporalio.testing import ActivityEnvironment
 
 import infra.db.engine
 from activities.read_model import ReadModelActivities
-from domain.secure_email import SecureEmailStatus, StatusChange
+from domain.secure_email import SecureEmailStatus
 from infra.db.engine import SQLITE_BUSY_TIMEOUT, make_engine, make_sessionmaker
 from tests.fixtures.rows import a_secure_email
+from tests.fixtures.temporal import status_change_now
 from workflows.secure_email import QUICK_TIMEOUT
 
 # The test's stand-in for an activity's time limit, and SQLite's wait below it.
@@ -104,12 +104,7 @@ async def test_a_status_cancelled_while_it_waits_is_still_recorded_and_frees_the
     holder.execute("BEGIN IMMEDIATE")  # a busy writer holds the lock
     engine = make_engine(url)
     activities = ReadModelActivities(make_sessionmaker(engine))
-    delivered = StatusChange(
-        secure_email_id=secure_email_id,
-        status=SecureEmailStatus.SENT,
-        at=datetime.now(UTC),
-        sequence=1,
-    )
+    delivered = status_change_now(secure_email_id, SecureEmailStatus.SENT, sequence=1)
     recording = asyncio.create_task(ActivityEnvironment().run(activities.record_status, delivered))
     await asyncio.sleep(LIMIT / 2)
     # Its time limit passes while it waits, and its workflow leaves the cache.

@@ -18,12 +18,11 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from infra import portal_sessions
 from infra.db.engine import make_engine, make_sessionmaker
-from infra.db.models import SecureEmail
-from infra.directory import find_patients, patient_by_id
+from infra.directory import find_patients
 from infra.settings import Settings
 from tests.conftest import STAFF_PASSWORD, Office, make_office, some_client_address
+from tests.fixtures.rows import portal_session_token
 from tests.web.test_sent_box import add_patient, record_sent
 from web.app import create_app
 from web.cookies import CSRF_COOKIE, PORTAL_COOKIE, STAFF_COOKIE
@@ -182,19 +181,6 @@ async def test_token_shown_before_a_portal_session_is_refused_with_one(
     assert refused.status_code == 403
 
 
-async def portal_session_of(settings: Settings, patient_id: str, verified: str) -> str:
-    """The cookie value of a new portal session, as Verify on ``verified`` starts it."""
-    engine = make_engine(settings.database_url)
-    async with make_sessionmaker(engine)() as db:
-        patient = await patient_by_id(db, patient_id)
-        message = await db.get(SecureEmail, verified)
-        assert patient is not None and message is not None
-        token = await portal_sessions.start(db, patient, message, datetime.now(UTC))
-        await db.commit()
-    await engine.dispose()
-    return token
-
-
 async def test_portal_cookie_follows_the_public_url_and_binds_the_token(
     settings: Settings,
 ) -> None:
@@ -202,8 +188,8 @@ async def test_portal_cookie_follows_the_public_url_and_binds_the_token(
         office = await make_office(app, configured)
         ada = await add_patient(office, "Ada Lovelace")
         sent = await record_sent(configured, office, ada, datetime.now(UTC))
-        session_a = await portal_session_of(configured, ada, sent.id)
-        session_b = await portal_session_of(configured, ada, sent.id)
+        session_a = await portal_session_token(configured, ada, sent.id)
+        session_b = await portal_session_token(configured, ada, sent.id)
         portal = f"__Host-{PORTAL_COOKIE}"
         # The plain name, which a sibling subdomain could set, is not read.
         async with seen_as_http(app, {PORTAL_COOKIE: session_a}) as planted:

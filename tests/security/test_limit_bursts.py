@@ -14,7 +14,7 @@ import shutil
 import sqlite3
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import httpx
@@ -47,21 +47,42 @@ def client_at(app: FastAPI, address: str | None = None) -> Browser:
     )
 
 
+async def a_message(stack: Stack, name: str) -> tuple[str, str]:
+    """A secure email to a new patient of its own (an address no other test uses): its id
+    and the path of its link."""
+    email = f"{name.lower()}-{uuid.uuid4().hex[:6]}@example.com"
+    patient_id = await stack.add_patient(name, email)
+    secure_email_id = await stack.send_secure(patient_id, "S", "B")
+    return secure_email_id, await stack.notice_link(email)
+
+
+async def burst(app: FastAPI, url: str, forms: Iterable[dict[str, str]]) -> list[httpx.Response]:
+    """Each form posted to ``url`` at once, from one client."""
+    async with client_at(app) as attacker:
+        return await asyncio.gather(*(attacker.post(url, data=form) for form in forms))
+
+
 def no_server_errors(answers: list[httpx.Response]) -> None:
     failed = [(a.status_code, a.text[:200]) for a in answers if a.status_code >= 500]
     assert failed == [], f"{len(failed)} of {len(answers)} answered 5xx: {failed[:3]}"
 
 
+def let_through(answers: list[httpx.Response], attempts: int) -> list[httpx.Response]:
+    """The answers of a burst at the portal that its limit let through (between one and
+    ``attempts``); the others say it refused them (429, with a Retry-After)."""
+    no_server_errors(answers)
+    refused = [a for a in answers if TOO_MANY_REQUESTS in a.text]
+    assert all(a.status_code == 429 and int(a.headers["Retry-After"]) > 0 for a in refused)
+    passed = [a for a in answers if TOO_MANY_REQUESTS not in a.text]
+    assert 1 <= len(passed) <= attempts, Counter(a.status_code for a in answers)
+    return passed
+
+
 async def test_a_burst_of_wrong_passwords_from_one_client_gets_the_limits_checks(
     app: FastAPI, office: Office
 ) -> None:
-    async with client_at(app) as attacker:
-        answers = await asyncio.gather(
-            *(
-                attacker.post("/login", data={"email": office.email, "password": f"guess-{n}"})
-                for n in range(BURST)
-            )
-        )
+    guesses = ({"email": office.email, "password": f"guess-{n}"} for n in range(BURST))
+    answers = await burst(app, "/login", guesses)
     statuses = Counter(a.status_code for a in answers)
     no_server_errors(answers)
     checked = statuses[401]
@@ -78,21 +99,11 @@ async def test_a_burst_of_wrong_passwords_from_one_client_gets_the_limits_checks
 async def test_a_burst_of_passcode_guesses_from_one_client_gets_the_limits_checks(
     stack: Stack,
 ) -> None:
-    email = f"ada-{uuid.uuid4().hex[:6]}@example.com"
-    patient_id = await stack.add_patient("Ada", email)
-    secure_email_id = await stack.send_secure(patient_id, "S", "B")
-    link = await stack.notice_link(email)
-    async with client_at(stack.app) as attacker:
-        answers = await asyncio.gather(
-            *(attacker.post(f"{link}/verify", data={"passcode": f"{n:08d}"}) for n in range(BURST))
-        )
-    no_server_errors(answers)
-    refused = [a for a in answers if a.status_code == 429]
+    secure_email_id, link = await a_message(stack, "Ada")
+    guesses = ({"passcode": f"{n:08d}"} for n in range(BURST))
+    answers = await burst(stack.app, f"{link}/verify", guesses)
     # Every other answer is the workflow's: the code was checked.
-    checked = BURST - len(refused)
-    assert 1 <= checked <= VERIFY_PER_CLIENT.attempts, Counter(a.status_code for a in answers)
-    assert all(TOO_MANY_REQUESTS in a.text for a in refused)
-    assert all(int(a.headers["Retry-After"]) > 0 for a in refused)
+    checked = len(let_through(answers, VERIFY_PER_CLIENT.attempts))
     events = await stack.office.audit_events(secure_email_id=secure_email_id)
     verified = [e for e in events if e["action"].startswith("portal.verify_")]
     assert len(verified) == checked
@@ -101,19 +112,10 @@ async def test_a_burst_of_passcode_guesses_from_one_client_gets_the_limits_check
 async def test_a_burst_of_passcode_requests_from_one_client_gets_the_limits_requests(
     stack: Stack,
 ) -> None:
-    email = f"bo-{uuid.uuid4().hex[:6]}@example.com"
-    patient_id = await stack.add_patient("Bo", email)
-    await stack.send_secure(patient_id, "S", "B")
-    link = await stack.notice_link(email)
-    async with client_at(stack.app) as attacker:
-        answers = await asyncio.gather(*(attacker.post(f"{link}/passcode") for _ in range(BURST)))
-    no_server_errors(answers)
-    refused_here = [a for a in answers if TOO_MANY_REQUESTS in a.text]
+    _, link = await a_message(stack, "Bo")
+    answers = await burst(stack.app, f"{link}/passcode", ({} for _ in range(BURST)))
     # The rest reached the workflow: sent (303), or refused by its own hourly limit.
-    asked = BURST - len(refused_here)
-    assert 1 <= asked <= PASSCODE_PER_CLIENT.attempts, Counter(a.status_code for a in answers)
-    assert all(a.status_code == 429 for a in refused_here)
-    assert all(int(a.headers["Retry-After"]) > 0 for a in refused_here)
+    let_through(answers, PASSCODE_PER_CLIENT.attempts)
     assert sum(a.status_code == 303 for a in answers) <= MAX_PASSCODES_PER_HOUR
 
 

@@ -30,7 +30,13 @@ from infra.db.migrate import upgrade
 from infra.db.models import ApiToken, AuditEvent, StaffUser
 from infra.security import token_hash
 from infra.settings import Settings, get_settings
-from tests.conftest import STAFF_PASSWORD, TEST_KEYS, Browser, Office, some_client_address
+from tests.conftest import (
+    STAFF_PASSWORD,
+    TEST_KEYS,
+    Office,
+    browser_of,
+    some_client_address,
+)
 from tests.fixtures.operators import Operator
 from tests.fixtures.postgres import new_database
 from tests.web.test_codec_endpoint import encrypted
@@ -134,10 +140,7 @@ async def test_a_revoked_operator_cannot_log_in_again(
 ) -> None:
     revoked = await securemail(settings, "operator", "revoke", operator.email)
     assert revoked.exit_code == 0, revoked.output
-    async with Browser(
-        transport=httpx.ASGITransport(app=app, client=(some_client_address(), 50000)),
-        base_url="http://portal.test",
-    ) as browser:
+    async with browser_of(app) as browser:
         response = await browser.post(
             "/login", data={"email": operator.email, "password": STAFF_PASSWORD}
         )
@@ -172,10 +175,7 @@ async def test_create_after_revoke_enables_the_operator_afresh(
         assert (await decode(fresh, settings)).status_code == 200
         # What was revoked stays revoked: the old token, and the old password.
         assert (await decode(old, settings)).status_code == 401
-        async with Browser(
-            transport=httpx.ASGITransport(app=app, client=(some_client_address(), 50000)),
-            base_url="http://portal.test",
-        ) as browser:
+        async with browser_of(app) as browser:
             old_password = await browser.post(
                 "/login", data={"email": operator.email, "password": STAFF_PASSWORD}
             )

@@ -268,9 +268,6 @@ async def test_plain_input_start_sends_nothing(stack: Stack, workflow_type: str)
 async def test_forged_encrypted_start_sends_nothing(stack: Stack) -> None:
     """An operator's encode (or a stolen key) can start a workflow, but the database
     decides what is sent: an unknown secure email gets no notice, in either version."""
-    from workflows.legacy.inputs import SecureEmailInput
-    from workflows.legacy.secure_email_v1 import LegacySecureEmailWorkflow
-
     patient_id = await stack.add_patient("Vic Tim", "victim@example.com")
     temporal = await stack.app.state.app_state.temporal()
     now = datetime.now(UTC)
@@ -284,21 +281,8 @@ async def test_forged_encrypted_start_sends_nothing(stack: Stack) -> None:
         sent_at=now,
         portal_key_id=stack.app.state.app_state.portal_keys.current_id,
     )
-    v1 = await temporal.start_workflow(
-        LegacySecureEmailWorkflow.run,
-        SecureEmailInput(
-            secure_email_id=v1_id,
-            practice_id=stack.office.practice_id,
-            patient_id=patient_id,
-            practice_name="Bank Security",
-            sender_address=SENDER,
-            patient_address="victim@example.com",
-            link_token="phish" * 9,
-            sent_at=now,
-            expires_at=now + timedelta(days=7),
-        ),
-        id=workflow_id_for(v1_id),
-        task_queue=stack.settings.task_queue,
+    v1 = await stack.start_legacy(
+        v1_id, patient_id, "victim@example.com", "phish" * 9, practice_name="Bank Security"
     )
     with pytest.raises(WorkflowFailureError):
         await asyncio.wait_for(v2.result(), 30)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
-from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import text
@@ -14,7 +13,7 @@ from temporalio.testing import ActivityEnvironment
 
 from activities.read_model import ReadModelActivities
 from domain.audit import ActorType, AuditAction
-from domain.secure_email import SecureEmailStatus, StatusChange
+from domain.secure_email import SecureEmailStatus
 from infra.accounts import create_api_token, create_staff_user
 from infra.audit import Actor, audit
 from infra.db.engine import make_engine, make_sessionmaker
@@ -22,6 +21,7 @@ from infra.db.models import Practice
 from infra.settings import Settings
 from tests.conftest import Office
 from tests.fixtures.stack import Stack
+from tests.fixtures.temporal import status_change_now
 
 SUBJECT = "Periodontal chart"
 BODY = "Pocket depths attached."
@@ -89,12 +89,7 @@ async def test_audit_expiry_recorded_once(stack: Stack) -> None:
     await stack.notice_link("ada@example.com")
     engine = make_engine(stack.settings.database_url)
     activities = ReadModelActivities(make_sessionmaker(engine))
-    expiry = StatusChange(
-        secure_email_id=secure_email_id,
-        status=SecureEmailStatus.EXPIRED,
-        at=datetime.now(UTC),
-        sequence=99,
-    )
+    expiry = status_change_now(secure_email_id, SecureEmailStatus.EXPIRED)
     # A retried activity writes the change and its audit event once.
     for _ in range(2):
         await ActivityEnvironment().run(activities.record_status, expiry)

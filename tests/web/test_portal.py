@@ -7,9 +7,11 @@ from datetime import UTC, datetime, timedelta
 import httpx
 from sqlalchemy import update
 
+from domain.secure_email import workflow_id_for
 from infra.db.engine import make_engine
 from infra.db.models import PortalSession, SecureEmail
 from tests.fixtures.stack import Stack
+from workflows.legacy import LEGACY_WORKFLOW_VERSION
 
 SUBJECT = "Treatment plan"
 BODY = "Two fillings, upper left."
@@ -235,3 +237,36 @@ async def test_session_ends_twelve_hours_after_verify(stack: Stack) -> None:
         response = await patient.get(message_path)
         assert response.status_code == 401
         assert SUBJECT not in response.text
+
+
+async def test_version_1_message_opens_with_the_passcode_in_clear(stack: Stack) -> None:
+    """A message whose lifecycle runs on the legacy workflow (sent before this release):
+    the portal asks it for a passcode and sends it the typed code itself, the only thing
+    its secret-based passcodes can check (``web.legacy``)."""
+    email = "vera@example.com"
+    patient_id = await stack.add_patient("Vera", email)
+    secure_email_id = await stack.send_secure(patient_id, SUBJECT, BODY)
+    link = await stack.notice_link(email)
+    # As such a message stands: its row says version 1 and the legacy workflow runs it,
+    # under its id, with the link token in its input.
+    temporal = await stack.app.state.app_state.temporal()
+    await temporal.get_workflow_handle(workflow_id_for(secure_email_id)).terminate("test")
+    await run_sql(
+        stack,
+        update(SecureEmail)
+        .where(SecureEmail.id == secure_email_id)
+        .values(workflow_version=LEGACY_WORKFLOW_VERSION),
+    )
+    await stack.start_legacy(secure_email_id, patient_id, email, link.removeprefix("/m/"))
+    await stack.mail_to(email, 2)  # its own notice
+    async with stack.browser() as patient:
+        before = len(await stack.mail_to(email, 2))
+        await patient.post(f"{link}/passcode")
+        passcode = await stack.passcode(email, before + 1)
+        wrong = f"{(int(passcode) + 1) % 10**8:08d}"
+        refused = await patient.post(f"{link}/verify", data={"passcode": wrong})
+        assert refused.status_code == 422 and "4 tries left" in refused.text
+        verified = await patient.post(f"{link}/verify", data={"passcode": passcode})
+        assert verified.status_code == 303, verified.text
+        page = await patient.get(verified.headers["location"])
+        assert page.status_code == 200 and BODY in page.text

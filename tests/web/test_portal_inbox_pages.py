@@ -13,13 +13,12 @@ import httpx
 from fastapi import FastAPI
 from sqlalchemy import update
 
-from infra import portal_sessions
 from infra.db.engine import make_engine, make_sessionmaker
 from infra.db.models import SecureEmail
-from infra.directory import patient_by_id
 from infra.portal_sessions import INBOX_PAGE_SIZE
 from infra.settings import Settings
 from tests.conftest import Office
+from tests.fixtures.rows import portal_session_token
 from tests.web.test_sent_box import BODY, add_patient, record_sent
 from web.cookies import PORTAL_COOKIE
 
@@ -31,14 +30,7 @@ Browser = httpx.AsyncClient
 
 async def portal_of(app: FastAPI, settings: Settings, patient_id: str, verified: str) -> Browser:
     """The patient's browser after Verify on ``verified`` (the session it would start)."""
-    engine = make_engine(settings.database_url)
-    async with make_sessionmaker(engine)() as db:
-        patient = await patient_by_id(db, patient_id)
-        message = await db.get(SecureEmail, verified)
-        assert patient is not None and message is not None
-        token = await portal_sessions.start(db, patient, message, datetime.now(UTC))
-        await db.commit()
-    await engine.dispose()
+    token = await portal_session_token(settings, patient_id, verified)
     browser = httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://portal.test"
     )

@@ -5,17 +5,17 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections.abc import Sequence
-from datetime import UTC, datetime
 
 import httpx
 from temporalio.runtime import BufferedMetricUpdate, MetricBuffer, Runtime, TelemetryConfig
 from temporalio.testing import ActivityEnvironment
 
 from activities.read_model import ReadModelActivities
-from domain.secure_email import SecureEmailStatus, StatusChange
+from domain.secure_email import SecureEmailStatus
 from infra.db.engine import make_engine, make_sessionmaker
 from tests.fixtures.processes import free_port
 from tests.fixtures.stack import Stack
+from tests.fixtures.temporal import status_change_now
 
 
 def counted(updates: Sequence[BufferedMetricUpdate]) -> dict[str, int]:
@@ -38,12 +38,7 @@ async def test_record_status_counts_each_change_once(stack: Stack) -> None:
     environment.metric_meter = runtime.metric_meter
     engine = make_engine(stack.settings.database_url)
     activities = ReadModelActivities(make_sessionmaker(engine))
-    expiry = StatusChange(
-        secure_email_id=sent.json()["id"],
-        status=SecureEmailStatus.EXPIRED,
-        at=datetime.now(UTC),
-        sequence=99,
-    )
+    expiry = status_change_now(sent.json()["id"], SecureEmailStatus.EXPIRED)
     # A retried activity (and an older change arriving late) counts nothing more.
     for change in (expiry, expiry, expiry.model_copy(update={"sequence": 98})):
         await environment.run(activities.record_status, change)

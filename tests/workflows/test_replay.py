@@ -22,7 +22,6 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 from domain.secure_email import (
-    PasscodeAttempt,
     PasscodeRequest,
     ReplySubmitted,
     SecureEmailStatus,
@@ -33,6 +32,7 @@ from tests.conftest import TEST_KEYS
 from tests.workflows.conftest import Lifecycle
 from tests.workflows.steps import another_code, passcode_mailed
 from workflows.legacy import LEGACY_WORKFLOW_TYPE
+from workflows.legacy.inputs import PasscodeInClear
 from workflows.legacy.secure_email_v1 import LegacySecureEmailWorkflow
 from workflows.secure_email import SecureEmailWorkflow
 
@@ -119,7 +119,7 @@ async def test_version_1_message_keeps_working_on_the_new_worker(lifecycle: Life
     await handle.execute_update(LegacySecureEmailWorkflow.request_passcode, PasscodeRequest())
     code = await lifecycle.latest_passcode(2)
     verified = await handle.execute_update(
-        LegacySecureEmailWorkflow.verify_passcode, PasscodeAttempt(passcode=code)
+        LegacySecureEmailWorkflow.verify_passcode, PasscodeInClear(passcode=code)
     )
     assert verified.outcome == VerifyOutcome.OK
     await handle.execute_update(LegacySecureEmailWorkflow.reply, ReplySubmitted(reply_id="reply-1"))

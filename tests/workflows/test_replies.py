@@ -56,20 +56,22 @@ async def test_reply_with_its_content_refused_before_the_history(lifecycle: Life
     """What the patient wrote stays in the database: a reply that carries it is refused
     by the validator, so it is never recorded in the history."""
     handle = await opened(lifecycle)
-    with_content = ReplySubmitted(
-        reply_id="r1",
-        subject="RE: Treatment plan",
-        body="My insurance number is 123",
-        attachments=[
-            StoredAttachment(
-                attachment_id="r1-file",
-                object_key="secure-emails/x/replies/r1/file",
-                filename="insurance.pdf",
-                size=9,
-                content_type="application/pdf",
-                sha256="0" * 64,
-            )
-        ],
+    stored = StoredAttachment(
+        attachment_id="r1-file",
+        object_key="secure-emails/x/replies/r1/file",
+        filename="insurance.pdf",
+        size=9,
+        content_type="application/pdf",
+        sha256="0" * 64,
+    )
+    # As earlier portals sent a reply: its words and files beside the id.
+    with_content = ReplySubmitted.model_validate(
+        {
+            "reply_id": "r1",
+            "subject": "RE: Treatment plan",
+            "body": "My insurance number is 123",
+            "attachments": [stored.model_dump(mode="json")],
+        }
     )
     with pytest.raises(WorkflowUpdateFailedError):
         await handle.execute_update(SecureEmailWorkflow.reply, with_content)

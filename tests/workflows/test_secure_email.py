@@ -7,8 +7,10 @@ from datetime import timedelta
 
 import pytest
 from temporalio.client import WorkflowUpdateFailedError
+from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 
+from domain.errors import BAD_REQUEST
 from domain.secure_email import (
     PasscodeRequest,
     SecureEmailStatus,
@@ -19,6 +21,7 @@ from infra.security import token_hash
 from tests.fixtures.waiting import eventually
 from tests.workflows.conftest import OFFICE, PATIENT, Lifecycle
 from tests.workflows.steps import another_code, passcode_mailed
+from workflows.legacy.inputs import PasscodeInClear
 from workflows.secure_email import SecureEmailWorkflow
 
 
@@ -126,6 +129,24 @@ async def test_five_wrong_tries_burn_passcode(lifecycle: Lifecycle) -> None:
     assert fresh != passcode
     result = await handle.execute_update(
         SecureEmailWorkflow.verify_passcode, lifecycle.attempt(handle, fresh)
+    )
+    assert result.outcome == VerifyOutcome.OK
+
+
+async def test_passcode_in_clear_refused_before_the_history(lifecycle: Lifecycle) -> None:
+    """Only a code's checks are taken: one sent in clear (as the legacy workflow takes it)
+    is refused by the validator, so it is never recorded; the right checks still work."""
+    handle, passcode = await passcode_mailed(lifecycle)
+    with_code = PasscodeInClear(
+        passcode=passcode, checks=lifecycle.attempt(handle, passcode).checks
+    )
+    with pytest.raises(WorkflowUpdateFailedError) as refused:
+        await handle.execute_update(SecureEmailWorkflow.verify_passcode, with_code)
+    assert isinstance(refused.value.cause, ApplicationError)
+    assert refused.value.cause.type == BAD_REQUEST
+    assert passcode not in (await handle.fetch_history()).to_json()
+    result = await handle.execute_update(
+        SecureEmailWorkflow.verify_passcode, lifecycle.attempt(handle, passcode)
     )
     assert result.outcome == VerifyOutcome.OK
 

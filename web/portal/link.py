@@ -28,6 +28,7 @@ from infra.rate_limits import (
     count,
     uncount,
 )
+from web import legacy
 from web.deps import DbSession, SettingsDep, StateDep, client_address, or_404, temporal_of
 from web.errors import on_unavailable
 from web.languages import translator
@@ -50,7 +51,6 @@ from web.portal.refusals import (
 from web.services.replies import workflow_of
 from web.state import AppState
 from web.templating import render
-from workflows.legacy import runs_legacy_workflow
 from workflows.secure_email import SecureEmailWorkflow
 
 router = APIRouter(tags=["portal"], include_in_schema=False)
@@ -58,10 +58,11 @@ router = APIRouter(tags=["portal"], include_in_schema=False)
 
 def passcode_attempt(state: AppState, secure_email: SecureEmail, code: str) -> PasscodeAttempt:
     """The typed code as its checks: the workflow compares them with the mailed code's, so
-    the code itself never enters the history. A version-1 workflow, whose passcodes come
-    from a secret in its own history, can only compare the code itself."""
-    if runs_legacy_workflow(secure_email):
-        return PasscodeAttempt(passcode=code)
+    the code itself never enters the history (unless its workflow can only compare the
+    code itself: ``web.legacy``)."""
+    in_clear = legacy.passcode_in_clear(secure_email, code)
+    if in_clear is not None:
+        return in_clear
     checks = portal_secrets.passcode_checks(state.portal_keys, secure_email.id, code)
     return PasscodeAttempt(checks=checks)
 

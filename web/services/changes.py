@@ -4,8 +4,8 @@ HTTP: a refusal is a ``ChangeRefused`` in words, which each caller answers its o
 
 The workflow decides (it is the only writer of lifecycle state); the database row is
 checked first only for what the workflow can no longer answer: a secure email that is
-closed (its workflow may have ended) or that a version-1 workflow runs, which has none
-of these updates. Temporal failing is not caught here: ``web.errors`` answers it.
+closed (its workflow may have ended) or whose workflow has none of these updates
+(``web.legacy``). Temporal failing is not caught here: ``web.errors`` answers it.
 """
 
 from __future__ import annotations
@@ -41,10 +41,10 @@ from domain.secure_email import (
 from infra import notice_claims, office_requests, secure_emails
 from infra.audit import Actor, audit_secure_email
 from infra.db.models import SecureEmail
+from web import legacy
 from web.deps import DbSession, TemporalUnavailable, temporal_of
 from web.services.replies import workflow_of
 from web.state import AppState
-from workflows.legacy import runs_legacy_workflow
 from workflows.secure_email import SecureEmailWorkflow
 
 EXPIRED = (
@@ -120,7 +120,7 @@ def _closed(secure_email: SecureEmail) -> ChangeRefused | None:
 
 
 def _refuse_unchangeable(secure_email: SecureEmail) -> None:
-    if runs_legacy_workflow(secure_email):
+    if not legacy.takes_office_changes(secure_email):
         raise ChangeRefused(Refusal.OLD_WORKFLOW, OLD_WORKFLOW)
     closed = _closed(secure_email)
     if closed is not None:

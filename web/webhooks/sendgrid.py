@@ -5,9 +5,8 @@ SendGrid takes a notice (the "sent" line), then tells us later what became of it
 ``dropped`` mean the patient got nothing, so the office is told (R15): the report is
 audited, then the workflow is signalled (it finds the audited report, sets the status to
 failed, adds the "bounced" line and raises the alert; a signal sent by hand finds no
-report and changes nothing),
-or, for a workflow of version 1 that has no such signal, the line and the alert are
-written here.
+report and changes nothing), unless its workflow has no such signal
+(``web.legacy.recorded_bounce``).
 
 Only signed, fresh batches are read (``infra.mail.sendgrid_events``): the signature is
 checked on the raw bytes before any JSON is parsed. The body is bounded by
@@ -37,15 +36,15 @@ from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
 from domain.audit import AuditAction
-from domain.secure_email import EventKind, NoticeBounced, SecureEmailStatus, workflow_id_for
-from infra import alerts, secure_emails, timeline
+from domain.secure_email import EventKind, NoticeBounced, workflow_id_for
+from infra import secure_emails, timeline
 from infra.audit import SYSTEM, audit_secure_email
 from infra.db.models import AuditEvent, SecureEmail
 from infra.mail.sendgrid_events import fresh, signed
+from web import legacy
 from web.api.responses import ErrorDetail
 from web.deps import DbSession, StateDep, TemporalUnavailable, temporal_of
 from web.state import AppState
-from workflows.legacy import runs_legacy_workflow
 
 log = logging.getLogger(__name__)
 
@@ -58,8 +57,6 @@ NOTICE_BOUNCED_SIGNAL = "notice_bounced"
 NOTICE = "notice"
 DELIVERED = "delivered"
 FAILED = frozenset({"bounce", "dropped"})
-# A bounce changes nothing once the patient has opened it, or it has closed.
-STILL_OUT = (SecureEmailStatus.SENDING.value, SecureEmailStatus.SENT.value)
 
 NOT_SIGNED = "The request is not signed by SendGrid's Event Webhook, or its time is stale."
 WEBHOOK_OFF = "Not Found"
@@ -176,9 +173,7 @@ async def _record(state: AppState, db: DbSession, item: object, counts: Counts) 
         await db.commit()
         counts.delivered += 1
         return
-    if runs_legacy_workflow(secure_email):
-        await _record_bounce_v1(db, secure_email, event)
-    else:
+    if not await legacy.recorded_bounce(db, secure_email, event.at, event.key):
         await _audit_bounce(db, secure_email, event)
         await _signal_bounce(await temporal_of(state), secure_email, event)
     counts.bounced += 1
@@ -206,12 +201,3 @@ async def _signal_bounce(temporal: Client, secure_email: SecureEmail, event: Sen
         if error.status != RPCStatusCode.NOT_FOUND:
             raise
         # Its workflow has closed (expired, withdrawn): nothing is left to fail.
-
-
-async def _record_bounce_v1(db: DbSession, secure_email: SecureEmail, event: SendGridEvent) -> None:
-    """Version 1 workflows have no bounce signal: the line and the alert, written here."""
-    if secure_email.opened_at is not None or secure_email.status not in STILL_OUT:
-        return
-    await timeline.add(db, secure_email.id, EventKind.BOUNCED, event.at, event.key)
-    await db.commit()
-    await alerts.raise_notice_failed(db, secure_email)

@@ -1,10 +1,11 @@
 """Secure emails started before histories held ids only: everything that exists for them.
 
 What is here: the frozen version-1 workflow (``workflows.legacy.secure_email_v1``, its
-input model beside it) and ``runs_legacy_workflow``, the one question the rest of the code
-asks about a secure email's workflow. Its activities are in ``activities.legacy`` (a
+input models beside it) and ``runs_legacy_workflow``, the one question the rest of the
+code asks about a secure email's workflow. Its activities, its HOTP passcodes and the
+reading of replies whose payload carries their text are in ``activities.legacy`` (a
 workflow package cannot hold what the worker's activities import: layers point down), and
-the web app's answers to a version-1 message sit behind ``runs_legacy_workflow``.
+the web app's answers to a version-1 message in ``web.legacy``.
 
 Names: the frozen class is ``LegacySecureEmailWorkflow``, registered as the type
 ``"SecureEmailWorkflow"`` its histories record; the current class keeps the name
@@ -17,9 +18,10 @@ Once this package is deleted, "SecureEmailWorkflow" names no type any more.
 When it can go: once no version-1 workflow is open. They were started with an expiry of
 at most 90 days and nothing moves it, so at most 90 days after the release that replaced
 them. ``securemail legacy open`` says how many are still open (in the database and in
-Temporal); at zero, delete this package and ``activities/legacy.py``, their registration
-in ``workers/worker.py``, the branches behind ``runs_legacy_workflow`` and the version-1
-replay histories (lifecycle-001, -002).
+Temporal); at zero, delete this package, ``activities/legacy.py`` and ``web/legacy.py``,
+their registration in ``workers/worker.py``, the branches that call them (``record_reply``
+falls back to ``written_in_payload``; ``web.legacy`` lists its callers), the ``pyotp``
+dependency, and the version-1 replay histories (lifecycle-001, -002).
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ release that replaced it), then ``workflows.legacy`` goes (its docstring says ho
 Do not change what this code does: recorded histories (tests/workflows/histories/
 lifecycle-00[12].json) must replay. Only the reply validator changed, which a history
 does not record: the portal now keeps a reply's text in the database and sends its id.
+Verify's input has a class of its own (``PasscodeInClear``) that decodes the same JSON.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ with workflow.unsafe.imports_passed_through():
         NoticeToDeliver,
         PasscodeToDeliver,
         make_passcode_secret,
+        passcode_for,
     )
     from activities.read_model import ReadModelActivities
     from activities.replies import AlertActivities, RepliesActivities
@@ -38,11 +40,9 @@ with workflow.unsafe.imports_passed_through():
         MAX_WRONG_TRIES,
         PASSCODE_VALID_FOR,
         RATE_WINDOW,
-        passcode_for,
     )
     from domain.secure_email import (
         NoticeFailed,
-        PasscodeAttempt,
         PasscodeIssued,
         PasscodeRequest,
         ReplyAccepted,
@@ -57,7 +57,7 @@ with workflow.unsafe.imports_passed_through():
         is_expired,
     )
     from infra.temporal.search_attributes import SECURE_EMAIL_STATUS
-    from workflows.legacy.inputs import SecureEmailInput
+    from workflows.legacy.inputs import PasscodeInClear, SecureEmailInput
 
 MAIL_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=2),
@@ -193,7 +193,7 @@ class LegacySecureEmailWorkflow:
         self._refuse_if_rate_limited()
 
     @workflow.update
-    async def verify_passcode(self, attempt: PasscodeAttempt) -> VerifyResult:
+    async def verify_passcode(self, attempt: PasscodeInClear) -> VerifyResult:
         async with self._lock:
             self._refuse_if_closed()
             passcode = self._passcode
@@ -217,7 +217,7 @@ class LegacySecureEmailWorkflow:
             return VerifyResult(outcome=VerifyOutcome.OK)
 
     @verify_passcode.validator
-    def _validate_verify_passcode(self, attempt: PasscodeAttempt) -> None:
+    def _validate_verify_passcode(self, attempt: PasscodeInClear) -> None:
         self._refuse_if_closed()
 
     @workflow.signal
