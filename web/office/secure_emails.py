@@ -37,6 +37,7 @@ from web.deps import (
     staff_actor,
 )
 from web.errors import SEND_REFUSED_STATUS, on_unavailable
+from web.legacy import takes_office_changes
 from web.services import changes
 from web.services.changes import ChangeRefused, Refusal
 from web.services.secure_emails import (
@@ -60,7 +61,6 @@ from web.uploads import (
     read_upload_form,
     reopen_attachments,
 )
-from workflows.legacy import runs_legacy_workflow
 
 router = APIRouter(tags=["office"], include_in_schema=False)
 
@@ -257,7 +257,7 @@ async def _status_page(
     time_zone = await time_zone_of(db, staff.practice_id)
     await audit_viewed(request, db, staff, secure_email)
     expired = secure_emails.expired(secure_email)
-    changeable = not runs_legacy_workflow(secure_email) and not is_closed(
+    changeable = takes_office_changes(secure_email) and not is_closed(
         secure_email.status, secure_email.expires_at, datetime.now(UTC)
     )
     typed = typed or {}
