@@ -104,6 +104,8 @@ async def test_a_clerk_gets_403_on_every_admin_route_and_changes_nothing(
     page_requests: dict[tuple[str, str], tuple[str, dict[str, str] | None]] = {
         ("GET", "/settings"): ("/settings", None),
         ("POST", "/settings"): ("/settings", PHISHING),
+        ("POST", "/settings/logo"): ("/settings/logo", {}),
+        ("POST", "/settings/logo/remove"): ("/settings/logo/remove", {}),
         ("GET", "/staff"): ("/staff", None),
         ("POST", "/staff"): ("/staff", {**new_person, "role": "admin"}),
         ("POST", "/staff/{staff_id}/role"): (f"/staff/{admin_id}/role", {"role": "clerk"}),
