@@ -10,6 +10,10 @@ the plain names, not Secure.
 
 from __future__ import annotations
 
+from typing import Literal
+
+from starlette.responses import Response
+
 from infra.settings import Settings
 
 STAFF_COOKIE = "staff_session"
@@ -19,3 +23,26 @@ CSRF_COOKIE = "csrf_token"
 
 def cookie_name(settings: Settings, name: str) -> str:
     return f"__Host-{name}" if settings.secure_cookies else name
+
+
+def set_cookie(
+    response: Response,
+    settings: Settings,
+    name: str,
+    value: str,
+    *,
+    max_age: int | None = None,
+    samesite: Literal["lax", "strict"] = "lax",
+) -> None:
+    """One of our cookies: named by ``cookie_name``, for the whole site, never readable by
+    scripts, Secure when the public URL is https. Without ``max_age`` it lasts the
+    browser's session."""
+    response.set_cookie(
+        cookie_name(settings, name),
+        value,
+        max_age=max_age,
+        path="/",
+        httponly=True,
+        samesite=samesite,
+        secure=settings.secure_cookies,
+    )

@@ -46,7 +46,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from infra.crypto.keys import PortalKeys
 from infra.settings import Settings
-from web.cookies import CSRF_COOKIE, PORTAL_COOKIE, STAFF_COOKIE, cookie_name
+from web.cookies import CSRF_COOKIE, PORTAL_COOKIE, STAFF_COOKIE, cookie_name, set_cookie
 from web.state import AppState
 
 CSRF_FIELD = "csrf_token"
@@ -111,14 +111,7 @@ def remember_csrf_token(request: Request, response: Response) -> None:
     browser = getattr(request.state, "new_csrf_cookie", None)
     if browser:
         settings = _app_state(request).settings
-        response.set_cookie(
-            csrf_cookie_name(settings),
-            browser,
-            path="/",
-            httponly=True,
-            samesite="lax",
-            secure=settings.secure_cookies,
-        )
+        set_cookie(response, settings, CSRF_COOKIE, browser)
 
 
 def _matches(request: Request, field: object) -> bool:

@@ -15,7 +15,7 @@ from fastapi import Request, Response
 
 from infra.i18n import DEFAULT_LANGUAGE, LANGUAGES, translations
 from infra.settings import Settings
-from web.cookies import cookie_name
+from web.cookies import cookie_name, set_cookie
 from web.state import AppState
 
 LANGUAGE_COOKIE = "portal_language"
@@ -82,11 +82,4 @@ def translator(request: Request) -> gettext.NullTranslations:
 
 def remember_choice(response: Response, settings: Settings, language: str) -> None:
     """The switch's choice, for the rest of the browser's session (no expiry)."""
-    response.set_cookie(
-        language_cookie_name(settings),
-        language,
-        path="/",
-        httponly=True,
-        samesite="lax",
-        secure=settings.secure_cookies,
-    )
+    set_cookie(response, settings, LANGUAGE_COOKIE, language)

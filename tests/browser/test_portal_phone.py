@@ -11,14 +11,13 @@ import pytest
 from playwright.async_api import Browser, Page, expect
 from sqlalchemy import update
 
-from infra import portal_sessions
 from infra.db.engine import make_engine, make_sessionmaker
 from infra.db.models import SecureEmail
-from infra.directory import patient_by_id
 from infra.security import new_token, token_hash
 from infra.settings import Settings
 from tests.browser.pages import ON_A_PHONE, AccessibilityLog
 from tests.conftest import Office
+from tests.fixtures.rows import portal_session_token
 from tests.web.test_sent_box import BODY, add_patient, record_sent
 from web.cookies import PORTAL_COOKIE, cookie_name
 
@@ -42,19 +41,6 @@ async def give_link(settings: Settings, secure_email_id: str) -> str:
             .where(SecureEmail.id == secure_email_id)
             .values(link_token_hash=token_hash(token))
         )
-        await db.commit()
-    await engine.dispose()
-    return token
-
-
-async def verified_session(settings: Settings, patient_id: str, secure_email_id: str) -> str:
-    """The portal cookie Verify would have set for this message."""
-    engine = make_engine(settings.database_url)
-    async with make_sessionmaker(engine)() as db:
-        patient = await patient_by_id(db, patient_id)
-        message = await db.get(SecureEmail, secure_email_id)
-        assert patient is not None and message is not None
-        token = await portal_sessions.start(db, patient, message, datetime.now(UTC))
         await db.commit()
     await engine.dispose()
     return token
@@ -114,7 +100,7 @@ async def test_portal_on_a_phone(
             [
                 {
                     "name": cookie_name(settings, PORTAL_COOKIE),
-                    "value": await verified_session(settings, ada, message.id),
+                    "value": await portal_session_token(settings, ada, message.id),
                     "url": live_app,
                 }
             ]

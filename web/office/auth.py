@@ -44,6 +44,7 @@ from infra.rate_limits import (
     uncount,
 )
 from infra.security import token_hash, verify_password
+from web.cookies import STAFF_COOKIE, set_cookie
 from web.deps import (
     DbSession,
     SettingsDep,
@@ -161,15 +162,7 @@ async def log_in(
     if user.must_change_password:
         home = "/change-password"
     response = RedirectResponse(home, status_code=status.HTTP_303_SEE_OTHER)
-    response.set_cookie(
-        staff_cookie_name(settings),
-        token,
-        max_age=settings.staff_session_hours * 3600,
-        path="/",
-        httponly=True,
-        samesite="lax",
-        secure=settings.secure_cookies,
-    )
+    set_cookie(response, settings, STAFF_COOKIE, token, max_age=settings.staff_session_hours * 3600)
     return response
 
 

@@ -24,7 +24,7 @@ from infra import secure_emails, timeline
 from infra.db.models import Patient, SecureEmail, SecureEmailEvent, StaffUser
 from infra.objects.interface import ObjectNotFound, ObjectUnreadable
 from infra.practices import time_zone_of
-from web.cookies import cookie_name
+from web.cookies import cookie_name, set_cookie
 from web.deps import (
     CurrentStaff,
     DbSession,
@@ -208,14 +208,8 @@ async def _send(
     # "Sent." is said once, on the page the send lands on: a cookie the next page view
     # takes back, not a query a bookmark or the browser's history would keep saying.
     response = _back_to(secure_email)
-    response.set_cookie(
-        cookie_name(state.settings, JUST_SENT_COOKIE),
-        secure_email.id,
-        max_age=JUST_SENT_SECONDS,
-        path="/",
-        httponly=True,
-        samesite="lax",
-        secure=state.settings.secure_cookies,
+    set_cookie(
+        response, state.settings, JUST_SENT_COOKIE, secure_email.id, max_age=JUST_SENT_SECONDS
     )
     return response
 

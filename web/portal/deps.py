@@ -23,7 +23,7 @@ from infra.db.models import Patient, PortalSession, Practice, SecureEmail
 from infra.directory import patient_by_id
 from infra.security import token_hash
 from infra.settings import Settings
-from web.cookies import PORTAL_COOKIE, cookie_name
+from web.cookies import PORTAL_COOKIE, cookie_name, set_cookie
 from web.deps import DbSession, SettingsDep, client_address, or_404
 from web.errors import MessageClosed, PortalSignedOut
 from web.languages import N_, note_patient_language
@@ -49,14 +49,7 @@ async def start_portal_session(
 ) -> None:
     """Not committed: the caller commits the session with what it audits."""
     token = await portal_sessions.start(db, patient, verified, began_at)
-    response.set_cookie(
-        portal_cookie_name(settings),
-        token,
-        httponly=True,
-        samesite="strict",
-        secure=settings.secure_cookies,
-        path="/",
-    )
+    set_cookie(response, settings, PORTAL_COOKIE, token, samesite="strict")
 
 
 def end_portal_cookie(response: Response, settings: Settings) -> None:
