@@ -93,3 +93,36 @@ async def test_another_practices_patient_at_the_address_never_shows(stack: Stack
     async with stack.browser() as mailbox:
         assert await sign_in(stack, mailbox, link, HOME) == f"/portal/messages/{ours}"
         await nothing_of(mailbox, theirs, their_file)
+
+
+async def test_family_session_never_shows_a_member_who_moved_or_reads_elsewhere(
+    stack: Stack,
+) -> None:
+    """The family is who is at the session's address now, and only what was sent there:
+    Emma's message sent home before she moved, and Liam's sent to his own address (he is
+    of John's family), never show in John's session at home."""
+    john = await stack.add_patient("John Smith", HOME)
+    emma = (
+        await stack.office.api.post(
+            "/api/v1/patients", json={"name": "Emma Smith", "email": HOME, "guarantor_id": john}
+        )
+    ).json()["id"]
+    liam = (
+        await stack.office.api.post(
+            "/api/v1/patients",
+            json={"name": "Liam Smith", "email": "liam@example.com", "guarantor_id": john},
+        )
+    ).json()["id"]
+    emmas = await stack.send_secure(emma, "Emma at home", "Sent home.", [PDF])
+    await stack.mail_to(HOME, 1)
+    moved = await stack.office.api.patch(f"/api/v1/patients/{emma}", json={"email": AWAY})
+    assert moved.status_code == 200, moved.text
+    liams = await stack.send_secure(liam, "Liam's own", "Sent to Liam.", [PDF])
+    johns = await stack.send_secure(john, "John's", "Sent to John.", [PDF])
+    await stack.mail_to(HOME, 2)
+    link = await stack.notice_link(HOME)
+    async with stack.browser() as mailbox:
+        assert await sign_in(stack, mailbox, link, HOME) == f"/portal/messages/{johns}"
+        assert johns in (await mailbox.get("/portal")).text
+        await nothing_of(mailbox, emmas, await attachment_of(stack, emmas, stack.office.api))
+        await nothing_of(mailbox, liams, await attachment_of(stack, liams, stack.office.api))

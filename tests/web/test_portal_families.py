@@ -1,10 +1,13 @@
-"""Two patients at one address: each message's link, passcode and Verify give a session
-that shows that patient's messages alone; a reply is filed to that patient's chart and
-its alert names that patient."""
+"""Two patients at one address: a message's link, passcode and Verify give a session for
+that address, which shows the secure emails of every patient of the practice at that
+address, each marked with whose it is ("For Emma"). A reply belongs to the patient of
+the message it answers: filed to that patient's chart, the alert naming that patient."""
 
 from __future__ import annotations
 
 from typing import Any
+
+import httpx
 
 from tests.fixtures.stack import Stack
 from tests.fixtures.waiting import eventually
@@ -33,38 +36,57 @@ async def alert_of(stack: Stack, secure_email_id: str) -> dict[str, Any]:
     return await eventually(check)
 
 
-async def test_shared_address_session_shows_the_patient_of_its_message(stack: Stack) -> None:
+def line_of(page: httpx.Response, secure_email_id: str) -> str:
+    return page.text.split(f'href="/portal/messages/{secure_email_id}">')[1].split("</li>")[0]
+
+
+async def reply(mailbox: httpx.AsyncClient, secure_email_id: str, filename: str) -> None:
+    replied = await mailbox.post(
+        f"/portal/messages/{secure_email_id}/reply",
+        data={"subject": "RE", "body": "Monday suits us."},
+        files=[("attachments", (filename, PNG, "image/png"))],
+    )
+    assert replied.status_code == 303, replied.text
+
+
+async def test_shared_address_session_shows_the_family_each_reply_its_patients(
+    stack: Stack,
+) -> None:
     john, emma = await family(stack)
-    emmas = await stack.send_secure(emma, "Emma's braces", "Brackets on Monday.")
+    emmas = await stack.send_secure(emma, "Braces", "Brackets on Monday.")
     emma_link = await stack.notice_link(HOME)
-    johns = await stack.send_secure(john, "John's crown", "The crown is ready.")
+    johns = await stack.send_secure(john, "Crown", "The crown is ready.")
     await stack.mail_to(HOME, 2)
-    john_link = await stack.notice_link(HOME)
-    assert john_link != emma_link
 
     async with stack.browser() as mailbox:
-        message_path = await sign_in(stack, mailbox, emma_link, HOME)
-        assert message_path == f"/portal/messages/{emmas}"
+        # Emma's link and passcode: her message first, and the family's Inbox.
+        assert await sign_in(stack, mailbox, emma_link, HOME) == f"/portal/messages/{emmas}"
         inbox = await mailbox.get("/portal")
-        assert "Emma&#39;s braces" in inbox.text or "Emma's braces" in inbox.text
-        assert "crown" not in inbox.text
-        assert (await mailbox.get(f"/portal/messages/{johns}")).status_code == 404
-        replied = await mailbox.post(
-            f"{message_path}/reply",
-            data={"subject": "RE: Emma's braces", "body": "Monday suits us."},
-            files=[("attachments", ("consent.png", PNG, "image/png"))],
-        )
-        assert replied.status_code == 303
+        assert "For Emma" in line_of(inbox, emmas) and "Braces" in line_of(inbox, emmas)
+        assert "For John" in line_of(inbox, johns) and "Crown" in line_of(inbox, johns)
+        johns_page = await mailbox.get(f"/portal/messages/{johns}")
+        assert johns_page.status_code == 200 and "For John" in johns_page.text
+        await reply(mailbox, emmas, "emma.png")
+        await reply(mailbox, johns, "john.png")
+        files = await mailbox.get("/portal/files")
+        assert "For Emma" in files.text and "For John" in files.text
+        sent = await mailbox.get("/portal/sent")
+        assert "For Emma" in sent.text and "For John" in sent.text
 
-    [document] = await filed(stack, emma, 1)
-    assert document["filename"] == "consent.png" and document["secure_email_id"] == emmas
-    assert (await stack.office.api.get(f"/api/v1/patients/{john}/chart")).json()["items"] == []
-    alert = await alert_of(stack, emmas)
-    assert alert["patient_id"] == emma and alert["patient_name"] == "Emma Smith"
+    [emma_file] = await filed(stack, emma, 1)
+    [john_file] = await filed(stack, john, 1)
+    assert emma_file["filename"] == "emma.png" and emma_file["secure_email_id"] == emmas
+    assert john_file["filename"] == "john.png" and john_file["secure_email_id"] == johns
+    emma_alert, john_alert = await alert_of(stack, emmas), await alert_of(stack, johns)
+    assert emma_alert["patient_id"] == emma and emma_alert["patient_name"] == "Emma Smith"
+    assert john_alert["patient_id"] == john and john_alert["patient_name"] == "John Smith"
 
-    # John's link, its own passcode and Verify: John's message, not Emma's.
+
+async def test_a_patient_alone_at_an_address_sees_no_for_whom_marks(stack: Stack) -> None:
+    ada = await stack.add_patient("Ada Lovelace", "ada@example.com")
+    ours = await stack.send_secure(ada, "Plan", "Words.")
+    link = await stack.notice_link("ada@example.com")
     async with stack.browser() as mailbox:
-        assert await sign_in(stack, mailbox, john_link, HOME) == f"/portal/messages/{johns}"
+        await sign_in(stack, mailbox, link, "ada@example.com")
         inbox = await mailbox.get("/portal")
-        assert "crown" in inbox.text and "braces" not in inbox.text
-        assert (await mailbox.get(f"/portal/messages/{emmas}")).status_code == 404
+        assert "Plan" in line_of(inbox, ours) and "For Ada" not in inbox.text
