@@ -25,7 +25,7 @@ async def test_join_the_family_then_see_it_on_the_patient_page(
     accessibility = AccessibilityLog()
     async with signed_in_page(chromium, live_app, office.email, device=device) as page:
         await page.goto("/patients")
-        await page.get_by_label("Name").fill("Emma Smith")
+        await page.get_by_label("Name", exact=True).fill("Emma Smith")
         await page.get_by_label("Email", exact=True).fill(HOME)
         await page.get_by_role("button", name="Add patient").click()
         question = page.get_by_role("alert")

@@ -90,3 +90,23 @@ async def test_a_patient_alone_at_an_address_sees_no_for_whom_marks(stack: Stack
         await sign_in(stack, mailbox, link, "ada@example.com")
         inbox = await mailbox.get("/portal")
         assert "Plan" in line_of(inbox, ours) and "For Ada" not in inbox.text
+
+
+async def test_one_childs_wrong_codes_do_not_lock_the_parent_out(stack: Stack) -> None:
+    """Lock-outs are per message: Emma's passcode burned by five wrong tries leaves
+    John's message, at the same address, its own passcode and Verify."""
+    john, emma = await family(stack)
+    await stack.send_secure(emma, "Braces", "Brackets on Monday.")
+    emma_link = await stack.notice_link(HOME)
+    johns = await stack.send_secure(john, "Crown", "The crown is ready.")
+    await stack.mail_to(HOME, 2)
+    john_link = await stack.notice_link(HOME)
+    async with stack.browser() as child:
+        await child.post(f"{emma_link}/passcode")
+        passcode = await stack.passcode(HOME, 3)
+        wrong = f"{(int(passcode) + 1) % 10**8:08d}"
+        for _ in range(5):
+            last = await child.post(f"{emma_link}/verify", data={"passcode": wrong})
+        assert "no longer works" in last.text
+    async with stack.browser() as parent:
+        assert await sign_in(stack, parent, john_link, HOME) == f"/portal/messages/{johns}"
