@@ -28,6 +28,12 @@ class PatientCreate(BaseModel):
     status: PatientStatus = PatientStatus.PATIENT
     # What the patient's mails and portal pages are written in (R20).
     language: Language = DEFAULT_LANGUAGE
+    # The head of the patient's family: another patient of the same practice.
+    guarantor_id: str | None = None
+    # An address another patient already has is taken only with consent: the patient
+    # joins that patient's family (``guarantor_id``) or this is true. Whoever reads the
+    # mailbox can read every secure email sent to it.
+    share_address: bool = False
 
     @property
     def email_normalised(self) -> str:
@@ -43,6 +49,10 @@ class PatientUpdate(BaseModel):
     email: EmailStr | None = None
     status: PatientStatus | None = None
     language: Language | None = None
+    # Given as null, the patient leaves the family (becomes a head or on their own).
+    guarantor_id: str | None = None
+    # As when adding: consent to an address another patient already has. Not stored.
+    share_address: bool = False
 
     @field_validator("name", "email", "status", "language", mode="before")
     @classmethod
@@ -52,12 +62,17 @@ class PatientUpdate(BaseModel):
             raise ValueError("may be left out, but not null")
         return value
 
-    def changes(self) -> dict[str, str]:
-        """The fields given, as stored: the status by its value."""
-        given = self.model_dump(exclude_unset=True)
+    def changes(self) -> dict[str, str | None]:
+        """The fields given, as stored: the status by its value; a guarantor None when the
+        patient leaves the family."""
+        given = self.model_dump(exclude_unset=True, exclude={"share_address"})
         if "status" in given:
             given["status"] = PatientStatus(given["status"]).value
-        return {field: str(value) for field, value in given.items()}
+        return {field: None if value is None else str(value) for field, value in given.items()}
+
+    @property
+    def changes_guarantor(self) -> bool:
+        return "guarantor_id" in self.model_fields_set
 
 
 class PatientPublic(BaseModel):
@@ -69,6 +84,7 @@ class PatientPublic(BaseModel):
     status: PatientStatus
     language: Language
     created_at: datetime
+    guarantor_id: str | None = None
 
 
 class PatientList(BaseModel):

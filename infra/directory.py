@@ -1,13 +1,19 @@
 """The patient directory: add, change and find patients by name or email (R2).
 
+Families may share an address, with consent: an address another patient of the practice
+has is taken only by a patient joining that patient's family (the same head, through
+``guarantor_id``) or when the request says so (``share_address``). A guarantor is another
+patient of the same practice whose chain of guarantors does not lead back to the patient.
+
 A change made by someone is audited in the same commit as the change (R13), by field
 name only: names and addresses are PHI.
 """
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 from sqlalchemy import or_, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.addresses import normalise_address
@@ -15,17 +21,45 @@ from domain.audit import AuditAction
 from domain.patients import PatientCreate, PatientUpdate
 from infra.audit import Actor, audit
 from infra.db.models import Patient
+from infra.families import chain_of, head_of, holders_of
 
 SEARCH_LIMIT = 50
 
 
-class DuplicatePatientEmail(Exception):
-    """Another patient of the practice already has this address."""
+class AddressInUse(Exception):
+    """Another patient of the practice already has this address, and the change came
+    without consent to share it."""
+
+    def __init__(self, holders: list[Patient], head: Patient) -> None:
+        super().__init__("address in use")
+        # Who has the address now, the earliest added first; and the head of the first
+        # one's family, whom joining the family names as guarantor.
+        self.holders = holders
+        self.head = head
+
+
+class GuarantorProblem(StrEnum):
+    NOT_FOUND = "not_found"
+    SELF = "self"
+    CYCLE = "cycle"
+
+
+class GuarantorRefused(Exception):
+    """The guarantor named is not one this patient may have."""
+
+    def __init__(self, problem: GuarantorProblem) -> None:
+        super().__init__(problem.value)
+        self.problem = problem
 
 
 async def add_patient(
     db: AsyncSession, practice_id: str, new: PatientCreate, *, added_by: Actor | None = None
 ) -> Patient:
+    guarantor = await _guarantor(db, practice_id, new.guarantor_id, patient_id=None)
+    head = await head_of(db, guarantor) if guarantor is not None else None
+    await _check_address(
+        db, practice_id, new.email_normalised, head=head, share=new.share_address, besides=None
+    )
     patient = Patient(
         practice_id=practice_id,
         name=new.name,
@@ -33,15 +67,10 @@ async def add_patient(
         email_normalised=new.email_normalised,
         status=new.status.value,
         language=new.language,
+        guarantor_id=new.guarantor_id,
     )
-    try:
-        # A savepoint, so a refusal leaves the rest of the session (the signed-in staff
-        # user) intact. The unique constraint decides: two clerks adding the same patient
-        # at once cannot both succeed.
-        async with db.begin_nested():
-            db.add(patient)
-    except IntegrityError as error:
-        raise DuplicatePatientEmail from error
+    db.add(patient)
+    await db.flush()
     if added_by is not None:
         audit(db, practice_id, AuditAction.PATIENT_ADD, added_by, patient_id=patient.id)
     await db.commit()
@@ -52,20 +81,26 @@ async def change_patient(
     db: AsyncSession, patient: Patient, change: PatientUpdate, *, changed_by: Actor | None = None
 ) -> list[str]:
     """Applies the change; returns the names of the fields whose value changed."""
-    changed = [
-        field for field, value in change.changes().items() if getattr(patient, field) != value
-    ]
+    wanted = change.changes()
+    changed = [field for field, value in wanted.items() if getattr(patient, field) != value]
     if not changed:
         return []
-    try:
-        async with db.begin_nested():
-            for field in changed:
-                setattr(patient, field, change.changes()[field])
-            if "email" in changed:
-                patient.email_normalised = normalise_address(patient.email)
-    except IntegrityError as error:
-        await db.refresh(patient)  # the savepoint is gone; show what is stored
-        raise DuplicatePatientEmail from error
+    guarantor_id = wanted["guarantor_id"] if "guarantor_id" in wanted else patient.guarantor_id
+    guarantor = await _guarantor(db, patient.practice_id, guarantor_id, patient_id=patient.id)
+    address = normalise_address(wanted.get("email") or patient.email)
+    if address != patient.email_normalised:
+        head = await head_of(db, guarantor) if guarantor is not None else patient
+        await _check_address(
+            db,
+            patient.practice_id,
+            address,
+            head=head,
+            share=change.share_address,
+            besides=patient.id,
+        )
+    for field in changed:
+        setattr(patient, field, wanted[field])
+    patient.email_normalised = address
     if changed_by is not None:
         audit(
             db,
@@ -77,6 +112,53 @@ async def change_patient(
         )
     await db.commit()
     return changed
+
+
+async def family_to_join(
+    db: AsyncSession, practice_id: str, address_normalised: str, *, besides: str | None = None
+) -> Patient | None:
+    """The head of the family of the first patient at this address (whom the office's
+    "Join the family" names as guarantor); None when nobody else has the address."""
+    holders = await holders_of(db, practice_id, address_normalised, besides=besides)
+    return await head_of(db, holders[0]) if holders else None
+
+
+async def _guarantor(
+    db: AsyncSession, practice_id: str, guarantor_id: str | None, *, patient_id: str | None
+) -> Patient | None:
+    """The guarantor named, checked: a patient of the same practice, not the patient, and
+    not one whose own chain of guarantors leads back to the patient."""
+    if guarantor_id is None:
+        return None
+    if guarantor_id == patient_id:
+        raise GuarantorRefused(GuarantorProblem.SELF)
+    guarantor = await get_patient(db, practice_id, guarantor_id)
+    if guarantor is None:
+        # Another practice's patient is answered as no patient at all.
+        raise GuarantorRefused(GuarantorProblem.NOT_FOUND)
+    if patient_id is not None and any(p.id == patient_id for p in await chain_of(db, guarantor)):
+        raise GuarantorRefused(GuarantorProblem.CYCLE)
+    return guarantor
+
+
+async def _check_address(
+    db: AsyncSession,
+    practice_id: str,
+    address_normalised: str,
+    *,
+    head: Patient | None,
+    share: bool,
+    besides: str | None,
+) -> None:
+    """Refuses an address other patients have, unless sharing it was consented to or the
+    patient is of the same family as one of them (the same head)."""
+    holders = await holders_of(db, practice_id, address_normalised, besides=besides)
+    if not holders or share:
+        return
+    heads = [await head_of(db, holder) for holder in holders]
+    if head is not None and any(h.id == head.id for h in heads):
+        return
+    raise AddressInUse(holders, heads[0])
 
 
 async def find_patients(db: AsyncSession, practice_id: str, query: str = "") -> list[Patient]:

@@ -10,6 +10,10 @@ holder of the old mailbox, who already got those notices and passcodes, can stil
 them, and nothing else; a session started from the new address sees only what was sent
 there. Messages from before the address was kept fall back to the patient's current
 address, which is where the worker mails their passcodes too.
+
+Families: a session proves an address, so it also reads the messages of the other
+patients of the same practice whose address now is that one, each sent to that address
+(``may_read``, ``family_of``). Another practice's patient at the address never shows.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
-from sqlalchemy import delete
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.addresses import normalise_address
@@ -45,12 +49,40 @@ def sent_to(secure_email: Addressed, patient: Patient) -> str:
     return normalise_address(secure_email.recipient_address or patient.email)
 
 
-def may_read(session: PortalSession, secure_email: Addressed, patient: Patient) -> bool:
-    """Whether this session may open the message: the patient's, sent to its address."""
-    return (
-        secure_email.patient_id == session.patient_id == patient.id
-        and sent_to(secure_email, patient) == session.address_normalised
+def may_read(
+    session: PortalSession, secure_email: Addressed, patient: Patient, holder: Patient
+) -> bool:
+    """Whether this session may open the message of ``patient``: sent to the session's
+    address, and the patient is the session's own (``holder``, whose passcode was
+    entered) or of the holder's family at that address: a patient of the same practice
+    whose address *now* is the one the session proved. A message keeps the address it
+    was sent to, so what went to another address never shows, even the patient's own."""
+    if secure_email.patient_id != patient.id or holder.id != session.patient_id:
+        return False
+    if sent_to(secure_email, patient) != session.address_normalised:
+        return False
+    return patient.id == holder.id or (
+        patient.practice_id == holder.practice_id
+        and patient.email_normalised == session.address_normalised
     )
+
+
+async def family_of(db: AsyncSession, session: PortalSession) -> list[Patient]:
+    """Who this session reads for: its own patient first, then the others of the same
+    practice whose address is the session's, by name. Empty when the patient is gone."""
+    holder = await db.get(Patient, session.patient_id)
+    if holder is None:
+        return []
+    others = await db.scalars(
+        select(Patient)
+        .where(
+            Patient.practice_id == holder.practice_id,
+            Patient.email_normalised == session.address_normalised,
+            Patient.id != holder.id,
+        )
+        .order_by(Patient.name, Patient.id)
+    )
+    return [holder, *others]
 
 
 async def start(
@@ -120,20 +152,24 @@ class InboxPage:
 async def inbox(
     db: AsyncSession,
     session: PortalSession,
-    patient: Patient,
+    family: list[Patient],
     *,
     after: Cursor | None = None,
     limit: int = INBOX_PAGE_SIZE,
 ) -> InboxPage:
-    """A page of the messages this session may read, newest first, the expired ones
-    listed as such. Those sent to another of the patient's addresses are skipped, so a
-    page is filled from the next rows."""
+    """A page of the messages this session may read (``family``: ``family_of``), newest
+    first, the expired ones listed as such. Those sent to another address are skipped,
+    so a page is filled from the next rows."""
+    if not family:
+        return InboxPage([], None)
+    holder = family[0]
+    by_id = {patient.id: patient for patient in family}
     lines: list[InboxLine] = []
     cursor = after
     while True:
-        page, cursor = await secure_emails.inbox_page_of_patient(
-            db, patient.id, limit=limit - len(lines), after=cursor
+        page, cursor = await secure_emails.inbox_page_of_patients(
+            db, list(by_id), limit=limit - len(lines), after=cursor
         )
-        lines += [line for line in page if may_read(session, line, patient)]
+        lines += [line for line in page if may_read(session, line, by_id[line.patient_id], holder)]
         if cursor is None or len(lines) == limit:
             return InboxPage(lines, cursor)

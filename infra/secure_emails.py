@@ -75,15 +75,16 @@ class InboxLine:
     expired: bool
 
 
-async def inbox_page_of_patient(
+async def inbox_page_of_patients(
     db: AsyncSession,
-    patient_id: str,
+    patient_ids: Sequence[str],
     *,
     limit: int,
     after: Cursor | None = None,
     now: datetime | None = None,
 ) -> tuple[list[InboxLine], Cursor | None]:
-    """The patient's secure emails newest first, expired ones included (listed as
+    """The patients' secure emails newest first (one patient's, or a family's), expired
+    ones included (listed as
     expired, so a message does not silently vanish), ``limit`` of them after ``after``,
     and where the next page starts: a keyset on the index ``ix_secure_emails_patient_sent``,
     whatever the number of messages. ``now``: the moment the expiry rule is applied at
@@ -98,7 +99,7 @@ async def inbox_page_of_patient(
         SecureEmail.sent_at,
         SecureEmail.expires_at,
         SecureEmail.opened_at,
-    ).where(SecureEmail.patient_id == patient_id)
+    ).where(SecureEmail.patient_id.in_(list(patient_ids)))
     if after is not None:
         statement = statement.where(
             tuple_(SecureEmail.sent_at, SecureEmail.id) < (after.sent_at, after.id)

@@ -160,7 +160,9 @@ class ApiToken(Base):
 
 class Patient(Base):
     __tablename__ = "patients"
-    __table_args__ = (UniqueConstraint("practice_id", "email_normalised"),)
+    # Families share one address, so an address is not unique in a practice; the index
+    # serves finding who holds one (``infra.directory``, ``infra.families``).
+    __table_args__ = (Index("ix_patients_practice_address", "practice_id", "email_normalised"),)
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
     practice_id: Mapped[str] = mapped_column(ForeignKey("practices.id"), index=True)
@@ -171,6 +173,11 @@ class Patient(Base):
     # What the patient's mails and portal pages are written in (``domain.languages``).
     language: Mapped[str] = mapped_column(String(5), default="en", server_default="en")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # The head of the patient's family (who answers for it), another patient of the same
+    # practice; None for a head or a patient on their own. Chains end: never a cycle.
+    guarantor_id: Mapped[str | None] = mapped_column(
+        ForeignKey("patients.id"), nullable=True, index=True
+    )
 
 
 class SecureEmail(Base):

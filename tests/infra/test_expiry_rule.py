@@ -35,8 +35,8 @@ async def test_the_inbox_marks_expired_by_is_expired(settings: Settings, office:
 
     engine = make_engine(settings.database_url)
     async with make_sessionmaker(engine)() as db:
-        lines, _ = await secure_emails.inbox_page_of_patient(
-            db, patient_id, limit=len(cases) + 1, now=now
+        lines, _ = await secure_emails.inbox_page_of_patients(
+            db, [patient_id], limit=len(cases) + 1, now=now
         )
     await engine.dispose()
 

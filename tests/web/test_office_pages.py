@@ -66,7 +66,9 @@ async def test_add_patient_form_keeps_input_on_errors(office: Office) -> None:
     assert listing.json() == {"items": []}
 
 
-async def test_add_patient_form_refuses_unknown_status_and_duplicate(office: Office) -> None:
+async def test_add_patient_form_refuses_unknown_status_and_asks_about_a_shared_address(
+    office: Office,
+) -> None:
     bad_status = await office.browser.post(
         "/patients", data={"name": "Ada", "email": "ada@example.com", "status": "Former"}
     )
@@ -76,8 +78,8 @@ async def test_add_patient_form_refuses_unknown_status_and_duplicate(office: Off
     duplicate = await office.browser.post(
         "/patients", data={"name": "Ada 2", "email": "ADA@example.com"}
     )
-    assert duplicate.status_code == 422
-    assert "already in the directory" in duplicate.text
+    assert duplicate.status_code == 409
+    assert "is already used by Ada. Join Ada's family?" in duplicate.text
 
 
 async def test_save_settings_form(office: Office) -> None:

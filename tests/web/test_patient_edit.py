@@ -92,14 +92,14 @@ async def test_edit_page_refuses_bad_values_keeping_what_was_typed(
     assert await office.audit_events(action=EDIT) == []
 
 
-async def test_edit_page_refuses_an_address_already_in_the_directory(office: Office) -> None:
+async def test_edit_page_asks_before_sharing_an_address_in_the_directory(office: Office) -> None:
     await add(office)
     grace = await add(office, "Grace Hopper", "grace@example.com")
     refused = await office.browser.post(
         f"/patients/{grace}/edit", data=form(name="Grace H", email=" ADA@example.com")
     )
     assert refused.status_code == 409
-    assert "already in the directory" in refused.text
+    assert "is already used by Ada Lovelace. Join Ada Lovelace's family?" in refused.text
     assert await stored(office, grace) == ("Grace Hopper", "grace@example.com", "Patient")
     assert await office.audit_events(action=EDIT) == []
 

@@ -7,11 +7,17 @@ never their values.
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, status
+from fastapi import APIRouter, HTTPException, Request, status
 
 from domain.audit import AuditAction
 from domain.patients import PatientCreate, PatientList, PatientPublic, PatientUpdate
-from infra.directory import DuplicatePatientEmail, add_patient, change_patient, find_patients
+from infra.directory import (
+    AddressInUse,
+    GuarantorRefused,
+    add_patient,
+    change_patient,
+    find_patients,
+)
 from web.api.responses import CONFLICT, INVALID, JSON_BODY, NOT_FOUND, declared
 from web.deps import (
     ApiStaff,
@@ -21,7 +27,8 @@ from web.deps import (
     staff_actor,
 )
 from web.errors import field_error
-from web.services.patients import DUPLICATE_EMAIL, search_detail
+from web.services.families import ADDRESS_IN_USE, GUARANTOR_REFUSED, GUARANTOR_STATUS
+from web.services.patients import search_detail
 
 router = APIRouter(prefix="/patients", tags=["patients"])
 
@@ -30,12 +37,16 @@ router = APIRouter(prefix="/patients", tags=["patients"])
 async def create_patient(
     request: Request, db: DbSession, staff: ApiStaff, new: PatientCreate
 ) -> PatientPublic:
+    """Adds a patient. An address another patient of the practice has is taken only with
+    consent: ``guarantor_id`` names a patient at that address (or their family's
+    guarantor), or ``"share_address": true``; otherwise 409, whose detail names in
+    ``ctx.patients`` who has the address and in ``ctx.family_head`` whom to name."""
     try:
         patient = await add_patient(
             db, staff.practice_id, new, added_by=staff_actor(request, staff)
         )
-    except DuplicatePatientEmail as error:
-        raise field_error("email", DUPLICATE_EMAIL, status.HTTP_409_CONFLICT) from error
+    except (AddressInUse, GuarantorRefused) as error:
+        raise _refusal(error) from error
     return PatientPublic.model_validate(patient)
 
 
@@ -63,11 +74,25 @@ async def read_patient(
 async def edit_patient(
     request: Request, db: DbSession, staff: ApiStaff, patient_id: str, change: PatientUpdate
 ) -> PatientPublic:
-    """Changes the fields given (``name``, ``email``, ``status``, ``language``); the
-    others stay."""
+    """Changes the fields given (``name``, ``email``, ``status``, ``language``,
+    ``guarantor_id``, null to leave the family); the others stay. A new address another
+    patient has needs consent, as when adding."""
     patient = await practice_patient(db, staff, patient_id)
     try:
         await change_patient(db, patient, change, changed_by=staff_actor(request, staff))
-    except DuplicatePatientEmail as error:
-        raise field_error("email", DUPLICATE_EMAIL, status.HTTP_409_CONFLICT) from error
+    except (AddressInUse, GuarantorRefused) as error:
+        raise _refusal(error) from error
     return PatientPublic.model_validate(patient)
+
+
+def _refusal(error: AddressInUse | GuarantorRefused) -> HTTPException:
+    if isinstance(error, GuarantorRefused):
+        return field_error(
+            "guarantor_id", GUARANTOR_REFUSED[error.problem], GUARANTOR_STATUS[error.problem]
+        )
+    # Ids only: the caller may see the practice's directory, and no address is repeated.
+    context = {"patients": [p.id for p in error.holders], "family_head": error.head.id}
+    detail = [
+        {"loc": ["body", "email"], "msg": ADDRESS_IN_USE, "type": "value_error", "ctx": context}
+    ]
+    return HTTPException(status.HTTP_409_CONFLICT, detail=detail)

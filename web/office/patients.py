@@ -9,6 +9,12 @@ A changed address is for new secure emails only: each open one keeps the address
 notice went to (``SecureEmail.recipient_address``), so its link and passcodes still work
 for whoever holds that mailbox. The edit page says so and offers Send again (the status
 page's flow, which sends to the patient's current address) for each of them.
+
+An address another patient of the practice has is taken only after the office confirms:
+the first submit shows who uses it and asks "Join the family?" (``family_confirm`` in
+``_patient_form.html``); "Join the family" submits again with ``join_family``, which makes
+the head of that family the patient's guarantor. The edit page lists the patient's family
+(``infra.families``) and warns when others read the same mailbox.
 """
 
 from __future__ import annotations
@@ -21,17 +27,26 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import BaseModel, ValidationError
 
 from domain.addresses import normalise_address
-from domain.audit import AuditAction
+from domain.audit import AuditAction, listing_detail
 from domain.languages import DEFAULT_LANGUAGE
 from domain.patients import PatientCreate, PatientStatus, PatientUpdate
 from domain.secure_email import SecureEmailStatus
 from infra import secure_emails
 from infra.db.models import Patient, SecureEmail
-from infra.directory import DuplicatePatientEmail, add_patient, change_patient, find_patients
+from infra.directory import (
+    AddressInUse,
+    GuarantorRefused,
+    add_patient,
+    change_patient,
+    family_to_join,
+    find_patients,
+)
+from infra.families import Family, family_of
 from infra.i18n import LANGUAGES
 from infra.practices import time_zone_of
 from web.deps import CurrentStaff, DbSession, audit_staff, practice_patient, staff_actor
-from web.services.patients import DUPLICATE_EMAIL, search_detail
+from web.services.families import ADDRESS_IN_USE_PAGE, GUARANTOR_REFUSED, names
+from web.services.patients import search_detail
 from web.templating import form_errors, render
 
 router = APIRouter(tags=["office"], include_in_schema=False)
@@ -46,6 +61,8 @@ class PatientTyped(BaseModel):
     status: str = ""
     # Left out (a form from before the field), the patient's language stays as it is.
     language: str | None = None
+    # "1" from the confirmation's "Join the family": share the address already in use.
+    join_family: str = ""
 
 
 class NewPatientTyped(PatientTyped):
@@ -81,16 +98,42 @@ async def add_patient_form(
     staff: CurrentStaff,
     form: Annotated[NewPatientTyped, Form()],
 ) -> Response:
-    typed = form.model_dump()
+    typed = form.model_dump(exclude={"join_family"})
     try:
         new = PatientCreate.model_validate(typed)
     except ValidationError as error:
         return await _patients(request, db, staff, typed=typed, errors=form_errors(error))
+    if form.join_family == "1":
+        head = await family_to_join(db, staff.practice_id, new.email_normalised)
+        new = new.model_copy(
+            update={"guarantor_id": head.id if head else None, "share_address": True}
+        )
     try:
         await add_patient(db, staff.practice_id, new, added_by=staff_actor(request, staff))
-    except DuplicatePatientEmail:
-        return await _patients(request, db, staff, typed=typed, errors={"email": DUPLICATE_EMAIL})
+    except AddressInUse as refused:
+        return await _patients(
+            request,
+            db,
+            staff,
+            typed=typed,
+            errors={"email": ADDRESS_IN_USE_PAGE},
+            confirm=confirmation(new.name, str(new.email), refused),
+        )
     return RedirectResponse("/patients?added=1", status_code=status.HTTP_303_SEE_OTHER)
+
+
+@dataclass(frozen=True)
+class Confirmation:
+    """What the office is asked before a patient shares an address already in use."""
+
+    name: str
+    address: str
+    holders: str
+    head: str
+
+
+def confirmation(name: str, address: str, refused: AddressInUse) -> Confirmation:
+    return Confirmation(name, address, names(refused.holders), refused.head.name)
 
 
 async def _patients(
@@ -101,6 +144,7 @@ async def _patients(
     q: str = "",
     typed: dict[str, str] | None = None,
     errors: dict[str, str] | None = None,
+    confirm: Confirmation | None = None,
 ) -> HTMLResponse:
     patients = await find_patients(db, staff.practice_id, q)
     # Every listing shows names and addresses: audited by count and ids, never by what
@@ -121,8 +165,15 @@ async def _patients(
             "statuses": list(PatientStatus),
             "languages": LANGUAGES,
             "added": request.query_params.get("added") == "1",
+            "confirm": confirm,
         },
-        status_code=status.HTTP_422_UNPROCESSABLE_CONTENT if errors else status.HTTP_200_OK,
+        status_code=(
+            status.HTTP_409_CONFLICT
+            if confirm
+            else status.HTTP_422_UNPROCESSABLE_CONTENT
+            if errors
+            else status.HTTP_200_OK
+        ),
     )
 
 
@@ -184,23 +235,42 @@ async def edit_patient_form(
 ) -> Response:
     patient = await practice_patient(db, staff, patient_id)
     # The form always sends every field: an emptied one is refused as when adding.
-    typed = form.model_dump()
+    typed = form.model_dump(exclude={"join_family"})
     if form.language is None:
         typed["language"] = patient.language
     try:
         change = PatientUpdate.model_validate(typed)
     except ValidationError as error:
         return await _edit_page(request, db, staff, patient, typed=typed, errors=form_errors(error))
+    if form.join_family == "1" and change.email is not None:
+        head = await family_to_join(
+            db, staff.practice_id, normalise_address(change.email), besides=patient.id
+        )
+        joined: dict[str, object] = {"share_address": True}
+        if head is not None and head.id != patient.id:
+            joined["guarantor_id"] = head.id
+        change = PatientUpdate.model_validate({**change.model_dump(exclude_unset=True), **joined})
     try:
         await change_patient(db, patient, change, changed_by=staff_actor(request, staff))
-    except DuplicatePatientEmail:
+    except AddressInUse as refused:
         return await _edit_page(
             request,
             db,
             staff,
             patient,
             typed=typed,
-            errors={"email": DUPLICATE_EMAIL},
+            errors={"email": ADDRESS_IN_USE_PAGE},
+            status_code=status.HTTP_409_CONFLICT,
+            confirm=confirmation(change.name or patient.name, str(change.email), refused),
+        )
+    except GuarantorRefused as refused:
+        return await _edit_page(
+            request,
+            db,
+            staff,
+            patient,
+            typed=typed,
+            errors={"email": GUARANTOR_REFUSED[refused.problem]},
             status_code=status.HTTP_409_CONFLICT,
         )
     return RedirectResponse(
@@ -217,6 +287,7 @@ async def _edit_page(
     typed: dict[str, str],
     errors: dict[str, str] | None = None,
     status_code: int = status.HTTP_422_UNPROCESSABLE_CONTENT,
+    confirm: Confirmation | None = None,
 ) -> HTMLResponse:
     # The page shows the patient's name and address (and, refused, what was typed).
     await audit_staff(db, request, staff, AuditAction.OFFICE_PATIENT_VIEW, patient_id=patient.id)
@@ -232,6 +303,8 @@ async def _edit_page(
             patient_id=patient.id,
             detail=f"{shown} secure email(s)",
         )
+    family = await family_of(db, patient)
+    await _audit_family(request, db, staff, family)
     return render(
         request,
         "office/patient_edit.html",
@@ -246,6 +319,23 @@ async def _edit_page(
             "behind": behind,
             "sent_again": sent_again,
             "time_zone": await time_zone_of(db, staff.practice_id),
+            "confirm": confirm,
+            "family": family,
         },
         status_code=status_code if errors else status.HTTP_200_OK,
     )
+
+
+async def _audit_family(
+    request: Request, db: DbSession, staff: CurrentStaff, family: Family
+) -> None:
+    """The family's names are shown: audited as a listing, by count and ids (R13)."""
+    shown = ([family.guarantor] if family.guarantor else []) + family.members
+    if shown:
+        await audit_staff(
+            db,
+            request,
+            staff,
+            AuditAction.OFFICE_PATIENT_SEARCH,
+            detail=listing_detail(f"family: {len(shown)}", (p.id for p in shown)),
+        )

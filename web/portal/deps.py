@@ -113,15 +113,18 @@ async def live_by_link(request: Request, db: DbSession, token: str) -> SecureEma
 async def live_of_session(
     db: DbSession, session: PortalPatient, secure_email_id: str
 ) -> SecureEmail:
-    """The secure email if this session may read it, else 404 (never 403: another
-    patient's message ids must not be confirmed to exist). A message of this patient
-    sent to another of their addresses is another mailbox's: 404 too."""
-    secure_email = await secure_emails.of_patient(db, session.patient_id, secure_email_id)
-    patient = await patient_by_id(db, session.patient_id)
+    """The secure email if this session may read it (the patient's, or a family
+    member's at the session's address: ``portal_sessions.may_read``), else 404 (never
+    403: another patient's message ids must not be confirmed to exist). A message sent
+    to another address is another mailbox's: 404 too."""
+    secure_email = await db.get(SecureEmail, secure_email_id)
+    patient = await secure_emails.patient_of(db, secure_email) if secure_email else None
+    holder = await patient_by_id(db, session.patient_id)
     readable = (
         secure_email is not None
         and patient is not None
-        and portal_sessions.may_read(session, secure_email, patient)
+        and holder is not None
+        and portal_sessions.may_read(session, secure_email, patient, holder)
     )
     return await _live(db, or_404(secure_email if readable else None, MESSAGE_NOT_FOUND))
 
@@ -136,16 +139,16 @@ class Threads:
 
 
 async def session_threads(db: DbSession, session: PortalSession) -> Threads:
-    """The patient's unexpired messages sent to the address this session was verified
-    at (``portal_sessions.may_read``)."""
-    patient = await patient_by_id(db, session.patient_id)
-    if patient is None:
-        return Threads([], [])
+    """The unexpired messages of the session's family (``portal_sessions.family_of``)
+    sent to the address this session was verified at (``portal_sessions.may_read``)."""
+    family = await portal_sessions.family_of(db, session)
     messages = [
-        m
-        for m in await secure_emails.unexpired_of_patient(db, session.patient_id)
-        if portal_sessions.may_read(session, m, patient)
+        message
+        for patient in family
+        for message in await secure_emails.unexpired_of_patient(db, patient.id)
+        if portal_sessions.may_read(session, message, patient, family[0])
     ]
+    messages.sort(key=lambda m: (m.sent_at, m.id), reverse=True)
     return Threads([m for m in messages if not withdrawn(m)], [m for m in messages if withdrawn(m)])
 
 

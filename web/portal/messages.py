@@ -17,7 +17,7 @@ from domain.audit import ActorType, AuditAction
 from domain.secure_email import EventKind
 from infra import portal_sessions, replies, secure_emails, timeline
 from infra.audit import Actor, audit
-from infra.db.models import PortalSession, SecureEmail
+from infra.db.models import PortalSession, Reply, SecureEmail
 from infra.directory import patient_by_id
 from infra.practices import practice
 from infra.secure_emails import BadCursor, Cursor
@@ -47,7 +47,20 @@ router = APIRouter(tags=["portal"], include_in_schema=False)
 async def tabs_context(db: DbSession, session: PortalSession, tab: str) -> dict[str, object]:
     patient = await patient_by_id(db, session.patient_id)
     of_practice = await practice(db, patient.practice_id) if patient else None
-    return {"signed_in": True, "tab": tab, "practice": of_practice, "patient": patient}
+    family = await portal_sessions.family_of(db, session)
+    return {
+        "signed_in": True,
+        "tab": tab,
+        "practice": of_practice,
+        "patient": patient,
+        # When the session reads for several patients, each message says whose it is
+        # ("For Emma"): first names by patient id.
+        "for_whom": {p.id: first_name(p.name) for p in family} if len(family) > 1 else {},
+    }
+
+
+def first_name(name: str) -> str:
+    return name.split()[0] if name.split() else name
 
 
 async def _live_threads(db: DbSession, session: PortalSession) -> dict[str, SecureEmail]:
@@ -68,11 +81,8 @@ async def inbox(
             {**context, "error": translator(request).gettext(PAGE_NOT_OURS), "first_page": False},
             status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
         )
-    patient = await patient_by_id(db, session.patient_id)
-    page = (
-        await portal_sessions.inbox(db, session, patient, after=after)
-        if patient is not None
-        else portal_sessions.InboxPage([], None)
+    page = await portal_sessions.inbox(
+        db, session, await portal_sessions.family_of(db, session), after=after
     )
     older = page.next_cursor
     return render(
@@ -95,11 +105,23 @@ async def sent(request: Request, db: DbSession, session: PortalPatient) -> HTMLR
         "portal/sent.html",
         {
             **await tabs_context(db, session, "sent"),
-            "replies": await replies.replies_of_patient(db, session.patient_id, list(live)),
+            "replies": await _replies_in(db, live),
             "threads": live,
             "just_sent": request.query_params.get("sent") == "1",
         },
     )
+
+
+async def _replies_in(db: DbSession, live: dict[str, SecureEmail]) -> list[Reply]:
+    """The replies in these threads (each thread's patient's), newest first."""
+    found = [
+        reply
+        for patient_id in dict.fromkeys(message.patient_id for message in live.values())
+        for reply in await replies.replies_of_patient(
+            db, patient_id, [m.id for m in live.values() if m.patient_id == patient_id]
+        )
+    ]
+    return sorted(found, key=lambda reply: reply.sent_at, reverse=True)
 
 
 @router.get("/portal/files")

@@ -1,13 +1,11 @@
-"""The patient directory as the office pages and ``/api/v1/patients`` both answer it: the
-message for an address already taken, and what a search's audit event says (R13).
+"""The patient directory as the office pages and ``/api/v1/patients`` both answer it:
+what a search's audit event says (R13). Families' messages are in ``web.services.families``.
 """
 
 from __future__ import annotations
 
 from domain.audit import listing_detail
 from infra.db.models import Patient
-
-DUPLICATE_EMAIL = "A patient with this email address is already in the directory"
 
 
 def search_detail(query: str, found: list[Patient]) -> str:
