@@ -28,6 +28,9 @@ class PatientCreate(BaseModel):
     status: PatientStatus = PatientStatus.PATIENT
     # What the patient's mails and portal pages are written in (R20).
     language: Language = DEFAULT_LANGUAGE
+    # One of the practice's clinics (R19), whose sender and phone the patient's messages
+    # use; none: the practice's own.
+    clinic_id: str | None = None
 
     @property
     def email_normalised(self) -> str:
@@ -43,6 +46,8 @@ class PatientUpdate(BaseModel):
     email: EmailStr | None = None
     status: PatientStatus | None = None
     language: Language | None = None
+    # Null moves the patient to the practice itself (no clinic).
+    clinic_id: str | None = None
 
     @field_validator("name", "email", "status", "language", mode="before")
     @classmethod
@@ -52,12 +57,12 @@ class PatientUpdate(BaseModel):
             raise ValueError("may be left out, but not null")
         return value
 
-    def changes(self) -> dict[str, str]:
-        """The fields given, as stored: the status by its value."""
+    def changes(self) -> dict[str, str | None]:
+        """The fields given, as stored: the status by its value, no clinic as None."""
         given = self.model_dump(exclude_unset=True)
         if "status" in given:
             given["status"] = PatientStatus(given["status"]).value
-        return {field: str(value) for field, value in given.items()}
+        return {field: None if value is None else str(value) for field, value in given.items()}
 
 
 class PatientPublic(BaseModel):
@@ -68,6 +73,7 @@ class PatientPublic(BaseModel):
     email: str
     status: PatientStatus
     language: Language
+    clinic_id: str | None = None
     created_at: datetime
 
 

@@ -14,6 +14,7 @@ from domain.addresses import normalise_address
 from domain.audit import AuditAction
 from domain.patients import PatientCreate, PatientUpdate
 from infra.audit import Actor, audit
+from infra.clinics import practice_clinic
 from infra.db.models import Patient
 
 SEARCH_LIMIT = 50
@@ -21,6 +22,15 @@ SEARCH_LIMIT = 50
 
 class DuplicatePatientEmail(Exception):
     """Another patient of the practice already has this address."""
+
+
+class UnknownClinic(Exception):
+    """The clinic given is not one of the patient's practice's (R19)."""
+
+
+async def _check_clinic(db: AsyncSession, practice_id: str, clinic_id: str | None) -> None:
+    if clinic_id is not None and await practice_clinic(db, practice_id, clinic_id) is None:
+        raise UnknownClinic
 
 
 async def add_patient(
@@ -33,7 +43,9 @@ async def add_patient(
         email_normalised=new.email_normalised,
         status=new.status.value,
         language=new.language,
+        clinic_id=new.clinic_id,
     )
+    await _check_clinic(db, practice_id, new.clinic_id)
     try:
         # A savepoint, so a refusal leaves the rest of the session (the signed-in staff
         # user) intact. The unique constraint decides: two clerks adding the same patient
@@ -57,6 +69,7 @@ async def change_patient(
     ]
     if not changed:
         return []
+    await _check_clinic(db, patient.practice_id, change.changes().get("clinic_id"))
     try:
         async with db.begin_nested():
             for field in changed:

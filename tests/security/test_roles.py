@@ -116,6 +116,13 @@ async def test_a_clerk_gets_403_on_every_admin_route_and_changes_nothing(
         ("POST", "/settings"): ("/settings", PHISHING),
         ("POST", "/settings/logo"): ("/settings/logo", {}),
         ("POST", "/settings/logo/remove"): ("/settings/logo/remove", {}),
+        ("GET", "/settings/clinics"): ("/settings/clinics", None),
+        ("POST", "/settings/clinics"): ("/settings/clinics", {"name": PHISHING["name"]}),
+        ("GET", "/settings/clinics/{clinic_id}"): (f"/settings/clinics/{clinic_id}", None),
+        ("POST", "/settings/clinics/{clinic_id}"): (
+            f"/settings/clinics/{clinic_id}",
+            {"name": "Downtown", "sender_address": PHISHING["sender_address"]},
+        ),
         ("GET", "/staff"): ("/staff", None),
         ("POST", "/staff"): ("/staff", {**new_person, "role": "admin"}),
         ("POST", "/staff/{staff_id}/role"): (f"/staff/{admin_id}/role", {"role": "clerk"}),

@@ -12,7 +12,7 @@ from infra.settings import Settings
 from tests.conftest import Office
 from tests.web.test_staff import add_member
 
-DOWNTOWN = {
+DOWNTOWN: dict[str, Any] = {
     "name": "Downtown Clinic",
     "secure_email_enabled": True,
     "sender_address": "downtown@smile-dental.example",

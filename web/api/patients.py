@@ -10,8 +10,15 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, status
 
 from domain.audit import AuditAction
+from domain.clinics import UNKNOWN_CLINIC
 from domain.patients import PatientCreate, PatientList, PatientPublic, PatientUpdate
-from infra.directory import DuplicatePatientEmail, add_patient, change_patient, find_patients
+from infra.directory import (
+    DuplicatePatientEmail,
+    UnknownClinic,
+    add_patient,
+    change_patient,
+    find_patients,
+)
 from web.api.responses import CONFLICT, INVALID, JSON_BODY, NOT_FOUND, declared
 from web.deps import (
     ApiStaff,
@@ -36,6 +43,8 @@ async def create_patient(
         )
     except DuplicatePatientEmail as error:
         raise field_error("email", DUPLICATE_EMAIL, status.HTTP_409_CONFLICT) from error
+    except UnknownClinic as error:
+        raise field_error("clinic_id", UNKNOWN_CLINIC) from error
     return PatientPublic.model_validate(patient)
 
 
@@ -63,11 +72,13 @@ async def read_patient(
 async def edit_patient(
     request: Request, db: DbSession, staff: ApiStaff, patient_id: str, change: PatientUpdate
 ) -> PatientPublic:
-    """Changes the fields given (``name``, ``email``, ``status``, ``language``); the
-    others stay."""
+    """Changes the fields given (``name``, ``email``, ``status``, ``language``,
+    ``clinic_id``); the others stay."""
     patient = await practice_patient(db, staff, patient_id)
     try:
         await change_patient(db, patient, change, changed_by=staff_actor(request, staff))
     except DuplicatePatientEmail as error:
         raise field_error("email", DUPLICATE_EMAIL, status.HTTP_409_CONFLICT) from error
+    except UnknownClinic as error:
+        raise field_error("clinic_id", UNKNOWN_CLINIC) from error
     return PatientPublic.model_validate(patient)

@@ -22,12 +22,20 @@ from pydantic import BaseModel, ValidationError
 
 from domain.addresses import normalise_address
 from domain.audit import AuditAction
+from domain.clinics import UNKNOWN_CLINIC
 from domain.languages import DEFAULT_LANGUAGE
 from domain.patients import PatientCreate, PatientStatus, PatientUpdate
 from domain.secure_email import SecureEmailStatus
 from infra import secure_emails
+from infra.clinics import practice_clinics
 from infra.db.models import Patient, SecureEmail
-from infra.directory import DuplicatePatientEmail, add_patient, change_patient, find_patients
+from infra.directory import (
+    DuplicatePatientEmail,
+    UnknownClinic,
+    add_patient,
+    change_patient,
+    find_patients,
+)
 from infra.i18n import LANGUAGES
 from infra.practices import time_zone_of
 from web.deps import CurrentStaff, DbSession, audit_staff, practice_patient, staff_actor
@@ -35,6 +43,7 @@ from web.services.patients import DUPLICATE_EMAIL, search_detail
 from web.templating import form_errors, render
 
 router = APIRouter(tags=["office"], include_in_schema=False)
+NO_CLINIC = "none"
 
 
 class PatientTyped(BaseModel):
@@ -46,6 +55,18 @@ class PatientTyped(BaseModel):
     status: str = ""
     # Left out (a form from before the field), the patient's language stays as it is.
     language: str | None = None
+    # Shown only when the practice has clinics: left out, the patient's clinic stays;
+    # ``NO_CLINIC`` (a blank field would read as left out) is the practice's own.
+    clinic_id: str | None = None
+
+    def checked(self, clinic_id: str | None = None) -> dict[str, str | None]:
+        """What ``PatientCreate`` or ``PatientUpdate`` checks: left out, ``clinic_id``."""
+        typed = self.model_dump()
+        if self.clinic_id is None:
+            typed["clinic_id"] = clinic_id
+        elif self.clinic_id == NO_CLINIC:
+            typed["clinic_id"] = None
+        return typed
 
 
 class NewPatientTyped(PatientTyped):
@@ -83,13 +104,16 @@ async def add_patient_form(
 ) -> Response:
     typed = form.model_dump()
     try:
-        new = PatientCreate.model_validate(typed)
+        new = PatientCreate.model_validate(form.checked())
     except ValidationError as error:
         return await _patients(request, db, staff, typed=typed, errors=form_errors(error))
     try:
         await add_patient(db, staff.practice_id, new, added_by=staff_actor(request, staff))
     except DuplicatePatientEmail:
         return await _patients(request, db, staff, typed=typed, errors={"email": DUPLICATE_EMAIL})
+    except UnknownClinic:
+        errors = {"clinic_id": UNKNOWN_CLINIC}
+        return await _patients(request, db, staff, typed=typed, errors=errors)
     return RedirectResponse("/patients?added=1", status_code=status.HTTP_303_SEE_OTHER)
 
 
@@ -99,7 +123,7 @@ async def _patients(
     staff: CurrentStaff,
     *,
     q: str = "",
-    typed: dict[str, str] | None = None,
+    typed: dict[str, str | None] | None = None,
     errors: dict[str, str] | None = None,
 ) -> HTMLResponse:
     patients = await find_patients(db, staff.practice_id, q)
@@ -120,6 +144,7 @@ async def _patients(
             "errors": errors or {},
             "statuses": list(PatientStatus),
             "languages": LANGUAGES,
+            "clinics": await practice_clinics(db, staff.practice_id),
             "added": request.query_params.get("added") == "1",
         },
         status_code=status.HTTP_422_UNPROCESSABLE_CONTENT if errors else status.HTTP_200_OK,
@@ -170,6 +195,7 @@ async def edit_patient_page(
         "email": patient.email,
         "status": patient.status,
         "language": patient.language,
+        "clinic_id": patient.clinic_id,
     }
     return await _edit_page(request, db, staff, patient, typed=typed)
 
@@ -184,7 +210,7 @@ async def edit_patient_form(
 ) -> Response:
     patient = await practice_patient(db, staff, patient_id)
     # The form always sends every field: an emptied one is refused as when adding.
-    typed = form.model_dump()
+    typed = form.checked(patient.clinic_id)
     if form.language is None:
         typed["language"] = patient.language
     try:
@@ -203,6 +229,9 @@ async def edit_patient_form(
             errors={"email": DUPLICATE_EMAIL},
             status_code=status.HTTP_409_CONFLICT,
         )
+    except UnknownClinic:
+        errors = {"clinic_id": UNKNOWN_CLINIC}
+        return await _edit_page(request, db, staff, patient, typed=typed, errors=errors)
     return RedirectResponse(
         f"/patients/{patient.id}/edit?saved=1", status_code=status.HTTP_303_SEE_OTHER
     )
@@ -214,7 +243,7 @@ async def _edit_page(
     staff: CurrentStaff,
     patient: Patient,
     *,
-    typed: dict[str, str],
+    typed: dict[str, str | None],
     errors: dict[str, str] | None = None,
     status_code: int = status.HTTP_422_UNPROCESSABLE_CONTENT,
 ) -> HTMLResponse:
@@ -242,6 +271,7 @@ async def _edit_page(
             "errors": errors or {},
             "statuses": list(PatientStatus),
             "languages": LANGUAGES,
+            "clinics": await practice_clinics(db, staff.practice_id),
             "saved": request.query_params.get("saved") == "1" and not errors,
             "behind": behind,
             "sent_again": sent_again,
