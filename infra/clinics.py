@@ -13,7 +13,7 @@ from domain.audit import AuditAction
 from domain.clinics import DUPLICATE_NAME, ClinicCreate, ClinicUpdate, shown_name
 from domain.practice import CLEARABLE, PracticeRuleError, check_practice
 from infra.audit import Actor, audit
-from infra.db.models import Clinic, Practice
+from infra.db.models import Clinic, Patient, Practice, SecureEmail
 from infra.mail.factory import sender_is_verified
 from infra.practices import UNVERIFIED_SENDER, shown_setting
 from infra.settings import Settings
@@ -139,3 +139,26 @@ def as_seen_from(practice: Practice, clinic: Clinic | None) -> Practice:
         address=clinic.address or practice.address,
         logo_type=practice.logo_type,
     )
+
+
+async def clinic_of_patient(db: AsyncSession, patient: Patient) -> Clinic | None:
+    if patient.clinic_id is None:
+        return None
+    return await practice_clinic(db, patient.practice_id, patient.clinic_id)
+
+
+async def practice_of_message(db: AsyncSession, secure_email: SecureEmail) -> Practice | None:
+    """The practice as the message's patient sees it: its clinic's (``as_seen_from``)
+    when it was sent for one."""
+    practice = await db.get(Practice, secure_email.practice_id)
+    if practice is None or secure_email.clinic_id is None:
+        return practice
+    return as_seen_from(practice, await practice_clinic(db, practice.id, secure_email.clinic_id))
+
+
+async def practice_of_patient(db: AsyncSession, patient: Patient) -> Practice | None:
+    """The practice as the patient sees it now: their clinic's when they have one."""
+    practice = await db.get(Practice, patient.practice_id)
+    if practice is None:
+        return None
+    return as_seen_from(practice, await clinic_of_patient(db, patient))
