@@ -36,6 +36,7 @@ async def _check_clinic(db: AsyncSession, practice_id: str, clinic_id: str | Non
 async def add_patient(
     db: AsyncSession, practice_id: str, new: PatientCreate, *, added_by: Actor | None = None
 ) -> Patient:
+    await _check_clinic(db, practice_id, new.clinic_id)
     patient = Patient(
         practice_id=practice_id,
         name=new.name,
@@ -45,7 +46,6 @@ async def add_patient(
         language=new.language,
         clinic_id=new.clinic_id,
     )
-    await _check_clinic(db, practice_id, new.clinic_id)
     try:
         # A savepoint, so a refusal leaves the rest of the session (the signed-in staff
         # user) intact. The unique constraint decides: two clerks adding the same patient
