@@ -37,7 +37,7 @@ from domain.secure_email import (
     is_closed,
     workflow_id_for,
 )
-from infra import notice_claims, practices, secure_emails, timeline
+from infra import clinics, notice_claims, practices, secure_emails, timeline
 from infra.crypto import portal_secrets
 from infra.crypto.keys import PortalKeys, UnknownKey
 from infra.mail.message import MailMessage
@@ -207,7 +207,9 @@ class MailActivities:
                 raise unknown("the patient does not match")
             if practice is None or patient is None or patient.practice_id != practice.id:
                 raise unknown("the practice or patient is gone")
-            if not practice.sender_address:
+            # The clinic the message was sent for sends it, with its phone and zone (R19).
+            shown = await clinics.practice_of_message(db, secure_email) or practice
+            if not shown.sender_address:
                 raise ApplicationError(
                     "the practice has no sender address",
                     type=PERMANENT_MAIL_ERROR,
@@ -215,17 +217,17 @@ class MailActivities:
                 )
             return Recipient(
                 secure_email_id=secure_email.id,
-                practice_name=practice.name,
-                sender_address=practice.sender_address,
+                practice_name=shown.name,
+                sender_address=shown.sender_address,
                 # Bound to the address it was sent to: a patient's new address gets new
                 # messages only (older rows did not keep it: the patient's own).
                 patient_address=secure_email.recipient_address or patient.email,
                 link_token_hash=secure_email.link_token_hash,
                 expires_at=secure_email.expires_at,
-                time_zone=practice.time_zone,
+                time_zone=shown.time_zone,
                 status=secure_email.status,
-                practice_phone=practice.phone,
-                practice_address=practice.address,
+                practice_phone=shown.phone,
+                practice_address=shown.address,
                 practice_logo=(
                     await practices.logo_of(db, practice) if practice.logo_type else None
                 ),

@@ -34,6 +34,9 @@ class PatientCreate(BaseModel):
     # joins that patient's family (``guarantor_id``) or this is true. Whoever reads the
     # mailbox can read every secure email sent to it.
     share_address: bool = False
+    # One of the practice's clinics (R19), whose sender and phone the patient's messages
+    # use; none: the practice's own.
+    clinic_id: str | None = None
 
     @property
     def email_normalised(self) -> str:
@@ -53,6 +56,8 @@ class PatientUpdate(BaseModel):
     guarantor_id: str | None = None
     # As when adding: consent to an address another patient already has. Not stored.
     share_address: bool = False
+    # Null moves the patient to the practice itself (no clinic).
+    clinic_id: str | None = None
 
     @field_validator("name", "email", "status", "language", mode="before")
     @classmethod
@@ -64,7 +69,7 @@ class PatientUpdate(BaseModel):
 
     def changes(self) -> dict[str, str | None]:
         """The fields given, as stored: the status by its value; a guarantor None when the
-        patient leaves the family."""
+        patient leaves the family, no clinic as None."""
         given = self.model_dump(exclude_unset=True, exclude={"share_address"})
         if "status" in given:
             given["status"] = PatientStatus(given["status"]).value
@@ -83,6 +88,7 @@ class PatientPublic(BaseModel):
     email: str
     status: PatientStatus
     language: Language
+    clinic_id: str | None = None
     created_at: datetime
     guarantor_id: str | None = None
 

@@ -71,6 +71,13 @@ def time_zones() -> frozenset[str]:
     return frozenset(available_timezones())
 
 
+def check_time_zone(value: str | None) -> str | None:
+    """A zone this machine knows (R16), or ValueError saying what to choose."""
+    if value is not None and value not in time_zones():
+        raise ValueError("Choose an IANA time zone name, like America/New_York")
+    return value
+
+
 # The zones most practices are in, by the names people use, listed first (R16).
 US_TIME_ZONES: tuple[tuple[str, str], ...] = (
     ("America/New_York", "Eastern"),
@@ -155,9 +162,7 @@ class PracticeUpdate(BaseModel):
     @field_validator("time_zone")
     @classmethod
     def _known_time_zone(cls, value: str | None) -> str | None:
-        if value is not None and value not in time_zones():
-            raise ValueError("Choose an IANA time zone name, like America/New_York")
-        return value
+        return check_time_zone(value)
 
 
 class PracticeRuleError(FieldRefused):

@@ -20,6 +20,7 @@ from domain.addresses import normalise_address
 from domain.audit import AuditAction
 from domain.patients import PatientCreate, PatientUpdate
 from infra.audit import Actor, audit
+from infra.clinics import practice_clinic
 from infra.db.models import Patient
 from infra.families import chain_of, head_of, holders_of
 
@@ -52,9 +53,19 @@ class GuarantorRefused(Exception):
         self.problem = problem
 
 
+class UnknownClinic(Exception):
+    """The clinic given is not one of the patient's practice's (R19)."""
+
+
+async def _check_clinic(db: AsyncSession, practice_id: str, clinic_id: str | None) -> None:
+    if clinic_id is not None and await practice_clinic(db, practice_id, clinic_id) is None:
+        raise UnknownClinic
+
+
 async def add_patient(
     db: AsyncSession, practice_id: str, new: PatientCreate, *, added_by: Actor | None = None
 ) -> Patient:
+    await _check_clinic(db, practice_id, new.clinic_id)
     guarantor = await _guarantor(db, practice_id, new.guarantor_id, patient_id=None)
     head = await head_of(db, guarantor) if guarantor is not None else None
     await _check_address(
@@ -68,6 +79,7 @@ async def add_patient(
         status=new.status.value,
         language=new.language,
         guarantor_id=new.guarantor_id,
+        clinic_id=new.clinic_id,
     )
     db.add(patient)
     await db.flush()
@@ -85,6 +97,7 @@ async def change_patient(
     changed = [field for field, value in wanted.items() if getattr(patient, field) != value]
     if not changed:
         return []
+    await _check_clinic(db, patient.practice_id, wanted.get("clinic_id"))
     guarantor_id = wanted["guarantor_id"] if "guarantor_id" in wanted else patient.guarantor_id
     guarantor = await _guarantor(db, patient.practice_id, guarantor_id, patient_id=patient.id)
     address = normalise_address(wanted.get("email") or patient.email)

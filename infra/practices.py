@@ -112,7 +112,7 @@ def practice_settings(practice: Practice) -> dict[str, Any]:
     }
 
 
-def _shown(value: Any) -> str:
+def shown_setting(value: Any) -> str:
     text = "none" if value is None else str(value)
     return text if len(text) <= _VALUE_CHARS else f"{text[: _VALUE_CHARS - 1]}…"
 
@@ -133,7 +133,7 @@ async def change_settings(
         now = practice_settings(practice)
         for name, old in seen.items():
             if now[name] != old:
-                detail = f"{name}: {_shown(old)} → {_shown(now[name])}"
+                detail = f"{name}: {shown_setting(old)} → {shown_setting(now[name])}"
                 audit(db, practice.id, AuditAction.SETTINGS_CHANGE, actor, detail=detail)
         seen = now
 

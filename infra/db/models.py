@@ -97,6 +97,24 @@ class Practice(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
+class Clinic(Base):
+    """A location of a practice with its own sender, phone, address, time zone and Secure
+    Email switch (R19). A practice without clinics sends as itself."""
+
+    __tablename__ = "clinics"
+    __table_args__ = (UniqueConstraint("practice_id", "name"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    practice_id: Mapped[str] = mapped_column(ForeignKey("practices.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    secure_email_enabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    sender_address: Mapped[str | None] = mapped_column(String(320), nullable=True)
+    phone: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    address: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    time_zone: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
 class StaffUser(Base):
     """An account that signs in: practice staff (admin, clerk) or a platform operator.
 
@@ -172,6 +190,11 @@ class Patient(Base):
     status: Mapped[str] = mapped_column(String(20))
     # What the patient's mails and portal pages are written in (``domain.languages``).
     language: Mapped[str] = mapped_column(String(5), default="en", server_default="en")
+    # The clinic whose sender, phone and zone the patient's messages use; None: the
+    # practice's own (R19).
+    clinic_id: Mapped[str | None] = mapped_column(
+        ForeignKey("clinics.id"), index=True, nullable=True
+    )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     # The head of the patient's family (who answers for it), another patient of the same
     # practice; None for a head or a patient on their own. Chains end: never a cycle.
@@ -222,6 +245,9 @@ class SecureEmail(Base):
     # The address the notice went to: passcodes follow it even if the patient's address
     # changes later. None for messages sent before it was kept (the patient's address).
     recipient_address: Mapped[str | None] = mapped_column(String(320), nullable=True)
+    # The clinic it was sent for (the patient's at the moment of sending): its mails come
+    # from the clinic's sender with its phone and zone. None: the practice's own.
+    clinic_id: Mapped[str | None] = mapped_column(ForeignKey("clinics.id"), nullable=True)
     # Which workflow runs its lifecycle: 1 for ``workflows.legacy`` (messages
     # sent before histories held ids only; the column's default for those rows), 2 for
     # ``workflows.secure_email``. The portal speaks to each in its own terms.

@@ -37,7 +37,13 @@ async def test_remaining_pages_accessible(live_stack: Stack, chromium: Browser) 
     secure_email_id = sent.json()["id"]
     link = await stack.notice_url("ada@example.com")
 
-    for path in ("/settings", "/audit", f"/secure-emails/{secure_email_id}", "/no-such-page"):
+    for path in (
+        "/settings",
+        "/settings/clinics",
+        "/audit",
+        f"/secure-emails/{secure_email_id}",
+        "/no-such-page",
+    ):
         await office.goto(path)
         if found := await serious_accessibility_problems(office):
             problems[path] = found
@@ -48,6 +54,14 @@ async def test_remaining_pages_accessible(live_stack: Stack, chromium: Browser) 
     await expect(office.get_by_text("whole number from 1 to 90")).to_be_visible()
     if found := await serious_accessibility_problems(office):
         problems["settings with errors"] = found
+
+    # The clinics page's form shown again with its errors.
+    await office.goto("/settings/clinics")
+    await office.get_by_label("Phone").fill("call us")
+    await office.get_by_role("button", name="Add clinic").click()
+    await expect(office.get_by_text("Phone: Enter a phone number")).to_be_visible()
+    if found := await serious_accessibility_problems(office):
+        problems["clinics with errors"] = found
 
     await run_sql(
         stack,

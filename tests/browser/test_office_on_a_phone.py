@@ -16,7 +16,7 @@ from sqlalchemy import select
 from domain.staff import StaffRole
 from infra.accounts import create_api_token, create_staff_user
 from infra.db.engine import make_engine, make_sessionmaker
-from infra.db.models import Attachment, ChartDocument, Practice, Reply
+from infra.db.models import Attachment, ChartDocument, Clinic, Practice, Reply
 from infra.settings import Settings
 from tests.browser.pages import AT_A_DESK, ON_A_PHONE, AccessibilityLog, log_in, signed_in_page
 from tests.conftest import STAFF_PASSWORD, Office
@@ -43,6 +43,7 @@ class Practice_:
     patient_id: str
     secure_email_id: str
     reply_id: str
+    clinic_id: str
 
 
 async def seed(settings: Settings, office: Office) -> Practice_:
@@ -105,10 +106,21 @@ async def seed(settings: Settings, office: Office) -> Practice_:
                     attachment_id=attachment.id,
                 )
             )
+        clinic = Clinic(
+            id=str(uuid.uuid4()),
+            practice_id=office.practice_id,
+            name="Smile Dental and Orthodontics of North Springfield",
+            secure_email_enabled=True,
+            sender_address="north-springfield@smile-dental-and-orthodontics.example",
+            phone="+1 (555) 010-2233 ext. 1234",
+            time_zone="America/Argentina/Buenos_Aires",
+        )
+        db.add(clinic)
         await db.commit()
         reply_id = replies[0]
+        clinic_id = clinic.id
     await engine.dispose()
-    return Practice_(patient_ids[0], sent[0].id, reply_id)
+    return Practice_(patient_ids[0], sent[0].id, reply_id, clinic_id)
 
 
 def office_pages(seeded: Practice_) -> dict[str, str]:
@@ -125,6 +137,8 @@ def office_pages(seeded: Practice_) -> dict[str, str]:
         "reply": f"/email-client/replies/{seeded.reply_id}",
         "chart": f"/patients/{patient}/chart",
         "settings": "/settings",
+        "clinics": "/settings/clinics",
+        "clinic": f"/settings/clinics/{seeded.clinic_id}",
         "staff": "/staff",
         "tokens": "/tokens",
         "audit": "/audit",

@@ -80,7 +80,13 @@ async def snapshot(office: Office) -> dict[str, Any]:
     tokens = (await office.api.get("/api/v1/tokens")).json()["items"]
     for token in tokens:
         token.pop("last_used_at")  # the admin's own token, used to take this snapshot
-    return {"practice": practice, "staff": await staff_list(office), "tokens": tokens}
+    clinics = (await office.api.get("/api/v1/clinics")).json()
+    return {
+        "practice": practice,
+        "clinics": clinics,
+        "staff": await staff_list(office),
+        "tokens": tokens,
+    }
 
 
 def refused_in_words(response: httpx.Response, *, api: bool) -> None:
@@ -98,6 +104,10 @@ async def test_a_clerk_gets_403_on_every_admin_route_and_changes_nothing(
     clerk: Member = await add_member(app, settings, office.practice_id)
     admin_id = next(m["id"] for m in await staff_list(office) if m["email"] == office.email)
     token_id = (await office.api.get("/api/v1/tokens")).json()["items"][0]["id"]
+    clinic = await office.api.post(
+        "/api/v1/clinics", json={"name": "Downtown", "sender_address": "d@smile-dental.example"}
+    )
+    clinic_id = clinic.json()["id"]
     before = await snapshot(office)
     new_person = {"name": "Mallory", "email": f"m-{uuid.uuid4().hex[:6]}@evil.example"}
 
@@ -106,6 +116,13 @@ async def test_a_clerk_gets_403_on_every_admin_route_and_changes_nothing(
         ("POST", "/settings"): ("/settings", PHISHING),
         ("POST", "/settings/logo"): ("/settings/logo", {}),
         ("POST", "/settings/logo/remove"): ("/settings/logo/remove", {}),
+        ("GET", "/settings/clinics"): ("/settings/clinics", None),
+        ("POST", "/settings/clinics"): ("/settings/clinics", {"name": PHISHING["name"]}),
+        ("GET", "/settings/clinics/{clinic_id}"): (f"/settings/clinics/{clinic_id}", None),
+        ("POST", "/settings/clinics/{clinic_id}"): (
+            f"/settings/clinics/{clinic_id}",
+            {"name": "Downtown", "sender_address": PHISHING["sender_address"]},
+        ),
         ("GET", "/staff"): ("/staff", None),
         ("POST", "/staff"): ("/staff", {**new_person, "role": "admin"}),
         ("POST", "/staff/{staff_id}/role"): (f"/staff/{admin_id}/role", {"role": "clerk"}),
@@ -135,6 +152,11 @@ async def test_a_clerk_gets_403_on_every_admin_route_and_changes_nothing(
         ("POST", "/api/v1/tokens"): ("/api/v1/tokens", {"label": "mine now"}),
         ("POST", "/api/v1/tokens/{token_id}/revoke"): (f"/api/v1/tokens/{token_id}/revoke", {}),
         ("GET", "/api/v1/audit"): ("/api/v1/audit", None),
+        ("POST", "/api/v1/clinics"): ("/api/v1/clinics", {"name": PHISHING["name"]}),
+        ("PATCH", "/api/v1/clinics/{clinic_id}"): (
+            f"/api/v1/clinics/{clinic_id}",
+            {"sender_address": PHISHING["sender_address"]},
+        ),
     }
     # A new admin route that this test does not try fails here until it is added above.
     declared = admin_routes()
@@ -153,7 +175,11 @@ async def test_a_clerk_gets_403_on_every_admin_route_and_changes_nothing(
         refused_in_words(response, api=True)
 
     assert await snapshot(office) == before
-    for action in ("office.settings_change", "staff.add", "token.create", "token.revoke"):
+    settings_changes = await office.audit_events(action="office.settings_change")
+    assert [event["detail"] for event in settings_changes] == [
+        f"clinic {clinic_id} added: Downtown"
+    ]
+    for action in ("staff.add", "token.create", "token.revoke"):
         assert await office.audit_events(action=action) == []
     # Reading the settings stays open to clerks: practice software acting as one needs
     # to know whether Secure Email is on.

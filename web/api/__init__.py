@@ -5,11 +5,21 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from web.api import alerts, audit, chart, patients, practice, secure_emails, staff, tokens
+from web.api import (
+    alerts,
+    audit,
+    chart,
+    clinics,
+    patients,
+    practice,
+    secure_emails,
+    staff,
+    tokens,
+)
 from web.api.responses import TOKEN_REFUSED
 
 # Every operation refuses a missing, unknown, revoked or expired token, and an operator's.
 router = APIRouter(prefix="/api/v1", responses=TOKEN_REFUSED)
-AREAS = (practice, patients, secure_emails, audit, alerts, chart, staff, tokens)
+AREAS = (practice, clinics, patients, secure_emails, audit, alerts, chart, staff, tokens)
 for area in AREAS:
     router.include_router(area.router)

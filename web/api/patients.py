@@ -10,10 +10,12 @@ from __future__ import annotations
 from fastapi import APIRouter, HTTPException, Request, status
 
 from domain.audit import AuditAction
+from domain.clinics import UNKNOWN_CLINIC
 from domain.patients import PatientCreate, PatientList, PatientPublic, PatientUpdate
 from infra.directory import (
     AddressInUse,
     GuarantorRefused,
+    UnknownClinic,
     add_patient,
     change_patient,
     find_patients,
@@ -47,6 +49,8 @@ async def create_patient(
         )
     except (AddressInUse, GuarantorRefused) as error:
         raise _refusal(error) from error
+    except UnknownClinic as error:
+        raise field_error("clinic_id", UNKNOWN_CLINIC) from error
     return PatientPublic.model_validate(patient)
 
 
@@ -75,13 +79,16 @@ async def edit_patient(
     request: Request, db: DbSession, staff: ApiStaff, patient_id: str, change: PatientUpdate
 ) -> PatientPublic:
     """Changes the fields given (``name``, ``email``, ``status``, ``language``,
-    ``guarantor_id``, null to leave the family); the others stay. A new address another
+    ``clinic_id``, ``guarantor_id``, null to leave the family); the others
+    stay. A new address another
     patient has needs consent, as when adding."""
     patient = await practice_patient(db, staff, patient_id)
     try:
         await change_patient(db, patient, change, changed_by=staff_actor(request, staff))
     except (AddressInUse, GuarantorRefused) as error:
         raise _refusal(error) from error
+    except UnknownClinic as error:
+        raise field_error("clinic_id", UNKNOWN_CLINIC) from error
     return PatientPublic.model_validate(patient)
 
 

@@ -28,14 +28,17 @@ from pydantic import BaseModel, ValidationError
 
 from domain.addresses import normalise_address
 from domain.audit import AuditAction, listing_detail
+from domain.clinics import UNKNOWN_CLINIC
 from domain.languages import DEFAULT_LANGUAGE
 from domain.patients import PatientCreate, PatientStatus, PatientUpdate
 from domain.secure_email import SecureEmailStatus
 from infra import secure_emails
+from infra.clinics import practice_clinics
 from infra.db.models import Patient, SecureEmail
 from infra.directory import (
     AddressInUse,
     GuarantorRefused,
+    UnknownClinic,
     add_patient,
     change_patient,
     family_to_join,
@@ -50,6 +53,7 @@ from web.services.patients import search_detail
 from web.templating import form_errors, render
 
 router = APIRouter(tags=["office"], include_in_schema=False)
+NO_CLINIC = "none"
 
 
 class PatientTyped(BaseModel):
@@ -63,6 +67,18 @@ class PatientTyped(BaseModel):
     language: str | None = None
     # "1" from the confirmation's "Join the family": share the address already in use.
     join_family: str = ""
+    # Shown only when the practice has clinics: left out, the patient's clinic stays;
+    # ``NO_CLINIC`` (a blank field would read as left out) is the practice's own.
+    clinic_id: str | None = None
+
+    def checked(self, clinic_id: str | None = None) -> dict[str, str | None]:
+        """What ``PatientCreate`` or ``PatientUpdate`` checks: left out, ``clinic_id``."""
+        typed = self.model_dump(exclude={"join_family"})
+        if self.clinic_id is None:
+            typed["clinic_id"] = clinic_id
+        elif self.clinic_id == NO_CLINIC:
+            typed["clinic_id"] = None
+        return typed
 
 
 class NewPatientTyped(PatientTyped):
@@ -100,7 +116,7 @@ async def add_patient_form(
 ) -> Response:
     typed = form.model_dump(exclude={"join_family"})
     try:
-        new = PatientCreate.model_validate(typed)
+        new = PatientCreate.model_validate(form.checked())
     except ValidationError as error:
         return await _patients(request, db, staff, typed=typed, errors=form_errors(error))
     if form.join_family == "1":
@@ -119,6 +135,9 @@ async def add_patient_form(
             errors={"email": ADDRESS_IN_USE_PAGE},
             confirm=confirmation(new.name, str(new.email), refused),
         )
+    except UnknownClinic:
+        errors = {"clinic_id": UNKNOWN_CLINIC}
+        return await _patients(request, db, staff, typed=typed, errors=errors)
     return RedirectResponse("/patients?added=1", status_code=status.HTTP_303_SEE_OTHER)
 
 
@@ -142,7 +161,7 @@ async def _patients(
     staff: CurrentStaff,
     *,
     q: str = "",
-    typed: dict[str, str] | None = None,
+    typed: dict[str, str | None] | None = None,
     errors: dict[str, str] | None = None,
     confirm: Confirmation | None = None,
 ) -> HTMLResponse:
@@ -164,6 +183,7 @@ async def _patients(
             "errors": errors or {},
             "statuses": list(PatientStatus),
             "languages": LANGUAGES,
+            "clinics": await practice_clinics(db, staff.practice_id),
             "added": request.query_params.get("added") == "1",
             "confirm": confirm,
         },
@@ -221,6 +241,7 @@ async def edit_patient_page(
         "email": patient.email,
         "status": patient.status,
         "language": patient.language,
+        "clinic_id": patient.clinic_id,
     }
     return await _edit_page(request, db, staff, patient, typed=typed)
 
@@ -235,7 +256,7 @@ async def edit_patient_form(
 ) -> Response:
     patient = await practice_patient(db, staff, patient_id)
     # The form always sends every field: an emptied one is refused as when adding.
-    typed = form.model_dump(exclude={"join_family"})
+    typed = form.checked(patient.clinic_id)
     if form.language is None:
         typed["language"] = patient.language
     try:
@@ -273,6 +294,9 @@ async def edit_patient_form(
             errors={"email": GUARANTOR_REFUSED[refused.problem]},
             status_code=status.HTTP_409_CONFLICT,
         )
+    except UnknownClinic:
+        errors = {"clinic_id": UNKNOWN_CLINIC}
+        return await _edit_page(request, db, staff, patient, typed=typed, errors=errors)
     return RedirectResponse(
         f"/patients/{patient.id}/edit?saved=1", status_code=status.HTTP_303_SEE_OTHER
     )
@@ -284,7 +308,7 @@ async def _edit_page(
     staff: CurrentStaff,
     patient: Patient,
     *,
-    typed: dict[str, str],
+    typed: dict[str, str | None],
     errors: dict[str, str] | None = None,
     status_code: int = status.HTTP_422_UNPROCESSABLE_CONTENT,
     confirm: Confirmation | None = None,
@@ -315,6 +339,7 @@ async def _edit_page(
             "errors": errors or {},
             "statuses": list(PatientStatus),
             "languages": LANGUAGES,
+            "clinics": await practice_clinics(db, staff.practice_id),
             "saved": request.query_params.get("saved") == "1" and not errors,
             "behind": behind,
             "sent_again": sent_again,

@@ -17,7 +17,7 @@ from fastapi import Depends, Request, Response
 
 from domain.audit import ActorType, AuditAction
 from domain.secure_email import SecureEmailStatus
-from infra import portal_sessions, secure_emails
+from infra import clinics, portal_sessions, secure_emails
 from infra.audit import Actor, audit_secure_email
 from infra.db.models import Patient, PortalSession, Practice, SecureEmail
 from infra.directory import patient_by_id
@@ -81,7 +81,8 @@ PortalPatient = Annotated[PortalSession, Depends(current_portal_session)]
 
 
 async def practice_of_message(db: DbSession, secure_email: SecureEmail) -> Practice:
-    return or_404(await secure_emails.practice_of(db, secure_email), LINK_NOT_VALID)
+    """The practice as the message shows it: its clinic's name, phone and zone (R19)."""
+    return or_404(await clinics.practice_of_message(db, secure_email), LINK_NOT_VALID)
 
 
 def withdrawn(secure_email: SecureEmail) -> bool:

@@ -15,7 +15,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from domain.audit import ActorType, AuditAction
 from domain.secure_email import EventKind
-from infra import portal_sessions, replies, secure_emails, timeline
+from infra import clinics, portal_sessions, replies, secure_emails, timeline
 from infra.audit import Actor, audit
 from infra.db.models import PortalSession, Reply, SecureEmail
 from infra.directory import patient_by_id
@@ -46,7 +46,8 @@ router = APIRouter(tags=["portal"], include_in_schema=False)
 
 async def tabs_context(db: DbSession, session: PortalSession, tab: str) -> dict[str, object]:
     patient = await patient_by_id(db, session.patient_id)
-    of_practice = await practice(db, patient.practice_id) if patient else None
+    # The practice as the patient sees it: their clinic's name, phone and zone (R19).
+    of_practice = await clinics.practice_of_patient(db, patient) if patient else None
     family = await portal_sessions.family_of(db, session)
     return {
         "signed_in": True,

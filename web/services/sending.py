@@ -25,7 +25,7 @@ from domain.secure_email import (
     SecureEmailStatus,
     reminder_time,
 )
-from infra import practices, secure_emails
+from infra import clinics, practices, secure_emails
 from infra.audit import Actor, audit
 from infra.crypto import portal_secrets
 from infra.crypto.keys import PortalKeys
@@ -42,6 +42,15 @@ NOT_ENABLED = (
     "Secure Email is not enabled for this practice. An administrator can enable it in "
     "Settings; nothing was sent."
 )
+# A patient of a clinic gets the clinic's notices (R19): its switch and sender decide too.
+CLINIC_NOT_ENABLED = (
+    "Secure Email is not enabled for {clinic}. An administrator can enable it in Settings, "
+    "Clinics; nothing was sent."
+)
+CLINIC_WITHOUT_SENDER = (
+    "{clinic} has no sender address, so no notice could be sent. An administrator can set "
+    "one in Settings, Clinics; nothing was sent."
+)
 UNKNOWN_PATIENT = "There is no such patient in the practice's directory"
 SAME_ADDRESS = (
     "The patient's email address is the practice's own sender address, so no notification "
@@ -54,7 +63,7 @@ UNAVAILABLE = "Secure Email is unavailable right now and nothing was sent. Try a
 class Rule(Enum):
     """Which rule refused a send."""
 
-    NOT_ENABLED = "not enabled"  # R1: the practice's setting is off
+    NOT_ENABLED = "not enabled"  # R1: the practice's (or the patient's clinic's) is off
     INVALID = "invalid"  # R2-R4, R9: a field or a file
 
 
@@ -107,10 +116,12 @@ async def send_secure_email(
     if practice is None or not practice.secure_email_enabled or not practice.sender_address:
         raise SendRefused({"secure_email_enabled": NOT_ENABLED}, Rule.NOT_ENABLED)
     patient = await get_patient(db, practice.id, draft.patient_id)
+    # The practice as the patient sees it: their clinic's sender, or the practice's.
+    sending_as = await _sending_as(db, practice, patient)
     errors = check_draft(draft)
     if patient is None:
         errors["patient_id"] = UNKNOWN_PATIENT
-    elif same_address(patient.email, practice.sender_address):
+    elif same_address(patient.email, sending_as.sender_address or ""):
         errors["patient_id"] = SAME_ADDRESS
     try:
         await check_uploads(uploads)
@@ -125,6 +136,20 @@ async def send_secure_email(
         return await _record_and_start(
             sender, practice, patient, draft, secure_email_id, stored, resent_from
         )
+
+
+async def _sending_as(db: DbSession, practice: Practice, patient: Patient | None) -> Practice:
+    """The practice as ``patient``'s notices show it (``infra.clinics.as_seen_from``), or
+    ``SendRefused`` (409) when the patient's clinic has Secure Email off or no sender:
+    the practice's switch is for the whole practice, a clinic's for its patients (R1)."""
+    clinic = await clinics.clinic_of_patient(db, patient) if patient is not None else None
+    if clinic is not None and not clinic.secure_email_enabled:
+        words = CLINIC_NOT_ENABLED.format(clinic=clinic.name)
+        raise SendRefused({"secure_email_enabled": words}, Rule.NOT_ENABLED)
+    if clinic is not None and not clinic.sender_address:
+        words = CLINIC_WITHOUT_SENDER.format(clinic=clinic.name)
+        raise SendRefused({"secure_email_enabled": words}, Rule.NOT_ENABLED)
+    return clinics.as_seen_from(practice, clinic)
 
 
 async def _record_and_start(
@@ -159,6 +184,8 @@ async def _record_and_start(
         # The address this message's notice and passcodes go to, kept with it: a later
         # change of the patient's address is for new messages only.
         recipient_address=patient.email,
+        # Its mails and portal pages are the clinic's (R19), whatever the patient's later.
+        clinic_id=patient.clinic_id,
     )
     await secure_emails.record_new(db, secure_email, stored)
     try:
