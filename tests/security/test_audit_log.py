@@ -27,6 +27,7 @@ from sqlalchemy import DateTime, Executable, column, insert, select, table, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
+from typer.testing import CliRunner, Result
 
 from domain.audit import ActorType, AuditAction
 from domain.staff import StaffRole
@@ -46,28 +47,40 @@ from infra.audit_chain import (
 from infra.db.engine import make_engine, make_sessionmaker
 from infra.db.migrate import upgrade, upgrade_async
 from infra.db.models import AuditEvent
-from infra.settings import Settings
+from infra.settings import Settings, get_settings
 from tests.conftest import (
     STAFF_PASSWORD,
     TEST_KEYS,
     Browser,
     some_client_address,
 )
-from tests.fixtures.postgres import POSTGRES_ADMIN_DSN, admin_execute, new_database
+from tests.fixtures.migrated import MigratedTemplates, migrated_templates
+from tests.fixtures.postgres import POSTGRES_ADMIN_DSN, admin_execute
 from tests.fixtures.waiting import eventually
 from tests.test_compose import env_example, environment
 from web.app import create_app
+from workers.cli import app as securemail
 
 ROOT = Path(__file__).resolve().parents[2]
 PRACTICE = "practice-under-audit"
 CLERK = Actor(ActorType.STAFF, "staff-1", "10.0.0.7")
 
 
+@pytest.fixture(scope="session")
+async def migrated(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[MigratedTemplates]:
+    """A SQLite file and a PostgreSQL database migrated once in this test process."""
+    async with migrated_templates(tmp_path_factory.mktemp("migrated")) as templates:
+        yield templates
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
-async def log_database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+async def log_database(
+    request: pytest.FixtureRequest, tmp_path: Path, migrated: MigratedTemplates
+) -> AsyncIterator[str]:
     """A database of this test's own, migrated: a broken chain must not spill over."""
-    async with new_database(request.param, tmp_path / "audit.db", "securemail_audit") as url:
-        await upgrade_async(url)
+    async with migrated.new_database(
+        request.param, tmp_path / "audit.db", "securemail_audit"
+    ) as url:
         yield url
 
 
@@ -131,12 +144,36 @@ class Verdict:
 
 
 async def audit_verify(url: str, *options: str) -> Verdict:
-    """``securemail audit verify`` as an operator runs it, in a process of its own."""
+    """``securemail audit verify``: the command's own code, output and exit code."""
     return await audit_command(url, "verify", *options)
 
 
 async def audit_command(url: str, *arguments: str) -> Verdict:
-    """``securemail audit ...`` in a process of its own."""
+    """``securemail audit ...`` run by its click command in this process, its settings
+    from the environment as in a process of its own (``env`` is set for the call only).
+    A thread of its own, since the command runs its own event loop; the seconds a new
+    interpreter takes to import the app are left to ``audit_process``."""
+
+    def invoke() -> Result:
+        # The settings are cached per process: read afresh, as a new process would,
+        # and not left behind for the rest of this one.
+        get_settings.cache_clear()
+        try:
+            return CliRunner().invoke(
+                securemail,
+                ["audit", *arguments],
+                env={"SECURE_EMAIL_DATABASE_URL": url},
+                catch_exceptions=False,
+            )
+        finally:
+            get_settings.cache_clear()
+
+    done = await asyncio.to_thread(invoke)
+    return Verdict(done.exit_code, done.output)
+
+
+async def audit_process(url: str, *arguments: str) -> Verdict:
+    """``securemail audit ...`` as an operator runs it, in a process of its own."""
     env = {**os.environ, "SECURE_EMAIL_DATABASE_URL": url}
     done = await asyncio.to_thread(
         subprocess.run,
@@ -156,7 +193,8 @@ async def audit_command(url: str, *arguments: str) -> Verdict:
 async def test_verify_passes_an_untouched_log(log_database: str) -> None:
     ids = await write_events(log_database, 5)
     assert ids == [1, 2, 3, 4, 5]
-    verdict = await audit_verify(log_database)
+    # The operator's command end to end, from its entry point.
+    verdict = await audit_process(log_database, "verify")
     assert verdict.code == 0, verdict.output
     assert "Intact: 5 event(s), newest event 5." in verdict.output
     assert re.search(r"Head: 5:[0-9a-f]{64}\n", verdict.output), verdict.output
@@ -253,7 +291,8 @@ async def test_verify_finds_an_edit_whose_hash_was_recomputed(log_database: str)
         "UPDATE audit_events SET detail = 'nothing to see' WHERE id = 2",
         f"UPDATE audit_links SET hash = '{event_hash(forged)}' WHERE event_id = 2",
     )
-    verdict = await audit_verify(log_database)
+    # A broken chain's verdict and exit code, from the command's entry point.
+    verdict = await audit_process(log_database, "verify")
     assert verdict.code == 1
     assert "BROKEN at event 3: event 3 does not follow event 2" in verdict.output
 
@@ -341,11 +380,14 @@ async def test_an_event_deleted_before_it_was_linked_shows(log_database: str) ->
     assert "BROKEN at event 3: event 3 was deleted before it was linked" in verdict.output
 
 
-async def test_an_audited_action_does_not_wait_for_the_chains_lock(tmp_path: Path) -> None:
+async def test_an_audited_action_does_not_wait_for_the_chains_lock(
+    tmp_path: Path, migrated: MigratedTemplates
+) -> None:
     """On PostgreSQL a request's event commits while the head row is locked: only the
     linker takes that lock (before, every audited transaction queued on it)."""
-    async with new_database("postgresql", tmp_path / "unused.db", "securemail_audit") as url:
-        await upgrade_async(url)
+    async with migrated.new_database(
+        "postgresql", tmp_path / "unused.db", "securemail_audit"
+    ) as url:
         engine = make_engine(url)
         try:
             async with engine.connect() as linker:
@@ -601,13 +643,14 @@ async def test_migrations_again_keep_the_app_role_in_its_place(deployment: Deplo
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-async def roles(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Deployment]:
+async def roles(
+    request: pytest.FixtureRequest, tmp_path: Path, migrated: MigratedTemplates
+) -> AsyncIterator[Deployment]:
     """The app's URL and the owner's: on PostgreSQL a deployment's two roles; SQLite has
     no roles, so there both are the file."""
     if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path / 'audit.db'}"
-        await upgrade_async(url)
-        yield Deployment(owner_url=url, app_url=url)
+        async with migrated.new_database("sqlite", tmp_path / "audit.db", "unused") as url:
+            yield Deployment(owner_url=url, app_url=url)
         return
     async with new_deployment() as found:
         yield found
