@@ -51,31 +51,16 @@ class Recipient:
     """What the mail needs, as the database has it at the moment of sending."""
 
     secure_email_id: str
-    practice_name: str
+    # Who sends it, as its mails show it: the practice, or the clinic the message was
+    # sent for (its name, zone, phone and address), with the practice's logo.
+    practice: Practice
     sender_address: str
     patient_address: str
     link_token_hash: str
     expires_at: datetime
-    time_zone: str
     status: str
     # The language the mails are written in (``infra.i18n.LANGUAGES``): the patient's.
     language: str
-    # How the practice's mails look: its phone, address and logo when it has set them.
-    practice_phone: str | None = None
-    practice_address: str | None = None
-    practice_logo: bytes | None = None
-    practice_logo_type: str | None = None
-
-    @property
-    def practice(self) -> Practice:
-        return Practice(
-            name=self.practice_name,
-            time_zone=self.time_zone,
-            phone=self.practice_phone,
-            address=self.practice_address,
-            logo=self.practice_logo,
-            logo_type=self.practice_logo_type,
-        )
 
 
 class MailActivities:
@@ -217,21 +202,21 @@ class MailActivities:
                 )
             return Recipient(
                 secure_email_id=secure_email.id,
-                practice_name=shown.name,
+                practice=Practice(
+                    name=shown.name,
+                    time_zone=shown.time_zone,
+                    phone=shown.phone,
+                    address=shown.address,
+                    logo=await practices.logo_of(db, practice) if practice.logo_type else None,
+                    logo_type=practice.logo_type,
+                ),
                 sender_address=shown.sender_address,
                 # Bound to the address it was sent to: a patient's new address gets new
                 # messages only (older rows did not keep it: the patient's own).
                 patient_address=secure_email.recipient_address or patient.email,
                 link_token_hash=secure_email.link_token_hash,
                 expires_at=secure_email.expires_at,
-                time_zone=shown.time_zone,
                 status=secure_email.status,
-                practice_phone=shown.phone,
-                practice_address=shown.address,
-                practice_logo=(
-                    await practices.logo_of(db, practice) if practice.logo_type else None
-                ),
-                practice_logo_type=practice.logo_type,
                 # The patient's own: the notice is the first thing they read.
                 language=patient.language,
             )
@@ -251,7 +236,7 @@ class MailActivities:
                 inline_images=content.inline_images,
                 to=to.patient_address,
                 sender=to.sender_address,
-                sender_name=to.practice_name,
+                sender_name=to.practice.name,
                 message_id=message_id,
                 # SendGrid hands these back in its Event Webhook (bounces, deliveries).
                 tracking={"secure_email_id": to.secure_email_id, "mail": mail},

@@ -20,6 +20,7 @@ the head of that family the patient's guarantor. The edit page lists the patient
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request, status
@@ -271,32 +272,22 @@ async def edit_patient_form(
         if head is not None and head.id != patient.id:
             joined["guarantor_id"] = head.id
         change = PatientUpdate.model_validate({**change.model_dump(exclude_unset=True), **joined})
+    refused_again = partial(_edit_page, request, db, staff, patient, typed=typed)
     try:
         await change_patient(db, patient, change, changed_by=staff_actor(request, staff))
     except AddressInUse as refused:
-        return await _edit_page(
-            request,
-            db,
-            staff,
-            patient,
-            typed=typed,
+        return await refused_again(
             errors={"email": ADDRESS_IN_USE_PAGE},
             status_code=status.HTTP_409_CONFLICT,
             confirm=confirmation(change.name or patient.name, str(change.email), refused),
         )
     except GuarantorRefused as refused:
-        return await _edit_page(
-            request,
-            db,
-            staff,
-            patient,
-            typed=typed,
+        return await refused_again(
             errors={"email": GUARANTOR_REFUSED[refused.problem]},
             status_code=status.HTTP_409_CONFLICT,
         )
     except UnknownClinic:
-        errors = {"clinic_id": UNKNOWN_CLINIC}
-        return await _edit_page(request, db, staff, patient, typed=typed, errors=errors)
+        return await refused_again(errors={"clinic_id": UNKNOWN_CLINIC})
     return RedirectResponse(
         f"/patients/{patient.id}/edit?saved=1", status_code=status.HTTP_303_SEE_OTHER
     )
