@@ -52,6 +52,10 @@ NO_PHI: dict[str, str] = {
     "/api/v1/staff": "the practice's staff",
     "/api/v1/tokens": "the practice's API tokens",
     "/api/v1/audit": "the audit log: ids, actions and times",
+    "/settings/clinics": "the practice's clinics",
+    "/settings/clinics/{clinic_id}": "one of the practice's clinics",
+    "/api/v1/clinics": "the practice's clinics",
+    "/api/v1/clinics/{clinic_id}": "one of the practice's clinics",
 }
 # Query strings that make a page show more of the patient than its bare URL does.
 QUERIES: dict[str, dict[str, str]] = {
@@ -79,6 +83,7 @@ class Seeded:
     reply_id: str
     attachment_id: str  # the reply's file
     document_id: str  # the same file, in the chart
+    clinic_id: str
 
     def fill(self, template: str) -> str:
         return template.format(
@@ -87,11 +92,14 @@ class Seeded:
             reply_id=self.reply_id,
             attachment_id=self.attachment_id,
             document_id=self.document_id,
+            clinic_id=self.clinic_id,
             name="swagger-ui.css",
         )
 
 
 async def seed(stack: Stack) -> Seeded:
+    clinic = await stack.office.api.post("/api/v1/clinics", json={"name": "Downtown Clinic"})
+    assert clinic.status_code == 201, clinic.text
     patient_id = await stack.add_patient(NAME, EMAIL)
     files = [(OFFICE_FILE, PDF, "application/pdf")]
     secure_email_id = await stack.send_secure(patient_id, SUBJECT, BODY, files)
@@ -113,6 +121,7 @@ async def seed(stack: Stack) -> Seeded:
         reply_id=reply["id"],
         attachment_id=reply["attachments"][0]["id"],
         document_id=document["id"],
+        clinic_id=clinic.json()["id"],
     )
 
 
