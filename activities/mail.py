@@ -92,7 +92,8 @@ class MailActivities:
         occasion = notice.occasion
         if token_hash(token) != to.link_token_hash:
             raise unknown("the link does not match the one the office sent")
-        await self._claim(notice)
+        if not await self._claim(notice):
+            return  # it went in an earlier attempt, and the patient has used it
         await self._send_notice(
             to, notice.workflow_id, token, to.expires_at, occasion, notice.number
         )
@@ -162,19 +163,22 @@ class MailActivities:
             "passcode",
         )
 
-    async def _claim(self, notice: NoticeToSend) -> None:
-        """The database's word that this notice is due, for this activity only."""
+    async def _claim(self, notice: NoticeToSend) -> bool:
+        """The database's word that this notice is due, for this activity only: True to
+        mail it; False when this activity mailed the first notice in an earlier attempt
+        and the patient has already opened it (nothing to send again)."""
+        claimant, now = this_activity(), datetime.now(UTC)
         async with self._sessions() as db:
             claimed = await notice_claims.claim(
-                db,
-                notice.secure_email_id,
-                notice.occasion,
-                notice.request_id,
-                this_activity(),
-                datetime.now(UTC),
+                db, notice.secure_email_id, notice.occasion, notice.request_id, claimant, now
             )
-        if not claimed:
-            raise _not_due(f"the {notice.occasion.value} notice is not due")
+            if claimed:
+                return True
+            if notice.occasion == NoticeOccasion.FIRST and await notice_claims.went_before(
+                db, notice.secure_email_id, claimant, now
+            ):
+                return False
+        raise _not_due(f"the {notice.occasion.value} notice is not due")
 
     async def _recipient(
         self, workflow_id: str, practice_id: str | None = None, patient_id: str | None = None

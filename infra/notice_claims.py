@@ -131,3 +131,25 @@ async def drop_unclaimed_resend(db: AsyncSession, secure_email_id: str, request_
         )
     )
     await db.commit()
+
+
+async def went_before(db: AsyncSession, secure_email_id: str, claimant: str, now: datetime) -> bool:
+    """The first notice, claimed by this same activity in an earlier attempt, has reached
+    the patient: the secure email is open and has left "sending", which only the link
+    in that notice can do (a worker that died after the mail went, before its answer
+    was recorded). Another run's claim never counts."""
+    key = key_of(NoticeOccasion.FIRST, None)
+    found = await db.scalar(
+        select(NoticeClaim.id).where(
+            NoticeClaim.secure_email_id == secure_email_id,
+            NoticeClaim.key == key,
+            NoticeClaim.claimed_by == claimant,
+            exists().where(
+                SecureEmail.id == secure_email_id,
+                SecureEmail.status.not_in(CLOSED),
+                SecureEmail.status != SecureEmailStatus.SENDING.value,
+                SecureEmail.expires_at > literal(now, UTCDateTime()),
+            ),
+        )
+    )
+    return found is not None
