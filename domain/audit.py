@@ -65,6 +65,7 @@ class AuditAction(StrEnum):
     SETTINGS_CHANGE = "office.settings_change"
     STAFF_ADD = "staff.add"
     STAFF_ROLE_CHANGE = "staff.role_change"
+    STAFF_CLINICS_CHANGE = "staff.clinics_change"
     STAFF_DEACTIVATE = "staff.deactivate"
     STAFF_PASSWORD_RESET = "staff.password_reset"
     STAFF_PASSWORD_CHANGE = "staff.password_change"
@@ -120,6 +121,7 @@ ACTION_PHRASES: dict[AuditAction, str] = {
     AuditAction.SETTINGS_CHANGE: "changed the practice settings",
     AuditAction.STAFF_ADD: "added a staff member",
     AuditAction.STAFF_ROLE_CHANGE: "changed a staff member's role",
+    AuditAction.STAFF_CLINICS_CHANGE: "changed the clinics a staff member works for",
     AuditAction.STAFF_DEACTIVATE: "deactivated a staff member",
     AuditAction.STAFF_PASSWORD_RESET: "reset a staff member's password",
     AuditAction.STAFF_PASSWORD_CHANGE: "changed their own password",

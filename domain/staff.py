@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints, field_validator
 
 from domain.errors import FieldRefused
 
@@ -43,16 +44,40 @@ class PracticeRole(BaseModel):
         return self.role
 
 
+# The clinics a member of staff works for (``domain.reach``): none listed, every clinic.
+ClinicIds = Annotated[
+    list[Annotated[str, StringConstraints(min_length=1, max_length=36)]],
+    Field(
+        max_length=200,
+        description="Ids of the practice's clinics whose patients they work with, besides "
+        "the patients of no clinic; empty for every clinic",
+    ),
+]
+
+
 class StaffCreate(PracticeRole):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, max_length=200, pattern=PRINTABLE)
     email: EmailStr
     role: StaffRole = StaffRole.CLERK
+    clinic_ids: ClinicIds = []
 
 
-class StaffRoleChange(PracticeRole):
+class StaffChange(BaseModel):
+    """A partial change to a member of staff: the fields given, each not null."""
+
     model_config = ConfigDict(extra="forbid")
+
+    role: StaffRole | None = Field(default=None, description="`admin` or `clerk`")
+    clinic_ids: ClinicIds | None = None
+
+    @field_validator("role", "clinic_ids", mode="before")
+    @classmethod
+    def _given_means_a_value(cls, value: object) -> object:
+        if value is None:
+            raise ValueError("may be left out, but not null")
+        return value
 
 
 class StaffPublic(BaseModel):
@@ -62,6 +87,7 @@ class StaffPublic(BaseModel):
     name: str
     email: str
     role: StaffRole
+    clinic_ids: list[str]
     active: bool
     must_change_password: bool
     created_at: datetime

@@ -9,6 +9,7 @@ password must be replaced at the next log-in.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -17,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.addresses import normalise_address
 from domain.staff import StaffRole
-from infra.db.models import ApiToken, Practice, StaffSession, StaffUser
+from infra.db.models import ApiToken, Clinic, Practice, StaffSession, StaffUser
 from infra.security import hash_password, new_token, token_hash, verify_password
 
 # Long enough that a guess-per-second attacker gets nowhere; no composition rules, which
@@ -137,11 +138,18 @@ async def staff_member(db: AsyncSession, practice_id: str, staff_id: str) -> Sta
 
 
 async def add_staff(
-    db: AsyncSession, practice_id: str, email: str, name: str, role: StaffRole
+    db: AsyncSession,
+    practice_id: str,
+    email: str,
+    name: str,
+    role: StaffRole,
+    clinic_ids: Sequence[str] = (),
 ) -> tuple[StaffUser, str]:
-    """A new account with a temporary password (returned, to be shown once)."""
+    """A new account with a temporary password (returned, to be shown once), working for
+    the clinics given (none: every clinic)."""
     if role == StaffRole.OPERATOR:
         raise StaffRuleError("Choose administrator or clerk", field="role")
+    clinics = await _practice_clinic_ids(db, practice_id, clinic_ids)
     if await find_staff_user(db, email) is not None:
         raise StaffRuleError(ALREADY_HAS_ACCOUNT, field="email")
     practice = await db.get(Practice, practice_id)
@@ -151,7 +159,44 @@ async def add_staff(
     user = await create_staff_user(
         db, practice, email, password, name=name, role=role, must_change_password=True
     )
+    user.clinic_ids = clinics
+    await db.flush()
     return user, password
+
+
+class UnknownClinics(ValueError):
+    """A clinic id given for a member of staff is not one of the practice's clinics."""
+
+
+async def _practice_clinic_ids(
+    db: AsyncSession, practice_id: str, clinic_ids: Sequence[str]
+) -> list[str]:
+    """The ids given, each once and sorted; ``UnknownClinics`` if one is not a clinic of
+    the practice (another practice's is answered as none at all)."""
+    wanted = sorted(set(clinic_ids))
+    if not wanted:
+        return []
+    found = set(
+        (
+            await db.scalars(
+                select(Clinic.id).where(Clinic.practice_id == practice_id, Clinic.id.in_(wanted))
+            )
+        ).all()
+    )
+    if found != set(wanted):
+        raise UnknownClinics
+    return wanted
+
+
+async def change_clinics(db: AsyncSession, user: StaffUser, clinic_ids: Sequence[str]) -> list[str]:
+    """Gives the member of staff these clinics (none: every clinic); returns those they
+    had. Their next request already sees only the patients of the new ones."""
+    before = list(user.clinic_ids)
+    wanted = await _practice_clinic_ids(db, user.practice_id, clinic_ids)
+    if wanted != before:
+        user.clinic_ids = wanted
+        await db.flush()
+    return before
 
 
 async def _lock_practice(db: AsyncSession, practice_id: str) -> None:

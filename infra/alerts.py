@@ -2,7 +2,8 @@
 message expires unopened,
 shown on the Main Menu until acknowledged.
 
-Every read takes the staff user's practice id, so another practice's ids find nothing.
+Every read takes the staff member's reach (``domain.reach``), so another practice's ids,
+and alerts about patients out of reach, find nothing.
 Raising is idempotent: one alert per reply, one notice-failed and one expired-unopened
 alert per secure email.
 """
@@ -15,20 +16,22 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import Select
 
+from domain.reach import Reach
 from domain.secure_email_views import AlertKind, AlertPublic
 from infra.db.engine import commit_or_refusal
 from infra.db.models import Alert, Patient, Reply, SecureEmail
+from infra.reach import within
 from infra.secure_emails import Owner
 
 ALERTS_SHOWN = 50
 
 
-def _alerts(practice_id: str) -> Select[Alert, str]:
+def _alerts(reach: Reach) -> Select[Alert, str]:
     return (
         select(Alert, Patient.name)
         .join(Patient, Patient.id == Alert.patient_id)
         .outerjoin(Reply, Reply.id == Alert.reply_id)
-        .where(Alert.practice_id == practice_id)
+        .where(Alert.practice_id == reach.practice_id, *within(reach))
     )
 
 
@@ -54,42 +57,37 @@ def _public(alert: Alert, patient_name: str) -> AlertPublic:
 
 
 async def open_alerts(
-    db: AsyncSession, practice_id: str, limit: int = ALERTS_SHOWN
+    db: AsyncSession, reach: Reach, limit: int = ALERTS_SHOWN
 ) -> list[AlertPublic]:
     """Unacknowledged alerts, newest first."""
     statement = (
-        _alerts(practice_id)
-        .where(*_UNSETTLED)
-        .order_by(Alert.created_at.desc(), Alert.id)
-        .limit(limit)
+        _alerts(reach).where(*_UNSETTLED).order_by(Alert.created_at.desc(), Alert.id).limit(limit)
     )
     return [_public(*row) for row in (await db.execute(statement))]
 
 
-async def count_open_alerts(db: AsyncSession, practice_id: str) -> int:
+async def count_open_alerts(db: AsyncSession, reach: Reach) -> int:
     statement = (
         select(func.count(Alert.id))
+        .join(Patient, Patient.id == Alert.patient_id)
         .outerjoin(Reply, Reply.id == Alert.reply_id)
-        .where(Alert.practice_id == practice_id, *_UNSETTLED)
+        .where(Alert.practice_id == reach.practice_id, *within(reach), *_UNSETTLED)
     )
     return int(await db.scalar(statement) or 0)
 
 
-async def acknowledge_alert(
-    db: AsyncSession, practice_id: str, alert_id: str
-) -> AlertPublic | None:
-    """Idempotent: acknowledging twice keeps the first time."""
+async def acknowledge_alert(db: AsyncSession, reach: Reach, alert_id: str) -> AlertPublic | None:
+    """Idempotent: acknowledging twice keeps the first time. None, and nothing
+    acknowledged, for an alert out of reach."""
+    if (await db.execute(_alerts(reach).where(Alert.id == alert_id))).first() is None:
+        return None
     await db.execute(
         update(Alert)
-        .where(
-            Alert.id == alert_id,
-            Alert.practice_id == practice_id,
-            Alert.acknowledged_at.is_(None),
-        )
+        .where(Alert.id == alert_id, Alert.acknowledged_at.is_(None))
         .values(acknowledged_at=datetime.now(UTC))
     )
     await db.commit()
-    row = (await db.execute(_alerts(practice_id).where(Alert.id == alert_id))).first()
+    row = (await db.execute(_alerts(reach).where(Alert.id == alert_id))).first()
     return _public(*row) if row is not None else None
 
 

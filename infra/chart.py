@@ -1,6 +1,7 @@
 """The patient's chart (R11): the files a patient sent with replies, filed for the office.
 
-Every read takes the staff user's practice id, so another practice's ids find nothing.
+Every read takes the staff member's reach (``domain.reach``), so another practice's ids,
+and a patient out of reach, find nothing.
 """
 
 from __future__ import annotations
@@ -11,9 +12,11 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import Select
 
+from domain.reach import Reach
 from domain.secure_email_views import ChartDocumentPublic
 from infra.db.engine import commit_or_refusal
-from infra.db.models import Attachment, ChartDocument, Reply, SecureEmail
+from infra.db.models import Attachment, ChartDocument, Patient, Reply, SecureEmail
+from infra.reach import within
 
 
 @dataclass(frozen=True)
@@ -33,20 +36,19 @@ class ChartEntry:
         )
 
 
-def _chart(practice_id: str, patient_id: str) -> Select[ChartDocument, Attachment, str]:
+def _chart(reach: Reach, patient_id: str) -> Select[ChartDocument, Attachment, str]:
     return (
         select(ChartDocument, Attachment, SecureEmail.subject)
         .join(Attachment, Attachment.id == ChartDocument.attachment_id)
         .join(SecureEmail, SecureEmail.id == Attachment.secure_email_id)
-        .where(ChartDocument.practice_id == practice_id, ChartDocument.patient_id == patient_id)
+        .join(Patient, Patient.id == ChartDocument.patient_id)
+        .where(ChartDocument.patient_id == patient_id, *within(reach))
     )
 
 
-async def chart_of(db: AsyncSession, practice_id: str, patient_id: str) -> list[ChartEntry]:
+async def chart_of(db: AsyncSession, reach: Reach, patient_id: str) -> list[ChartEntry]:
     """The files a patient sent, newest first."""
-    statement = _chart(practice_id, patient_id).order_by(
-        ChartDocument.filed_at.desc(), ChartDocument.id
-    )
+    statement = _chart(reach, patient_id).order_by(ChartDocument.filed_at.desc(), ChartDocument.id)
     entries = [ChartEntry(*row) for row in (await db.execute(statement))]
     # File names are encrypted (SQL cannot sort them): newest first, then by name.
     entries.sort(key=lambda entry: entry.attachment.filename)
@@ -55,9 +57,9 @@ async def chart_of(db: AsyncSession, practice_id: str, patient_id: str) -> list[
 
 
 async def chart_entry(
-    db: AsyncSession, practice_id: str, patient_id: str, document_id: str
+    db: AsyncSession, reach: Reach, patient_id: str, document_id: str
 ) -> ChartEntry | None:
-    statement = _chart(practice_id, patient_id).where(ChartDocument.id == document_id)
+    statement = _chart(reach, patient_id).where(ChartDocument.id == document_id)
     row = (await db.execute(statement)).first()
     return ChartEntry(*row) if row is not None else None
 

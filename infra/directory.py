@@ -19,10 +19,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from domain.addresses import normalise_address
 from domain.audit import AuditAction
 from domain.patients import PatientCreate, PatientUpdate
+from domain.reach import Reach
 from infra.audit import Actor, audit
 from infra.clinics import practice_clinic
 from infra.db.models import Patient
 from infra.families import chain_of, head_of, holders_of
+from infra.reach import within
 
 SEARCH_LIMIT = 50
 
@@ -54,18 +56,32 @@ class GuarantorRefused(Exception):
 
 
 class UnknownClinic(Exception):
-    """The clinic given is not one of the patient's practice's (R19)."""
+    """The clinic given is not one of the patient's practice's (R19), or not one the
+    member of staff making the change works for."""
 
 
-async def _check_clinic(db: AsyncSession, practice_id: str, clinic_id: str | None) -> None:
-    if clinic_id is not None and await practice_clinic(db, practice_id, clinic_id) is None:
+async def _check_clinic(
+    db: AsyncSession, practice_id: str, clinic_id: str | None, reach: Reach | None
+) -> None:
+    if clinic_id is None:
+        return
+    if reach is not None and not reach.covers(clinic_id):
+        raise UnknownClinic
+    if await practice_clinic(db, practice_id, clinic_id) is None:
         raise UnknownClinic
 
 
 async def add_patient(
-    db: AsyncSession, practice_id: str, new: PatientCreate, *, added_by: Actor | None = None
+    db: AsyncSession,
+    practice_id: str,
+    new: PatientCreate,
+    *,
+    added_by: Actor | None = None,
+    reach: Reach | None = None,
 ) -> Patient:
-    await _check_clinic(db, practice_id, new.clinic_id)
+    """Adds the patient, to a clinic of the practice (within ``reach``, the reach of
+    the member of staff adding them, when given)."""
+    await _check_clinic(db, practice_id, new.clinic_id, reach)
     guarantor = await _guarantor(db, practice_id, new.guarantor_id, patient_id=None)
     head = await head_of(db, guarantor) if guarantor is not None else None
     await _check_address(
@@ -90,14 +106,21 @@ async def add_patient(
 
 
 async def change_patient(
-    db: AsyncSession, patient: Patient, change: PatientUpdate, *, changed_by: Actor | None = None
+    db: AsyncSession,
+    patient: Patient,
+    change: PatientUpdate,
+    *,
+    changed_by: Actor | None = None,
+    reach: Reach | None = None,
 ) -> list[str]:
-    """Applies the change; returns the names of the fields whose value changed."""
+    """Applies the change; returns the names of the fields whose value changed. A new
+    clinic must be within ``reach`` when given (as when adding)."""
     wanted = change.changes()
     changed = [field for field, value in wanted.items() if getattr(patient, field) != value]
     if not changed:
         return []
-    await _check_clinic(db, patient.practice_id, wanted.get("clinic_id"))
+    if "clinic_id" in changed:
+        await _check_clinic(db, patient.practice_id, wanted["clinic_id"], reach)
     guarantor_id = wanted["guarantor_id"] if "guarantor_id" in wanted else patient.guarantor_id
     guarantor = await _guarantor(db, patient.practice_id, guarantor_id, patient_id=patient.id)
     address = normalise_address(wanted.get("email") or patient.email)
@@ -145,7 +168,7 @@ async def _guarantor(
         return None
     if guarantor_id == patient_id:
         raise GuarantorRefused(GuarantorProblem.SELF)
-    guarantor = await get_patient(db, practice_id, guarantor_id)
+    guarantor = await get_patient(db, Reach(practice_id), guarantor_id)
     if guarantor is None:
         # Another practice's patient is answered as no patient at all.
         raise GuarantorRefused(GuarantorProblem.NOT_FOUND)
@@ -174,8 +197,9 @@ async def _check_address(
     raise AddressInUse(holders, heads[0])
 
 
-async def find_patients(db: AsyncSession, practice_id: str, query: str = "") -> list[Patient]:
-    statement = select(Patient).where(Patient.practice_id == practice_id)
+async def find_patients(db: AsyncSession, reach: Reach, query: str = "") -> list[Patient]:
+    """The patients within reach whose name or address contains the query, by name."""
+    statement = select(Patient).where(*within(reach))
     query = query.strip()
     if query:
         statement = statement.where(
@@ -190,9 +214,12 @@ async def find_patients(db: AsyncSession, practice_id: str, query: str = "") -> 
     return list((await db.scalars(statement)).all())
 
 
-async def get_patient(db: AsyncSession, practice_id: str, patient_id: str) -> Patient | None:
+async def get_patient(db: AsyncSession, reach: Reach, patient_id: str) -> Patient | None:
+    """The patient of that id if within reach; None for any other (another practice's)."""
     patient = await db.get(Patient, patient_id)
-    return patient if patient is not None and patient.practice_id == practice_id else None
+    if patient is None or patient.practice_id != reach.practice_id:
+        return None
+    return patient if reach.covers(patient.clinic_id) else None
 
 
 def _escape_like(text: str) -> str:

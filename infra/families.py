@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from domain.reach import Reach
 from infra.db.models import Patient
 
 
@@ -57,6 +58,23 @@ class Family:
     members: list[Patient]
     # Those of ``members`` at the patient's address: they read the same mailbox.
     same_address: list[Patient]
+    # Patients at the address whom the member of staff may not see (``seen_from``): not
+    # named, but the mailbox is shared with them all the same.
+    unseen_at_address: int = 0
+
+    def seen_from(self, reach: Reach) -> Family:
+        """The family as a member of staff with this reach sees it: the patients of
+        clinics they do not work for left out."""
+
+        def seen(patients: list[Patient]) -> list[Patient]:
+            return [patient for patient in patients if reach.covers(patient.clinic_id)]
+
+        guarantor = self.guarantor
+        if guarantor is not None and not reach.covers(guarantor.clinic_id):
+            guarantor = None
+        same_address = seen(self.same_address)
+        unseen = self.unseen_at_address + len(self.same_address) - len(same_address)
+        return Family(guarantor, seen(self.members), same_address, unseen)
 
 
 async def family_of(db: AsyncSession, patient: Patient) -> Family:

@@ -1,8 +1,9 @@
 """Patients' replies: kept pending until the workflow accepts them, recorded into the
 thread, and read by the office in the Email Client.
 
-Every office read takes the staff user's practice id, so another practice's ids find
-nothing (the routes answer 404, never 403, and confirm nothing exists).
+Every office read takes the staff member's reach (``domain.reach``), so another
+practice's ids, and those of patients out of reach, find nothing (the routes answer 404,
+never 403, and confirm nothing exists).
 """
 
 from __future__ import annotations
@@ -16,8 +17,10 @@ from sqlalchemy import case, delete, or_, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.attachments import StoredAttachment
+from domain.reach import Reach
 from infra.db.engine import commit_or_refusal
 from infra.db.models import Alert, Attachment, Patient, PendingReply, Reply, SecureEmail
+from infra.reach import within
 from infra.secure_emails import BadCursor, Cursor, attachment_row, attachments_of
 
 THREADS_PAGE_SIZE = 50
@@ -85,7 +88,7 @@ class ThreadPage:
 
 async def threads(
     db: AsyncSession,
-    practice_id: str,
+    reach: Reach,
     *,
     limit: int = THREADS_PAGE_SIZE,
     after: ThreadCursor | None = None,
@@ -107,7 +110,11 @@ async def threads(
             SecureEmail.latest_reply_at.label("latest_at"),
         )
         .join(Patient, Patient.id == SecureEmail.patient_id)
-        .where(SecureEmail.practice_id == practice_id, SecureEmail.latest_reply_at.is_not(None))
+        .where(
+            SecureEmail.practice_id == reach.practice_id,
+            SecureEmail.latest_reply_at.is_not(None),
+            *within(reach),
+        )
     )
     if after is not None:
         statement = statement.where(
@@ -143,9 +150,14 @@ async def threads(
     )
 
 
-async def reply_of_practice(db: AsyncSession, practice_id: str, reply_id: str) -> Reply | None:
-    reply = await db.get(Reply, reply_id)
-    return reply if reply is not None and reply.practice_id == practice_id else None
+async def reply_of_practice(db: AsyncSession, reach: Reach, reply_id: str) -> Reply | None:
+    """The reply of that id if its patient is within reach; None for any other."""
+    statement = (
+        select(Reply)
+        .join(Patient, Patient.id == Reply.patient_id)
+        .where(Reply.id == reply_id, Reply.practice_id == reach.practice_id, *within(reach))
+    )
+    return await db.scalar(statement)
 
 
 async def mark_read(db: AsyncSession, reply: Reply) -> None:

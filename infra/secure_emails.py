@@ -17,9 +17,11 @@ from sqlalchemy import Row, and_, func, or_, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.attachments import StoredAttachment
+from domain.reach import Reach
 from domain.secure_email import SecureEmailStatus, StatusChange, is_expired
 from domain.secure_email_views import SentLine
 from infra.db.models import Attachment, Patient, Practice, SecureEmail
+from infra.reach import within
 
 
 def expired(secure_email: SecureEmail, now: datetime | None = None) -> bool:
@@ -43,13 +45,14 @@ async def by_link(db: AsyncSession, link_token_hash: str) -> SecureEmail | None:
     return secure_email
 
 
-async def of_practice(
-    db: AsyncSession, practice_id: str, secure_email_id: str
-) -> SecureEmail | None:
-    secure_email = await db.get(SecureEmail, secure_email_id)
-    if secure_email is None or secure_email.practice_id != practice_id:
-        return None
-    return secure_email
+async def of_practice(db: AsyncSession, reach: Reach, secure_email_id: str) -> SecureEmail | None:
+    """The secure email of that id if its patient is within reach; None for any other."""
+    statement = (
+        select(SecureEmail)
+        .join(Patient, Patient.id == SecureEmail.patient_id)
+        .where(SecureEmail.id == secure_email_id, *within(reach))
+    )
+    return await db.scalar(statement)
 
 
 async def of_patient(db: AsyncSession, patient_id: str, secure_email_id: str) -> SecureEmail | None:
@@ -238,7 +241,7 @@ class SentQuery:
 
 async def sent_by_practice(
     db: AsyncSession,
-    practice_id: str,
+    reach: Reach,
     query: SentQuery,
     *,
     after: Cursor | None = None,
@@ -260,7 +263,7 @@ async def sent_by_practice(
             SecureEmail.reply_count,
         )
         .join(Patient, Patient.id == SecureEmail.patient_id)
-        .where(SecureEmail.practice_id == practice_id)
+        .where(SecureEmail.practice_id == reach.practice_id, *within(reach))
     )
     if query.status is not None:
         statement = statement.where(SecureEmail.status == query.status.value)

@@ -197,7 +197,7 @@ async def practice_of(db: AsyncSession, user: StaffUser) -> Practice:
 
 async def practice_patient(db: AsyncSession, staff: StaffUser, patient_id: str) -> Patient:
     """A patient of the staff member's practice, for the office pages and the API."""
-    return or_404(await directory.get_patient(db, staff.practice_id, patient_id), PATIENT_NOT_FOUND)
+    return or_404(await directory.get_patient(db, staff.reach, patient_id), PATIENT_NOT_FOUND)
 
 
 def client_address(request: Request) -> str | None:

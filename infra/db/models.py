@@ -10,6 +10,7 @@ import uuid
 from datetime import UTC, datetime
 
 from sqlalchemy import (
+    JSON,
     Boolean,
     DateTime,
     ForeignKey,
@@ -30,6 +31,7 @@ from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, Mapper, mapped_column
 from sqlalchemy.types import TypeDecorator
 
+from domain.reach import Reach
 from domain.staff import StaffRole
 from infra.crypto.fields import EncryptedText
 
@@ -137,11 +139,20 @@ class StaffUser(Base):
     must_change_password: Mapped[bool] = mapped_column(
         Boolean, default=False, server_default=sa_false()
     )
+    # The clinics whose patients this member of staff works with, besides the patients
+    # of no clinic; empty for every clinic (``reach``). Ids of the practice's clinics,
+    # checked when set (``infra.accounts``); clinics are never deleted.
+    clinic_ids: Mapped[list[str]] = mapped_column(JSON, default=list, server_default=text("'[]'"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     @property
     def is_admin(self) -> bool:
         return self.role == StaffRole.ADMIN
+
+    @property
+    def reach(self) -> Reach:
+        """The patients of the practice this member of staff may see and write to."""
+        return Reach(self.practice_id, frozenset(self.clinic_ids) or None)
 
     @property
     def is_operator(self) -> bool:

@@ -18,6 +18,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from domain.reach import Reach
 from infra.db.engine import make_engine, make_sessionmaker
 from infra.directory import find_patients
 from infra.settings import Settings
@@ -70,7 +71,7 @@ def set_cookie_of(response: httpx.Response, name: str) -> str:
 async def patient_names(settings: Settings, office: Office) -> list[str]:
     engine = make_engine(settings.database_url)
     async with make_sessionmaker(engine)() as db:
-        found = await find_patients(db, office.practice_id)
+        found = await find_patients(db, Reach(office.practice_id))
     await engine.dispose()
     return [patient.name for patient in found]
 

@@ -16,7 +16,7 @@ router = APIRouter(prefix="/alerts", tags=["alerts"])
 @router.get("")
 async def list_alerts(request: Request, db: DbSession, staff: ApiStaff) -> AlertList:
     """Unacknowledged alerts, newest first."""
-    shown = await open_alerts(db, staff.practice_id, limit=1000)
+    shown = await open_alerts(db, staff.reach, limit=1000)
     await audit_alerts_shown(db, request, staff, shown)
     return AlertList(items=linked(shown))
 
@@ -25,7 +25,7 @@ async def list_alerts(request: Request, db: DbSession, staff: ApiStaff) -> Alert
 async def acknowledge(
     request: Request, db: DbSession, staff: ApiStaff, alert_id: str
 ) -> AlertPublic:
-    alert = or_404(await acknowledge_alert(db, staff.practice_id, alert_id), "Alert not found")
+    alert = or_404(await acknowledge_alert(db, staff.reach, alert_id), "Alert not found")
     await audit_staff(
         db,
         request,

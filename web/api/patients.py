@@ -45,7 +45,7 @@ async def create_patient(
     ``ctx.patients`` who has the address and in ``ctx.family_head`` whom to name."""
     try:
         patient = await add_patient(
-            db, staff.practice_id, new, added_by=staff_actor(request, staff)
+            db, staff.practice_id, new, added_by=staff_actor(request, staff), reach=staff.reach
         )
     except (AddressInUse, GuarantorRefused) as error:
         raise _refusal(error) from error
@@ -58,7 +58,7 @@ async def create_patient(
 async def search_patients(
     request: Request, db: DbSession, staff: ApiStaff, q: str = ""
 ) -> PatientList:
-    patients = await find_patients(db, staff.practice_id, q)
+    patients = await find_patients(db, staff.reach, q)
     await audit_staff(
         db, request, staff, AuditAction.OFFICE_PATIENT_SEARCH, detail=search_detail(q, patients)
     )
@@ -84,7 +84,9 @@ async def edit_patient(
     patient has needs consent, as when adding."""
     patient = await practice_patient(db, staff, patient_id)
     try:
-        await change_patient(db, patient, change, changed_by=staff_actor(request, staff))
+        await change_patient(
+            db, patient, change, changed_by=staff_actor(request, staff), reach=staff.reach
+        )
     except (AddressInUse, GuarantorRefused) as error:
         raise _refusal(error) from error
     except UnknownClinic as error:

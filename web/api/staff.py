@@ -9,23 +9,25 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, status
 
 from domain.audit import AuditAction
+from domain.clinics import UNKNOWN_CLINIC
 from domain.errors import FieldRefused
 from domain.staff import (
     PracticeRole,
+    StaffChange,
     StaffCreate,
     StaffList,
     StaffPublic,
     StaffRole,
-    StaffRoleChange,
     StaffWithPassword,
 )
-from infra.accounts import add_staff, practice_staff
+from infra.accounts import UnknownClinics, add_staff, practice_staff
 from infra.db.models import StaffUser
 from web.api.responses import ADMINS_ONLY, CONFLICT, INVALID, JSON_BODY, NOT_FOUND, declared
 from web.deps import ApiAdmin, DbSession, audit_staff
 from web.errors import field_error
 from web.services.staff import (
     added_detail,
+    change_clinics_member,
     change_role_member,
     deactivate_member,
     practice_member,
@@ -61,7 +63,12 @@ async def list_staff(db: DbSession, admin: ApiAdmin) -> StaffList:
 async def create_staff(
     request: Request, db: DbSession, admin: ApiAdmin, new: StaffCreate
 ) -> StaffWithPassword:
-    member, password = await add_staff(db, admin.practice_id, str(new.email), new.name, _role(new))
+    try:
+        member, password = await add_staff(
+            db, admin.practice_id, str(new.email), new.name, _role(new), new.clinic_ids
+        )
+    except UnknownClinics:
+        raise field_error("clinic_ids", UNKNOWN_CLINIC) from None
     await audit_staff(db, request, admin, AuditAction.STAFF_ADD, detail=added_detail(member))
     return _with_password(member, password)
 
@@ -76,11 +83,20 @@ async def deactivate_staff(
 
 
 @router.patch("/{staff_id}", responses=declared(MEMBER, JSON_BODY))
-async def change_staff_role(
-    request: Request, db: DbSession, admin: ApiAdmin, staff_id: str, change: StaffRoleChange
+async def change_staff(
+    request: Request, db: DbSession, admin: ApiAdmin, staff_id: str, change: StaffChange
 ) -> StaffPublic:
+    """Changes the fields given: ``role``, and ``clinic_ids`` (the clinics whose patients
+    they work with; empty for every clinic). Nothing is changed if one is refused."""
     member = await practice_member(db, admin, staff_id)
-    await change_role_member(request, db, admin, member, _role(change))
+    role = None if change.role is None else _role(PracticeRole(role=change.role))
+    if change.clinic_ids is not None:
+        try:
+            await change_clinics_member(request, db, admin, member, change.clinic_ids)
+        except UnknownClinics:
+            raise field_error("clinic_ids", UNKNOWN_CLINIC) from None
+    if role is not None:
+        await change_role_member(request, db, admin, member, role)
     return StaffPublic.model_validate(member)
 
 

@@ -183,11 +183,11 @@ async def _snapshot(
         staff = await _stream_owner(request, db, state.settings)
         if staff is None:
             return None
-        shown = await alerts.open_alerts(db, staff.practice_id)
+        shown = await alerts.open_alerts(db, staff.reach)
         # Read on every poll: a zone changed in Settings shows on the next event.
         zone = await time_zone_of(db, staff.practice_id)
         feed = AlertFeed(
-            count=await alerts.count_open_alerts(db, staff.practice_id),
+            count=await alerts.count_open_alerts(db, staff.reach),
             items=feed_items(linked(shown), zone),
         ).model_dump_json()
         if feed != last:

@@ -32,7 +32,7 @@ REPLY_NOT_FOUND = "Reply not found"
 
 
 async def _reply(db: DbSession, staff: StaffUser, reply_id: str) -> Reply:
-    return or_404(await reply_of_practice(db, staff.practice_id, reply_id), REPLY_NOT_FOUND)
+    return or_404(await reply_of_practice(db, staff.reach, reply_id), REPLY_NOT_FOUND)
 
 
 async def _audit_reply(
@@ -68,7 +68,7 @@ async def email_client(
             {"staff": staff, "tab": "inbox", "error": BAD_CURSOR, "first_page": False},
             status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
         )
-    page = await threads(db, staff.practice_id, after=after)
+    page = await threads(db, staff.reach, after=after)
     # The list shows the threads' subjects and patients (PHI): reading it is audited, by
     # count and the patients' ids.
     await audit_staff(
@@ -134,10 +134,10 @@ async def sent_box(
         errors["to"] = "Enter a date such as 2026-12-01"
     if since and until and until < since:
         errors["to"] = "The end date comes before the start date"
-    patients = await find_patients(db, staff.practice_id)
+    patients = await find_patients(db, staff.reach)
     if patient_id and patient_id not in {patient.id for patient in patients}:
         # The directory's first page may not hold the patient a Patients link named.
-        patient = await get_patient(db, staff.practice_id, patient_id)
+        patient = await get_patient(db, staff.reach, patient_id)
         if patient is None:
             errors["patient_id"] = "Choose a patient from the list"
         else:

@@ -16,12 +16,12 @@ router = APIRouter(tags=["office"], include_in_schema=False)
 @router.get("/")
 async def main_menu(request: Request, db: DbSession, staff: CurrentStaff) -> HTMLResponse:
     practice = await practice_of(db, staff)
-    shown = await open_alerts(db, staff.practice_id)
+    shown = await open_alerts(db, staff.reach)
     await audit_alerts_shown(db, request, staff, shown)
     context = {
         "staff": staff,
         "practice": practice,
-        "alert_count": await count_open_alerts(db, staff.practice_id),
+        "alert_count": await count_open_alerts(db, staff.reach),
         "alerts": linked(shown),
     }
     return render(request, "office/menu.html", context)

@@ -32,6 +32,7 @@ from domain.audit import AuditAction, listing_detail
 from domain.clinics import UNKNOWN_CLINIC
 from domain.languages import DEFAULT_LANGUAGE
 from domain.patients import PatientCreate, PatientStatus, PatientUpdate
+from domain.reach import Reach
 from domain.secure_email import SecureEmailStatus
 from infra import secure_emails
 from infra.clinics import practice_clinics
@@ -126,7 +127,9 @@ async def add_patient_form(
             update={"guarantor_id": head.id if head else None, "share_address": True}
         )
     try:
-        await add_patient(db, staff.practice_id, new, added_by=staff_actor(request, staff))
+        await add_patient(
+            db, staff.practice_id, new, added_by=staff_actor(request, staff), reach=staff.reach
+        )
     except AddressInUse as refused:
         return await _patients(
             request,
@@ -134,12 +137,17 @@ async def add_patient_form(
             staff,
             typed=typed,
             errors={"email": ADDRESS_IN_USE_PAGE},
-            confirm=confirmation(new.name, str(new.email), refused),
+            confirm=confirmation(new.name, str(new.email), refused, staff.reach),
         )
     except UnknownClinic:
         errors = {"clinic_id": UNKNOWN_CLINIC}
         return await _patients(request, db, staff, typed=typed, errors=errors)
     return RedirectResponse("/patients?added=1", status_code=status.HTTP_303_SEE_OTHER)
+
+
+# A patient of a clinic the member of staff does not work for is not named to them.
+OUT_OF_REACH_HOLDER = "another patient of the practice"
+OUT_OF_REACH_HEAD = "the other patient"
 
 
 @dataclass(frozen=True)
@@ -152,8 +160,12 @@ class Confirmation:
     head: str
 
 
-def confirmation(name: str, address: str, refused: AddressInUse) -> Confirmation:
-    return Confirmation(name, address, names(refused.holders), refused.head.name)
+def confirmation(name: str, address: str, refused: AddressInUse, reach: Reach) -> Confirmation:
+    """The question, naming only the patients the member of staff may see."""
+    seen = [holder for holder in refused.holders if reach.covers(holder.clinic_id)]
+    holders = names(seen) if seen else OUT_OF_REACH_HOLDER
+    head = refused.head.name if reach.covers(refused.head.clinic_id) else OUT_OF_REACH_HEAD
+    return Confirmation(name, address, holders, head)
 
 
 async def _patients(
@@ -166,7 +178,7 @@ async def _patients(
     errors: dict[str, str] | None = None,
     confirm: Confirmation | None = None,
 ) -> HTMLResponse:
-    patients = await find_patients(db, staff.practice_id, q)
+    patients = await find_patients(db, staff.reach, q)
     # Every listing shows names and addresses: audited by count and ids, never by what
     # was typed.
     await audit_staff(
@@ -274,12 +286,16 @@ async def edit_patient_form(
         change = PatientUpdate.model_validate({**change.model_dump(exclude_unset=True), **joined})
     refused_again = partial(_edit_page, request, db, staff, patient, typed=typed)
     try:
-        await change_patient(db, patient, change, changed_by=staff_actor(request, staff))
+        await change_patient(
+            db, patient, change, changed_by=staff_actor(request, staff), reach=staff.reach
+        )
     except AddressInUse as refused:
         return await refused_again(
             errors={"email": ADDRESS_IN_USE_PAGE},
             status_code=status.HTTP_409_CONFLICT,
-            confirm=confirmation(change.name or patient.name, str(change.email), refused),
+            confirm=confirmation(
+                change.name or patient.name, str(change.email), refused, staff.reach
+            ),
         )
     except GuarantorRefused as refused:
         return await refused_again(
@@ -318,7 +334,7 @@ async def _edit_page(
             patient_id=patient.id,
             detail=f"{shown} secure email(s)",
         )
-    family = await family_of(db, patient)
+    family = (await family_of(db, patient)).seen_from(staff.reach)
     await _audit_family(request, db, staff, family)
     return render(
         request,

@@ -120,9 +120,7 @@ async def compose_page(
     """``answering`` (a secure email's id, from the Email Client's Answer) prefills the
     subject with "RE: …" of that thread."""
     patient = await practice_patient(db, staff, patient_id)
-    thread = (
-        await secure_emails.of_practice(db, staff.practice_id, answering) if answering else None
-    )
+    thread = await secure_emails.of_practice(db, staff.reach, answering) if answering else None
     answered = thread if thread and thread.patient_id == patient.id else None
     # The page shows the patient's name and address, and the answered thread's subject.
     await audit_staff(
@@ -378,11 +376,11 @@ def _page_on_failure(
 
     The page is rendered by the failure handler, after the route's session was closed: it
     reads the database in a session of its own."""
-    practice_id, secure_email_id = staff.practice_id, secure_email.id
+    reach, secure_email_id = staff.reach, secure_email.id
 
     async def unavailable(message: str) -> Response:
         async with state.sessions() as db:
-            found = await secure_emails.of_practice(db, practice_id, secure_email_id)
+            found = await secure_emails.of_practice(db, reach, secure_email_id)
             return await _status_page(
                 request,
                 db,

@@ -7,6 +7,7 @@ once, in the answer to the request that made it, and must be replaced at the nex
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Request, status
@@ -14,14 +15,17 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
 from domain.audit import AuditAction
+from domain.clinics import UNKNOWN_CLINIC
 from domain.staff import StaffCreate, StaffRole
 from infra import accounts
-from infra.accounts import StaffRuleError
+from infra.accounts import StaffRuleError, UnknownClinics
+from infra.clinics import practice_clinics
 from infra.db.models import StaffUser
 from web.deps import CurrentAdmin, DbSession, StateDep, audit_staff
 from web.errors import on_refusal
 from web.services.staff import (
     added_detail,
+    change_clinics_member,
     change_role_member,
     deactivate_member,
     practice_member,
@@ -59,7 +63,7 @@ async def _staff_page(
     db: DbSession,
     admin: StaffUser,
     *,
-    typed: dict[str, str] | None = None,
+    typed: Mapping[str, object] | None = None,
     errors: dict[str, str] | None = None,
     refusal: str | None = None,
     issued: tuple[StaffUser, str] | None = None,
@@ -67,6 +71,7 @@ async def _staff_page(
 ) -> HTMLResponse:
     done = {
         "role": "Role changed.",
+        "clinics": "Clinics changed: the change holds from their next click.",
         "deactivated": "Account deactivated: its sessions and API tokens stopped working.",
     }.get(request.query_params.get("done", ""))
     return render(
@@ -75,6 +80,7 @@ async def _staff_page(
         {
             "staff": admin,
             "members": await accounts.practice_staff(db, admin.practice_id),
+            "clinics": await practice_clinics(db, admin.practice_id),
             "typed": typed or {"role": StaffRole.CLERK.value},
             "errors": errors or {},
             "refusal": refusal,
@@ -99,17 +105,23 @@ async def add_staff_form(
     name: Annotated[str, Form()] = "",
     email: Annotated[str, Form()] = "",
     role: Annotated[str, Form()] = StaffRole.CLERK.value,
+    clinic_ids: Annotated[list[str] | None, Form()] = None,
 ) -> Response:
-    typed = {"name": name, "email": email, "role": role}
+    typed = {"name": name, "email": email, "role": role, "clinic_ids": clinic_ids or []}
     try:
-        new = StaffCreate.model_validate({"name": name.strip(), "email": email, "role": role})
+        new = StaffCreate.model_validate(
+            {"name": name.strip(), "email": email, "role": role, "clinic_ids": clinic_ids or []}
+        )
         member, password = await accounts.add_staff(
-            db, admin.practice_id, str(new.email), new.name, new.role
+            db, admin.practice_id, str(new.email), new.name, new.role, new.clinic_ids
         )
     except ValidationError as error:
         errors = form_errors(error)
         if "pattern" in errors.get("name", ""):
             errors["name"] = "Name: letters, digits, spaces and punctuation only"
+        return await _staff_page(request, db, admin, typed=typed, errors=errors, status_code=422)
+    except UnknownClinics:
+        errors = {"clinic_ids": UNKNOWN_CLINIC}
         return await _staff_page(request, db, admin, typed=typed, errors=errors, status_code=422)
     except StaffRuleError as error:
         return await _staff_page(
@@ -149,6 +161,23 @@ async def change_role_form(
         )
     await change_role_member(request, db, admin, member, StaffRole(role))
     return RedirectResponse("/staff?done=role", status_code=status.HTTP_303_SEE_OTHER)
+
+
+@router.post("/staff/{staff_id}/clinics")
+async def change_clinics_form(
+    request: Request,
+    db: DbSession,
+    admin: CurrentAdmin,
+    staff_id: str,
+    clinic_ids: Annotated[list[str] | None, Form()] = None,
+) -> Response:
+    """The clinics ticked (none: every clinic)."""
+    member = await practice_member(db, admin, staff_id)
+    try:
+        await change_clinics_member(request, db, admin, member, clinic_ids or [])
+    except UnknownClinics:
+        return await _staff_page(request, db, admin, refusal=UNKNOWN_CLINIC, status_code=422)
+    return RedirectResponse("/staff?done=clinics", status_code=status.HTTP_303_SEE_OTHER)
 
 
 @router.post("/staff/{staff_id}/reset-password")

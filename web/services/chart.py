@@ -24,7 +24,7 @@ async def list_chart_of(
 ) -> tuple[Patient, list[ChartEntry]]:
     """The patient and their chart, newest first; the listing is audited."""
     patient = await practice_patient(db, staff, patient_id)
-    entries = await chart_of(db, staff.practice_id, patient.id)
+    entries = await chart_of(db, staff.reach, patient.id)
     # The list names the patient's files (PHI, HIPAA 164.312(b)); the event, a count.
     await audit_staff(
         db,
@@ -46,9 +46,7 @@ async def download_document(
     document_id: str,
 ) -> StreamingResponse:
     """One file of the patient's chart, streamed; audited once the store has it open."""
-    entry = or_404(
-        await chart_entry(db, staff.practice_id, patient_id, document_id), DOCUMENT_NOT_FOUND
-    )
+    entry = or_404(await chart_entry(db, staff.reach, patient_id, document_id), DOCUMENT_NOT_FOUND)
     response = await download(state, entry.attachment)
     await audit_staff(
         db,

@@ -18,7 +18,7 @@ async def practice_secure_email(
     db: DbSession, staff: StaffUser, secure_email_id: str
 ) -> SecureEmail:
     """A secure email of the staff member's practice; 404 for any other id."""
-    found = await secure_emails.of_practice(db, staff.practice_id, secure_email_id)
+    found = await secure_emails.of_practice(db, staff.reach, secure_email_id)
     return or_404(found, SECURE_EMAIL_NOT_FOUND)
 
 

@@ -115,7 +115,7 @@ async def send_secure_email(
     practice = await practices.practice(db, sender.staff.practice_id)
     if practice is None or not practice.secure_email_enabled or not practice.sender_address:
         raise SendRefused({"secure_email_enabled": NOT_ENABLED}, Rule.NOT_ENABLED)
-    patient = await get_patient(db, practice.id, draft.patient_id)
+    patient = await get_patient(db, sender.staff.reach, draft.patient_id)
     # The practice as the patient sees it: their clinic's sender, or the practice's.
     sending_as = await _sending_as(db, practice, patient)
     errors = check_draft(draft)

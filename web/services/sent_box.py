@@ -39,7 +39,7 @@ async def sent_page(db: DbSession, staff: StaffUser, filters: SentFilters) -> Se
     after = cursor_of(filters.cursor)
     if filters.patient_id is not None:
         await practice_patient(db, staff, filters.patient_id)
-    return await secure_emails.sent_by_practice(db, staff.practice_id, filters, after=after)
+    return await secure_emails.sent_by_practice(db, staff.reach, filters, after=after)
 
 
 async def audit_sent(

@@ -27,8 +27,9 @@ async def practice_member(db: DbSession, admin: StaffUser, staff_id: str) -> Sta
 
 
 def added_detail(member: StaffUser) -> str:
-    """What the audit event of a new staff member says: their id and role."""
-    return f"staff {member.id} as {member.role}"
+    """What the audit event of a new staff member says: their id, role and clinics."""
+    clinics = f" for {clinics_shown(member.clinic_ids)}" if member.clinic_ids else ""
+    return f"staff {member.id} as {member.role}{clinics}"
 
 
 async def change_role_member(
@@ -47,6 +48,32 @@ async def change_role_member(
             admin,
             AuditAction.STAFF_ROLE_CHANGE,
             detail=f"staff {member.id}: {before.value} → {role.value}",
+        )
+
+
+def clinics_shown(clinic_ids: list[str]) -> str:
+    """The clinics as an audit event names them: ids, or every clinic."""
+    return ", ".join(f"clinic {clinic_id}" for clinic_id in clinic_ids) or "every clinic"
+
+
+async def change_clinics_member(
+    request: Request,
+    db: DbSession,
+    admin: StaffUser,
+    member: StaffUser,
+    clinic_ids: list[str],
+) -> None:
+    """Gives ``member`` these clinics (none: every clinic); audited only when they changed.
+    ``UnknownClinics`` if one is not the practice's."""
+    before = await accounts.change_clinics(db, member, clinic_ids)
+    if before != member.clinic_ids:
+        change = f"{clinics_shown(before)} → {clinics_shown(member.clinic_ids)}"
+        await audit_staff(
+            db,
+            request,
+            admin,
+            AuditAction.STAFF_CLINICS_CHANGE,
+            detail=f"staff {member.id}: {change}",
         )
 
 
