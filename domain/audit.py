@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class AuditAction(StrEnum):
@@ -171,6 +171,15 @@ class AuditEventPublic(BaseModel):
     secure_email_id: str | None
     client_address: str | None
     detail: str | None
+    # Not stored in the event (its hash covers fixed columns): read when it is listed.
+    clinic_id: str | None = Field(
+        default=None,
+        description=(
+            "The clinic the event is about: the one its secure email was sent for, else "
+            "its patient's current clinic; null for practice-wide events (settings, staff, "
+            "log-ins) and for events about neither a clinic's message nor patient"
+        ),
+    )
 
 
 class AuditEventList(BaseModel):

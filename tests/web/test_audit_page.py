@@ -245,8 +245,16 @@ async def test_audit_export_keeps_codes_and_adds_words(
     exported = await office.browser.get("/audit.csv")
     assert exported.status_code == 200
     reader = csv.DictReader(io.StringIO(exported.text, newline=""))
-    assert reader.fieldnames == [*COLUMNS, "action_phrase", "actor_name", "patient_name"]
+    assert reader.fieldnames == [
+        *COLUMNS,
+        "action_phrase",
+        "actor_name",
+        "patient_name",
+        "clinic",
+    ]
     rows = {row["action"]: row for row in reader}
+    # A practice without clinics: the column is there, every cell empty.
+    assert {row["clinic"] for row in rows.values()} == {""}
     viewed = rows[AuditAction.OFFICE_PATIENT_VIEW.value]
     assert (viewed["actor_type"], viewed["actor_id"], viewed["patient_id"]) == (
         "staff",

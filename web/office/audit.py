@@ -3,7 +3,9 @@ query-string filter (``web.services.audit``) is shared with ``web.api.audit``.
 
 Both say each event in words (who by name, what as a phrase) beside its ids and codes.
 Names are the practice's own staff and patients (``infra.audit_names``), so reading
-either is a read of PHI: it is audited, by count and the ids of the patients named."""
+either is a read of PHI: it is audited, by count and the ids of the patients named. Each
+event's clinic (R19) is resolved from the message or patient it names; the page shows it
+only to a practice with clinics, the export always has its column."""
 
 from __future__ import annotations
 
@@ -34,7 +36,7 @@ COLUMNS = [
     for column in AuditEvent.__table__.columns
     if column.name not in {"practice_id", "prev_hash", "hash"}
 ]
-WORDS_COLUMNS = ["action_phrase", "actor_name", "patient_name"]
+WORDS_COLUMNS = ["action_phrase", "actor_name", "patient_name", "clinic"]
 
 # How many characters of an id the page shows: enough to tell them apart by eye.
 SHORT_ID = 8
@@ -49,6 +51,7 @@ class AuditLine:
     phrase: str
     who: str  # "Ana Lopez (staff 163a1b11)", "operator 0c1d2e3f", "system"
     patient: str  # "Ada Lovelace (patient 1a2b3c4d)", or empty
+    clinic: str  # "Downtown Clinic", or empty: a practice-wide event
     secure_email_id: str | None
     client_address: str
     detail: str
@@ -87,6 +90,7 @@ def _line(event: AuditEvent, names: AuditNames) -> AuditLine:
         phrase=phrase_of(event.action),
         who=who,
         patient=patient,
+        clinic=names.clinic_name(event) or "",
         secure_email_id=event.secure_email_id,
         client_address=event.client_address or "",
         detail=event.detail or "",
@@ -144,6 +148,7 @@ async def audit_page(
             "staff": admin,
             "time_zone": await time_zone_of(db, admin.practice_id),
             "lines": [_line(event, names) for event in events],
+            "clinics": bool(names.clinics),
             "actions": [(action.value, ACTION_PHRASES[action]) for action in AuditAction],
             "patients": patients,
             "chosen": request.query_params,
@@ -196,6 +201,7 @@ def _csv_rows(events: list[AuditEvent], names: AuditNames) -> Iterator[str]:
             phrase_of(event.action),
             actor_name(event, names) or "",
             names.patients.get(event.patient_id, "") if event.patient_id else "",
+            names.clinic_name(event) or "",
         ]
         writer.writerow([spreadsheet_safe(value) for value in row])
         yield buffer.getvalue()
