@@ -10,6 +10,7 @@ from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict
 
+from domain.clinics import UNKNOWN_CLINIC
 from domain.secure_email import NoticeResent, SecureEmailStatus
 from domain.secure_email_views import (
     AttachmentPublic,
@@ -37,6 +38,7 @@ from web.deps import ApiStaff, DbSession, StateDep, staff_actor
 from web.errors import SEND_REFUSED_STATUS, field_error, field_errors, on_unavailable
 from web.services import changes
 from web.services.changes import ChangeRefused, Refusal
+from web.services.clinic_filter import ClinicRefused
 from web.services.secure_emails import audit_viewed, practice_secure_email
 from web.services.sending import (
     NO_COPIES,
@@ -147,6 +149,9 @@ async def list_secure_emails(
     staff: ApiStaff,
     status: SecureEmailStatus | None = None,
     patient_id: str | None = None,
+    clinic_id: Annotated[
+        str | None, Query(description="Only the secure emails of this clinic's patients")
+    ] = None,
     since: datetime | None = None,
     until: datetime | None = None,
     limit: Annotated[int, Query(ge=1, le=SENT_PAGE_MAX)] = SENT_PAGE_SIZE,
@@ -155,7 +160,8 @@ async def list_secure_emails(
     """The Sent box: the practice's secure emails, newest first (``since <= sent_at <
     until``; a time without a zone is UTC), a page at a time: pass ``next_cursor`` back as
     ``cursor`` for the next, older page. Never a body; ``reply_count`` counts replies.
-    A ``patient_id`` not of this practice is a 404."""
+    A ``patient_id`` not of this practice is a 404; ``clinic_id`` lists the secure emails
+    of the patients that clinic has now."""
     try:
         filters = SentFilters(
             status=status,
@@ -164,10 +170,13 @@ async def list_secure_emails(
             until=_utc(until, "until"),
             limit=limit,
             cursor=cursor,
+            clinic_id=clinic_id,
         )
         page = await list_sent(request, db, staff, filters)
     except BadCursor:
         raise field_errors({"cursor": BAD_CURSOR}) from None
+    except ClinicRefused:
+        raise field_errors({"clinic_id": UNKNOWN_CLINIC}) from None
     return SecureEmailPage(
         items=[SecureEmailListItem.model_validate(line) for line in page.lines],
         next_cursor=page.next_cursor.encode() if page.next_cursor else None,

@@ -183,11 +183,14 @@ async def _snapshot(
         staff = await _stream_owner(request, db, state.settings)
         if staff is None:
             return None
-        shown = await alerts.open_alerts(db, staff.reach)
+        # The Main Menu's clinic filter (checked when the page was shown): a clinic out of
+        # reach, or no longer in it, narrows the feed to nothing.
+        reach = staff.reach.narrowed_to(request.query_params.get("clinic") or None)
+        shown = await alerts.open_alerts(db, reach)
         # Read on every poll: a zone changed in Settings shows on the next event.
         zone = await time_zone_of(db, staff.practice_id)
         feed = AlertFeed(
-            count=await alerts.count_open_alerts(db, staff.reach),
+            count=await alerts.count_open_alerts(db, reach),
             items=feed_items(linked(shown), zone),
         ).model_dump_json()
         if feed != last:

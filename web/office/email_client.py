@@ -23,6 +23,7 @@ from infra.replies import ThreadCursor, files_of_replies, mark_read, reply_of_pr
 from infra.secure_emails import BadCursor, SentPage
 from web.deps import CurrentStaff, DbSession, StateDep, audit_staff, or_404
 from web.downloads import download
+from web.services.clinic_filter import ClinicRefused, clinic_choices, filtered_reach
 from web.services.sent_box import BAD_CURSOR, SentFilters, audit_sent, cursor_of, sent_page
 from web.templating import render
 
@@ -57,18 +58,27 @@ async def _audit_reply(
 
 @router.get("/email-client")
 async def email_client(
-    request: Request, db: DbSession, staff: CurrentStaff, cursor: str = ""
+    request: Request, db: DbSession, staff: CurrentStaff, cursor: str = "", clinic: str = ""
 ) -> HTMLResponse:
+    """The threads with replies; ``clinic``, those of that clinic's patients."""
+    shown: dict[str, object] = {
+        "staff": staff,
+        "tab": "inbox",
+        "clinics": await clinic_choices(db, staff),
+        "clinic": clinic,
+    }
     try:
         after = ThreadCursor.decode(cursor) if cursor else None
-    except BadCursor:
+        reach = await filtered_reach(db, staff, clinic)
+    except (BadCursor, ClinicRefused) as refused:
+        error = BAD_CURSOR if isinstance(refused, BadCursor) else "Choose a clinic from the list"
         return render(
             request,
             "office/email_client.html",
-            {"staff": staff, "tab": "inbox", "error": BAD_CURSOR, "first_page": False},
+            {**shown, "error": error, "first_page": False},
             status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
         )
-    page = await threads(db, staff.reach, after=after)
+    page = await threads(db, reach, after=after)
     # The list shows the threads' subjects and patients (PHI): reading it is audited, by
     # count and the patients' ids.
     await audit_staff(
@@ -85,22 +95,28 @@ async def email_client(
         request,
         "office/email_client.html",
         {
-            "staff": staff,
-            "tab": "inbox",
+            **shown,
             "threads": page.threads,
-            "older": f"/email-client?{urlencode({'cursor': older.encode()})}" if older else None,
+            "older": _url("/email-client", {"clinic": clinic, "cursor": older.encode()})
+            if older
+            else None,
             "first_page": after is None,
             "time_zone": await time_zone_of(db, staff.practice_id),
         },
     )
 
 
+def _url(path: str, query: dict[str, str]) -> str:
+    """The list's address with the filters chosen, none empty (ids and dates only)."""
+    kept = {name: value for name, value in query.items() if value}
+    return path + (f"?{urlencode(kept)}" if kept else "")
+
+
 # The Sent box -------------------------------------------------------------------------
 
 
 def _sent_url(chosen: dict[str, str], cursor: str = "") -> str:
-    kept = {name: value for name, value in {**chosen, "cursor": cursor}.items() if value}
-    return "/email-client/sent" + (f"?{urlencode(kept)}" if kept else "")
+    return _url("/email-client/sent", {**chosen, "cursor": cursor})
 
 
 def _day(text: str) -> date | None:
@@ -117,13 +133,23 @@ async def sent_box(
     staff: CurrentStaff,
     status_chosen: Annotated[str, Query(alias="status")] = "",
     patient_id: str = "",
+    clinic: str = "",
     date_from: Annotated[str, Query(alias="from")] = "",
     date_to: Annotated[str, Query(alias="to")] = "",
     cursor: str = "",
 ) -> HTMLResponse:
     """Filters in the URL are an id, a status and dates only: never a patient's name."""
-    chosen = {"status": status_chosen, "patient_id": patient_id, "from": date_from, "to": date_to}
+    chosen = {
+        "status": status_chosen,
+        "patient_id": patient_id,
+        "clinic": clinic,
+        "from": date_from,
+        "to": date_to,
+    }
     errors: dict[str, str] = {}
+    clinics = await clinic_choices(db, staff)
+    if clinic and clinic not in {choice.id for choice in clinics}:
+        errors["clinic"] = "Choose a clinic from the list"
     statuses = [choice.value for choice in SecureEmailStatus]
     if status_chosen and status_chosen not in statuses:
         errors["status"] = "Choose a status from the list"
@@ -156,6 +182,7 @@ async def sent_box(
             # The day chosen is included: up to the start of the next.
             until=datetime.combine(until + timedelta(days=1), time(), UTC) if until else None,
             cursor=cursor or None,
+            clinic_id=clinic or None,
         )
         page = await sent_page(db, staff, filters)
         if page.next_cursor is not None:
@@ -184,6 +211,7 @@ async def sent_box(
             "errors": errors,
             "statuses": statuses,
             "patients": patients,
+            "clinics": clinics,
         },
         status_code=status.HTTP_422_UNPROCESSABLE_CONTENT if errors else status.HTTP_200_OK,
     )

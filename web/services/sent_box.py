@@ -17,15 +17,18 @@ from infra import secure_emails
 from infra.db.models import StaffUser
 from infra.secure_emails import Cursor, SentPage
 from web.deps import DbSession, audit_staff, practice_patient
+from web.services.clinic_filter import filtered_reach
 
 BAD_CURSOR = "Not a cursor this list gave out; start again from the first page"
 
 
 @dataclass(frozen=True)
 class SentFilters(secure_emails.SentQuery):
-    """The Sent box's query as the office sent it: the page is the cursor's text."""
+    """The Sent box's query as the office sent it: the page is the cursor's text, the
+    clinic one whose patients' secure emails are listed (``web.services.clinic_filter``)."""
 
     cursor: str | None = None
+    clinic_id: str | None = None
 
 
 def cursor_of(text: str | None) -> Cursor | None:
@@ -35,11 +38,13 @@ def cursor_of(text: str | None) -> Cursor | None:
 
 async def sent_page(db: DbSession, staff: StaffUser, filters: SentFilters) -> SentPage:
     """A page of the practice's secure emails, not yet audited. A patient of another
-    practice (or none) is a 404, as everywhere a patient is named by id."""
+    practice (or none) is a 404, as everywhere a patient is named by id; a clinic the
+    member of staff may not choose, ``ClinicRefused``."""
     after = cursor_of(filters.cursor)
+    reach = await filtered_reach(db, staff, filters.clinic_id)
     if filters.patient_id is not None:
         await practice_patient(db, staff, filters.patient_id)
-    return await secure_emails.sent_by_practice(db, staff.reach, filters, after=after)
+    return await secure_emails.sent_by_practice(db, reach, filters, after=after)
 
 
 async def audit_sent(
