@@ -9,84 +9,20 @@ ids an admin or a colleague could have shown them.
 
 from __future__ import annotations
 
-import hashlib
-import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import select
 
-from domain.attachments import StoredAttachment
 from domain.staff import StaffRole
-from infra.alerts import raise_for_reply
-from infra.chart import file_reply
-from infra.db.engine import make_engine, make_sessionmaker
-from infra.db.models import ChartDocument, Reply, SecureEmail
-from infra.replies import Written, add_to_thread
 from infra.settings import Settings
 from tests.conftest import Office
 from tests.fixtures.stack import Stack
+from tests.fixtures.threads import Patient, patient_with_a_reply
 from tests.web.test_api_clinics import add_clinic
-from tests.web.test_sent_box import record_sent
 from tests.web.test_staff import Member, add_member
 from web.services.sending import UNKNOWN_PATIENT
-
-SENT_AT = datetime(2026, 11, 2, 9, 30, tzinfo=UTC)
-
-
-@dataclass(frozen=True)
-class Patient:
-    """A patient with one secure email, one reply with a file (filed to the chart) and the
-    reply's open alert."""
-
-    id: str
-    name: str
-    secure_email_id: str
-    reply_id: str
-    document_id: str
-    alert_id: str
-
-
-async def patient_with_a_reply(
-    settings: Settings, office: Office, name: str, clinic_id: str | None
-) -> Patient:
-    email = f"{name.split()[0].lower()}-{uuid.uuid4().hex[:6]}@example.com"
-    body = {"name": name, "email": email, "clinic_id": clinic_id}
-    added = await office.api.post("/api/v1/patients", json=body)
-    assert added.status_code == 201, added.text
-    patient_id = added.json()["id"]
-    sent = await record_sent(settings, office, patient_id, SENT_AT, subject=f"For {name}")
-    engine = make_engine(settings.database_url)
-    async with make_sessionmaker(engine)() as db:
-        secure_email = await db.get(SecureEmail, sent.id)
-        assert secure_email is not None
-        reply_id = str(uuid.uuid4())
-        data = f"x-ray of {name}".encode()
-        stored = StoredAttachment(
-            object_key=f"secure-emails/{sent.id}/replies/{reply_id}/file",
-            filename="x-ray.pdf",
-            size=len(data),
-            content_type="application/pdf",
-            sha256=hashlib.sha256(data).hexdigest(),
-        )
-        written = Written(f"RE: For {name}", f"Reply of {name}", [stored])
-        await add_to_thread(db, secure_email, reply_id, written, SENT_AT + timedelta(hours=1))
-        await db.commit()
-        reply = await db.get(Reply, reply_id)
-        assert reply is not None
-        await file_reply(db, reply)
-        await raise_for_reply(db, reply)
-        document_id = await db.scalar(
-            select(ChartDocument.id).where(ChartDocument.patient_id == patient_id)
-        )
-    await engine.dispose()
-    alerts = (await office.api.get("/api/v1/alerts")).json()["items"]
-    alert_id = next(a["id"] for a in alerts if a["reply_id"] == reply_id)
-    assert document_id is not None
-    return Patient(patient_id, name, sent.id, reply_id, document_id, alert_id)
 
 
 @dataclass(frozen=True)
