@@ -16,7 +16,7 @@ from sqlalchemy import inspect
 
 from infra.db.engine import make_engine, make_sessionmaker
 from infra.db.migrate import downgrade, upgrade
-from infra.db.models import Base, SecureEmail, UTCDateTime
+from infra.db.models import Base, SecureEmail, StaffUser, UTCDateTime
 from tests.fixtures.postgres import new_database
 
 
@@ -181,3 +181,28 @@ async def test_widening_the_audit_detail_keeps_events_and_the_log_append_only(
     # Going back would have to cut an event: refused in words.
     with pytest.raises(RuntimeError, match="longer than 200 characters"):
         await asyncio.to_thread(downgrade, empty_database, "0016")
+
+
+async def test_staff_from_before_clinics_work_for_every_clinic(empty_database: str) -> None:
+    """Staff there before the clinics column reach every patient, as they did."""
+    await asyncio.to_thread(upgrade, empty_database, "0026")
+    at = datetime(2026, 11, 2, 9, 30, tzinfo=UTC)
+    practice = {"id": "p", "name": "Smile", "secure_email_enabled": True, "expiry_days": 7}
+    staff = {"id": "s", "practice_id": "p", "email": "s@example.com", "name": "S"}
+    staff |= {"password_hash": "x", "role": "clerk"}
+    engine = make_engine(empty_database)
+    async with engine.begin() as c:
+        await c.execute(
+            sa.insert(_table("practices", *practice, times=("created_at",))),
+            [{**practice, "created_at": at}],
+        )
+        await c.execute(
+            sa.insert(_table("staff_users", *staff, times=("created_at",))),
+            [{**staff, "created_at": at}],
+        )
+    await asyncio.to_thread(upgrade, empty_database)
+    async with make_sessionmaker(engine)() as db:
+        clerk = await db.get(StaffUser, "s")
+        assert clerk is not None and clerk.clinic_ids == []
+        assert not clerk.reach.restricted
+    await engine.dispose()
