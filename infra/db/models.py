@@ -191,7 +191,13 @@ class Patient(Base):
     __tablename__ = "patients"
     # Families share one address, so an address is not unique in a practice; the index
     # serves finding who holds one (``infra.directory``, ``infra.families``).
-    __table_args__ = (Index("ix_patients_practice_address", "practice_id", "email_normalised"),)
+    __table_args__ = (
+        Index("ix_patients_practice_address", "practice_id", "email_normalised"),
+        # One patient per record of the system they came from (``external_source``).
+        UniqueConstraint(
+            "practice_id", "external_source", "external_id", name="uq_patients_external"
+        ),
+    )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
     practice_id: Mapped[str] = mapped_column(ForeignKey("practices.id"), index=True)
@@ -212,6 +218,11 @@ class Patient(Base):
     guarantor_id: Mapped[str | None] = mapped_column(
         ForeignKey("patients.id"), nullable=True, index=True
     )
+    # Where the patient came from when not added by hand (``domain.patient_sources``:
+    # "csv" for a CSV import, "open_dental" for the connector), and their id there (a CSV
+    # file's external_id, Open Dental's PatNum); both None for a patient added by hand.
+    external_source: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    external_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class SecureEmail(Base):
