@@ -1,7 +1,9 @@
 """The signed-in portal (R7-R8): Inbox, Sent, Files, a message and its files, Sign Out.
 
-Every page needs a live portal session and shows only that patient's messages; another
-patient's message or file answers 404, and an expired message only its warning.
+Every page needs a live portal session and shows only the messages of the patients it
+reads for (its family at the address, ``portal_sessions.family_of``); another patient's
+message or file answers 404, and an expired message only its warning. Inbox, Sent and
+Files can show one of the family only (``?for=<patient id>``, ``web.portal.deps.Shown``).
 """
 
 from __future__ import annotations
