@@ -85,6 +85,13 @@ async def family_of(db: AsyncSession, session: PortalSession) -> list[Patient]:
     return [holder, *others]
 
 
+def member(family: list[Patient], patient_id: str) -> Patient | None:
+    """The patient of ``family`` with this id (the portal's filter by person), or None
+    when it names nobody of it: another patient's id, one who has moved out, garbage.
+    The caller then shows the whole family, the same whichever it was."""
+    return next((patient for patient in family if patient.id == patient_id), None)
+
+
 async def start(
     db: AsyncSession, patient: Patient, verified: SecureEmail, began_at: datetime
 ) -> str:
@@ -154,16 +161,20 @@ async def inbox(
     session: PortalSession,
     family: list[Patient],
     *,
+    only: Patient | None = None,
     after: Cursor | None = None,
     limit: int = INBOX_PAGE_SIZE,
 ) -> InboxPage:
     """A page of the messages this session may read (``family``: ``family_of``), newest
-    first, the expired ones listed as such. Those sent to another address are skipped,
-    so a page is filled from the next rows."""
+    first, the expired ones listed as such; ``only``: just that one of the family's (one
+    not of it lists nothing). Those sent to another address are skipped, so a page is
+    filled from the next rows."""
     if not family:
         return InboxPage([], None)
     holder = family[0]
-    by_id = {patient.id: patient for patient in family}
+    by_id = {patient.id: patient for patient in family if only is None or patient.id == only.id}
+    if not by_id:
+        return InboxPage([], None)
     lines: list[InboxLine] = []
     cursor = after
     while True:

@@ -5,9 +5,10 @@ at his address, Emma and Liam Smith, each with "Join the family"; it sends each 
 secure email from their compose page (Send Secure, all three through the pages). The
 family, on a phone, opens the link of the notice of the second message (Emma's), asks for
 a passcode and verifies it once: the Inbox shows all three, each marked "For <first
-name>". Reply All to Emma's with a PDF, Sign Out. The office's alert names Emma, her
-chart lists the file, and John's and Liam's charts have nothing. The family's Inbox, its
-message page and the office's reply page pass axe-core.
+name>"; shown by person, Emma's alone, then everyone's again. Reply All to Emma's with a
+PDF, Sign Out. The office's alert names Emma, her chart lists the file, and John's and
+Liam's charts have nothing. The family's Inbox (all three, and Emma's alone), its message
+page and the office's reply page pass axe-core.
 """
 
 from __future__ import annotations
@@ -106,6 +107,25 @@ async def test_a_family_of_three_reads_with_one_passcode_and_replies_to_one_char
                 await expect(line).to_have_count(1)
                 await expect(line.get_by_role("link")).to_contain_text(f"For {name.split()[0]}")
             await accessibility.check(patient, "the family's Inbox")
+
+            # Filtered by person: Emma's message only, then everyone's again.
+            people = patient.get_by_role("navigation", name="Show the secure emails of")
+            await people.get_by_role("link", name="Emma", exact=True).click()
+            await expect(people.get_by_role("link", name="Emma", exact=True)).to_have_attribute(
+                "aria-current", "true"
+            )
+            await expect(inbox).to_have_count(1)
+            await expect(inbox.get_by_text(FAMILY[1][1])).to_be_visible()
+            for _, subject, _ in (FAMILY[0], FAMILY[2]):
+                await expect(patient.get_by_text(subject)).to_have_count(0)
+            await accessibility.check(patient, "the family's Inbox, Emma's only")
+            await people.get_by_role("link", name="Everyone", exact=True).click()
+            await expect(people.get_by_role("link", name="Everyone")).to_have_attribute(
+                "aria-current", "true"
+            )
+            await expect(inbox).to_have_count(3)
+            for _, subject, _ in FAMILY:
+                await expect(inbox.get_by_text(subject)).to_be_visible()
 
             # 4. Reply All to Emma's message, with a PDF; then Sign Out.
             await patient.get_by_role("link", name="Your braces").click()

@@ -1,21 +1,55 @@
 """Two patients at one address: a message's link, passcode and Verify give a session for
 that address, which shows the secure emails of every patient of the practice at that
-address, each marked with whose it is ("For Emma"). A reply belongs to the patient of
-the message it answers: filed to that patient's chart, the alert naming that patient."""
+address, each marked with whose it is ("For Emma"), and filterable by person on Inbox,
+Sent and Files (``?for=<patient id>``; Inbox's pages keep it). A reply belongs to the
+patient of the message it answers: filed to that patient's chart, the alert naming that
+patient."""
 
 from __future__ import annotations
 
+import html
+import re
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+from fastapi import FastAPI
 
+from infra.portal_sessions import INBOX_PAGE_SIZE
+from infra.settings import Settings
+from tests.conftest import Office
 from tests.fixtures.stack import Stack
 from tests.fixtures.waiting import eventually
 from tests.web.test_chart import filed
 from tests.web.test_portal import sign_in
+from tests.web.test_portal_inbox_pages import MESSAGE_LINK, OLDER_LINK, portal_of
+from tests.web.test_sent_box import record_sent
 
 HOME = "smithfam@example.com"
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 100
+
+
+TABS = ("/portal", "/portal/sent", "/portal/files")
+PEOPLE = re.compile(r'<nav class="people"[^>]*>(.*?)</nav>', re.S)
+CHOICE = re.compile(r'<a href="([^"]*)"( aria-current="true")?>([^<]*)</a>')
+NEWEST_LINK = re.compile(r'<a href="([^"]+)">Newest</a>')
+
+
+def choices(page: httpx.Response) -> list[tuple[str, bool, str]]:
+    """The filter by person's links: (href, whether it is the one shown, its words)."""
+    [control] = PEOPLE.findall(page.text)
+    return [
+        (html.unescape(href), bool(current), words)
+        for href, current, words in CHOICE.findall(control)
+    ]
+
+
+async def joined(office: httpx.AsyncClient, name: str, head: str) -> str:
+    added = await office.post(
+        "/api/v1/patients", json={"name": name, "email": HOME, "guarantor_id": head}
+    )
+    assert added.status_code == 201, added.text
+    return str(added.json()["id"])
 
 
 async def family(stack: Stack) -> tuple[str, str]:
@@ -110,3 +144,133 @@ async def test_one_childs_wrong_codes_do_not_lock_the_parent_out(stack: Stack) -
         assert "no longer works" in last.text
     async with stack.browser() as parent:
         assert await sign_in(stack, parent, john_link, HOME) == f"/portal/messages/{johns}"
+
+
+async def test_family_filters_each_tab_by_person(stack: Stack) -> None:
+    john, emma = await family(stack)
+    liam = await joined(stack.office.api, "Liam Smith", john)
+    emmas = await stack.send_secure(emma, "Braces", "Brackets on Monday.")
+    emma_link = await stack.notice_link(HOME)
+    johns = await stack.send_secure(john, "Crown", "The crown is ready.")
+    await stack.mail_to(HOME, 2)
+
+    async with stack.browser() as mailbox:
+        await sign_in(stack, mailbox, emma_link, HOME)
+        await reply(mailbox, emmas, "emma.png")
+        await reply(mailbox, johns, "john.png")
+        for tab in TABS:
+            # Everyone, then the family as the session orders it: its own patient first.
+            everyone = await mailbox.get(tab)
+            assert choices(everyone) == [
+                (tab, True, "Everyone"),
+                (f"{tab}?for={emma}", False, "Emma"),
+                (f"{tab}?for={john}", False, "John"),
+                (f"{tab}?for={liam}", False, "Liam"),
+            ]
+            assert emmas in everyone.text and johns in everyone.text
+
+            only_emma = await mailbox.get(f"{tab}?for={emma}")
+            assert only_emma.status_code == 200
+            assert emmas in only_emma.text and johns not in only_emma.text, tab
+            assert "For Emma" in only_emma.text and "For John" not in only_emma.text
+            assert [current for _, current, _ in choices(only_emma)] == [False, True, False, False]
+            # The tabs keep Emma shown.
+            for other in TABS:
+                assert f'href="{other}?for={emma}"' in only_emma.text
+
+            only_john = await mailbox.get(f"{tab}?for={john}")
+            assert johns in only_john.text and emmas not in only_john.text, tab
+
+        # Liam has nothing yet: each tab says so, naming him.
+        nothing = {
+            "/portal": "No secure emails for Liam.",
+            "/portal/sent": "You have not sent any replies for Liam.",
+            "/portal/files": "No files for Liam.",
+        }
+        for tab, words in nothing.items():
+            only_liam = await mailbox.get(f"{tab}?for={liam}")
+            assert words in only_liam.text and emmas not in only_liam.text
+            assert johns not in only_liam.text
+
+        # The message page is the same whatever the filter was.
+        page = await mailbox.get(f"/portal/messages/{johns}")
+        assert page.status_code == 200 and 'class="people"' not in page.text
+        assert f"for={emma}" not in page.text
+
+
+async def test_inbox_pages_keep_the_person_shown(
+    app: FastAPI, settings: Settings, office: Office
+) -> None:
+    john = await add_patient_at_home(office, "John Smith")
+    emma = await joined(office.api, "Emma Smith", john)
+    now = datetime.now(UTC)
+    emmas = [
+        (await record_sent(settings, office, emma, now - timedelta(hours=2 * n))).id
+        for n in range(INBOX_PAGE_SIZE + 3)
+    ]
+    johns = [
+        (await record_sent(settings, office, john, now - timedelta(hours=2 * n + 1))).id
+        for n in range(INBOX_PAGE_SIZE + 3)
+    ]
+
+    async with await portal_of(app, settings, john, johns[0]) as browser:
+        pages: list[list[str]] = []
+        path: str | None = f"/portal?for={emma}"
+        while path is not None:
+            page = await browser.get(path)
+            assert page.status_code == 200, page.text
+            pages.append(MESSAGE_LINK.findall(page.text))
+            if len(pages) > 1:
+                # A later page: its way back to the newest keeps Emma.
+                [newest] = NEWEST_LINK.findall(page.text)
+                assert html.unescape(newest) == f"/portal?for={emma}"
+            older = OLDER_LINK.search(page.text)
+            path = html.unescape(older.group(1)) if older else None
+            assert path is None or f"for={emma}" in path
+        assert [len(page) for page in pages] == [INBOX_PAGE_SIZE, 3]
+        assert sum(pages, []) == emmas
+
+        # Everyone: the two interleaved, over three pages.
+        first = await browser.get("/portal")
+        assert MESSAGE_LINK.findall(first.text)[:2] == [emmas[0], johns[0]]
+
+
+async def add_patient_at_home(office: Office, name: str) -> str:
+    added = await office.api.post("/api/v1/patients", json={"name": name, "email": HOME})
+    assert added.status_code == 201, added.text
+    return str(added.json()["id"])
+
+
+async def test_a_patient_alone_at_an_address_has_no_filter(
+    app: FastAPI, settings: Settings, office: Office
+) -> None:
+    ada = await add_patient_at_home(office, "Ada Lovelace")
+    ours = await record_sent(settings, office, ada, datetime.now(UTC))
+    async with await portal_of(app, settings, ada, ours.id) as browser:
+        for tab in TABS:
+            for query in ("", f"?for={ada}", "?for=someone"):
+                page = await browser.get(f"{tab}{query}")
+                assert page.status_code == 200
+                assert 'class="people"' not in page.text and "Everyone" not in page.text
+                assert re.search(r'href="[^"]*for=', page.text) is None
+            inbox = await browser.get(f"/portal?for={ada}")
+            assert MESSAGE_LINK.findall(inbox.text) == [ours.id]
+
+
+async def test_two_of_the_family_with_one_first_name_are_named_in_full(
+    app: FastAPI, settings: Settings, office: Office
+) -> None:
+    elder = await add_patient_at_home(office, "Emma Smith")
+    younger = await joined(office.api, "Emma Brown", elder)
+    liam = await joined(office.api, "Liam Smith", elder)
+    ours = await record_sent(settings, office, younger, datetime.now(UTC))
+    async with await portal_of(app, settings, elder, ours.id) as browser:
+        inbox = await browser.get("/portal")
+        assert [words for _, _, words in choices(inbox)] == [
+            "Everyone",
+            "Emma Smith",
+            "Emma Brown",
+            "Liam",
+        ]
+        assert "For Emma Brown" in inbox.text
+        assert f"?for={liam}" in inbox.text

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import Depends, Request, Response
+from fastapi import Depends, Query, Request, Response
 
 from domain.audit import ActorType, AuditAction
 from domain.secure_email import SecureEmailStatus
@@ -139,13 +139,17 @@ class Threads:
     withdrawn: list[SecureEmail]
 
 
-async def session_threads(db: DbSession, session: PortalSession) -> Threads:
+async def session_threads(
+    db: DbSession, session: PortalSession, only: Patient | None = None
+) -> Threads:
     """The unexpired messages of the session's family (``portal_sessions.family_of``)
-    sent to the address this session was verified at (``portal_sessions.may_read``)."""
+    sent to the address this session was verified at (``portal_sessions.may_read``);
+    ``only``: just that one of the family's (one not of it has none)."""
     family = await portal_sessions.family_of(db, session)
     messages = [
         message
         for patient in family
+        if only is None or patient.id == only.id
         for message in await secure_emails.unexpired_of_patient(db, patient.id)
         if portal_sessions.may_read(session, message, patient, family[0])
     ]
@@ -153,6 +157,32 @@ async def session_threads(db: DbSession, session: PortalSession) -> Threads:
     return Threads([m for m in messages if not withdrawn(m)], [m for m in messages if withdrawn(m)])
 
 
+@dataclass(frozen=True)
+class Shown:
+    """Whose messages a tab (Inbox, Sent, Files) shows: ``family``, who the session reads
+    for (``portal_sessions.family_of``, its own patient first), and ``person``, one of
+    them chosen with ``?for=<patient id>`` when there are several, or None for everyone.
+
+    The value is the patient's id: a random UUID, like the message ids the portal's
+    URLs already carry, so it names no one; and unlike a position in the family it
+    still means the same patient when someone joins or leaves the family during the
+    session. A value naming nobody of the family shows everyone, with no error, whether
+    or not such a patient exists (``portal_sessions.member``)."""
+
+    family: list[Patient]
+    person: Patient | None
+
+
+async def shown_of(
+    db: DbSession, session: PortalPatient, wanted: Annotated[str, Query(alias="for")] = ""
+) -> Shown:
+    family = await portal_sessions.family_of(db, session)
+    # A patient alone at the address has no choice to make: always everyone.
+    person = portal_sessions.member(family, wanted) if len(family) > 1 else None
+    return Shown(family, person)
+
+
+ShownPeople = Annotated[Shown, Depends(shown_of)]
 LinkedEmail = Annotated[SecureEmail, Depends(live_by_link)]
 ReadableEmail = Annotated[SecureEmail, Depends(live_of_session)]
 

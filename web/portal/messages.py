@@ -1,7 +1,9 @@
 """The signed-in portal (R7-R8): Inbox, Sent, Files, a message and its files, Sign Out.
 
-Every page needs a live portal session and shows only that patient's messages; another
-patient's message or file answers 404, and an expired message only its warning.
+Every page needs a live portal session and shows only the messages of the patients it
+reads for (its family at the address, ``portal_sessions.family_of``); another patient's
+message or file answers 404, and an expired message only its warning. Inbox, Sent and
+Files can show one of the family only (``?for=<patient id>``, ``web.portal.deps.Shown``).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from domain.audit import ActorType, AuditAction
 from domain.secure_email import EventKind
 from infra import clinics, portal_sessions, replies, secure_emails, timeline
 from infra.audit import Actor, audit
-from infra.db.models import PortalSession, Reply, SecureEmail
+from infra.db.models import Patient, PortalSession, Reply, SecureEmail
 from infra.directory import patient_by_id
 from infra.practices import practice
 from infra.secure_emails import BadCursor, Cursor
@@ -28,6 +30,8 @@ from web.languages import N_, translator
 from web.portal.deps import (
     PortalPatient,
     ReadableEmail,
+    Shown,
+    ShownPeople,
     audit_patient,
     end_portal_cookie,
     portal_cookie_name,
@@ -44,19 +48,47 @@ FILE_NOT_FOUND = N_("File not found")
 router = APIRouter(tags=["portal"], include_in_schema=False)
 
 
-async def tabs_context(db: DbSession, session: PortalSession, tab: str) -> dict[str, object]:
+# Each tab's path, for the filter by person's links.
+TAB_PATHS = {"inbox": "/portal", "sent": "/portal/sent", "files": "/portal/files"}
+
+
+async def tabs_context(
+    db: DbSession, session: PortalSession, tab: str, shown: Shown | None = None
+) -> dict[str, object]:
+    """What every signed-in page shows; ``shown``: whose messages this tab lists (the
+    Inbox, Sent and Files), which brings the filter by person when the family has
+    several."""
     patient = await patient_by_id(db, session.patient_id)
     # The practice as the patient sees it: their clinic's name, phone and zone (R19).
     of_practice = await clinics.practice_of_patient(db, patient) if patient else None
-    family = await portal_sessions.family_of(db, session)
+    family = shown.family if shown else await portal_sessions.family_of(db, session)
+    names = names_in(family) if len(family) > 1 else {}
+    person = shown.person if shown else None
     return {
         "signed_in": True,
         "tab": tab,
         "practice": of_practice,
         "patient": patient,
         # When the session reads for several patients, each message says whose it is
-        # ("For Emma"): first names by patient id.
-        "for_whom": {p.id: first_name(p.name) for p in family} if len(family) > 1 else {},
+        # ("For Emma"): their names by patient id (``names_in``).
+        "for_whom": names,
+        # The filter by person (Show: Everyone · John · Emma), on the tabs only.
+        "people": list(names.items()) if shown else [],
+        "tab_path": TAB_PATHS.get(tab, "/portal"),
+        "showing": person,
+        "showing_name": names.get(person.id, "") if person else "",
+        # Kept by the tabs and the Inbox's pages while one person is shown.
+        "for_query": f"?{urlencode({'for': person.id})}" if person else "",
+    }
+
+
+def names_in(family: list[Patient]) -> dict[str, str]:
+    """How the portal names each of the family, by patient id: the first name, or the
+    whole name where another of the family has the same first name."""
+    firsts = [first_name(patient.name) for patient in family]
+    return {
+        patient.id: first if firsts.count(first) == 1 else patient.name
+        for patient, first in zip(family, firsts, strict=True)
     }
 
 
@@ -64,15 +96,17 @@ def first_name(name: str) -> str:
     return name.split()[0] if name.split() else name
 
 
-async def _live_threads(db: DbSession, session: PortalSession) -> dict[str, SecureEmail]:
-    return {message.id: message for message in (await session_threads(db, session)).live}
+async def _live_threads(
+    db: DbSession, session: PortalSession, only: Patient | None
+) -> dict[str, SecureEmail]:
+    return {message.id: message for message in (await session_threads(db, session, only)).live}
 
 
 @router.get("/portal")
 async def inbox(
-    request: Request, db: DbSession, session: PortalPatient, cursor: str = ""
+    request: Request, db: DbSession, session: PortalPatient, shown: ShownPeople, cursor: str = ""
 ) -> HTMLResponse:
-    context = await tabs_context(db, session, "inbox")
+    context = await tabs_context(db, session, "inbox", shown)
     try:
         after = Cursor.decode(cursor) if cursor else None
     except BadCursor:
@@ -82,30 +116,32 @@ async def inbox(
             {**context, "error": translator(request).gettext(PAGE_NOT_OURS), "first_page": False},
             status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
         )
-    page = await portal_sessions.inbox(
-        db, session, await portal_sessions.family_of(db, session), after=after
-    )
+    page = await portal_sessions.inbox(db, session, shown.family, only=shown.person, after=after)
     older = page.next_cursor
+    # The next page keeps the person shown.
+    kept = {"for": shown.person.id} if shown.person else {}
     return render(
         request,
         "portal/inbox.html",
         {
             **context,
             "messages": page.lines,
-            "older": f"/portal?{urlencode({'cursor': older.encode()})}" if older else None,
+            "older": f"/portal?{urlencode({'cursor': older.encode(), **kept})}" if older else None,
             "first_page": after is None,
         },
     )
 
 
 @router.get("/portal/sent")
-async def sent(request: Request, db: DbSession, session: PortalPatient) -> HTMLResponse:
-    live = await _live_threads(db, session)
+async def sent(
+    request: Request, db: DbSession, session: PortalPatient, shown: ShownPeople
+) -> HTMLResponse:
+    live = await _live_threads(db, session, shown.person)
     return render(
         request,
         "portal/sent.html",
         {
-            **await tabs_context(db, session, "sent"),
+            **await tabs_context(db, session, "sent", shown),
             "replies": await _replies_in(db, live),
             "threads": live,
             "just_sent": request.query_params.get("sent") == "1",
@@ -126,14 +162,16 @@ async def _replies_in(db: DbSession, live: dict[str, SecureEmail]) -> list[Reply
 
 
 @router.get("/portal/files")
-async def files(request: Request, db: DbSession, session: PortalPatient) -> HTMLResponse:
-    threads = await session_threads(db, session)
+async def files(
+    request: Request, db: DbSession, session: PortalPatient, shown: ShownPeople
+) -> HTMLResponse:
+    threads = await session_threads(db, session, shown.person)
     live = {message.id: message for message in threads.live}
     return render(
         request,
         "portal/files.html",
         {
-            **await tabs_context(db, session, "files"),
+            **await tabs_context(db, session, "files", shown),
             "attachments": await secure_emails.files_of_threads(db, list(live)),
             "threads": live,
             "withdrawn": threads.withdrawn,
