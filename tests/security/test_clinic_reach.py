@@ -201,3 +201,16 @@ async def test_restricted_clerk_cannot_send_to_another_clinics_patient(stack: St
     assert await stack.notice_link("cy@example.com")
     listed = (await office.api.get("/api/v1/secure-emails")).json()["items"]
     assert [item["patient_id"] for item in listed] == [cy.json()["id"]]
+
+
+async def test_restricted_clerk_cannot_lift_their_own_restriction(
+    practice: Practice, office: Office
+) -> None:
+    clerk = practice.clerk
+    lifted = await clerk.api.patch(f"/api/v1/staff/{clerk.id}", json={"clinic_ids": []})
+    assert lifted.status_code == 403
+    page = await clerk.browser.post(f"/staff/{clerk.id}/clinics", data={})
+    assert page.status_code == 403
+    members = (await office.api.get("/api/v1/staff")).json()["items"]
+    assert next(m for m in members if m["id"] == clerk.id)["clinic_ids"] == [practice.downtown]
+    assert (await clerk.api.get(f"/api/v1/patients/{practice.bo.id}")).status_code == 404

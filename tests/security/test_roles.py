@@ -126,6 +126,10 @@ async def test_a_clerk_gets_403_on_every_admin_route_and_changes_nothing(
         ("GET", "/staff"): ("/staff", None),
         ("POST", "/staff"): ("/staff", {**new_person, "role": "admin"}),
         ("POST", "/staff/{staff_id}/role"): (f"/staff/{admin_id}/role", {"role": "clerk"}),
+        ("POST", "/staff/{staff_id}/clinics"): (
+            f"/staff/{admin_id}/clinics",
+            {"clinic_ids": clinic_id},
+        ),
         ("POST", "/staff/{staff_id}/deactivate"): (f"/staff/{admin_id}/deactivate", {}),
         ("POST", "/staff/{staff_id}/reset-password"): (f"/staff/{admin_id}/reset-password", {}),
         ("GET", "/tokens"): ("/tokens", None),
