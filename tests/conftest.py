@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.testing import WorkflowEnvironment
 
 from domain.staff import StaffRole
@@ -109,6 +110,15 @@ async def database_url(
         # Shared by the run: brought back to head if a migration test left it below.
         await upgrade_async(url)
     yield url
+
+
+@pytest.fixture
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    """An engine on the test's database, for tests that work below the app; disposed
+    after the test."""
+    engine = make_engine(database_url)
+    yield engine
+    await engine.dispose()
 
 
 @pytest.fixture
