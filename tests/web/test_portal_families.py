@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 
+from tests.fixtures.passcodes import another_code
 from tests.fixtures.stack import Stack
 from tests.fixtures.waiting import eventually
 from tests.web.test_chart import filed
@@ -104,7 +105,7 @@ async def test_one_childs_wrong_codes_do_not_lock_the_parent_out(stack: Stack) -
     async with stack.browser() as child:
         await child.post(f"{emma_link}/passcode")
         passcode = await stack.passcode(HOME, 3)
-        wrong = f"{(int(passcode) + 1) % 10**8:08d}"
+        wrong = another_code(passcode)
         for _ in range(5):
             last = await child.post(f"{emma_link}/verify", data={"passcode": wrong})
         assert "no longer works" in last.text
