@@ -34,6 +34,12 @@ async def ask_passcode(
     return await stack.passcode(email, before + 1)
 
 
+async def passcode_accepted(patient: httpx.AsyncClient, link: str, typed: str) -> None:
+    """The passcode page takes ``typed`` and sends the patient on to the message."""
+    accepted = await patient.post(f"{link}/verify", data={"passcode": typed})
+    assert accepted.status_code == 303, accepted.text
+
+
 async def sign_in(stack: Stack, patient: httpx.AsyncClient, link: str, email: str) -> str:
     """Returns the message page's path."""
     passcode = await ask_passcode(stack, patient, link, email)
@@ -74,8 +80,7 @@ async def test_verify_refuses_wrong_and_malformed_passcodes(stack: Stack) -> Non
         assert SUBJECT not in refused.text
         # Spaces from copying and pasting are forgiven.
         spaced = f"{passcode[:4]} {passcode[4:]}"
-        accepted = await patient.post(f"{link}/verify", data={"passcode": spaced})
-        assert accepted.status_code == 303
+        await passcode_accepted(patient, link, spaced)
 
 
 async def test_passcode_page_says_what_to_do_on_a_phone(stack: Stack) -> None:
@@ -112,8 +117,7 @@ async def test_passcode_pasted_with_dashes_is_accepted_letters_are_not(stack: St
         counted = await patient.post(f"{link}/verify", data={"passcode": wrong})
         assert "4 tries left" in counted.text
         dashed = f" {passcode[:4]}-{passcode[4:]} "
-        accepted = await patient.post(f"{link}/verify", data={"passcode": dashed})
-        assert accepted.status_code == 303
+        await passcode_accepted(patient, link, dashed)
 
 
 async def test_passcode_burned_after_five_wrong_tries(stack: Stack) -> None:
