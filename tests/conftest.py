@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.testing import WorkflowEnvironment
 
 from domain.staff import StaffRole
@@ -112,6 +113,15 @@ async def database_url(
 
 
 @pytest.fixture
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    """An engine on the test's database, for tests that work below the app; disposed
+    after the test."""
+    engine = make_engine(database_url)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
 def settings(tmp_path: Path, database_url: str) -> Settings:
     return Settings(
         data_dir=tmp_path / "data",
@@ -160,6 +170,14 @@ class Office(SignedIn):
         response = await self.api.get("/api/v1/audit", params=query)
         assert response.status_code == 200, response.text
         return list(response.json()["items"])
+
+    async def add_patient(self, **fields: Any) -> dict[str, Any]:
+        """A patient added over the API, as its answer (201) shows them: Ana García at
+        ana@example.com unless ``fields`` say otherwise."""
+        body = {"name": "Ana García", "email": "ana@example.com", **fields}
+        created = await self.api.post("/api/v1/patients", json=body)
+        assert created.status_code == 201, created.text
+        return dict(created.json())
 
 
 class Browser(httpx.AsyncClient):

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from playwright.async_api import Browser as Chromium
-from playwright.async_api import Page, expect
+from playwright.async_api import Locator, Page, expect
 from sqlalchemy import update
 
 from infra.db.models import SecureEmail
@@ -28,12 +28,21 @@ async def in_language(page: Page, language: str, log: AccessibilityLog, state: s
     await log.check(page, f"{state} ({language})")
 
 
-async def switch_to(page: Page, name: str) -> None:
-    """Press the switch's button for ``name``; the same page comes back."""
+# The switch's buttons, each in its own language.
+SWITCH = {"en": "English", "es": "Español"}
+
+
+async def switch_to(
+    page: Page, language: str, shown: Locator, log: AccessibilityLog, state: str
+) -> None:
+    """Press the switch's button for ``language``: the same page comes back in it, with
+    ``shown`` on it, and axe-core checks it."""
     before = page.url
     async with page.expect_navigation():
-        await page.get_by_role("button", name=name, exact=True).click()
+        await page.get_by_role("button", name=SWITCH[language], exact=True).click()
     assert page.url == before
+    await expect(shown).to_be_visible()
+    await in_language(page, language, log, state)
 
 
 @ON_PHONE_AND_DESK
@@ -68,11 +77,8 @@ async def test_portal_in_both_languages(
         await in_language(patient, "es", log, "passcode")
 
         # The switch on the passcode page: the same page, in English, then back.
-        await switch_to(patient, "English")
-        await expect(patient.get_by_label("Passcode")).to_be_visible()
-        await in_language(patient, "en", log, "passcode")
-        await switch_to(patient, "Español")
-        await expect(patient.get_by_label("Código de acceso")).to_be_visible()
+        await switch_to(patient, "en", patient.get_by_label("Passcode"), log, "passcode")
+        await switch_to(patient, "es", patient.get_by_label("Código de acceso"), log, "passcode")
 
         await patient.get_by_label("Código de acceso").fill(await stack.passcode(EMAIL, 2))
         await patient.get_by_role("button", name="Verificar").click()
@@ -88,9 +94,7 @@ async def test_portal_in_both_languages(
         await in_language(patient, "es", log, "reply")
 
         # English from the reply page: the same page, and every page after it.
-        await switch_to(patient, "English")
-        await expect(patient.get_by_label("Your message")).to_be_visible()
-        await in_language(patient, "en", log, "reply")
+        await switch_to(patient, "en", patient.get_by_label("Your message"), log, "reply")
         await patient.get_by_role("link", name="Inbox").click()
         await expect(patient.get_by_role("heading", name="Inbox")).to_be_visible()
         await in_language(patient, "en", log, "inbox")
@@ -102,9 +106,8 @@ async def test_portal_in_both_languages(
         await patient.get_by_role("button", name="Sign Out").click()
         await expect(patient.get_by_role("heading", name="You are signed out")).to_be_visible()
         await in_language(patient, "en", log, "signed out")
-        await switch_to(patient, "Español")
-        await expect(patient.get_by_role("heading", name="Ha cerrado la sesión")).to_be_visible()
-        await in_language(patient, "es", log, "signed out")
+        signed_out = patient.get_by_role("heading", name="Ha cerrado la sesión")
+        await switch_to(patient, "es", signed_out, log, "signed out")
 
         await run_sql(
             stack,
@@ -117,11 +120,8 @@ async def test_portal_in_both_languages(
             patient.get_by_role("heading", name="Este correo seguro ha vencido")
         ).to_be_visible()
         await in_language(patient, "es", log, "expired")
-        await switch_to(patient, "English")
-        await expect(
-            patient.get_by_role("heading", name="This secure email has expired")
-        ).to_be_visible()
-        await in_language(patient, "en", log, "expired")
+        expired = patient.get_by_role("heading", name="This secure email has expired")
+        await switch_to(patient, "en", expired, log, "expired")
     finally:
         await context.close()
     assert log.problems == {}

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import StatementError
@@ -18,19 +16,12 @@ from infra.crypto.fields import (
     encrypt_field,
 )
 from infra.crypto.keys import EncryptionKeys
-from infra.db.engine import make_engine, make_sessionmaker
+from infra.db.engine import make_sessionmaker
 from infra.db.models import Base, SecureEmail
 from tests.fixtures.rows import a_secure_email
 
 SUBJECT = "Biopsy results for tooth 14"
 BODY = "Dear Ada, the biopsy of tooth 14 came back benign. Dr Ng"
-
-
-@pytest.fixture
-async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    engine = make_engine(database_url)
-    yield engine
-    await engine.dispose()
 
 
 @pytest.fixture

@@ -4,25 +4,16 @@ any other run, a copied history's included, is still refused."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
-import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from domain.secure_email import NoticeOccasion, SecureEmailStatus
 from infra import notice_claims
-from infra.db.engine import make_engine, make_sessionmaker
+from infra.db.engine import make_sessionmaker
 from tests.fixtures.rows import a_secure_email
 
 CLAIMANT = "run-1/1"
-
-
-@pytest.fixture
-async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    engine = make_engine(database_url)
-    yield engine
-    await engine.dispose()
 
 
 async def test_a_retry_of_the_same_activity_learns_the_notice_went(engine: AsyncEngine) -> None:

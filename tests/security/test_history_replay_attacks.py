@@ -47,6 +47,7 @@ from infra import office_requests
 from infra.db.models import StaffUser
 from infra.temporal.codec import EncryptionCodec
 from tests.conftest import TEST_KEYS, Browser
+from tests.fixtures.passcodes import another_code
 from tests.fixtures.stack import Stack
 from tests.fixtures.temporal import idle
 from tests.fixtures.waiting import eventually
@@ -115,7 +116,7 @@ async def test_history_holds_no_client_address(stack: Stack) -> None:
         asked = await patient.post(f"{link}/passcode")
         assert asked.status_code == 303, asked.text
         code = await stack.passcode(PATIENT, 2)
-        wrong = f"{(int(code) + 1) % 10**8:08d}"
+        wrong = another_code(code)
         assert (await patient.post(f"{link}/verify", data={"passcode": wrong})).status_code == 422
         assert (await patient.post(f"{link}/verify", data={"passcode": code})).status_code == 303
         replied = await patient.post(

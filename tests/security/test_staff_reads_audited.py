@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import httpx
@@ -86,15 +86,9 @@ class Seeded:
     clinic_id: str
 
     def fill(self, template: str) -> str:
-        return template.format(
-            patient_id=self.patient_id,
-            secure_email_id=self.secure_email_id,
-            reply_id=self.reply_id,
-            attachment_id=self.attachment_id,
-            document_id=self.document_id,
-            clinic_id=self.clinic_id,
-            name="swagger-ui.css",
-        )
+        """A route's path (or a query's value) with the seeded ids in its ``{...}``
+        parameters; ``{name}``, the documentation's assets, is one of its files."""
+        return template.format(**asdict(self), name="swagger-ui.css")
 
 
 async def seed(stack: Stack) -> Seeded:

@@ -9,13 +9,6 @@ from tests.conftest import Office
 from tests.web.test_api_clinics import add_clinic
 
 
-async def add(office: Office, **fields: object) -> dict[str, object]:
-    body = {"name": "Ana García", "email": "ana@example.com", **fields}
-    created = await office.api.post("/api/v1/patients", json=body)
-    assert created.status_code == 201, created.text
-    return dict(created.json())
-
-
 async def clinic_of(office: Office, patient_id: object) -> object:
     return (await office.api.get(f"/api/v1/patients/{patient_id}")).json()["clinic_id"]
 
@@ -24,16 +17,16 @@ async def clinic_of(office: Office, patient_id: object) -> object:
 
 
 async def test_patient_without_a_clinic_unless_told(office: Office) -> None:
-    assert (await add(office))["clinic_id"] is None
+    assert (await office.add_patient())["clinic_id"] is None
     clinic = await add_clinic(office)
-    patient = await add(office, email="luis@example.com", clinic_id=clinic["id"])
+    patient = await office.add_patient(email="luis@example.com", clinic_id=clinic["id"])
     assert patient["clinic_id"] == clinic["id"]
     assert await clinic_of(office, patient["id"]) == clinic["id"]
 
 
 async def test_change_patient_clinic_and_back_to_none(office: Office) -> None:
     clinic = await add_clinic(office)
-    patient = await add(office)
+    patient = await office.add_patient()
     url = f"/api/v1/patients/{patient['id']}"
     moved = await office.api.patch(url, json={"clinic_id": clinic["id"]})
     assert moved.status_code == 200
@@ -59,7 +52,7 @@ async def test_patient_clinic_must_be_the_practices(
     assert created.json()["detail"][0]["loc"] == ["body", "clinic_id"]
     assert created.json()["detail"][0]["msg"] == "There is no such clinic in this practice"
     assert (await office.api.get("/api/v1/patients")).json() == {"items": []}
-    patient = await add(office)
+    patient = await office.add_patient()
     changed = await office.api.patch(
         f"/api/v1/patients/{patient['id']}", json={"clinic_id": clinic_id}
     )
@@ -74,7 +67,7 @@ async def test_patient_clinic_must_be_the_practices(
 
 async def test_patient_form_has_no_clinic_field_without_clinics(office: Office) -> None:
     assert 'name="clinic_id"' not in (await office.browser.get("/patients")).text
-    patient = await add(office)
+    patient = await office.add_patient()
     edit = await office.browser.get(f"/patients/{patient['id']}/edit")
     assert 'name="clinic_id"' not in edit.text
 

@@ -8,13 +8,6 @@ import pytest
 from tests.conftest import Office
 
 
-async def add(office: Office, **fields: str) -> dict[str, str]:
-    body = {"name": "Ana García", "email": "ana@example.com", **fields}
-    created = await office.api.post("/api/v1/patients", json=body)
-    assert created.status_code == 201, created.text
-    return dict(created.json())
-
-
 async def language_of(office: Office, patient_id: str) -> str:
     return str((await office.api.get(f"/api/v1/patients/{patient_id}")).json()["language"])
 
@@ -23,9 +16,9 @@ async def language_of(office: Office, patient_id: str) -> str:
 
 
 async def test_create_patient_reads_english_unless_told(office: Office) -> None:
-    patient = await add(office)
+    patient = await office.add_patient()
     assert patient["language"] == "en"
-    spanish = await add(office, name="Luis Pérez", email="luis@example.com", language="es")
+    spanish = await office.add_patient(name="Luis Pérez", email="luis@example.com", language="es")
     assert spanish["language"] == "es"
     listed = (await office.api.get("/api/v1/patients")).json()["items"]
     assert {p["email"]: p["language"] for p in listed} == {
@@ -35,7 +28,7 @@ async def test_create_patient_reads_english_unless_told(office: Office) -> None:
 
 
 async def test_change_patient_language(office: Office) -> None:
-    patient = await add(office)
+    patient = await office.add_patient()
     changed = await office.api.patch(f"/api/v1/patients/{patient['id']}", json={"language": "es"})
     assert changed.status_code == 200
     assert changed.json()["language"] == "es"
@@ -60,7 +53,7 @@ async def test_create_patient_refuses_unknown_language(office: Office, language:
 async def test_change_patient_refuses_unknown_or_null_language(
     office: Office, language: str | None
 ) -> None:
-    patient = await add(office, language="es")
+    patient = await office.add_patient(language="es")
     response = await office.api.patch(
         f"/api/v1/patients/{patient['id']}", json={"language": language}
     )
@@ -106,7 +99,7 @@ async def test_add_patient_form_refuses_unknown_language(office: Office) -> None
 
 
 async def test_edit_page_changes_the_language(office: Office) -> None:
-    patient = await add(office)
+    patient = await office.add_patient()
     path = f"/patients/{patient['id']}/edit"
     page = await office.browser.get(path)
     assert '<option value="en" lang="en" selected>English</option>' in page.text

@@ -10,6 +10,7 @@ from sqlalchemy import update
 from domain.secure_email import workflow_id_for
 from infra.db.engine import make_engine
 from infra.db.models import PortalSession, SecureEmail
+from tests.fixtures.passcodes import another_code
 from tests.fixtures.stack import Stack
 from workflows.legacy import LEGACY_WORKFLOW_VERSION
 
@@ -24,11 +25,24 @@ async def send(stack: Stack, email: str = "ada@example.com") -> tuple[str, str]:
     return secure_email_id, await stack.notice_link(email)
 
 
-async def sign_in(stack: Stack, patient: httpx.AsyncClient, link: str, email: str) -> str:
-    """Returns the message page's path."""
+async def ask_passcode(
+    stack: Stack, patient: httpx.AsyncClient, link: str, email: str = "ada@example.com"
+) -> str:
+    """Asks for a passcode on the notice link's page: the code the next mail brought."""
     before = len(await stack.mail_to(email, 1))
     await patient.post(f"{link}/passcode")
-    passcode = await stack.passcode(email, before + 1)
+    return await stack.passcode(email, before + 1)
+
+
+async def passcode_accepted(patient: httpx.AsyncClient, link: str, typed: str) -> None:
+    """The passcode page takes ``typed`` and sends the patient on to the message."""
+    accepted = await patient.post(f"{link}/verify", data={"passcode": typed})
+    assert accepted.status_code == 303, accepted.text
+
+
+async def sign_in(stack: Stack, patient: httpx.AsyncClient, link: str, email: str) -> str:
+    """Returns the message page's path."""
+    passcode = await ask_passcode(stack, patient, link, email)
     verified = await patient.post(f"{link}/verify", data={"passcode": passcode})
     assert verified.status_code == 303
     return str(verified.headers["location"])
@@ -55,20 +69,18 @@ async def expire_now(stack: Stack, secure_email_id: str, *, marked: bool = True)
 async def test_verify_refuses_wrong_and_malformed_passcodes(stack: Stack) -> None:
     _, link = await send(stack)
     async with stack.browser() as patient:
-        await patient.post(f"{link}/passcode")
-        passcode = await stack.passcode("ada@example.com", 2)
+        passcode = await ask_passcode(stack, patient, link)
         malformed = await patient.post(f"{link}/verify", data={"passcode": "12ab"})
         assert malformed.status_code == 422
         assert "Enter the 8-digit passcode" in malformed.text
-        wrong = f"{(int(passcode) + 1) % 10**8:08d}"
+        wrong = another_code(passcode)
         refused = await patient.post(f"{link}/verify", data={"passcode": wrong})
         assert refused.status_code == 422
         assert "4 tries left" in refused.text
         assert SUBJECT not in refused.text
         # Spaces from copying and pasting are forgiven.
         spaced = f"{passcode[:4]} {passcode[4:]}"
-        accepted = await patient.post(f"{link}/verify", data={"passcode": spaced})
-        assert accepted.status_code == 303
+        await passcode_accepted(patient, link, spaced)
 
 
 async def test_passcode_page_says_what_to_do_on_a_phone(stack: Stack) -> None:
@@ -95,27 +107,24 @@ async def test_passcode_page_says_what_to_do_on_a_phone(stack: Stack) -> None:
 async def test_passcode_pasted_with_dashes_is_accepted_letters_are_not(stack: Stack) -> None:
     _, link = await send(stack)
     async with stack.browser() as patient:
-        await patient.post(f"{link}/passcode")
-        passcode = await stack.passcode("ada@example.com", 2)
+        passcode = await ask_passcode(stack, patient, link)
         # A letter among the digits: refused before the workflow is asked, no try used.
         for typed in (f"{passcode[:7]}a", f"{passcode[:4]}-{passcode[4:7]}O", "abcd-efgh"):
             refused = await patient.post(f"{link}/verify", data={"passcode": typed})
             assert refused.status_code == 422
             assert "Enter the 8-digit passcode from the email." in refused.text
-        wrong = f"{(int(passcode) + 1) % 10**8:08d}"
+        wrong = another_code(passcode)
         counted = await patient.post(f"{link}/verify", data={"passcode": wrong})
         assert "4 tries left" in counted.text
         dashed = f" {passcode[:4]}-{passcode[4:]} "
-        accepted = await patient.post(f"{link}/verify", data={"passcode": dashed})
-        assert accepted.status_code == 303
+        await passcode_accepted(patient, link, dashed)
 
 
 async def test_passcode_burned_after_five_wrong_tries(stack: Stack) -> None:
     _, link = await send(stack)
     async with stack.browser() as patient:
-        await patient.post(f"{link}/passcode")
-        passcode = await stack.passcode("ada@example.com", 2)
-        wrong = f"{(int(passcode) + 1) % 10**8:08d}"
+        passcode = await ask_passcode(stack, patient, link)
+        wrong = another_code(passcode)
         for _ in range(5):
             last = await patient.post(f"{link}/verify", data={"passcode": wrong})
         assert "no longer works" in last.text and "Send me a new code" in last.text
@@ -260,10 +269,8 @@ async def test_version_1_message_opens_with_the_passcode_in_clear(stack: Stack) 
     await stack.start_legacy(secure_email_id, patient_id, email, link.removeprefix("/m/"))
     await stack.mail_to(email, 2)  # its own notice
     async with stack.browser() as patient:
-        before = len(await stack.mail_to(email, 2))
-        await patient.post(f"{link}/passcode")
-        passcode = await stack.passcode(email, before + 1)
-        wrong = f"{(int(passcode) + 1) % 10**8:08d}"
+        passcode = await ask_passcode(stack, patient, link, email)
+        wrong = another_code(passcode)
         refused = await patient.post(f"{link}/verify", data={"passcode": wrong})
         assert refused.status_code == 422 and "4 tries left" in refused.text
         verified = await patient.post(f"{link}/verify", data={"passcode": passcode})

@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from infra.i18n import moment_text
+from tests.fixtures.passcodes import another_code
 from tests.fixtures.stack import Stack
 from tests.web.test_portal import send, sign_in
 from web import body_limits, csrf, errors, uploads
@@ -89,7 +90,7 @@ async def test_wrong_passcode_is_refused_in_spanish(stack: Stack) -> None:
     async with stack.browser() as patient:
         await patient.post(f"{link}/passcode")
         passcode = await stack.passcode(ADA, 2)
-        wrong = f"{(int(passcode) + 1) % 10**8:08d}"
+        wrong = another_code(passcode)
         refused = await patient.post(f"{link}/verify", data={"passcode": wrong})
         assert refused.status_code == 422
         assert "Ese código de acceso no es correcto. Le quedan 4 intentos." in refused.text

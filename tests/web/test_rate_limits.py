@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import random
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -17,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from domain.passcodes import MAX_PASSCODES_PER_HOUR
 from infra import rate_limits
-from infra.db.engine import make_engine, make_sessionmaker
+from infra.db.engine import make_sessionmaker
 from infra.db.models import RateLimitCount
 from infra.rate_limits import (
     PASSCODE_PER_CLIENT,
@@ -134,13 +133,6 @@ async def newest_link(stack: Stack, email: str, known: list[str]) -> str:
 
 
 # The table of counts --------------------------------------------------------------------
-
-
-@pytest.fixture
-async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    engine = make_engine(database_url)
-    yield engine
-    await engine.dispose()
 
 
 async def count_in(engine: AsyncEngine, bucket: str) -> int:

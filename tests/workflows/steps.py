@@ -20,8 +20,3 @@ async def passcode_mailed(
     await lifecycle.mail(1)
     await handle.execute_update(SecureEmailWorkflow.request_passcode, PasscodeRequest())
     return handle, await lifecycle.latest_passcode(2)
-
-
-def another_code(passcode: str) -> str:
-    """An eight-digit code that is not ``passcode``: a wrong try."""
-    return f"{(int(passcode) + 1) % 10**8:08d}"

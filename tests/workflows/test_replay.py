@@ -29,8 +29,9 @@ from domain.secure_email import (
 )
 from infra.temporal.codec import ENCODING, EncryptionCodec, data_converter
 from tests.conftest import TEST_KEYS
+from tests.fixtures.passcodes import another_code
 from tests.workflows.conftest import Lifecycle
-from tests.workflows.steps import another_code, passcode_mailed
+from tests.workflows.steps import passcode_mailed
 from workflows.legacy import LEGACY_WORKFLOW_TYPE
 from workflows.legacy.inputs import PasscodeInClear
 from workflows.legacy.secure_email_v1 import LegacySecureEmailWorkflow

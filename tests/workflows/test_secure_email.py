@@ -18,9 +18,10 @@ from domain.secure_email import (
 )
 from infra.db.models import SecureEmail
 from infra.security import token_hash
+from tests.fixtures.passcodes import another_code
 from tests.fixtures.waiting import eventually
 from tests.workflows.conftest import OFFICE, PATIENT, Lifecycle
-from tests.workflows.steps import another_code, passcode_mailed
+from tests.workflows.steps import passcode_mailed
 from workflows.legacy.inputs import PasscodeInClear
 from workflows.secure_email import SecureEmailWorkflow
 
