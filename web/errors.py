@@ -21,6 +21,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 from temporalio.service import RPCError
 
 from infra.accounts import StaffRuleError
@@ -184,12 +185,34 @@ async def _refused(request: Request, exc: Exception) -> Response:
     )
 
 
+# The methods an Allow header may name: those the app's routes are declared with.
+METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def allowed_methods(request: Request) -> str:
+    """Every method the request's path answers (RFC 9110 §10.2.1), asked of all the
+    app's routes: the framework names only those of the first route whose path matched."""
+    routes = request.app.router.routes
+    allowed = [
+        method
+        for method in METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] == Match.FULL for route in routes
+        )
+    ]
+    return ", ".join(allowed)
+
+
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == status.HTTP_405_METHOD_NOT_ALLOWED:
+        exc.headers = {**(exc.headers or {}), "Allow": allowed_methods(request)}
     # The API answers JSON; people in a browser get a page in words.
     if request.url.path.startswith("/api/") or not isinstance(exc.detail, str):
         return await http_exception_handler(request, exc)
-    return render(request, "error.html", {"message": exc.detail}, status_code=exc.status_code)
+    page = render(request, "error.html", {"message": exc.detail}, status_code=exc.status_code)
+    page.headers.update(exc.headers or {})
+    return page
 
 
 def _redirect(to: str) -> Callable[[Request, Exception], Awaitable[Response]]:
