@@ -126,6 +126,8 @@ async def create_secure_email(
     try:
         form = await read_upload_form(request)
     except UploadFormRefused as refused:
+        # Before any key is claimed: a form not read whole has no fingerprint, and the
+        # same bytes are refused the same way again.
         raise field_errors({"attachments": refused.reason}) from None
     try:
 

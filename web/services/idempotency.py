@@ -234,7 +234,8 @@ async def _run(
 ) -> Response:
     """The claimed request's work, then its answer kept or its key given back. Finished
     even if the client goes away meanwhile: a send left half-known would keep its key
-    from ever answering."""
+    from ever answering. An answer the database cannot keep leaves the key claimed
+    without one, like a release that fails: never done twice."""
     try:
         answer = await _answered(request, work, status_code)
     except Exception:
@@ -259,9 +260,9 @@ async def _answered(request: Request, work: Work, status_code: int) -> Response:
 
 
 async def _release(state: AppState, claim_id: str) -> None:
-    """Gives the key back; if the database cannot, the key stays claimed without an
-    answer (retries are told it was interrupted) and the request's own failure is what
-    the client gets."""
+    """Gives the key back. If the database cannot, the key stays claimed without an
+    answer (retries are told it is still running, then that it was interrupted) and the
+    request's own failure is what the client gets."""
     try:
         async with state.sessions() as session:
             await idempotency.release(session, claim_id)
