@@ -521,3 +521,32 @@ class PendingReply(Base):
     # The stored files, as JSON (``domain.attachments.StoredAttachment``); names are PHI.
     attachments: Mapped[str] = mapped_column(EncryptedText("pending_replies.attachments"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class IdempotencyKey(Base):
+    """An ``Idempotency-Key`` a practice's software sent with a ``POST``, and the answer
+    its first request got (``infra.idempotency``): the key itself is kept only as its
+    SHA-256, the request only as a fingerprint (a SHA-256 of what it asked for). No
+    answer yet while that first request runs. The answer is encrypted: a refusal may
+    name the files it refused."""
+
+    __tablename__ = "idempotency_keys"
+
+    # Random, never reused: a claim's request records its answer by this id.
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    practice_id: Mapped[str] = mapped_column(ForeignKey("practices.id"))
+    key_hash: Mapped[str] = mapped_column(String(64))
+    request_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    status_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    response_body: Mapped[str | None] = mapped_column(
+        EncryptedText("idempotency_keys.response_body"), nullable=True
+    )
+    answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+    __table_args__ = (
+        # Decides between two first requests with one key, on every backend.
+        UniqueConstraint("practice_id", "key_hash"),
+        # Purging a practice's expired keys without scanning the others'.
+        Index("ix_idempotency_keys_practice_created", "practice_id", "created_at"),
+    )

@@ -99,3 +99,38 @@ def declared(*groups: Responses) -> Responses:
     for group in groups:
         combined.update(group)
     return combined
+
+
+# What an operation that takes an ``Idempotency-Key`` (web.services.idempotency) adds.
+KEY_REFUSED = "; or its Idempotency-Key: not 1 to 255 printable ASCII, or used for another request"
+KEY_IN_USE = (
+    "the first request with its Idempotency-Key is still running (Retry-After: ask again "
+    "then) or was interrupted; nothing more was done"
+)
+RETRY_AFTER = {
+    "Retry-After": {
+        "description": "Seconds to wait before asking again (a first request still running)",
+        "schema": {"type": "integer"},
+    }
+}
+
+
+def with_idempotency_key(responses: Responses) -> Responses:
+    """``responses`` with what an ``Idempotency-Key`` adds: its 422 (the key refused, or
+    used for another request) and its 409 (the key's first request has not answered),
+    each said in the description of the operation's own 422 and 409 (or added)."""
+    combined = {code: dict(answer) for code, answer in responses.items()}
+    invalid = combined.setdefault(
+        status.HTTP_422_UNPROCESSABLE_CONTENT, _answer("Refused; nothing was changed", Refusal)
+    )
+    invalid["description"] += KEY_REFUSED
+    conflict = combined.get(status.HTTP_409_CONFLICT)
+    if conflict is None:
+        combined[status.HTTP_409_CONFLICT] = {
+            **_answer(KEY_IN_USE[0].upper() + KEY_IN_USE[1:], Refusal),
+            "headers": RETRY_AFTER,
+        }
+    else:
+        conflict["description"] += f"; or {KEY_IN_USE}"
+        conflict["headers"] = {**conflict.get("headers", {}), **RETRY_AFTER}
+    return combined

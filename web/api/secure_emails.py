@@ -9,6 +9,7 @@ from fastapi import APIRouter, HTTPException, Query, Request, status
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict
+from starlette.datastructures import FormData
 
 from domain.clinics import UNKNOWN_CLINIC
 from domain.secure_email import NoticeResent, SecureEmailStatus
@@ -33,12 +34,14 @@ from web.api.responses import (
     SERVICE_DOWN,
     WITH_BODY,
     declared,
+    with_idempotency_key,
 )
 from web.deps import ApiStaff, DbSession, StateDep, staff_actor
 from web.errors import SEND_REFUSED_STATUS, field_error, field_errors, on_unavailable
 from web.services import changes
 from web.services.changes import ChangeRefused, Refusal
 from web.services.clinic_filter import ClinicRefused
+from web.services.idempotency import IdempotencyKeyHeader, answer_once, form_fingerprint
 from web.services.secure_emails import audit_viewed, practice_secure_email
 from web.services.sending import (
     NO_COPIES,
@@ -49,6 +52,7 @@ from web.services.sending import (
     sender_for,
 )
 from web.services.sent_box import BAD_CURSOR, SentFilters, list_sent
+from web.state import AppState
 from web.uploads import (
     MAX_FILES,
     UploadFormRefused,
@@ -104,41 +108,71 @@ REQUIRED = ("patient_id", "subject", "body")
 @router.post(
     "",
     status_code=status.HTTP_201_CREATED,
+    response_model=SecureEmailCreated,
     openapi_extra=SEND_SECURE_FORM,
     # Its 422s are all per field: REFUSALS says so.
-    responses=declared(WITH_BODY, REFUSALS, CONFLICT, SERVICE_DOWN),
+    responses=with_idempotency_key(declared(WITH_BODY, REFUSALS, CONFLICT, SERVICE_DOWN)),
 )
 async def create_secure_email(
-    request: Request, state: StateDep, db: DbSession, staff: ApiStaff
-) -> SecureEmailCreated:
+    request: Request,
+    state: StateDep,
+    db: DbSession,
+    staff: ApiStaff,
+    idempotency_key: IdempotencyKeyHeader,
+) -> SecureEmailCreated | Response:
     """Send Secure: the patient gets a notice with a link, never the content itself.
-    At most 10 attachments of 20 MB each."""
+    At most 10 attachments of 20 MB each. With an ``Idempotency-Key``, a retry of the
+    same request gets the first one's answer and sends nothing more."""
     try:
         form = await read_upload_form(request)
     except UploadFormRefused as refused:
+        # Before any key is claimed: a form not read whole has no fingerprint, and the
+        # same bytes are refused the same way again.
         raise field_errors({"attachments": refused.reason}) from None
     try:
-        missing = [name for name in REQUIRED if not isinstance(form.get(name), str)]
-        if missing:
-            raise field_errors(dict.fromkeys(missing, "Field required"))
-        copies = [name for name in ("cc", "bcc") if name in form]
-        if copies:
-            raise field_errors(dict.fromkeys(copies, NO_COPIES))
-        draft = Draft(*(form_text(form, name) for name in REQUIRED))
 
-        async def unavailable(message: str) -> Response:
-            refusal = field_errors({"form": message}, status.HTTP_503_SERVICE_UNAVAILABLE)
-            return await http_exception_handler(request, refusal)
+        async def send() -> SecureEmailCreated:
+            return await _send(request, state, db, staff, form)
 
-        on_unavailable(request, unavailable, UNAVAILABLE)
-        try:
-            sender = await sender_for(state, db, staff, staff_actor(request, staff))
-            uploads = chosen(form_files(form, "attachments"))
-            secure_email = await send_secure_email(sender, draft, uploads)
-        except SendRefused as refused:
-            raise field_errors(refused.errors, SEND_REFUSED_STATUS[refused.rule]) from None
+        if idempotency_key is None:
+            return await send()
+        fingerprint = await form_fingerprint(request, form)
+        return await answer_once(
+            request,
+            state,
+            db,
+            staff.practice_id,
+            idempotency_key,
+            fingerprint,
+            send,
+            status.HTTP_201_CREATED,
+        )
     finally:
         await form.close()
+
+
+async def _send(
+    request: Request, state: AppState, db: DbSession, staff: StaffUser, form: FormData
+) -> SecureEmailCreated:
+    missing = [name for name in REQUIRED if not isinstance(form.get(name), str)]
+    if missing:
+        raise field_errors(dict.fromkeys(missing, "Field required"))
+    copies = [name for name in ("cc", "bcc") if name in form]
+    if copies:
+        raise field_errors(dict.fromkeys(copies, NO_COPIES))
+    draft = Draft(*(form_text(form, name) for name in REQUIRED))
+
+    async def unavailable(message: str) -> Response:
+        refusal = field_errors({"form": message}, status.HTTP_503_SERVICE_UNAVAILABLE)
+        return await http_exception_handler(request, refusal)
+
+    on_unavailable(request, unavailable, UNAVAILABLE)
+    try:
+        sender = await sender_for(state, db, staff, staff_actor(request, staff))
+        uploads = chosen(form_files(form, "attachments"))
+        secure_email = await send_secure_email(sender, draft, uploads)
+    except SendRefused as refused:
+        raise field_errors(refused.errors, SEND_REFUSED_STATUS[refused.rule]) from None
     return SecureEmailCreated.model_validate(secure_email)
 
 
