@@ -8,18 +8,19 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from domain.staff import PRINTABLE
+from domain.strict import STRICT_BODY, IsoDateTime
 
 
 class TokenCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT_BODY
 
     label: str = Field(
         min_length=1, max_length=200, pattern=PRINTABLE, description="What the token is for"
     )
-    expires_at: datetime | None = Field(default=None, description="UTC; none for no expiry")
+    expires_at: IsoDateTime | None = Field(default=None, description="UTC; none for no expiry")
     staff_id: str | None = Field(
         default=None,
         description="The staff member the token acts as (their role applies); you if left out",

@@ -10,6 +10,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints, field_validator
 
 from domain.practice import MAX_ADDRESS_CHARS, check_time_zone, clean_address, clean_phone
+from domain.strict import STRICT_BODY
 
 ClinicName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 DUPLICATE_NAME = "Another clinic of the practice has this name: choose another"
@@ -19,7 +20,7 @@ UNKNOWN_CLINIC = "There is no such clinic in this practice"
 class _ClinicChecks(BaseModel):
     """The practice's rules for the fields a clinic shares with it."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT_BODY
 
     @field_validator("phone", check_fields=False)
     @classmethod

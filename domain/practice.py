@@ -11,6 +11,7 @@ from zoneinfo import available_timezones
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
 
 from domain.errors import FieldRefused
+from domain.strict import STRICT_BODY
 
 DEFAULT_EXPIRY_DAYS = 7
 DEFAULT_TIME_ZONE = "America/New_York"
@@ -126,7 +127,7 @@ class PracticePublic(BaseModel):
 class PracticeUpdate(BaseModel):
     """A partial update: fields left out keep their value."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT_BODY
 
     name: str | None = Field(default=None, min_length=1, max_length=200)
     secure_email_enabled: bool | None = None

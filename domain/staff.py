@@ -15,6 +15,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints, field_validator
 
 from domain.errors import FieldRefused
+from domain.strict import STRICT_BODY
 
 
 class StaffRole(StrEnum):
@@ -35,7 +36,8 @@ NOT_A_PRACTICE_ROLE = "Choose admin or clerk"
 class PracticeRole(BaseModel):
     """The roles an office admin can give: operators are the platform's, not a practice's."""
 
-    role: StaffRole = Field(description="`admin` or `clerk`")
+    # Field(strict=False): JSON gives the role as text, the enum's value.
+    role: StaffRole = Field(description="`admin` or `clerk`", strict=False)
 
     def checked(self) -> StaffRole:
         """The role chosen; ``FieldRefused`` on ``role`` if it is not a practice's."""
@@ -56,20 +58,20 @@ ClinicIds = Annotated[
 
 
 class StaffCreate(PracticeRole):
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT_BODY
 
     name: str = Field(min_length=1, max_length=200, pattern=PRINTABLE)
     email: EmailStr
-    role: StaffRole = StaffRole.CLERK
+    role: StaffRole = Field(default=StaffRole.CLERK, strict=False)
     clinic_ids: ClinicIds = []
 
 
 class StaffChange(BaseModel):
     """A partial change to a member of staff: the fields given, each not null."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT_BODY
 
-    role: StaffRole | None = Field(default=None, description="`admin` or `clerk`")
+    role: StaffRole | None = Field(default=None, description="`admin` or `clerk`", strict=False)
     clinic_ids: ClinicIds | None = None
 
     @field_validator("role", "clinic_ids", mode="before")

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Query, Request, status
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import Response
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel
 from starlette.datastructures import FormData
 
 from domain.clinics import UNKNOWN_CLINIC
@@ -22,6 +22,7 @@ from domain.secure_email_views import (
     SecureEmailPublic,
     TimelineEvent,
 )
+from domain.strict import STRICT_BODY, IsoDateTime
 from infra import timeline
 from infra.db.models import SecureEmail, StaffUser
 from infra.replies import conversation
@@ -186,8 +187,8 @@ async def list_secure_emails(
     clinic_id: Annotated[
         str | None, Query(description="Only the secure emails of this clinic's patients")
     ] = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: IsoDateTime | None = None,
+    until: IsoDateTime | None = None,
     limit: Annotated[int, Query(ge=1, le=SENT_PAGE_MAX)] = SENT_PAGE_SIZE,
     cursor: str | None = None,
 ) -> SecureEmailPage:
@@ -274,9 +275,9 @@ class ExpiryUpdate(BaseModel):
     """A secure email's new expiry: ISO 8601 with its zone, at least an hour from now and
     at most 90 days after sending."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT_BODY
 
-    expires_at: datetime
+    expires_at: IsoDateTime
 
 
 def _refused(refused: ChangeRefused) -> HTTPException:

@@ -109,7 +109,7 @@ async def add_clinic_form(
 ) -> Response:
     practice = await practice_of(db, staff)
     try:
-        new = ClinicCreate.model_validate(form.values())
+        new = ClinicCreate.model_validate(form.values(), strict=False)
         await add_clinic(db, practice, new, settings, staff_actor(request, staff))
     except (ValidationError, PracticeRuleError) as error:
         return await _page(request, db, staff, typed=form.shown(), errors=_errors(error))
@@ -135,7 +135,7 @@ async def edit_clinic_form(
 ) -> Response:
     clinic = or_404(await practice_clinic(db, staff.practice_id, clinic_id), UNKNOWN_CLINIC)
     try:
-        change = ClinicUpdate.model_validate(form.values())
+        change = ClinicUpdate.model_validate(form.values(), strict=False)
         await change_clinic(db, clinic, change, settings, staff_actor(request, staff))
     except (ValidationError, PracticeRuleError) as error:
         errors = _errors(error)

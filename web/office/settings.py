@@ -119,7 +119,7 @@ async def save_settings(
         values["address"] = address
     refused = status.HTTP_422_UNPROCESSABLE_CONTENT
     try:
-        change = PracticeUpdate.model_validate(values)
+        change = PracticeUpdate.model_validate(values, strict=False)
         await change_settings(db, practice, change, settings, staff_actor(request, staff))
     except ValidationError as error:
         errors = form_errors(error)

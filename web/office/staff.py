@@ -110,7 +110,8 @@ async def add_staff_form(
     typed = {"name": name, "email": email, "role": role, "clinic_ids": clinic_ids or []}
     try:
         new = StaffCreate.model_validate(
-            {"name": name.strip(), "email": email, "role": role, "clinic_ids": clinic_ids or []}
+            {"name": name.strip(), "email": email, "role": role, "clinic_ids": clinic_ids or []},
+            strict=False,
         )
         member, password = await accounts.add_staff(
             db, admin.practice_id, str(new.email), new.name, new.role, new.clinic_ids

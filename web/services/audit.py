@@ -4,16 +4,17 @@ Audit page, its CSV export and ``/api/v1/audit``, so all three read them alike.
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Query, status
 
 from domain.audit import AuditAction
+from domain.strict import IsoDate
 from infra.audit import AuditFilter
 
 Text = Annotated[str | None, Query()]
-Day = Annotated[date | None, Query()]
+Day = Annotated[IsoDate | None, Query()]
 
 
 def audit_filter(
