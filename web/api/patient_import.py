@@ -16,16 +16,12 @@ from infra.patient_import import ImportCollided
 from web.api.responses import CONFLICT, WITH_BODY, ErrorDetail, declared
 from web.deps import ApiStaff, DbSession, staff_actor
 from web.errors import field_error
-from web.services.patient_import import import_patients
+from web.services.patient_import import COLLIDED, import_patients
 
 router = APIRouter(prefix="/patients", tags=["patients"])
 
 CSV_TYPES = frozenset({"text/csv", "application/csv", "text/plain"})
 NOT_CSV = "Send the file itself as the body, with Content-Type: text/csv"
-COLLIDED = (
-    "Another import added some of these patients at the same moment; nothing of this file "
-    "was imported. Import it again: its patients are then updated, not added twice."
-)
 # The file as the body, for /docs and the fuzzing of the API.
 CSV_BODY: dict[str, Any] = {
     "requestBody": {

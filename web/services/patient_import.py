@@ -14,6 +14,11 @@ from infra.audit import Actor
 from infra.db.models import StaffUser
 from infra.patient_import import import_rows
 
+COLLIDED = (
+    "Another import added some of these patients at the same moment; nothing of this file "
+    "was imported. Import it again: its patients are then updated, not added twice."
+)
+
 
 async def import_patients(
     db: AsyncSession,
