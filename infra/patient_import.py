@@ -76,7 +76,11 @@ async def import_rows(
     errors = list(parsed.errors)
     clinics = _clinics_by_name(await practice_clinics(db, practice_id))
     ids = [row.external_id for row in parsed.rows if row.external_id is not None]
-    existing = {p.external_id: p for p in await _by_external_id(db, practice_id, ids)}
+    existing = {
+        p.external_id: p
+        for p in await _by_external_id(db, practice_id, ids)
+        if p.external_id is not None
+    }
     planned: list[_Planned] = []
     for row in parsed.rows:
         refusal = _refusal(row, reach, clinics, existing)

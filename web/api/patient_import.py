@@ -13,7 +13,7 @@ from fastapi import APIRouter, HTTPException, Query, Request, status
 
 from domain.patient_import import FileRefused, ImportResult
 from infra.patient_import import ImportCollided
-from web.api.responses import CONFLICT, WITH_BODY, ErrorDetail, declared
+from web.api.responses import CONFLICT, WITH_BODY, ErrorDetail, Responses, declared
 from web.deps import ApiStaff, DbSession, staff_actor
 from web.errors import field_error
 from web.services.patient_import import COLLIDED, import_patients
@@ -29,7 +29,7 @@ CSV_BODY: dict[str, Any] = {
         "content": {"text/csv": {"schema": {"type": "string"}}},
     }
 }
-NOT_CSV_ANSWER = {
+NOT_CSV_ANSWER: Responses = {
     status.HTTP_415_UNSUPPORTED_MEDIA_TYPE: {
         "description": "The body is not declared as text/csv",
         "model": ErrorDetail,
