@@ -124,3 +124,21 @@ async def test_import_page_for_clerks_and_with_the_form_token_only(
     )
     assert forged.status_code == 403
     assert await names(office) == set()
+
+
+async def test_import_page_confirm_checks_the_file_again(office: Office) -> None:
+    """The directory changed between the preview and the confirmation: the import, which
+    the preview showed without errors, now has one and imports nothing."""
+    text = "first_name,last_name,email\nAda,Lovelace,ada@example.com\n"
+    preview = await upload(office.browser, text.encode())
+    fields = confirmation(preview.text)
+    assert "skip_errors" not in fields
+    added = await office.api.post(
+        "/api/v1/patients", json={"name": "By Hand", "email": "ada@example.com"}
+    )
+    assert added.status_code == 201
+    done = await office.browser.post("/patients/import", data=fields)
+    assert done.status_code == 200
+    assert "Nothing was imported: the rows below have errors." in done.text
+    assert "Another patient of the practice has this address" in done.text
+    assert await names(office) == {"By Hand"}
