@@ -142,3 +142,11 @@ async def test_import_page_confirm_checks_the_file_again(office: Office) -> None
     assert "Nothing was imported: the rows below have errors." in done.text
     assert "Another patient of the practice has this address" in done.text
     assert await names(office) == {"By Hand"}
+
+
+async def test_import_page_previews_the_first_ten_rows(office: Office) -> None:
+    rows = "".join(f"P{n},Row,p{n}@example.com\n" for n in range(12))
+    preview = await upload(office.browser, f"first_name,last_name,email\n{rows}".encode())
+    assert "The first 10 of 12 rows, as they will be stored" in preview.text
+    assert "P9 Row" in preview.text and "P10 Row" not in preview.text
+    assert "Import 12 patients" in preview.text
