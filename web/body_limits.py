@@ -117,7 +117,12 @@ LIMITS: tuple[BodyLimit, ...] = (
         uploads=True,
     ),
     _limit("POST", "/api/v1/patients/import", CSV_FILE, "a CSV file of patients"),
-    _limit("POST", "/patients/import", CSV_PAGE, "a CSV file of patients, or its confirmation"),
+    _limit(
+        "POST",
+        "/patients/import(/preview)?",
+        CSV_PAGE,
+        "a CSV file of patients (the preview), or its confirmation",
+    ),
     _limit("POST", "/webhooks/sendgrid", WEBHOOK, "SendGrid's Event Webhook: a batch of events"),
     _limit("*", "/codec/.*", CODEC, "payloads of one history, within Temporal's 4 MB"),
     _limit("*", "/api/.*", FORM, "JSON: a patient, the practice's settings, staff, tokens"),

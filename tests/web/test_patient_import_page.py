@@ -150,3 +150,13 @@ async def test_import_page_previews_the_first_ten_rows(office: Office) -> None:
     assert "The first 10 of 12 rows, as they will be stored" in preview.text
     assert "P9 Row" in preview.text and "P10 Row" not in preview.text
     assert "Import 12 patients" in preview.text
+
+
+async def test_import_page_takes_a_file_over_a_form_s_megabyte(office: Office) -> None:
+    padding = "x" * 150
+    rows = "".join(f"P{n}{padding},Row,p{n}@example.com\n" for n in range(12_000))
+    data = f"first_name,last_name,email\n{rows}".encode()
+    assert 1024 * 1024 < len(data) < 5 * 1024 * 1024
+    preview = await upload(office.browser, data)
+    assert preview.status_code == 200
+    assert "Import 12000 patients" in preview.text
