@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import csv
 import io
+import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from pydantic import BaseModel, EmailStr, TypeAdapter, ValidationError
@@ -57,6 +59,9 @@ TOO_LARGE = (
     f"The file is larger than {MAX_BYTES // (1024 * 1024)} MB: split it and import each part."
 )
 TOO_MANY_ROWS = f"The file has more than {MAX_ROWS:,} patients: split it and import each part."
+UNREADABLE_ROW = (
+    'Row {row} cannot be read as CSV: is a quote (") opened and never closed? Nothing was imported.'
+)
 REQUIRED_VALUE = "Required"
 NOT_AN_EMAIL = "Not an email address"
 NOT_A_LANGUAGE = "Not a language patients can be written to in: en (English) or es (Spanish)"
@@ -137,15 +142,15 @@ def read_file(data: bytes) -> ParsedFile:
     if len(data) > MAX_BYTES:
         raise FileRefused(TOO_LARGE)
     text = _text(data)
-    first_line = text.split("\n", 1)[0]
+    first_line = re.split(r"\r\n|\r|\n", text, maxsplit=1)[0]
     if not first_line.strip():
         raise FileRefused(EMPTY)
     separator = ";" if first_line.count(";") > first_line.count(",") else ","
-    records = csv.reader(io.StringIO(text, newline=""), delimiter=separator, strict=False)
-    header = next(records)
+    records = _records(csv.reader(io.StringIO(text, newline=""), delimiter=separator))
+    _, header = next(records)
     columns = _columns(header)
     parsed = ParsedFile()
-    for number, cells in enumerate(records, start=2):
+    for number, cells in records:
         if not any(cell.strip() for cell in cells):
             continue  # a blank line, or a row of empty cells: nothing to import
         parsed.count += 1
@@ -160,6 +165,22 @@ def read_file(data: bytes) -> ParsedFile:
             parsed.rows.append(row)
     _check_across_rows(parsed)
     return parsed
+
+
+def _records(reader: Iterator[list[str]]) -> Iterator[tuple[int, list[str]]]:
+    """Each record and its row number (the header is 1); ``FileRefused`` naming the row
+    where the file stops being CSV (a value over ``csv``'s 128 KB: in practice a quote
+    never closed, which runs on to the end of the file)."""
+    number = 1
+    while True:
+        try:
+            cells = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as error:
+            raise FileRefused(UNREADABLE_ROW.format(row=number)) from error
+        yield number, cells
+        number += 1
 
 
 def _text(data: bytes) -> str:

@@ -20,6 +20,7 @@ from domain.patient_import import (
     TOO_LONG_ID,
     TOO_LONG_NAME,
     TOO_MANY_ROWS,
+    UNREADABLE_ROW,
     FileRefused,
     ParsedFile,
     read_file,
@@ -210,3 +211,15 @@ def test_read_file_accepts_the_most_rows() -> None:
     rows = "".join(f"P{i},L,p{i}@example.com\n" for i in range(MAX_ROWS))
     result = parsed(f"{HEADER}\n{rows}")
     assert len(result.rows) == MAX_ROWS and result.errors == []
+
+
+def test_read_file_refuses_a_quote_never_closed_by_row() -> None:
+    rows = "".join(f"P{i},L,p{i}@example.com\n" for i in range(8000))
+    text = f'{HEADER}\nAda,"Lovelace,ada@example.com\n{rows}'
+    assert refused(text) == UNREADABLE_ROW.format(row=2)
+
+
+def test_read_file_old_mac_line_endings() -> None:
+    result = parsed(f"{HEADER};clinic\rAda;L;ada@example.com;North, Wing\r".replace(",", ";", 2))
+    assert result.errors == []
+    assert [(r.first_name, r.clinic) for r in result.rows] == [("Ada", "North, Wing")]
