@@ -61,6 +61,8 @@ class AuditAction(StrEnum):
     OFFICE_ALERT_LIST = "office.alert_list"  # alerts shown carry the patient's name
     PATIENT_ADD = "office.patient_add"
     PATIENT_EDIT = "office.patient_edit"
+    # A CSV file's patients imported: counts only (each patient has its own add or edit).
+    PATIENT_IMPORT = "office.patient_import"
     # Changes to the practice, its staff and its tokens.
     SETTINGS_CHANGE = "office.settings_change"
     STAFF_ADD = "staff.add"
@@ -118,6 +120,7 @@ ACTION_PHRASES: dict[AuditAction, str] = {
     AuditAction.OFFICE_ALERT_LIST: "listed alerts",
     AuditAction.PATIENT_ADD: "added a patient",
     AuditAction.PATIENT_EDIT: "changed a patient",
+    AuditAction.PATIENT_IMPORT: "imported patients from a CSV file",
     AuditAction.SETTINGS_CHANGE: "changed the practice settings",
     AuditAction.STAFF_ADD: "added a staff member",
     AuditAction.STAFF_ROLE_CHANGE: "changed a staff member's role",

@@ -34,6 +34,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from domain.attachments import MAX_ATTACHMENT_BYTES
+from domain.patient_import import MAX_BYTES as MAX_CSV_BYTES
 from web.templating import render
 from web.uploads import MAX_FILES
 
@@ -41,6 +42,10 @@ KB = 1024
 MB = 1024 * 1024
 
 ANONYMOUS_FORM = 64 * KB
+# A CSV file of patients (``domain.patient_import.MAX_BYTES``); on the office's page, the
+# confirmation sends it back base64-encoded (a third larger) with the form's token.
+CSV_FILE = MAX_CSV_BYTES
+CSV_PAGE = MAX_CSV_BYTES * 4 // 3 + 1 * MB
 FORM = 1 * MB
 CODEC = 4 * MB
 WEBHOOK = 1 * MB
@@ -110,6 +115,13 @@ LIMITS: tuple[BodyLimit, ...] = (
         FORM,
         "Reply All: at most 10 files of 20 MB, a subject and a body",
         uploads=True,
+    ),
+    _limit("POST", "/api/v1/patients/import", CSV_FILE, "a CSV file of patients"),
+    _limit(
+        "POST",
+        "/patients/import(/preview)?",
+        CSV_PAGE,
+        "a CSV file of patients (the preview), or its confirmation",
     ),
     _limit("POST", "/webhooks/sendgrid", WEBHOOK, "SendGrid's Event Webhook: a batch of events"),
     _limit("*", "/codec/.*", CODEC, "payloads of one history, within Temporal's 4 MB"),

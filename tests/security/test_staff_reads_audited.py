@@ -43,6 +43,7 @@ NO_PHI: dict[str, str] = {
     "/login": "the log-in form",
     "/change-password": "the staff member's own password form",
     "/patients/search": "a redirect to /patients (a search is a POST)",
+    "/patients/import": "the CSV import's upload form (a file's rows are shown only to a POST)",
     "/settings": "the practice's settings",
     "/staff": "the practice's staff",
     "/tokens": "the practice's API tokens",

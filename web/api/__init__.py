@@ -10,6 +10,7 @@ from web.api import (
     audit,
     chart,
     clinics,
+    patient_import,
     patients,
     practice,
     secure_emails,
@@ -20,6 +21,18 @@ from web.api.responses import TOKEN_REFUSED
 
 # Every operation refuses a missing, unknown, revoked or expired token, and an operator's.
 router = APIRouter(prefix="/api/v1", responses=TOKEN_REFUSED)
-AREAS = (practice, clinics, patients, secure_emails, audit, alerts, chart, staff, tokens)
+# patient_import before patients: "/patients/import" is not a patient's id.
+AREAS = (
+    practice,
+    clinics,
+    patient_import,
+    patients,
+    secure_emails,
+    audit,
+    alerts,
+    chart,
+    staff,
+    tokens,
+)
 for area in AREAS:
     router.include_router(area.router)

@@ -13,6 +13,7 @@ from web.office import (
     clinics,
     email_client,
     menu,
+    patient_import,
     patients,
     secure_emails,
     settings,
@@ -24,6 +25,7 @@ router = APIRouter()
 for area in (
     auth,
     menu,
+    patient_import,
     patients,
     settings,
     clinics,
