@@ -10,6 +10,7 @@ from web.api import (
     audit,
     chart,
     clinics,
+    integrations,
     patients,
     practice,
     secure_emails,
@@ -20,6 +21,17 @@ from web.api.responses import TOKEN_REFUSED
 
 # Every operation refuses a missing, unknown, revoked or expired token, and an operator's.
 router = APIRouter(prefix="/api/v1", responses=TOKEN_REFUSED)
-AREAS = (practice, clinics, patients, secure_emails, audit, alerts, chart, staff, tokens)
+AREAS = (
+    practice,
+    clinics,
+    patients,
+    secure_emails,
+    audit,
+    alerts,
+    chart,
+    staff,
+    tokens,
+    integrations,
+)
 for area in AREAS:
     router.include_router(area.router)

@@ -1,0 +1,118 @@
+"""The Open Dental connector's settings (one per practice): where its API is, the keys
+that open it, the Imaging category reply files go to, how often patients are synced.
+
+Open Dental's API answers every request that carries ``Authorization: ODFHIR
+{developer key}/{customer key}``; the keys are secrets, stored encrypted and shown only
+by their last four characters.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from domain.errors import FieldRefused
+
+CLOUD_API = "https://api.opendental.com/api/v1"
+DEFAULT_SYNC_MINUTES = 15
+MIN_SYNC_MINUTES = 5
+MAX_SYNC_MINUTES = 24 * 60
+# Hosts that may be reached over plain http in development and tests: an office's Local
+# API on this machine, or the stand-in.
+LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1"})
+# The name of the sync workflow, as the schedule starts it (``workflows.open_dental_sync``).
+SYNC_WORKFLOW = "OpenDentalSyncWorkflow"
+MASK = "••••"
+
+Key = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+
+HTTPS_ONLY = (
+    "Enter the address of Open Dental's API starting with https:// (the cloud API is "
+    f"{CLOUD_API}); plain http is allowed only for localhost in development"
+)
+KEY_MISSING = "Enter the {key} Open Dental gave you: there is none stored yet"
+
+
+class OpenDentalChange(BaseModel):
+    """``PUT /api/v1/integrations/open-dental``: a key left out keeps the stored one."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    base_url: Annotated[str, StringConstraints(strip_whitespace=True, max_length=300)] = CLOUD_API
+    developer_key: Key | None = None
+    customer_key: Key | None = None
+    # The Imaging category (a definition of Category 18 in Open Dental) reply files go to;
+    # none: Open Dental's default category.
+    document_category: int | None = Field(default=None, ge=1)
+    sync_minutes: int = Field(
+        default=DEFAULT_SYNC_MINUTES, ge=MIN_SYNC_MINUTES, le=MAX_SYNC_MINUTES
+    )
+
+
+class OpenDentalPublic(BaseModel):
+    """What ``GET`` shows: the keys masked to their last four characters."""
+
+    base_url: str
+    developer_key: str
+    customer_key: str
+    document_category: int | None
+    sync_minutes: int
+    # When Open Dental last refused the keys: the sync is paused until they change.
+    keys_refused_at: datetime | None = None
+    last_sync_at: datetime | None = None
+    last_sync: str | None = Field(default=None, description="What the last sync did, in words")
+
+
+def masked(key: str) -> str:
+    return MASK + key[-4:] if len(key) > 4 else MASK
+
+
+def check_base_url(url: str, *, allow_local_http: bool) -> str:
+    """The API's address without a trailing slash, or ``FieldRefused``: https, or http
+    to this machine when ``allow_local_http`` (development and tests)."""
+    parts = urlsplit(url)
+    local = (parts.hostname or "") in LOCAL_HOSTS
+    if not parts.hostname or parts.query or parts.fragment:
+        raise FieldRefused("base_url", HTTPS_ONLY)
+    if parts.scheme != "https" and not (parts.scheme == "http" and local and allow_local_http):
+        raise FieldRefused("base_url", HTTPS_ONLY)
+    return url.rstrip("/")
+
+
+def schedule_id_for(practice_id: str) -> str:
+    """The Temporal Schedule that syncs one practice's patients (ids only)."""
+    return f"open-dental-sync-{practice_id}"
+
+
+def sync_workflow_id_for(practice_id: str) -> str:
+    return f"open-dental-sync-{practice_id}"
+
+
+@dataclass(frozen=True)
+class ConnectionCheck:
+    """What "Test connection" found, in words."""
+
+    ok: bool
+    message: str
+
+
+CONNECTED = "Connected: Open Dental answered and accepted the keys."
+KEYS_REFUSED = (
+    "Open Dental refused the keys. Check the developer key and the customer key (Setup, "
+    "Advanced Setup, API in Open Dental) and that the customer key is enabled."
+)
+UNREACHABLE = (
+    "Open Dental cannot be reached at this address. Check the address, and for the cloud "
+    "API that the office's eConnector is running."
+)
+BUSY = "Open Dental is busy or answered with an error; try again in a minute."
+
+
+class OpenDentalSync(BaseModel):
+    """The sync workflow's input: ids only."""
+
+    practice_id: str
