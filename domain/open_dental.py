@@ -19,6 +19,9 @@ from domain.errors import FieldRefused
 
 CLOUD_API = "https://api.opendental.com/api/v1"
 DEFAULT_SYNC_MINUTES = 15
+# Patients a page of ``GET /patients/Simple`` holds on the cloud API (a Local API's may
+# hold up to 1,000): a shorter page is the last.
+CLOUD_PAGE_SIZE = 100
 MIN_SYNC_MINUTES = 5
 MAX_SYNC_MINUTES = 24 * 60
 # Hosts that may be reached over plain http in development and tests: an office's Local
@@ -116,3 +119,68 @@ class OpenDentalSync(BaseModel):
     """The sync workflow's input: ids only."""
 
     practice_id: str
+
+
+# The error type an activity raises when Open Dental refused the keys (401/403): the
+# sync stops, and has already told the office and paused the schedule.
+KEYS_REFUSED_ERROR = "OpenDentalKeysRefused"
+# Open Dental refused a request as it is (another 4xx): trying again changes nothing.
+REQUEST_REFUSED_ERROR = "OpenDentalRequestRefused"
+
+
+class SyncStart(BaseModel):
+    """Where a sync begins: ``date_t_stamp`` is the ``serverDateTime`` the previous sync
+    received (none the first time); ``ready`` is False when there is nothing to sync
+    with (no connector, or keys Open Dental refused)."""
+
+    ready: bool
+    date_t_stamp: str | None = None
+
+
+class PageToSync(BaseModel):
+    practice_id: str
+    date_t_stamp: str | None
+    offset: int
+
+
+class PageSynced(BaseModel):
+    """What one page did, in counts; ``unlinked`` pairs (PatNum, Guarantor PatNum) whose
+    guarantor has not been synced yet, linked at the end."""
+
+    read: int = 0
+    added: int = 0
+    changed: int = 0
+    unchanged: int = 0
+    without_email: int = 0
+    server_date_time: str | None = None
+    unlinked: list[tuple[int, int]] = Field(default_factory=list)
+
+
+class FamiliesToLink(BaseModel):
+    practice_id: str
+    unlinked: list[tuple[int, int]]
+
+
+class SyncFinished(BaseModel):
+    practice_id: str
+    server_date_time: str | None
+    summary: str
+
+
+class SyncSummary(BaseModel):
+    """The sync workflow's result: counts only."""
+
+    read: int = 0
+    added: int = 0
+    changed: int = 0
+    unchanged: int = 0
+    without_email: int = 0
+    keys_refused: bool = False
+
+    def words(self) -> str:
+        if self.keys_refused:
+            return "Open Dental refused the keys"
+        return (
+            f"{self.read} read: {self.added} added, {self.changed} changed, "
+            f"{self.unchanged} unchanged, {self.without_email} without an email"
+        )

@@ -198,3 +198,21 @@ async def test_open_dental_settings_page_saves_and_tests(
     )
     assert refused.status_code == 422
     assert "Sync every (minutes): enter a whole number from 5" in refused.text
+
+
+async def test_sync_now_starts_a_sync(
+    office: Office, open_dental_api: FakeOpenDental, dev_server_env: WorkflowEnvironment
+) -> None:
+    assert (await office.api.post(f"{URL}/sync")).status_code == 404
+    await office.api.put(URL, json=connection(open_dental_api))
+    started = await office.api.post(f"{URL}/sync")
+    assert started.status_code == 202, started.text
+    assert started.json() == {"detail": "A sync of patients from Open Dental has started."}
+    handle = dev_server_env.client.get_workflow_handle(f"open-dental-sync-{office.practice_id}-now")
+    described = await handle.describe()
+    assert described.workflow_type == "OpenDentalSyncWorkflow"
+    # Again while it runs: that sync, not a second one.
+    again = await office.api.post(f"{URL}/sync")
+    assert again.status_code == 202
+    assert (await handle.describe()).run_id == described.run_id
+    await handle.terminate()
