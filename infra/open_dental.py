@@ -55,7 +55,8 @@ async def save_integration(
     allow_local_http: bool,
 ) -> tuple[OpenDentalIntegration, bool]:
     """Saves the connector, or raises ``FieldRefused`` and changes nothing. Returns it and
-    whether a key changed (a refused sync resumes with new keys).
+    whether a key changed. Keys given (changed or not) resume a sync paused because
+    Open Dental refused them.
 
     Audited as a settings change naming what changed; a key only as "changed"."""
     base_url = check_base_url(change.base_url, allow_local_http=allow_local_http)
@@ -90,8 +91,10 @@ async def save_integration(
     integration.base_url = base_url
     integration.document_category = change.document_category
     integration.sync_minutes = change.sync_minutes
-    if keys_changed or before["base_url"] != base_url:
-        # New keys, or another Open Dental: sync from the start, and try them again.
+    keys_given = change.developer_key is not None or change.customer_key is not None
+    if keys_given or before["base_url"] != base_url:
+        # Keys saved (new ones, or the same once enabled in Open Dental), or another Open
+        # Dental: try them again; another Open Dental is synced from the start.
         integration.keys_refused_at = None
         if before["base_url"] != base_url:
             integration.server_date_time = None
@@ -126,6 +129,16 @@ async def mark_keys_refused(db: AsyncSession, practice_id: str) -> bool:
     integration.keys_refused_at = datetime.now(UTC)
     await db.commit()
     return True
+
+
+async def keys_refused(db: AsyncSession, practice_id: str) -> bool:
+    """Whether Open Dental refused the practice's keys (the Main Menu says so)."""
+    refused_at = await db.scalar(
+        select(OpenDentalIntegration.keys_refused_at).where(
+            OpenDentalIntegration.practice_id == practice_id
+        )
+    )
+    return refused_at is not None
 
 
 async def clinics_by_number(db: AsyncSession, practice_id: str) -> dict[int, str]:

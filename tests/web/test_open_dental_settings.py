@@ -20,7 +20,9 @@ from domain.open_dental import (
     check_base_url,
     schedule_id_for,
 )
-from infra.db.engine import make_engine
+from infra.db.engine import make_engine, make_sessionmaker
+from infra.open_dental import mark_keys_refused
+from infra.open_dental_schedule import is_paused, pause_schedule
 from infra.settings import Settings
 from tests.conftest import Office
 from tests.fixtures.open_dental import CUSTOMER_KEY, DEVELOPER_KEY, FakeOpenDental, serve
@@ -216,3 +218,30 @@ async def test_sync_now_starts_a_sync(
     assert again.status_code == 202
     assert (await handle.describe()).run_id == described.run_id
     await handle.terminate()
+
+
+async def test_keys_refused_show_on_the_main_menu_until_saved_again(
+    office: Office,
+    settings: Settings,
+    open_dental_api: FakeOpenDental,
+    dev_server_env: WorkflowEnvironment,
+) -> None:
+    await office.api.put(URL, json=connection(open_dental_api))
+    engine = make_engine(settings.database_url)
+    async with make_sessionmaker(engine)() as db:
+        # What the sync records when Open Dental answers 401 (tests/workflows).
+        assert await mark_keys_refused(db, office.practice_id)
+        assert not await mark_keys_refused(db, office.practice_id)
+    await engine.dispose()
+    await pause_schedule(dev_server_env.client, office.practice_id)
+    menu = await office.browser.get("/")
+    assert "Open Dental refused the keys" in menu.text
+    assert (await office.api.get(URL)).json()["keys_refused_at"] is not None
+    paused = await office.api.post(f"{URL}/sync")
+    assert paused.status_code == 409
+    assert "syncing is paused" in paused.text
+    # The same keys saved again (the office enabled them in Open Dental): resumed.
+    resumed = await office.api.put(URL, json=connection(open_dental_api))
+    assert resumed.json()["keys_refused_at"] is None
+    assert not await is_paused(dev_server_env.client, office.practice_id)
+    assert "Open Dental refused the keys" not in (await office.browser.get("/")).text
