@@ -37,6 +37,9 @@ HTTPS_ONLY = (
     "Enter the address of Open Dental's API starting with https:// (the cloud API is "
     f"{CLOUD_API}); plain http is allowed only for localhost in development"
 )
+CLINIC_NUMBERS_REFUSED = (
+    "Give each of the practice's clinics (by id) its own Open Dental ClinicNum: {problem}"
+)
 KEY_MISSING = "Enter the {key} Open Dental gave you: there is none stored yet"
 
 
@@ -54,6 +57,9 @@ class OpenDentalChange(BaseModel):
     sync_minutes: int = Field(
         default=DEFAULT_SYNC_MINUTES, ge=MIN_SYNC_MINUTES, le=MAX_SYNC_MINUTES
     )
+    # Which of the practice's clinics each Open Dental ClinicNum is ({clinic id: ClinicNum});
+    # left out keeps them, {} forgets them. A synced patient of another ClinicNum has no clinic.
+    clinic_numbers: dict[str, Annotated[int, Field(ge=1)]] | None = None
 
 
 class OpenDentalPublic(BaseModel):
@@ -68,6 +74,9 @@ class OpenDentalPublic(BaseModel):
     keys_refused_at: datetime | None = None
     last_sync_at: datetime | None = None
     last_sync: str | None = Field(default=None, description="What the last sync did, in words")
+    clinic_numbers: dict[str, int] = Field(
+        default_factory=dict, description="Each clinic's Open Dental ClinicNum, by clinic id"
+    )
 
 
 def masked(key: str) -> str:

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.audit import AuditAction
 from domain.errors import FieldRefused
 from domain.open_dental import (
+    CLINIC_NUMBERS_REFUSED,
     KEY_MISSING,
     OpenDentalChange,
     OpenDentalPublic,
@@ -27,7 +28,9 @@ async def integration_of(db: AsyncSession, practice_id: str) -> OpenDentalIntegr
     return await db.get(OpenDentalIntegration, practice_id)
 
 
-def public(integration: OpenDentalIntegration) -> OpenDentalPublic:
+def public(
+    integration: OpenDentalIntegration, clinic_numbers: dict[int, str] | None = None
+) -> OpenDentalPublic:
     return OpenDentalPublic(
         base_url=integration.base_url,
         developer_key=masked(integration.developer_key),
@@ -37,7 +40,13 @@ def public(integration: OpenDentalIntegration) -> OpenDentalPublic:
         keys_refused_at=integration.keys_refused_at,
         last_sync_at=integration.last_sync_at,
         last_sync=integration.last_sync,
+        clinic_numbers={clinic: number for number, clinic in (clinic_numbers or {}).items()},
     )
+
+
+async def shown(db: AsyncSession, integration: OpenDentalIntegration) -> OpenDentalPublic:
+    """What ``GET`` answers: the connector, keys masked, with its clinics' numbers."""
+    return public(integration, await clinics_by_number(db, integration.practice_id))
 
 
 def client_of(integration: OpenDentalIntegration) -> OpenDentalClient:
@@ -60,6 +69,8 @@ async def save_integration(
 
     Audited as a settings change naming what changed; a key only as "changed"."""
     base_url = check_base_url(change.base_url, allow_local_http=allow_local_http)
+    if change.clinic_numbers is not None:
+        await _check_clinic_numbers(db, practice_id, change.clinic_numbers)
     found = await integration_of(db, practice_id)
     for key in ("developer_key", "customer_key"):
         if getattr(change, key) is None and found is None:
@@ -100,11 +111,40 @@ async def save_integration(
             integration.server_date_time = None
     if found is None:
         db.add(integration)
+    if change.clinic_numbers is not None:
+        before_numbers = await clinics_by_number(db, practice_id)
+        after_numbers = {number: clinic for clinic, number in change.clinic_numbers.items()}
+        if before_numbers != after_numbers:
+            await db.execute(
+                delete(OpenDentalClinic).where(OpenDentalClinic.practice_id == practice_id)
+            )
+            await db.flush()
+            db.add_all(
+                OpenDentalClinic(practice_id=practice_id, clinic_num=number, clinic_id=clinic)
+                for number, clinic in sorted(after_numbers.items())
+            )
+            shown = ", ".join(f"{c} = {n}" for c, n in sorted(change.clinic_numbers.items()))
+            # An event of its own: with the other changes it would not fit the detail.
+            detail = f"Open Dental ClinicNums: {shown or 'none'}"[:200]
+            audit(db, practice_id, AuditAction.SETTINGS_CHANGE, actor, detail=detail)
     if changes:
         detail = ("Open Dental: " + "; ".join(changes))[:200]
         audit(db, practice_id, AuditAction.SETTINGS_CHANGE, actor, detail=detail)
     await db.commit()
     return integration, keys_changed
+
+
+async def _check_clinic_numbers(
+    db: AsyncSession, practice_id: str, numbers: dict[str, int]
+) -> None:
+    known = set(await db.scalars(select(Clinic.id).where(Clinic.practice_id == practice_id)))
+    unknown = sorted(set(numbers) - known)
+    if unknown:
+        problem = f"{unknown[0]} is not a clinic of this practice"
+        raise FieldRefused("clinic_numbers", CLINIC_NUMBERS_REFUSED.format(problem=problem))
+    if len(set(numbers.values())) != len(numbers):
+        problem = "two clinics have the same ClinicNum"
+        raise FieldRefused("clinic_numbers", CLINIC_NUMBERS_REFUSED.format(problem=problem))
 
 
 async def record_sync(

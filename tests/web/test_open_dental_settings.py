@@ -245,3 +245,37 @@ async def test_keys_refused_show_on_the_main_menu_until_saved_again(
     assert resumed.json()["keys_refused_at"] is None
     assert not await is_paused(dev_server_env.client, office.practice_id)
     assert "Open Dental refused the keys" not in (await office.browser.get("/")).text
+
+
+async def test_clinics_get_their_open_dental_clinic_numbers(
+    office: Office, other_office: Office, open_dental_api: FakeOpenDental
+) -> None:
+    downtown = await office.api.post(
+        "/api/v1/clinics", json={"name": "Downtown", "sender_address": "d@smile-dental.example"}
+    )
+    uptown = await office.api.post(
+        "/api/v1/clinics", json={"name": "Uptown", "sender_address": "u@smile-dental.example"}
+    )
+    elsewhere = await other_office.api.post(
+        "/api/v1/clinics", json={"name": "Theirs", "sender_address": "t@other.example"}
+    )
+    ids = downtown.json()["id"], uptown.json()["id"], elsewhere.json()["id"]
+    numbers = {ids[0]: 3, ids[1]: 7}
+    saved = await office.api.put(URL, json=connection(open_dental_api, clinic_numbers=numbers))
+    assert saved.status_code == 200, saved.text
+    assert (await office.api.get(URL)).json()["clinic_numbers"] == numbers
+    # Left out: kept. Another practice's clinic, or one number twice: refused, kept.
+    kept = await office.api.put(URL, json=connection(open_dental_api))
+    assert kept.json()["clinic_numbers"] == numbers
+    for refused_numbers in ({ids[2]: 4}, {ids[0]: 5, ids[1]: 5}, {ids[0]: 0}):
+        body = connection(open_dental_api, clinic_numbers=refused_numbers)
+        refused = await office.api.put(URL, json=body)
+        assert refused.status_code == 422, refused.text
+        assert refused.json()["detail"][0]["loc"][1] == "clinic_numbers"
+    assert (await office.api.get(URL)).json()["clinic_numbers"] == numbers
+    cleared = await office.api.put(URL, json=connection(open_dental_api, clinic_numbers={}))
+    assert cleared.json()["clinic_numbers"] == {}
+    details = [e["detail"] for e in await office.audit_events(action="office.settings_change")]
+    shown = ", ".join(f"{clinic} = {number}" for clinic, number in sorted(numbers.items()))
+    assert f"Open Dental ClinicNums: {shown}" in details
+    assert "Open Dental ClinicNums: none" in details

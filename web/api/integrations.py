@@ -45,7 +45,7 @@ async def _integration(db: DbSession, admin: ApiAdmin) -> OpenDentalIntegration:
 
 @router.get("", responses=READ)
 async def read_open_dental(db: DbSession, admin: ApiAdmin) -> OpenDentalPublic:
-    return open_dental.public(await _integration(db, admin))
+    return await open_dental.shown(db, await _integration(db, admin))
 
 
 @router.put("", responses=CHANGE)
@@ -61,7 +61,7 @@ async def change_open_dental(
         )
     except FieldRefused as refused:
         raise field_error(refused.field, refused.message) from refused
-    return open_dental.public(integration)
+    return await open_dental.shown(db, integration)
 
 
 @router.post("/test", responses=READ)
