@@ -279,3 +279,21 @@ async def test_clinics_get_their_open_dental_clinic_numbers(
     shown = ", ".join(f"{clinic} = {number}" for clinic, number in sorted(numbers.items()))
     assert f"Open Dental ClinicNums: {shown}" in details
     assert "Open Dental ClinicNums: none" in details
+
+
+async def test_sync_now_on_the_page(
+    office: Office, open_dental_api: FakeOpenDental, dev_server_env: WorkflowEnvironment
+) -> None:
+    before = await office.browser.post("/settings/open-dental/sync", data={})
+    assert before.status_code == 409
+    assert "Open Dental is not connected" in before.text
+    untested = await office.browser.post("/settings/open-dental/test", data={})
+    assert untested.status_code == 409
+    await office.api.put(URL, json=connection(open_dental_api))
+    started = await office.browser.post("/settings/open-dental/sync", data={})
+    assert started.status_code == 303
+    page = await office.browser.get(started.headers["location"])
+    assert "A sync of patients from Open Dental has started." in page.text
+    handle = dev_server_env.client.get_workflow_handle(f"open-dental-sync-{office.practice_id}-now")
+    assert (await handle.describe()).workflow_type == "OpenDentalSyncWorkflow"
+    await handle.terminate()
