@@ -18,6 +18,32 @@ class PatientStatus(StrEnum):
     # Another provider or office is entered as a NonPatient so it can receive secure email.
     PATIENT = "Patient"
     NON_PATIENT = "NonPatient"
+    # Open Dental's other statuses, kept as Open Dental has them: such a patient stays in
+    # the directory, but no secure email goes to them (``not_sendable_reason``).
+    INACTIVE = "Inactive"
+    ARCHIVED = "Archived"
+    DECEASED = "Deceased"
+    DELETED = "Deleted"
+
+
+# Why Send Secure refuses a patient of each status it does not send to.
+_NOT_SENDABLE: dict[PatientStatus, str] = {
+    PatientStatus.INACTIVE: "This patient is inactive",
+    PatientStatus.ARCHIVED: "This patient is archived",
+    PatientStatus.DECEASED: "This patient is deceased",
+    PatientStatus.DELETED: "This patient was deleted in Open Dental",
+}
+
+
+def not_sendable_reason(status: str) -> str | None:
+    """Why no secure email may go to a patient of ``status``, in words; None when one may."""
+    try:
+        reason = _NOT_SENDABLE.get(PatientStatus(status))
+    except ValueError:
+        return f"This patient's status ({status}) is not one secure email is sent to"
+    if reason is None:
+        return None
+    return f"{reason}, so no secure email can be sent. Change the status to send one."
 
 
 class PatientCreate(BaseModel):

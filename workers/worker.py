@@ -17,6 +17,7 @@ from temporalio.worker import Worker
 from activities.legacy import LegacyMailActivities, make_passcode_secret
 from activities.mail import MailActivities
 from activities.office_requests import OfficeRequestActivities
+from activities.open_dental import OpenDentalActivities
 from activities.read_model import ReadModelActivities
 from activities.replies import AlertActivities, RepliesActivities
 from domain.secure_email import (
@@ -37,6 +38,7 @@ from infra.mail.transport import MailTransport
 from infra.settings import Settings
 from infra.temporal.client import connect
 from workflows.legacy.secure_email_v1 import LegacySecureEmailWorkflow
+from workflows.open_dental_sync import OpenDentalSyncWorkflow
 from workflows.secure_email import SecureEmailWorkflow
 
 # What the worker runs at once, each with at most one database connection: local
@@ -50,7 +52,7 @@ DATABASE_CONNECTIONS = LOCAL_ACTIVITY_SLOTS + ACTIVITY_SLOTS
 
 # The legacy workflow stays until the last secure email it runs has expired
 # (``workflows.legacy``).
-WORKFLOWS = [SecureEmailWorkflow, LegacySecureEmailWorkflow]
+WORKFLOWS = [SecureEmailWorkflow, LegacySecureEmailWorkflow, OpenDentalSyncWorkflow]
 
 
 class StatusRecorder(Protocol):
@@ -115,14 +117,18 @@ def build_worker(
         client,
         task_queue=settings.task_queue,
         workflows=WORKFLOWS,
-        activities=activities(
-            mail,
-            legacy_mail,
-            ReadModelActivities(sessions),
-            RepliesActivities(sessions),
-            AlertActivities(sessions),
-            OfficeRequestActivities(sessions),
-        ),
+        activities=[
+            *activities(
+                mail,
+                legacy_mail,
+                ReadModelActivities(sessions),
+                RepliesActivities(sessions),
+                AlertActivities(sessions),
+                OfficeRequestActivities(sessions),
+            ),
+            # The Open Dental sync's (``workflows.open_dental_sync``).
+            *OpenDentalActivities(sessions).all(),
+        ],
         graceful_shutdown_timeout=timedelta(seconds=settings.worker_shutdown_grace_seconds),
         max_cached_workflows=settings.worker_max_cached_workflows,
         max_concurrent_local_activities=LOCAL_ACTIVITY_SLOTS,

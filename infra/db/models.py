@@ -550,3 +550,47 @@ class IdempotencyKey(Base):
         # Purging a practice's expired keys without scanning the others'.
         Index("ix_idempotency_keys_practice_created", "practice_id", "created_at"),
     )
+
+
+class OpenDentalIntegration(Base):
+    """A practice's Open Dental connector (``domain.open_dental``): one per practice.
+
+    The keys open the practice's Open Dental: stored encrypted, never shown whole, never
+    audited. ``server_date_time`` is what Open Dental said its clock read at the last
+    sync, sent back as ``DateTStamp`` so the next sync asks only for what changed since.
+    """
+
+    __tablename__ = "open_dental_integrations"
+
+    practice_id: Mapped[str] = mapped_column(ForeignKey("practices.id"), primary_key=True)
+    base_url: Mapped[str] = mapped_column(String(300))
+    developer_key: Mapped[str] = mapped_column(
+        EncryptedText("open_dental_integrations.developer_key")
+    )
+    customer_key: Mapped[str] = mapped_column(
+        EncryptedText("open_dental_integrations.customer_key")
+    )
+    document_category: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    sync_minutes: Mapped[int] = mapped_column(Integer, default=15, server_default="15")
+    server_date_time: Mapped[str | None] = mapped_column(String(30), nullable=True)
+    # Open Dental answered 401/403: the schedule is paused and one alert raised until an
+    # admin saves the keys again.
+    keys_refused_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_sync_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # Counts only ("250 read: 3 added, 2 changed, 1 without an email"), never a name.
+    last_sync: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class OpenDentalClinic(Base):
+    """Which of the practice's clinics an Open Dental ``ClinicNum`` is: a synced
+    patient of that ClinicNum belongs to that clinic."""
+
+    __tablename__ = "open_dental_clinics"
+    __table_args__ = (UniqueConstraint("practice_id", "clinic_num"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    practice_id: Mapped[str] = mapped_column(ForeignKey("practices.id"), index=True)
+    clinic_num: Mapped[int] = mapped_column(Integer)
+    clinic_id: Mapped[str] = mapped_column(ForeignKey("clinics.id"), unique=True)

@@ -35,6 +35,13 @@ PHISHING = {
     "secure_email_enabled": "on",
 }
 
+# Open Dental's keys, which would hand a clerk every patient's record there.
+OPEN_DENTAL_FORM = {
+    "base_url": "https://evil.example/api/v1",
+    "developer_key": "stolen-developer",
+    "customer_key": "stolen-customer",
+}
+
 
 def _calls(dependant: Dependant) -> Iterator[Any]:
     for sub in dependant.dependencies:
@@ -137,6 +144,10 @@ async def test_a_clerk_gets_403_on_every_admin_route_and_changes_nothing(
         ("POST", "/tokens/{token_id}/revoke"): (f"/tokens/{token_id}/revoke", {}),
         ("GET", "/audit"): ("/audit", None),
         ("GET", "/audit.csv"): ("/audit.csv", None),
+        ("GET", "/settings/open-dental"): ("/settings/open-dental", None),
+        ("POST", "/settings/open-dental"): ("/settings/open-dental", OPEN_DENTAL_FORM),
+        ("POST", "/settings/open-dental/test"): ("/settings/open-dental/test", {}),
+        ("POST", "/settings/open-dental/sync"): ("/settings/open-dental/sync", {}),
     }
     api_requests: dict[tuple[str, str], tuple[str, dict[str, Any] | None]] = {
         ("PUT", "/api/v1/practice"): ("/api/v1/practice", {"name": PHISHING["name"]}),
@@ -160,6 +171,19 @@ async def test_a_clerk_gets_403_on_every_admin_route_and_changes_nothing(
         ("PATCH", "/api/v1/clinics/{clinic_id}"): (
             f"/api/v1/clinics/{clinic_id}",
             {"sender_address": PHISHING["sender_address"]},
+        ),
+        ("GET", "/api/v1/integrations/open-dental"): ("/api/v1/integrations/open-dental", None),
+        ("PUT", "/api/v1/integrations/open-dental"): (
+            "/api/v1/integrations/open-dental",
+            OPEN_DENTAL_FORM,
+        ),
+        ("POST", "/api/v1/integrations/open-dental/test"): (
+            "/api/v1/integrations/open-dental/test",
+            None,
+        ),
+        ("POST", "/api/v1/integrations/open-dental/sync"): (
+            "/api/v1/integrations/open-dental/sync",
+            None,
         ),
     }
     # A new admin route that this test does not try fails here until it is added above.

@@ -57,6 +57,8 @@ NO_PHI: dict[str, str] = {
     "/settings/clinics/{clinic_id}": "one of the practice's clinics",
     "/api/v1/clinics": "the practice's clinics",
     "/api/v1/clinics/{clinic_id}": "one of the practice's clinics",
+    "/settings/open-dental": "the practice's Open Dental connection, its keys masked",
+    "/api/v1/integrations/open-dental": "the practice's Open Dental connection, keys masked",
 }
 # Query strings that make a page show more of the patient than its bare URL does.
 QUERIES: dict[str, dict[str, str]] = {

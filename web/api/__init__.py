@@ -10,6 +10,7 @@ from web.api import (
     audit,
     chart,
     clinics,
+    integrations,
     patient_import,
     patients,
     practice,
@@ -33,6 +34,7 @@ AREAS = (
     chart,
     staff,
     tokens,
+    integrations,
 )
 for area in AREAS:
     router.include_router(area.router)

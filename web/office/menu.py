@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, status
 from fastapi.responses import HTMLResponse
 
+from infra import open_dental
 from infra.alerts import count_open_alerts, open_alerts
 from web.deps import CurrentStaff, DbSession, practice_of
 from web.services.alerts import audit_alerts_shown, linked
@@ -25,6 +26,7 @@ async def main_menu(
         "practice": practice,
         "clinics": await clinic_choices(db, staff),
         "clinic": clinic,
+        "open_dental_refused": await open_dental.keys_refused(db, staff.practice_id),
     }
     try:
         reach = await filtered_reach(db, staff, clinic)

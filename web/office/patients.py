@@ -31,7 +31,7 @@ from domain.addresses import normalise_address
 from domain.audit import AuditAction, listing_detail
 from domain.clinics import UNKNOWN_CLINIC
 from domain.languages import DEFAULT_LANGUAGE
-from domain.patients import PatientCreate, PatientStatus, PatientUpdate
+from domain.patients import PatientCreate, PatientStatus, PatientUpdate, not_sendable_reason
 from domain.reach import Reach
 from domain.secure_email import SecureEmailStatus
 from infra import secure_emails
@@ -347,6 +347,7 @@ async def _edit_page(
             "statuses": list(PatientStatus),
             "languages": LANGUAGES,
             "clinics": await practice_clinics(db, staff.practice_id),
+            "not_sendable": not_sendable_reason(patient.status),
             "saved": request.query_params.get("saved") == "1" and not errors,
             "behind": behind,
             "sent_again": sent_again,

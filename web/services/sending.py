@@ -20,6 +20,7 @@ from temporalio.service import RPCError
 from domain.addresses import same_address
 from domain.attachments import StoredAttachment
 from domain.audit import AuditAction
+from domain.patients import not_sendable_reason
 from domain.secure_email import (
     SecureEmailStart,
     SecureEmailStatus,
@@ -121,6 +122,8 @@ async def send_secure_email(
     errors = check_draft(draft)
     if patient is None:
         errors["patient_id"] = UNKNOWN_PATIENT
+    elif (reason := not_sendable_reason(patient.status)) is not None:
+        errors["patient_id"] = reason
     elif same_address(patient.email, sending_as.sender_address or ""):
         errors["patient_id"] = SAME_ADDRESS
     try:
