@@ -221,3 +221,20 @@ async def test_import_patients_requires_a_token(anonymous: httpx.AsyncClient) ->
 async def test_import_route_is_not_read_as_a_patient_id(office: Office) -> None:
     assert (await office.api.get("/api/v1/patients/import")).status_code == 404
     assert (await office.api.patch("/api/v1/patients/import", json={})).status_code == 404
+
+
+async def test_an_import_retried_with_its_idempotency_key_imports_once(office: Office) -> None:
+    """A retry after a timeout answers what the first import did; a file of rows without
+    external ids would otherwise add every patient twice."""
+    once = HEADER + "Dee,Lane,dee@example.com,,,,,\nEd,Lane,ed@example.com,,,,,\n"
+    key = {**CSV, "Idempotency-Key": "import-2026-12-07-1"}
+    first = await office.api.post(URL, content=once.encode(), headers=key)
+    again = await office.api.post(URL, content=once.encode(), headers=key)
+    assert first.status_code == again.status_code == 200
+    assert again.json() == first.json() and counts(first.json()) == (2, 0, 0)
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert sorted(await directory(office)) == ["Dee Lane", "Ed Lane"]
+    other = await office.api.post(URL, content=FILE.encode(), headers=key)
+    assert other.status_code == 422
+    assert other.json()["detail"][0]["loc"] == ["header", "Idempotency-Key"]
+    assert sorted(await directory(office)) == ["Dee Lane", "Ed Lane"]
