@@ -18,6 +18,7 @@ from activities.legacy import LegacyMailActivities, make_passcode_secret
 from activities.mail import MailActivities
 from activities.office_requests import OfficeRequestActivities
 from activities.read_model import ReadModelActivities
+from activities.reencrypt import ReencryptActivities
 from activities.replies import AlertActivities, RepliesActivities
 from domain.secure_email import (
     ExpiryToRecord,
@@ -34,9 +35,11 @@ from infra.db.engine import make_engine, make_sessionmaker
 from infra.logging import configure_logging
 from infra.mail.factory import mail_transport
 from infra.mail.transport import MailTransport
+from infra.objects.encrypted import secure_object_store
 from infra.settings import Settings
 from infra.temporal.client import connect
 from workflows.legacy.secure_email_v1 import LegacySecureEmailWorkflow
+from workflows.reencrypt import ReencryptWorkflow
 from workflows.secure_email import SecureEmailWorkflow
 
 # What the worker runs at once, each with at most one database connection: local
@@ -50,7 +53,7 @@ DATABASE_CONNECTIONS = LOCAL_ACTIVITY_SLOTS + ACTIVITY_SLOTS
 
 # The legacy workflow stays until the last secure email it runs has expired
 # (``workflows.legacy``).
-WORKFLOWS = [SecureEmailWorkflow, LegacySecureEmailWorkflow]
+WORKFLOWS = [SecureEmailWorkflow, LegacySecureEmailWorkflow, ReencryptWorkflow]
 
 
 class StatusRecorder(Protocol):
@@ -111,6 +114,10 @@ def build_worker(
     keys = portal_keys(settings)
     mail = MailActivities(transport, settings.public_url, sessions, keys)
     legacy_mail = LegacyMailActivities(transport, settings.public_url, sessions, keys)
+    # Re-encryption (``workflows.reencrypt``) works below the models, on the same engine.
+    reencrypt = ReencryptActivities(
+        sessions.kw["bind"], encryption_keys(settings), secure_object_store(settings)
+    )
     return Worker(
         client,
         task_queue=settings.task_queue,
@@ -122,7 +129,8 @@ def build_worker(
             RepliesActivities(sessions),
             AlertActivities(sessions),
             OfficeRequestActivities(sessions),
-        ),
+        )
+        + [reencrypt.count_to_reencrypt, reencrypt.reencrypt_page],
         graceful_shutdown_timeout=timedelta(seconds=settings.worker_shutdown_grace_seconds),
         max_cached_workflows=settings.worker_max_cached_workflows,
         max_concurrent_local_activities=LOCAL_ACTIVITY_SLOTS,
