@@ -289,6 +289,14 @@ def keys_rotate(
         Path | None,
         typer.Option(help="Write each new keyset to DIR/<variable>.json (mode 600)"),
     ] = None,
+    add_only: Annotated[
+        bool,
+        typer.Option(
+            "--add-only",
+            help="Add the new key without making it primary (promote it once every "
+            "process has it: python -m infra.crypto.keys promote KIND KEY_ID)",
+        ),
+    ] = False,
 ) -> None:
     """Add a new primary key to each keyset (the old keys kept): print the new keysets,
     or write them to --out, for the variables that hold them. Nothing is stored here."""
@@ -297,14 +305,15 @@ def keys_rotate(
     names: list[KeysetName] = [name for name in KEYSET_NAMES if keyset in ("all", name)]
     if not names:
         raise typer.BadParameter(f"one of {', '.join(KEYSET_NAMES)} or all", param_hint="--keyset")
-    for made in rotate(get_settings(), names):
+    what = "new key (not primary yet)" if add_only else "new primary key"
+    for made in rotate(get_settings(), names, promote=not add_only):
         protects = KEYSETS[made.name][2]
         if out is not None:
             path = out / f"{made.variable}.json"
             write_secret(path, made.text)
-            print(f"{made.variable} ({protects}): new primary key {made.key_id}, in {path}")
+            print(f"{made.variable} ({protects}): {what} {made.key_id}, in {path}")
         else:
-            print(f"{made.variable} ({protects}): new primary key {made.key_id}:")
+            print(f"{made.variable} ({protects}): {what} {made.key_id}:")
             print(made.text)
     print(
         "Put each in its variable (.env, or your secret store) for every process, the web "

@@ -20,7 +20,7 @@ from temporalio.common import WorkflowIDConflictPolicy
 
 from domain.key_rotation import REENCRYPT_WORKFLOW_ID, ReencryptProgress
 from infra import reencryption
-from infra.crypto.keys import Kind, encryption_keys, format_keyset, portal_keys
+from infra.crypto.keys import Kind, add_key, encryption_keys, format_keyset, portal_keys
 from infra.crypto.rotation import KeyInUse, primary_id, rotated_keyset, without_key
 from infra.db.engine import make_engine
 from infra.objects.encrypted import EncryptedObjectStore, secure_object_store
@@ -59,12 +59,17 @@ class NewKeyset:
     text: str
 
 
-def rotate(settings: Settings, names: list[KeysetName]) -> list[NewKeyset]:
-    """Each keyset named with a new primary key, its old keys kept."""
+def rotate(settings: Settings, names: list[KeysetName], *, promote: bool = True) -> list[NewKeyset]:
+    """Each keyset named with a new key, its old keys kept: primary at once, or (not
+    ``promote``) only added, for deployments that restart one process at a time."""
     made = []
     for name in names:
         kind, variable, _ = KEYSETS[name]
-        handle, key_id = rotated_keyset(current_keyset(settings, name), kind)
+        current = current_keyset(settings, name)
+        if promote:
+            handle, key_id = rotated_keyset(current, kind)
+        else:
+            handle, key_id = add_key(current, kind)
         made.append(NewKeyset(name, variable, key_id, format_keyset(handle)))
     return made
 

@@ -94,6 +94,30 @@ async def test_rotate_one_keyset_prints_it(tmp_path: Path) -> None:
     assert PortalKeys.parse(printed).ids[1] == portal.current_id
 
 
+async def test_rotate_add_only_leaves_the_primary(tmp_path: Path) -> None:
+    keys, portal = EncryptionKeys.generate(), PortalKeys.generate()
+    out = tmp_path / "new-keys"
+
+    done = await run(
+        keyset_env(keys, portal, tmp_path),
+        "rotate",
+        "--keyset",
+        "encryption",
+        "--add-only",
+        "--out",
+        str(out),
+    )
+
+    assert done.exit_code == 0, done.output
+    added = EncryptionKeys.parse(
+        (out / "SECURE_EMAIL_ENCRYPTION_KEYSET.json").read_text(),
+        keys.settings_fields()["object_keyset"].get_secret_value(),
+    )
+    assert added.primary_id == keys.primary_id and len(all_key_ids(added.aead_keyset)) == 2
+    assert "not primary yet" in done.output
+    assert sorted(path.name for path in out.iterdir()) == ["SECURE_EMAIL_ENCRYPTION_KEYSET.json"]
+
+
 async def test_rotate_refuses_an_unknown_keyset(tmp_path: Path) -> None:
     keys, portal = EncryptionKeys.generate(), PortalKeys.generate()
     done = await run(keyset_env(keys, portal, tmp_path), "rotate", "--keyset", "payload")
