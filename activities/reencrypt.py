@@ -10,6 +10,7 @@ from __future__ import annotations
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
 from domain.key_rotation import ReencryptPage
 from infra import reencryption
@@ -44,10 +45,16 @@ class ReencryptActivities:
 
     @activity.defn
     async def reencrypt_page(self, page: PageToReencrypt) -> ReencryptPage:
-        if page.kind == "fields":
-            return await reencryption.reencrypt_fields_page(
-                self._engine, self._keys, page.table, page.after_id, page.limit
+        """One page; a value or object that does not open (altered, or sealed under a key
+        the keyset lacks) stops the pass, naming the table and row, rather than being
+        retried for ever."""
+        try:
+            if page.kind == "fields":
+                return await reencryption.reencrypt_fields_page(
+                    self._engine, self._keys, page.table, page.after_id, page.limit
+                )
+            return await reencryption.reencrypt_objects_page(
+                self._engine, self._store, self._keys, page.table, page.after_id, page.limit
             )
-        return await reencryption.reencrypt_objects_page(
-            self._engine, self._store, self._keys, page.table, page.after_id, page.limit
-        )
+        except reencryption.NotReencrypted as error:
+            raise ApplicationError(str(error), non_retryable=True) from None

@@ -29,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from domain.key_rotation import ReencryptPage, ReencryptStep
 from infra.crypto import portal_secrets
-from infra.crypto.fields import EncryptedText, decrypt_field
+from infra.crypto.fields import EncryptedText, FieldDecryptionError, decrypt_field
 from infra.crypto.keys import EncryptionKeys, PortalKeys
 from infra.crypto.rotation import OBJECT_PROBE_BYTES, field_key_id, field_under_primary
 from infra.crypto.rotation import object_key_id as probe_object_key_id
@@ -45,6 +45,11 @@ OBJECT_TABLES = ("attachments", "pending_replies")
 
 class ObjectChanged(ValueError):
     """An object's plaintext is not what its row recorded: it is not rewritten."""
+
+
+class NotReencrypted(ValueError):
+    """A value or an object that does not open, or not as recorded: named by table and
+    row id, and left as it is."""
 
 
 @dataclass(frozen=True)
@@ -112,7 +117,10 @@ async def reencrypt_fields_page(
                 if stored is None:
                     continue
                 column_id = f"{table.name}.{column.name}"
-                sealed = field_under_primary(keys, column_id, stored)
+                try:
+                    sealed = field_under_primary(keys, column_id, stored)
+                except FieldDecryptionError as error:
+                    raise NotReencrypted(f"row {row[0]}: {error}") from None
                 if sealed is None:
                     current += 1
                     continue
@@ -242,7 +250,7 @@ async def reencrypt_objects_page(
 ) -> ReencryptPage:
     rows, done = await objects_page(engine, keys, table_name, after_id, limit)
     rewritten = current = missing = 0
-    for _, named_objects in rows:
+    for row_id, named_objects in rows:
         for named in named_objects:
             try:
                 if await reencrypt_object(store, keys, named):
@@ -252,6 +260,8 @@ async def reencrypt_objects_page(
             except ObjectNotFound:
                 # Deleted with its withdrawn message, or a refused reply's file.
                 missing += 1
+            except (ObjectUnreadable, ObjectChanged) as error:
+                raise NotReencrypted(f"{table_name} row {row_id}: {error}") from None
     return ReencryptPage(
         last_id=rows[-1][0] if rows else after_id,
         seen=len(rows),

@@ -331,6 +331,7 @@ def keys_reencrypt(
     as a workflow (resumable; running it again joins the pass already running)."""
     from infra.temporal.client import connect
     from workers.keys import progress_line, start_reencrypt
+    from workflows.reencrypt import ReencryptWorkflow
 
     async def run() -> None:
         settings = get_settings()
@@ -339,20 +340,17 @@ def keys_reencrypt(
         print(f"Re-encryption running as workflow {handle.id}.")
         if not wait:
             return
+        result = asyncio.ensure_future(handle.result())
         last = ""
-        while True:
-            done = asyncio.ensure_future(handle.result())
-            await asyncio.wait([done], timeout=2)
-            if done.done():
-                print(progress_line(done.result()))
-                print("Done: everything is under the primary keys.")
-                return
-            done.cancel()
-            progress = await handle.query("progress")
+        while not result.done():
+            progress = await handle.query(ReencryptWorkflow.progress)
             line = "starting" if progress is None else progress_line(progress)
             if line != last:
                 print(line)
                 last = line
+            await asyncio.wait([result], timeout=2)
+        print(progress_line(result.result()))
+        print("Done: everything is under the primary keys.")
 
     asyncio.run(run())
 

@@ -24,7 +24,7 @@ from pydantic import SecretStr
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio import activity
-from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
@@ -424,3 +424,36 @@ async def test_an_object_unlike_its_record_is_not_rewritten(
     )
     assert await read_all(store, key) == FILE
     assert not await reencrypt_object(store, new_keys, NamedObject(key, None))
+
+
+async def test_a_value_no_key_opens_stops_the_pass_naming_its_row(
+    db_engine: AsyncEngine,
+    object_store: S3ObjectStore,
+    old_keys: EncryptionKeys,
+    dev_server_env: WorkflowEnvironment,
+) -> None:
+    async with make_sessionmaker(db_engine)() as db:
+        secure_email = await a_secure_email(db)
+        await db.commit()
+    # Keys that never held the one that sealed it (removed too early, say).
+    strangers = EncryptionKeys.generate()
+    configure_field_encryption(strangers)
+    task_queue = f"rotation-{uuid.uuid4()}"
+
+    with pytest.raises(WorkflowFailureError) as failed:
+        await reencrypt_with(
+            dev_server_env.client,
+            task_queue,
+            db_engine,
+            strangers,
+            EncryptedObjectStore(object_store, strangers),
+        )
+
+    cause = failed.value.cause
+    while cause.__cause__ is not None and not str(cause).startswith("row"):
+        cause = cause.__cause__
+    assert f"row {secure_email.id}: secure_emails.subject was encrypted with key" in str(cause)
+    # Left as it was: the right keys still open it.
+    configure_field_encryption(old_keys)
+    async with make_sessionmaker(db_engine)() as db:
+        assert (await db.get(SecureEmail, secure_email.id)) is not None
