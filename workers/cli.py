@@ -31,6 +31,11 @@ legacy_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(legacy_app, name="legacy")
+keys_app = typer.Typer(
+    help="Key rotation: new primary keys, re-encryption, retiring old keys.",
+    no_args_is_help=True,
+)
+app.add_typer(keys_app, name="keys")
 
 
 @app.command()
@@ -275,6 +280,123 @@ def operator_revoke(
         f"Revoked operator {revoked.email}{already}: {revoked.tokens} token(s) revoked, "
         f"{revoked.sessions} session(s) ended."
     )
+
+
+@keys_app.command("rotate")
+def keys_rotate(
+    keyset: Annotated[str, typer.Option(help="encryption, objects, portal, or all")] = "all",
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Write each new keyset to DIR/<variable>.json (mode 600)"),
+    ] = None,
+    add_only: Annotated[
+        bool,
+        typer.Option(
+            "--add-only",
+            help="Add the new key without making it primary (promote it once every "
+            "process has it: python -m infra.crypto.keys promote KIND KEY_ID)",
+        ),
+    ] = False,
+) -> None:
+    """Add a new primary key to each keyset (the old keys kept): print the new keysets,
+    or write them to --out, for the variables that hold them. Nothing is stored here."""
+    from workers.keys import KEYSET_NAMES, KEYSETS, KeysetName, rotate, write_secret
+
+    names: list[KeysetName] = [name for name in KEYSET_NAMES if keyset in ("all", name)]
+    if not names:
+        raise typer.BadParameter(f"one of {', '.join(KEYSET_NAMES)} or all", param_hint="--keyset")
+    what = "new key (not primary yet)" if add_only else "new primary key"
+    for made in rotate(get_settings(), names, promote=not add_only):
+        protects = KEYSETS[made.name][2]
+        if out is not None:
+            path = out / f"{made.variable}.json"
+            write_secret(path, made.text)
+            print(f"{made.variable} ({protects}): {what} {made.key_id}, in {path}")
+        else:
+            print(f"{made.variable} ({protects}): {what} {made.key_id}:")
+            print(made.text)
+    print(
+        "Put each in its variable (.env, or your secret store) for every process, the web "
+        "app and the worker alike, and restart them: old keys stay in the keysets and "
+        "still open what they sealed. Then run `securemail keys reencrypt`."
+    )
+
+
+@keys_app.command("reencrypt")
+def keys_reencrypt(
+    batch: Annotated[int, typer.Option(min=1, max=10_000, help="Rows per page")] = 200,
+    wait: Annotated[bool, typer.Option(help="Show progress until it finishes")] = True,
+) -> None:
+    """Rewrite every encrypted field and stored object under the current primary keys,
+    as a workflow (resumable; running it again joins the pass already running)."""
+    from infra.temporal.client import connect
+    from workers.keys import progress_line, start_reencrypt
+    from workflows.reencrypt import ReencryptWorkflow
+
+    async def run() -> None:
+        settings = get_settings()
+        client = await connect(settings)
+        handle = await start_reencrypt(client, settings.task_queue, batch)
+        print(f"Re-encryption running as workflow {handle.id}.")
+        if not wait:
+            return
+        result = asyncio.ensure_future(handle.result())
+        last = ""
+        while not result.done():
+            progress = await handle.query(ReencryptWorkflow.progress)
+            line = "starting" if progress is None else progress_line(progress)
+            if line != last:
+                print(line)
+                last = line
+            await asyncio.wait([result], timeout=2)
+        print(progress_line(result.result()))
+        print("Done: everything is under the primary keys.")
+
+    asyncio.run(run())
+
+
+@keys_app.command("retire")
+def keys_retire(
+    key_id: Annotated[int, typer.Option(help="The key to remove")],
+    keyset: Annotated[str, typer.Option(help="encryption, objects or portal")],
+    out: Annotated[
+        Path | None, typer.Option(help="Write the keyset to this file (mode 600)")
+    ] = None,
+) -> None:
+    """Remove a key that nothing uses any more; refuse, naming what still uses it."""
+    from temporalio.service import RPCError
+
+    from infra.crypto.keys import UnknownKey
+    from infra.crypto.rotation import KeyInUse
+    from workers.keys import KEYSET_NAMES, KEYSETS, key_usage, retire, write_secret
+
+    name = next((n for n in KEYSET_NAMES if n == keyset), None)
+    if name is None:
+        raise typer.BadParameter(f"one of {', '.join(KEYSET_NAMES)}", param_hint="--keyset")
+    settings = get_settings()
+    try:
+        usage = asyncio.run(key_usage(settings, name, key_id))
+        text = retire(settings, name, key_id, usage)
+    except (RPCError, RuntimeError) as error:
+        print(f"Cannot search Temporal's histories, so key {key_id} is kept: {error}")
+        raise typer.Exit(2) from None
+    except KeyInUse as error:
+        print(
+            f"Refused: {error}. Run `securemail keys reencrypt` (portal keys: wait until "
+            "those secure emails expire)."
+        )
+        raise typer.Exit(1) from None
+    except UnknownKey:
+        print(f"Keyset {name} has no key {key_id}.")
+        raise typer.Exit(1) from None
+    variable = KEYSETS[name][1]
+    if out is not None:
+        write_secret(out, text)
+        print(f"{variable} without key {key_id} is in {out}.")
+    else:
+        print(f"{variable} without key {key_id}:")
+        print(text)
+    print("Put it in its variable for every process and restart them.")
 
 
 if __name__ == "__main__":

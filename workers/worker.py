@@ -19,6 +19,7 @@ from activities.mail import MailActivities
 from activities.office_requests import OfficeRequestActivities
 from activities.open_dental import OpenDentalActivities
 from activities.read_model import ReadModelActivities
+from activities.reencrypt import ReencryptActivities
 from activities.replies import AlertActivities, RepliesActivities
 from domain.secure_email import (
     ExpiryToRecord,
@@ -35,10 +36,12 @@ from infra.db.engine import make_engine, make_sessionmaker
 from infra.logging import configure_logging
 from infra.mail.factory import mail_transport
 from infra.mail.transport import MailTransport
+from infra.objects.encrypted import secure_object_store
 from infra.settings import Settings
 from infra.temporal.client import connect
 from workflows.legacy.secure_email_v1 import LegacySecureEmailWorkflow
 from workflows.open_dental_sync import OpenDentalSyncWorkflow
+from workflows.reencrypt import ReencryptWorkflow
 from workflows.secure_email import SecureEmailWorkflow
 
 # What the worker runs at once, each with at most one database connection: local
@@ -52,7 +55,12 @@ DATABASE_CONNECTIONS = LOCAL_ACTIVITY_SLOTS + ACTIVITY_SLOTS
 
 # The legacy workflow stays until the last secure email it runs has expired
 # (``workflows.legacy``).
-WORKFLOWS = [SecureEmailWorkflow, LegacySecureEmailWorkflow, OpenDentalSyncWorkflow]
+WORKFLOWS = [
+    SecureEmailWorkflow,
+    LegacySecureEmailWorkflow,
+    OpenDentalSyncWorkflow,
+    ReencryptWorkflow,
+]
 
 
 class StatusRecorder(Protocol):
@@ -113,6 +121,10 @@ def build_worker(
     keys = portal_keys(settings)
     mail = MailActivities(transport, settings.public_url, sessions, keys)
     legacy_mail = LegacyMailActivities(transport, settings.public_url, sessions, keys)
+    # Re-encryption (``workflows.reencrypt``) works below the models, on the same engine.
+    reencrypt = ReencryptActivities(
+        sessions.kw["bind"], encryption_keys(settings), secure_object_store(settings)
+    )
     return Worker(
         client,
         task_queue=settings.task_queue,
@@ -128,6 +140,9 @@ def build_worker(
             ),
             # The Open Dental sync's (``workflows.open_dental_sync``).
             *OpenDentalActivities(sessions).all(),
+            # Key rotation's re-encryption (``workflows.reencrypt``).
+            reencrypt.count_to_reencrypt,
+            reencrypt.reencrypt_page,
         ],
         graceful_shutdown_timeout=timedelta(seconds=settings.worker_shutdown_grace_seconds),
         max_cached_workflows=settings.worker_max_cached_workflows,
