@@ -13,9 +13,10 @@ from datetime import datetime
 from typing import Annotated
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, Field, StringConstraints
 
 from domain.errors import FieldRefused
+from domain.strict import STRICT_BODY
 
 CLOUD_API = "https://api.opendental.com/api/v1"
 DEFAULT_SYNC_MINUTES = 15
@@ -46,7 +47,7 @@ KEY_MISSING = "Enter the {key} Open Dental gave you: there is none stored yet"
 class OpenDentalChange(BaseModel):
     """``PUT /api/v1/integrations/open-dental``: a key left out keeps the stored one."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT_BODY
 
     base_url: Annotated[str, StringConstraints(strip_whitespace=True, max_length=300)] = CLOUD_API
     developer_key: Key | None = None

@@ -6,10 +6,11 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, EmailStr, StringConstraints, field_validator
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints, field_validator
 
 from domain.addresses import normalise_address
 from domain.languages import DEFAULT_LANGUAGE, Language
+from domain.strict import STRICT_BODY
 
 PatientName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 
@@ -47,11 +48,12 @@ def not_sendable_reason(status: str) -> str | None:
 
 
 class PatientCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT_BODY
 
     name: PatientName
     email: EmailStr
-    status: PatientStatus = PatientStatus.PATIENT
+    # Field(strict=False): JSON gives the status as text, the enum's value.
+    status: PatientStatus = Field(default=PatientStatus.PATIENT, strict=False)
     # What the patient's mails and portal pages are written in (R20).
     language: Language = DEFAULT_LANGUAGE
     # The head of the patient's family: another patient of the same practice.
@@ -72,11 +74,11 @@ class PatientCreate(BaseModel):
 class PatientUpdate(BaseModel):
     """A change to a patient: only the fields given, each checked as when adding one."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT_BODY
 
     name: PatientName | None = None
     email: EmailStr | None = None
-    status: PatientStatus | None = None
+    status: PatientStatus | None = Field(default=None, strict=False)
     language: Language | None = None
     # Given as null, the patient leaves the family (becomes a head or on their own).
     guarantor_id: str | None = None

@@ -81,6 +81,12 @@ async def test_practice_settings_of_the_right_types_are_taken(office: Office) ->
         ("/api/v1/staff", {"name": "X", "email": "x@smile.example", "clinic_ids": [1]}, "0"),
         ("/api/v1/tokens", {"label": "pms", "expires_at": 1893456000}, "expires_at"),
         ("/api/v1/tokens", {"label": True}, "label"),
+        ("/api/v1/patients", {"name": 5, "email": "ana@example.com"}, "name"),
+        (
+            "/api/v1/patients",
+            {"name": "Ana", "email": "ana@example.com", "share_address": "yes"},
+            "share_address",
+        ),
     ],
 )
 async def test_bodies_take_their_declared_types(
@@ -108,3 +114,21 @@ async def test_a_new_expiry_is_a_time_not_a_number(office: Office) -> None:
         "/api/v1/secure-emails/some-id", json={"expires_at": 1893456000}
     )
     assert refused_on(changed) == "expires_at"
+
+
+async def test_patients_take_their_status_as_text(office: Office) -> None:
+    added = await office.api.post(
+        "/api/v1/patients",
+        json={"name": "Ana", "email": "ana@example.com", "status": "NonPatient"},
+    )
+    assert added.status_code == 201, added.text
+    changed = await office.api.patch(
+        f"/api/v1/patients/{added.json()['id']}", json={"status": "Patient", "language": "es"}
+    )
+    assert changed.status_code == 200, changed.text
+
+
+async def test_open_dental_settings_take_their_declared_types(office: Office) -> None:
+    body = {"developer_key": "dev", "customer_key": "cust", "sync_minutes": "15"}
+    refused = await office.api.put("/api/v1/integrations/open-dental", json=body)
+    assert refused_on(refused) == "sync_minutes"

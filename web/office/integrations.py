@@ -119,7 +119,7 @@ async def save_open_dental(
 
     on_unavailable(request, unavailable)
     try:
-        change = OpenDentalChange.model_validate(values)
+        change = OpenDentalChange.model_validate(values, strict=False)
         await connector.save(state, db, staff.practice_id, change, staff_actor(request, staff))
     except ValidationError as error:
         errors = form_errors(error)

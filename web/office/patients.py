@@ -118,7 +118,7 @@ async def add_patient_form(
 ) -> Response:
     typed = form.model_dump(exclude={"join_family"})
     try:
-        new = PatientCreate.model_validate(form.checked())
+        new = PatientCreate.model_validate(form.checked(), strict=False)
     except ValidationError as error:
         return await _patients(request, db, staff, typed=typed, errors=form_errors(error))
     if form.join_family == "1":
@@ -273,7 +273,7 @@ async def edit_patient_form(
     if form.language is None:
         typed["language"] = patient.language
     try:
-        change = PatientUpdate.model_validate(typed)
+        change = PatientUpdate.model_validate(typed, strict=False)
     except ValidationError as error:
         return await _edit_page(request, db, staff, patient, typed=typed, errors=form_errors(error))
     if form.join_family == "1" and change.email is not None:
@@ -283,7 +283,9 @@ async def edit_patient_form(
         joined: dict[str, object] = {"share_address": True}
         if head is not None and head.id != patient.id:
             joined["guarantor_id"] = head.id
-        change = PatientUpdate.model_validate({**change.model_dump(exclude_unset=True), **joined})
+        change = PatientUpdate.model_validate(
+            {**change.model_dump(exclude_unset=True), **joined}, strict=False
+        )
     refused_again = partial(_edit_page, request, db, staff, patient, typed=typed)
     try:
         await change_patient(
