@@ -23,14 +23,7 @@ from infra.clinics import practice_clinics
 from infra.db.models import StaffUser
 from web.deps import CurrentAdmin, DbSession, StateDep, audit_staff
 from web.errors import on_refusal
-from web.services.staff import (
-    added_detail,
-    change_clinics_member,
-    change_role_member,
-    deactivate_member,
-    practice_member,
-    reset_member,
-)
+from web.services import staff as members
 from web.templating import form_errors, render
 
 
@@ -132,7 +125,9 @@ async def add_staff_form(
             errors={error.field or "email": error.message},
             status_code=status.HTTP_409_CONFLICT,
         )
-    await audit_staff(db, request, admin, AuditAction.STAFF_ADD, detail=added_detail(member))
+    await audit_staff(
+        db, request, admin, AuditAction.STAFF_ADD, detail=members.added_detail(member)
+    )
     # Shown in this answer only: the password is in no URL, log or later page.
     return await _staff_page(request, db, admin, issued=(member, password))
 
@@ -141,8 +136,8 @@ async def add_staff_form(
 async def deactivate_form(
     request: Request, db: DbSession, admin: CurrentAdmin, staff_id: str
 ) -> Response:
-    member = await practice_member(db, admin, staff_id)
-    await deactivate_member(request, db, admin, member)
+    member = await members.practice_member(db, admin, staff_id)
+    await members.deactivate_member(request, db, admin, member)
     return RedirectResponse("/staff?done=deactivated", status_code=status.HTTP_303_SEE_OTHER)
 
 
@@ -154,12 +149,12 @@ async def change_role_form(
     staff_id: str,
     role: Annotated[str, Form()] = "",
 ) -> Response:
-    member = await practice_member(db, admin, staff_id)
+    member = await members.practice_member(db, admin, staff_id)
     if role not in (StaffRole.ADMIN.value, StaffRole.CLERK.value):
         return await _staff_page(
             request, db, admin, refusal="Choose Administrator or Clerk", status_code=422
         )
-    await change_role_member(request, db, admin, member, StaffRole(role))
+    await members.change_role_member(request, db, admin, member, StaffRole(role))
     return RedirectResponse("/staff?done=role", status_code=status.HTTP_303_SEE_OTHER)
 
 
@@ -172,9 +167,9 @@ async def change_clinics_form(
     clinic_ids: Annotated[list[str] | None, Form()] = None,
 ) -> Response:
     """The clinics ticked (none: every clinic)."""
-    member = await practice_member(db, admin, staff_id)
+    member = await members.practice_member(db, admin, staff_id)
     try:
-        await change_clinics_member(request, db, admin, member, clinic_ids or [])
+        await members.change_clinics_member(request, db, admin, member, clinic_ids or [])
     except UnknownClinics:
         return await _staff_page(request, db, admin, refusal=UNKNOWN_CLINIC, status_code=422)
     return RedirectResponse("/staff?done=clinics", status_code=status.HTTP_303_SEE_OTHER)
@@ -184,6 +179,6 @@ async def change_clinics_form(
 async def reset_password_form(
     request: Request, db: DbSession, admin: CurrentAdmin, staff_id: str
 ) -> Response:
-    member = await practice_member(db, admin, staff_id)
-    password = await reset_member(request, db, admin, member)
+    member = await members.practice_member(db, admin, staff_id)
+    password = await members.reset_member(request, db, admin, member)
     return await _staff_page(request, db, admin, issued=(member, password))
