@@ -48,8 +48,8 @@ def _with_password(member: StaffUser, password: str) -> StaffWithPassword:
 
 @router.get("")
 async def list_staff(db: DbSession, admin: ApiAdmin) -> StaffList:
-    members = await practice_staff(db, admin.practice_id)
-    return StaffList(items=[StaffPublic.model_validate(m) for m in members])
+    listed = await practice_staff(db, admin.practice_id)
+    return StaffList(items=[StaffPublic.model_validate(member) for member in listed])
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, responses=declared(JSON_BODY, CONFLICT))

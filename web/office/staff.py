@@ -12,7 +12,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from domain.audit import AuditAction
 from domain.clinics import UNKNOWN_CLINIC
@@ -46,6 +46,20 @@ router = APIRouter(
 )
 
 ROLE_NAMES = {StaffRole.ADMIN: "Administrator", StaffRole.CLERK: "Clerk"}
+
+
+class StaffTyped(BaseModel):
+    """The add form as typed, shown again as it was when refused; no clinic ticked means
+    every clinic."""
+
+    name: str = ""
+    email: str = ""
+    role: str = StaffRole.CLERK.value
+    clinic_ids: list[str] = []
+
+    def values(self) -> dict[str, object]:
+        """What is checked as a ``StaffCreate``: the name without surrounding spaces."""
+        return self.model_dump() | {"name": self.name.strip()}
 
 
 # The Staff page ------------------------------------------------------------------------
@@ -92,19 +106,11 @@ async def staff_page(request: Request, db: DbSession, admin: CurrentAdmin) -> HT
 
 @router.post("/staff")
 async def add_staff_form(
-    request: Request,
-    db: DbSession,
-    admin: CurrentAdmin,
-    name: Annotated[str, Form()] = "",
-    email: Annotated[str, Form()] = "",
-    role: Annotated[str, Form()] = StaffRole.CLERK.value,
-    clinic_ids: Annotated[list[str] | None, Form()] = None,
+    request: Request, db: DbSession, admin: CurrentAdmin, form: Annotated[StaffTyped, Form()]
 ) -> Response:
-    typed = {"name": name, "email": email, "role": role, "clinic_ids": clinic_ids or []}
+    typed = form.model_dump()
     try:
-        new = StaffCreate.model_validate(
-            {"name": name.strip(), "email": email, "role": role, "clinic_ids": clinic_ids or []}
-        )
+        new = StaffCreate.model_validate(form.values())
         member, password = await accounts.add_staff(
             db, admin.practice_id, str(new.email), new.name, new.role, new.clinic_ids
         )
