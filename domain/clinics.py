@@ -9,6 +9,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints, field_validator
 
+from domain.partial import not_null_when_given
 from domain.practice import MAX_ADDRESS_CHARS, check_time_zone, clean_address, clean_phone
 from domain.strict import STRICT_BODY
 
@@ -63,12 +64,7 @@ class ClinicUpdate(_ClinicChecks):
     address: str | None = None
     time_zone: str | None = None
 
-    @field_validator("name", "secure_email_enabled", "time_zone", mode="before")
-    @classmethod
-    def _given_means_a_value(cls, value: object) -> object:
-        if value is None:
-            raise ValueError("may be left out, but not null")
-        return value
+    _given_means_a_value = not_null_when_given("name", "secure_email_enabled", "time_zone")
 
 
 class ClinicPublic(BaseModel):

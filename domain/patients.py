@@ -6,10 +6,11 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints, field_validator
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints
 
 from domain.addresses import normalise_address
 from domain.languages import DEFAULT_LANGUAGE, Language
+from domain.partial import not_null_when_given
 from domain.strict import STRICT_BODY
 
 PatientName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
@@ -87,13 +88,7 @@ class PatientUpdate(BaseModel):
     # Null moves the patient to the practice itself (no clinic).
     clinic_id: str | None = None
 
-    @field_validator("name", "email", "status", "language", mode="before")
-    @classmethod
-    def _given_means_a_value(cls, value: object) -> object:
-        # Leaving a field out keeps it; null would read as "erase", which no field allows.
-        if value is None:
-            raise ValueError("may be left out, but not null")
-        return value
+    _given_means_a_value = not_null_when_given("name", "email", "status", "language")
 
     def changes(self) -> dict[str, str | None]:
         """The fields given, as stored: the status by its value; a guarantor None when the

@@ -12,9 +12,10 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints, field_validator
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints
 
 from domain.errors import FieldRefused
+from domain.partial import not_null_when_given
 from domain.strict import STRICT_BODY
 
 
@@ -74,12 +75,7 @@ class StaffChange(BaseModel):
     role: StaffRole | None = Field(default=None, description="`admin` or `clerk`", strict=False)
     clinic_ids: ClinicIds | None = None
 
-    @field_validator("role", "clinic_ids", mode="before")
-    @classmethod
-    def _given_means_a_value(cls, value: object) -> object:
-        if value is None:
-            raise ValueError("may be left out, but not null")
-        return value
+    _given_means_a_value = not_null_when_given("role", "clinic_ids")
 
 
 class StaffPublic(BaseModel):

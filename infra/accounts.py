@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from domain.addresses import normalise_address
 from domain.staff import StaffRole
 from infra.db.models import ApiToken, Clinic, Practice, StaffSession, StaffUser
-from infra.security import hash_password, new_token, token_hash, verify_password
+from infra.security import NewSession, hash_password, new_token, token_hash, verify_password
 
 # Long enough that a guess-per-second attacker gets nowhere; no composition rules, which
 # mostly make people write passwords down (NIST SP 800-63B).
@@ -344,18 +344,9 @@ async def revoke_token(db: AsyncSession, token: ApiToken) -> bool:
 async def start_staff_session(db: AsyncSession, user: StaffUser, lifetime: timedelta) -> str:
     """The new session's token (for the cookie); only its hash is kept. Not committed:
     the caller audits the log-in in the same commit."""
-    token = new_token()
-    now = datetime.now(UTC)
-    db.add(
-        StaffSession(
-            token_hash=token_hash(token),
-            staff_id=user.id,
-            created_at=now,
-            last_seen_at=now,
-            expires_at=now + lifetime,
-        )
-    )
-    return token
+    session = NewSession.begin(lifetime)
+    db.add(StaffSession(staff_id=user.id, **session.columns()))
+    return session.token
 
 
 async def staff_session(db: AsyncSession, token: str | None) -> StaffSession | None:

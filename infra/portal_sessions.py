@@ -29,7 +29,7 @@ from domain.addresses import normalise_address
 from infra import secure_emails
 from infra.db.models import Patient, PortalSession, SecureEmail
 from infra.secure_emails import Cursor, InboxLine
-from infra.security import new_token, token_hash
+from infra.security import NewSession, token_hash
 
 IDLE_TIMEOUT = timedelta(minutes=15)
 ABSOLUTE_TIMEOUT = timedelta(hours=12)
@@ -100,19 +100,15 @@ async def start(
     ``began_at`` is when that passcode was handed to the workflow: a message opened
     before it was opened in an earlier session (the timeline's "viewed again"). Added to
     the caller's transaction: Verify commits it with its audit events, in one write."""
-    token = new_token()
-    now = datetime.now(UTC)
+    session = NewSession.begin(ABSOLUTE_TIMEOUT, began_at=began_at)
     db.add(
         PortalSession(
-            token_hash=token_hash(token),
             patient_id=patient.id,
             address_normalised=sent_to(verified, patient),
-            created_at=began_at,
-            last_seen_at=now,
-            expires_at=now + ABSOLUTE_TIMEOUT,
+            **session.columns(),
         )
     )
-    return token
+    return session.token
 
 
 async def end(db: AsyncSession, token: str | None) -> PortalSession | None:

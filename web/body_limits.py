@@ -57,6 +57,8 @@ UPLOADS = MAX_FILES * MAX_ATTACHMENT_BYTES + FIELDS_ALLOWANCE
 JSON_PREFIXES = ("/api/", "/codec/", "/webhooks/")
 CLOSE = (b"connection", b"close")
 ANY_METHOD = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+# The office's pages, by section: the catch-all of their forms.
+OFFICE_SECTIONS = "/(patients|settings|secure-emails|staff|tokens|email-client|alerts|audit)(/.*)?"
 
 
 def _size(count: int) -> str:
@@ -88,6 +90,12 @@ def _limit(methods: str, path: str, limit: int, why: str, *, uploads: bool = Fal
     return BodyLimit(chosen, re.compile(path), limit, why, uploads)
 
 
+def _uploads(path: str, why: str) -> BodyLimit:
+    """A route that sends files (Send Secure, Reply All): a multipart body may carry them
+    (``UPLOADS``), any other body of it is a form (``FORM``)."""
+    return _limit("POST", path, FORM, why, uploads=True)
+
+
 # First match wins: the specific routes come before their section's catch-all.
 LIMITS: tuple[BodyLimit, ...] = (
     _limit("POST", "/login", ANONYMOUS_FORM, "log-in: an address and a password, from anyone"),
@@ -95,27 +103,12 @@ LIMITS: tuple[BodyLimit, ...] = (
     _limit("POST", "/m/[^/]+/passcode", ANONYMOUS_FORM, "asking for a passcode: the form token"),
     _limit("POST", "/m/[^/]+/verify", ANONYMOUS_FORM, "a passcode: a few digits, from anyone"),
     _limit("POST", "/portal/sign-out", ANONYMOUS_FORM, "Sign Out: only the form token"),
-    _limit(
-        "POST",
+    _uploads(
         "/patients/[^/]+/compose",
-        FORM,
         "Send Secure in the office: at most 10 files of 20 MB, a subject and a body",
-        uploads=True,
     ),
-    _limit(
-        "POST",
-        "/api/v1/secure-emails",
-        FORM,
-        "Send Secure from practice software: as the office page",
-        uploads=True,
-    ),
-    _limit(
-        "POST",
-        "/portal/messages/[^/]+/reply",
-        FORM,
-        "Reply All: at most 10 files of 20 MB, a subject and a body",
-        uploads=True,
-    ),
+    _uploads("/api/v1/secure-emails", "Send Secure from practice software: as the office page"),
+    _uploads("/portal/messages/[^/]+/reply", "Reply All: 10 files of 20 MB, a subject and a body"),
     _limit("POST", "/api/v1/patients/import", CSV_FILE, "a CSV file of patients"),
     _limit(
         "POST",
@@ -126,12 +119,7 @@ LIMITS: tuple[BodyLimit, ...] = (
     _limit("POST", "/webhooks/sendgrid", WEBHOOK, "SendGrid's Event Webhook: a batch of events"),
     _limit("*", "/codec/.*", CODEC, "payloads of one history, within Temporal's 4 MB"),
     _limit("*", "/api/.*", FORM, "JSON: a patient, the practice's settings, staff, tokens"),
-    _limit(
-        "*",
-        "/(patients|settings|secure-emails|staff|tokens|email-client|alerts|audit)(/.*)?",
-        FORM,
-        "office forms without files: a patient, settings, staff, tokens, Send again",
-    ),
+    _limit("*", OFFICE_SECTIONS, FORM, "office forms without files: a patient, staff, Send again"),
 )
 DEFAULT = _limit("*", ".*", ANONYMOUS_FORM, "a route not listed: as small as anyone's form")
 

@@ -5,7 +5,7 @@ The one web module that names SQLAlchemy: routes take ``DbSession`` and hand it 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, TypeVar
 
@@ -14,7 +14,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.client import Client
 
-from domain.audit import PLATFORM, ActorType, AuditAction
+from domain.audit import PLATFORM, ActorType, AuditAction, listing_detail
 from infra import accounts, directory, practices
 from infra.audit import Actor, audit
 from infra.db.models import Patient, Practice, StaffUser
@@ -259,3 +259,16 @@ async def audit_staff(
         detail=detail,
     )
     await db.commit()
+
+
+async def audit_list(
+    db: AsyncSession,
+    request: Request,
+    staff: StaffUser,
+    action: AuditAction,
+    summary: str,
+    patient_ids: Iterable[str],
+) -> None:
+    """Records that a staff member was shown a list naming patients (R13): by the list's
+    summary (a count, never what was typed) and the ids of the patients it showed."""
+    await audit_staff(db, request, staff, action, detail=listing_detail(summary, patient_ids))

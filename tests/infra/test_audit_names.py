@@ -11,7 +11,7 @@ from infra.db.engine import make_engine, make_sessionmaker
 from infra.settings import Settings
 from tests.conftest import Office
 from tests.web.test_api_clinics import add_clinic
-from tests.web.test_audit_clinics import message_for, move
+from tests.web.test_audit_clinics import message_for, move, sent_by_another_practice
 from tests.web.test_audit_page import admin_id, strangers
 from tests.web.test_sent_box import add_patient
 
@@ -52,14 +52,11 @@ async def test_clinics_of_events_by_id_or_all_at_once(
 ) -> None:
     downtown = (await add_clinic(office))["id"]
     uptown = (await add_clinic(office, name="Uptown", sender_address="up@smile.example"))["id"]
-    theirs = (await add_clinic(other_office, name="Their Clinic"))["id"]
     ada = await add_patient(office, "Ada Lovelace")
     await move(office, ada, downtown)
     sent = await message_for(settings, office, ada, downtown)
     await move(office, ada, uptown)
-    zed = await add_patient(other_office, "Zed Theirs")
-    await move(other_office, zed, theirs)
-    their_message = await message_for(settings, other_office, zed, theirs)
+    zed, their_message = await sent_by_another_practice(settings, other_office)
     engine = make_engine(settings.database_url)
     async with make_sessionmaker(engine)() as db:
         audit(db, office.practice_id, AuditAction.OFFICE_VIEW, Actor(ActorType.STAFF),

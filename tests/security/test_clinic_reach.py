@@ -9,6 +9,7 @@ ids an admin or a colleague could have shown them.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,18 +57,22 @@ def ids(response: Any, field: str = "id") -> set[str]:
     return {item[field] for item in response.json()["items"]}
 
 
+async def assert_not_found(client: Any, urls: Iterable[str], *unseen: str) -> None:
+    """Each URL, read with GET, answers 404 showing none of ``unseen`` (the patient's
+    name, a subject): as another practice's patient would."""
+    for url in urls:
+        response = await client.get(url)
+        assert response.status_code == 404, url
+        for text in unseen:
+            assert text not in response.text, url
+
+
 async def test_restricted_clerk_api_reads_of_another_clinics_patient_are_404(
     practice: Practice,
 ) -> None:
     api, bo = practice.clerk.api, practice.bo
-    for url in (
-        f"/api/v1/patients/{bo.id}",
-        f"/api/v1/patients/{bo.id}/chart",
-        f"/api/v1/secure-emails/{bo.secure_email_id}",
-    ):
-        response = await api.get(url)
-        assert response.status_code == 404, url
-        assert bo.name not in response.text and "For Bo" not in response.text
+    patient, message = f"/api/v1/patients/{bo.id}", f"/api/v1/secure-emails/{bo.secure_email_id}"
+    await assert_not_found(api, (patient, f"{patient}/chart", message), bo.name, "For Bo")
     assert (await api.get("/api/v1/secure-emails", params={"patient_id": bo.id})).status_code == 404
     assert (await api.post(f"/api/v1/alerts/{bo.alert_id}/ack")).status_code == 404
 
@@ -128,23 +133,18 @@ async def test_restricted_clerk_pages_of_another_clinics_patient_are_404(
     practice: Practice,
 ) -> None:
     browser, bo = practice.clerk.browser, practice.bo
-    for url in (
-        f"/patients/{bo.id}/edit",
-        f"/patients/{bo.id}/chart",
-        f"/patients/{bo.id}/chart/{bo.document_id}",
-        f"/patients/{bo.id}/compose",
-        f"/secure-emails/{bo.secure_email_id}",
-        f"/secure-emails/{bo.secure_email_id}/withdraw",
+    patient, message = f"/patients/{bo.id}", f"/secure-emails/{bo.secure_email_id}"
+    pages = (
+        f"{patient}/edit",
+        f"{patient}/chart",
+        f"{patient}/chart/{bo.document_id}",
+        f"{patient}/compose",
+        message,
+        f"{message}/withdraw",
         f"/email-client/replies/{bo.reply_id}",
-    ):
-        response = await browser.get(url)
-        assert response.status_code == 404, url
-        assert bo.name not in response.text, url
-    for url in (
-        f"/patients/{bo.id}/compose",
-        f"/secure-emails/{bo.secure_email_id}/withdraw",
-        f"/secure-emails/{bo.secure_email_id}/resend-notice",
-    ):
+    )
+    await assert_not_found(browser, pages, bo.name)
+    for url in (f"{patient}/compose", f"{message}/withdraw", f"{message}/resend-notice"):
         assert (await browser.post(url, data={"subject": "Hi", "body": "Hi"})).status_code == 404
 
 

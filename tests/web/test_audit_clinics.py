@@ -53,6 +53,16 @@ async def move(office: Office, patient_id: str, clinic_id: str | None) -> None:
     assert moved.status_code == 200, moved.text
 
 
+async def sent_by_another_practice(settings: Settings, other_office: Office) -> tuple[str, str]:
+    """Another practice's patient, at its clinic "Their Clinic", and a secure email sent
+    to them for it: their ids (patient, message), which this practice's log may name but
+    never find a clinic for."""
+    theirs = (await add_clinic(other_office, name="Their Clinic"))["id"]
+    patient_id = await add_patient(other_office, "Zed Theirs")
+    await move(other_office, patient_id, theirs)
+    return patient_id, await message_for(settings, other_office, patient_id, theirs)
+
+
 @dataclass(frozen=True)
 class Seeded:
     downtown: str
@@ -155,10 +165,7 @@ async def test_audit_clinic_of_another_practice_is_never_named(
     settings: Settings, office: Office, other_office: Office
 ) -> None:
     await add_clinic(office)
-    theirs = (await add_clinic(other_office, name="Their Clinic"))["id"]
-    their_patient = await add_patient(other_office, "Zed Theirs")
-    await move(other_office, their_patient, theirs)
-    their_message = await message_for(settings, other_office, their_patient, theirs)
+    their_patient, their_message = await sent_by_another_practice(settings, other_office)
     # Their ids in this practice's log (a forged or mistaken event): no clinic.
     engine = make_engine(settings.database_url)
     async with make_sessionmaker(engine)() as db:

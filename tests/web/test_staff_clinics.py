@@ -24,6 +24,12 @@ def desk(who: str = "desk") -> str:
     return f"{who}-{uuid.uuid4().hex[:8]}@smile.example"
 
 
+def front_desk(**fields: Any) -> dict[str, Any]:
+    """A new member's JSON body or Staff page form: Front Desk, at an address no account
+    has yet, with ``fields`` (``role``, ``clinic_ids``) as given."""
+    return {"name": "Front Desk", "email": desk(), **fields}
+
+
 def refused_field(response: Any) -> tuple[str, str]:
     assert response.status_code == 422, response.text
     first = response.json()["detail"][0]
@@ -34,12 +40,7 @@ async def test_add_staff_for_some_clinics_and_change_them(office: Office) -> Non
     downtown = (await add_clinic(office, name="Downtown"))["id"]
     uptown = (await add_clinic(office, name="Uptown"))["id"]
     added = await office.api.post(
-        "/api/v1/staff",
-        json={
-            "name": "Front Desk",
-            "email": desk(),
-            "clinic_ids": [uptown, downtown, uptown],
-        },
+        "/api/v1/staff", json=front_desk(clinic_ids=[uptown, downtown, uptown])
     )
     assert added.status_code == 201, added.text
     member = added.json()
@@ -65,7 +66,7 @@ async def test_add_staff_for_some_clinics_and_change_them(office: Office) -> Non
 
 
 async def test_staff_without_clinics_work_for_every_clinic(office: Office) -> None:
-    added = await office.api.post("/api/v1/staff", json={"name": "Front Desk", "email": desk()})
+    added = await office.api.post("/api/v1/staff", json=front_desk())
     assert added.json()["clinic_ids"] == []
     [add] = await office.audit_events(action="staff.add")
     assert add["detail"] == f"staff {added.json()['id']} as clerk"
@@ -78,15 +79,12 @@ async def test_staff_clinics_must_be_the_practices(
     clinic_id = "no-such-clinic"
     if whose != "unknown":
         clinic_id = (await add_clinic(other_office, name="Theirs"))["id"]
-    added = await office.api.post(
-        "/api/v1/staff",
-        json={"name": "Front Desk", "email": desk(), "clinic_ids": [clinic_id]},
-    )
+    added = await office.api.post("/api/v1/staff", json=front_desk(clinic_ids=[clinic_id]))
     assert refused_field(added) == ("clinic_ids", UNKNOWN)
     assert [m["email"] for m in (await office.api.get("/api/v1/staff")).json()["items"]] == [
         office.email
     ]
-    member = await office.api.post("/api/v1/staff", json={"name": "Front Desk", "email": desk()})
+    member = await office.api.post("/api/v1/staff", json=front_desk())
     changed = await office.api.patch(
         f"/api/v1/staff/{member.json()['id']}", json={"clinic_ids": [clinic_id]}
     )
@@ -107,7 +105,7 @@ async def test_staff_clinics_must_be_the_practices(
 async def test_staff_change_refuses_bad_fields(
     office: Office, body: dict[str, Any], field: str
 ) -> None:
-    member = await office.api.post("/api/v1/staff", json={"name": "Front Desk", "email": desk()})
+    member = await office.api.post("/api/v1/staff", json=front_desk())
     changed = await office.api.patch(f"/api/v1/staff/{member.json()['id']}", json=body)
     assert refused_field(changed)[0] == field
 
@@ -143,13 +141,7 @@ async def test_staff_page_shows_and_changes_clinics(
 async def test_staff_page_adds_a_member_for_a_clinic(office: Office) -> None:
     downtown = (await add_clinic(office, name="Downtown"))["id"]
     added = await office.browser.post(
-        "/staff",
-        data={
-            "name": "Front Desk",
-            "email": desk(),
-            "role": "clerk",
-            "clinic_ids": [downtown],
-        },
+        "/staff", data=front_desk(role="clerk", clinic_ids=[downtown])
     )
     assert added.status_code == 200 and "Temporary password for Front Desk" in added.text
     member = next(

@@ -25,14 +25,7 @@ from infra.db.models import StaffUser
 from web.api.responses import ADMINS_ONLY, CONFLICT, INVALID, JSON_BODY, NOT_FOUND, declared
 from web.deps import ApiAdmin, DbSession, audit_staff
 from web.errors import field_error
-from web.services.staff import (
-    added_detail,
-    change_clinics_member,
-    change_role_member,
-    deactivate_member,
-    practice_member,
-    reset_member,
-)
+from web.services import staff as members
 
 router = APIRouter(prefix="/staff", tags=["staff"], responses=ADMINS_ONLY)
 
@@ -55,8 +48,8 @@ def _with_password(member: StaffUser, password: str) -> StaffWithPassword:
 
 @router.get("")
 async def list_staff(db: DbSession, admin: ApiAdmin) -> StaffList:
-    members = await practice_staff(db, admin.practice_id)
-    return StaffList(items=[StaffPublic.model_validate(m) for m in members])
+    listed = await practice_staff(db, admin.practice_id)
+    return StaffList(items=[StaffPublic.model_validate(member) for member in listed])
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, responses=declared(JSON_BODY, CONFLICT))
@@ -69,7 +62,9 @@ async def create_staff(
         )
     except UnknownClinics:
         raise field_error("clinic_ids", UNKNOWN_CLINIC) from None
-    await audit_staff(db, request, admin, AuditAction.STAFF_ADD, detail=added_detail(member))
+    await audit_staff(
+        db, request, admin, AuditAction.STAFF_ADD, detail=members.added_detail(member)
+    )
     return _with_password(member, password)
 
 
@@ -77,8 +72,8 @@ async def create_staff(
 async def deactivate_staff(
     request: Request, db: DbSession, admin: ApiAdmin, staff_id: str
 ) -> StaffPublic:
-    member = await practice_member(db, admin, staff_id)
-    await deactivate_member(request, db, admin, member)
+    member = await members.practice_member(db, admin, staff_id)
+    await members.deactivate_member(request, db, admin, member)
     return StaffPublic.model_validate(member)
 
 
@@ -88,15 +83,15 @@ async def change_staff(
 ) -> StaffPublic:
     """Changes the fields given: ``role``, and ``clinic_ids`` (the clinics whose patients
     they work with; empty for every clinic). Nothing is changed if one is refused."""
-    member = await practice_member(db, admin, staff_id)
+    member = await members.practice_member(db, admin, staff_id)
     role = None if change.role is None else _role(PracticeRole(role=change.role))
     if change.clinic_ids is not None:
         try:
-            await change_clinics_member(request, db, admin, member, change.clinic_ids)
+            await members.change_clinics_member(request, db, admin, member, change.clinic_ids)
         except UnknownClinics:
             raise field_error("clinic_ids", UNKNOWN_CLINIC) from None
     if role is not None:
-        await change_role_member(request, db, admin, member, role)
+        await members.change_role_member(request, db, admin, member, role)
     return StaffPublic.model_validate(member)
 
 
@@ -104,6 +99,6 @@ async def change_staff(
 async def reset_staff_password(
     request: Request, db: DbSession, admin: ApiAdmin, staff_id: str
 ) -> StaffWithPassword:
-    member = await practice_member(db, admin, staff_id)
-    password = await reset_member(request, db, admin, member)
+    member = await members.practice_member(db, admin, staff_id)
+    password = await members.reset_member(request, db, admin, member)
     return _with_password(member, password)

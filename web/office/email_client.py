@@ -13,7 +13,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Query, Request, status
 from fastapi.responses import HTMLResponse, StreamingResponse
 
-from domain.audit import AuditAction, listing_detail
+from domain.audit import AuditAction
 from domain.secure_email import SecureEmailStatus
 from infra import secure_emails
 from infra.db.models import Reply, StaffUser
@@ -21,7 +21,7 @@ from infra.directory import find_patients, get_patient, patient_by_id
 from infra.practices import time_zone_of
 from infra.replies import ThreadCursor, files_of_replies, mark_read, reply_of_practice, threads
 from infra.secure_emails import BadCursor, SentPage
-from web.deps import CurrentStaff, DbSession, StateDep, audit_staff, or_404
+from web.deps import CurrentStaff, DbSession, StateDep, audit_list, audit_staff, or_404
 from web.downloads import download
 from web.services.clinic_filter import ClinicRefused, clinic_choices, filtered_reach
 from web.services.sent_box import BAD_CURSOR, SentFilters, audit_sent, cursor_of, sent_page
@@ -81,15 +81,9 @@ async def email_client(
     page = await threads(db, reach, after=after)
     # The list shows the threads' subjects and patients (PHI): reading it is audited, by
     # count and the patients' ids.
-    await audit_staff(
-        db,
-        request,
-        staff,
-        AuditAction.OFFICE_INBOX_LIST,
-        detail=listing_detail(
-            f"{len(page.threads)} thread(s)", (thread.patient_id for thread in page.threads)
-        ),
-    )
+    summary = f"{len(page.threads)} thread(s)"
+    patient_ids = (thread.patient_id for thread in page.threads)
+    await audit_list(db, request, staff, AuditAction.OFFICE_INBOX_LIST, summary, patient_ids)
     older = page.next_cursor
     return render(
         request,

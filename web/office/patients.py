@@ -28,28 +28,20 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import BaseModel, ValidationError
 
 from domain.addresses import normalise_address
-from domain.audit import AuditAction, listing_detail
+from domain.audit import AuditAction
 from domain.clinics import UNKNOWN_CLINIC
 from domain.languages import DEFAULT_LANGUAGE
 from domain.patients import PatientCreate, PatientStatus, PatientUpdate, not_sendable_reason
 from domain.reach import Reach
 from domain.secure_email import SecureEmailStatus
-from infra import secure_emails
+from infra import directory, secure_emails
 from infra.clinics import practice_clinics
 from infra.db.models import Patient, SecureEmail
-from infra.directory import (
-    AddressInUse,
-    GuarantorRefused,
-    UnknownClinic,
-    add_patient,
-    change_patient,
-    family_to_join,
-    find_patients,
-)
+from infra.directory import AddressInUse, GuarantorRefused, UnknownClinic
 from infra.families import Family, family_of
 from infra.i18n import LANGUAGES
 from infra.practices import time_zone_of
-from web.deps import CurrentStaff, DbSession, audit_staff, practice_patient, staff_actor
+from web.deps import CurrentStaff, DbSession, audit_list, audit_staff, practice_patient, staff_actor
 from web.services.families import ADDRESS_IN_USE_PAGE, GUARANTOR_REFUSED, names
 from web.services.patients import search_detail
 from web.templating import form_errors, render
@@ -122,12 +114,12 @@ async def add_patient_form(
     except ValidationError as error:
         return await _patients(request, db, staff, typed=typed, errors=form_errors(error))
     if form.join_family == "1":
-        head = await family_to_join(db, staff.practice_id, new.email_normalised)
+        head = await directory.family_to_join(db, staff.practice_id, new.email_normalised)
         new = new.model_copy(
             update={"guarantor_id": head.id if head else None, "share_address": True}
         )
     try:
-        await add_patient(
+        await directory.add_patient(
             db, staff.practice_id, new, added_by=staff_actor(request, staff), reach=staff.reach
         )
     except AddressInUse as refused:
@@ -178,7 +170,7 @@ async def _patients(
     errors: dict[str, str] | None = None,
     confirm: Confirmation | None = None,
 ) -> HTMLResponse:
-    patients = await find_patients(db, staff.reach, q)
+    patients = await directory.find_patients(db, staff.reach, q)
     # Every listing shows names and addresses: audited by count and ids, never by what
     # was typed.
     await audit_staff(
@@ -277,7 +269,7 @@ async def edit_patient_form(
     except ValidationError as error:
         return await _edit_page(request, db, staff, patient, typed=typed, errors=form_errors(error))
     if form.join_family == "1" and change.email is not None:
-        head = await family_to_join(
+        head = await directory.family_to_join(
             db, staff.practice_id, normalise_address(change.email), besides=patient.id
         )
         joined: dict[str, object] = {"share_address": True}
@@ -288,7 +280,7 @@ async def edit_patient_form(
         )
     refused_again = partial(_edit_page, request, db, staff, patient, typed=typed)
     try:
-        await change_patient(
+        await directory.change_patient(
             db, patient, change, changed_by=staff_actor(request, staff), reach=staff.reach
         )
     except AddressInUse as refused:
@@ -367,10 +359,7 @@ async def _audit_family(
     """The family's names are shown: audited as a listing, by count and ids (R13)."""
     shown = ([family.guarantor] if family.guarantor else []) + family.members
     if shown:
-        await audit_staff(
-            db,
-            request,
-            staff,
-            AuditAction.OFFICE_PATIENT_SEARCH,
-            detail=listing_detail(f"family: {len(shown)}", (p.id for p in shown)),
+        summary, patient_ids = f"family: {len(shown)}", (p.id for p in shown)
+        await audit_list(
+            db, request, staff, AuditAction.OFFICE_PATIENT_SEARCH, summary, patient_ids
         )

@@ -446,6 +446,8 @@ async def withdraw_page(
 async def withdraw(
     request: Request, state: StateDep, db: DbSession, staff: CurrentStaff, secure_email_id: str
 ) -> Response:
+    """Withdraws the secure email (after the confirmation step): the patient can no longer
+    read it. Back on its status page, or the page again saying why it was refused."""
     secure_email = await practice_secure_email(db, staff, secure_email_id)
     _page_on_failure(request, state, staff, secure_email)
     try:
@@ -459,6 +461,8 @@ async def withdraw(
 async def change_expiry(
     request: Request, state: StateDep, db: DbSession, staff: CurrentStaff, secure_email_id: str
 ) -> Response:
+    """A new expiry, typed in the practice's time zone; a time that cannot be read, or one
+    the rules refuse, answers the status page again with what was typed."""
     secure_email = await practice_secure_email(db, staff, secure_email_id)
     form = await request.form()
     raw = form.get("expires_at")
@@ -489,6 +493,8 @@ async def change_expiry(
 async def resend_notice(
     request: Request, state: StateDep, db: DbSession, staff: CurrentStaff, secure_email_id: str
 ) -> Response:
+    """The notice again, to a patient who has not opened it; the status page then says how
+    many more times it can be sent again today."""
     secure_email = await practice_secure_email(db, staff, secure_email_id)
     _page_on_failure(request, state, staff, secure_email)
     try:

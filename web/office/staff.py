@@ -12,7 +12,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from domain.audit import AuditAction
 from domain.clinics import UNKNOWN_CLINIC
@@ -23,14 +23,7 @@ from infra.clinics import practice_clinics
 from infra.db.models import StaffUser
 from web.deps import CurrentAdmin, DbSession, StateDep, audit_staff
 from web.errors import on_refusal
-from web.services.staff import (
-    added_detail,
-    change_clinics_member,
-    change_role_member,
-    deactivate_member,
-    practice_member,
-    reset_member,
-)
+from web.services import staff as members
 from web.templating import form_errors, render
 
 
@@ -53,6 +46,20 @@ router = APIRouter(
 )
 
 ROLE_NAMES = {StaffRole.ADMIN: "Administrator", StaffRole.CLERK: "Clerk"}
+
+
+class StaffTyped(BaseModel):
+    """The add form as typed, shown again as it was when refused; no clinic ticked means
+    every clinic."""
+
+    name: str = ""
+    email: str = ""
+    role: str = StaffRole.CLERK.value
+    clinic_ids: list[str] = []
+
+    def values(self) -> dict[str, object]:
+        """What is checked as a ``StaffCreate``: the name without surrounding spaces."""
+        return self.model_dump() | {"name": self.name.strip()}
 
 
 # The Staff page ------------------------------------------------------------------------
@@ -99,20 +106,11 @@ async def staff_page(request: Request, db: DbSession, admin: CurrentAdmin) -> HT
 
 @router.post("/staff")
 async def add_staff_form(
-    request: Request,
-    db: DbSession,
-    admin: CurrentAdmin,
-    name: Annotated[str, Form()] = "",
-    email: Annotated[str, Form()] = "",
-    role: Annotated[str, Form()] = StaffRole.CLERK.value,
-    clinic_ids: Annotated[list[str] | None, Form()] = None,
+    request: Request, db: DbSession, admin: CurrentAdmin, form: Annotated[StaffTyped, Form()]
 ) -> Response:
-    typed = {"name": name, "email": email, "role": role, "clinic_ids": clinic_ids or []}
+    typed = form.model_dump()
     try:
-        new = StaffCreate.model_validate(
-            {"name": name.strip(), "email": email, "role": role, "clinic_ids": clinic_ids or []},
-            strict=False,
-        )
+        new = StaffCreate.model_validate(form.values(), strict=False)
         member, password = await accounts.add_staff(
             db, admin.practice_id, str(new.email), new.name, new.role, new.clinic_ids
         )
@@ -133,7 +131,9 @@ async def add_staff_form(
             errors={error.field or "email": error.message},
             status_code=status.HTTP_409_CONFLICT,
         )
-    await audit_staff(db, request, admin, AuditAction.STAFF_ADD, detail=added_detail(member))
+    await audit_staff(
+        db, request, admin, AuditAction.STAFF_ADD, detail=members.added_detail(member)
+    )
     # Shown in this answer only: the password is in no URL, log or later page.
     return await _staff_page(request, db, admin, issued=(member, password))
 
@@ -142,8 +142,8 @@ async def add_staff_form(
 async def deactivate_form(
     request: Request, db: DbSession, admin: CurrentAdmin, staff_id: str
 ) -> Response:
-    member = await practice_member(db, admin, staff_id)
-    await deactivate_member(request, db, admin, member)
+    member = await members.practice_member(db, admin, staff_id)
+    await members.deactivate_member(request, db, admin, member)
     return RedirectResponse("/staff?done=deactivated", status_code=status.HTTP_303_SEE_OTHER)
 
 
@@ -155,12 +155,12 @@ async def change_role_form(
     staff_id: str,
     role: Annotated[str, Form()] = "",
 ) -> Response:
-    member = await practice_member(db, admin, staff_id)
+    member = await members.practice_member(db, admin, staff_id)
     if role not in (StaffRole.ADMIN.value, StaffRole.CLERK.value):
         return await _staff_page(
             request, db, admin, refusal="Choose Administrator or Clerk", status_code=422
         )
-    await change_role_member(request, db, admin, member, StaffRole(role))
+    await members.change_role_member(request, db, admin, member, StaffRole(role))
     return RedirectResponse("/staff?done=role", status_code=status.HTTP_303_SEE_OTHER)
 
 
@@ -173,9 +173,9 @@ async def change_clinics_form(
     clinic_ids: Annotated[list[str] | None, Form()] = None,
 ) -> Response:
     """The clinics ticked (none: every clinic)."""
-    member = await practice_member(db, admin, staff_id)
+    member = await members.practice_member(db, admin, staff_id)
     try:
-        await change_clinics_member(request, db, admin, member, clinic_ids or [])
+        await members.change_clinics_member(request, db, admin, member, clinic_ids or [])
     except UnknownClinics:
         return await _staff_page(request, db, admin, refusal=UNKNOWN_CLINIC, status_code=422)
     return RedirectResponse("/staff?done=clinics", status_code=status.HTTP_303_SEE_OTHER)
@@ -185,6 +185,6 @@ async def change_clinics_form(
 async def reset_password_form(
     request: Request, db: DbSession, admin: CurrentAdmin, staff_id: str
 ) -> Response:
-    member = await practice_member(db, admin, staff_id)
-    password = await reset_member(request, db, admin, member)
+    member = await members.practice_member(db, admin, staff_id)
+    password = await members.reset_member(request, db, admin, member)
     return await _staff_page(request, db, admin, issued=(member, password))

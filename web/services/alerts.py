@@ -10,10 +10,10 @@ from fastapi import Request
 from pydantic import BaseModel, computed_field
 
 from domain import secure_email_views as views
-from domain.audit import AuditAction, listing_detail
+from domain.audit import AuditAction
 from domain.secure_email_views import AlertKind
 from infra.db.models import StaffUser
-from web.deps import DbSession, audit_staff
+from web.deps import DbSession, audit_list
 
 
 # The domain's alert with the office page it leads to (``/api/v1/alerts``'s schema shows
@@ -45,10 +45,6 @@ async def audit_alerts_shown(
     the patients by id. A response showing none read nothing and records nothing."""
     if not shown:
         return
-    await audit_staff(
-        db,
-        request,
-        staff,
-        AuditAction.OFFICE_ALERT_LIST,
-        detail=listing_detail(f"{len(shown)} alert(s)", (alert.patient_id for alert in shown)),
-    )
+    summary = f"{len(shown)} alert(s)"
+    patient_ids = (alert.patient_id for alert in shown)
+    await audit_list(db, request, staff, AuditAction.OFFICE_ALERT_LIST, summary, patient_ids)
