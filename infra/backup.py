@@ -237,6 +237,12 @@ async def restore(
 ) -> Manifest:
     """Restores ``directory`` into this deployment, which must be empty."""
     manifest = read_manifest(directory)
+    kind = backup_database.kind_of(settings.migration_database_url)
+    if manifest.database != kind:
+        raise BackupRefused(
+            f"this backup is of a {manifest.database} database and the deployment's is "
+            f"{kind}: restore into a database of the same kind"
+        )
     installed = install_development_keys(settings, directory)
     if installed:
         progress(f"development keysets installed from {KEYS}: {', '.join(installed)}")
