@@ -33,7 +33,7 @@ from tests.fixtures.waiting import eventually
 from tests.web.test_alerts import patient_replies
 from tests.web.test_portal import BODY, SUBJECT, ask_passcode, send, sign_in
 from web.app import create_app
-from workers.backup import backup, restore_and_resume
+from workers.backup import backup, restore_and_resume, resume
 from workers.smtp_catcher import serve
 from workers.worker import build_worker
 
@@ -125,6 +125,9 @@ async def test_backup_then_restore_into_a_fresh_stack_resumes_every_secure_email
             )
             assert {open_id, replied_id} <= set(resumed.resumed)
             assert withdrawn_id not in resumed.resumed and not resumed.not_resumable
+            # Run again (a second restore attempt, a worker starting): nothing more starts.
+            again = await resume(fresh, client=temporal.client, settling=timedelta(0))
+            assert again.resumed == [] and again.running == len(resumed.resumed)
             async with restored_stack(fresh, temporal, tmp_path / "mail-2", stack.office) as new:
                 await after_restore(new, temporal, open_id, open_link, first_passcode)
                 await replied_survives(new, replied_id, patient_id, withdrawn_link)
