@@ -124,7 +124,10 @@ async def test_backup_then_restore_into_a_fresh_stack_resumes_every_secure_email
                 fresh, directory, lambda _: None, client=temporal.client
             )
             assert {open_id, replied_id} <= set(resumed.resumed)
-            assert withdrawn_id not in resumed.resumed and not resumed.not_resumable
+            assert withdrawn_id not in resumed.resumed
+            # (On PostgreSQL the run's shared database holds other tests' messages too.)
+            skipped = {found.secure_email_id for found in resumed.not_resumable}
+            assert not skipped & {open_id, replied_id, withdrawn_id}
             # Run again (a second restore attempt, a worker starting): nothing more starts.
             again = await resume(fresh, client=temporal.client, settling=timedelta(0))
             assert again.resumed == [] and again.running == len(resumed.resumed)
