@@ -163,9 +163,12 @@ async def resumable(
         reminder_at=reminder_time(secure_email.sent_at, secure_email.expires_at, after_hours),
     )
     if status == SecureEmailStatus.SENDING:
-        # The first notice may not have gone: a first run sends it, unless the database
-        # says it went (the notice activity claims it there once).
-        return Resumable(secure_email.id, status, start)
+        if not at_of(EventKind.NOTICE_EMAILED):
+            # The first notice has not gone: a first run sends it.
+            return Resumable(secure_email.id, status, start)
+        # It went, and the workflow was lost before it recorded "sent": the notice is
+        # not sent again (its activity would refuse it as not due).
+        status = SecureEmailStatus.SENT
     carried = CarriedState(
         status=status,
         opened_at=secure_email.opened_at,

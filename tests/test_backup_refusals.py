@@ -149,3 +149,31 @@ def test_cli_backup_refuses_include_keys_in_production(
     assert "--include-keys is for development only" in result.output
     assert "WARNING" not in result.output
     assert not (tmp_path / "b").exists()
+
+
+def test_cli_refuses_a_directory_that_is_not_a_backup_or_not_empty(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = own_settings(tmp_path)
+    monkeypatch.setattr(cli, "get_settings", lambda: settings)
+    (tmp_path / "used").mkdir()
+    (tmp_path / "used" / "notes.txt").write_text("mine")
+    backed = CliRunner().invoke(cli.app, ["backup", str(tmp_path / "used")])
+    assert backed.exit_code == 1
+    assert "is not empty: back up into a new directory" in backed.output
+    restored = CliRunner().invoke(cli.app, ["restore", str(tmp_path / "used")])
+    assert restored.exit_code == 1
+    assert "no manifest.json" in restored.output
+    assert not (tmp_path / "app.db").exists()
+
+
+def test_cli_include_keys_warns_in_development(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = own_settings(tmp_path)
+    monkeypatch.setattr(cli, "get_settings", lambda: settings)
+    (tmp_path / "used").mkdir()
+    (tmp_path / "used" / "notes.txt").write_text("mine")
+    result = CliRunner().invoke(cli.app, ["backup", str(tmp_path / "used"), "--include-keys"])
+    assert "WARNING: --include-keys writes the keysets into the backup" in result.output
+    assert "Development only." in result.output
