@@ -6,8 +6,9 @@ it back, started under its own id with the expiry, reminder and counters the dat
 holds (``infra.resumable``): the original link, a new passcode, Verify, Reply All and the
 expiry work as before. Run by ``securemail restore``, ``securemail resume`` and the
 worker at start; running it again changes nothing (a workflow that exists is left as it
-is). A workflow that exists but closed while the database says open is counted, not
-started again: reporting it is the reconciler's work.
+is). A workflow that exists but closed while the database says open is counted and
+named, not started again: something ended it (an operator, a failure), and starting it
+over would hide that.
 """
 
 from __future__ import annotations

@@ -38,8 +38,8 @@ async def resume_secure_email(
 ) -> WorkflowHandle[SecureEmailWorkflow, SecureEmailState]:
     """Starts the workflow of a secure email whose workflow Temporal has lost, under its
     own id, with the status the database has. A workflow of that id running already is
-    left as it is; one that ran and closed is not started again (``RPCError`` or
-    ``WorkflowAlreadyStartedError``): that is the reconciler's to report."""
+    left as it is; one that ran and closed is not started again
+    (``WorkflowAlreadyStartedError``): a closed workflow decided its message's end."""
     workflow_id = workflow_id_for(start.secure_email_id)
     attributes = for_new_secure_email(start.practice_id, start.patient_id, start.expires_at)
     return await client.start_workflow(
