@@ -276,6 +276,8 @@ def resume() -> None:
     print(f"Open secure emails: {found.summary()}.")
     for skipped in found.not_resumable:
         print(f"  not resumed: {skipped.secure_email_id}: {skipped.reason}")
+    for closed in found.closed:
+        print(f"  closed in Temporal, open in the database: {closed}")
 
 
 @legacy_app.command("open")
