@@ -186,6 +186,105 @@ def audit_anchor() -> None:
         raise typer.Exit(2) from None
 
 
+@app.command()
+def backup(
+    directory: Annotated[Path, typer.Argument(help="A new (or empty) directory")],
+    include_keys: Annotated[
+        bool,
+        typer.Option(
+            "--include-keys",
+            help="Add the keysets (development only; refused in production)",
+        ),
+    ] = False,
+) -> None:
+    """Copy the running deployment: the database, every stored object as stored, and
+    manifest.json. The keysets are not in it: keep them apart (README, Backup and
+    restore)."""
+    from infra.backup import BackupRefused
+    from infra.backup_database import DatabaseCopyFailed, DatabaseToolMissing
+    from infra.objects.interface import StoreUnavailable
+    from workers.backup import backup as run_backup
+
+    settings = get_settings()
+    if include_keys and settings.environment != "production":
+        typer.secho(
+            "WARNING: --include-keys writes the keysets into the backup (keys.json). Anyone "
+            "with this directory can read every message in it. Development only.",
+            err=True,
+            fg=typer.colors.RED,
+            bold=True,
+        )
+    try:
+        manifest = asyncio.run(
+            run_backup(settings, directory, include_keys, lambda line: typer.echo(line, err=True))
+        )
+    except (BackupRefused, DatabaseToolMissing, DatabaseCopyFailed, StoreUnavailable) as error:
+        typer.echo(f"Backup refused or failed: {error}", err=True)
+        raise typer.Exit(1) from None
+    print(
+        f"Backed up into {directory}: {sum(manifest.counts.values())} rows, "
+        f"{len(manifest.objects)} objects ({manifest.object_bytes} bytes), "
+        f"audit head {manifest.audit_head}."
+    )
+    if not manifest.keys_included:
+        keysets = manifest.keysets
+        print(
+            "Keys are not in the backup. A restore needs these key ids, kept apart: "
+            f"encryption {keysets.aead}, objects {keysets.objects}, portal {keysets.portal}."
+        )
+
+
+@app.command()
+def restore(
+    directory: Annotated[Path, typer.Argument(help="A directory `securemail backup` made")],
+) -> None:
+    """Restore a backup into an empty deployment (refused if it has data), check every
+    object against the manifest, then start the workflow of every open secure email."""
+    from temporalio.service import RPCError
+
+    from infra.backup import BackupRefused, RestoreFailed
+    from infra.backup_database import DatabaseCopyFailed, DatabaseToolMissing
+    from infra.objects.interface import StoreUnavailable
+    from workers.backup import restore_and_resume
+
+    try:
+        manifest, resumed = asyncio.run(
+            restore_and_resume(get_settings(), directory, lambda line: typer.echo(line, err=True))
+        )
+    except RestoreFailed as error:
+        typer.echo("Restore failed:", err=True)
+        for problem in error.problems:
+            typer.echo(f"  {problem}", err=True)
+        raise typer.Exit(1) from None
+    except (BackupRefused, DatabaseToolMissing, DatabaseCopyFailed, StoreUnavailable) as error:
+        typer.echo(f"Restore refused or failed: {error}", err=True)
+        raise typer.Exit(1) from None
+    except RPCError as error:
+        typer.echo(
+            f"Restored, but Temporal could not be reached to resume open secure emails "
+            f"({error.__class__.__name__}); run `securemail resume` once it is up.",
+            err=True,
+        )
+        raise typer.Exit(1) from None
+    print(f"Restored the backup of {manifest.created_at:%Y-%m-%d %H:%M} UTC.")
+    print(f"Open secure emails: {resumed.summary()}.")
+    print("Check it: `securemail audit verify` (the head was " + manifest.audit_head + ").")
+
+
+@app.command()
+def resume() -> None:
+    """Start the workflow of every open secure email whose workflow Temporal lacks (with
+    its recorded expiry and counters); running it again changes nothing."""
+    from workers.backup import resume as run_resume
+
+    found = asyncio.run(run_resume(get_settings()))
+    print(f"Open secure emails: {found.summary()}.")
+    for skipped in found.not_resumable:
+        print(f"  not resumed: {skipped.secure_email_id}: {skipped.reason}")
+    for closed in found.closed:
+        print(f"  closed in Temporal, open in the database: {closed}")
+
+
 @legacy_app.command("open")
 def legacy_open() -> None:
     """Count open secure emails of the legacy workflow; exit 0 only when none is open

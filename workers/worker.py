@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any, Protocol
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from temporalio.client import Client
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import Worker
@@ -42,6 +42,7 @@ from infra.temporal.client import connect
 from workflows.legacy.secure_email_v1 import LegacySecureEmailWorkflow
 from workflows.open_dental_sync import OpenDentalSyncWorkflow
 from workflows.reencrypt import ReencryptWorkflow
+from workflows.resuming import resume_open_secure_emails
 from workflows.secure_email import SecureEmailWorkflow
 
 # What the worker runs at once, each with at most one database connection: local
@@ -163,6 +164,19 @@ def serve_metrics(address: str) -> None:
     Runtime.set_default(Runtime(telemetry=telemetry), error_if_already_set=True)
 
 
+async def resume_at_start(client: Client, settings: Settings, engine: AsyncEngine) -> None:
+    """The resume step, once, beside polling: a failure is logged, the worker goes on."""
+    log = logging.getLogger(__name__)
+    try:
+        found = await resume_open_secure_emails(
+            client, settings.task_queue, make_sessionmaker(engine), portal_keys(settings)
+        )
+    except Exception:
+        log.exception("resuming open secure emails failed; run `securemail resume`")
+        return
+    log.info("open secure emails at start: %s", found.summary())
+
+
 async def run_worker(settings: Settings) -> None:
     configure_logging(settings)
     if settings.worker_metrics_address:
@@ -177,6 +191,9 @@ async def run_worker(settings: Settings) -> None:
         loop.add_signal_handler(signum, stop.set)
     async with keep_linking(engine), worker:
         logging.getLogger(__name__).info("worker polling task queue %s", settings.task_queue)
+        # What the database says is open, Temporal runs (``workflows.resuming``).
+        resuming = asyncio.create_task(resume_at_start(client, settings, engine))
         await stop.wait()
+        resuming.cancel()
     # Leaving the block waits for in-flight activities before the process exits.
     await engine.dispose()
