@@ -8,7 +8,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Form, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from domain.errors import FieldRefused
 from domain.open_dental import (
@@ -83,35 +83,32 @@ async def open_dental_page(request: Request, db: DbSession, staff: CurrentAdmin)
     return await _page(request, db, staff, current, _typed(current), {}, notice=notice)
 
 
-class OpenDentalForm(BaseModel):
-    """The Open Dental settings form, named as its inputs; all text as typed."""
-
-    base_url: str = ""
-    developer_key: str = ""
-    customer_key: str = ""
-    document_category: str = ""
-    sync_minutes: str = ""
-
-
 @router.post(PAGE)
 async def save_open_dental(
     request: Request,
     state: StateDep,
     db: DbSession,
     staff: CurrentAdmin,
-    form: Annotated[OpenDentalForm, Form()],
+    base_url: Annotated[str, Form()] = "",
+    developer_key: Annotated[str, Form()] = "",
+    customer_key: Annotated[str, Form()] = "",
+    document_category: Annotated[str, Form()] = "",
+    sync_minutes: Annotated[str, Form()] = "",
 ) -> Response:
     current = await _current(db, staff)
-    # The page shown again shows what was typed, but never the keys.
-    typed = form.model_dump(include={"base_url", "document_category", "sync_minutes"})
+    typed = {
+        "base_url": base_url,
+        "document_category": document_category,
+        "sync_minutes": sync_minutes,
+    }
     refused = status.HTTP_422_UNPROCESSABLE_CONTENT
     values: dict[str, object] = {
-        "base_url": form.base_url,
-        "document_category": form.document_category.strip() or None,
-        "sync_minutes": form.sync_minutes.strip() or DEFAULT_SYNC_MINUTES,
+        "base_url": base_url,
+        "document_category": document_category.strip() or None,
+        "sync_minutes": sync_minutes.strip() or DEFAULT_SYNC_MINUTES,
     }
     # A key field left blank keeps the stored key.
-    for name, given in (("developer_key", form.developer_key), ("customer_key", form.customer_key)):
+    for name, given in (("developer_key", developer_key), ("customer_key", customer_key)):
         if given.strip():
             values[name] = given
 
