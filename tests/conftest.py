@@ -37,6 +37,7 @@ from web.csrf import CSRF_FIELD
 
 pytest_plugins = [
     "tests.fixtures.crypto",
+    "tests.fixtures.open_dental",
     "tests.fixtures.operators",
     "tests.fixtures.s3",
     "tests.fixtures.sendgrid",
@@ -210,6 +211,14 @@ class Browser(httpx.AsyncClient):
             token = await self.form_token()
             kwargs["data"] = {CSRF_FIELD: token, **(kwargs.get("data") or {})}
         return await super().post(url, **kwargs)
+
+    async def follow_link(self, page: str, link: str, text: str) -> httpx.Response:
+        """``link``'s page, opened (200) after finding ``page`` links to it as ``text``."""
+        linking = await self.get(page)
+        assert f'<a href="{link}">{text}</a>' in linking.text, linking.text
+        opened = await self.get(link)
+        assert opened.status_code == 200
+        return opened
 
 
 def some_client_address() -> str:

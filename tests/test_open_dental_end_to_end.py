@@ -4,25 +4,13 @@ patient, and find an Open Dental patient of a status not sent to refused."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
-
-from tests.fixtures.open_dental import CUSTOMER_KEY, DEVELOPER_KEY, FakeOpenDental, serve
+from tests.fixtures.open_dental import CUSTOMER_KEY, DEVELOPER_KEY, FakeOpenDental
 from tests.fixtures.stack import Stack
 from tests.fixtures.waiting import eventually
 
 URL = "/api/v1/integrations/open-dental"
-
-
-@pytest.fixture
-def open_dental_api() -> Iterator[FakeOpenDental]:
-    served = serve(FakeOpenDental())
-    try:
-        yield served.fake
-    finally:
-        served.stop()
 
 
 async def test_sync_now_brings_patients_that_can_be_sent_to(

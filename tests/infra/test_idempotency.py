@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -15,20 +14,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from infra import idempotency
 from infra.accounts import create_practice
-from infra.db.engine import make_engine, make_sessionmaker
+from infra.db.engine import make_sessionmaker
 from infra.db.models import IdempotencyKey
 from infra.idempotency import Answer
 
 KEY = "9f0c2b1e-retry-me"
 REQUEST = hashlib.sha256(b"a request").hexdigest()
 CREATED = Answer(201, json.dumps({"id": "4b3c", "status": "sending"}))
-
-
-@pytest.fixture
-async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    engine = make_engine(database_url)
-    yield engine
-    await engine.dispose()
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 from pydantic import SecretStr
@@ -80,13 +80,13 @@ async def db_engine(own_database: str) -> AsyncIterator[AsyncEngine]:
 
 
 @pytest.fixture
-def old_keys() -> Iterator[EncryptionKeys]:
+def old_keys(field_encryption: EncryptionKeys) -> Iterator[EncryptionKeys]:
     """The keys the data is sealed under before rotation; the app's columns use them
-    until a test configures the rotated ones."""
+    until a test configures the rotated ones. After the test, the run's keys again."""
     keys = EncryptionKeys.generate()
     configure_field_encryption(keys)
     yield keys
-    configure_field_encryption(None)
+    configure_field_encryption(field_encryption)
 
 
 @dataclass
@@ -175,6 +175,27 @@ async def assert_everything_opens(
         assert await read_all(store, key) == data
 
 
+class Rotated(NamedTuple):
+    """What a rotation test starts from: ``seeded`` sealed under ``old_keys``, then the
+    keys rotated to ``new_keys`` (a new primary in each keyset, the old keys kept),
+    configured for the app's columns and sealing ``store``."""
+
+    seeded: Seeded
+    old_keys: EncryptionKeys
+    new_keys: EncryptionKeys
+    store: EncryptedObjectStore
+
+
+@pytest.fixture
+async def rotated(
+    db_engine: AsyncEngine, object_store: S3ObjectStore, old_keys: EncryptionKeys
+) -> Rotated:
+    seeded = await seed(db_engine, EncryptedObjectStore(object_store, old_keys))
+    new_keys = old_keys.rotated()
+    configure_field_encryption(new_keys)
+    return Rotated(seeded, old_keys, new_keys, EncryptedObjectStore(object_store, new_keys))
+
+
 def settings_for(database_url: str, keys: EncryptionKeys, **more: Any) -> Settings:
     return Settings(database_url=database_url, **keys.settings_fields(), **more)
 
@@ -199,14 +220,10 @@ async def test_rotate_reencrypt_retire(
     own_database: str,
     db_engine: AsyncEngine,
     object_store: S3ObjectStore,
-    old_keys: EncryptionKeys,
+    rotated: Rotated,
     dev_server_env: WorkflowEnvironment,
 ) -> None:
-    seeded = await seed(db_engine, EncryptedObjectStore(object_store, old_keys))
-
-    new_keys = old_keys.rotated()
-    configure_field_encryption(new_keys)
-    store = EncryptedObjectStore(object_store, new_keys)
+    seeded, old_keys, new_keys, store = rotated
     old_field_key, old_object_key = old_keys.primary_id, primary_id(old_keys.object_keyset)
     # Rotated: a new primary in each keyset, the old keys kept, so everything opens.
     assert new_keys.primary_id != old_field_key
@@ -264,17 +281,9 @@ async def test_rotate_reencrypt_retire(
 
 @pytest.mark.parametrize("how", ["workflow terminated", "worker stopped"])
 async def test_reencrypt_killed_halfway_finishes_without_redoing(
-    how: str,
-    own_database: str,
-    db_engine: AsyncEngine,
-    object_store: S3ObjectStore,
-    old_keys: EncryptionKeys,
-    dev_server_env: WorkflowEnvironment,
+    how: str, db_engine: AsyncEngine, rotated: Rotated, dev_server_env: WorkflowEnvironment
 ) -> None:
-    seeded = await seed(db_engine, EncryptedObjectStore(object_store, old_keys))
-    new_keys = old_keys.rotated()
-    configure_field_encryption(new_keys)
-    store = EncryptedObjectStore(object_store, new_keys)
+    seeded, _, new_keys, store = rotated
     client = dev_server_env.client
     task_queue = f"rotation-{uuid.uuid4()}"
     real = ReencryptActivities(db_engine, new_keys, store)

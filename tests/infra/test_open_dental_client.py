@@ -5,7 +5,6 @@ serverDateTime, 400 with an explanation for a missing required field, 401, 429."
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator
 from urllib.parse import quote_plus
 
 import httpx
@@ -19,44 +18,37 @@ from infra.open_dental_client import (
     TryLater,
     Unreachable,
 )
-from tests.fixtures.open_dental import CUSTOMER_KEY, DEVELOPER_KEY, FakeOpenDental, serve
+from tests.fixtures.open_dental import CUSTOMER_KEY, DEVELOPER_KEY, FakeOpenDental
 from tests.fixtures.processes import free_port
 
 KEYS = Keys(DEVELOPER_KEY, CUSTOMER_KEY)
 
 
-@pytest.fixture
-def fake() -> Iterator[FakeOpenDental]:
-    served = serve(FakeOpenDental())
-    try:
-        yield served.fake
-    finally:
-        served.stop()
-
-
-async def test_patients_page_by_offset_with_server_date_time(fake: FakeOpenDental) -> None:
+async def test_patients_page_by_offset_with_server_date_time(
+    open_dental_api: FakeOpenDental,
+) -> None:
     for _ in range(250):
-        fake.add_patient()
-    client = OpenDentalClient(fake.url, KEYS)
+        open_dental_api.add_patient()
+    client = OpenDentalClient(open_dental_api.url, KEYS)
     pages = [await client.patients_changed(None, offset) for offset in (0, 100, 200)]
     assert [len(page.patients) for page in pages] == [100, 100, 50]
     assert pages[2].patients[-1]["PatNum"] == 250
     stamp = pages[0].server_date_time
     assert stamp is not None and len(stamp) == len("2026-12-06 23:41:19")
-    fake.change_patient(42, LName="Changed")
+    open_dental_api.change_patient(42, LName="Changed")
     changed = await client.patients_changed(stamp, 0)
     assert 42 in [patient["PatNum"] for patient in changed.patients]
-    assert fake.requests[-1].endswith(f"Offset=0&DateTStamp={quote_plus(stamp)}")
+    assert open_dental_api.requests[-1].endswith(f"Offset=0&DateTStamp={quote_plus(stamp)}")
 
 
-async def test_open_dental_refusals_arrive_as_their_kind(fake: FakeOpenDental) -> None:
+async def test_open_dental_refusals_arrive_as_their_kind(open_dental_api: FakeOpenDental) -> None:
     with pytest.raises(KeysRefused):
-        await OpenDentalClient(fake.url, Keys(DEVELOPER_KEY, "wrong")).check_keys()
-    client = OpenDentalClient(fake.url, KEYS)
-    fake.script = [429]
+        await OpenDentalClient(open_dental_api.url, Keys(DEVELOPER_KEY, "wrong")).check_keys()
+    client = OpenDentalClient(open_dental_api.url, KEYS)
+    open_dental_api.script = [429]
     with pytest.raises(TryLater):
         await client.check_keys()
-    fake.script = [500]
+    open_dental_api.script = [500]
     with pytest.raises(TryLater):
         await client.check_keys()
     with pytest.raises(Unreachable):
@@ -66,11 +58,11 @@ async def test_open_dental_refusals_arrive_as_their_kind(fake: FakeOpenDental) -
     await client.check_keys()
 
 
-async def test_stand_in_checks_what_open_dental_would(fake: FakeOpenDental) -> None:
-    number = fake.add_patient()
-    headers = {"Authorization": fake.authorization}
+async def test_stand_in_checks_what_open_dental_would(open_dental_api: FakeOpenDental) -> None:
+    number = open_dental_api.add_patient()
+    headers = {"Authorization": open_dental_api.authorization}
     png = base64.b64encode(b"\x89PNG\r\n\x1a\n").decode()
-    async with httpx.AsyncClient(base_url=fake.url, headers=headers) as http:
+    async with httpx.AsyncClient(base_url=open_dental_api.url, headers=headers) as http:
         # The header's exact form: "ODFHIR developer/customer", nothing else.
         for wrong in (f"Bearer {CUSTOMER_KEY}", f"ODFHIR {CUSTOMER_KEY}/{DEVELOPER_KEY}"):
             refused = await http.get("/patients/Simple", headers={"Authorization": wrong})
@@ -93,4 +85,4 @@ async def test_stand_in_checks_what_open_dental_would(fake: FakeOpenDental) -> N
         assert mode.status_code == 400
         added = await http.post("/commlogs", json=commlog | {"SentOrReceived": "Sent"})
         assert added.status_code == 201 and added.json()["CommlogNum"] == 1
-    assert len(fake.documents) == 1 and len(fake.commlogs) == 1
+    assert len(open_dental_api.documents) == 1 and len(open_dental_api.commlogs) == 1

@@ -56,6 +56,7 @@ from tests.conftest import (
 )
 from tests.fixtures.migrated import MigratedTemplates, migrated_templates
 from tests.fixtures.postgres import POSTGRES_ADMIN_DSN, admin_execute
+from tests.fixtures.rows import raw_rows
 from tests.fixtures.waiting import eventually
 from tests.test_compose import env_example, environment
 from web.app import create_app
@@ -615,19 +616,13 @@ async def test_the_app_runs_and_audits_as_its_restricted_role(
 async def test_migrations_again_keep_the_app_role_in_its_place(deployment: Deployment) -> None:
     # Every `securemail migrate` grants again; it must never widen the audit log's grants.
     await upgrade_async(deployment.owner_url, app_database_url=deployment.app_url)
-    engine = make_engine(deployment.owner_url)
-    async with engine.connect() as connection:
-        granted = (
-            await connection.execute(
-                text(
-                    "SELECT table_name, privilege_type FROM information_schema.role_table_grants "
-                    "WHERE grantee = :role AND table_name IN "
-                    "('audit_events', 'audit_links', 'audit_chain_head')"
-                ),
-                {"role": make_url(deployment.app_url).username},
-            )
-        ).all()
-    await engine.dispose()
+    granted = await raw_rows(
+        deployment.owner_url,
+        "SELECT table_name, privilege_type FROM information_schema.role_table_grants "
+        "WHERE grantee = :role AND table_name IN "
+        "('audit_events', 'audit_links', 'audit_chain_head')",
+        role=make_url(deployment.app_url).username,
+    )
     assert sorted(granted) == [
         ("audit_chain_head", "SELECT"),
         ("audit_chain_head", "UPDATE"),

@@ -23,10 +23,7 @@ async def clinics_of(office: Office) -> list[dict[str, Any]]:
 
 
 async def test_settings_page_links_to_clinics(office: Office) -> None:
-    page = await office.browser.get("/settings")
-    assert '<a href="/settings/clinics">Clinics</a>' in page.text
-    clinics = await office.browser.get("/settings/clinics")
-    assert clinics.status_code == 200
+    clinics = await office.browser.follow_link("/settings", "/settings/clinics", "Clinics")
     assert "The practice has no clinics" in clinics.text
     # The new clinic's zone is the practice's until chosen.
     assert '<option value="America/New_York" selected>' in clinics.text

@@ -4,11 +4,9 @@ schedule is real)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import text
 from temporalio.client import ScheduleIntervalSpec
 from temporalio.testing import WorkflowEnvironment
 
@@ -25,8 +23,9 @@ from infra.open_dental import mark_keys_refused
 from infra.open_dental_schedule import is_paused, pause_schedule
 from infra.settings import Settings
 from tests.conftest import Office
-from tests.fixtures.open_dental import CUSTOMER_KEY, DEVELOPER_KEY, FakeOpenDental, serve
+from tests.fixtures.open_dental import CUSTOMER_KEY, DEVELOPER_KEY, FakeOpenDental
 from tests.fixtures.processes import free_port
+from tests.fixtures.rows import raw_rows
 
 URL = "/api/v1/integrations/open-dental"
 
@@ -36,15 +35,6 @@ def settings(settings: Settings, dev_server_env: WorkflowEnvironment) -> Setting
     # The app's schedules go to the dev server: the time-skipping one has none.
     target = dev_server_env.client.service_client.config.target_host
     return settings.model_copy(update={"temporal_address": target})
-
-
-@pytest.fixture
-def open_dental_api() -> Iterator[FakeOpenDental]:
-    served = serve(FakeOpenDental())
-    try:
-        yield served.fake
-    finally:
-        served.stop()
 
 
 def connection(fake: FakeOpenDental, **changes: object) -> dict[str, object]:
@@ -91,18 +81,11 @@ async def test_open_dental_keys_are_stored_encrypted(
     office: Office, settings: Settings, open_dental_api: FakeOpenDental
 ) -> None:
     assert (await office.api.put(URL, json=connection(open_dental_api))).status_code == 200
-    engine = make_engine(settings.database_url)
-    async with engine.connect() as raw:
-        stored = (
-            await raw.execute(
-                text(
-                    "SELECT developer_key, customer_key FROM open_dental_integrations "
-                    "WHERE practice_id = :id"
-                ),
-                {"id": office.practice_id},
-            )
-        ).one()
-    await engine.dispose()
+    (stored,) = await raw_rows(
+        settings.database_url,
+        "SELECT developer_key, customer_key FROM open_dental_integrations WHERE practice_id = :id",
+        id=office.practice_id,
+    )
     assert all(value.startswith("v2:") for value in stored)
     assert DEVELOPER_KEY not in "".join(stored) and CUSTOMER_KEY not in "".join(stored)
 

@@ -42,10 +42,9 @@ async def names(office: Office) -> set[str]:
 
 
 async def test_import_page_is_linked_from_patients(office: Office) -> None:
-    patients = await office.browser.get("/patients")
-    assert 'href="/patients/import"' in patients.text
-    page = await office.browser.get("/patients/import")
-    assert page.status_code == 200
+    page = await office.browser.follow_link(
+        "/patients", "/patients/import", "Import patients from a CSV file"
+    )
     assert '<label for="file">CSV file</label>' in page.text
     assert 'enctype="multipart/form-data"' in page.text
 

@@ -91,14 +91,18 @@ async def login_page(request: Request) -> HTMLResponse:
     return render(request, "office/login.html")
 
 
+class LogInForm(BaseModel):
+    """The office log-in form, named as its inputs (an empty field is a wrong password)."""
+
+    email: str = ""
+    password: str = ""
+
+
 @router.post("/login")
 async def log_in(
-    request: Request,
-    db: DbSession,
-    settings: SettingsDep,
-    email: Annotated[str, Form()] = "",
-    password: Annotated[str, Form()] = "",
+    request: Request, db: DbSession, settings: SettingsDep, form: Annotated[LogInForm, Form()]
 ) -> Response:
+    email, password = form.email, form.password
     client = client_address(request)
     account = normalise_address(email)
     # Every attempt is counted before its password is checked, so a burst sent at once
