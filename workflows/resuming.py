@@ -95,8 +95,14 @@ async def resume_open_secure_emails(
             if status is not None:
                 report.closed.append(secure_email_id)
                 continue
-            async with sessions() as db:
-                found = await resumable(db, keys, secure_email_id, now)
+            try:
+                async with sessions() as db:
+                    found = await resumable(db, keys, secure_email_id, now)
+            except Exception as error:  # one row must not stop the others
+                # A row that cannot be read (a field sealed under a key the keyset no
+                # longer holds): named, and the others are still resumed.
+                reason = f"its row cannot be read ({type(error).__name__})"
+                found = NotResumable(secure_email_id, reason)
             if found is None:
                 continue  # closed meanwhile
             if isinstance(found, NotResumable):
