@@ -4,6 +4,7 @@ the first's row): the one that loses writes nothing and says so (``ImportCollide
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import pytest
 from sqlalchemy import func, select, text
@@ -60,9 +61,19 @@ async def test_import_collided_with_another_writes_nothing(
             )
 
             async def blocked() -> bool:
-                return bool(await watcher.scalar(WAITING))
+                waiting = await watcher.scalar(WAITING)
+                # pg_stat_activity is read once per transaction: end it, or every
+                # later poll sees the first one's answer.
+                await watcher.rollback()
+                return bool(waiting)
 
-            await eventually(blocked, what="the import waiting on the first one's row")
+            try:
+                await eventually(blocked, what="the import waiting on the first one's row")
+            except AssertionError:
+                importing.cancel()  # not left in a flush while its session closes
+                with contextlib.suppress(asyncio.CancelledError):
+                    await importing
+                raise
             await first.commit()
             with pytest.raises(ImportCollided):
                 await importing
