@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 from sqlalchemy import update
 
+from domain.passcodes import MAX_PASSCODES_PER_HOUR
 from domain.secure_email import workflow_id_for
 from infra.db.engine import make_engine
 from infra.db.models import PortalSession, SecureEmail
@@ -277,3 +278,17 @@ async def test_version_1_message_opens_with_the_passcode_in_clear(stack: Stack) 
         assert verified.status_code == 303, verified.text
         page = await patient.get(verified.headers["location"])
         assert page.status_code == 200 and BODY in page.text
+
+
+async def test_too_many_passcodes_for_one_message_says_when_to_ask_again(stack: Stack) -> None:
+    """The workflow's own limit (5 per message per hour) answers as the web's limits do:
+    429 with Retry-After, so a patient's browser or a script knows when to try again."""
+    _, link = await send(stack)
+    async with stack.browser() as patient:
+        for _ in range(MAX_PASSCODES_PER_HOUR):
+            asked = await patient.post(f"{link}/passcode")
+            assert asked.status_code == 303, asked.text
+        refused = await patient.post(f"{link}/passcode")
+    assert refused.status_code == 429, refused.text
+    assert "Too many passcodes were requested" in refused.text
+    assert 0 < int(refused.headers["Retry-After"]) <= 3600

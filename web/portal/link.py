@@ -45,6 +45,7 @@ from web.portal.refusals import (
     NO_PASSCODE,
     TOO_MANY_REQUESTS,
     refusal,
+    refusal_status,
     verify_message,
     wrong_passcode,
 )
@@ -123,7 +124,10 @@ async def request_passcode(
     except WorkflowUpdateFailedError as error:
         await uncount(db, for_patient)
         await audit_patient(db, request, secure_email, AuditAction.PASSCODE_REFUSED)
-        return await open_page(refusal(error, words), status.HTTP_429_TOO_MANY_REQUESTS)
+        answer = refusal_status(error)
+        page = await open_page(refusal(error, words), answer.code)
+        page.headers.update(answer.headers())
+        return page
     await audit_patient(db, request, secure_email, AuditAction.PASSCODE_ISSUED)
     return RedirectResponse(f"/m/{token}/passcode", status_code=status.HTTP_303_SEE_OTHER)
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import gettext
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
@@ -92,6 +93,42 @@ def _too_many_passcodes(details: Sequence[object], words: Words) -> str:
         "Too many passcodes were requested. Try again in %(num)d minutes.",
         minutes,
     ) % {"num": minutes}
+
+
+@dataclass(frozen=True)
+class RefusalStatus:
+    """How a workflow's refusal answers over HTTP: a limit is 429 with the seconds until it
+    lifts (Retry-After, R17); a message that is over is 410; a full conversation or an
+    undelivered notice 409; anything unknown 503, as if Temporal were down."""
+
+    code: int
+    retry_after: int | None = None
+
+    def headers(self) -> dict[str, str]:
+        return {} if self.retry_after is None else {"Retry-After": str(self.retry_after)}
+
+
+def refusal_status(error: WorkflowUpdateFailedError) -> RefusalStatus:
+    cause = error.cause
+    if not isinstance(cause, ApplicationError):
+        return RefusalStatus(503)
+    details = cause.details
+    if cause.type in (errors.EXPIRED, errors.WITHDRAWN):
+        return RefusalStatus(410)
+    if cause.type == errors.TOO_MANY_PASSCODES:
+        return _limit(_minutes(details, 0))
+    if cause.type == errors.TOO_MANY_REPLIES:
+        if details and details[0] == errors.REPLIES_TOTAL:
+            return RefusalStatus(409)
+        return _limit(_minutes(details, 1))
+    if cause.type == errors.FAILED:
+        return RefusalStatus(409)
+    return RefusalStatus(503)
+
+
+def _limit(minutes: int | None) -> RefusalStatus:
+    # Without the workflow's figure, the longest a window lasts.
+    return RefusalStatus(429, 60 * (minutes if minutes is not None else 60))
 
 
 def refusal(error: WorkflowUpdateFailedError, words: Words) -> str:

@@ -20,7 +20,7 @@ from web.languages import N_, translator
 from web.portal.deps import PortalPatient, ReadableEmail, patient_actor, practice_of_message
 from web.portal.file_kinds import allowed_kinds
 from web.portal.messages import tabs_context
-from web.portal.refusals import refusal
+from web.portal.refusals import refusal, refusal_status
 from web.services.files import AttachmentsRefused, check_uploads
 from web.services.replies import send_reply
 from web.state import AppState
@@ -172,5 +172,9 @@ async def _send_reply(
             actor=patient_actor(request, secure_email),
         )
     except WorkflowUpdateFailedError as error:
-        return refused({"form": refusal(error, translator(request))}, [], 409)
+        # What was typed stays on the form, whatever the refusal.
+        answer = refusal_status(error)
+        page = refused({"form": refusal(error, translator(request))}, [], answer.code)
+        page.headers.update(answer.headers())
+        return page
     return RedirectResponse("/portal/sent?sent=1", status_code=status.HTTP_303_SEE_OTHER)
