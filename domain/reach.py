@@ -31,6 +31,17 @@ class Reach:
             return self.unassigned
         return self.clinic_ids is None or clinic_id in self.clinic_ids
 
+    def includes(self, other: Reach) -> bool:
+        """Whether every patient ``other`` reaches is within this reach: a member of staff
+        restricted to clinics gives and manages no reach wider than their own."""
+        if self.clinic_ids is None:
+            return self.unassigned or not other.unassigned
+        return (
+            other.clinic_ids is not None
+            and other.clinic_ids <= self.clinic_ids
+            and (self.unassigned or not other.unassigned)
+        )
+
     def narrowed_to(self, clinic_id: str | None) -> Reach:
         """Only the patients of one clinic (a list's clinic filter): nobody when that
         clinic is out of reach. None leaves the reach as it is."""

@@ -11,11 +11,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Select, String, literal, null, select, union_all
+from sqlalchemy import Select, String, and_, case, literal, null, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.audit import ActorType
+from domain.reach import Reach
 from infra.db.models import AuditEvent, Clinic, Patient, SecureEmail, StaffUser
+from infra.reach import within
 
 # Past this many ids, one query for every name of the practice beats a long ``IN`` list
 # (and stays under the databases' limits on bound parameters): a large export.
@@ -94,12 +96,14 @@ def _staff(practice_id: str, ids: Ids) -> Part:
     return _among(statement.where(StaffUser.practice_id == practice_id), StaffUser.id, ids)
 
 
-def _patients(practice_id: str, ids: Ids, named: bool = True) -> Part:
-    """The patients' names (or none) and clinics; without names, only those with one."""
-    name = Patient.name if named else _NONE
+def _patients(practice_id: str, ids: Ids, reach: Reach | None = None) -> Part:
+    """The patients' clinics, and the names of those within ``reach`` (with none, no names
+    and only the patients of a clinic): a reader restricted to clinics sees an event of
+    another clinic's patient by its id, as in the events themselves."""
+    name = _NONE if reach is None else case((and_(*within(reach)), Patient.name), else_=_NONE)
     statement = select(literal("patient").label("kind"), Patient.id, name, Patient.clinic_id)
     statement = statement.where(Patient.practice_id == practice_id)
-    if not named:
+    if reach is None:
         statement = statement.where(Patient.clinic_id.is_not(None))
     return _among(statement, Patient.id, ids)
 
@@ -124,16 +128,17 @@ def _or_all(ids: set[str], total: int, many: int) -> Ids:
 
 
 async def names_in(
-    db: AsyncSession, practice_id: str, events: list[AuditEvent], many: int = MANY_IDS
+    db: AsyncSession, reach: Reach, events: list[AuditEvent], many: int = MANY_IDS
 ) -> AuditNames:
-    """The names of the practice's staff and patients that ``events`` name, its clinics
-    and the clinic of each event, in one query (by their ids, or every name and message
-    clinic of the practice when there are more than ``many``)."""
+    """The names of the practice's staff and of the patients within ``reach`` that
+    ``events`` name, its clinics and the clinic of each event, in one query (by their ids,
+    or every name and message clinic of the practice when there are more than ``many``)."""
+    practice_id = reach.practice_id
     staff_ids, patient_ids, message_ids = _ids_in(events)
     total = len(staff_ids) + len(patient_ids) + len(message_ids)
     parts = union_all(
         _staff(practice_id, _or_all(staff_ids, total, many)),
-        _patients(practice_id, _or_all(patient_ids, total, many)),
+        _patients(practice_id, _or_all(patient_ids, total, many), reach),
         _messages(practice_id, _or_all(message_ids, total, many)),
         _clinics(practice_id),
     )
@@ -144,7 +149,7 @@ async def names_in(
         elif kind == "clinic":
             names.clinics[id_] = name
         else:
-            if kind == "patient":
+            if kind == "patient" and name is not None:
                 names.patients[id_] = name
             names.event_clinics.add(kind, id_, clinic_id)
     return names
@@ -162,7 +167,7 @@ async def clinics_in(
         return clinics
     total = len(patient_ids) + len(message_ids)
     parts = union_all(
-        _patients(practice_id, _or_all(patient_ids, total, many), named=False),
+        _patients(practice_id, _or_all(patient_ids, total, many)),
         _messages(practice_id, _or_all(message_ids, total, many)),
     )
     for kind, id_, _name, clinic_id in await db.execute(parts):
@@ -170,11 +175,9 @@ async def clinics_in(
     return clinics
 
 
-async def patients_to_choose(db: AsyncSession, practice_id: str) -> list[tuple[str, str]]:
-    """Every patient of the practice as (id, name), by name: the Audit page's picker."""
+async def patients_to_choose(db: AsyncSession, reach: Reach) -> list[tuple[str, str]]:
+    """Every patient within reach as (id, name), by name: the Audit page's picker."""
     rows = await db.execute(
-        select(Patient.id, Patient.name)
-        .where(Patient.practice_id == practice_id)
-        .order_by(Patient.name, Patient.id)
+        select(Patient.id, Patient.name).where(*within(reach)).order_by(Patient.name, Patient.id)
     )
     return [(id_, name) for id_, name in rows]

@@ -5,6 +5,7 @@ large export, all at once."""
 from __future__ import annotations
 
 from domain.audit import ActorType, AuditAction
+from domain.reach import Reach
 from infra.audit import Actor, AuditFilter, audit, find_events
 from infra.audit_names import AuditNames, EventClinics, clinics_in, names_in
 from infra.db.engine import make_engine, make_sessionmaker
@@ -34,9 +35,9 @@ async def test_names_of_the_practices_own_people_by_id_or_all_at_once(
             for event in await find_events(db, office.practice_id, AuditFilter())
             if event.patient_id != grace
         ]
-        by_id = await names_in(db, office.practice_id, events)
-        all_at_once = await names_in(db, office.practice_id, events, many=0)
-        nothing = await names_in(db, office.practice_id, [])
+        by_id = await names_in(db, Reach(office.practice_id), events)
+        all_at_once = await names_in(db, Reach(office.practice_id), events, many=0)
+        nothing = await names_in(db, Reach(office.practice_id), [])
     await engine.dispose()
     assert by_id.staff == {admin: "Office admin"}
     # Grace was added (an event names her) but Ada alone is left in the events read.
@@ -63,8 +64,8 @@ async def test_clinics_of_events_by_id_or_all_at_once(
               patient_id=zed, secure_email_id=their_message)  # fmt: skip
         await db.commit()
         events = await find_events(db, office.practice_id, AuditFilter())
-        by_id = await names_in(db, office.practice_id, events)
-        all_at_once = await names_in(db, office.practice_id, events, many=0)
+        by_id = await names_in(db, Reach(office.practice_id), events)
+        all_at_once = await names_in(db, Reach(office.practice_id), events, many=0)
         alone = await clinics_in(db, office.practice_id, events)
         alone_all_at_once = await clinics_in(db, office.practice_id, events, many=0)
         no_events = await clinics_in(db, office.practice_id, [])

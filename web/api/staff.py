@@ -9,7 +9,6 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, status
 
 from domain.audit import AuditAction
-from domain.clinics import UNKNOWN_CLINIC
 from domain.errors import FieldRefused
 from domain.staff import (
     PracticeRole,
@@ -20,7 +19,6 @@ from domain.staff import (
     StaffRole,
     StaffWithPassword,
 )
-from infra.accounts import UnknownClinics, add_staff, practice_staff
 from infra.db.models import StaffUser
 from web.api.responses import ADMINS_ONLY, CONFLICT, INVALID, JSON_BODY, NOT_FOUND, declared
 from web.deps import ApiAdmin, DbSession, audit_staff
@@ -48,7 +46,7 @@ def _with_password(member: StaffUser, password: str) -> StaffWithPassword:
 
 @router.get("")
 async def list_staff(db: DbSession, admin: ApiAdmin) -> StaffList:
-    listed = await practice_staff(db, admin.practice_id)
+    listed = await members.members_within_reach(db, admin)
     return StaffList(items=[StaffPublic.model_validate(member) for member in listed])
 
 
@@ -56,12 +54,11 @@ async def list_staff(db: DbSession, admin: ApiAdmin) -> StaffList:
 async def create_staff(
     request: Request, db: DbSession, admin: ApiAdmin, new: StaffCreate
 ) -> StaffWithPassword:
+    _role(new)
     try:
-        member, password = await add_staff(
-            db, admin.practice_id, str(new.email), new.name, _role(new), new.clinic_ids
-        )
-    except UnknownClinics:
-        raise field_error("clinic_ids", UNKNOWN_CLINIC) from None
+        member, password = await members.add_member(db, admin, new)
+    except members.ClinicsRefused as refused:
+        raise field_error("clinic_ids", refused.message) from None
     await audit_staff(
         db, request, admin, AuditAction.STAFF_ADD, detail=members.added_detail(member)
     )
@@ -88,8 +85,8 @@ async def change_staff(
     if change.clinic_ids is not None:
         try:
             await members.change_clinics_member(request, db, admin, member, change.clinic_ids)
-        except UnknownClinics:
-            raise field_error("clinic_ids", UNKNOWN_CLINIC) from None
+        except members.ClinicsRefused as refused:
+            raise field_error("clinic_ids", refused.message) from None
     if role is not None:
         await members.change_role_member(request, db, admin, member, role)
     return StaffPublic.model_validate(member)

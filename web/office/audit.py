@@ -131,8 +131,8 @@ async def audit_page(
     request: Request, db: DbSession, admin: CurrentAdmin, where: Filter
 ) -> HTMLResponse:
     events = await find_events(db, admin.practice_id, where)
-    names = await names_in(db, admin.practice_id, events)
-    patients = await patients_to_choose(db, admin.practice_id)
+    names = await names_in(db, admin.reach, events)
+    patients = await patients_to_choose(db, admin.reach)
     await _audit_read(
         request,
         db,
@@ -162,7 +162,7 @@ async def export_audit(
     request: Request, db: DbSession, admin: CurrentAdmin, where: Filter
 ) -> StreamingResponse:
     events = await find_events(db, admin.practice_id, where, limit=1_000_000)
-    names = await names_in(db, admin.practice_id, events)
+    names = await names_in(db, admin.reach, events)
     await _audit_read(
         request,
         db,

@@ -15,10 +15,8 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import BaseModel, ValidationError
 
 from domain.audit import AuditAction
-from domain.clinics import UNKNOWN_CLINIC
 from domain.staff import StaffCreate, StaffRole
-from infra import accounts
-from infra.accounts import StaffRuleError, UnknownClinics
+from infra.accounts import StaffRuleError
 from infra.clinics import practice_clinics
 from infra.db.models import StaffUser
 from web.deps import CurrentAdmin, DbSession, StateDep, audit_staff
@@ -86,7 +84,7 @@ async def _staff_page(
         "office/staff.html",
         {
             "staff": admin,
-            "members": await accounts.practice_staff(db, admin.practice_id),
+            "members": await members.members_within_reach(db, admin),
             "clinics": await practice_clinics(db, admin.practice_id),
             "typed": typed or {"role": StaffRole.CLERK.value},
             "errors": errors or {},
@@ -111,16 +109,14 @@ async def add_staff_form(
     typed = form.model_dump()
     try:
         new = StaffCreate.model_validate(form.values(), strict=False)
-        member, password = await accounts.add_staff(
-            db, admin.practice_id, str(new.email), new.name, new.role, new.clinic_ids
-        )
+        member, password = await members.add_member(db, admin, new)
     except ValidationError as error:
         errors = form_errors(error)
         if "pattern" in errors.get("name", ""):
             errors["name"] = "Name: letters, digits, spaces and punctuation only"
         return await _staff_page(request, db, admin, typed=typed, errors=errors, status_code=422)
-    except UnknownClinics:
-        errors = {"clinic_ids": UNKNOWN_CLINIC}
+    except members.ClinicsRefused as refused:
+        errors = {"clinic_ids": refused.message}
         return await _staff_page(request, db, admin, typed=typed, errors=errors, status_code=422)
     except StaffRuleError as error:
         return await _staff_page(
@@ -176,8 +172,8 @@ async def change_clinics_form(
     member = await members.practice_member(db, admin, staff_id)
     try:
         await members.change_clinics_member(request, db, admin, member, clinic_ids or [])
-    except UnknownClinics:
-        return await _staff_page(request, db, admin, refusal=UNKNOWN_CLINIC, status_code=422)
+    except members.ClinicsRefused as refused:
+        return await _staff_page(request, db, admin, refusal=refused.message, status_code=422)
     return RedirectResponse("/staff?done=clinics", status_code=status.HTTP_303_SEE_OTHER)
 
 
