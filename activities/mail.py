@@ -12,7 +12,7 @@ carries the same id and a mail server or client that has seen it can drop the co
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 
 from pydantic import ValidationError
@@ -234,10 +234,7 @@ class MailActivities:
     async def _send(self, to: Recipient, content: PatientMail, message_id: str, mail: str) -> None:
         try:
             message = MailMessage(
-                subject=content.subject,
-                text=content.text,
-                html=content.html,
-                inline_images=content.inline_images,
+                **asdict(content),
                 to=to.patient_address,
                 sender=to.sender_address,
                 sender_name=to.practice.name,

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from domain.key_rotation import ReencryptPage
+from domain.key_rotation import ReencryptPage, ReencryptStep
 from infra import reencryption
 from infra.crypto.keys import EncryptionKeys
 from infra.objects.encrypted import EncryptedObjectStore
@@ -23,6 +23,11 @@ class PageToReencrypt(BaseModel):
     table: str
     after_id: str
     limit: int
+
+    @classmethod
+    def next_of(cls, step: ReencryptStep, limit: int) -> PageToReencrypt:
+        """The page after the last one the step has done."""
+        return cls(kind=step.kind, table=step.table, after_id=step.after_id, limit=limit)
 
 
 class StepToCount(BaseModel):

@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable
+from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -153,11 +154,7 @@ async def back_up(
         _write_private(directory / KEYS, _keys_json(settings))
     manifest = Manifest(
         created_at=datetime.now(UTC),
-        database=facts.kind,
-        database_file=facts.file,
-        schema_revision=facts.schema_revision,
-        counts=facts.counts,
-        audit_head=facts.audit_head,
+        **asdict(facts),
         keysets=keysets,
         keys_included=include_keys,
         objects=[StoredObjectEntry(key=e.key, size=e.size, sha256=e.sha256) for e in entries],

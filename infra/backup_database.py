@@ -43,10 +43,10 @@ class DatabaseCopyFailed(RuntimeError):
 
 @dataclass(frozen=True)
 class DatabaseFacts:
-    """What the manifest says of the copied database."""
+    """What the manifest says of the copied database, under the manifest's names."""
 
-    kind: str  # "sqlite" or "postgresql"
-    file: str
+    database: str  # "sqlite" or "postgresql"
+    database_file: str
     counts: dict[str, int]
     audit_head: str
     schema_revision: list[str]

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from pydantic import SecretStr
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from infra.backup import BackupRefused, Manifest, RestoreFailed, back_up, data_held, restore
 from infra.crypto.keys import portal_keys
@@ -142,29 +142,40 @@ async def test_keys_in_a_backup_for_development_only(
         assert portal_keys(target).ids == portal_keys(stack.settings).ids
 
 
+def run_cli(monkeypatch: pytest.MonkeyPatch, settings: Settings, *args: str) -> Result:
+    """``securemail ARGS`` with ``settings`` in place of the environment's."""
+    monkeypatch.setattr(cli, "get_settings", lambda: settings)
+    return CliRunner().invoke(cli.app, list(args))
+
+
 def test_cli_backup_refuses_include_keys_in_production(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     settings = own_settings(tmp_path).model_copy(update={"environment": "production"})
-    monkeypatch.setattr(cli, "get_settings", lambda: settings)
-    result = CliRunner().invoke(cli.app, ["backup", str(tmp_path / "b"), "--include-keys"])
+    result = run_cli(monkeypatch, settings, "backup", str(tmp_path / "b"), "--include-keys")
     assert result.exit_code == 1
     assert "--include-keys is for development only" in result.output
     assert "WARNING" not in result.output
     assert not (tmp_path / "b").exists()
 
 
+def directory_in_use(tmp_path: Path) -> Path:
+    """A directory that already holds someone's file: neither empty nor a backup."""
+    used = tmp_path / "used"
+    used.mkdir()
+    (used / "notes.txt").write_text("mine")
+    return used
+
+
 def test_cli_refuses_a_directory_that_is_not_a_backup_or_not_empty(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     settings = own_settings(tmp_path)
-    monkeypatch.setattr(cli, "get_settings", lambda: settings)
-    (tmp_path / "used").mkdir()
-    (tmp_path / "used" / "notes.txt").write_text("mine")
-    backed = CliRunner().invoke(cli.app, ["backup", str(tmp_path / "used")])
+    used = directory_in_use(tmp_path)
+    backed = run_cli(monkeypatch, settings, "backup", str(used))
     assert backed.exit_code == 1
     assert "is not empty: back up into a new directory" in backed.output
-    restored = CliRunner().invoke(cli.app, ["restore", str(tmp_path / "used")])
+    restored = run_cli(monkeypatch, settings, "restore", str(used))
     assert restored.exit_code == 1
     assert "no manifest.json" in restored.output
     assert not (tmp_path / "app.db").exists()
@@ -173,10 +184,7 @@ def test_cli_refuses_a_directory_that_is_not_a_backup_or_not_empty(
 def test_cli_include_keys_warns_in_development(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    settings = own_settings(tmp_path)
-    monkeypatch.setattr(cli, "get_settings", lambda: settings)
-    (tmp_path / "used").mkdir()
-    (tmp_path / "used" / "notes.txt").write_text("mine")
-    result = CliRunner().invoke(cli.app, ["backup", str(tmp_path / "used"), "--include-keys"])
+    used = directory_in_use(tmp_path)
+    result = run_cli(monkeypatch, own_settings(tmp_path), "backup", str(used), "--include-keys")
     assert "WARNING: --include-keys writes the keysets into the backup" in result.output
     assert "Development only." in result.output

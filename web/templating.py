@@ -10,7 +10,7 @@ request's language can reach another's page or an office page.
 from __future__ import annotations
 
 import gettext
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -162,12 +162,14 @@ def gettext_callables(words: gettext.NullTranslations) -> dict[str, Any]:
     return {"gettext": gettext_, "ngettext": ngettext_, "_": gettext_}
 
 
-def form_errors(error: ValidationError) -> dict[str, str]:
-    """One message per form field, worded for the person at the desk."""
+def form_errors(error: ValidationError, own: Mapping[str, str] | None = None) -> dict[str, str]:
+    """One message per form field, worded for the person at the desk: a field's ``own``
+    words (its range, its choices) where a page has them, else the general ones."""
     messages: dict[str, str] = {}
     for item in error.errors():
         field = str(item["loc"][0]) if item["loc"] else "form"
-        messages.setdefault(field, _friendly(field, item))
+        if field not in messages:
+            messages[field] = (own or {}).get(field) or _friendly(field, item)
     return messages
 
 

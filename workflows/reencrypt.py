@@ -51,12 +51,7 @@ class ReencryptWorkflow:
                     workflow.continue_as_new(progress)
                 page = await workflow.execute_activity_method(
                     ReencryptActivities.reencrypt_page,
-                    PageToReencrypt(
-                        kind=step.kind,
-                        table=step.table,
-                        after_id=step.after_id,
-                        limit=progress.batch,
-                    ),
+                    PageToReencrypt.next_of(step, progress.batch),
                     start_to_close_timeout=_PAGE_TIMEOUT,
                     retry_policy=_RETRY,
                 )

@@ -9,9 +9,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from domain.secure_email import EventKind, SecureEmailStatus
 from infra import timeline
+from infra.alerts import raise_for_reply
 from infra.crypto import portal_secrets
 from infra.db.engine import make_sessionmaker
-from infra.db.models import Alert, Reply
+from infra.db.models import Reply
+from infra.replies import Written, add_to_thread
 from infra.resumable import NotResumable, Resumable, resumable
 from infra.security import token_hash
 from tests.conftest import TEST_PORTAL_KEYS
@@ -35,28 +37,12 @@ async def test_counters_expiry_and_unfiled_replies_are_carried(engine: AsyncEngi
         await timeline.add(db, message.id, EventKind.EXPIRY_CHANGED, now, "expiry:2")
         await timeline.add(db, message.id, EventKind.NOTICE_RESENT, now, "resend:1")
         filed, unfiled = str(uuid.uuid4()), str(uuid.uuid4())
+        written = Written("RE: Results", "Thanks", files=[])
         for reply_id, minutes_ago in ((filed, 90), (unfiled, 10)):
-            db.add(
-                Reply(
-                    id=reply_id,
-                    secure_email_id=message.id,
-                    practice_id=message.practice_id,
-                    patient_id=message.patient_id,
-                    subject="RE: Results",
-                    body="Thanks",
-                    sent_at=now - timedelta(minutes=minutes_ago),
-                )
-            )
-        await db.flush()
-        db.add(
-            Alert(
-                practice_id=message.practice_id,
-                patient_id=message.patient_id,
-                secure_email_id=message.id,
-                reply_id=filed,
-            )
-        )
-        await db.commit()
+            sent_at = now - timedelta(minutes=minutes_ago)
+            await add_to_thread(db, message, reply_id, written, sent_at)
+        # The office has the first one's alert: it was filed before the workflow was lost.
+        await raise_for_reply(db, await db.get_one(Reply, filed))
         found = await resumable(db, TEST_PORTAL_KEYS, message.id, now)
     assert isinstance(found, Resumable)
     start, carried = found.start, found.start.carried

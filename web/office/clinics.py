@@ -61,11 +61,7 @@ def _typed(clinic: Clinic) -> dict[str, object]:
 def _errors(error: ValidationError | PracticeRuleError) -> dict[str, str]:
     if isinstance(error, PracticeRuleError):
         return {error.field: error.message}
-    errors = form_errors(error)
-    for field, words in (("time_zone", TIME_ZONE), ("phone", PHONE), ("address", ADDRESS)):
-        if field in errors:
-            errors[field] = words
-    return errors
+    return form_errors(error, {"time_zone": TIME_ZONE, "phone": PHONE, "address": ADDRESS})
 
 
 async def _page(

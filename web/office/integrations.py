@@ -30,10 +30,15 @@ from web.templating import form_errors, render
 router = APIRouter(tags=["office"], include_in_schema=False)
 
 PAGE = "/settings/open-dental"
-SYNC_MINUTES = (
-    f"Sync every (minutes): enter a whole number from {MIN_SYNC_MINUTES} to {MAX_SYNC_MINUTES}"
-)
-CATEGORY = "Document category: enter the number of an Imaging category, or leave it blank"
+# What a refused field says in place of the general words.
+OWN_WORDS = {
+    "sync_minutes": (
+        f"Sync every (minutes): enter a whole number from {MIN_SYNC_MINUTES} to {MAX_SYNC_MINUTES}"
+    ),
+    "document_category": (
+        "Document category: enter the number of an Imaging category, or leave it blank"
+    ),
+}
 SAVED = {"1": "Open Dental settings saved.", "sync": connector.SYNC_STARTED}
 
 
@@ -122,11 +127,7 @@ async def save_open_dental(
         change = OpenDentalChange.model_validate(values, strict=False)
         await connector.save(state, db, staff.practice_id, change, staff_actor(request, staff))
     except ValidationError as error:
-        errors = form_errors(error)
-        if "sync_minutes" in errors:
-            errors["sync_minutes"] = SYNC_MINUTES
-        if "document_category" in errors:
-            errors["document_category"] = CATEGORY
+        errors = form_errors(error, OWN_WORDS)
         return await _page(request, db, staff, current, typed, errors, status_code=refused)
     except FieldRefused as error:
         errors = {error.field: error.message}

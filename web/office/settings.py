@@ -25,13 +25,20 @@ from web.templating import form_errors, render
 
 router = APIRouter(tags=["office"], include_in_schema=False)
 
-REMINDER_HOURS = (
-    f"Reminder after (hours): enter a whole number from 0 to {MAX_EXPIRY_DAYS * 24}, "
-    "0 turns reminders off"
-)
 TIME_ZONE = "Time zone: choose one of the listed time zones"
 PHONE = f"Phone: {PHONE_REFUSED}"
 ADDRESS = f"Address: {ADDRESS_REFUSED}"
+# What a refused field says in place of the general words.
+OWN_WORDS = {
+    "expiry_days": f"Expiry days: enter a whole number from 1 to {MAX_EXPIRY_DAYS}",
+    "reminder_after_hours": (
+        f"Reminder after (hours): enter a whole number from 0 to {MAX_EXPIRY_DAYS * 24}, "
+        "0 turns reminders off"
+    ),
+    "time_zone": TIME_ZONE,
+    "phone": PHONE,
+    "address": ADDRESS,
+}
 # What the page says after a save (``?saved=``).
 SAVED = {"1": "Settings saved.", "logo": "Logo saved.", "logo-removed": "Logo removed."}
 # Read one byte past the limit: enough to know a file is too large, never the rest.
@@ -122,17 +129,7 @@ async def save_settings(
         change = PracticeUpdate.model_validate(values, strict=False)
         await change_settings(db, practice, change, settings, staff_actor(request, staff))
     except ValidationError as error:
-        errors = form_errors(error)
-        if "expiry_days" in errors:
-            errors["expiry_days"] = f"Expiry days: enter a whole number from 1 to {MAX_EXPIRY_DAYS}"
-        if "reminder_after_hours" in errors:
-            errors["reminder_after_hours"] = REMINDER_HOURS
-        if "time_zone" in errors:
-            errors["time_zone"] = TIME_ZONE
-        if "phone" in errors:
-            errors["phone"] = PHONE
-        if "address" in errors:
-            errors["address"] = ADDRESS
+        errors = form_errors(error, OWN_WORDS)
         return _page(request, staff, practice, typed, errors, status_code=refused)
     except PracticeRuleError as error:
         errors = {error.field: error.message}
