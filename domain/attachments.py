@@ -14,6 +14,8 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
+from domain.phrases import N_, Phrase
+
 ALLOWED_EXTENSIONS: frozenset[str] = frozenset(
     {
         "bmp",
@@ -81,18 +83,18 @@ _CONTENT_TYPES: dict[str, str] = {
 }
 
 # What a patient reads when the content does not match the name ("is not <this>").
-_KIND_NAMES: dict[str, str] = {
-    "bmp": "a BMP image",
-    "cur": "a cursor file",
-    "docx": "a Word document",
-    "gif": "a GIF image",
-    "ico": "an icon file",
-    "jpeg": "a JPEG image",
-    "pdf": "a PDF document",
-    "png": "a PNG image",
-    "svg": "an SVG image",
-    "tiff": "a TIFF image",
-    "text": "plain text",
+_KIND_NAMES: dict[str, Phrase] = {
+    "bmp": Phrase(N_("a BMP image")),
+    "cur": Phrase(N_("a cursor file")),
+    "docx": Phrase(N_("a Word document")),
+    "gif": Phrase(N_("a GIF image")),
+    "ico": Phrase(N_("an icon file")),
+    "jpeg": Phrase(N_("a JPEG image")),
+    "pdf": Phrase(N_("a PDF document")),
+    "png": Phrase(N_("a PNG image")),
+    "svg": Phrase(N_("an SVG image")),
+    "tiff": Phrase(N_("a TIFF image")),
+    "text": Phrase(N_("plain text")),
 }
 
 _JPEG_FAMILY = frozenset({"jfif", "jpeg", "jpg", "pjp", "pjpeg"})
@@ -113,12 +115,12 @@ _SIGNATURES: dict[str, tuple[bytes, ...]] = {
 }
 
 # Formats recognised only to tell the patient what a mislabelled file seems to be.
-_OTHER_SIGNATURES: tuple[tuple[bytes, str], ...] = (
-    (b"MZ", "a Windows program"),
-    (b"\x7fELF", "a program"),
-    (b"Rar!", "a RAR archive"),
-    (b"7z\xbc\xaf\x27\x1c", "a 7-Zip archive"),
-    (b"\x1f\x8b", "a compressed (gzip) file"),
+_OTHER_SIGNATURES: tuple[tuple[bytes, Phrase], ...] = (
+    (b"MZ", Phrase(N_("a Windows program"))),
+    (b"\x7fELF", Phrase(N_("a program"))),
+    (b"Rar!", Phrase(N_("a RAR archive"))),
+    (b"7z\xbc\xaf\x27\x1c", Phrase(N_("a 7-Zip archive"))),
+    (b"\x1f\x8b", Phrase(N_("a compressed (gzip) file"))),
 )
 
 _UTF8_BOM = b"\xef\xbb\xbf"
@@ -179,16 +181,23 @@ def check_attachment_start(filename: str, head: bytes) -> str | None:
     """
     extension = extension_of(filename)
     if not extension:
-        return f"the file name has no extension, so its type is unknown; allowed: {_ALLOWED_LIST}"
+        return Phrase(
+            N_("the file name has no extension, so its type is unknown; allowed: %(allowed)s"),
+            allowed=_ALLOWED_LIST,
+        )
     if extension not in ALLOWED_EXTENSIONS:
-        return f"files of type .{extension} are not accepted; allowed: {_ALLOWED_LIST}"
+        return Phrase(
+            N_("files of type .%(extension)s are not accepted; allowed: %(allowed)s"),
+            extension=extension,
+            allowed=_ALLOWED_LIST,
+        )
     if not head:
-        return "the file is empty"
+        return Phrase(N_("the file is empty"))
 
     kind = _kind_of(extension)
     if kind == "text":
         if b"\x00" in head or not _looks_like_text(head):
-            return "the content is not plain text (it contains binary data)"
+            return Phrase(N_("the content is not plain text (it contains binary data)"))
         return None
     if kind == "svg":
         return None if _looks_like_svg(head) else _mismatch(kind, head)
@@ -205,9 +214,10 @@ def size_error(size: int) -> str | None:
         return None
     # Round up so a file just over the limit never reads as "20.0 MB".
     shown = math.ceil(size * 10 / MB) / 10
-    return (
-        f"the file is {shown:.1f} MB, larger than the "
-        f"{MAX_ATTACHMENT_BYTES // MB} MB limit for each file"
+    return Phrase(
+        N_("the file is %(size)s MB, larger than the %(limit)d MB limit for each file"),
+        size=f"{shown:.1f}",
+        limit=MAX_ATTACHMENT_BYTES // MB,
     )
 
 
@@ -274,13 +284,18 @@ def _kind_of(extension: str) -> str:
     return extension
 
 
-def _mismatch(kind: str, head: bytes) -> str:
-    reason = f"the content is not {_KIND_NAMES[kind]}"
+def _mismatch(kind: str, head: bytes) -> Phrase:
     seems = _what_it_seems(head)
-    return f"{reason} (it looks like {seems})" if seems else reason
+    if seems:
+        return Phrase(
+            N_("the content is not %(kind)s (it looks like %(seems)s)"),
+            kind=_KIND_NAMES[kind],
+            seems=seems,
+        )
+    return Phrase(N_("the content is not %(kind)s"), kind=_KIND_NAMES[kind])
 
 
-def _what_it_seems(head: bytes) -> str | None:
+def _what_it_seems(head: bytes) -> Phrase | None:
     for kind, signatures in _SIGNATURES.items():
         if head.startswith(signatures):
             return _KIND_NAMES[kind]

@@ -96,6 +96,31 @@ async def test_wrong_passcode_is_refused_in_spanish(stack: Stack) -> None:
         assert "Ese código de acceso no es correcto. Le quedan 4 intentos." in refused.text
 
 
+async def test_refused_files_are_named_with_reasons_in_spanish(stack: Stack) -> None:
+    """The reply form's list of refused files gives each reason in the patient's language,
+    what a file was taken for included; the API's words stay English."""
+    _, link = await spanish_patient(stack)
+    async with stack.browser() as patient:
+        message_path = await sign_in(stack, patient, link, ADA)
+        refused = await patient.post(
+            f"{message_path}/reply",
+            data={"body": "Adjunto mi radiografía."},
+            files=[
+                ("attachments", ("radiografia.pdf", b"MZ\x90\x00program", "application/pdf")),
+                ("attachments", ("virus.exe", b"MZ\x90\x00", "application/octet-stream")),
+                ("attachments", ("vacio.png", b"", "image/png")),
+            ],
+        )
+    assert refused.status_code == 422
+    assert (
+        "radiografia.pdf: el contenido no es un documento PDF (parece un programa de Windows)"
+        in refused.text
+    )
+    assert "virus.exe: no se aceptan archivos de tipo .exe; se permiten:" in refused.text
+    assert "vacio.png: el archivo está vacío" in refused.text
+    assert "the content is not" not in refused.text and "Adjunto mi radiografía." in refused.text
+
+
 async def test_english_patient_reads_english(stack: Stack) -> None:
     _, link = await send(stack)
     async with stack.browser() as patient:

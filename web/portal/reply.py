@@ -157,7 +157,8 @@ async def _send_reply(
     try:
         await check_uploads(uploads)
     except AttachmentsRefused as refusal_:
-        return refused(errors, [str(item) for item in refusal_.refused], 422)
+        gettext = translator(request).gettext
+        return refused(errors, [item.in_language(gettext) for item in refusal_.refused], 422)
     if errors:
         return refused(errors, [], 422)
     on_unavailable(request, unavailable)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import BinaryIO, Protocol
@@ -25,6 +25,7 @@ from domain.attachments import (
     safe_filename,
     size_error,
 )
+from domain.phrases import Phrase
 from infra.objects.interface import ObjectStore
 from infra.objects.keys import object_key
 
@@ -54,6 +55,12 @@ class RefusedFile:
 
     def __str__(self) -> str:
         return f"{self.filename}: {self.reason}"
+
+    def in_language(self, gettext: Callable[[str], str]) -> str:
+        """As a patient's page names it: the reason in their language."""
+        reason = self.reason
+        shown = reason.in_language(gettext) if isinstance(reason, Phrase) else reason
+        return f"{self.filename}: {shown}"
 
 
 class AttachmentsRefused(Exception):
