@@ -32,7 +32,7 @@ TEST_PROCESSES ?= 3
 
 test: $(VENV)/.installed-test catalogs tests/browser/node_modules/.installed chromium \
 		spamassassin postgres lint compose-config
-	$(BIN)/pytest -n $(TEST_PROCESSES) --dist worksteal
+	$(BIN)/pytest -n $(TEST_PROCESSES) --dist worksteal --durations=40
 
 # Figures for docs/BENCHMARKS.md at small sizes (a few minutes); `python -m bench --help`
 # for the full ones. Not a test: it prints figures and fails only if a run breaks.
