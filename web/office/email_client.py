@@ -23,7 +23,7 @@ from infra.replies import ThreadCursor, files_of_replies, mark_read, reply_of_pr
 from infra.secure_emails import BadCursor, SentPage
 from web.deps import CurrentStaff, DbSession, StateDep, audit_list, audit_staff, or_404
 from web.downloads import download
-from web.services.clinic_filter import ClinicRefused, clinic_choices, filtered_reach
+from web.services.clinic_filter import ClinicRefused, clinic_choices, narrowed_reach
 from web.services.sent_box import BAD_CURSOR, SentFilters, audit_sent, cursor_of, sent_page
 from web.templating import render
 
@@ -61,15 +61,16 @@ async def email_client(
     request: Request, db: DbSession, staff: CurrentStaff, cursor: str = "", clinic: str = ""
 ) -> HTMLResponse:
     """The threads with replies; ``clinic``, those of that clinic's patients."""
+    choices = await clinic_choices(db, staff)
     shown: dict[str, object] = {
         "staff": staff,
         "tab": "inbox",
-        "clinics": await clinic_choices(db, staff),
+        "clinics": choices,
         "clinic": clinic,
     }
     try:
         after = ThreadCursor.decode(cursor) if cursor else None
-        reach = await filtered_reach(db, staff, clinic)
+        reach = narrowed_reach(staff, clinic, choices)
     except (BadCursor, ClinicRefused) as refused:
         error = BAD_CURSOR if isinstance(refused, BadCursor) else "Choose a clinic from the list"
         return render(

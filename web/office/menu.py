@@ -9,7 +9,7 @@ from infra import open_dental
 from infra.alerts import count_open_alerts, open_alerts
 from web.deps import CurrentStaff, DbSession, practice_of
 from web.services.alerts import audit_alerts_shown, linked
-from web.services.clinic_filter import ClinicRefused, clinic_choices, filtered_reach
+from web.services.clinic_filter import ClinicRefused, clinic_choices, narrowed_reach
 from web.templating import render
 
 router = APIRouter(tags=["office"], include_in_schema=False)
@@ -21,15 +21,16 @@ async def main_menu(
 ) -> HTMLResponse:
     """The Main Menu; ``clinic``, its alerts about that clinic's patients only."""
     practice = await practice_of(db, staff)
+    choices = await clinic_choices(db, staff)
     context: dict[str, object] = {
         "staff": staff,
         "practice": practice,
-        "clinics": await clinic_choices(db, staff),
+        "clinics": choices,
         "clinic": clinic,
         "open_dental_refused": await open_dental.keys_refused(db, staff.practice_id),
     }
     try:
-        reach = await filtered_reach(db, staff, clinic)
+        reach = narrowed_reach(staff, clinic, choices)
     except ClinicRefused:
         # No alerts for a clinic not on the list, and no live feed either.
         context |= {"alert_count": 0, "alerts": [], "clinic_refused": True}

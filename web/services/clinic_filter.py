@@ -25,11 +25,18 @@ async def clinic_choices(db: DbSession, staff: StaffUser) -> list[Clinic]:
     return [c for c in await practice_clinics(db, staff.practice_id) if reach.covers(c.id)]
 
 
-async def filtered_reach(db: DbSession, staff: StaffUser, clinic_id: str | None) -> Reach:
-    """The staff member's reach, narrowed to the clinic's patients when one is chosen;
-    ``ClinicRefused`` for a clinic they may not choose."""
+def narrowed_reach(staff: StaffUser, clinic_id: str | None, choices: list[Clinic]) -> Reach:
+    """The staff member's reach, narrowed to the clinic's patients when one is chosen from
+    ``choices`` (``clinic_choices``, read once per request); ``ClinicRefused`` for a
+    clinic they may not choose."""
     if not clinic_id:
         return staff.reach
-    if clinic_id not in {clinic.id for clinic in await clinic_choices(db, staff)}:
+    if clinic_id not in {clinic.id for clinic in choices}:
         raise ClinicRefused(clinic_id)
     return staff.reach.narrowed_to(clinic_id)
+
+
+async def filtered_reach(db: DbSession, staff: StaffUser, clinic_id: str | None) -> Reach:
+    """``narrowed_reach`` for a caller that has not read the choices."""
+    choices = await clinic_choices(db, staff) if clinic_id else []
+    return narrowed_reach(staff, clinic_id, choices)
