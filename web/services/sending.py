@@ -122,7 +122,7 @@ async def send_secure_email(
     errors = check_draft(draft)
     if patient is None:
         errors["patient_id"] = UNKNOWN_PATIENT
-    elif (reason := not_sendable_reason(patient.status)) is not None:
+    elif (reason := not_sendable_reason(patient.status, patient.email)) is not None:
         errors["patient_id"] = reason
     elif same_address(patient.email, sending_as.sender_address or ""):
         errors["patient_id"] = SAME_ADDRESS
