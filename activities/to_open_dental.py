@@ -50,6 +50,8 @@ from infra.open_dental_records import (
 
 log = logging.getLogger(__name__)
 
+FILE = "a file of a reply"
+
 
 def _busy(error: TryLater) -> ApplicationError:
     return ApplicationError(str(error), type=OPEN_DENTAL_BUSY_ERROR)
@@ -90,19 +92,6 @@ class File:
         return document_key(self.id)
 
 
-@dataclass(frozen=True)
-class Patient:
-    """Whose files these are, by ids."""
-
-    link: OpenDentalLink
-    id: str
-    secure_email_id: str
-
-    @property
-    def practice_id(self) -> str:
-        return self.link.practice_id
-
-
 class ToOpenDentalActivities:
     def __init__(
         self,
@@ -126,7 +115,6 @@ class ToOpenDentalActivities:
                 return 0
             # Read before anything is recorded: a record refused (a concurrent attempt's)
             # rolls the session back and expires what it loaded.
-            patient = Patient(link, reply.patient_id, reply.secure_email_id)
             pending = [
                 File(attachment.id, attachment.filename, attachment.object_key)
                 for attachment in await reply_files(db, reply)
@@ -149,13 +137,13 @@ class ToOpenDentalActivities:
                 except TryLater as error:
                     if not _last_attempt():
                         raise _busy(error) from None
-                    await self._refused(db, patient, file, _gave_up(error))
+                    await self._refused(db, link, file, _gave_up(error))
                     continue
                 except OpenDentalError as error:
-                    await self._refused(db, patient, file, error.explanation)
+                    await self._refused(db, link, file, error.explanation)
                     continue
                 number = _number(answer, "DocNum")
-                await record(db, patient.practice_id, file.key, number=number)
+                await record(db, link, file.key, FILE, number=number)
                 uploaded += 1
             return uploaded
 
@@ -167,16 +155,14 @@ class ToOpenDentalActivities:
                 parts.append(chunk)
         return b"".join(parts)
 
-    async def _refused(self, db: AsyncSession, patient: Patient, file: File, why: str) -> None:
+    async def _refused(self, db: AsyncSession, link: OpenDentalLink, file: File, why: str) -> None:
         """Open Dental will not take this file: recorded (never tried again) and the
         office told once, in the same transaction."""
-        log.warning(
-            "Open Dental refused attachment %s of practice %s", file.id, patient.practice_id
-        )
+        log.warning("Open Dental refused attachment %s of practice %s", file.id, link.practice_id)
         alerts.raise_open_dental_refused(
-            db, patient.practice_id, patient.id, patient.secure_email_id, file.id
+            db, link.practice_id, link.patient_id, link.secure_email_id, file.id
         )
-        await record(db, patient.practice_id, file.key, refused=why or "refused")
+        await record(db, link, file.key, FILE, refused=why or "refused")
 
     @activity.defn(name="add_open_dental_commlog")
     async def add_commlog(self, commlog: CommlogToAdd) -> None:
@@ -186,17 +172,16 @@ class ToOpenDentalActivities:
             link = await link_of(db, commlog.secure_email_id)
             if link is None or await is_recorded(db, key):
                 return
-            secure_email = link.secure_email
             if commlog.reply_id is None:
-                at = secure_email.sent_at
-                direction = "Sent"
-                note = sent_note(moment_text(secure_email.expires_at, "en", link.time_zone))
+                at = link.sent_at
+                direction, what = "Sent", "the commlog of the sending"
+                note = sent_note(moment_text(link.expires_at, "en", link.time_zone))
             else:
                 reply = await replies.reply(db, commlog.reply_id)
                 if reply is None:
                     return
                 at = reply.sent_at
-                direction = "Received"
+                direction, what = "Received", "the commlog of a reply"
                 note = reply_note(len(await reply_files(db, reply)))
             body = {
                 "PatNum": link.pat_num,
@@ -210,15 +195,17 @@ class ToOpenDentalActivities:
             except TryLater as error:
                 if not _last_attempt():
                     raise _busy(error) from None
-                await record(db, secure_email.practice_id, key, refused=_gave_up(error))
+                await record(db, link, key, what, refused=_gave_up(error))
                 return
             except OpenDentalError as error:
                 log.warning(
-                    "Open Dental refused a commlog of secure email %s: %s", secure_email.id, error
+                    "Open Dental refused a commlog of secure email %s: %s",
+                    link.secure_email_id,
+                    error,
                 )
-                await record(db, secure_email.practice_id, key, refused=error.explanation)
+                await record(db, link, key, what, refused=error.explanation)
                 return
-            await record(db, secure_email.practice_id, key, number=_number(answer, "CommlogNum"))
+            await record(db, link, key, what, number=_number(answer, "CommlogNum"))
 
     def all(self) -> list[Callable[..., Awaitable[Any]]]:
         return [self.upload_reply_files, self.add_commlog]

@@ -12,8 +12,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from domain.audit import AuditAction
 from domain.patient_sources import PatientSource
 from infra import clinics
+from infra.audit import SYSTEM, audit
 from infra.db.engine import commit_or_refusal
 from infra.db.models import (
     Attachment,
@@ -31,18 +33,19 @@ OPEN_DENTAL_TIME = "%Y-%m-%d %H:%M:%S"
 
 @dataclass(frozen=True)
 class OpenDentalLink:
-    """A secure email whose patient is an Open Dental patient of a connected practice."""
+    """A secure email whose patient is an Open Dental patient of a connected practice,
+    as read at once (a session rolled back expires what it loaded)."""
 
     integration: OpenDentalIntegration
     pat_num: int
-    secure_email: SecureEmail
+    practice_id: str
+    patient_id: str
+    secure_email_id: str
+    sent_at: datetime
+    expires_at: datetime
     # The practice's zone (its clinic's, for a message sent for one): Open Dental's times
     # are the office's.
     time_zone: str
-
-    @property
-    def practice_id(self) -> str:
-        return self.secure_email.practice_id
 
 
 def is_open_dental_patient(patient: Patient) -> bool:
@@ -70,8 +73,16 @@ async def link_of(db: AsyncSession, secure_email_id: str) -> OpenDentalLink | No
     if patient is None or integration is None or not is_open_dental_patient(patient):
         return None
     practice = await clinics.practice_of_message(db, secure_email)
-    zone = practice.time_zone if practice is not None else "UTC"
-    return OpenDentalLink(integration, int(patient.external_id or 0), secure_email, zone)
+    return OpenDentalLink(
+        integration=integration,
+        pat_num=int(patient.external_id or 0),
+        practice_id=secure_email.practice_id,
+        patient_id=secure_email.patient_id,
+        secure_email_id=secure_email.id,
+        sent_at=secure_email.sent_at,
+        expires_at=secure_email.expires_at,
+        time_zone=practice.time_zone if practice is not None else "UTC",
+    )
 
 
 def office_time(moment: datetime, zone: str) -> str:
@@ -101,21 +112,33 @@ async def is_recorded(db: AsyncSession, key: str) -> bool:
 
 async def record(
     db: AsyncSession,
-    practice_id: str,
+    link: OpenDentalLink,
     key: str,
+    what: str,
     *,
     number: int | None = None,
     refused: str | None = None,
 ) -> None:
-    """Records what went (its number) or why it was refused, with whatever else the
-    session holds (an alert). A concurrent attempt's record of the same key stands."""
+    """Records what went (its number) or why it was refused, audited as the system's
+    doing ("a reply's file, DocNum 12"), with whatever else the session holds (an
+    alert). A concurrent attempt's record of the same key stands."""
     db.add(
         OpenDentalRecord(
-            practice_id=practice_id,
+            practice_id=link.practice_id,
             key=key,
             number=number,
             refused=refused[:200] if refused else None,
         )
+    )
+    numbered = "DocNum" if key.startswith("document:") else "CommlogNum"
+    audit(
+        db,
+        link.practice_id,
+        AuditAction.OPEN_DENTAL_SENT,
+        SYSTEM,
+        patient_id=link.patient_id,
+        secure_email_id=link.secure_email_id,
+        detail=f"{what}: refused" if refused else f"{what}, {numbered} {number}",
     )
     await commit_or_refusal(db)
 

@@ -7,11 +7,14 @@ attempt after the DocNum was recorded sends nothing."""
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import select
 from temporalio.testing import ActivityEnvironment
 
 from activities.to_open_dental import ToOpenDentalActivities
+from domain.audit import AuditAction
 from domain.open_dental import CommlogToAdd, ReplyFilesToUpload
 from infra.db.engine import make_engine, make_sessionmaker
+from infra.db.models import AuditEvent
 from infra.objects.encrypted import secure_object_store
 from tests.fixtures.open_dental import FakeOpenDental
 from tests.fixtures.stack import Stack
@@ -81,6 +84,22 @@ async def test_busy_open_dental_takes_the_file_once(
         for reply_id in (None, reply["id"]):
             commlog = CommlogToAdd(secure_email_id=secure_email_id, reply_id=reply_id)
             await ActivityEnvironment().run(again.add_commlog, commlog)
+        async with engine.connect() as connection:
+            audited = await connection.scalars(
+                select(AuditEvent.detail)
+                .where(
+                    AuditEvent.secure_email_id == secure_email_id,
+                    AuditEvent.action == AuditAction.OPEN_DENTAL_SENT.value,
+                )
+                .order_by(AuditEvent.detail)
+            )
+            details = list(audited)
     finally:
         await engine.dispose()
     assert len(open_dental_api.documents) == 1 and len(open_dental_api.commlogs) == 2
+    # Each thing sent once, audited once, by what it was and Open Dental's number.
+    assert details == [
+        "a file of a reply, DocNum 1",
+        "the commlog of a reply, CommlogNum 2",
+        "the commlog of the sending, CommlogNum 1",
+    ]
