@@ -47,6 +47,8 @@ async def test_file_refused_for_good_alerts_once_and_stays_in_the_chart(
         "patient's chart here"
     )
     assert alert["href"] == f"/patients/{patient_id}/chart"
+    menu = await stack.office.browser.get("/")
+    assert f'<a href="/patients/{patient_id}/chart">tooth photo.png from Pat5 Family5' in menu.text
     assert open_dental_api.documents == []
     chart = (await api.get(f"/api/v1/patients/{patient_id}/chart")).json()
     assert [item["filename"] for item in chart["items"]] == ["tooth photo.png"]
