@@ -549,13 +549,17 @@ class SecureEmailWorkflow:
         )
 
     async def _reply_to_open_dental(self, reply_id: str) -> None:
-        """The reply's files first, then its commlog (which counts them)."""
-        await workflow.execute_activity_method(
-            ToOpenDentalActivities.upload_reply_files,
-            ReplyFilesToUpload(secure_email_id=self._start.secure_email_id, reply_id=reply_id),
-            start_to_close_timeout=OPEN_DENTAL_TIMEOUT,
-            retry_policy=OPEN_DENTAL_RETRY,
-        )
+        """The reply's files first, then its commlog (which counts them), whether or not
+        the files went."""
+        try:
+            await workflow.execute_activity_method(
+                ToOpenDentalActivities.upload_reply_files,
+                ReplyFilesToUpload(secure_email_id=self._start.secure_email_id, reply_id=reply_id),
+                start_to_close_timeout=OPEN_DENTAL_TIMEOUT,
+                retry_policy=OPEN_DENTAL_RETRY,
+            )
+        except ActivityError:
+            workflow.logger.warning("a reply's files did not go to Open Dental")
         await self._add_commlog(reply_id)
 
     async def _finish_open_dental(self) -> None:

@@ -131,10 +131,12 @@ class StatusLog:
 
     # What went to Open Dental (``activities.to_open_dental``): the replies whose files
     # were uploaded, and the commlogs ("sent", or the reply's id). A test sets
-    # ``open_dental_down`` to have every call refused, or holds them on the event.
+    # ``open_dental_down`` to have every call refused (``uploads_down``: the uploads
+    # only), or holds them on the event.
     uploads: list[str] = field(default_factory=list)
     commlogs: list[str] = field(default_factory=list)
     open_dental_down: bool = False
+    uploads_down: bool = False
     open_dental_held: asyncio.Event | None = None
 
     async def _open_dental(self) -> None:
@@ -146,6 +148,8 @@ class StatusLog:
     @activity.defn(name="upload_reply_files_to_open_dental")
     async def upload_reply_files(self, files: ReplyFilesToUpload) -> int:
         await self._open_dental()
+        if self.uploads_down:
+            raise ApplicationError("Open Dental's file store is down", non_retryable=True)
         self.uploads.append(files.reply_id)
         return 1
 

@@ -63,6 +63,14 @@ async def test_open_dental_refusing_everything_changes_nothing_else(lifecycle: L
     assert log.uploads == [] and log.commlogs == []
 
 
+async def test_reply_commlog_goes_when_its_files_did_not(lifecycle: Lifecycle) -> None:
+    log = lifecycle.status_log
+    log.uploads_down = True
+    await opened_and_answered(lifecycle)
+    await eventually(lambda: log.commlogs == ["sent", "r1"], what="the reply's commlog")
+    assert log.uploads == []
+
+
 async def test_lifecycle_does_not_wait_for_open_dental(lifecycle: Lifecycle) -> None:
     log = lifecycle.status_log
     log.open_dental_held = asyncio.Event()
