@@ -9,6 +9,8 @@ busy or failing (429, 5xx, no answer) raises a retryable error, so the workflow'
 policy backs off; at the last attempt, or when Open Dental refuses for good (400/404,
 the keys 401/403), the refusal is recorded and, for a file, the office alerted once,
 naming the patient and the file. The file stays in this product's chart either way.
+Keys refused are also the connector's (as for a sync): the office is told once and the
+sync schedule paused until an admin saves them again.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.open_dental import ClientFor
+from activities.open_dental import ClientFor, keys_refused
 from domain.open_dental import (
     OPEN_DENTAL_ATTEMPTS,
     OPEN_DENTAL_BUSY_ERROR,
@@ -36,7 +38,7 @@ from domain.open_dental import (
 from infra import alerts, open_dental, replies
 from infra.i18n import moment_text
 from infra.objects.interface import ObjectStore
-from infra.open_dental_client import OpenDentalError, TryLater
+from infra.open_dental_client import KeysRefused, OpenDentalError, TryLater
 from infra.open_dental_records import (
     OpenDentalLink,
     commlog_key,
@@ -141,6 +143,8 @@ class ToOpenDentalActivities:
                     continue
                 except OpenDentalError as error:
                     await self._refused(db, link, file, error.explanation)
+                    if isinstance(error, KeysRefused):
+                        await keys_refused(self._sessions, link.practice_id)
                     continue
                 number = _number(answer, "DocNum")
                 await record(db, link, file.key, FILE, number=number)
@@ -204,6 +208,8 @@ class ToOpenDentalActivities:
                     error,
                 )
                 await record(db, link, key, what, refused=error.explanation)
+                if isinstance(error, KeysRefused):
+                    await keys_refused(self._sessions, link.practice_id)
                 return
             await record(db, link, key, what, number=_number(answer, "CommlogNum"))
 

@@ -54,6 +54,9 @@ async def test_file_refused_for_good_alerts_once_and_stays_in_the_chart(
     assert [item["filename"] for item in chart["items"]] == ["tooth photo.png"]
     uploads = [r for r in open_dental_api.requests if r.startswith("POST /api/v1/documents")]
     assert len(uploads) == 1, "a refusal for good is not tried again"
+    # Keys refused are the connector's: the Open Dental settings say so (sync paused).
+    shown = (await api.get("/api/v1/integrations/open-dental")).json()
+    assert (shown["keys_refused_at"] is not None) == (refusal == "keys no longer accepted")
 
 
 async def test_busy_open_dental_takes_the_file_once(
