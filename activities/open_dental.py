@@ -39,6 +39,25 @@ log = logging.getLogger(__name__)
 ClientFor = Callable[[Any], OpenDentalClient]
 
 
+async def keys_refused(sessions: async_sessionmaker[AsyncSession], practice_id: str) -> None:
+    """Open Dental refused the practice's keys (to a sync, or to a file or commlog sent):
+    once until they are saved again, the office is told and the schedule paused."""
+    async with sessions() as db:
+        first = await open_dental.mark_keys_refused(db, practice_id)
+        if first:
+            audit(
+                db,
+                practice_id,
+                AuditAction.SETTINGS_CHANGE,
+                SYSTEM,
+                detail="Open Dental refused the keys: syncing paused",
+            )
+            await db.commit()
+    if first:
+        log.warning("Open Dental refused the keys of practice %s", practice_id)
+    await pause_schedule(activity.client(), practice_id)
+
+
 class OpenDentalActivities:
     def __init__(
         self, sessions: async_sessionmaker[AsyncSession], client_for: ClientFor | None = None
@@ -66,7 +85,7 @@ class OpenDentalActivities:
         try:
             found = await client.patients_changed(page.date_t_stamp, page.offset)
         except KeysRefused:
-            await self._keys_refused(page.practice_id)
+            await keys_refused(self._sessions, page.practice_id)
             raise ApplicationError(
                 "Open Dental refused the keys", type=KEYS_REFUSED_ERROR, non_retryable=True
             ) from None
@@ -78,23 +97,6 @@ class OpenDentalActivities:
             synced = await sync_patients(db, page.practice_id, found.patients, clinics)
         synced.server_date_time = found.server_date_time
         return synced
-
-    async def _keys_refused(self, practice_id: str) -> None:
-        """Once until the keys are saved again: the office is told, the schedule paused."""
-        async with self._sessions() as db:
-            first = await open_dental.mark_keys_refused(db, practice_id)
-            if first:
-                audit(
-                    db,
-                    practice_id,
-                    AuditAction.SETTINGS_CHANGE,
-                    SYSTEM,
-                    detail="Open Dental refused the keys: syncing paused",
-                )
-                await db.commit()
-        if first:
-            log.warning("Open Dental refused the keys of practice %s", practice_id)
-        await pause_schedule(activity.client(), practice_id)
 
     @activity.defn(name="link_open_dental_families")
     async def link_families(self, links: FamiliesToLink) -> int:

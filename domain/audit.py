@@ -63,6 +63,9 @@ class AuditAction(StrEnum):
     PATIENT_EDIT = "office.patient_edit"
     # A CSV file's patients imported: counts only (each patient has its own add or edit).
     PATIENT_IMPORT = "office.patient_import"
+    # A reply's file or a commlog put into the patient's Open Dental, or refused there:
+    # what it was and Open Dental's number for it, never a file's name.
+    OPEN_DENTAL_SENT = "open_dental.sent"
     # Changes to the practice, its staff and its tokens.
     SETTINGS_CHANGE = "office.settings_change"
     STAFF_ADD = "staff.add"
@@ -121,6 +124,7 @@ ACTION_PHRASES: dict[AuditAction, str] = {
     AuditAction.PATIENT_ADD: "added a patient",
     AuditAction.PATIENT_EDIT: "changed a patient",
     AuditAction.PATIENT_IMPORT: "imported patients from a CSV file",
+    AuditAction.OPEN_DENTAL_SENT: "sent to the patient's Open Dental",
     AuditAction.SETTINGS_CHANGE: "changed the practice settings",
     AuditAction.STAFF_ADD: "added a staff member",
     AuditAction.STAFF_ROLE_CHANGE: "changed a staff member's role",

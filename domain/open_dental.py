@@ -194,3 +194,44 @@ class SyncSummary(BaseModel):
             f"{self.read} read: {self.added} added, {self.changed} changed, "
             f"{self.unchanged} unchanged, {self.without_email} without an email"
         )
+
+
+# What goes to a patient's Open Dental from a secure email: a commlog when it is sent and
+# when the patient replies, and the files of each reply (R21). Ids only: the activities
+# read the rest from the database and the object store.
+
+# Open Dental busy (429) or failing (5xx): how often an upload or a commlog is tried
+# before the office is told it did not go.
+OPEN_DENTAL_ATTEMPTS = 10
+# The error type of an attempt Open Dental was too busy for (retried with backoff).
+OPEN_DENTAL_BUSY_ERROR = "OpenDentalBusy"
+
+
+class CommlogToAdd(BaseModel):
+    """The commlog of a secure email's sending (``reply_id`` None), or of one reply."""
+
+    secure_email_id: str
+    reply_id: str | None = None
+
+
+class ReplyFilesToUpload(BaseModel):
+    """The files of one reply, each to go into the patient's Imaging module once."""
+
+    secure_email_id: str
+    reply_id: str
+
+
+def sent_note(readable_until: str) -> str:
+    """A commlog's words for a secure email sent: when, never what."""
+    return f"Secure email sent, readable until {readable_until}"
+
+
+def reply_note(files: int) -> str:
+    """A commlog's words for a reply: how many files, never what the patient wrote."""
+    counted = "no files" if files == 0 else "1 file" if files == 1 else f"{files} files"
+    return f"Secure email reply received, {counted}"
+
+
+def reply_description(file_name: str) -> str:
+    """The Imaging module's description of a file the patient sent."""
+    return f"Secure email reply: {file_name}"[:255]

@@ -37,15 +37,23 @@ _NOT_SENDABLE: dict[PatientStatus, str] = {
 }
 
 
-def not_sendable_reason(status: str) -> str | None:
-    """Why no secure email may go to a patient of ``status``, in words; None when one may."""
+# An Open Dental patient whose address was removed there: kept, as the statuses above.
+NO_ADDRESS = (
+    "This patient has no email address in Open Dental, so no secure email can be sent. "
+    "Add the address in Open Dental: the next sync brings it here."
+)
+
+
+def not_sendable_reason(status: str, email: str) -> str | None:
+    """Why no secure email may go to a patient of ``status`` at ``email``, in words;
+    None when one may."""
     try:
         reason = _NOT_SENDABLE.get(PatientStatus(status))
     except ValueError:
         return f"This patient's status ({status}) is not one secure email is sent to"
-    if reason is None:
-        return None
-    return f"{reason}, so no secure email can be sent. Change the status to send one."
+    if reason is not None:
+        return f"{reason}, so no secure email can be sent. Change the status to send one."
+    return None if email else NO_ADDRESS
 
 
 class PatientCreate(BaseModel):

@@ -216,6 +216,10 @@ class SecureEmailStart(BaseModel):
     # The workflow this input was made for (``workflows.starting`` sets it): the same
     # encrypted input copied from a history and started under another id is refused.
     workflow_id: str | None = None
+    # The patient came from the practice's Open Dental and its connector was set up when
+    # this was sent: the sending and each reply get a commlog there, and each file the
+    # patient sends goes into their Imaging module. False: nothing goes to Open Dental.
+    open_dental: bool = False
 
 
 # Activity inputs

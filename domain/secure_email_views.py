@@ -92,6 +92,8 @@ class AlertKind(StrEnum):
     REPLY = "reply"  # a patient replied (R10)
     NOTICE_FAILED = "notice_failed"  # the patient never got the notice (refused, bounced)
     EXPIRED_UNOPENED = "expired_unopened"  # it expired before the patient opened it
+    # A file the patient sent that Open Dental refused for good: it is in this chart only.
+    OPEN_DENTAL_REFUSED = "open_dental_refused"
 
 
 class AlertPublic(BaseModel):
@@ -107,10 +109,17 @@ class AlertPublic(BaseModel):
     secure_email_id: str | None
     created_at: datetime
     acknowledged_at: datetime | None = None
+    # The file an alert is about (Open Dental refused it); None for other kinds.
+    file_name: str | None = None
 
     @computed_field  # type: ignore[prop-decorator]
     @property
     def message(self) -> str:
+        if self.kind == AlertKind.OPEN_DENTAL_REFUSED:
+            return (
+                f"{self.file_name or 'A file'} from {self.patient_name} could not be put "
+                "into Open Dental: it is in the patient's chart here"
+            )
         if self.kind == AlertKind.NOTICE_FAILED:
             return f"The secure email to {self.patient_name} could not be delivered"
         if self.kind == AlertKind.EXPIRED_UNOPENED:

@@ -1,11 +1,11 @@
-"""Office alerts (R10): raised when a patient replies, a notice cannot be delivered or a
-message expires unopened,
-shown on the Main Menu until acknowledged.
+"""Office alerts (R10): raised when a patient replies, a notice cannot be delivered, a
+message expires unopened or Open Dental refuses a file the patient sent, shown on the
+Main Menu until acknowledged.
 
 Every read takes the staff member's reach (``domain.reach``), so another practice's ids,
 and alerts about patients out of reach, find nothing.
 Raising is idempotent: one alert per reply, one notice-failed and one expired-unopened
-alert per secure email.
+alert per secure email, one Open Dental alert per file.
 """
 
 from __future__ import annotations
@@ -19,18 +19,19 @@ from sqlalchemy.sql import Select
 from domain.reach import Reach
 from domain.secure_email_views import AlertKind, AlertPublic
 from infra.db.engine import commit_or_refusal
-from infra.db.models import Alert, Patient, Reply, SecureEmail
+from infra.db.models import Alert, Attachment, Patient, Reply, SecureEmail
 from infra.reach import within
 from infra.secure_emails import Owner
 
 ALERTS_SHOWN = 50
 
 
-def _alerts(reach: Reach) -> Select[Alert, str]:
+def _alerts(reach: Reach) -> Select[Alert, str, str | None]:
     return (
-        select(Alert, Patient.name)
+        select(Alert, Patient.name, Attachment.filename)
         .join(Patient, Patient.id == Alert.patient_id)
         .outerjoin(Reply, Reply.id == Alert.reply_id)
+        .outerjoin(Attachment, Attachment.id == Alert.attachment_id)
         .where(Alert.practice_id == reach.practice_id, *within(reach))
     )
 
@@ -43,7 +44,7 @@ _UNSETTLED = (
 )
 
 
-def _public(alert: Alert, patient_name: str) -> AlertPublic:
+def _public(alert: Alert, patient_name: str, file_name: str | None = None) -> AlertPublic:
     return AlertPublic(
         id=alert.id,
         kind=AlertKind(alert.kind),
@@ -53,6 +54,7 @@ def _public(alert: Alert, patient_name: str) -> AlertPublic:
         secure_email_id=alert.secure_email_id,
         created_at=alert.created_at,
         acknowledged_at=alert.acknowledged_at,
+        file_name=file_name,
     )
 
 
@@ -137,3 +139,20 @@ async def raise_expired_unopened(db: AsyncSession, owner: Owner) -> None:
     """It expired before the patient opened it; once per secure email. Not committed: the
     status change that found it unopened commits both."""
     await _raise_once(db, owner, AlertKind.EXPIRED_UNOPENED)
+
+
+def raise_open_dental_refused(
+    db: AsyncSession, practice_id: str, patient_id: str, secure_email_id: str, attachment_id: str
+) -> None:
+    """Open Dental refused a file the patient sent: the office must put it there by hand
+    (it is in this product's chart). Once per file: the caller records the refusal in
+    the same transaction, and a file with a recorded refusal is never tried again."""
+    db.add(
+        Alert(
+            practice_id=practice_id,
+            patient_id=patient_id,
+            kind=AlertKind.OPEN_DENTAL_REFUSED.value,
+            secure_email_id=secure_email_id,
+            attachment_id=attachment_id,
+        )
+    )

@@ -81,10 +81,10 @@ async def family_of(db: AsyncSession, patient: Patient) -> Family:
     guarantor = (
         await db.get(Patient, patient.guarantor_id) if patient.guarantor_id is not None else None
     )
-    related = [
-        Patient.email_normalised == patient.email_normalised,
-        Patient.guarantor_id == patient.id,
-    ]
+    # No address (removed in Open Dental) is no one's shared address.
+    related = [Patient.guarantor_id == patient.id]
+    if patient.email_normalised:
+        related.append(Patient.email_normalised == patient.email_normalised)
     if patient.guarantor_id is not None:
         related.append(Patient.guarantor_id == patient.guarantor_id)
     statement = (
@@ -97,7 +97,8 @@ async def family_of(db: AsyncSession, patient: Patient) -> Family:
         for member in (await db.scalars(statement)).all()
         if guarantor is None or member.id != guarantor.id
     ]
-    same_address = [m for m in members if m.email_normalised == patient.email_normalised]
-    if guarantor is not None and guarantor.email_normalised == patient.email_normalised:
+    address = patient.email_normalised
+    same_address = [m for m in members if address and m.email_normalised == address]
+    if guarantor is not None and address and guarantor.email_normalised == address:
         same_address.insert(0, guarantor)
     return Family(guarantor=guarantor, members=members, same_address=same_address)

@@ -20,7 +20,13 @@ TIMEOUT = httpx.Timeout(30.0, connect=10.0)
 
 
 class OpenDentalError(Exception):
-    """Open Dental did not do what was asked; the message names the status only."""
+    """Open Dental did not do what was asked; the message names the status only.
+    ``explanation`` is what Open Dental answered ("PatNum is required."), for the
+    database's record of a refusal, never for a log or a workflow's history."""
+
+    def __init__(self, message: str, explanation: str = "") -> None:
+        super().__init__(message)
+        self.explanation = explanation
 
 
 class KeysRefused(OpenDentalError):
@@ -81,11 +87,11 @@ class OpenDentalClient:
             raise Unreachable(f"{method} {path}: no answer ({type(error).__name__})") from None
         status = response.status_code
         if status in (401, 403):
-            raise KeysRefused(f"{method} {path}: {status}")
+            raise KeysRefused(f"{method} {path}: {status}", _explanation(response))
         if status == 429 or status >= 500:
             raise TryLater(f"{method} {path}: {status}")
         if status >= 400:
-            raise RequestRefused(f"{method} {path}: {status}")
+            raise RequestRefused(f"{method} {path}: {status}", _explanation(response))
         if not response.content:
             return None
         try:
@@ -115,3 +121,13 @@ class OpenDentalClient:
 
     async def add_commlog(self, commlog: dict[str, Any]) -> Any:
         return await self._request("POST", "/commlogs", json=commlog)
+
+
+def _explanation(response: httpx.Response) -> str:
+    """Open Dental's explanation of a refusal: a JSON string, or plain text."""
+    try:
+        answered = response.json()
+    except ValueError:
+        answered = response.text
+    text = answered if isinstance(answered, str) else response.text
+    return f"{response.status_code} {' '.join(text.split())}"[:200]

@@ -1,6 +1,9 @@
 """Open Dental's patients into the directory: one patient per PatNum
 (``external_source="open_dental"``, ``external_id=str(PatNum)``), added or brought up to
-date, never a patient added by hand. A patient without an email address is skipped.
+date, never a patient added by hand. A patient without an email address is not added;
+one synced before whose address was removed in Open Dental is kept without an address,
+so no secure email goes to an address the patient no longer has (Send Secure says why,
+as for an inactive patient), and gets it back when Open Dental has one again.
 
 Each added or changed patient is audited as the system's doing, naming no field's value.
 """
@@ -97,19 +100,22 @@ async def sync_patients(
     for record in records:
         pat_num = _number(record, "PatNum")
         email = email_of(record)
-        if pat_num <= 0 or email is None:
+        if email is None:
             counts.without_email += 1
+        if pat_num <= 0:
             continue
         wanted[pat_num] = {
             "name": name_of(record),
-            "email": email,
-            "email_normalised": normalise_address(email),
+            "email": email or "",
+            "email_normalised": normalise_address(email) if email else "",
             "status": status_of(record).value,
             "language": from_open_dental(_text(record, "Language")),
             "clinic_id": clinics.get(_number(record, "ClinicNum")),
             "guarantor": _number(record, "Guarantor"),
         }
     existing = await _by_pat_nums(db, practice_id, set(wanted))
+    # Without an address, only a patient synced before is kept (its address removed).
+    wanted = {k: v for k, v in wanted.items() if v["email"] or k in existing}
     heads = {v["guarantor"] for k, v in wanted.items() if v["guarantor"] not in (0, k)}
     known = await _by_pat_nums(db, practice_id, heads - set(existing))
     known.update(existing)

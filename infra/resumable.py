@@ -33,7 +33,8 @@ from domain.secure_email import (
 )
 from infra.crypto import portal_secrets
 from infra.crypto.keys import PortalKeys
-from infra.db.models import Alert, Practice, Reply, SecureEmail, SecureEmailEvent
+from infra.db.models import Alert, Patient, Practice, Reply, SecureEmail, SecureEmailEvent
+from infra.open_dental_records import goes_to_open_dental
 from infra.security import token_hash
 
 # The lifecycle runs on ``workflows.secure_email`` (``SecureEmail.workflow_version``).
@@ -125,6 +126,7 @@ async def resumable(
         return NotResumable(secure_email_id, "its notice link's portal key is not in the keyset")
     practice = await db.get(Practice, secure_email.practice_id)
     after_hours = practice.reminder_after_hours if practice is not None else 0
+    patient = await db.get(Patient, secure_email.patient_id)
     events = list(
         await db.scalars(
             select(SecureEmailEvent).where(SecureEmailEvent.secure_email_id == secure_email_id)
@@ -161,6 +163,8 @@ async def resumable(
         portal_key_id=key_id,
         # The practice's reminder setting now: the one at sending is in the lost input.
         reminder_at=reminder_time(secure_email.sent_at, secure_email.expires_at, after_hours),
+        # As for a message sent now: an Open Dental patient of a connected practice.
+        open_dental=patient is not None and await goes_to_open_dental(db, patient),
     )
     if status == SecureEmailStatus.SENDING:
         if not at_of(EventKind.NOTICE_EMAILED):

@@ -21,6 +21,7 @@ from activities.open_dental import OpenDentalActivities
 from activities.read_model import ReadModelActivities
 from activities.reencrypt import ReencryptActivities
 from activities.replies import AlertActivities, RepliesActivities
+from activities.to_open_dental import ToOpenDentalActivities
 from domain.secure_email import (
     ExpiryToRecord,
     NoticeFailed,
@@ -122,10 +123,9 @@ def build_worker(
     keys = portal_keys(settings)
     mail = MailActivities(transport, settings.public_url, sessions, keys)
     legacy_mail = LegacyMailActivities(transport, settings.public_url, sessions, keys)
+    store = secure_object_store(settings)
     # Re-encryption (``workflows.reencrypt``) works below the models, on the same engine.
-    reencrypt = ReencryptActivities(
-        sessions.kw["bind"], encryption_keys(settings), secure_object_store(settings)
-    )
+    reencrypt = ReencryptActivities(sessions.kw["bind"], encryption_keys(settings), store)
     return Worker(
         client,
         task_queue=settings.task_queue,
@@ -141,6 +141,8 @@ def build_worker(
             ),
             # The Open Dental sync's (``workflows.open_dental_sync``).
             *OpenDentalActivities(sessions).all(),
+            # What a secure email puts into the patient's Open Dental.
+            *ToOpenDentalActivities(sessions, store).all(),
             # Key rotation's re-encryption (``workflows.reencrypt``).
             reencrypt.count_to_reencrypt,
             reencrypt.reencrypt_page,

@@ -24,6 +24,13 @@ read model with local activities, run inside the workflow task that is happening
 answers Verify before it projects "opened" (a separate short timer, so the patient is
 not kept waiting on a database write); and files a reply (alert and chart) in one
 activity. Secure emails started before keep the path their history recorded.
+
+Open Dental: a secure email to an Open Dental patient of a connected practice
+(``SecureEmailStart.open_dental``) logs its sending and each reply as commlogs there, and
+puts each file the patient sends into their Imaging module. These run beside the
+lifecycle, which never waits for them nor fails with them; a run waits for what is still
+going only before it ends or continues as new. Any other secure email does exactly what
+it did before.
 """
 
 from __future__ import annotations
@@ -45,6 +52,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.office_requests import OfficeRequestActivities
     from activities.read_model import ReadModelActivities
     from activities.replies import AlertActivities, RepliesActivities
+    from activities.to_open_dental import ToOpenDentalActivities
     from domain.errors import (
         BAD_EXPIRY,
         BAD_REQUEST,
@@ -61,6 +69,11 @@ with workflow.unsafe.imports_passed_through():
         TOO_MANY_RESENDS,
         UNKNOWN_SECURE_EMAIL,
         WITHDRAWN,
+    )
+    from domain.open_dental import (
+        OPEN_DENTAL_ATTEMPTS,
+        CommlogToAdd,
+        ReplyFilesToUpload,
     )
     from domain.passcodes import (
         MAX_PASSCODES_PER_HOUR,
@@ -155,6 +168,26 @@ REPORTS_CONFIRMED = "reports-confirmed-by-database"
 # unconditional; remove the deprecate call once no history recorded with the marker is
 # open either (another 90 days).
 OFFICE_CONFIRMED = "office-changes-confirmed-by-database"
+# Commlogs for the sending and each reply, and the reply's files, into the patient's Open
+# Dental. Asked once, at the start of a run, and only by a secure email to an Open Dental
+# patient (``SecureEmailStart.open_dental``): any other records no marker and replays as
+# before; a run started before the deploy has no such input and never asks. Retirement:
+# once no run started before the deploy is open (90 days after it), replace ``patched``
+# with ``workflow.deprecate_patch(OPEN_DENTAL)``, keeping the ``open_dental`` condition;
+# remove the deprecate call once no history recorded with the marker is open either
+# (another 90 days).
+OPEN_DENTAL = "open-dental-commlogs-and-files"
+
+# Open Dental busy (429) or failing (5xx): from seconds to a few minutes apart, about a
+# quarter of an hour in all; the activity tells the office at its last attempt.
+OPEN_DENTAL_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=2),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(minutes=5),
+    maximum_attempts=OPEN_DENTAL_ATTEMPTS,
+)
+# A file is at most 20 MB, sent as base64 in one request.
+OPEN_DENTAL_TIMEOUT = timedelta(minutes=2)
 
 # The timer that lets Verify's answer leave in its own workflow task before "opened" is
 # written: a local activity would hold that task (and the answer) until it finished.
@@ -194,6 +227,9 @@ class SecureEmailWorkflow:
         self._confirmed = workflow.patched(REPORTS_CONFIRMED)
         # Projections that run after the update that caused them has answered.
         self._projections: list[asyncio.Task[None]] = []
+        self._open_dental = start.open_dental and workflow.patched(OPEN_DENTAL)
+        # What is on its way to Open Dental, beside the lifecycle.
+        self._to_open_dental: list[asyncio.Task[None]] = []
 
     @workflow.run
     async def run(self, start: SecureEmailStart) -> SecureEmailState:
@@ -231,6 +267,7 @@ class SecureEmailWorkflow:
         await workflow.wait_condition(workflow.all_handlers_finished)
         await self._file_replies()
         await self._finish_deferred_projections()
+        await self._finish_open_dental()
         return self.state()
 
     def _should_wake(self, waiting_for: datetime) -> bool:
@@ -316,6 +353,8 @@ class SecureEmailWorkflow:
             return False
         if self._state.status == SecureEmailStatus.SENDING:
             await self._set_status(SecureEmailStatus.SENT)
+        if self._open_dental:
+            self._tell_open_dental(self._add_commlog())
         return True
 
     # Passcodes (R6)
@@ -472,17 +511,62 @@ class SecureEmailWorkflow:
                 await workflow.execute_activity_method(
                     RepliesActivities.file_reply, filing, start_to_close_timeout=QUICK_TIMEOUT
                 )
-                self._state.to_file.pop(0)
-                continue
-            await asyncio.gather(
-                workflow.execute_activity_method(
-                    RepliesActivities.raise_alert, filing, start_to_close_timeout=QUICK_TIMEOUT
-                ),
-                workflow.execute_activity_method(
-                    RepliesActivities.file_to_chart, filing, start_to_close_timeout=QUICK_TIMEOUT
-                ),
-            )
+            else:
+                await asyncio.gather(
+                    workflow.execute_activity_method(
+                        RepliesActivities.raise_alert, filing, start_to_close_timeout=QUICK_TIMEOUT
+                    ),
+                    workflow.execute_activity_method(
+                        RepliesActivities.file_to_chart,
+                        filing,
+                        start_to_close_timeout=QUICK_TIMEOUT,
+                    ),
+                )
             self._state.to_file.pop(0)
+            if self._open_dental:
+                self._tell_open_dental(self._reply_to_open_dental(filing.reply_id))
+
+    # Open Dental (R21)
+
+    def _tell_open_dental(self, sending: Awaitable[None]) -> None:
+        """Runs ``sending`` beside the lifecycle: Open Dental slow, failing or refusing
+        changes nothing here (the activities tell the office what did not go)."""
+
+        async def send() -> None:
+            try:
+                await sending
+            except ActivityError:
+                workflow.logger.warning("Open Dental did not take what this secure email sent")
+
+        self._to_open_dental.append(asyncio.create_task(send()))
+
+    async def _add_commlog(self, reply_id: str | None = None) -> None:
+        await workflow.execute_activity_method(
+            ToOpenDentalActivities.add_commlog,
+            CommlogToAdd(secure_email_id=self._start.secure_email_id, reply_id=reply_id),
+            start_to_close_timeout=QUICK_TIMEOUT,
+            retry_policy=OPEN_DENTAL_RETRY,
+        )
+
+    async def _reply_to_open_dental(self, reply_id: str) -> None:
+        """The reply's files first, then its commlog (which counts them), whether or not
+        the files went."""
+        try:
+            await workflow.execute_activity_method(
+                ToOpenDentalActivities.upload_reply_files,
+                ReplyFilesToUpload(secure_email_id=self._start.secure_email_id, reply_id=reply_id),
+                start_to_close_timeout=OPEN_DENTAL_TIMEOUT,
+                retry_policy=OPEN_DENTAL_RETRY,
+            )
+        except ActivityError:
+            workflow.logger.warning("a reply's files did not go to Open Dental")
+        await self._add_commlog(reply_id)
+
+    async def _finish_open_dental(self) -> None:
+        """Waits for what is still on its way to Open Dental, before the run ends or
+        continues as new (a new run would not know of it)."""
+        while self._to_open_dental:
+            await self._to_open_dental.pop(0)
 
     # The office's changes (R15)
 
@@ -669,6 +753,7 @@ class SecureEmailWorkflow:
         await workflow.wait_condition(workflow.all_handlers_finished)
         await self._file_replies()
         await self._finish_deferred_projections()
+        await self._finish_open_dental()
         if not workflow.all_handlers_finished():
             return  # an update arrived while filing: the main loop comes back here
         state = self._state.model_copy(deep=True)

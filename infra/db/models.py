@@ -474,8 +474,9 @@ class Reply(Base):
 
 
 class Alert(Base):
-    """An office alert: a patient replied (R10), or a notice could not be delivered.
-    Names the patient only, never what anyone wrote."""
+    """An office alert: a patient replied (R10), a notice could not be delivered, a file
+    did not go to Open Dental. Names the patient (and such a file) only, never what
+    anyone wrote."""
 
     __tablename__ = "alerts"
 
@@ -490,6 +491,8 @@ class Alert(Base):
     reply_id: Mapped[str | None] = mapped_column(
         ForeignKey("replies.id"), unique=True, nullable=True
     )
+    # The patient's file an alert is about (one Open Dental refused); None for other kinds.
+    attachment_id: Mapped[str | None] = mapped_column(ForeignKey("attachments.id"), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
@@ -594,3 +597,21 @@ class OpenDentalClinic(Base):
     practice_id: Mapped[str] = mapped_column(ForeignKey("practices.id"), index=True)
     clinic_num: Mapped[int] = mapped_column(Integer)
     clinic_id: Mapped[str] = mapped_column(ForeignKey("clinics.id"), unique=True)
+
+
+class OpenDentalRecord(Base):
+    """What this product put into a patient's Open Dental, one row per thing sent, so a
+    retry sends nothing twice (R21): a reply's file (``key`` "document:<attachment id>",
+    ``number`` its DocNum) or a commlog ("commlog:sent:<secure email id>",
+    "commlog:reply:<reply id>", ``number`` its CommlogNum). ``refused`` says why Open
+    Dental refused it for good (its status and explanation); nothing is tried again then.
+    """
+
+    __tablename__ = "open_dental_records"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    practice_id: Mapped[str] = mapped_column(ForeignKey("practices.id"), index=True)
+    key: Mapped[str] = mapped_column(String(100), unique=True)
+    number: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    refused: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -74,7 +74,14 @@ async def test_stand_in_checks_what_open_dental_would(open_dental_api: FakeOpenD
             answer = await http.post("/documents/Upload", json=document | {missing: None})
             assert (answer.status_code, answer.json()) == (400, f"{missing} is required.")
         no_dot = await http.post("/documents/Upload", json=document | {"extension": "png"})
-        assert no_dot.status_code == 400
+        assert (no_dot.status_code, no_dot.json()) == (400, "extension must start with a period.")
+        category = await http.post("/documents/Upload", json=document | {"DocCategory": 999})
+        assert (category.status_code, category.json()) == (400, "DocCategory is invalid.")
+        nobody = await http.post("/documents/Upload", json=document | {"PatNum": number + 1})
+        assert (nobody.status_code, nobody.json()) == (404, "Patient not found.")
+        open_dental_api.script.append(429)
+        busy = await http.post("/documents/Upload", json=document)
+        assert busy.status_code == 429
         stored = await http.post("/documents/Upload", json=document | {"DocCategory": 187})
         assert stored.status_code == 201 and stored.json()["DocNum"] == 1
         commlog = {"PatNum": number, "Note": "Secure email sent", "Mode_": "Email"}
@@ -82,7 +89,15 @@ async def test_stand_in_checks_what_open_dental_would(open_dental_api: FakeOpenD
             answer = await http.post("/commlogs", json=commlog | {missing: ""})
             assert (answer.status_code, answer.json()) == (400, f"{missing} is required.")
         mode = await http.post("/commlogs", json=commlog | {"Mode_": "email"})
-        assert mode.status_code == 400
+        assert (mode.status_code, mode.json()) == (400, "Mode_ is invalid.")
+        nobody = await http.post("/commlogs", json=commlog | {"PatNum": number + 1})
+        assert nobody.status_code == 404
         added = await http.post("/commlogs", json=commlog | {"SentOrReceived": "Sent"})
         assert added.status_code == 201 and added.json()["CommlogNum"] == 1
     assert len(open_dental_api.documents) == 1 and len(open_dental_api.commlogs) == 1
+    [kept] = open_dental_api.documents
+    assert (kept["DocCategory"], kept["extension"], kept["content"]) == (
+        187,
+        ".png",
+        b"\x89PNG\r\n\x1a\n",
+    )

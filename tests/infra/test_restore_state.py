@@ -12,7 +12,7 @@ from infra import timeline
 from infra.alerts import raise_for_reply
 from infra.crypto import portal_secrets
 from infra.db.engine import make_sessionmaker
-from infra.db.models import Reply
+from infra.db.models import OpenDentalIntegration, Patient, Reply
 from infra.replies import Written, add_to_thread
 from infra.resumable import NotResumable, Resumable, resumable
 from infra.security import token_hash
@@ -84,3 +84,29 @@ async def test_closed_ones_are_not_resumed_and_a_lost_key_is_named(engine: Async
         went = await resumable(db, TEST_PORTAL_KEYS, mailed.id, now)
         assert isinstance(went, Resumable) and went.start.carried is not None
         assert went.start.carried.status == SecureEmailStatus.SENT
+
+
+async def test_open_dental_patients_message_goes_on_to_open_dental(engine: AsyncEngine) -> None:
+    now = datetime.now(UTC)
+    async with make_sessionmaker(engine)() as db:
+        message = await a_secure_email(db, status="sent")
+        message.link_token_hash = token_hash(
+            portal_secrets.link_token(TEST_PORTAL_KEYS, TEST_PORTAL_KEYS.current_id, message.id)
+        )
+        await db.commit()
+        before = await resumable(db, TEST_PORTAL_KEYS, message.id, now)
+        patient = await db.get(Patient, message.patient_id)
+        assert patient is not None
+        patient.external_source, patient.external_id = "open_dental", "17"
+        db.add(
+            OpenDentalIntegration(
+                practice_id=message.practice_id,
+                base_url="https://api.opendental.com/api/v1",
+                developer_key="developer",
+                customer_key="customer",
+            )
+        )
+        await db.commit()
+        after = await resumable(db, TEST_PORTAL_KEYS, message.id, now)
+    assert isinstance(before, Resumable) and not before.start.open_dental
+    assert isinstance(after, Resumable) and after.start.open_dental

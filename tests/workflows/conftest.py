@@ -18,12 +18,14 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 from temporalio.client import Client, WorkflowHandle
+from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.legacy import LegacyMailActivities
 from activities.mail import MailActivities
 from activities.office_requests import OfficeRequestActivities
+from domain.open_dental import CommlogToAdd, ReplyFilesToUpload
 from domain.patients import PatientCreate, PatientStatus
 from domain.secure_email import (
     ExpiryChange,
@@ -127,6 +129,35 @@ class StatusLog:
         self.filed.append(filing.reply_id)
         self.alerts.append(filing.reply_id)
 
+    # What went to Open Dental (``activities.to_open_dental``): the replies whose files
+    # were uploaded, and the commlogs ("sent", or the reply's id). A test sets
+    # ``open_dental_down`` to have every call refused (``uploads_down``: the uploads
+    # only), or holds them on the event.
+    uploads: list[str] = field(default_factory=list)
+    commlogs: list[str] = field(default_factory=list)
+    open_dental_down: bool = False
+    uploads_down: bool = False
+    open_dental_held: asyncio.Event | None = None
+
+    async def _open_dental(self) -> None:
+        if self.open_dental_held is not None:
+            await self.open_dental_held.wait()
+        if self.open_dental_down:
+            raise ApplicationError("Open Dental is down", non_retryable=True)
+
+    @activity.defn(name="upload_reply_files_to_open_dental")
+    async def upload_reply_files(self, files: ReplyFilesToUpload) -> int:
+        await self._open_dental()
+        if self.uploads_down:
+            raise ApplicationError("Open Dental's file store is down", non_retryable=True)
+        self.uploads.append(files.reply_id)
+        return 1
+
+    @activity.defn(name="add_open_dental_commlog")
+    async def add_commlog(self, commlog: CommlogToAdd) -> None:
+        await self._open_dental()
+        self.commlogs.append(commlog.reply_id or "sent")
+
     def statuses(self) -> list[str]:
         """In the order they happened: the read model keeps the newest by its number,
         whatever order the projections arrive in ("opened" is written after Verify has
@@ -186,8 +217,10 @@ class Lifecycle:
         expiry_days: int = 7,
         expires_in: timedelta | None = None,
         reminder_after: timedelta | None = None,
+        open_dental: bool = False,
     ) -> WorkflowHandle[SecureEmailWorkflow, SecureEmailState]:
-        """A secure email as Send Secure makes it: a row, then its workflow, ids only."""
+        """A secure email as Send Secure makes it: a row, then its workflow, ids only;
+        ``open_dental``: to an Open Dental patient of a connected practice."""
         lifetime = expires_in or timedelta(days=expiry_days)
         secure_email_id, sent_at, _ = await self._record(lifetime, link_token=None)
         return await start_secure_email(
@@ -200,6 +233,7 @@ class Lifecycle:
             portal_key_id=self.directory.portal_keys.current_id,
             lifetime=lifetime,
             reminder_at=None if reminder_after is None else sent_at + reminder_after,
+            open_dental=open_dental,
         )
 
     async def start_v1(
@@ -338,14 +372,19 @@ async def running_lifecycle(
             env.client,
             task_queue=task_queue,
             workflows=WORKFLOWS,
-            activities=activities(
-                mail,
-                legacy_mail,
-                status_log,
-                status_log,
-                status_log,
-                OfficeRequestActivities(found.sessions),
-            ),
+            activities=[
+                *activities(
+                    mail,
+                    legacy_mail,
+                    status_log,
+                    status_log,
+                    status_log,
+                    OfficeRequestActivities(found.sessions),
+                ),
+                # Open Dental's, as the worker registers them (``ToOpenDentalActivities``).
+                status_log.upload_reply_files,
+                status_log.add_commlog,
+            ],
         ):
             yield Lifecycle(env, env.client, task_queue, maildir, status_log, found)
 

@@ -12,11 +12,17 @@ from workflows.secure_email import SecureEmailWorkflow
 
 
 async def passcode_mailed(
-    lifecycle: Lifecycle, *, expiry_days: int = 7, reminder_after: timedelta | None = None
+    lifecycle: Lifecycle,
+    *,
+    expiry_days: int = 7,
+    reminder_after: timedelta | None = None,
+    open_dental: bool = False,
 ) -> tuple[WorkflowHandle[SecureEmailWorkflow, SecureEmailState], str]:
     """A secure email started, its notice mailed and a passcode requested: the workflow,
     and the passcode the second mail carried."""
-    handle = await lifecycle.start(expiry_days=expiry_days, reminder_after=reminder_after)
+    handle = await lifecycle.start(
+        expiry_days=expiry_days, reminder_after=reminder_after, open_dental=open_dental
+    )
     await lifecycle.mail(1)
     await handle.execute_update(SecureEmailWorkflow.request_passcode, PasscodeRequest())
     return handle, await lifecycle.latest_passcode(2)

@@ -17,7 +17,7 @@ from temporalio.worker import Worker
 from activities.open_dental import OpenDentalActivities
 from domain.audit import AuditAction
 from domain.open_dental import OpenDentalChange, OpenDentalSync, SyncSummary, schedule_id_for
-from domain.patients import PatientCreate
+from domain.patients import NO_ADDRESS, PatientCreate, not_sendable_reason
 from infra.accounts import create_practice
 from infra.audit import SYSTEM
 from infra.crypto.fields import configure_field_encryption
@@ -184,6 +184,23 @@ async def test_sync_updates_a_patient_changed_in_open_dental(sync: Sync) -> None
             )
         )
         assert "from Open Dental, PatNum 10" in list(edits)
+
+
+async def test_sync_keeps_a_patient_whose_address_was_removed_unsendable(sync: Sync) -> None:
+    add_office_patients(sync.fake)
+    await sync.run()
+    assert 7 not in await sync.patients()  # never had an address: not added
+    sync.fake.change_patient(10, Email="")
+    summary = await sync.run()
+    assert (summary.changed, summary.without_email) == (1, 2)
+    kept = (await sync.patients())[10]
+    assert (kept.name, kept.email, kept.status) == ("Pat10 Family10", "", "Patient")
+    assert not_sendable_reason(kept.status, kept.email) == NO_ADDRESS
+    sync.fake.change_patient(10, Email="back@example.com")
+    await sync.run()
+    back = (await sync.patients())[10]
+    assert back.email == "back@example.com"
+    assert not_sendable_reason(back.status, back.email) is None
 
 
 async def test_sync_waits_out_429_and_5xx(sync: Sync) -> None:

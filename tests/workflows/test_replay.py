@@ -53,8 +53,9 @@ def replayer(history: WorkflowHistory | None = None) -> Replayer:
 
 async def full_lifecycle(lifecycle: Lifecycle) -> WorkflowHistory:
     """Notice, two passcodes (a wrong try, a timed-out code), open, a reply, the expiry
-    moved by the office, expiry."""
-    handle, first = await passcode_mailed(lifecycle)
+    moved by the office, expiry; to an Open Dental patient (its commlogs and the reply's
+    files beside the lifecycle)."""
+    handle, first = await passcode_mailed(lifecycle, open_dental=True)
     wrong = another_code(first)
     await handle.execute_update(
         SecureEmailWorkflow.verify_passcode, lifecycle.attempt(handle, wrong)

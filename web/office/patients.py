@@ -341,7 +341,7 @@ async def _edit_page(
             "statuses": list(PatientStatus),
             "languages": LANGUAGES,
             "clinics": await practice_clinics(db, staff.practice_id),
-            "not_sendable": not_sendable_reason(patient.status),
+            "not_sendable": not_sendable_reason(patient.status, patient.email),
             "saved": request.query_params.get("saved") == "1" and not errors,
             "behind": behind,
             "sent_again": sent_again,

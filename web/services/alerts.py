@@ -26,6 +26,8 @@ class AlertPublic(views.AlertPublic):
     def href(self) -> str:
         if self.kind == AlertKind.REPLY and self.reply_id:
             return f"/email-client/replies/{self.reply_id}"
+        if self.kind == AlertKind.OPEN_DENTAL_REFUSED:
+            return f"/patients/{self.patient_id}/chart"
         return f"/secure-emails/{self.secure_email_id}"
 
 

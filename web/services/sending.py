@@ -26,7 +26,7 @@ from domain.secure_email import (
     SecureEmailStatus,
     reminder_time,
 )
-from infra import clinics, practices, secure_emails
+from infra import clinics, open_dental_records, practices, secure_emails
 from infra.audit import Actor, audit
 from infra.crypto import portal_secrets
 from infra.crypto.keys import PortalKeys
@@ -122,7 +122,7 @@ async def send_secure_email(
     errors = check_draft(draft)
     if patient is None:
         errors["patient_id"] = UNKNOWN_PATIENT
-    elif (reason := not_sendable_reason(patient.status)) is not None:
+    elif (reason := not_sendable_reason(patient.status, patient.email)) is not None:
         errors["patient_id"] = reason
     elif same_address(patient.email, sending_as.sender_address or ""):
         errors["patient_id"] = SAME_ADDRESS
@@ -204,6 +204,7 @@ async def _record_and_start(
                 portal_key_id=portal_key_id,
                 # The practice's reminder setting at the moment of sending.
                 reminder_at=reminder_time(sent_at, expires_at, practice.reminder_after_hours),
+                open_dental=await open_dental_records.goes_to_open_dental(db, patient),
             ),
         )
     except RPCError:
