@@ -17,6 +17,7 @@ from web.api.responses import (
     JSON_BODY,
     NOT_FOUND,
     SERVICE_DOWN,
+    business_rules,
     declared,
 )
 from web.deps import ApiAdmin, DbSession, StateDep, or_404, staff_actor
@@ -26,7 +27,13 @@ from web.services import open_dental as connector
 router = APIRouter(prefix="/integrations/open-dental", tags=["integrations"])
 
 READ = declared(ADMINS_ONLY, NOT_FOUND)
-CHANGE = declared(ADMINS_ONLY, JSON_BODY, SERVICE_DOWN)
+RULES = business_rules(
+    base_url="https (http only to this machine, in development)",
+    developer_key="required to connect",
+    customer_key="required to connect",
+    clinic_numbers="keyed by clinics of the practice, each its own ClinicNum",
+)
+CHANGE = declared(ADMINS_ONLY, JSON_BODY, SERVICE_DOWN, RULES)
 SYNC = declared(ADMINS_ONLY, NOT_FOUND, CONFLICT, SERVICE_DOWN)
 
 
