@@ -60,7 +60,6 @@ async def test_api_holds_to_its_openapi_document(live_stack: Stack) -> None:
         stderr=asyncio.subprocess.STDOUT,
     )
     output = (await process.communicate())[0].decode(errors="replace")
-    print(output)  # the figures, shown with -s or on failure
     assert process.returncode == 0, output
     generated = re.search(r"(\d+) generated", output)
     assert generated and int(generated[1]) >= 200, output

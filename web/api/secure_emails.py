@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Request, status
 from fastapi.exception_handlers import http_exception_handler
@@ -34,6 +34,7 @@ from web.api.responses import (
     NOT_FOUND,
     SERVICE_DOWN,
     WITH_BODY,
+    Responses,
     business_rules,
     declared,
     with_idempotency_key,
@@ -114,12 +115,35 @@ CURSOR = (
 OPAQUE = {"pattern": "^[A-Za-z0-9_-]*$"}
 
 
+def _link(method: str, tail: str = "") -> dict[str, Any]:
+    """An OpenAPI link from a send's answer to an operation on the secure email it made."""
+    path = "/api/v1/secure-emails/{secure_email_id}" + tail
+    return {
+        "operationRef": "#/paths/" + path.replace("/", "~1") + "/" + method,
+        "parameters": {"secure_email_id": "$response.body#/id"},
+    }
+
+
+# What a client (or a fuzzer) can do next with the secure email a send made.
+SENT: Responses = {
+    status.HTTP_201_CREATED: {
+        "description": "Sent: the notice is on its way",
+        "links": {
+            "ReadSecureEmail": _link("get"),
+            "ChangeExpiry": _link("patch"),
+            "Withdraw": _link("post", "/withdraw"),
+            "ResendNotice": _link("post", "/resend-notice"),
+        },
+    }
+}
+
+
 @router.post(
     "",
     status_code=status.HTTP_201_CREATED,
     response_model=SecureEmailCreated,
     openapi_extra=SEND_SECURE_FORM,
-    responses=with_idempotency_key(declared(WITH_BODY, REFUSALS, CONFLICT, SERVICE_DOWN)),
+    responses=with_idempotency_key(declared(SENT, WITH_BODY, REFUSALS, CONFLICT, SERVICE_DOWN)),
 )
 async def create_secure_email(
     request: Request,
