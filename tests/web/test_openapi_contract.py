@@ -40,9 +40,10 @@ async def _own_ids(stack: Stack) -> dict[str, str]:
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 async def test_api_holds_to_its_openapi_document(live_stack: Stack) -> None:
-    await live_stack.office.add_patient()  # something to send to, list and change
+    patient = await live_stack.office.add_patient()  # someone to send to
     env = {
         **os.environ,
+        "CONTRACT_PATIENT_ID": patient["id"],
         "PYTHONIOENCODING": "utf-8",
         "SCHEMATHESIS_HOOKS": HOOKS,
         **await _own_ids(live_stack),
