@@ -102,3 +102,4 @@ def test_rules_a_schema_cannot_express_are_declared_as_their_422(
 def test_sending_while_switched_off_is_a_declared_conflict(document: dict[str, Any]) -> None:
     conflict = document["paths"]["/api/v1/secure-emails"]["post"]["responses"]["409"]
     assert conflict["content"]["application/json"]["schema"]["$ref"].endswith("/Refusal")
+    assert "Secure Email is not enabled" in conflict["description"]

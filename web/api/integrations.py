@@ -13,11 +13,11 @@ from infra import open_dental
 from infra.db.models import OpenDentalIntegration
 from web.api.responses import (
     ADMINS_ONLY,
-    CONFLICT,
     JSON_BODY,
     NOT_FOUND,
     SERVICE_DOWN,
     business_rules,
+    conflict,
     declared,
 )
 from web.deps import ApiAdmin, DbSession, StateDep, or_404, staff_actor
@@ -34,7 +34,12 @@ RULES = business_rules(
     clinic_numbers="keyed by clinics of the practice, each its own ClinicNum",
 )
 CHANGE = declared(ADMINS_ONLY, JSON_BODY, SERVICE_DOWN, RULES)
-SYNC = declared(ADMINS_ONLY, NOT_FOUND, CONFLICT, SERVICE_DOWN)
+SYNC = declared(
+    ADMINS_ONLY,
+    NOT_FOUND,
+    conflict("Open Dental refused the keys: the sync is paused until they change"),
+    SERVICE_DOWN,
+)
 
 
 class ConnectionTest(BaseModel):

@@ -67,6 +67,14 @@ CONFLICT: Responses = {
         "Refused by the practice's rules; nothing was changed", Refusal
     )
 }
+
+
+def conflict(why: str) -> Responses:
+    """A 409 saying when the operation gives it: a state of the practice or of what it
+    names that refuses the request (the schema cannot say), in words or field by field."""
+    return {status.HTTP_409_CONFLICT: _answer(f"Refused by the practice's rules: {why}", Refusal)}
+
+
 TOO_LARGE: Responses = {
     status.HTTP_413_CONTENT_TOO_LARGE: _answer(
         "The request body is larger than the operation takes, and was not read"

@@ -28,7 +28,6 @@ from infra.db.models import SecureEmail, StaffUser
 from infra.replies import conversation
 from infra.secure_emails import SENT_PAGE_MAX, SENT_PAGE_SIZE, BadCursor
 from web.api.responses import (
-    CONFLICT,
     INVALID,
     JSON_BODY,
     NOT_FOUND,
@@ -36,6 +35,7 @@ from web.api.responses import (
     WITH_BODY,
     Responses,
     business_rules,
+    conflict,
     declared,
     with_idempotency_key,
 )
@@ -124,6 +124,11 @@ def _link(method: str, tail: str = "") -> dict[str, Any]:
     }
 
 
+# Sending while Secure Email is off (R1) for the practice, or the patient's clinic.
+SWITCHED_OFF = conflict(
+    "Secure Email is not enabled for the practice (or the patient's clinic); nothing was sent"
+)
+CLOSED = "it is closed (expired, withdrawn, or its notice was never delivered)"
 # What a client (or a fuzzer) can do next with the secure email a send made.
 SENT: Responses = {
     status.HTTP_201_CREATED: {
@@ -143,7 +148,7 @@ SENT: Responses = {
     status_code=status.HTTP_201_CREATED,
     response_model=SecureEmailCreated,
     openapi_extra=SEND_SECURE_FORM,
-    responses=with_idempotency_key(declared(SENT, WITH_BODY, REFUSALS, CONFLICT, SERVICE_DOWN)),
+    responses=with_idempotency_key(declared(SENT, WITH_BODY, REFUSALS, SWITCHED_OFF, SERVICE_DOWN)),
 )
 async def create_secure_email(
     request: Request,
@@ -325,7 +330,7 @@ def _refused(refused: ChangeRefused) -> HTTPException:
 
 @router.post(
     "/{secure_email_id}/withdraw",
-    responses=declared(NOT_FOUND, INVALID, CONFLICT, SERVICE_DOWN),
+    responses=declared(NOT_FOUND, INVALID, conflict(CLOSED), SERVICE_DOWN),
 )
 async def withdraw_secure_email(
     request: Request, state: StateDep, db: DbSession, staff: ApiStaff, secure_email_id: str
@@ -345,7 +350,7 @@ async def withdraw_secure_email(
     responses=declared(
         NOT_FOUND,
         JSON_BODY,
-        CONFLICT,
+        conflict(CLOSED),
         SERVICE_DOWN,
         business_rules(expires_at="at least an hour from now, at most 90 days after sending"),
     ),
@@ -374,7 +379,12 @@ async def change_secure_email(
 @router.post(
     "/{secure_email_id}/resend-notice",
     status_code=status.HTTP_202_ACCEPTED,
-    responses=declared(NOT_FOUND, INVALID, CONFLICT, SERVICE_DOWN),
+    responses=declared(
+        NOT_FOUND,
+        INVALID,
+        conflict(f"it was opened, {CLOSED}, or its notice was resent 3 times today"),
+        SERVICE_DOWN,
+    ),
 )
 async def resend_notice(
     request: Request, state: StateDep, db: DbSession, staff: ApiStaff, secure_email_id: str
