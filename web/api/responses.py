@@ -115,7 +115,7 @@ def business_rules(**rules: str) -> Responses:
     return {
         status.HTTP_422_UNPROCESSABLE_CONTENT: {
             **_answer(
-                "Refused, field by field; nothing was changed. Besides what the schema says, "
+                "Refused, per field; nothing was changed. Besides what the schema says, "
                 f"the practice's rules: {listed}",
                 Refusal,
             ),
