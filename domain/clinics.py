@@ -9,11 +9,24 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints, field_validator
 
-from domain.partial import not_null_when_given
-from domain.practice import MAX_ADDRESS_CHARS, check_time_zone, clean_address, clean_phone
+from domain.partial import PARTIAL_BODY, not_null_when_given
+from domain.practice import (
+    MAX_ADDRESS_CHARS,
+    Address,
+    Phone,
+    TimeZoneName,
+    check_time_zone,
+    clean_address,
+    clean_phone,
+)
 from domain.strict import STRICT_BODY
 
-ClinicName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+# Trimmed, so more than spaces; the schema says so without a second message.
+ClinicName = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
+    Field(json_schema_extra={"pattern": r"\S"}),
+]
 DUPLICATE_NAME = "Another clinic of the practice has this name: choose another"
 UNKNOWN_CLINIC = "There is no such clinic in this practice"
 
@@ -44,11 +57,11 @@ class ClinicCreate(_ClinicChecks):
     # Off until an admin turns it on; on needs a sender (``domain.practice.check_practice``).
     secure_email_enabled: bool = False
     sender_address: EmailStr | None = None
-    phone: str | None = Field(default=None, description="The clinic's phone, 7 to 20 digits")
-    address: str | None = Field(
+    phone: Phone | None = Field(default=None, description="The clinic's phone, 7 to 20 digits")
+    address: Address | None = Field(
         default=None, description=f"The clinic's address, one line, {MAX_ADDRESS_CHARS} chars"
     )
-    time_zone: str | None = Field(
+    time_zone: TimeZoneName | None = Field(
         default=None, description="Any IANA time zone name; the practice's when left out"
     )
 
@@ -57,12 +70,14 @@ class ClinicUpdate(_ClinicChecks):
     """A partial update: fields left out keep their value; ``sender_address``, ``phone``
     and ``address`` may be emptied with null (``domain.practice.CLEARABLE``)."""
 
+    model_config = PARTIAL_BODY
+
     name: ClinicName | None = None
     secure_email_enabled: bool | None = None
     sender_address: EmailStr | None = None
-    phone: str | None = None
-    address: str | None = None
-    time_zone: str | None = None
+    phone: Phone | None = None
+    address: Address | None = None
+    time_zone: TimeZoneName | None = None
 
     _given_means_a_value = not_null_when_given("name", "secure_email_enabled", "time_zone")
 

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, Field, StringConstraints
 
 from domain.errors import FieldRefused
-from domain.strict import STRICT_BODY
+from domain.strict import STRICT_BODY, WHOLE
 
 CLOUD_API = "https://api.opendental.com/api/v1"
 DEFAULT_SYNC_MINUTES = 15
@@ -54,13 +54,13 @@ class OpenDentalChange(BaseModel):
     customer_key: Key | None = None
     # The Imaging category (a definition of Category 18 in Open Dental) reply files go to;
     # none: Open Dental's default category.
-    document_category: int | None = Field(default=None, ge=1)
-    sync_minutes: int = Field(
-        default=DEFAULT_SYNC_MINUTES, ge=MIN_SYNC_MINUTES, le=MAX_SYNC_MINUTES
+    document_category: Annotated[int, Field(ge=1), WHOLE] | None = None
+    sync_minutes: Annotated[int, Field(ge=MIN_SYNC_MINUTES, le=MAX_SYNC_MINUTES), WHOLE] = (
+        DEFAULT_SYNC_MINUTES
     )
     # Which of the practice's clinics each Open Dental ClinicNum is ({clinic id: ClinicNum});
     # left out keeps them, {} forgets them. A synced patient of another ClinicNum has no clinic.
-    clinic_numbers: dict[str, Annotated[int, Field(ge=1)]] | None = None
+    clinic_numbers: dict[str, Annotated[int, Field(ge=1), WHOLE]] | None = None
 
 
 class OpenDentalPublic(BaseModel):

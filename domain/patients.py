@@ -10,10 +10,15 @@ from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints
 
 from domain.addresses import normalise_address
 from domain.languages import DEFAULT_LANGUAGE, Language
-from domain.partial import not_null_when_given
+from domain.partial import PARTIAL_BODY, not_null_when_given
 from domain.strict import STRICT_BODY
 
-PatientName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+# Trimmed, so more than spaces; the schema says so without a second message.
+PatientName = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
+    Field(json_schema_extra={"pattern": r"\S"}),
+]
 
 
 class PatientStatus(StrEnum):
@@ -83,7 +88,7 @@ class PatientCreate(BaseModel):
 class PatientUpdate(BaseModel):
     """A change to a patient: only the fields given, each checked as when adding one."""
 
-    model_config = STRICT_BODY
+    model_config = PARTIAL_BODY
 
     name: PatientName | None = None
     email: EmailStr | None = None

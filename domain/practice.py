@@ -6,12 +6,15 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from functools import cache
+from typing import Annotated, Any
 from zoneinfo import available_timezones
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, GetJsonSchemaHandler, field_validator
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema, core_schema
 
 from domain.errors import FieldRefused
-from domain.strict import STRICT_BODY
+from domain.strict import STRICT_BODY, WHOLE
 
 DEFAULT_EXPIRY_DAYS = 7
 DEFAULT_TIME_ZONE = "America/New_York"
@@ -39,6 +42,12 @@ CLEARABLE = frozenset({"sender_address", "phone", "address"})
 # The logo in the patient mails' header: a small PNG or JPEG, known by its first bytes.
 MAX_LOGO_BYTES = 200 * 1024
 LOGO_SIGNATURES = {b"\x89PNG\r\n\x1a\n": "image/png", b"\xff\xd8\xff": "image/jpeg"}
+
+
+# What the schema can say of a phone and an address (``clean_phone``, ``clean_address``
+# check the rest: the number of digits, characters a page could not show).
+Phone = Annotated[str, Field(json_schema_extra={"pattern": r"^\s*[0-9 ()+.\-]*\s*$"})]
+Address = Annotated[str, Field(json_schema_extra={"pattern": r"^[^\x00-\x1f\x7f]*$"})]
 
 
 def clean_phone(value: str | None) -> str | None:
@@ -70,6 +79,32 @@ def clean_address(value: str | None) -> str | None:
 def time_zones() -> frozenset[str]:
     """The IANA zone names this machine knows (R16)."""
     return frozenset(available_timezones())
+
+
+# An IANA zone's name as the schema can say it: which names exist is the server's tz
+# database (``check_time_zone``), which changes with its updates, so it is no enum.
+TIME_ZONE_PATTERN = r"^[A-Za-z][A-Za-z0-9_+\-]*(/[A-Za-z0-9_+\-]+)*$"
+
+
+class _TimeZoneSchema:
+    """The schema of a time zone field, one shared component (``TimeZoneName``), while
+    the value stays text, checked by ``check_time_zone`` so a refusal says what to choose."""
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: Any) -> CoreSchema:
+        def named(schema: CoreSchema, handler: GetJsonSchemaHandler) -> JsonSchemaValue:
+            return {
+                **handler(schema),
+                "pattern": TIME_ZONE_PATTERN,
+                "description": "An IANA time zone name that the server's tz database has",
+                "examples": [zone for zone, _ in US_TIME_ZONES],
+            }
+
+        return core_schema.str_schema(
+            ref="TimeZoneName", metadata={"pydantic_js_functions": [named]}
+        )
+
+
+TimeZoneName = Annotated[str, _TimeZoneSchema()]
 
 
 def check_time_zone(value: str | None) -> str | None:
@@ -133,9 +168,9 @@ class PracticeUpdate(BaseModel):
     secure_email_enabled: bool | None = None
     sender_address: EmailStr | None = None
     # A secure email lives seven days by default (R8); a practice may choose 1 to 90.
-    expiry_days: int | None = Field(default=None, ge=1, le=MAX_EXPIRY_DAYS)
+    expiry_days: Annotated[int, Field(ge=1, le=MAX_EXPIRY_DAYS), WHOLE] | None = None
     # Pages show times in this IANA zone (R16).
-    time_zone: str | None = Field(
+    time_zone: TimeZoneName | None = Field(
         default=None,
         description="Any IANA time zone name; in the US: "
         + ", ".join(f"{zone} ({name})" for zone, name in US_TIME_ZONES),
@@ -143,10 +178,10 @@ class PracticeUpdate(BaseModel):
     )
     # One reminder to a patient who has not opened a message this many hours after it was
     # sent; 0 turns reminders off. It must come before the expiry (``check_reminder``).
-    reminder_after_hours: int | None = Field(default=None, ge=0, le=MAX_EXPIRY_DAYS * 24)
+    reminder_after_hours: Annotated[int, Field(ge=0, le=MAX_EXPIRY_DAYS * 24), WHOLE] | None = None
     # Shown to patients when set ("Call … at …"); blank or null removes them.
-    phone: str | None = Field(default=None, description="The practice's phone, 7 to 20 digits")
-    address: str | None = Field(
+    phone: Phone | None = Field(default=None, description="The practice's phone, 7 to 20 digits")
+    address: Address | None = Field(
         default=None, description=f"The practice's address, one line, {MAX_ADDRESS_CHARS} chars"
     )
 

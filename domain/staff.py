@@ -12,10 +12,10 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints, WithJsonSchema
 
 from domain.errors import FieldRefused
-from domain.partial import not_null_when_given
+from domain.partial import PARTIAL_BODY, not_null_when_given
 from domain.strict import STRICT_BODY
 
 
@@ -32,13 +32,18 @@ class StaffRole(StrEnum):
 # labels) are shown on pages.
 PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
 NOT_A_PRACTICE_ROLE = "Choose admin or clerk"
+# The schema offers only the roles a practice gives; ``PracticeRole.checked`` refuses an
+# operator in words.
+GIVEN_ROLE = WithJsonSchema(
+    {"type": "string", "enum": [StaffRole.ADMIN, StaffRole.CLERK], "title": "Role"}
+)
 
 
 class PracticeRole(BaseModel):
     """The roles an office admin can give: operators are the platform's, not a practice's."""
 
     # Field(strict=False): JSON gives the role as text, the enum's value.
-    role: StaffRole = Field(description="`admin` or `clerk`", strict=False)
+    role: Annotated[StaffRole, GIVEN_ROLE] = Field(description="`admin` or `clerk`", strict=False)
 
     def checked(self) -> StaffRole:
         """The role chosen; ``FieldRefused`` on ``role`` if it is not a practice's."""
@@ -63,16 +68,18 @@ class StaffCreate(PracticeRole):
 
     name: str = Field(min_length=1, max_length=200, pattern=PRINTABLE)
     email: EmailStr
-    role: StaffRole = Field(default=StaffRole.CLERK, strict=False)
+    role: Annotated[StaffRole, GIVEN_ROLE] = Field(default=StaffRole.CLERK, strict=False)
     clinic_ids: ClinicIds = []
 
 
 class StaffChange(BaseModel):
     """A partial change to a member of staff: the fields given, each not null."""
 
-    model_config = STRICT_BODY
+    model_config = PARTIAL_BODY
 
-    role: StaffRole | None = Field(default=None, description="`admin` or `clerk`", strict=False)
+    role: Annotated[StaffRole | None, GIVEN_ROLE] = Field(
+        default=None, description="`admin` or `clerk`", strict=False
+    )
     clinic_ids: ClinicIds | None = None
 
     _given_means_a_value = not_null_when_given("role", "clinic_ids")

@@ -4,7 +4,8 @@ JSON bodies are validated strictly (``STRICT_BODY``): no number for a string, no
 for a number, no string for a boolean. Dates and times are the one exception, since JSON
 has no type for them: they come as ISO 8601 text (``IsoDate``, ``IsoDateTime``), and a
 number is refused rather than read as a Unix time. The office's forms send text for
-every field, so a page validates the same models with ``strict=False``.
+every field, so a page validates the same models with ``strict=False``. A whole number
+may come as ``15.0`` (``WHOLE``): JSON Schema's ``integer`` counts it as one.
 """
 
 from __future__ import annotations
@@ -33,6 +34,14 @@ def _text_not_a_number(message: str) -> BeforeValidator:
 
     return BeforeValidator(refuse_numbers)
 
+
+def _whole_float(value: object) -> object:
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+# A whole number as JSON Schema's integer counts them, 15.0 too (never a boolean): last
+# in an ``Annotated[int, Field(...), WHOLE]``, after the limits, so the schema keeps them.
+WHOLE = BeforeValidator(_whole_float)
 
 # Field(strict=False): text is what JSON and query strings carry, parsed as ISO 8601.
 IsoDate = Annotated[date, _text_not_a_number(NOT_ISO_DATE), Field(strict=False)]

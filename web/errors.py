@@ -60,12 +60,16 @@ PageAgain = Callable[[str], Awaitable[Response]]
 
 
 def field_errors(
-    errors: dict[str, str], code: int = status.HTTP_422_UNPROCESSABLE_CONTENT
+    errors: dict[str, str],
+    code: int = status.HTTP_422_UNPROCESSABLE_CONTENT,
+    where: str = "body",
 ) -> HTTPException:
+    """A refusal of ``errors``' fields, each with its message; ``where`` the request holds
+    them (``body``, or ``query`` for a query string's)."""
     return HTTPException(
         code,
         detail=[
-            {"loc": ["body", field], "msg": message, "type": "value_error"}
+            {"loc": [where, field], "msg": message, "type": "value_error"}
             for field, message in errors.items()
         ],
     )

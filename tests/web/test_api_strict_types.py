@@ -125,3 +125,10 @@ async def test_open_dental_settings_take_their_declared_types(office: Office) ->
     body = {"developer_key": "dev", "customer_key": "cust", "sync_minutes": "15"}
     refused = await office.api.put("/api/v1/integrations/open-dental", json=body)
     assert refused_on(refused) == "sync_minutes"
+
+
+async def test_a_whole_number_written_with_a_point_is_one(office: Office) -> None:
+    """JSON Schema's ``integer`` counts ``10.0`` as one, so a client may send it."""
+    changed = taken(await office.api.patch("/api/v1/practice", json={"expiry_days": 10.0}))
+    assert changed["expiry_days"] == 10
+    assert refused_on(await office.api.patch("/api/v1/practice", json={"expiry_days": True}))

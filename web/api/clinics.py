@@ -14,11 +14,31 @@ from domain.clinics import UNKNOWN_CLINIC, ClinicCreate, ClinicList, ClinicPubli
 from domain.practice import PracticeRuleError
 from infra.clinics import add_clinic, change_clinic, practice_clinic, practice_clinics
 from infra.db.models import Clinic, StaffUser
-from web.api.responses import ADMINS_ONLY, INVALID, JSON_BODY, NOT_FOUND, declared
+from web.api.responses import (
+    ADDRESS_RULE,
+    ADMINS_ONLY,
+    INVALID,
+    JSON_BODY,
+    NOT_FOUND,
+    PHONE_RULE,
+    SENDER_RULE,
+    TIME_ZONE_RULE,
+    business_rules,
+    declared,
+)
 from web.deps import ApiAdmin, ApiStaff, DbSession, SettingsDep, or_404, practice_of, staff_actor
 from web.errors import field_error
 
 router = APIRouter(prefix="/clinics", tags=["clinics"])
+
+RULES = business_rules(
+    name="not the name of another clinic of the practice",
+    sender_address=SENDER_RULE,
+    secure_email_enabled="on only with a sender address",
+    time_zone=TIME_ZONE_RULE,
+    phone=PHONE_RULE,
+    address=ADDRESS_RULE,
+)
 
 
 async def _clinic(db: DbSession, staff: StaffUser, clinic_id: str) -> Clinic:
@@ -31,7 +51,9 @@ async def list_clinics(db: DbSession, staff: ApiStaff) -> ClinicList:
     return ClinicList(items=[ClinicPublic.model_validate(clinic) for clinic in clinics])
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, responses=declared(ADMINS_ONLY, JSON_BODY))
+@router.post(
+    "", status_code=status.HTTP_201_CREATED, responses=declared(ADMINS_ONLY, JSON_BODY, RULES)
+)
 async def create_clinic(
     request: Request, db: DbSession, settings: SettingsDep, admin: ApiAdmin, new: ClinicCreate
 ) -> ClinicPublic:
@@ -48,7 +70,7 @@ async def read_clinic(db: DbSession, staff: ApiStaff, clinic_id: str) -> ClinicP
     return ClinicPublic.model_validate(await _clinic(db, staff, clinic_id))
 
 
-@router.patch("/{clinic_id}", responses=declared(ADMINS_ONLY, NOT_FOUND, JSON_BODY))
+@router.patch("/{clinic_id}", responses=declared(ADMINS_ONLY, NOT_FOUND, JSON_BODY, RULES))
 async def change_some_clinic_settings(
     request: Request,
     db: DbSession,

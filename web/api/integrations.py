@@ -13,10 +13,11 @@ from infra import open_dental
 from infra.db.models import OpenDentalIntegration
 from web.api.responses import (
     ADMINS_ONLY,
-    CONFLICT,
     JSON_BODY,
     NOT_FOUND,
     SERVICE_DOWN,
+    business_rules,
+    conflict,
     declared,
 )
 from web.deps import ApiAdmin, DbSession, StateDep, or_404, staff_actor
@@ -26,8 +27,19 @@ from web.services import open_dental as connector
 router = APIRouter(prefix="/integrations/open-dental", tags=["integrations"])
 
 READ = declared(ADMINS_ONLY, NOT_FOUND)
-CHANGE = declared(ADMINS_ONLY, JSON_BODY, SERVICE_DOWN)
-SYNC = declared(ADMINS_ONLY, NOT_FOUND, CONFLICT, SERVICE_DOWN)
+RULES = business_rules(
+    base_url="https (http only to this machine, in development)",
+    developer_key="required to connect",
+    customer_key="required to connect",
+    clinic_numbers="keyed by clinics of the practice, each its own ClinicNum",
+)
+CHANGE = declared(ADMINS_ONLY, JSON_BODY, SERVICE_DOWN, RULES)
+SYNC = declared(
+    ADMINS_ONLY,
+    NOT_FOUND,
+    conflict("Open Dental refused the keys: the sync is paused until they change"),
+    SERVICE_DOWN,
+)
 
 
 class ConnectionTest(BaseModel):

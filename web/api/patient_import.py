@@ -19,6 +19,7 @@ from web.api.responses import (
     WITH_BODY,
     ErrorDetail,
     Responses,
+    business_rules,
     declared,
     with_idempotency_key,
 )
@@ -38,6 +39,9 @@ CSV_BODY: dict[str, Any] = {
         "content": {"text/csv": {"schema": {"type": "string"}}},
     }
 }
+RULES = business_rules(
+    file="a CSV file that can be read: UTF-8, a header row naming the columns, at most 20,000 rows"
+)
 NOT_CSV_ANSWER: Responses = {
     status.HTTP_415_UNSUPPORTED_MEDIA_TYPE: {
         "description": "The body is not declared as text/csv",
@@ -48,7 +52,7 @@ NOT_CSV_ANSWER: Responses = {
 
 @router.post(
     "/import",
-    responses=with_idempotency_key(declared(WITH_BODY, CONFLICT, NOT_CSV_ANSWER)),
+    responses=with_idempotency_key(declared(WITH_BODY, CONFLICT, NOT_CSV_ANSWER, RULES)),
     openapi_extra=CSV_BODY,
     response_model=ImportResult,
 )

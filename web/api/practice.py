@@ -14,14 +14,34 @@ from domain.practice import PracticePublic, PracticeRuleError, PracticeUpdate
 from infra.db.models import StaffUser
 from infra.practices import change_settings
 from infra.settings import Settings
-from web.api.responses import ADMINS_ONLY, JSON_BODY, declared
+from web.api.responses import (
+    ADDRESS_RULE,
+    ADMINS_ONLY,
+    JSON_BODY,
+    PHONE_RULE,
+    SENDER_RULE,
+    TIME_ZONE_RULE,
+    business_rules,
+    declared,
+)
 from web.deps import ApiAdmin, ApiStaff, DbSession, SettingsDep, practice_of, staff_actor
 from web.errors import field_error
 
 router = APIRouter(prefix="/practice", tags=["practice"])
 
 # Changes: admins only; the body may be too large or break a rule (422, per field).
-CHANGE = declared(ADMINS_ONLY, JSON_BODY)
+RULES = {
+    "sender_address": SENDER_RULE,
+    "secure_email_enabled": "on only with a sender address",
+    "reminder_after_hours": "before the expiry: fewer than `expiry_days` × 24 hours",
+    "expiry_days": "longer than the reminder (`reminder_after_hours`)",
+    "time_zone": TIME_ZONE_RULE,
+    "phone": PHONE_RULE,
+    "address": ADDRESS_RULE,
+}
+CHANGE = declared(ADMINS_ONLY, JSON_BODY, business_rules(**RULES))
+# PUT takes back what GET returns, its id included.
+REPLACE = declared(CHANGE, business_rules(**RULES, id="this practice's own id, or left out"))
 
 
 class PracticeSettings(PracticeUpdate):
@@ -49,7 +69,7 @@ async def _change(
     return PracticePublic.model_validate(practice)
 
 
-@router.put("", responses=CHANGE)
+@router.put("", responses=REPLACE)
 async def change_practice(
     request: Request,
     db: DbSession,

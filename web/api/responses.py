@@ -67,6 +67,14 @@ CONFLICT: Responses = {
         "Refused by the practice's rules; nothing was changed", Refusal
     )
 }
+
+
+def conflict(why: str) -> Responses:
+    """A 409 saying when the operation gives it: a state of the practice or of what it
+    names that refuses the request (the schema cannot say), in words or field by field."""
+    return {status.HTTP_409_CONFLICT: _answer(f"Refused by the practice's rules: {why}", Refusal)}
+
+
 TOO_LARGE: Responses = {
     status.HTTP_413_CONTENT_TOO_LARGE: _answer(
         "The request body is larger than the operation takes, and was not read"
@@ -93,6 +101,43 @@ SERVICE_DOWN: Responses = {
 }
 
 
+# Where a 422 names the rules the schema cannot express (an OpenAPI extension): each
+# field a request can satisfy the schema in and still break a rule, and the rule.
+BUSINESS_RULES = "x-business-rules"
+
+
+def business_rules(**rules: str) -> Responses:
+    """The 422 of an operation whose fields can be schema-valid and still refused by the
+    practice's rules (``rules``: each field and its rule, in words): field by field, in
+    the shape of every refusal, the rules listed in its description and, for tools, in
+    ``x-business-rules``. Anything else refused is a field the schema already rules out."""
+    listed = "; ".join(f"`{field}`: {rule}" for field, rule in rules.items())
+    return {
+        status.HTTP_422_UNPROCESSABLE_CONTENT: {
+            **_answer(
+                "Refused, per field; nothing was changed. Besides what the schema says, "
+                f"the practice's rules: {listed}",
+                Refusal,
+            ),
+            BUSINESS_RULES: rules,
+        }
+    }
+
+
+# Rules several areas share.
+RESERVED_DOMAIN = (
+    "an address that can receive mail: one at a reserved or special-use domain (such as "
+    "`.test`, `.local`, `localhost`) is refused"
+)
+PHONE_RULE = "7 to 20 digits"
+TIME_ZONE_RULE = "a zone the server's tz database has"
+ADDRESS_RULE = "at most 300 characters once trimmed, each one a page can show"
+SENDER_RULE = (
+    "needed while Secure Email is on, and verified with the mail service when it sends "
+    "through SendGrid"
+)
+
+
 def declared(*groups: Responses) -> Responses:
     """The answers of ``groups`` together; a later group's description wins."""
     combined: Responses = {}
@@ -107,6 +152,7 @@ KEY_IN_USE = (
     "the first request with its Idempotency-Key is still running (Retry-After: ask again "
     "then) or was interrupted; nothing more was done"
 )
+KEY_RULE = "not used for another request in the last 24 hours"
 RETRY_AFTER = {
     "Retry-After": {
         "description": "Seconds to wait before asking again (a first request still running)",
@@ -124,6 +170,7 @@ def with_idempotency_key(responses: Responses) -> Responses:
         status.HTTP_422_UNPROCESSABLE_CONTENT, _answer("Refused; nothing was changed", Refusal)
     )
     invalid["description"] += KEY_REFUSED
+    invalid[BUSINESS_RULES] = {**invalid.get(BUSINESS_RULES, {}), "Idempotency-Key": KEY_RULE}
     conflict = combined.get(status.HTTP_409_CONFLICT)
     if conflict is None:
         combined[status.HTTP_409_CONFLICT] = {

@@ -28,12 +28,14 @@ from infra.db.models import SecureEmail, StaffUser
 from infra.replies import conversation
 from infra.secure_emails import SENT_PAGE_MAX, SENT_PAGE_SIZE, BadCursor
 from web.api.responses import (
-    CONFLICT,
     INVALID,
     JSON_BODY,
     NOT_FOUND,
     SERVICE_DOWN,
     WITH_BODY,
+    Responses,
+    business_rules,
+    conflict,
     declared,
     with_idempotency_key,
 )
@@ -66,6 +68,8 @@ from web.uploads import (
 router = APIRouter(prefix="/secure-emails", tags=["secure emails"])
 
 
+# Subject and body must hold more than spaces (R3).
+NOT_BLANK = {"minLength": 1, "pattern": r"\S"}
 # The form, described by hand: the route reads it itself, after the token is checked
 # (FastAPI reads Form/File parameters before any dependency runs).
 SEND_SECURE_FORM = {
@@ -77,9 +81,9 @@ SEND_SECURE_FORM = {
                     "type": "object",
                     "required": ["patient_id", "subject", "body"],
                     "properties": {
-                        "patient_id": {"type": "string", "title": "Patient Id"},
-                        "subject": {"type": "string", "title": "Subject"},
-                        "body": {"type": "string", "title": "Body"},
+                        "patient_id": {"type": "string", "title": "Patient Id", "minLength": 1},
+                        "subject": {"type": "string", "title": "Subject", **NOT_BLANK},
+                        "body": {"type": "string", "title": "Body", **NOT_BLANK},
                         "attachments": {
                             "type": "array",
                             "items": {
@@ -95,15 +99,48 @@ SEND_SECURE_FORM = {
         },
     }
 }
-REFUSALS: dict[int | str, dict[str, Any]] = {
-    status.HTTP_422_UNPROCESSABLE_CONTENT: {
-        "description": "Refused, per field; nothing was sent",
-        "content": {
-            "application/json": {"schema": {"$ref": "#/components/schemas/HTTPValidationError"}}
-        },
-    },
-}
+# Send Secure's rules beyond the form's schema (R2-R4, R9); sending switched off is 409.
+REFUSALS = business_rules(
+    patient_id="a patient of the practice (within the caller's clinics) whose status takes "
+    "secure email, at an address other than the sender's",
+    attachments="each of the allowed types, its content matching its name, at most 20 MB",
+)
 REQUIRED = ("patient_id", "subject", "body")
+CURSOR = (
+    "Where the page starts: the `next_cursor` of the page before, passed back as it came. "
+    "An opaque token (its content is not a contract); one this list did not give out is "
+    "refused (422). Empty or left out: the first page"
+)
+# What a cursor looks like (URL-safe base64 without padding), all a client needs to know.
+OPAQUE = {"pattern": "^[A-Za-z0-9_-]*$"}
+
+
+def _link(method: str, tail: str = "") -> dict[str, Any]:
+    """An OpenAPI link from a send's answer to an operation on the secure email it made."""
+    path = "/api/v1/secure-emails/{secure_email_id}" + tail
+    return {
+        "operationRef": "#/paths/" + path.replace("/", "~1") + "/" + method,
+        "parameters": {"secure_email_id": "$response.body#/id"},
+    }
+
+
+# Sending while Secure Email is off (R1) for the practice, or the patient's clinic.
+SWITCHED_OFF = conflict(
+    "Secure Email is not enabled for the practice (or the patient's clinic); nothing was sent"
+)
+CLOSED = "it is closed (expired, withdrawn, or its notice was never delivered)"
+# What a client (or a fuzzer) can do next with the secure email a send made.
+SENT: Responses = {
+    status.HTTP_201_CREATED: {
+        "description": "Sent: the notice is on its way",
+        "links": {
+            "ReadSecureEmail": _link("get"),
+            "ChangeExpiry": _link("patch"),
+            "Withdraw": _link("post", "/withdraw"),
+            "ResendNotice": _link("post", "/resend-notice"),
+        },
+    }
+}
 
 
 @router.post(
@@ -111,8 +148,7 @@ REQUIRED = ("patient_id", "subject", "body")
     status_code=status.HTTP_201_CREATED,
     response_model=SecureEmailCreated,
     openapi_extra=SEND_SECURE_FORM,
-    # Its 422s are all per field: REFUSALS says so.
-    responses=with_idempotency_key(declared(WITH_BODY, REFUSALS, CONFLICT, SERVICE_DOWN)),
+    responses=with_idempotency_key(declared(SENT, WITH_BODY, REFUSALS, SWITCHED_OFF, SERVICE_DOWN)),
 )
 async def create_secure_email(
     request: Request,
@@ -177,7 +213,13 @@ async def _send(
     return SecureEmailCreated.model_validate(secure_email)
 
 
-@router.get("", responses=declared(NOT_FOUND, INVALID))
+LIST_RULES = business_rules(
+    cursor="one this list gave out",
+    clinic_id="a clinic of the practice (for staff restricted to clinics, one of theirs)",
+)
+
+
+@router.get("", responses=declared(NOT_FOUND, INVALID, LIST_RULES))
 async def list_secure_emails(
     request: Request,
     db: DbSession,
@@ -190,7 +232,7 @@ async def list_secure_emails(
     since: IsoDateTime | None = None,
     until: IsoDateTime | None = None,
     limit: Annotated[int, Query(ge=1, le=SENT_PAGE_MAX)] = SENT_PAGE_SIZE,
-    cursor: str | None = None,
+    cursor: Annotated[str | None, Query(description=CURSOR, json_schema_extra=OPAQUE)] = None,
 ) -> SecureEmailPage:
     """The Sent box: the practice's secure emails, newest first (``since <= sent_at <
     until``; a time without a zone is UTC), a page at a time: pass ``next_cursor`` back as
@@ -209,9 +251,9 @@ async def list_secure_emails(
         )
         page = await list_sent(request, db, staff, filters)
     except BadCursor:
-        raise field_errors({"cursor": BAD_CURSOR}) from None
+        raise field_errors({"cursor": BAD_CURSOR}, where="query") from None
     except ClinicRefused:
-        raise field_errors({"clinic_id": UNKNOWN_CLINIC}) from None
+        raise field_errors({"clinic_id": UNKNOWN_CLINIC}, where="query") from None
     return SecureEmailPage(
         items=[SecureEmailListItem.model_validate(line) for line in page.lines],
         next_cursor=page.next_cursor.encode() if page.next_cursor else None,
@@ -224,7 +266,7 @@ def _utc(moment: datetime | None, field: str) -> datetime | None:
     try:
         return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
     except OverflowError:
-        raise field_errors({field: "Out of range"}) from None
+        raise field_errors({field: "Out of range"}, where="query") from None
 
 
 @router.get("/{secure_email_id}", responses=declared(NOT_FOUND, INVALID))
@@ -288,7 +330,7 @@ def _refused(refused: ChangeRefused) -> HTTPException:
 
 @router.post(
     "/{secure_email_id}/withdraw",
-    responses=declared(NOT_FOUND, INVALID, CONFLICT, SERVICE_DOWN),
+    responses=declared(NOT_FOUND, INVALID, conflict(CLOSED), SERVICE_DOWN),
 )
 async def withdraw_secure_email(
     request: Request, state: StateDep, db: DbSession, staff: ApiStaff, secure_email_id: str
@@ -305,7 +347,13 @@ async def withdraw_secure_email(
 
 @router.patch(
     "/{secure_email_id}",
-    responses=declared(NOT_FOUND, JSON_BODY, CONFLICT, SERVICE_DOWN),
+    responses=declared(
+        NOT_FOUND,
+        JSON_BODY,
+        conflict(CLOSED),
+        SERVICE_DOWN,
+        business_rules(expires_at="at least an hour from now, at most 90 days after sending"),
+    ),
 )
 async def change_secure_email(
     request: Request,
@@ -331,7 +379,12 @@ async def change_secure_email(
 @router.post(
     "/{secure_email_id}/resend-notice",
     status_code=status.HTTP_202_ACCEPTED,
-    responses=declared(NOT_FOUND, INVALID, CONFLICT, SERVICE_DOWN),
+    responses=declared(
+        NOT_FOUND,
+        INVALID,
+        conflict(f"it was opened, {CLOSED}, or its notice was resent 3 times today"),
+        SERVICE_DOWN,
+    ),
 )
 async def resend_notice(
     request: Request, state: StateDep, db: DbSession, staff: ApiStaff, secure_email_id: str

@@ -20,7 +20,16 @@ from domain.staff import (
     StaffWithPassword,
 )
 from infra.db.models import StaffUser
-from web.api.responses import ADMINS_ONLY, CONFLICT, INVALID, JSON_BODY, NOT_FOUND, declared
+from web.api.responses import (
+    ADMINS_ONLY,
+    CONFLICT,
+    INVALID,
+    JSON_BODY,
+    NOT_FOUND,
+    RESERVED_DOMAIN,
+    business_rules,
+    declared,
+)
 from web.deps import ApiAdmin, DbSession, audit_staff
 from web.errors import field_error
 from web.services import staff as members
@@ -29,6 +38,7 @@ router = APIRouter(prefix="/staff", tags=["staff"], responses=ADMINS_ONLY)
 
 # A change to one member: unknown, or refused by the rules (the last admin, their own).
 MEMBER = declared(NOT_FOUND, CONFLICT, INVALID)
+CLINICS_RULE = "each a clinic of the practice"
 
 
 def _role(chosen: PracticeRole) -> StaffRole:
@@ -50,7 +60,13 @@ async def list_staff(db: DbSession, admin: ApiAdmin) -> StaffList:
     return StaffList(items=[StaffPublic.model_validate(member) for member in listed])
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, responses=declared(JSON_BODY, CONFLICT))
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    responses=declared(
+        JSON_BODY, CONFLICT, business_rules(email=RESERVED_DOMAIN, clinic_ids=CLINICS_RULE)
+    ),
+)
 async def create_staff(
     request: Request, db: DbSession, admin: ApiAdmin, new: StaffCreate
 ) -> StaffWithPassword:
@@ -74,7 +90,9 @@ async def deactivate_staff(
     return StaffPublic.model_validate(member)
 
 
-@router.patch("/{staff_id}", responses=declared(MEMBER, JSON_BODY))
+@router.patch(
+    "/{staff_id}", responses=declared(MEMBER, JSON_BODY, business_rules(clinic_ids=CLINICS_RULE))
+)
 async def change_staff(
     request: Request, db: DbSession, admin: ApiAdmin, staff_id: str, change: StaffChange
 ) -> StaffPublic:

@@ -9,7 +9,14 @@ from fastapi import APIRouter, Request, status
 
 from domain.api_tokens import NewToken, TokenCreate, TokenList, TokenPublic
 from infra.accounts import practice_tokens
-from web.api.responses import ADMINS_ONLY, INVALID, JSON_BODY, NOT_FOUND, declared
+from web.api.responses import (
+    ADMINS_ONLY,
+    INVALID,
+    JSON_BODY,
+    NOT_FOUND,
+    business_rules,
+    declared,
+)
 from web.deps import ApiAdmin, DbSession
 from web.errors import field_error
 from web.services.tokens import (
@@ -29,7 +36,12 @@ async def list_tokens(db: DbSession, admin: ApiAdmin) -> TokenList:
     return TokenList(items=[public(token, owner) for token, owner in rows])
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, responses=JSON_BODY)
+RULES = business_rules(
+    expires_at="in the future", staff_id="an active member of this practice's staff"
+)
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, responses=declared(JSON_BODY, RULES))
 async def create_token(
     request: Request, db: DbSession, admin: ApiAdmin, new: TokenCreate
 ) -> NewToken:

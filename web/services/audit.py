@@ -14,11 +14,19 @@ from domain.strict import IsoDate
 from infra.audit import AuditFilter
 
 Text = Annotated[str | None, Query()]
+# One of the actions, or empty for every one (the Audit page's "All actions").
+Action = Annotated[
+    str | None,
+    Query(
+        description="Only events of this action; empty for every action",
+        json_schema_extra={"enum": ["", *AuditAction]},
+    ),
+]
 Day = Annotated[IsoDate | None, Query()]
 
 
 def audit_filter(
-    action: Text = None,
+    action: Action = None,
     secure_email_id: Text = None,
     patient_id: Text = None,
     since: Day = None,

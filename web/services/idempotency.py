@@ -59,6 +59,13 @@ DESCRIPTION = (
     "practice."
 )
 BAD_KEY = f"An {HEADER} is 1 to {MAX_KEY_LENGTH} printable ASCII characters"
+# What the schema says a key is: printable ASCII, with no space at either end (HTTP
+# trims those, so a key of spaces arrives empty).
+KEY_SCHEMA = {
+    "minLength": 1,
+    "maxLength": MAX_KEY_LENGTH,
+    "pattern": r"^[!-~]([ -~]*[!-~])?$",
+}
 OTHER_REQUEST = (
     f"This {HEADER} was used for a different request in the last 24 hours; send a new "
     "key with a new request"
@@ -96,7 +103,9 @@ def header_refused(message: str) -> HTTPException:
 
 
 def idempotency_key(
-    key: Annotated[str | None, Header(alias=HEADER, description=DESCRIPTION)] = None,
+    key: Annotated[
+        str | None, Header(alias=HEADER, description=DESCRIPTION, json_schema_extra=KEY_SCHEMA)
+    ] = None,
 ) -> str | None:
     """The request's key, if it sent one; refused unless 1 to 255 printable ASCII."""
     if key is None:
