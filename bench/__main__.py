@@ -175,13 +175,18 @@ async def stack_benchmarks(
                 say(f"  CPU per bare-shape: {shape_cpu.per(n)} (its worker is the bench's)")
                 bare, bare_id = await bare_throughput(client, n, c)
                 say(f"  bare/s (one activity, one update; reference): {bare:.2f}")
-                life_work = await history_counts(client, workflow_id_for(life.sample_id))
+                life_id = workflow_id_for(life.sample_id)
+                life_work = await history_counts(client, life_id)
                 shape_work = await history_counts(client, shape_id)
                 bare_work = await history_counts(client, bare_id)
                 say(f"  Temporal work per lifecycle (so far): {life_work}")
                 say(f"  Temporal work per bare-shape:         {shape_work}")
                 say(f"  Temporal work per bare workflow:      {bare_work}")
                 if args.profile:
+                    # What the Temporal share is made of, event by event, beside the graphs.
+                    for name, shown in (("lifecycle", life_id), ("bare-shape", shape_id)):
+                        history = await client.get_workflow_handle(shown).fetch_history()
+                        (args.profile / f"{name}-history.json").write_text(history.to_json())
                     for name in PROFILED:
                         say(f"  {name} profile: {profile_summary(args.profile / f'{name}.txt')}")
                     say(f"  flame graphs: {args.profile.resolve()}/*.svg")

@@ -46,7 +46,7 @@ DISPATCHING = (
 
 @contextmanager
 def _recording(pid: int, output: Path, form: str) -> Iterator[None]:
-    command = [str(PY_SPY), "record", "--pid", str(pid), "--nonblocking", "--gil"]
+    command = [str(PY_SPY), "record", "--pid", str(pid), "--nonblocking", "--gil", "--rate", "200"]
     process = subprocess.Popen(
         [*command, "--format", form, "--output", str(output)],
         stdout=subprocess.DEVNULL,
