@@ -188,7 +188,9 @@ async def stack_benchmarks(
                         history = await client.get_workflow_handle(shown).fetch_history()
                         (args.profile / f"{name}-history.json").write_text(history.to_json())
                     for name in PROFILED:
-                        say(f"  {name} profile: {profile_summary(args.profile / f'{name}.txt')}")
+                        samples = args.profile / f"{name}.txt"
+                        say(f"  {name} profile, on the stack: {profile_summary(samples)}")
+                        say(f"  {name} profile, running: {profile_summary(samples, own=True)}")
                     say(f"  flame graphs: {args.profile.resolve()}/*.svg")
                 figures["throughput"] = {
                     "lifecycles": n,

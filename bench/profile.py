@@ -5,8 +5,8 @@ lifecycles run: ``DIR/<name>.svg`` is the flame graph to open in a browser, and
 ``DIR/<name>.txt`` the same samples as collapsed stacks, which ``top_shares`` sums by
 module for the summary printed beside the figures. Samples are taken without pausing
 the process (``--nonblocking``), so its CPU figures stay those of an unprofiled run,
-and only of the thread holding the GIL (``--gil``): Python's CPU, not its waits on the
-event loop's ``select`` or on a thread pool's queue.
+200 a second, and only of the thread holding the GIL (``--gil``): Python's CPU, not its
+waits on the event loop's ``select`` or on a thread pool's queue.
 """
 
 from __future__ import annotations
@@ -84,21 +84,26 @@ def module_of(frame: str) -> str:
     return path.removesuffix(".py").removesuffix("/__init__").replace("/", ".")
 
 
-def top_shares(collapsed: Path, depth: int = 3, count: int = 12) -> list[tuple[str, float]]:
+def top_shares(
+    collapsed: Path, depth: int = 3, count: int = 12, *, own: bool = False
+) -> list[tuple[str, float]]:
     """The modules (cut to ``depth`` parts) on the most samples' stacks, with the share
-    of samples each is on: a module under another counts in both."""
+    of samples each is on: a module under another counts in both. ``own``: only the
+    innermost frame counts, the module whose code was running."""
     on_stack: Counter[str] = Counter()
     total = 0
     for line in collapsed.read_text().splitlines():
         stack, _, samples = line.rpartition(" ")
         if not samples.isdigit():
             continue
-        modules = {".".join(module_of(f).split(".")[:depth]) for f in stack.split(";")}
+        frames = stack.split(";")[-1:] if own else stack.split(";")
+        modules = {".".join(module_of(f).split(".")[:depth]) for f in frames}
         on_stack.update(dict.fromkeys(modules, int(samples)))
         total += int(samples)
     shares = [(m, n / total) for m, n in on_stack.most_common() if not m.startswith(DISPATCHING)]
     return shares[:count]
 
 
-def summary(collapsed: Path) -> str:
-    return ", ".join(f"{module} {share:.0%}" for module, share in top_shares(collapsed))
+def summary(collapsed: Path, *, own: bool = False) -> str:
+    shares = top_shares(collapsed, own=own)
+    return ", ".join(f"{module} {share:.0%}" for module, share in shares)
