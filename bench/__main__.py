@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import compileall
 import json
 import os
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import AsyncExitStack, contextmanager
+from contextlib import AsyncExitStack, contextmanager, nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -22,10 +23,12 @@ from typing import Any
 from bench.bare import bare_throughput, history_counts
 from bench.bare_shape import bare_shape_throughput, bare_shape_verify_latency
 from bench.common import Mailbox, machine, say
-from bench.cpu import stack_cpu
+from bench.cpu import CpuMeter, stack_cpu
 from bench.lifecycle import lifecycle_throughput, office_of, verify_latency
 from bench.office_pages import office_pages
 from bench.open_emails import OpenEmails, open_emails
+from bench.profile import profiles
+from bench.profile import summary as profile_summary
 from bench.two_of_each import two_of_each
 from bench.uploads import upload_memory
 from domain.secure_email import workflow_id_for
@@ -34,6 +37,10 @@ from tests.fixtures.devstack import DevStack, securemail_dev
 from tests.fixtures.postgres import fresh_postgres
 
 ALL = ("uploads", "lifecycles", "verify", "open", "pages")
+# The product's own processes; the rest of the stack is Temporal, mail and storage.
+PROFILED = ("worker", "web")
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGES = ("domain", "infra", "activities", "workflows", "web", "workers")
 
 
 def _env_int(name: str, default: int) -> int:
@@ -78,7 +85,36 @@ def options() -> argparse.Namespace:
         "--workers", type=int, default=1, help="above 1 (or --webs): lifecycles, N vs 1 of each"
     )
     parser.add_argument("--webs", type=int, default=1, help="web processes, with --workers")
+    parser.add_argument(
+        "--profile",
+        nargs="?",
+        const=Path("bench-profiles"),
+        type=Path,
+        help="py-spy the worker and the web app during the lifecycles: flame graphs "
+        "(SVG) and collapsed stacks in this directory (default: bench-profiles)",
+    )
     return parser.parse_args()
+
+
+@contextmanager
+def measured(meter: CpuMeter, profile: Path | None, stack: DevStack) -> Iterator[None]:
+    """The CPU meter over the timed part, and py-spy beside it with ``--profile``."""
+    with (
+        meter,
+        profiles({name: stack.child(name) for name in PROFILED}, profile)
+        if profile
+        else nullcontext(),
+    ):
+        yield
+
+
+def compile_bytecode() -> None:
+    """Our packages' bytecode, written ahead as the image does (``UV_COMPILE_BYTECODE``):
+    where ``PYTHONDONTWRITEBYTECODE`` is set and nothing wrote it, every sandboxed
+    workflow instance would compile its workflow module from source again, work that
+    production does not do (Python still reads bytecode it is not allowed to write)."""
+    for package in PACKAGES:
+        compileall.compile_dir(ROOT / package, quiet=1)
 
 
 @contextmanager
@@ -130,7 +166,8 @@ async def stack_benchmarks(
                     f"workflows; concurrency {c} (at once)"
                 )
                 life_cpu, shape_cpu = stack_cpu(stack), stack_cpu(stack)
-                life = await lifecycle_throughput(office, n, c, life_cpu)
+                timed = measured(life_cpu, args.profile, stack)
+                life = await lifecycle_throughput(office, n, c, timed)
                 say(f"  lifecycles/s: {life.per_second:.2f} (each: {life.each.summary()})")
                 shape, shape_id = await bare_shape_throughput(client, n, c, shape_cpu)
                 say(f"  bare-shape/s: {shape:.2f}")
@@ -138,12 +175,23 @@ async def stack_benchmarks(
                 say(f"  CPU per bare-shape: {shape_cpu.per(n)} (its worker is the bench's)")
                 bare, bare_id = await bare_throughput(client, n, c)
                 say(f"  bare/s (one activity, one update; reference): {bare:.2f}")
-                life_work = await history_counts(client, workflow_id_for(life.sample_id))
+                life_id = workflow_id_for(life.sample_id)
+                life_work = await history_counts(client, life_id)
                 shape_work = await history_counts(client, shape_id)
                 bare_work = await history_counts(client, bare_id)
                 say(f"  Temporal work per lifecycle (so far): {life_work}")
                 say(f"  Temporal work per bare-shape:         {shape_work}")
                 say(f"  Temporal work per bare workflow:      {bare_work}")
+                if args.profile:
+                    # What the Temporal share is made of, event by event, beside the graphs.
+                    for name, shown in (("lifecycle", life_id), ("bare-shape", shape_id)):
+                        history = await client.get_workflow_handle(shown).fetch_history()
+                        (args.profile / f"{name}-history.json").write_text(history.to_json())
+                    for name in PROFILED:
+                        samples = args.profile / f"{name}.txt"
+                        say(f"  {name} profile, on the stack: {profile_summary(samples)}")
+                        say(f"  {name} profile, running: {profile_summary(samples, own=True)}")
+                    say(f"  flame graphs: {args.profile.resolve()}/*.svg")
                 figures["throughput"] = {
                     "lifecycles": n,
                     "concurrency": c,
@@ -216,6 +264,7 @@ async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     say(f"machine: {figures['machine']}; load average {figures['load_before'][0]:.2f}")
     say("(shared machine: other people's tests may run beside this; figures are noisy)")
 
+    compile_bytecode()
     if only & {"uploads", "lifecycles", "verify"}:
         say(f"\n[embedded stack] starting `securemail dev` on free ports, {args.stack_database}")
         async with AsyncExitStack() as database:
@@ -288,6 +337,9 @@ def summary(figures: dict[str, Any]) -> None:
         say(f"bare/s (reference, one activity and one update): {t['bare_per_s']:.2f}")
         say(f"bare-shape/s: {t['bare_shape_per_s']:.2f}")
         say(f"lifecycles/s: {t['lifecycles_per_s']:.2f}")
+        life, shape = t["cpu_ms_per_lifecycle"], t["cpu_ms_per_bare_shape"]
+        say(f"product-cpu-ms: {sum(life.get(name, 0.0) for name in PROFILED):.1f}")
+        say(f"temporal-cpu-ratio: {life['temporal'] / shape['temporal']:.2f}")
         if "verify" in figures:
             v = figures["verify"]
             say(f"verify-ratio: {v['right_p50_ms'] / v['bare_p50_ms']:.3f}")

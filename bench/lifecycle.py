@@ -9,12 +9,12 @@ per-client rate limits count each patient separately, as they would in an office
 from __future__ import annotations
 
 import asyncio
-import secrets
+import re
 import ssl
 import time
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager, nullcontext
+from contextlib import AbstractContextManager, AsyncExitStack, asynccontextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +26,7 @@ from bench.cpu import CpuMeter
 PDF = b"%PDF-1.7\n" + b"1 0 obj\n<< /Type /Catalog >>\nendobj\n" * 20
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 2048
 CSRF = "csrf_token"
+FORM_TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
 HTTP_TIMEOUT = httpx.Timeout(180.0)
 # One TLS context for every patient's browser: httpx builds a new one per transport,
 # loading the CA bundle each time, which took a quarter of the driver's CPU (py-spy),
@@ -86,19 +87,23 @@ class Office:
 
     @asynccontextmanager
     async def browser(self, patient: Patient) -> AsyncIterator[httpx.AsyncClient]:
-        token = secrets.token_urlsafe(16)
         transport = httpx.AsyncHTTPTransport(
             local_address=patient.source_address, verify=BROWSER_TLS
         )
         async with httpx.AsyncClient(
-            base_url=self.web, transport=transport, cookies={CSRF: token}, timeout=HTTP_TIMEOUT
+            base_url=self.web, transport=transport, timeout=HTTP_TIMEOUT
         ) as client:
-            client.headers["X-Bench-CSRF"] = token
             yield client
 
 
-def form(client: httpx.AsyncClient, **fields: str) -> dict[str, str]:
-    return {CSRF: client.headers["X-Bench-CSRF"], **fields}
+async def form_on(browser: httpx.AsyncClient, page: str, **fields: str) -> dict[str, str]:
+    """What a browser sends from the form on ``page``: the form token the page was
+    rendered with (bound to the browser's cookies, ``web.csrf``), then ``fields``."""
+    shown = await browser.get(page)
+    found = FORM_TOKEN.search(shown.text)
+    if found is None:
+        raise RuntimeError(f"{page} answered {shown.status_code} without a form token")
+    return {CSRF: found.group(1), **fields}
 
 
 def expect(response: httpx.Response, code: int, what: str) -> None:
@@ -156,15 +161,18 @@ async def one_lifecycle(office: Office, patient: Patient) -> str:
     alerted = office.alerts.expect(secure_email_id)
     link = await office.mailbox.link(patient.email)
     async with office.browser(patient) as browser:
-        asked = await browser.post(f"{link}/passcode", data=form(browser))
+        asked = await browser.post(f"{link}/passcode", data=await form_on(browser, link))
         expect(asked, 303, "View Secure Email")
         passcode = await office.mailbox.passcode(patient.email, 1)
-        verified = await browser.post(f"{link}/verify", data=form(browser, passcode=passcode))
+        typed = await form_on(browser, f"{link}/passcode", passcode=passcode)
+        verified = await browser.post(f"{link}/verify", data=typed)
         expect(verified, 303, "Verify")
-        message = verified.headers["location"]
+        reply = f"{verified.headers['location']}/reply"
         replied = await browser.post(
-            f"{message}/reply",
-            data=form(browser, subject="RE: Treatment plan", body="My card is attached."),
+            reply,
+            data=await form_on(
+                browser, reply, subject="RE: Treatment plan", body="My card is attached."
+            ),
             files=[("attachments", ("card.png", PNG, "image/png"))],
         )
         expect(replied, 303, "Reply All")
@@ -185,9 +193,13 @@ class Throughput:
 
 
 async def lifecycle_throughput(
-    office: Office, count: int, concurrency: int, meter: CpuMeter | None = None
+    office: Office,
+    count: int,
+    concurrency: int,
+    meter: AbstractContextManager[object] | None = None,
 ) -> Throughput:
-    """``count`` lifecycles, ``concurrency`` at once; ``meter`` measures the timed part."""
+    """``count`` lifecycles, ``concurrency`` at once; ``meter`` (a ``CpuMeter``, with a
+    profiler beside it) measures the timed part."""
     patients = await office.add_patients(count + 1)
     # Warm-up: the first use of every code path; its workflow is the sample whose
     # history is counted.
@@ -222,7 +234,7 @@ async def verify_latency(
     activity, the web app starts the portal session). ``meter`` measures the right ones."""
     patients = await office.add_patients(count)
     gate = asyncio.Semaphore(concurrency)
-    ready: list[tuple[Patient, httpx.AsyncClient, str, str]] = []
+    ready: list[tuple[Patient, httpx.AsyncClient, str, dict[str, str], str]] = []
     browsers = AsyncExitStack()
 
     async def prepare(patient: Patient) -> None:
@@ -230,10 +242,12 @@ async def verify_latency(
             await office.send(patient, None)
             link = await office.mailbox.link(patient.email)
             browser = await browsers.enter_async_context(office.browser(patient))
-            asked = await browser.post(f"{link}/passcode", data=form(browser))
+            asked = await browser.post(f"{link}/passcode", data=await form_on(browser, link))
             expect(asked, 303, "View Secure Email")
             passcode = await office.mailbox.passcode(patient.email, 1)
-            ready.append((patient, browser, link, passcode))
+            # The passcode page's token; a wrong passcode leaves the cookies, so it stays good.
+            typed = await form_on(browser, f"{link}/passcode")
+            ready.append((patient, browser, link, typed, passcode))
 
     async with browsers:
         await asyncio.gather(*(prepare(patient) for patient in patients))
@@ -241,18 +255,18 @@ async def verify_latency(
 
         async def timed_verifies(right: bool) -> Latencies:
             latencies = Latencies()
-            queue: asyncio.Queue[tuple[Patient, httpx.AsyncClient, str, str]] = asyncio.Queue()
+            queue: asyncio.Queue[tuple[Patient, httpx.AsyncClient, str, dict[str, str], str]] = (
+                asyncio.Queue()
+            )
             for item in ready:
                 queue.put_nowait(item)
 
             async def worker() -> None:
                 while not queue.empty():
-                    _, browser, link, passcode = queue.get_nowait()
+                    _, browser, link, fields, passcode = queue.get_nowait()
                     typed = passcode if right else f"{(int(passcode) + 1) % 10**8:08d}"
                     start = time.perf_counter()
-                    answer = await browser.post(
-                        f"{link}/verify", data=form(browser, passcode=typed)
-                    )
+                    answer = await browser.post(f"{link}/verify", data=fields | {"passcode": typed})
                     latencies.samples.append(time.perf_counter() - start)
                     expect(answer, 303 if right else 422, "Verify")
 

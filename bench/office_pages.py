@@ -20,6 +20,7 @@ import httpx
 
 from bench import seed
 from bench.common import Latencies, say, timed
+from bench.lifecycle import form_on
 from infra.crypto.fields import configure_field_encryption
 from infra.crypto.keys import EncryptionKeys
 from infra.db.engine import make_engine, make_sessionmaker
@@ -111,14 +112,11 @@ async def office_pages(kind: str, rows: int, workdir: Path, requests: int = 200)
         async with app.router.lifespan_context(app):
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(transport=transport, base_url="http://portal.test") as c:
-                c.cookies.set("csrf_token", "bench")
                 logged_in = await c.post(
                     "/login",
-                    data={
-                        "email": practice.staff_email,
-                        "password": seed.STAFF_PASSWORD,
-                        "csrf_token": "bench",
-                    },
+                    data=await form_on(
+                        c, "/login", email=practice.staff_email, password=seed.STAFF_PASSWORD
+                    ),
                 )
                 if logged_in.status_code != 303:
                     raise RuntimeError(f"log-in answered {logged_in.status_code}")
