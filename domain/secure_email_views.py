@@ -92,6 +92,8 @@ class AlertKind(StrEnum):
     REPLY = "reply"  # a patient replied (R10)
     NOTICE_FAILED = "notice_failed"  # the patient never got the notice (refused, bounced)
     EXPIRED_UNOPENED = "expired_unopened"  # it expired before the patient opened it
+    # Its workflow stopped before the message's end (``EventKind.STOPPED``).
+    STOPPED = "stopped"
 
 
 class AlertPublic(BaseModel):
@@ -113,6 +115,8 @@ class AlertPublic(BaseModel):
     def message(self) -> str:
         if self.kind == AlertKind.NOTICE_FAILED:
             return f"The secure email to {self.patient_name} could not be delivered"
+        if self.kind == AlertKind.STOPPED:
+            return f"The secure email to {self.patient_name} stopped unexpectedly; send again"
         if self.kind == AlertKind.EXPIRED_UNOPENED:
             return f"The secure email to {self.patient_name} expired unopened: call the patient"
         return f"New secure email reply from {self.patient_name}"

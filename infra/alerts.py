@@ -1,11 +1,11 @@
-"""Office alerts (R10): raised when a patient replies, a notice cannot be delivered or a
-message expires unopened,
-shown on the Main Menu until acknowledged.
+"""Office alerts (R10): raised when a patient replies, a notice cannot be delivered, a
+message expires unopened or its workflow stops unexpectedly, shown on the Main Menu until
+acknowledged.
 
 Every read takes the staff member's reach (``domain.reach``), so another practice's ids,
 and alerts about patients out of reach, find nothing.
-Raising is idempotent: one alert per reply, one notice-failed and one expired-unopened
-alert per secure email.
+Raising is idempotent: one alert per reply, and one notice-failed, expired-unopened and
+stopped alert per secure email.
 """
 
 from __future__ import annotations
@@ -137,3 +137,9 @@ async def raise_expired_unopened(db: AsyncSession, owner: Owner) -> None:
     """It expired before the patient opened it; once per secure email. Not committed: the
     status change that found it unopened commits both."""
     await _raise_once(db, owner, AlertKind.EXPIRED_UNOPENED)
+
+
+async def raise_stopped(db: AsyncSession, owner: Owner) -> None:
+    """Its workflow ended before the message did: the office sends it again. Once per
+    secure email; not committed (marking it failed commits both)."""
+    await _raise_once(db, owner, AlertKind.STOPPED)

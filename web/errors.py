@@ -93,32 +93,44 @@ class PortalSignedOut(Exception):
 
 
 class MessageClosed(Exception):
-    """The secure email asked for has expired (R8) or the office withdrew it (R15): the
-    app answers with the page that says so."""
+    """The secure email asked for has expired (R8), the office withdrew it (R15), or it
+    failed (its workflow stopped before its end): the app answers with the page that
+    says so."""
 
-    def __init__(self, practice: Practice, expires_at: datetime, *, withdrawn: bool) -> None:
-        super().__init__("withdrawn" if withdrawn else "expired")
+    def __init__(
+        self, practice: Practice, expires_at: datetime, *, withdrawn: bool, failed: bool = False
+    ) -> None:
+        super().__init__("withdrawn" if withdrawn else "failed" if failed else "expired")
         self.practice = practice
         self.expires_at = expires_at
         self.withdrawn = withdrawn
+        self.failed = failed
 
 
 def closed_page(
-    request: Request, practice: Practice, expires_at: datetime, *, withdrawn: bool
+    request: Request,
+    practice: Practice,
+    expires_at: datetime,
+    *,
+    withdrawn: bool,
+    failed: bool = False,
 ) -> Response:
-    """When the message expired, or that its practice withdrew it, and whom to ask;
-    nothing of the message itself (410 Gone either way)."""
+    """When the message expired, or that its practice withdrew it, or that it can no
+    longer be opened, and whom to ask; nothing of the message itself (410 Gone in every
+    case)."""
     return render(
         request,
         "portal/expired.html",
-        {"practice": practice, "expires_at": expires_at, "withdrawn": withdrawn},
+        {"practice": practice, "expires_at": expires_at, "withdrawn": withdrawn, "failed": failed},
         status_code=status.HTTP_410_GONE,
     )
 
 
 async def _message_closed(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, MessageClosed)
-    return closed_page(request, exc.practice, exc.expires_at, withdrawn=exc.withdrawn)
+    return closed_page(
+        request, exc.practice, exc.expires_at, withdrawn=exc.withdrawn, failed=exc.failed
+    )
 
 
 def _message_for(error: Exception) -> str:
