@@ -9,13 +9,10 @@ from temporalio.client import (
     Client,
     Schedule,
     ScheduleActionStartWorkflow,
-    ScheduleAlreadyRunningError,
     ScheduleIntervalSpec,
     ScheduleOverlapPolicy,
     SchedulePolicy,
     ScheduleSpec,
-    ScheduleUpdate,
-    ScheduleUpdateInput,
 )
 
 from domain.reconciliation import (
@@ -24,6 +21,7 @@ from domain.reconciliation import (
     schedule_id_for,
     workflow_id_for,
 )
+from infra.temporal.schedules import keep
 
 # A run acts on a page of secure emails in well under a minute; one that runs longer is
 # stuck, and the next run starts afresh.
@@ -51,11 +49,4 @@ async def keep_reconciliation_schedule(
     """Creates the schedule, or updates it to this interval and page: every worker of a
     deployment keeps the same one."""
     schedule = _schedule(task_queue, minutes, page)
-    try:
-        await client.create_schedule(schedule_id_for(task_queue), schedule)
-    except ScheduleAlreadyRunningError:
-
-        def updated(_: ScheduleUpdateInput) -> ScheduleUpdate:
-            return ScheduleUpdate(schedule=schedule)
-
-        await client.get_schedule_handle(schedule_id_for(task_queue)).update(updated)
+    await keep(client, schedule_id_for(task_queue), schedule)
