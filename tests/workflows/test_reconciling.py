@@ -121,6 +121,10 @@ async def test_terminated_workflow_marked_failed_with_one_alert(stack: Stack) ->
     page = await stack.office.browser.get(f"/secure-emails/{secure_email_id}")
     assert '<dd id="status">failed</dd>' in page.text
     assert "stopped unexpectedly" in page.text and "Stopped unexpectedly" in page.text
+    # Nothing more can be changed on it (its workflow is gone): the office is told why.
+    refused = await stack.office.api.post(f"/api/v1/secure-emails/{secure_email_id}/withdraw")
+    assert refused.status_code == 409
+    assert "stopped unexpectedly" in refused.json()["detail"]
     again = await stack.office.browser.post(f"/secure-emails/{secure_email_id}/send-again")
     assert again.status_code == 303, again.text
     new_id = again.headers["location"].split("/")[2].split("?")[0]
