@@ -20,10 +20,7 @@ DEFAULT_PAGE = 200
 
 
 def schedule_id_for(task_queue: str) -> str:
-    return f"{SCHEDULE_PREFIX}-{task_queue}"
-
-
-def workflow_id_for(task_queue: str) -> str:
+    """The schedule's id, and its runs' (Temporal adds each run's start time)."""
     return f"{SCHEDULE_PREFIX}-{task_queue}"
 
 

@@ -19,7 +19,6 @@ from domain.reconciliation import (
     RECONCILE_WORKFLOW,
     ReconcileRun,
     schedule_id_for,
-    workflow_id_for,
 )
 from infra.temporal.schedules import keep
 
@@ -33,7 +32,7 @@ def _schedule(task_queue: str, minutes: int, page: int) -> Schedule:
         action=ScheduleActionStartWorkflow(
             RECONCILE_WORKFLOW,
             ReconcileRun(page=page),
-            id=workflow_id_for(task_queue),
+            id=schedule_id_for(task_queue),
             task_queue=task_queue,
             execution_timeout=RUN_TIMEOUT,
         ),
