@@ -41,6 +41,10 @@ log = logging.getLogger(__name__)
 # The current lifecycle's workflow type (``workflows.secure_email``); legacy messages
 # are not reconciled (``open_ids`` leaves them out).
 RUNNING_SECURE_EMAILS = "WorkflowType = 'SecureEmail' AND ExecutionStatus = 'Running'"
+STOPPED_SECURE_EMAILS = (
+    "WorkflowType = 'SecureEmail' AND ExecutionStatus IN "
+    "('Terminated', 'Failed', 'TimedOut', 'Canceled')"
+)
 # How Temporal's closed statuses that are not a normal end read in the audit event.
 STOPPED = {
     ExecutionStatus.TERMINATED: "terminated",
@@ -104,22 +108,27 @@ class ReconcileActivities:
 
     async def _strays(self) -> list[str]:
         """Open secure emails whose workflow Temporal's visibility does not list as
-        running, in id order."""
-        running = {
-            execution.id
-            async for execution in self._client.list_workflows(
-                RUNNING_SECURE_EMAILS, page_size=_SCAN_PAGE
-            )
-        }
+        running: first those it lists as stopped, then the others, each in id order. So
+        a page taken up by messages that stay as they are (one that cannot be resumed)
+        never keeps a stopped one from being marked."""
+        running = await self._listed(RUNNING_SECURE_EMAILS)
+        stopped = await self._listed(STOPPED_SECURE_EMAILS)
         strays: list[str] = []
         after = ""
         while True:
             async with self._sessions() as db:
                 ids = await open_ids(db, after=after, limit=_SCAN_PAGE)
             if not ids:
-                return strays
+                break
             after = ids[-1]
             strays += [i for i in ids if workflow_id_for(i) not in running]
+        return sorted(strays, key=lambda i: workflow_id_for(i) not in stopped)
+
+    async def _listed(self, query: str) -> set[str]:
+        return {
+            execution.id
+            async for execution in self._client.list_workflows(query, page_size=_SCAN_PAGE)
+        }
 
     async def _reconcile_one(
         self, secure_email_id: str, now: datetime, report: ReconcileReport, resuming: ResumeReport
