@@ -12,6 +12,7 @@ carries the same id and a mail server or client that has seen it can drop the co
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -40,10 +41,15 @@ from domain.secure_email import (
 from infra import clinics, notice_claims, practices, secure_emails, timeline
 from infra.crypto import portal_secrets
 from infra.crypto.keys import PortalKeys, UnknownKey
+from infra.db.engine import DATABASE_ERRORS
 from infra.mail.message import MailMessage
 from infra.mail.patient_mails import PatientMail, Practice, notice_mail, passcode_mail
 from infra.mail.transport import MailTransport, PermanentMailError, TemporaryMailError
 from infra.security import token_hash
+
+# How long a mail's timeline line waits for the database once the mail went: well within
+# the mail activities' 60 s limit (``workflows.secure_email``).
+RECORD_AFTER_MAILING = timedelta(seconds=40)
 
 
 @dataclass(frozen=True)
@@ -226,10 +232,21 @@ class MailActivities:
             )
 
     async def _add_to_timeline(self, to: Recipient, kind: EventKind, key: str) -> None:
-        # After the mail went: a retry that sends again finds the line there.
-        async with self._sessions() as db:
-            await timeline.add(db, to.secure_email_id, kind, datetime.now(UTC), key)
-            await db.commit()
+        # After the mail went: a retry that sends again finds the line there. A database
+        # away for a moment (restarting) is waited for here, within the activity's time
+        # limit, rather than failing it: its retry would mail the patient again.
+        waited, pause = 0.0, 0.5
+        while True:
+            try:
+                async with self._sessions() as db:
+                    await timeline.add(db, to.secure_email_id, kind, datetime.now(UTC), key)
+                    await db.commit()
+                return
+            except DATABASE_ERRORS:
+                if waited + pause > RECORD_AFTER_MAILING.total_seconds():
+                    raise
+                await asyncio.sleep(pause)
+                waited, pause = waited + pause, min(pause * 2, 5.0)
 
     async def _send(self, to: Recipient, content: PatientMail, message_id: str, mail: str) -> None:
         try:

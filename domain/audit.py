@@ -34,6 +34,8 @@ class AuditAction(StrEnum):
     DOWNLOAD = "portal.download"
     REPLY = "portal.reply"
     EXPIRED = "secure_email.expired"
+    # Its workflow ended before the message did; the reconciliation marked it failed.
+    STOPPED = "secure_email.stopped"
     OFFICE_READ_REPLY = "office.read_reply"
     OFFICE_DOWNLOAD = "office.download"
     OFFICE_ALERT_ACK = "office.alert_ack"
@@ -103,6 +105,7 @@ ACTION_PHRASES: dict[AuditAction, str] = {
     AuditAction.DOWNLOAD: "downloaded a file in the portal",
     AuditAction.REPLY: "replied to a secure email",
     AuditAction.EXPIRED: "secure email expired",
+    AuditAction.STOPPED: "secure email stopped unexpectedly",
     AuditAction.OFFICE_READ_REPLY: "read a reply",
     AuditAction.OFFICE_DOWNLOAD: "downloaded a patient's file",
     AuditAction.OFFICE_ALERT_ACK: "dismissed an alert",

@@ -21,7 +21,9 @@ class SecureEmailStatus(StrEnum):
     OPENED = "opened"  # the patient verified a passcode
     REPLIED = "replied"
     EXPIRED = "expired"
-    FAILED = "failed"  # the notice could not be delivered (refused, or bounced later)
+    # The notice could not be delivered (refused, or bounced later), or the workflow
+    # stopped before the message's end (terminated, failed or timed out in Temporal).
+    FAILED = "failed"
     WITHDRAWN = "withdrawn"  # the office took it back; the patient sees that, not the words
 
 
@@ -43,6 +45,18 @@ class EventKind(StrEnum):
     EXPIRED = "expired"
     FAILED = "failed"  # the notice was refused when sent
     BOUNCED = "bounced"  # accepted, then bounced or dropped (SendGrid's Event Webhook)
+    # Its workflow ended before the message did (terminated by hand, failed, timed out):
+    # found by the reconciliation (``workflows.reconciling``), which marks it failed.
+    STOPPED = "stopped"
+
+
+# Statuses whose workflow is still waiting for the patient, the office or the expiry.
+OPEN_STATUSES = (
+    SecureEmailStatus.SENDING,
+    SecureEmailStatus.SENT,
+    SecureEmailStatus.OPENED,
+    SecureEmailStatus.REPLIED,
+)
 
 
 # A conversation stays a conversation: past these a patient is asked to call the office.

@@ -94,6 +94,8 @@ class AlertKind(StrEnum):
     EXPIRED_UNOPENED = "expired_unopened"  # it expired before the patient opened it
     # A file the patient sent that Open Dental refused for good: it is in this chart only.
     OPEN_DENTAL_REFUSED = "open_dental_refused"
+    # Its workflow stopped before the message's end (``EventKind.STOPPED``).
+    STOPPED = "stopped"
 
 
 class AlertPublic(BaseModel):
@@ -122,6 +124,8 @@ class AlertPublic(BaseModel):
             )
         if self.kind == AlertKind.NOTICE_FAILED:
             return f"The secure email to {self.patient_name} could not be delivered"
+        if self.kind == AlertKind.STOPPED:
+            return f"The secure email to {self.patient_name} stopped unexpectedly; send again"
         if self.kind == AlertKind.EXPIRED_UNOPENED:
             return f"The secure email to {self.patient_name} expired unopened: call the patient"
         return f"New secure email reply from {self.patient_name}"

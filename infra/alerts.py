@@ -1,11 +1,11 @@
 """Office alerts (R10): raised when a patient replies, a notice cannot be delivered, a
-message expires unopened or Open Dental refuses a file the patient sent, shown on the
-Main Menu until acknowledged.
+message expires unopened, its workflow stops unexpectedly or Open Dental refuses a file
+the patient sent, shown on the Main Menu until acknowledged.
 
 Every read takes the staff member's reach (``domain.reach``), so another practice's ids,
 and alerts about patients out of reach, find nothing.
-Raising is idempotent: one alert per reply, one notice-failed and one expired-unopened
-alert per secure email, one Open Dental alert per file.
+Raising is idempotent: one alert per reply, one notice-failed, expired-unopened and
+stopped alert per secure email, one Open Dental alert per file.
 """
 
 from __future__ import annotations
@@ -156,3 +156,9 @@ def raise_open_dental_refused(
             attachment_id=attachment_id,
         )
     )
+
+
+async def raise_stopped(db: AsyncSession, owner: Owner) -> None:
+    """Its workflow ended before the message did: the office sends it again. Once per
+    secure email; not committed (marking it failed commits both)."""
+    await _raise_once(db, owner, AlertKind.STOPPED)

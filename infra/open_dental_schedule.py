@@ -11,14 +11,11 @@ from temporalio.client import (
     Client,
     Schedule,
     ScheduleActionStartWorkflow,
-    ScheduleAlreadyRunningError,
     ScheduleIntervalSpec,
     ScheduleOverlapPolicy,
     SchedulePolicy,
     ScheduleSpec,
     ScheduleState,
-    ScheduleUpdate,
-    ScheduleUpdateInput,
 )
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.service import RPCError
@@ -29,6 +26,7 @@ from domain.open_dental import (
     schedule_id_for,
     sync_workflow_id_for,
 )
+from infra.temporal.schedules import keep
 
 PAUSED_FOR_KEYS = "Open Dental refused the keys: paused until an administrator saves them again"
 # A sync of 10,000 patients takes a few minutes; one that runs longer is stuck.
@@ -58,14 +56,7 @@ async def keep_schedule(
 ) -> None:
     """Creates the practice's schedule, or updates it to this interval and state."""
     schedule = _schedule(practice_id, minutes, task_queue, paused)
-    try:
-        await client.create_schedule(schedule_id_for(practice_id), schedule)
-    except ScheduleAlreadyRunningError:
-
-        def updated(_: ScheduleUpdateInput) -> ScheduleUpdate:
-            return ScheduleUpdate(schedule=schedule)
-
-        await client.get_schedule_handle(schedule_id_for(practice_id)).update(updated)
+    await keep(client, schedule_id_for(practice_id), schedule)
 
 
 async def pause_schedule(client: Client, practice_id: str) -> None:

@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.passcodes import RATE_WINDOW
 from domain.secure_email import (
+    OPEN_STATUSES,
     REPLY_WINDOW,
     RESEND_WINDOW,
     CarriedState,
@@ -39,14 +40,6 @@ from infra.security import token_hash
 
 # The lifecycle runs on ``workflows.secure_email`` (``SecureEmail.workflow_version``).
 CURRENT_WORKFLOW_VERSION = 2
-
-# Statuses whose workflow is still waiting for the patient, the office or the expiry.
-OPEN_STATUSES = (
-    SecureEmailStatus.SENDING,
-    SecureEmailStatus.SENT,
-    SecureEmailStatus.OPENED,
-    SecureEmailStatus.REPLIED,
-)
 
 
 @dataclass(frozen=True)

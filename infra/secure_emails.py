@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.attachments import StoredAttachment
 from domain.reach import Reach
-from domain.secure_email import SecureEmailStatus, StatusChange, is_expired
+from domain.secure_email import OPEN_STATUSES, SecureEmailStatus, StatusChange, is_expired
 from domain.secure_email_views import SentLine
 from infra.db.models import Attachment, Patient, Practice, SecureEmail
 from infra.reach import within
@@ -36,13 +36,12 @@ async def find(db: AsyncSession, secure_email_id: str) -> SecureEmail | None:
 
 
 async def by_link(db: AsyncSession, link_token_hash: str) -> SecureEmail | None:
-    """The secure email a notice's link opens; None for a failed one (no link was sent)."""
-    secure_email = await db.scalar(
+    """The secure email a notice's link opens, whatever its status (the portal says when
+    it is closed: a failed one may have had its notice delivered before its workflow
+    stopped)."""
+    return await db.scalar(
         select(SecureEmail).where(SecureEmail.link_token_hash == link_token_hash)
     )
-    if secure_email is None or secure_email.status == SecureEmailStatus.FAILED:
-        return None
-    return secure_email
 
 
 async def of_practice(db: AsyncSession, reach: Reach, secure_email_id: str) -> SecureEmail | None:
@@ -393,6 +392,30 @@ async def project_status(db: AsyncSession, change: StatusChange) -> Owner | None
     if changed is None:
         return None
     return Owner(change.secure_email_id, changed.practice_id, changed.patient_id)
+
+
+async def fail_if_open(db: AsyncSession, secure_email_id: str) -> Owner | None:
+    """Marks an open secure email failed, after its workflow ended without closing it
+    (``infra.stopped_workflows``); whose it was, or None if it was not open (closed
+    meanwhile, or marked by an earlier run). Numbered after the row's latest change.
+    Not committed."""
+    changed = (
+        await db.execute(
+            update(SecureEmail)
+            .where(
+                SecureEmail.id == secure_email_id,
+                SecureEmail.status.in_([status.value for status in OPEN_STATUSES]),
+            )
+            .values(
+                status=SecureEmailStatus.FAILED.value,
+                status_sequence=SecureEmail.status_sequence + 1,
+            )
+            .returning(SecureEmail.practice_id, SecureEmail.patient_id)
+        )
+    ).one_or_none()
+    if changed is None:
+        return None
+    return Owner(secure_email_id, changed.practice_id, changed.patient_id)
 
 
 async def move_expiry(db: AsyncSession, secure_email_id: str, expires_at: datetime) -> None:

@@ -82,6 +82,10 @@ class Settings(BaseSettings):
     # next task comes (a passcode request, its expiry). The SDK's default of 1,000 took
     # the worker to 337 MiB with 10,000 open secure emails (docs/BENCHMARKS.md, 4).
     worker_max_cached_workflows: int = Field(default=200, ge=0)
+    # The reconciliation of the database with Temporal (``workflows.reconciling``): how
+    # often its Schedule runs, and how many secure emails one run acts on at most.
+    reconcile_minutes: int = Field(default=5, ge=1)
+    reconcile_page: int = Field(default=200, ge=1)
     # ``securemail dev`` only: how many worker and web processes it starts (to measure
     # them side by side); the extra web apps listen on WEB_PORT+1, WEB_PORT+2, ...
     dev_workers: int = Field(default=1, ge=1)

@@ -7,7 +7,9 @@ that will not open) are not caught route by route: they reach ``failure`` below,
 handler, which answers 503 in words. A route whose page must come back whole (a form with
 what was typed) names that page first with ``on_unavailable``; otherwise a browser gets
 the error page and ``/api/`` callers JSON ``{"detail": ...}``. The database's lock waits
-and pool timeouts reach ``busy``: 503 with Retry-After, never a 500, under a burst (R17).
+and pool timeouts reach ``busy``: 503 with Retry-After, never a 500, under a burst (R17);
+a database that cannot be reached (restarting) reaches ``database_down``: 503 with
+Retry-After too.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from datetime import datetime
 from fastapi import FastAPI, HTTPException, Request, status
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import JSONResponse, RedirectResponse, Response
-from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
@@ -51,6 +53,13 @@ BUSY_RETRY_AFTER = 5
 # What the database being busy arrives as: SQLite's "database is locked" (its lock
 # wait ran out) and the like (OperationalError), and no pooled connection free in time.
 DATABASE_BUSY_ERRORS: tuple[type[Exception], ...] = (OperationalError, PoolTimeout)
+# What the database being unreachable arrives as: a connection refused or reset (the
+# driver's OSError, unwrapped when connecting), or a pooled connection found closed
+# mid-request (``DBAPIError`` marked ``connection_invalidated``).
+DATABASE_DOWN_ERRORS: tuple[type[Exception], ...] = (OSError, DBAPIError)
+# Seconds a client is told to wait when the database could not be reached: a restart
+# takes a few seconds to a minute.
+DOWN_RETRY_AFTER = 15
 
 # What "Temporal cannot be reached" arrives as.
 TEMPORAL_FAILURES: tuple[type[Exception], ...] = (RPCError, TemporalUnavailable)
@@ -97,32 +106,44 @@ class PortalSignedOut(Exception):
 
 
 class MessageClosed(Exception):
-    """The secure email asked for has expired (R8) or the office withdrew it (R15): the
-    app answers with the page that says so."""
+    """The secure email asked for has expired (R8), the office withdrew it (R15), or it
+    failed (its workflow stopped before its end): the app answers with the page that
+    says so."""
 
-    def __init__(self, practice: Practice, expires_at: datetime, *, withdrawn: bool) -> None:
-        super().__init__("withdrawn" if withdrawn else "expired")
+    def __init__(
+        self, practice: Practice, expires_at: datetime, *, withdrawn: bool, failed: bool = False
+    ) -> None:
+        super().__init__("withdrawn" if withdrawn else "failed" if failed else "expired")
         self.practice = practice
         self.expires_at = expires_at
         self.withdrawn = withdrawn
+        self.failed = failed
 
 
 def closed_page(
-    request: Request, practice: Practice, expires_at: datetime, *, withdrawn: bool
+    request: Request,
+    practice: Practice,
+    expires_at: datetime,
+    *,
+    withdrawn: bool,
+    failed: bool = False,
 ) -> Response:
-    """When the message expired, or that its practice withdrew it, and whom to ask;
-    nothing of the message itself (410 Gone either way)."""
+    """When the message expired, or that its practice withdrew it, or that it can no
+    longer be opened, and whom to ask; nothing of the message itself (410 Gone in every
+    case)."""
     return render(
         request,
         "portal/expired.html",
-        {"practice": practice, "expires_at": expires_at, "withdrawn": withdrawn},
+        {"practice": practice, "expires_at": expires_at, "withdrawn": withdrawn, "failed": failed},
         status_code=status.HTTP_410_GONE,
     )
 
 
 async def _message_closed(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, MessageClosed)
-    return closed_page(request, exc.practice, exc.expires_at, withdrawn=exc.withdrawn)
+    return closed_page(
+        request, exc.practice, exc.expires_at, withdrawn=exc.withdrawn, failed=exc.failed
+    )
 
 
 def _message_for(error: Exception) -> str:
@@ -153,20 +174,36 @@ async def busy(request: Request, _error: Exception) -> Response:
     """The database is busy: 503 with Retry-After, in the caller's format, with a message; the
     route's own page when it named one (what was typed comes back), if that page can be
     made without the database."""
+    return await _try_again_later(request, DATABASE_BUSY, BUSY_RETRY_AFTER)
+
+
+async def database_down(request: Request, error: Exception) -> Response:
+    """The database cannot be reached (restarting, stopped, the network): 503 with
+    Retry-After, as ``busy``, never a 500. A connection lost mid-request arrives as the
+    driver's error wrapped by SQLAlchemy, marked as a disconnect; any other database error
+    is a fault, and stays one."""
+    if isinstance(error, DBAPIError) and not error.connection_invalidated:
+        if isinstance(error, DATABASE_BUSY_ERRORS):
+            return await busy(request, error)
+        raise error
+    return await _try_again_later(request, TEMPORAL_DOWN, DOWN_RETRY_AFTER)
+
+
+async def _try_again_later(request: Request, message: str, retry_after: int) -> Response:
     response: Response | None = None
     chosen: tuple[PageAgain, str] | None = getattr(request.state, "page_again", None)
     if chosen is not None:
         page, _message = chosen
         try:
-            response = await page(DATABASE_BUSY)
-        except SQLAlchemyError:
+            response = await page(message)
+        except (SQLAlchemyError, OSError):
             response = None
     if response is None and request.url.path.startswith("/api/"):
-        response = JSONResponse({"detail": DATABASE_BUSY})
+        response = JSONResponse({"detail": message})
     if response is None:
-        response = render(request, "error.html", {"message": DATABASE_BUSY})
+        response = render(request, "error.html", {"message": message})
     response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
-    response.headers["Retry-After"] = str(BUSY_RETRY_AFTER)
+    response.headers["Retry-After"] = str(retry_after)
     return response
 
 
@@ -247,4 +284,6 @@ def install(app: FastAPI) -> None:
         app.add_exception_handler(failed, failure)
     for busy_error in DATABASE_BUSY_ERRORS:
         app.add_exception_handler(busy_error, busy)
+    for down_error in DATABASE_DOWN_ERRORS:
+        app.add_exception_handler(down_error, database_down)
     app.add_exception_handler(StarletteHTTPException, _http_error)

@@ -38,10 +38,13 @@ from infra.logging import configure_logging
 from infra.mail.factory import mail_transport
 from infra.mail.transport import MailTransport
 from infra.objects.encrypted import secure_object_store
+from infra.reconciliation_schedule import keep_reconciliation_schedule
 from infra.settings import Settings
 from infra.temporal.client import connect
 from workflows.legacy.secure_email_v1 import LegacySecureEmailWorkflow
 from workflows.open_dental_sync import OpenDentalSyncWorkflow
+from workflows.reconciliation import ReconciliationWorkflow
+from workflows.reconciling import ReconcileActivities
 from workflows.reencrypt import ReencryptWorkflow
 from workflows.resuming import resume_open_secure_emails
 from workflows.secure_email import SecureEmailWorkflow
@@ -62,6 +65,7 @@ WORKFLOWS = [
     LegacySecureEmailWorkflow,
     OpenDentalSyncWorkflow,
     ReencryptWorkflow,
+    ReconciliationWorkflow,
 ]
 
 
@@ -126,6 +130,7 @@ def build_worker(
     store = secure_object_store(settings)
     # Re-encryption (``workflows.reencrypt``) works below the models, on the same engine.
     reencrypt = ReencryptActivities(sessions.kw["bind"], encryption_keys(settings), store)
+    reconcile = ReconcileActivities(client, settings.task_queue, sessions, keys)
     return Worker(
         client,
         task_queue=settings.task_queue,
@@ -146,6 +151,8 @@ def build_worker(
             # Key rotation's re-encryption (``workflows.reencrypt``).
             reencrypt.count_to_reencrypt,
             reencrypt.reencrypt_page,
+            # The database and Temporal compared (``workflows.reconciling``).
+            reconcile.reconcile,
         ],
         graceful_shutdown_timeout=timedelta(seconds=settings.worker_shutdown_grace_seconds),
         max_cached_workflows=settings.worker_max_cached_workflows,
@@ -179,6 +186,17 @@ async def resume_at_start(client: Client, settings: Settings, engine: AsyncEngin
     log.info("open secure emails at start: %s", found.summary())
 
 
+async def keep_reconciling(client: Client, settings: Settings) -> None:
+    """The reconciliation's Schedule, created or brought to the settings at start: a
+    failure is logged, the worker goes on (the next start tries again)."""
+    try:
+        await keep_reconciliation_schedule(
+            client, settings.task_queue, settings.reconcile_minutes, settings.reconcile_page
+        )
+    except Exception:
+        logging.getLogger(__name__).exception("could not keep the reconciliation schedule")
+
+
 async def run_worker(settings: Settings) -> None:
     configure_logging(settings)
     if settings.worker_metrics_address:
@@ -195,6 +213,8 @@ async def run_worker(settings: Settings) -> None:
         logging.getLogger(__name__).info("worker polling task queue %s", settings.task_queue)
         # What the database says is open, Temporal runs (``workflows.resuming``).
         resuming = asyncio.create_task(resume_at_start(client, settings, engine))
+        # And keeps it so every few minutes (``workflows.reconciling``).
+        await keep_reconciling(client, settings)
         await stop.wait()
         resuming.cancel()
     # Leaving the block waits for in-flight activities before the process exits.

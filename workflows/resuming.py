@@ -8,7 +8,8 @@ expiry work as before. Run by ``securemail restore``, ``securemail resume`` and 
 worker at start; running it again changes nothing (a workflow that exists is left as it
 is). A workflow that exists but closed while the database says open is counted and
 named, not started again: something ended it (an operator, a failure), and starting it
-over would hide that.
+over would hide that; the reconciliation (``workflows.reconciling``) marks it failed and
+tells the office.
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ class ResumeReport:
         )
 
 
-async def _exists(client: Client, workflow_id: str) -> ExecutionStatus | None:
+async def workflow_status(client: Client, workflow_id: str) -> ExecutionStatus | None:
     """The status of the workflow's newest run, or None if Temporal has none."""
     try:
         described = await client.get_workflow_handle(workflow_id).describe()
@@ -88,31 +89,48 @@ async def resume_open_secure_emails(
             return report
         after = ids[-1]
         for secure_email_id in ids:
-            status = await _exists(client, workflow_id_for(secure_email_id))
+            status = await workflow_status(client, workflow_id_for(secure_email_id))
             if status == ExecutionStatus.RUNNING:
                 report.running += 1
                 continue
             if status is not None:
                 report.closed.append(secure_email_id)
                 continue
-            try:
-                async with sessions() as db:
-                    found = await resumable(db, keys, secure_email_id, now)
-            except Exception as error:  # one row must not stop the others
-                # A row that cannot be read (a field sealed under a key the keyset no
-                # longer holds): named, and the others are still resumed.
-                reason = f"its row cannot be read ({type(error).__name__})"
-                found = NotResumable(secure_email_id, reason)
-            if found is None:
-                continue  # closed meanwhile
-            if isinstance(found, NotResumable):
-                log.warning("secure email %s not resumed: %s", secure_email_id, found.reason)
-                report.not_resumable.append(found)
-                continue
-            if found.start.sent_at > now - settling:
-                report.settling += 1
-                continue
-            await _start(client, task_queue, found, report)
+            await resume_lost(
+                client, task_queue, sessions, keys, secure_email_id, now, settling, report
+            )
+
+
+async def resume_lost(
+    client: Client,
+    task_queue: str,
+    sessions: async_sessionmaker[AsyncSession],
+    keys: PortalKeys,
+    secure_email_id: str,
+    now: datetime,
+    settling: timedelta,
+    report: ResumeReport,
+) -> None:
+    """Starts the workflow of one open secure email that Temporal has none of, as the
+    database has it; what came of it goes into ``report``."""
+    try:
+        async with sessions() as db:
+            found = await resumable(db, keys, secure_email_id, now)
+    except Exception as error:  # one row must not stop the others
+        # A row that cannot be read (a field sealed under a key the keyset no longer
+        # holds): named, and the others are still resumed.
+        reason = f"its row cannot be read ({type(error).__name__})"
+        found = NotResumable(secure_email_id, reason)
+    if found is None:
+        return  # closed meanwhile
+    if isinstance(found, NotResumable):
+        log.warning("secure email %s not resumed: %s", secure_email_id, found.reason)
+        report.not_resumable.append(found)
+        return
+    if found.start.sent_at > now - settling:
+        report.settling += 1
+        return
+    await _start(client, task_queue, found, report)
 
 
 async def _start(client: Client, task_queue: str, found: Resumable, report: ResumeReport) -> None:

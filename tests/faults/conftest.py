@@ -1,21 +1,25 @@
 """Fault tests: parts of the product killed, stopped and refused while secure emails live.
 
 Each test runs its own processes where it breaks them (a worker process to kill -9, a
-file-backed Temporal server to restart, an S3 server to stop), so nothing another test
-shares is broken. What each run saw (kills, duplicates) is reported at the end of the
-session, under "fault report".
+file-backed Temporal server to restart, an S3 server to stop, a PostgreSQL cluster to
+stop and start), so nothing another test shares is broken. What each run saw (kills,
+duplicates) is reported at the end of the session, under "fault report".
 """
 
 from __future__ import annotations
 
+import os
 import random
+import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+import tempfile
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from email.message import EmailMessage
 from pathlib import Path
 
+import asyncpg
 import pytest
 
 from tests.conftest import FAULT_REPORT
@@ -101,3 +105,73 @@ def duplicates(messages: list[EmailMessage]) -> int:
     """Copies beyond the first of each Message-ID: a delivery retried after it went out."""
     ids = [str(message["Message-ID"]) for message in messages]
     return len(ids) - len(set(ids))
+
+
+def _postgres_bin() -> Path:
+    """The newest Debian PostgreSQL's programs (``/usr/lib/postgresql/<major>/bin``)."""
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"), key=lambda p: int(p.parts[-3]))
+    if not found:
+        pytest.skip("no PostgreSQL server programs under /usr/lib/postgresql")
+    return found[-1].parent
+
+
+@dataclass
+class OwnPostgres:
+    """A PostgreSQL cluster of this test's own (trust, 127.0.0.1, its own port), to stop
+    and start again: stopping the shared one would break every other test."""
+
+    data_dir: Path
+    port: int
+
+    def _run(self, program: str, *argv: str) -> None:
+        command = [str(_postgres_bin() / program), *argv]
+        # PostgreSQL refuses to run as root: as the Debian cluster's owner then.
+        if os.geteuid() == 0:
+            command = ["runuser", "-u", "postgres", "--", *command]
+        subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+    @property
+    def url(self) -> str:
+        return f"postgresql+asyncpg://postgres@127.0.0.1:{self.port}/securemail"
+
+    def init(self) -> None:
+        self._run("initdb", "-D", str(self.data_dir), "-A", "trust", "-U", "postgres", "--no-sync")
+
+    def start(self) -> None:
+        options = f"-p {self.port} -k {self.data_dir} -c listen_addresses=127.0.0.1 -c fsync=off"
+        log = str(self.data_dir / "server.log")
+        self._run("pg_ctl", "-D", str(self.data_dir), "-l", log, "-o", options, "-w", "start")
+
+    def stop(self) -> None:
+        # "fast": open connections are ended at once, as a crash or a restart ends them.
+        self._run("pg_ctl", "-D", str(self.data_dir), "-m", "fast", "-w", "stop")
+
+    @property
+    def running(self) -> bool:
+        return (self.data_dir / "postmaster.pid").exists()
+
+
+@pytest.fixture
+async def own_postgres() -> AsyncIterator[OwnPostgres]:
+    # Outside pytest's tmp_path: its directories are the test user's alone, and the
+    # server may run as another.
+    data_dir = Path(tempfile.mkdtemp(prefix="securemail-pg-"))
+    if os.geteuid() == 0:
+        shutil.chown(data_dir, "postgres", "postgres")
+    postgres = OwnPostgres(data_dir / "cluster", free_port())
+    if os.geteuid() == 0:
+        postgres.data_dir.mkdir(mode=0o700)
+        shutil.chown(postgres.data_dir, "postgres", "postgres")
+    postgres.init()
+    postgres.start()
+    try:
+        connection = await asyncpg.connect(
+            f"postgresql://postgres@127.0.0.1:{postgres.port}/postgres"
+        )
+        await connection.execute("CREATE DATABASE securemail")
+        await connection.close()
+        yield postgres
+    finally:
+        if postgres.running:
+            postgres.stop()
+        shutil.rmtree(data_dir, ignore_errors=True)

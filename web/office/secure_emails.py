@@ -252,6 +252,7 @@ async def _status_page(
     changeable = takes_office_changes(secure_email) and not is_closed(
         secure_email.status, secure_email.expires_at, datetime.now(UTC)
     )
+    events = await timeline.of(db, secure_email.id)
     typed = typed or {}
     typed.setdefault("expires_at", _local_input(secure_email.expires_at, time_zone))
     return render(
@@ -265,7 +266,8 @@ async def _status_page(
             "attachments": await secure_emails.office_files_of(db, secure_email.id),
             "expired": expired,
             "sent": sent,
-            "events": _lines(await timeline.of(db, secure_email.id)),
+            "events": _lines(events),
+            "stopped": any(event.kind == EventKind.STOPPED for event in events),
             "changeable": changeable,
             "resendable": changeable
             and secure_email.status == SecureEmailStatus.SENT
@@ -323,6 +325,7 @@ EVENT_DESCRIPTIONS: dict[str, str] = {
     EventKind.EXPIRED: "Expired",
     EventKind.FAILED: "Could not be delivered",
     EventKind.BOUNCED: "Bounced",
+    EventKind.STOPPED: "Stopped unexpectedly",
 }
 # A reply's line is keyed by its id (``activities.replies``).
 REPLY_KEY = "reply:"

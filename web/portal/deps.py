@@ -1,6 +1,6 @@
 """What every portal page depends on: the patient's session (R7), the secure email asked
-for, live (not expired, R8, nor withdrawn by the office, R15), and auditing as the
-patient.
+for, live (not expired, R8, nor withdrawn by the office, R15, nor failed), and auditing
+as the patient.
 
 A session ends on Sign Out (the row is deleted, so a copied cookie is worthless), after
 15 minutes without a request, and 12 hours after Verify whatever the activity
@@ -89,14 +89,21 @@ def withdrawn(secure_email: SecureEmail) -> bool:
     return secure_email.status == SecureEmailStatus.WITHDRAWN
 
 
+def failed(secure_email: SecureEmail) -> bool:
+    """Its workflow stopped before the message's end (or its notice never arrived): the
+    office has been told to send it again."""
+    return secure_email.status == SecureEmailStatus.FAILED
+
+
 async def _live(db: DbSession, secure_email: SecureEmail) -> SecureEmail:
-    # Withdrawn first: a withdrawn message's workflow has ended, so its expiry time
+    # Withdrawn or failed first: the message's workflow has ended, so its expiry time
     # passing later changes nothing the patient should be told.
-    if withdrawn(secure_email) or secure_emails.expired(secure_email):
+    if withdrawn(secure_email) or failed(secure_email) or secure_emails.expired(secure_email):
         raise MessageClosed(
             await practice_of_message(db, secure_email),
             secure_email.expires_at,
             withdrawn=withdrawn(secure_email),
+            failed=failed(secure_email),
         )
     return secure_email
 

@@ -53,8 +53,9 @@ EXPIRED = (
 )
 WITHDRAWN = "This secure email was withdrawn, so it can no longer be changed."
 FAILED = (
-    "This secure email's notice could not be delivered, so it can no longer be changed. "
-    "Check the patient's email address and send it again."
+    "This secure email failed (its notice could not be delivered, or it stopped "
+    "unexpectedly), so it can no longer be changed. Check the patient's email address "
+    "and send it again."
 )
 OLD_WORKFLOW = (
     "This secure email was sent before this could be changed. "
