@@ -10,11 +10,6 @@ from datetime import timedelta
 from temporalio.client import (
     Client,
     Schedule,
-    ScheduleActionStartWorkflow,
-    ScheduleIntervalSpec,
-    ScheduleOverlapPolicy,
-    SchedulePolicy,
-    ScheduleSpec,
     ScheduleState,
 )
 from temporalio.common import WorkflowIDConflictPolicy
@@ -26,7 +21,7 @@ from domain.open_dental import (
     schedule_id_for,
     sync_workflow_id_for,
 )
-from infra.temporal.schedules import keep
+from infra.temporal.schedules import every, keep
 
 PAUSED_FOR_KEYS = "Open Dental refused the keys: paused until an administrator saves them again"
 # A sync of 10,000 patients takes a few minutes; one that runs longer is stuck.
@@ -36,17 +31,13 @@ log = logging.getLogger(__name__)
 
 
 def _schedule(practice_id: str, minutes: int, task_queue: str, paused: bool) -> Schedule:
-    return Schedule(
-        action=ScheduleActionStartWorkflow(
-            SYNC_WORKFLOW,
-            OpenDentalSync(practice_id=practice_id),
-            id=sync_workflow_id_for(practice_id),
-            task_queue=task_queue,
-            execution_timeout=SYNC_TIMEOUT,
-        ),
-        spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=timedelta(minutes=minutes))]),
-        # A sync still running when the next is due: the next is skipped, not queued.
-        policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
+    return every(
+        minutes,
+        SYNC_WORKFLOW,
+        OpenDentalSync(practice_id=practice_id),
+        workflow_id=sync_workflow_id_for(practice_id),
+        task_queue=task_queue,
+        timeout=SYNC_TIMEOUT,
         state=ScheduleState(paused=paused, note=PAUSED_FOR_KEYS if paused else None),
     )
 

@@ -8,11 +8,6 @@ from datetime import timedelta
 from temporalio.client import (
     Client,
     Schedule,
-    ScheduleActionStartWorkflow,
-    ScheduleIntervalSpec,
-    ScheduleOverlapPolicy,
-    SchedulePolicy,
-    ScheduleSpec,
 )
 
 from domain.reconciliation import (
@@ -20,7 +15,7 @@ from domain.reconciliation import (
     ReconcileRun,
     schedule_id_for,
 )
-from infra.temporal.schedules import keep
+from infra.temporal.schedules import every, keep
 
 # A run acts on a page of secure emails in well under a minute; one that runs longer is
 # stuck, and the next run starts afresh.
@@ -28,17 +23,13 @@ RUN_TIMEOUT = timedelta(minutes=30)
 
 
 def _schedule(task_queue: str, minutes: int, page: int) -> Schedule:
-    return Schedule(
-        action=ScheduleActionStartWorkflow(
-            RECONCILE_WORKFLOW,
-            ReconcileRun(page=page),
-            id=schedule_id_for(task_queue),
-            task_queue=task_queue,
-            execution_timeout=RUN_TIMEOUT,
-        ),
-        spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=timedelta(minutes=minutes))]),
-        # A run still going when the next is due: the next is skipped, not queued.
-        policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
+    return every(
+        minutes,
+        RECONCILE_WORKFLOW,
+        ReconcileRun(page=page),
+        workflow_id=schedule_id_for(task_queue),
+        task_queue=task_queue,
+        timeout=RUN_TIMEOUT,
     )
 
 
