@@ -30,13 +30,12 @@ from domain.secure_email import (
     EventKind,
     SecureEmailStart,
     SecureEmailStatus,
-    reminder_time,
 )
 from infra.crypto import portal_secrets
 from infra.crypto.keys import PortalKeys
 from infra.db.models import Alert, Patient, Practice, Reply, SecureEmail, SecureEmailEvent
-from infra.open_dental_records import goes_to_open_dental
 from infra.security import token_hash
+from infra.workflow_start import workflow_start
 
 # The lifecycle runs on ``workflows.secure_email`` (``SecureEmail.workflow_version``).
 CURRENT_WORKFLOW_VERSION = 2
@@ -147,18 +146,8 @@ async def resumable(
     def at_of(kind: EventKind) -> list[datetime]:
         return [event.at for event in events if event.kind == kind.value]
 
-    start = SecureEmailStart(
-        secure_email_id=secure_email.id,
-        practice_id=secure_email.practice_id,
-        patient_id=secure_email.patient_id,
-        sent_at=secure_email.sent_at,
-        expires_at=secure_email.expires_at,
-        portal_key_id=key_id,
-        # The practice's reminder setting now: the one at sending is in the lost input.
-        reminder_at=reminder_time(secure_email.sent_at, secure_email.expires_at, after_hours),
-        # As for a message sent now: an Open Dental patient of a connected practice.
-        open_dental=patient is not None and await goes_to_open_dental(db, patient),
-    )
+    # The practice's reminder setting now: the one at sending is in the lost input.
+    start = await workflow_start(db, secure_email, patient, key_id, after_hours)
     if status == SecureEmailStatus.SENDING:
         if not at_of(EventKind.NOTICE_EMAILED):
             # The first notice has not gone: a first run sends it.

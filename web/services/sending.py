@@ -22,11 +22,9 @@ from domain.attachments import StoredAttachment
 from domain.audit import AuditAction
 from domain.patients import not_sendable_reason
 from domain.secure_email import (
-    SecureEmailStart,
     SecureEmailStatus,
-    reminder_time,
 )
-from infra import clinics, open_dental_records, practices, secure_emails
+from infra import clinics, practices, secure_emails
 from infra.audit import Actor, audit
 from infra.crypto import portal_secrets
 from infra.crypto.keys import PortalKeys
@@ -34,6 +32,7 @@ from infra.db.models import Patient, Practice, SecureEmail, StaffUser
 from infra.directory import get_patient
 from infra.objects.interface import ObjectStore
 from infra.security import token_hash
+from infra.workflow_start import workflow_start
 from web.deps import DbSession, temporal_of
 from web.services.files import AttachmentsRefused, Upload, check_uploads, stored_uploads
 from web.state import AppState
@@ -195,16 +194,9 @@ async def _record_and_start(
         await start_secure_email(
             sender.temporal,
             sender.task_queue,
-            SecureEmailStart(
-                secure_email_id=secure_email_id,
-                practice_id=practice.id,
-                patient_id=patient.id,
-                sent_at=sent_at,
-                expires_at=expires_at,
-                portal_key_id=portal_key_id,
-                # The practice's reminder setting at the moment of sending.
-                reminder_at=reminder_time(sent_at, expires_at, practice.reminder_after_hours),
-                open_dental=await open_dental_records.goes_to_open_dental(db, patient),
+            # The practice's reminder setting at the moment of sending.
+            await workflow_start(
+                db, secure_email, patient, portal_key_id, practice.reminder_after_hours
             ),
         )
     except RPCError:
