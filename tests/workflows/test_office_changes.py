@@ -39,6 +39,7 @@ from domain.secure_email import (
 from infra import timeline
 from infra.mail.message import MailMessage
 from infra.mail.smtp import SmtpTransport
+from tests.fixtures.waiting import eventually
 from tests.workflows.conftest import Lifecycle, running_lifecycle
 from tests.workflows.steps import passcode_mailed
 from workers.smtp_catcher import serve
@@ -319,6 +320,9 @@ async def test_withdraw_ends_it(
 async def test_resend_notice_three_times_a_day_while_unopened(lifecycle: Lifecycle) -> None:
     handle = await lifecycle.start()
     (notice,) = await lifecycle.mail(1)
+    # The mail arrives before the workflow hears its activity finished: until then the
+    # message is still "sending", and a resend is refused (as the office's page would).
+    await eventually(lambda: sent(handle), what="the workflow has recorded the notice as sent")
     for left in (2, 1, 0):
         resent = await handle.execute_update(
             SecureEmailWorkflow.resend_notice, await lifecycle.resend(handle)
@@ -410,3 +414,8 @@ async def test_a_bounce_after_opening_changes_nothing(lifecycle: Lifecycle) -> N
     await handle.execute_update(SecureEmailWorkflow.request_passcode, PasscodeRequest())
     assert (await handle.query(SecureEmailWorkflow.state)).status == SecureEmailStatus.OPENED
     assert lifecycle.status_log.notice_failures == []
+
+
+async def sent(handle: WorkflowHandle[Any, Any]) -> bool:
+    state = await handle.query(SecureEmailWorkflow.state)
+    return bool(state.status == SecureEmailStatus.SENT)
