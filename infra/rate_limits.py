@@ -58,7 +58,10 @@ STAFF_LOGIN_PER_ACCOUNT = Limit("login-account", 3, timedelta(minutes=15))
 # The client sending wrong passwords for one account is the one refused.
 STAFF_LOGIN_PER_ACCOUNT_CLIENT = Limit("login-account-client", 5, timedelta(minutes=15))
 PASSCODE_PER_CLIENT = Limit("passcode-client", 20, timedelta(hours=1))
-PASSCODE_PER_PATIENT = Limit("passcode-patient", 10, timedelta(hours=1))
+# Passcodes mailed to one mailbox of one practice, whichever of the family's messages
+# asked: the mailbox is what a flood would hit. Each message's own limit (five an hour,
+# in the workflow) still holds, and wrong codes burn only that message's passcode.
+PASSCODE_PER_ADDRESS = Limit("passcode-address", 10, timedelta(hours=1))
 VERIFY_PER_CLIENT = Limit("verify-client", 30, timedelta(minutes=15))
 
 # Longer than any limit's window and the one before it.

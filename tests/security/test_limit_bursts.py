@@ -25,8 +25,8 @@ import infra.db.engine
 from domain.passcodes import MAX_PASSCODES_PER_HOUR
 from infra.db.migrate import migrate_async
 from infra.rate_limits import (
+    PASSCODE_PER_ADDRESS,
     PASSCODE_PER_CLIENT,
-    PASSCODE_PER_PATIENT,
     STAFF_LOGIN_PER_ACCOUNT_CLIENT,
     VERIFY_PER_CLIENT,
 )
@@ -119,14 +119,14 @@ async def test_a_burst_of_passcode_requests_from_one_client_gets_the_limits_requ
     assert sum(a.status_code == 303 for a in answers) <= MAX_PASSCODES_PER_HOUR
 
 
-async def test_a_burst_of_passcode_requests_for_one_patient_sends_the_patients_allowance(
+async def test_a_burst_of_passcode_requests_for_one_patient_sends_the_mailboxs_allowance(
     stack: Stack,
 ) -> None:
     """From many clients at once, over enough messages that the workflows' own limit
-    (per message) would let more through than the patient's hourly allowance."""
+    (per message) would let more through than the mailbox's hourly allowance."""
     email = f"cy-{uuid.uuid4().hex[:6]}@example.com"
     patient_id = await stack.add_patient("Cy", email)
-    messages = -(-PASSCODE_PER_PATIENT.attempts // MAX_PASSCODES_PER_HOUR) + 1
+    messages = -(-PASSCODE_PER_ADDRESS.attempts // MAX_PASSCODES_PER_HOUR) + 1
     links: list[str] = []
     for _ in range(messages):
         await stack.send_secure(patient_id, "S", "B")
@@ -141,7 +141,7 @@ async def test_a_burst_of_passcode_requests_for_one_patient_sends_the_patients_a
             await client.aclose()
     no_server_errors(answers)
     sent = sum(a.status_code == 303 for a in answers)
-    assert 1 <= sent <= PASSCODE_PER_PATIENT.attempts, Counter(a.status_code for a in answers)
+    assert 1 <= sent <= PASSCODE_PER_ADDRESS.attempts, Counter(a.status_code for a in answers)
 
 
 # SQLite's write lock held elsewhere -----------------------------------------------------

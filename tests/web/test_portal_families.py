@@ -15,7 +15,9 @@ from typing import Any
 import httpx
 from fastapi import FastAPI
 
+from domain.passcodes import MAX_PASSCODES_PER_HOUR
 from infra.portal_sessions import INBOX_PAGE_SIZE
+from infra.rate_limits import PASSCODE_PER_ADDRESS
 from infra.settings import Settings
 from tests.conftest import Office
 from tests.fixtures.passcodes import another_code
@@ -24,6 +26,7 @@ from tests.fixtures.waiting import eventually
 from tests.web.test_chart import filed
 from tests.web.test_portal import sign_in
 from tests.web.test_portal_inbox_pages import MESSAGE_LINK, OLDER_LINK, portal_of
+from tests.web.test_rate_limits import client_at, newest_link
 from tests.web.test_sent_box import record_sent
 
 HOME = "smithfam@example.com"
@@ -275,3 +278,29 @@ async def test_two_of_the_family_with_one_first_name_are_named_in_full(
         ]
         assert "For Emma Brown" in inbox.text
         assert f"?for={liam}" in inbox.text
+
+
+async def test_the_familys_passcode_allowance_is_one_per_address(stack: Stack) -> None:
+    """Passcodes actually mailed count against the mailbox, not against each patient at
+    it: a family of three cannot be sent three allowances an hour by asking through each
+    one's message. Each message's own limit (five an hour) still holds."""
+    john, emma = await family(stack)
+    liam = await joined(stack.office.api, "Liam Smith", john)
+    links: list[str] = []
+    for patient in (john, emma, liam):
+        await stack.send_secure(patient, "Checkup", "See you soon.")
+        links.append(await newest_link(stack, HOME, links))
+    per_message = MAX_PASSCODES_PER_HOUR
+    async with (
+        client_at(stack.app, "10.7.0.1") as first,
+        client_at(stack.app, "10.7.0.2") as second,
+    ):
+        # Two devices, so the per-client limit is not what refuses.
+        for link, device in zip(links[:2], (first, second), strict=True):
+            for _ in range(per_message):
+                assert (await device.post(f"{link}/passcode")).status_code == 303
+        assert PASSCODE_PER_ADDRESS.attempts == 2 * per_message
+        refused = await first.post(f"{links[2]}/passcode")
+    assert refused.status_code == 429
+    assert int(refused.headers["Retry-After"]) > 0
+    assert "Too many attempts" in refused.text

@@ -19,8 +19,8 @@ from infra import rate_limits
 from infra.db.engine import make_sessionmaker
 from infra.db.models import RateLimitCount
 from infra.rate_limits import (
+    PASSCODE_PER_ADDRESS,
     PASSCODE_PER_CLIENT,
-    PASSCODE_PER_PATIENT,
     STAFF_LOGIN_PER_CLIENT,
     VERIFY_PER_CLIENT,
     Limit,
@@ -113,7 +113,7 @@ async def test_refused_passcode_requests_do_not_count_against_the_patient(stack:
 
     # Only the five passcodes sent count against Ada: her own requests still work...
     async with client_at(stack.app, f"10.6.{random.randrange(256)}.2") as ada:
-        allowance = PASSCODE_PER_PATIENT.attempts - MAX_PASSCODES_PER_HOUR
+        allowance = PASSCODE_PER_ADDRESS.attempts - MAX_PASSCODES_PER_HOUR
         for _ in range(allowance):
             assert (await ada.post(f"{second}/passcode")).status_code == 303
         # ...until passcodes actually sent reach her hourly allowance.

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Form, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from temporalio.client import WorkflowUpdateFailedError
 
+from domain.addresses import normalise_address
 from domain.audit import AuditAction
 from domain.passcodes import clean_passcode
 from domain.secure_email import PasscodeAttempt, PasscodeRequest, VerifyOutcome
@@ -21,8 +22,8 @@ from infra.audit import audit_secure_email
 from infra.crypto import portal_secrets
 from infra.db.models import SecureEmail
 from infra.rate_limits import (
+    PASSCODE_PER_ADDRESS,
     PASSCODE_PER_CLIENT,
-    PASSCODE_PER_PATIENT,
     VERIFY_PER_CLIENT,
     Attempt,
     count,
@@ -68,6 +69,16 @@ def passcode_attempt(state: AppState, secure_email: SecureEmail, code: str) -> P
     return PasscodeAttempt(checks=checks)
 
 
+async def mailbox_of(db: DbSession, secure_email: SecureEmail) -> str:
+    """The mailbox this message's passcodes go to, within its practice: what the
+    passcode allowance counts, so a family at one address shares one."""
+    address = secure_email.recipient_address
+    if address is None:  # sent before messages kept it: the patient's address now
+        patient = await secure_emails.patient_of(db, secure_email)
+        address = patient.email if patient else secure_email.patient_id
+    return f"{secure_email.practice_id}:{normalise_address(address)}"
+
+
 def _masked(address: str) -> str:
     local, _, domain = address.partition("@")
     return f"{local[:1]}•••@{domain}"
@@ -103,18 +114,18 @@ async def request_passcode(
         return page
 
     # Every request counts against the client sending it. Only a passcode actually sent
-    # counts against the patient, so nobody can use up a patient's allowance with
-    # requests that are refused (here, or by the workflow): the patient's count is taken
-    # before the workflow is asked, so requests at once each see their own number, and
-    # given back when the workflow refuses. When Temporal fails, whether a passcode went
-    # is not known: it stays counted, the safe side.
+    # counts against the mailbox, so nobody can use up its allowance with requests that
+    # are refused (here, or by the workflow): the mailbox's count is taken before the
+    # workflow is asked, so requests at once each see their own number, and given back
+    # when the workflow refuses. When Temporal fails, whether a passcode went is not
+    # known: it stays counted, the safe side.
     from_client = await count(db, [(PASSCODE_PER_CLIENT, client_address(request))])
     if not from_client.allowed:
         return await too_many(from_client)
-    for_patient = await count(db, [(PASSCODE_PER_PATIENT, secure_email.patient_id)])
-    if not for_patient.allowed:
-        await uncount(db, for_patient)
-        return await too_many(for_patient)
+    to_mailbox = await count(db, [(PASSCODE_PER_ADDRESS, await mailbox_of(db, secure_email))])
+    if not to_mailbox.allowed:
+        await uncount(db, to_mailbox)
+        return await too_many(to_mailbox)
     on_unavailable(request, open_page)
     try:
         await workflow_of(await temporal_of(state), secure_email).execute_update(
@@ -122,7 +133,7 @@ async def request_passcode(
             PasscodeRequest(),
         )
     except WorkflowUpdateFailedError as error:
-        await uncount(db, for_patient)
+        await uncount(db, to_mailbox)
         await audit_patient(db, request, secure_email, AuditAction.PASSCODE_REFUSED)
         answer = refusal_status(error)
         page = await open_page(refusal(error, words), answer.code)
