@@ -11,9 +11,10 @@ name only: names and addresses are PHI.
 
 from __future__ import annotations
 
+import hashlib
 from enum import StrEnum
 
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.addresses import normalise_address
@@ -22,7 +23,7 @@ from domain.patients import PatientCreate, PatientUpdate
 from domain.reach import Reach
 from infra.audit import Actor, audit
 from infra.clinics import practice_clinic
-from infra.db.models import Patient
+from infra.db.models import Patient, Practice
 from infra.families import chain_of, head_of, holders_of
 from infra.reach import within
 
@@ -188,6 +189,7 @@ async def _check_address(
 ) -> None:
     """Refuses an address other patients have, unless sharing it was consented to or the
     patient is of the same family as one of them (the same head)."""
+    await _one_at_a_time(db, practice_id, address_normalised)
     holders = await holders_of(db, practice_id, address_normalised, besides=besides)
     if not holders or share:
         return
@@ -195,6 +197,24 @@ async def _check_address(
     if head is not None and any(h.id == head.id for h in heads):
         return
     raise AddressInUse(holders, heads[0])
+
+
+async def _one_at_a_time(db: AsyncSession, practice_id: str, address_normalised: str) -> None:
+    """Holds the practice's check of this address until the transaction ends, so two
+    clerks adding patients at one new address at the same moment are checked one after
+    the other: the second sees the first and is asked about the family. PostgreSQL: a
+    transaction's advisory lock on the practice and address; SQLite: its one write lock,
+    taken by a write that changes nothing (its checks otherwise read outside any
+    transaction)."""
+    if db.get_bind().dialect.name == "postgresql":
+        # The lock's key is a hash taken here: the address never goes to the server.
+        named = f"patient-address:{practice_id}:{address_normalised}".encode()
+        key = int.from_bytes(hashlib.sha256(named).digest()[:8], "big", signed=True)
+        await db.execute(select(func.pg_advisory_xact_lock(key)))
+    else:
+        await db.execute(
+            update(Practice).where(Practice.id == practice_id).values(id=Practice.id)
+        )
 
 
 async def find_patients(db: AsyncSession, reach: Reach, query: str = "") -> list[Patient]:

@@ -3,6 +3,8 @@ guarantor that is another patient of the practice whose chain of guarantors ends
 
 from __future__ import annotations
 
+import asyncio
+import uuid
 from typing import Any
 
 import httpx
@@ -47,6 +49,20 @@ async def test_create_patient_at_an_address_in_use_is_refused_without_consent(
     assert item["ctx"] == {"patients": [john], "family_head": john}
     assert HOME not in response.text  # ids only, no address repeated
     assert await count(office) == 1
+
+
+async def test_two_patients_added_at_once_at_one_new_address_ask_the_second(
+    office: Office,
+) -> None:
+    """Two clerks adding different patients at the same new address at the same moment:
+    one is added, the other is asked about the family, as if they had come one by one."""
+    for _ in range(3):
+        home = f"new-{uuid.uuid4().hex[:8]}@example.com"
+        answers = await asyncio.gather(
+            add(office, "John Smith", home), add(office, "Emma Smith", home)
+        )
+        assert sorted(a.status_code for a in answers) == [201, 409], [a.text for a in answers]
+    assert await count(office) == 3
 
 
 async def test_create_patient_at_an_address_in_use_with_share_address(office: Office) -> None:
