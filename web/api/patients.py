@@ -20,15 +20,7 @@ from infra.directory import (
     change_patient,
     find_patients,
 )
-from web.api.responses import (
-    CONFLICT,
-    INVALID,
-    JSON_BODY,
-    NOT_FOUND,
-    RESERVED_DOMAIN,
-    business_rules,
-    declared,
-)
+from web.api.responses import INVALID, NOT_FOUND, declared, with_address
 from web.deps import (
     ApiStaff,
     DbSession,
@@ -42,16 +34,13 @@ from web.services.patients import search_detail
 
 router = APIRouter(prefix="/patients", tags=["patients"])
 
-RULES = business_rules(
-    email=RESERVED_DOMAIN,
+CHANGE = with_address(
     clinic_id="a clinic of the practice (for staff restricted to clinics, one of theirs)",
     guarantor_id="another patient of the practice (a family of more generations: 409)",
 )
 
 
-@router.post(
-    "", status_code=status.HTTP_201_CREATED, responses=declared(JSON_BODY, CONFLICT, RULES)
-)
+@router.post("", status_code=status.HTTP_201_CREATED, responses=CHANGE)
 async def create_patient(
     request: Request, db: DbSession, staff: ApiStaff, new: PatientCreate
 ) -> PatientPublic:
@@ -90,7 +79,7 @@ async def read_patient(
     return PatientPublic.model_validate(patient)
 
 
-@router.patch("/{patient_id}", responses=declared(NOT_FOUND, JSON_BODY, CONFLICT, RULES))
+@router.patch("/{patient_id}", responses=declared(NOT_FOUND, CHANGE))
 async def edit_patient(
     request: Request, db: DbSession, staff: ApiStaff, patient_id: str, change: PatientUpdate
 ) -> PatientPublic:

@@ -146,6 +146,13 @@ def declared(*groups: Responses) -> Responses:
     return combined
 
 
+def with_address(**rules: str) -> Responses:
+    """The refusals of an operation whose JSON body gives an email address (a patient's,
+    a member of staff's): 409 for an address someone of the practice already has (or
+    another rule of the practice), 422 for one at a reserved domain and for ``rules``."""
+    return declared(JSON_BODY, CONFLICT, business_rules(email=RESERVED_DOMAIN, **rules))
+
+
 # What an operation that takes an ``Idempotency-Key`` (web.services.idempotency) adds.
 KEY_REFUSED = "; or its Idempotency-Key: not 1 to 255 printable ASCII, or used for another request"
 KEY_IN_USE = (

@@ -26,9 +26,9 @@ from web.api.responses import (
     INVALID,
     JSON_BODY,
     NOT_FOUND,
-    RESERVED_DOMAIN,
     business_rules,
     declared,
+    with_address,
 )
 from web.deps import ApiAdmin, DbSession, audit_staff
 from web.errors import field_error
@@ -63,9 +63,7 @@ async def list_staff(db: DbSession, admin: ApiAdmin) -> StaffList:
 @router.post(
     "",
     status_code=status.HTTP_201_CREATED,
-    responses=declared(
-        JSON_BODY, CONFLICT, business_rules(email=RESERVED_DOMAIN, clinic_ids=CLINICS_RULE)
-    ),
+    responses=with_address(clinic_ids=CLINICS_RULE),
 )
 async def create_staff(
     request: Request, db: DbSession, admin: ApiAdmin, new: StaffCreate
