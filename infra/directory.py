@@ -212,9 +212,7 @@ async def _one_at_a_time(db: AsyncSession, practice_id: str, address_normalised:
         key = int.from_bytes(hashlib.sha256(named).digest()[:8], "big", signed=True)
         await db.execute(select(func.pg_advisory_xact_lock(key)))
     else:
-        await db.execute(
-            update(Practice).where(Practice.id == practice_id).values(id=Practice.id)
-        )
+        await db.execute(update(Practice).where(Practice.id == practice_id).values(id=Practice.id))
 
 
 async def find_patients(db: AsyncSession, reach: Reach, query: str = "") -> list[Patient]:
