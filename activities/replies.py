@@ -11,9 +11,11 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.legacy import written_in_payload
+from domain.audit import ActorType, AuditAction
 from domain.errors import UNKNOWN_SECURE_EMAIL
 from domain.secure_email import EventKind, NoticeFailed, ReplyToFile, ReplyToRecord
 from infra import alerts, chart, replies, secure_emails, timeline
+from infra.audit import Actor, audit_secure_email
 from infra.db.engine import finishes_when_cancelled
 from infra.db.models import Reply
 
@@ -27,8 +29,9 @@ class RepliesActivities:
     async def record_reply(self, recording: ReplyToRecord) -> None:
         """Makes the reply part of the thread: the one the portal kept as pending (its
         text and files never pass through Temporal), or the one the payload carries
-        (``activities.legacy.written_in_payload``). The portal audits it, with the
-        patient's client address, which no history holds."""
+        (``activities.legacy.written_in_payload``). A pending reply is audited in the
+        same commit, with the patient's client address the portal kept beside it (no
+        history holds it); the portal audited the payload's replies itself."""
         reply = recording.reply
         async with self._sessions() as db:
             if await replies.reply(db, reply.reply_id) is not None:
@@ -38,9 +41,8 @@ class RepliesActivities:
                 raise ApplicationError(
                     "secure email not found", type=UNKNOWN_SECURE_EMAIL, non_retryable=True
                 )
-            written = await replies.take_pending(db, secure_email.id, reply.reply_id)
-            if written is None:
-                written = written_in_payload(reply)
+            pending = await replies.take_pending(db, secure_email.id, reply.reply_id)
+            written = pending.written if pending else written_in_payload(reply)
             if written is None:
                 raise ApplicationError(
                     "reply not found", type=UNKNOWN_SECURE_EMAIL, non_retryable=True
@@ -48,6 +50,10 @@ class RepliesActivities:
             await replies.add_to_thread(
                 db, secure_email, reply.reply_id, written, recording.sent_at
             )
+            if pending is not None:
+                patient = Actor(ActorType.PATIENT, secure_email.patient_id, pending.client_address)
+                files = f"{len(written.files)} attachment(s)"
+                audit_secure_email(db, secure_email, AuditAction.REPLY, patient, detail=files)
             await timeline.add(
                 db,
                 secure_email.id,

@@ -263,9 +263,14 @@ class Written:
 
 
 async def keep_pending(
-    db: AsyncSession, secure_email_id: str, reply_id: str, written: Written
+    db: AsyncSession,
+    secure_email_id: str,
+    reply_id: str,
+    written: Written,
+    client_address: str | None,
 ) -> None:
-    """Kept (encrypted) until the workflow accepts the reply by its id (R12)."""
+    """Kept (encrypted) until the workflow accepts the reply by its id (R12), with the
+    patient's client address its audit event names."""
     db.add(
         PendingReply(
             id=reply_id,
@@ -273,6 +278,7 @@ async def keep_pending(
             subject=written.subject,
             body=written.body,
             attachments=_FILES.dump_json(written.files).decode(),
+            client_address=client_address,
         )
     )
     await db.commit()
@@ -283,7 +289,15 @@ async def drop_pending(db: AsyncSession, reply_id: str) -> None:
     await db.commit()
 
 
-async def take_pending(db: AsyncSession, secure_email_id: str, reply_id: str) -> Written | None:
+@dataclass(frozen=True)
+class Pending:
+    """A pending reply as the worker takes it: what was written, and where from."""
+
+    written: Written
+    client_address: str | None
+
+
+async def take_pending(db: AsyncSession, secure_email_id: str, reply_id: str) -> Pending | None:
     """The pending reply of this thread, removed as it is taken (in the caller's commit);
     a reply id of another thread is never moved across."""
     pending = await db.get(PendingReply, reply_id)
@@ -291,7 +305,7 @@ async def take_pending(db: AsyncSession, secure_email_id: str, reply_id: str) ->
         return None
     written = Written(pending.subject, pending.body, _FILES.validate_json(pending.attachments))
     await db.delete(pending)
-    return written
+    return Pending(written, pending.client_address)
 
 
 async def add_to_thread(

@@ -523,6 +523,9 @@ class PendingReply(Base):
     body: Mapped[str] = mapped_column(EncryptedText("pending_replies.body"))
     # The stored files, as JSON (``domain.attachments.StoredAttachment``); names are PHI.
     attachments: Mapped[str] = mapped_column(EncryptedText("pending_replies.attachments"))
+    # Where the patient's browser sent it from (an IP address, as the audit log keeps
+    # it): ``record_reply`` audits the reply with it in the commit that records it.
+    client_address: Mapped[str | None] = mapped_column(String(64), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 

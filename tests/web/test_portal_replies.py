@@ -2,8 +2,21 @@
 
 from __future__ import annotations
 
+import uuid
+
+from sqlalchemy import select
+
+from domain.audit import AuditAction
+from domain.secure_email import ReplySubmitted
+from infra import replies, secure_emails
+from infra.db.engine import make_engine, make_sessionmaker
+from infra.db.models import AuditEvent
+from infra.replies import Written
 from tests.fixtures.stack import Stack
+from tests.fixtures.waiting import eventually
 from tests.web.test_portal import BODY, expire_now, send, sign_in
+from web.services.replies import workflow_of
+from workflows.secure_email import SecureEmailWorkflow
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 100
 PDF = b"%PDF-1.7\n" + b"1 0 obj\n" * 20
@@ -130,3 +143,46 @@ async def test_reply_to_other_patients_message_not_found(stack: Stack) -> None:
         assert (await grace.get(f"/portal/messages/{ada_id}/reply")).status_code == 404
         posted = await grace.post(f"/portal/messages/{ada_id}/reply", data={"body": "hi"})
         assert posted.status_code == 404
+
+
+async def test_a_reply_is_audited_with_it_even_if_the_web_app_stops_once_the_workflow_has_it(
+    stack: Stack,
+) -> None:
+    """The reply's audit event goes in the commit that makes the reply part of the
+    thread, with the patient's client address the web app kept beside the pending reply:
+    a web app that stops right after the workflow took the reply loses nothing."""
+    secure_email_id, link = await send(stack)
+    async with stack.browser() as patient:
+        await sign_in(stack, patient, link, "ada@example.com")
+    reply_id = str(uuid.uuid4())
+    engine = make_engine(stack.settings.database_url)
+    sessions = make_sessionmaker(engine)
+    async with sessions() as db:
+        secure_email = await secure_emails.find(db, secure_email_id)
+        assert secure_email is not None
+        # What the portal does up to the workflow's answer, and nothing after it.
+        await replies.keep_pending(
+            db, secure_email_id, reply_id, Written("RE: Plan", REPLY, []), "203.0.113.9"
+        )
+        temporal = await stack.app.state.app_state.temporal()
+        await workflow_of(temporal, secure_email).execute_update(
+            SecureEmailWorkflow.reply, ReplySubmitted(reply_id=reply_id)
+        )
+
+    async def audited() -> list[AuditEvent] | None:
+        async with sessions() as db:
+            found = await db.scalars(
+                select(AuditEvent).where(
+                    AuditEvent.secure_email_id == secure_email_id,
+                    AuditEvent.action == AuditAction.REPLY.value,
+                )
+            )
+            events = list(found.all())
+        return events or None
+
+    [event] = await eventually(audited, what="the reply's audit event")
+    assert (event.actor_type, event.actor_id) == ("patient", secure_email.patient_id)
+    assert (event.client_address, event.detail) == ("203.0.113.9", "0 attachment(s)")
+    async with sessions() as db:
+        assert await replies.reply(db, reply_id) is not None
+    await engine.dispose()

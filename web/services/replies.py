@@ -5,8 +5,9 @@ the files are stored, the reply is kept (encrypted) as pending, the workflow is 
 accept its id, and the workflow's ``record_reply`` activity makes it part of the thread.
 A refused or failed reply leaves nothing behind: no pending row, no stored file.
 
-The reply is audited here, once the workflow has it: the patient's client address is the
-web request's, and stays in the audit log (a history holds no address).
+The reply is audited by ``record_reply`` in the commit that puts it in the thread (one
+event per reply, never one for a refused reply: the log cannot take one back), with the
+patient's client address kept here beside the pending reply (a history holds none).
 """
 
 from __future__ import annotations
@@ -17,10 +18,9 @@ from collections.abc import Sequence
 from temporalio.client import Client, WorkflowHandle
 
 from domain.attachments import StoredAttachment
-from domain.audit import AuditAction
 from domain.secure_email import ReplySubmitted, SecureEmailState, workflow_id_for
 from infra import replies
-from infra.audit import Actor, audit_secure_email
+from infra.audit import Actor
 from infra.db.models import SecureEmail
 from infra.replies import Written
 from web.deps import DbSession, temporal_of
@@ -66,7 +66,8 @@ async def submit_reply(
     actor: Actor,
 ) -> None:
     """Raises what the update raises when the workflow refuses or cannot be reached."""
-    await replies.keep_pending(db, secure_email.id, reply_id, Written(subject, body, files))
+    written = Written(subject, body, files)
+    await replies.keep_pending(db, secure_email.id, reply_id, written, actor.client_address)
     try:
         handle = workflow_of(await temporal_of(state), secure_email)
         await handle.execute_update(SecureEmailWorkflow.reply, ReplySubmitted(reply_id=reply_id))
@@ -75,8 +76,3 @@ async def submit_reply(
         if await replies.reply(db, reply_id, fresh=True) is None:
             await replies.drop_pending(db, reply_id)
             raise
-    # One event per reply, once it is in the thread (the log cannot take one back).
-    audit_secure_email(
-        db, secure_email, AuditAction.REPLY, actor, detail=f"{len(files)} attachment(s)"
-    )
-    await db.commit()
