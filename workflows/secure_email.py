@@ -800,9 +800,17 @@ class SecureEmailWorkflow:
 
     def _refuse_if_not_resendable(self) -> None:
         self._refuse_if_closed()
-        if self._state.opened_at is not None or self._state.status != SecureEmailStatus.SENT:
+        # Refusals change no command, so their words may change without a patch.
+        if self._state.opened_at is not None:
             raise ApplicationError(
                 "The patient has already opened this secure email, so the notice is not sent again",
+                type=NOT_RESENDABLE,
+                non_retryable=True,
+            )
+        if self._state.status != SecureEmailStatus.SENT:
+            raise ApplicationError(
+                "The notice is still being sent. Check its status in a minute before "
+                "sending it again",
                 type=NOT_RESENDABLE,
                 non_retryable=True,
             )

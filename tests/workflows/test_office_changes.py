@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
@@ -239,33 +240,41 @@ async def test_withdrawal_the_office_did_not_ask_for_changes_nothing(lifecycle: 
 
 
 class GatedTransport:
-    """Real SMTP, but a passcode mail waits at the gate until the test opens it: a
-    withdrawal can land while the passcode is on its way."""
+    """Real SMTP, but a mail whose subject has ``word`` (a passcode's, by default) waits
+    at the gate until the test opens it: a change can land while it is on its way."""
 
-    def __init__(self, inner: SmtpTransport) -> None:
+    def __init__(self, inner: SmtpTransport, word: str = "passcode") -> None:
         self._inner = inner
+        self._word = word
         self.waiting = asyncio.Event()
         self.gate = asyncio.Event()
 
     async def send(self, message: MailMessage) -> None:
-        if "passcode" in message.subject.casefold():
+        if self._word in message.subject.casefold():
             self.waiting.set()
             await self.gate.wait()
         await self._inner.send(message)
+
+
+@asynccontextmanager
+async def gated_lifecycle(
+    env: WorkflowEnvironment, maildir: Path, word: str
+) -> AsyncIterator[tuple[Lifecycle, GatedTransport]]:
+    server = await serve("127.0.0.1", 0, maildir)
+    port = server.sockets[0].getsockname()[1]
+    transport = GatedTransport(SmtpTransport("127.0.0.1", port, local_hostname="tests"), word)
+    async with running_lifecycle(env, transport, maildir) as lifecycle:
+        yield lifecycle, transport
+    server.close()
+    await server.wait_closed()
 
 
 @pytest.fixture
 async def gated(
     time_skipping_env: WorkflowEnvironment, tmp_path: Path
 ) -> AsyncIterator[tuple[Lifecycle, GatedTransport]]:
-    maildir = tmp_path / "mail"
-    server = await serve("127.0.0.1", 0, maildir)
-    port = server.sockets[0].getsockname()[1]
-    transport = GatedTransport(SmtpTransport("127.0.0.1", port, local_hostname="tests"))
-    async with running_lifecycle(time_skipping_env, transport, maildir) as lifecycle:
-        yield lifecycle, transport
-    server.close()
-    await server.wait_closed()
+    async with gated_lifecycle(time_skipping_env, tmp_path / "mail", "passcode") as found:
+        yield found
 
 
 async def test_withdraw_during_a_passcode_request(
@@ -365,6 +374,25 @@ async def test_resend_the_office_did_not_ask_for_mails_nothing(lifecycle: Lifecy
     assert len(await lifecycle.mail(2)) == 2
 
 
+async def test_resend_refused_while_the_notice_is_still_on_its_way(
+    time_skipping_env: WorkflowEnvironment, tmp_path: Path
+) -> None:
+    """Not "already opened": the office is told the notice is still being sent."""
+    async with gated_lifecycle(time_skipping_env, tmp_path / "mail", "secure email") as found:
+        lifecycle, transport = found
+        handle = await lifecycle.start()
+        await asyncio.wait_for(transport.waiting.wait(), timeout=20)
+        with pytest.raises(WorkflowUpdateFailedError) as refused:
+            await handle.execute_update(
+                SecureEmailWorkflow.resend_notice, await lifecycle.resend(handle)
+            )
+        assert refusal(refused).type == NOT_RESENDABLE
+        assert "still being sent" in refusal(refused).message
+        assert "opened" not in refusal(refused).message
+        transport.gate.set()
+        await lifecycle.mail(1)
+
+
 async def test_resend_refused_once_opened(lifecycle: Lifecycle) -> None:
     handle, code = await passcode_mailed(lifecycle)
     await handle.execute_update(
@@ -375,6 +403,7 @@ async def test_resend_refused_once_opened(lifecycle: Lifecycle) -> None:
             SecureEmailWorkflow.resend_notice, await lifecycle.resend(handle)
         )
     assert refusal(refused).type == NOT_RESENDABLE
+    assert "already opened" in refusal(refused).message
 
 
 # Bounces
