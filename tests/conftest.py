@@ -26,11 +26,12 @@ from domain.staff import StaffRole
 from infra.accounts import create_api_token, create_practice, create_staff_user
 from infra.crypto.keys import EncryptionKeys, PortalKeys
 from infra.db.engine import make_engine, make_sessionmaker
-from infra.db.migrate import migrate_async, upgrade_async
+from infra.db.migrate import upgrade_async
 from infra.settings import Settings
 from infra.temporal.codec import data_converter
 from infra.temporal.search_attributes import cli_flags
 from tests.fixtures.postgres import fresh_postgres
+from tests.fixtures.route_state import share_route_state
 from tests.fixtures.temporal import BIN_DIR, start_time_skipping
 from web.app import create_app
 from web.csrf import CSRF_FIELD
@@ -54,6 +55,9 @@ TEST_KEYSETS: dict[str, str] = json.loads(
 )
 TEST_KEYS = EncryptionKeys.parse(TEST_KEYSETS["encryption_keyset"], TEST_KEYSETS["object_keyset"])
 TEST_PORTAL_KEYS = PortalKeys.parse(TEST_KEYSETS["portal_keyset"])
+
+# Each test's app reuses the routes the process's first app built (see route_state).
+share_route_state()
 
 
 # The fault tests' report -----------------------------------------------------------
@@ -236,8 +240,8 @@ def browser_of(app: FastAPI, address: str | None = None) -> Browser:
 
 @pytest.fixture
 async def app(settings: Settings) -> AsyncIterator[FastAPI]:
-    # As a deployment does: `securemail migrate` first; the app itself never migrates.
-    await migrate_async(settings)
+    # On a database `securemail migrate` has brought to head, as a deployment runs it
+    # (the ``database_url`` fixture's are); the app itself never migrates.
     application = create_app(settings)
     async with application.router.lifespan_context(application):
         yield application
