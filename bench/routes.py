@@ -1,6 +1,6 @@
 """``python -m bench.routes``: the web app's CPU per request, route by route.
 
-One embedded stack (``securemail dev``, SQLite unless ``--postgres``), the routes of one
+An embedded stack (``securemail dev``, SQLite unless ``--postgres``), the routes of one
 secure email's life driven one request at a time, in the order a patient meets them:
 Send Secure (the API, one PDF), the link page, the passcode request, the passcode page,
 Verify, the message page, the Reply All page, the reply (one PNG), Sign Out. Each
@@ -11,29 +11,44 @@ connection threads and the audit linker included) over that stretch, divided by 
 count, is the route's figure. A warm-up patient goes through every route first, so
 first-use costs (templates compiled, connections opened) are left out.
 
-``--rounds`` repeats the whole thing on the same stack, each round with new patients:
-on a shared machine compare the figures of several rounds, and of runs made back to
-back, not one number. The clock's resolution is 10 ms per process, so 40 requests
-give a figure good to about 0.25 ms.
+``--against REF`` compares with another commit: its code (``git archive``) runs a stack
+of its own beside this checkout's, and the rounds alternate between the two, so both
+see the same load on a shared machine. ``--rounds`` rounds each, with new patients.
+The clock's resolution is 10 ms per process: 40 requests give a figure good to about
+0.25 ms; the load of a shared machine moves it more, so read the rounds' spread.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import compileall
+import os
+import statistics
+import subprocess
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
-from contextlib import AsyncExitStack, nullcontext
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack, asynccontextmanager, nullcontext
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 
-from bench.__main__ import compile_bytecode
+from bench.__main__ import PACKAGES, ROOT, compile_bytecode
 from bench.common import Mailbox, say
 from bench.cpu import cpu_seconds
-from bench.lifecycle import PDF, PNG, AlertWatcher, Office, Patient, expect, form_on
+from bench.lifecycle import (
+    BROWSER_TLS,
+    HTTP_TIMEOUT,
+    PDF,
+    PNG,
+    AlertWatcher,
+    Office,
+    Patient,
+    expect,
+    form_on,
+)
 from bench.profile import profiles
 from tests.fixtures.devstack import securemail_dev
 from tests.fixtures.postgres import fresh_postgres
@@ -49,6 +64,9 @@ ROUTES = (
     "reply (POST /portal/messages/{id}/reply)",
     "sign out (POST /portal/sign-out)",
 )
+# Below uvicorn's 5 s: a browser that reuses a connection the server is closing at that
+# moment gets "server disconnected" (a browser would retry; the bench would stop).
+KEEPALIVE_SECONDS = 2.0
 
 
 @dataclass
@@ -133,6 +151,18 @@ STEPS: tuple[Step, ...] = (
 )
 
 
+@asynccontextmanager
+async def browser_of(office: Office, patient: Patient) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.AsyncHTTPTransport(local_address=patient.source_address, verify=BROWSER_TLS)
+    async with httpx.AsyncClient(
+        base_url=office.web,
+        transport=transport,
+        timeout=HTTP_TIMEOUT,
+        limits=httpx.Limits(keepalive_expiry=KEEPALIVE_SECONDS),
+    ) as client:
+        yield client
+
+
 async def _waited(office: Office, visits: list[Visit], step: Step) -> None:
     """What a step waits for that is not the web app's work (the notice, the passcode
     mail), done before its stretch is measured."""
@@ -143,28 +173,92 @@ async def _waited(office: Office, visits: list[Visit], step: Step) -> None:
             await office.mailbox.passcode(visit.patient.email, 1)
 
 
-async def one_round(
-    office: Office, web_pid: int, patients: list[Patient], profile: Path | None = None
-) -> list[float]:
-    """CPU ms per request of each route, in ``STEPS`` order; with ``profile``, py-spy's
-    samples of the web app over each route's stretch in ``profile/<step>/``."""
-    figures = []
-    async with AsyncExitStack() as browsers:
-        visits = [
-            Visit(patient, await browsers.enter_async_context(office.browser(patient)))
-            for patient in patients
-        ]
-        for step in STEPS:
-            await _waited(office, visits, step)
-            recording = (
-                profiles({"web": web_pid}, profile / step.__name__) if profile else nullcontext()
-            )
-            with recording:
-                before = cpu_seconds(web_pid)
-                for visit in visits:
-                    await step(office, visit)
-                figures.append((cpu_seconds(web_pid) - before) / len(visits) * 1000)
-    return figures
+@dataclass
+class Variant:
+    """One stack under test: this checkout's code, or another commit's."""
+
+    name: str
+    office: Office
+    web_pid: int
+    patients: list[Patient]
+    rounds: list[list[float]] = field(default_factory=list)
+
+    async def round(self, count: int, profile: Path | None) -> None:
+        """CPU ms per request of each route, in ``STEPS`` order; with ``profile``,
+        py-spy's samples of the web app over each route's stretch in
+        ``profile/<step>/``."""
+        patients, self.patients = self.patients[:count], self.patients[count:]
+        figures = []
+        async with AsyncExitStack() as browsers:
+            visits = [
+                Visit(patient, await browsers.enter_async_context(browser_of(self.office, patient)))
+                for patient in patients
+            ]
+            for step in STEPS:
+                await _waited(self.office, visits, step)
+                recording = (
+                    profiles({"web": self.web_pid}, profile / step.__name__)
+                    if profile
+                    else nullcontext()
+                )
+                with recording:
+                    before = cpu_seconds(self.web_pid)
+                    for visit in visits:
+                        await step(self.office, visit)
+                    figures.append((cpu_seconds(self.web_pid) - before) / len(visits) * 1000)
+        self.rounds.append(figures)
+
+
+def code_of(ref: str, directory: Path) -> Path:
+    """``ref``'s packages in ``directory``, their bytecode written (``compile_bytecode``)."""
+    archive = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", ref, *PACKAGES], check=True, capture_output=True
+    ).stdout
+    directory.mkdir(parents=True)
+    subprocess.run(["tar", "-x", "-C", str(directory)], input=archive, check=True)
+    for package in PACKAGES:
+        compileall.compile_dir(directory / package, quiet=1)
+    return directory
+
+
+@asynccontextmanager
+async def variant(
+    name: str, workdir: Path, database_url: str | None, code: Path | None, patients: int
+) -> AsyncIterator[Variant]:
+    """A stack running ``code`` (its directory first on ``PYTHONPATH``) or this checkout's,
+    its patients added and a warm-up patient through every route."""
+    kept = os.environ.get("PYTHONPATH")
+    if code is not None:
+        os.environ["PYTHONPATH"] = str(code)
+    try:
+        running = securemail_dev(workdir, database_url=database_url)
+        stack = running.__enter__()
+    finally:
+        if code is not None:
+            if kept is None:
+                os.environ.pop("PYTHONPATH")
+            else:
+                os.environ["PYTHONPATH"] = kept
+    try:
+        stack.wait_until_ready()
+        mailbox = Mailbox(stack.maildir)
+        async with httpx.AsyncClient(
+            base_url=stack.web,
+            headers={"Authorization": f"Bearer {stack.api_token()}"},
+            timeout=HTTP_TIMEOUT,
+        ) as api:
+            office = Office(stack.web, api, mailbox, AlertWatcher(api))
+            mailbox.start()
+            try:
+                everyone = await office.add_patients(patients + 1)
+                tried = Variant(name, office, stack.child("web"), everyone)
+                await tried.round(1, None)
+                tried.rounds.clear()
+                yield tried
+            finally:
+                mailbox.stop()
+    finally:
+        running.__exit__(None, None, None)
 
 
 async def idle_ms_per_second(web_pid: int, seconds: float = 3.0) -> float:
@@ -175,51 +269,54 @@ async def idle_ms_per_second(web_pid: int, seconds: float = 3.0) -> float:
     return (cpu_seconds(web_pid) - before) / seconds * 1000
 
 
+def table(variants: list[Variant], count: int) -> None:
+    say(f"\nweb app CPU ms per request ({count} each, one at a time; median of the rounds)")
+    names = " | ".join(v.name for v in variants)
+    say(f"| route | {names} | rounds |")
+    say("|---|" + "---|" * (len(variants) + 1))
+    rows = [*((route, position) for position, route in enumerate(ROUTES)), ("one of each", -1)]
+    for route, position in rows:
+
+        def value(figures: list[float], at: int = position) -> float:
+            return sum(figures) if at < 0 else figures[at]
+
+        medians = " | ".join(
+            f"{statistics.median(value(f) for f in v.rounds):.1f}" for v in variants
+        )
+        each = "; ".join(
+            f"{v.name}: " + ", ".join(f"{value(f):.1f}" for f in v.rounds) for v in variants
+        )
+        say(f"| {route} | {medians} | {each} |")
+
+
 async def run(args: argparse.Namespace, workdir: Path, database_url: str | None) -> None:
-    with securemail_dev(workdir / "stack", database_url=database_url) as stack:
-        stack.wait_until_ready()
-        web_pid = stack.child("web")
-        mailbox = Mailbox(stack.maildir)
-        async with httpx.AsyncClient(
-            base_url=stack.web,
-            headers={"Authorization": f"Bearer {stack.api_token()}"},
-            timeout=httpx.Timeout(180.0),
-        ) as api:
-            office = Office(stack.web, api, mailbox, AlertWatcher(api))
-            mailbox.start()
-            try:
-                everyone = await office.add_patients(1 + args.rounds * args.count)
-                say("warm-up: one patient through every route")
-                await one_round(office, web_pid, everyone[:1])
-                say(f"idle web app: {await idle_ms_per_second(web_pid):.1f} ms CPU per second")
-                rounds = []
-                for index in range(args.rounds):
-                    start = 1 + index * args.count
-                    started = time.perf_counter()
-                    figures = await one_round(
-                        office, web_pid, everyone[start : start + args.count], args.profile
-                    )
-                    rounds.append(figures)
-                    say(
-                        f"round {index + 1}: {time.perf_counter() - started:.0f} s, "
-                        f"{sum(figures):.1f} ms CPU for one of each"
-                    )
-            finally:
-                mailbox.stop()
-    header = " | ".join(f"round {i + 1}" for i in range(len(rounds)))
-    say(f"\nweb app CPU ms per request ({args.count} each, one at a time)")
-    say(f"| route | {header} | median |")
-    say("|---|" + "---|" * (len(rounds) + 1))
-    for position, route in enumerate(ROUTES):
-        values = sorted(figures[position] for figures in rounds)
-        middle = values[len(values) // 2]
-        shown = " | ".join(f"{figures[position]:.1f}" for figures in rounds)
-        say(f"| {route} | {shown} | {middle:.1f} |")
-    totals = sorted(sum(figures) for figures in rounds)
-    say(
-        f"| one of each | {' | '.join(f'{sum(f):.1f}' for f in rounds)} | "
-        f"{totals[len(totals) // 2]:.1f} |"
-    )
+    patients = args.rounds * args.count
+    async with AsyncExitStack() as stacks:
+        variants = []
+        if args.against:
+            code = code_of(args.against, workdir / "against")
+            variants.append(
+                await stacks.enter_async_context(
+                    variant(args.against, workdir / "stack-against", database_url, code, patients)
+                )
+            )
+        variants.append(
+            await stacks.enter_async_context(
+                variant("this", workdir / "stack", database_url, None, patients)
+            )
+        )
+        for tried in variants:
+            say(f"idle web app ({tried.name}): {await idle_ms_per_second(tried.web_pid):.1f} ms/s")
+        for index in range(args.rounds):
+            for tried in variants:
+                started = time.perf_counter()
+                await tried.round(args.count, args.profile)
+                say(
+                    f"round {index + 1} ({tried.name}): {time.perf_counter() - started:.0f} s, "
+                    f"{sum(tried.rounds[-1]):.1f} ms CPU for one of each, load average "
+                    f"{os.getloadavg()[0]:.1f}"
+                )
+    table(variants, args.count)
 
 
 async def main_async(args: argparse.Namespace) -> None:
@@ -237,6 +334,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.routes", description=__doc__)
     parser.add_argument("--count", type=int, default=40, help="requests per route per round")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--against", help="a commit to compare with, its rounds alternating")
     parser.add_argument(
         "--profile",
         type=Path,
