@@ -14,8 +14,13 @@ first-use costs (templates compiled, connections opened) are left out.
 ``--against REF`` compares with another commit: its code (``git archive``) runs a stack
 of its own beside this checkout's, and the rounds alternate between the two, so both
 see the same load on a shared machine. ``--rounds`` rounds each, with new patients.
+``--pages N`` measures the portal's pages (link, passcode, message, Reply All) more
+finely instead: one signed-in patient per stack loads each page N times in a row, in
+blocks (``--rounds``) whose order between the stacks alternates.
+
 The clock's resolution is 10 ms per process: 40 requests give a figure good to about
-0.25 ms; the load of a shared machine moves it more, so read the rounds' spread.
+0.25 ms. The load of a shared machine moves it far more: two stacks of the same code
+differed by up to 2 ms a page (median of 4 blocks of 50 loads, load average 4 to 9).
 """
 
 from __future__ import annotations
@@ -64,9 +69,11 @@ ROUTES = (
     "reply (POST /portal/messages/{id}/reply)",
     "sign out (POST /portal/sign-out)",
 )
-# Below uvicorn's 5 s: a browser that reuses a connection the server is closing at that
-# moment gets "server disconnected" (a browser would retry; the bench would stop).
-KEEPALIVE_SECONDS = 2.0
+# A new connection for each request: a request sent on a kept connection just as the
+# server closes it (uvicorn's 5 s keep-alive; the stretches between one patient's
+# requests are seconds long) is lost ("server disconnected", a reset), which a browser
+# retries and the bench cannot (a passcode is used once). Both variants pay the same.
+BROWSER_LIMITS = httpx.Limits(max_keepalive_connections=0)
 
 
 @dataclass
@@ -158,7 +165,7 @@ async def browser_of(office: Office, patient: Patient) -> AsyncIterator[httpx.As
         base_url=office.web,
         transport=transport,
         timeout=HTTP_TIMEOUT,
-        limits=httpx.Limits(keepalive_expiry=KEEPALIVE_SECONDS),
+        limits=BROWSER_LIMITS,
     ) as client:
         yield client
 
@@ -261,6 +268,46 @@ async def variant(
         running.__exit__(None, None, None)
 
 
+PAGES: dict[str, Callable[[Visit], str]] = {
+    "link page (GET /m/{token})": lambda visit: visit.link,
+    "passcode page (GET /m/{token}/passcode)": lambda visit: f"{visit.link}/passcode",
+    "message page (GET /portal/messages/{id})": lambda visit: visit.message,
+    "reply page (GET /portal/messages/{id}/reply)": lambda visit: f"{visit.message}/reply",
+}
+
+
+async def pages(variants: list[Variant], loads: int, blocks: int, stacks: AsyncExitStack) -> None:
+    """Each page of ``PAGES`` ``loads`` times in a row per block, per stack, by one patient
+    signed in on each; the stacks' order alternates from block to block."""
+    visits = []
+    for tried in variants:
+        patient = tried.patients.pop()
+        visit = Visit(patient, await stacks.enter_async_context(browser_of(tried.office, patient)))
+        for step in STEPS[: STEPS.index(message_page) + 1]:
+            await _waited(tried.office, [visit], step)
+            await step(tried.office, visit)
+        visits.append(visit)
+    found: dict[tuple[str, str], list[float]] = {}
+    for block in range(blocks):
+        pairs = list(zip(variants, visits, strict=True))
+        for page, address in PAGES.items():
+            for tried, visit in pairs if block % 2 == 0 else pairs[::-1]:
+                before = cpu_seconds(tried.web_pid)
+                for _ in range(loads):
+                    expect(await visit.browser.get(address(visit)), 200, page)
+                used = (cpu_seconds(tried.web_pid) - before) / loads * 1000
+                found.setdefault((page, tried.name), []).append(used)
+    say(f"\nweb app CPU ms per page load ({loads} loads a block, median of {blocks} blocks)")
+    say(f"| page | {' | '.join(v.name for v in variants)} | blocks |")
+    say("|---|" + "---|" * (len(variants) + 1))
+    for page in PAGES:
+        medians = " | ".join(f"{statistics.median(found[page, v.name]):.1f}" for v in variants)
+        each = "; ".join(
+            f"{v.name}: " + ", ".join(f"{x:.1f}" for x in found[page, v.name]) for v in variants
+        )
+        say(f"| {page} | {medians} | {each} |")
+
+
 async def idle_ms_per_second(web_pid: int, seconds: float = 3.0) -> float:
     """The web app's CPU while nobody asks it anything (its own timers: the audit
     linker's round), to read the routes' figures against."""
@@ -290,7 +337,7 @@ def table(variants: list[Variant], count: int) -> None:
 
 
 async def run(args: argparse.Namespace, workdir: Path, database_url: str | None) -> None:
-    patients = args.rounds * args.count
+    patients = 1 if args.pages else args.rounds * args.count
     async with AsyncExitStack() as stacks:
         variants = []
         if args.against:
@@ -305,6 +352,9 @@ async def run(args: argparse.Namespace, workdir: Path, database_url: str | None)
                 variant("this", workdir / "stack", database_url, None, patients)
             )
         )
+        if args.pages:
+            await pages(variants, args.pages, args.rounds, stacks)
+            return
         for tried in variants:
             say(f"idle web app ({tried.name}): {await idle_ms_per_second(tried.web_pid):.1f} ms/s")
         for index in range(args.rounds):
@@ -334,6 +384,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.routes", description=__doc__)
     parser.add_argument("--count", type=int, default=40, help="requests per route per round")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--pages", type=int, help="each portal page this many times a block, --rounds blocks"
+    )
     parser.add_argument("--against", help="a commit to compare with, its rounds alternating")
     parser.add_argument(
         "--profile",
