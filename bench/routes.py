@@ -193,7 +193,7 @@ class Variant:
     async def round(self, count: int, profile: Path | None) -> None:
         """CPU ms per request of each route, in ``STEPS`` order; with ``profile``,
         py-spy's samples of the web app over each route's stretch in
-        ``profile/<step>/``."""
+        ``profile/<variant>/<step>/`` (the variant: ``this`` or the ``--against`` commit)."""
         patients, self.patients = self.patients[:count], self.patients[count:]
         figures = []
         async with AsyncExitStack() as browsers:
@@ -204,7 +204,7 @@ class Variant:
             for step in STEPS:
                 await _waited(self.office, visits, step)
                 recording = (
-                    profiles({"web": self.web_pid}, profile / step.__name__)
+                    profiles({"web": self.web_pid}, profile / self.name / step.__name__)
                     if profile
                     else nullcontext()
                 )
@@ -393,7 +393,7 @@ def main() -> None:
         type=Path,
         nargs="?",
         const=Path("bench-profiles/routes"),
-        help="py-spy samples of each route's stretch (default bench-profiles/routes/<step>/)",
+        help="py-spy samples of each route's stretch (default bench-profiles/routes/)",
     )
     parser.add_argument("--postgres", action="store_true", help="a fresh PostgreSQL database")
     asyncio.run(main_async(parser.parse_args()))
