@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.addresses import normalise_address
 from infra import secure_emails
-from infra.db.models import Patient, PortalSession, SecureEmail
+from infra.db.models import Patient, PortalSession, Practice, SecureEmail
 from infra.secure_emails import Cursor, InboxLine
 from infra.security import NewSession, token_hash
 
@@ -112,8 +112,18 @@ async def start(
 
 
 async def end(db: AsyncSession, token: str | None) -> PortalSession | None:
-    """Deletes the session; returns what it was, or None if there was none."""
-    session = await db.get(PortalSession, token_hash(token)) if token else None
+    """Deletes the session; returns what it was, or None if there was none. Its patient
+    comes in the same statement, into ``db``'s identity map (Sign Out audits as them)."""
+    if not token:
+        return None
+    found = (
+        await db.execute(
+            select(PortalSession, Patient)
+            .outerjoin(Patient, Patient.id == PortalSession.patient_id)
+            .where(PortalSession.token_hash == token_hash(token))
+        )
+    ).first()
+    session = found[0] if found is not None else None
     if session is not None:
         await db.execute(
             delete(PortalSession).where(PortalSession.token_hash == session.token_hash)
@@ -123,18 +133,30 @@ async def end(db: AsyncSession, token: str | None) -> PortalSession | None:
 
 
 async def live(db: AsyncSession, token: str) -> PortalSession | None:
-    """The live session of this token, its idle clock moved; an ended one is deleted."""
-    session = await db.get(PortalSession, token_hash(token))
+    """The live session of this token, its idle clock moved; an ended one is deleted.
+
+    Its patient and the patient's practice come in the same statement: every signed-in
+    page names them (``web.portal.messages.tabs_context``), and rows loaded here are in
+    ``db``'s identity map, so their ``db.get`` later is not another round trip."""
+    found = (
+        await db.execute(
+            select(PortalSession, Patient, Practice)
+            .outerjoin(Patient, Patient.id == PortalSession.patient_id)
+            .outerjoin(Practice, Practice.id == Patient.practice_id)
+            .where(PortalSession.token_hash == token_hash(token))
+        )
+    ).first()
     now = datetime.now(UTC)
-    if session is None:
+    if found is None:
         return None
+    session, patient, _ = found
     if now >= session.expires_at or now - session.last_seen_at >= IDLE_TIMEOUT:
         await db.delete(session)
         await db.commit()
         return None
     # A change of the patient's address does not end it: what it may read is decided
     # per message (``may_read``), by the address each was sent to.
-    if await db.get(Patient, session.patient_id) is None:
+    if patient is None:
         return None
     session.last_seen_at = now
     await db.commit()

@@ -29,6 +29,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import delete, select, tuple_, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
+from sqlalchemy.orm import aliased
 
 from infra.db.engine import upsert_into
 from infra.db.models import RateLimitCount
@@ -145,20 +146,23 @@ async def _count_one(
     statement = upsert_into(RateLimitCount, connection.dialect.name).values(
         bucket=bucket, window_start=start, count=1
     )
-    # The write comes first: on SQLite a transaction that read before it writes cannot
-    # wait for the write lock, and fails at once when another writer holds it.
-    current = await connection.scalar(
+    # The previous window's count is read by the same statement (a subquery in its
+    # RETURNING, on another row: that window is finished), one round trip for both. The
+    # write comes first either way: on SQLite a transaction that read before it writes
+    # cannot wait for the write lock, and fails at once when another writer holds it.
+    earlier = aliased(RateLimitCount)
+    previous_count = (
+        select(earlier.count)
+        .where(earlier.bucket == bucket, earlier.window_start == start - limit.window)
+        .scalar_subquery()
+    )
+    counts = await connection.execute(
         statement.on_conflict_do_update(
             index_elements=[RateLimitCount.bucket, RateLimitCount.window_start],
             set_={"count": RateLimitCount.count + 1},
-        ).returning(RateLimitCount.count)
+        ).returning(RateLimitCount.count, previous_count)
     )
-    previous = await connection.scalar(
-        select(RateLimitCount.count).where(
-            RateLimitCount.bucket == bucket,
-            RateLimitCount.window_start == start - limit.window,
-        )
-    )
+    current, previous = counts.one()
     still_inside = 1 - (now - start) / limit.window
     return Counted(limit, bucket, start, (current or 0) + (previous or 0) * still_inside)
 

@@ -38,10 +38,20 @@ async def find(db: AsyncSession, secure_email_id: str) -> SecureEmail | None:
 async def by_link(db: AsyncSession, link_token_hash: str) -> SecureEmail | None:
     """The secure email a notice's link opens, whatever its status (the portal says when
     it is closed: a failed one may have had its notice delivered before its workflow
-    stopped)."""
-    return await db.scalar(
-        select(SecureEmail).where(SecureEmail.link_token_hash == link_token_hash)
+    stopped).
+
+    Its patient and practice come in the same statement: every portal page reached by
+    the link names them (the page's language, the practice's name and phone), and a
+    row loaded here is in ``db``'s identity map, so ``patient_of`` and the practice's
+    ``db.get`` find it without another round trip."""
+    found = await db.execute(
+        select(SecureEmail, Patient, Practice)
+        .outerjoin(Patient, Patient.id == SecureEmail.patient_id)
+        .outerjoin(Practice, Practice.id == SecureEmail.practice_id)
+        .where(SecureEmail.link_token_hash == link_token_hash)
     )
+    row = found.first()
+    return row[0] if row is not None else None
 
 
 async def of_practice(db: AsyncSession, reach: Reach, secure_email_id: str) -> SecureEmail | None:

@@ -32,7 +32,10 @@ PATIENT_NOT_FOUND = "Patient not found"
 T = TypeVar("T")
 
 
-def get_state(request: Request) -> AppState:
+# Dependencies are ``async def`` even when they do not await: FastAPI runs a plain ``def``
+# dependency in its thread pool, a hand-off to another thread and back on every request
+# (py-spy: the largest single item of a signed-in portal page's own CPU).
+async def get_state(request: Request) -> AppState:
     state: AppState = request.app.state.app_state
     return state
 
@@ -40,7 +43,7 @@ def get_state(request: Request) -> AppState:
 StateDep = Annotated[AppState, Depends(get_state)]
 
 
-def get_app_settings(state: StateDep) -> Settings:
+async def get_app_settings(state: StateDep) -> Settings:
     return state.settings
 
 

@@ -25,7 +25,7 @@ Action = Annotated[
 Day = Annotated[IsoDate | None, Query()]
 
 
-def audit_filter(
+async def audit_filter(
     action: Action = None,
     secure_email_id: Text = None,
     patient_id: Text = None,

@@ -102,7 +102,7 @@ def header_refused(message: str) -> HTTPException:
     )
 
 
-def idempotency_key(
+async def idempotency_key(
     key: Annotated[
         str | None, Header(alias=HEADER, description=DESCRIPTION, json_schema_extra=KEY_SCHEMA)
     ] = None,
