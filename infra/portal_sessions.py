@@ -33,6 +33,10 @@ from infra.security import NewSession, token_hash
 
 IDLE_TIMEOUT = timedelta(minutes=15)
 ABSOLUTE_TIMEOUT = timedelta(hours=12)
+# The idle clock is moved at most this often (a write and a commit per page otherwise),
+# as staff sessions' is: an idle session may end up to this much before its 15 minutes,
+# never after.
+SEEN_RESOLUTION = timedelta(seconds=30)
 
 
 class Addressed(Protocol):
@@ -133,7 +137,8 @@ async def end(db: AsyncSession, token: str | None) -> PortalSession | None:
 
 
 async def live(db: AsyncSession, token: str) -> PortalSession | None:
-    """The live session of this token, its idle clock moved; an ended one is deleted.
+    """The live session of this token, its idle clock moved (``SEEN_RESOLUTION``); an
+    ended one is deleted.
 
     Its patient and the patient's practice come in the same statement: every signed-in
     page names them (``web.portal.messages.tabs_context``), and rows loaded here are in
@@ -158,8 +163,9 @@ async def live(db: AsyncSession, token: str) -> PortalSession | None:
     # per message (``may_read``), by the address each was sent to.
     if patient is None:
         return None
-    session.last_seen_at = now
-    await db.commit()
+    if now - session.last_seen_at >= SEEN_RESOLUTION:
+        session.last_seen_at = now
+        await db.commit()
     return session
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import httpx
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from domain.passcodes import MAX_PASSCODES_PER_HOUR
 from domain.secure_email import workflow_id_for
@@ -210,6 +210,25 @@ async def test_idle_session_times_out(stack: Stack) -> None:
         response = await patient.get(message_path)
         assert response.status_code == 401
         assert SUBJECT not in response.text
+
+
+async def test_idle_clock_moves_at_most_every_thirty_seconds(stack: Stack) -> None:
+    """Each page does not write the session: the clock moves once it is 30 s behind,
+    so an idle session ends at most 30 s early, never late."""
+    secure_email_id, link = await send(stack)
+    patient_id = select(SecureEmail.patient_id).where(SecureEmail.id == secure_email_id)
+    ours = PortalSession.patient_id == patient_id.scalar_subquery()
+    async with stack.browser() as patient:
+        message_path = await sign_in(stack, patient, link, "ada@example.com")
+        for behind, moved in ((timedelta(seconds=10), False), (timedelta(seconds=40), True)):
+            seen = datetime.now(UTC) - behind
+            await run_sql(stack, update(PortalSession).where(ours).values(last_seen_at=seen))
+            assert (await patient.get(message_path)).status_code == 200
+            engine = make_engine(stack.settings.database_url)
+            async with engine.connect() as connection:
+                now_seen = await connection.scalar(select(PortalSession.last_seen_at).where(ours))
+            await engine.dispose()
+            assert (now_seen != seen) is moved, behind
 
 
 async def test_send_again_after_expiry(stack: Stack) -> None:
