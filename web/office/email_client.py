@@ -179,7 +179,7 @@ async def sent_box(
             cursor=cursor or None,
             clinic_id=clinic or None,
         )
-        page = await sent_page(db, staff, filters)
+        page = await sent_page(db, staff, filters, clinics)
         if page.next_cursor is not None:
             older = _sent_url(chosen, page.next_cursor.encode())
     # Refused filters still show the patient list: one event for what the page names.

@@ -14,10 +14,10 @@ from fastapi import Request
 
 from domain.audit import AuditAction, listing_detail
 from infra import secure_emails
-from infra.db.models import StaffUser
+from infra.db.models import Clinic, StaffUser
 from infra.secure_emails import Cursor, SentPage
 from web.deps import DbSession, audit_staff, practice_patient
-from web.services.clinic_filter import filtered_reach
+from web.services.clinic_filter import filtered_reach, narrowed_reach
 
 BAD_CURSOR = "Not a cursor this list gave out; start again from the first page"
 
@@ -36,12 +36,18 @@ def cursor_of(text: str | None) -> Cursor | None:
     return Cursor.decode(text) if text else None
 
 
-async def sent_page(db: DbSession, staff: StaffUser, filters: SentFilters) -> SentPage:
+async def sent_page(
+    db: DbSession, staff: StaffUser, filters: SentFilters, choices: list[Clinic] | None = None
+) -> SentPage:
     """A page of the practice's secure emails, not yet audited. A patient of another
     practice (or none) is a 404, as everywhere a patient is named by id; a clinic the
-    member of staff may not choose, ``ClinicRefused``."""
+    member of staff may not choose, ``ClinicRefused``. ``choices``: the clinics they may
+    choose, when the caller has read them already (``clinic_choices``)."""
     after = cursor_of(filters.cursor)
-    reach = await filtered_reach(db, staff, filters.clinic_id)
+    if choices is None:
+        reach = await filtered_reach(db, staff, filters.clinic_id)
+    else:
+        reach = narrowed_reach(staff, filters.clinic_id, choices)
     if filters.patient_id is not None:
         await practice_patient(db, staff, filters.patient_id)
     return await secure_emails.sent_by_practice(db, reach, filters, after=after)
