@@ -31,7 +31,7 @@ class RepliesActivities:
         text and files never pass through Temporal), or the one the payload carries
         (``activities.legacy.written_in_payload``). A pending reply is audited in the
         same commit, with the patient's client address the portal kept beside it (no
-        history holds it); the portal audited the payload's replies itself."""
+        history holds it). A payload's reply was audited by the portal as it was sent."""
         reply = recording.reply
         async with self._sessions() as db:
             if await replies.reply(db, reply.reply_id) is not None:
@@ -52,8 +52,8 @@ class RepliesActivities:
             )
             if pending is not None:
                 patient = Actor(ActorType.PATIENT, secure_email.patient_id, pending.client_address)
-                files = f"{len(written.files)} attachment(s)"
-                audit_secure_email(db, secure_email, AuditAction.REPLY, patient, detail=files)
+                detail = f"{len(written.files)} attachment(s)"
+                audit_secure_email(db, secure_email, AuditAction.REPLY, patient, detail=detail)
             await timeline.add(
                 db,
                 secure_email.id,

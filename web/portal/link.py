@@ -13,7 +13,6 @@ from fastapi import APIRouter, Form, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from temporalio.client import WorkflowUpdateFailedError
 
-from domain.addresses import normalise_address
 from domain.audit import AuditAction
 from domain.passcodes import clean_passcode
 from domain.secure_email import PasscodeAttempt, PasscodeRequest, VerifyOutcome
@@ -21,6 +20,7 @@ from infra import secure_emails
 from infra.audit import audit_secure_email
 from infra.crypto import portal_secrets
 from infra.db.models import SecureEmail
+from infra.portal_sessions import sent_to
 from infra.rate_limits import (
     PASSCODE_PER_ADDRESS,
     PASSCODE_PER_CLIENT,
@@ -72,11 +72,9 @@ def passcode_attempt(state: AppState, secure_email: SecureEmail, code: str) -> P
 async def mailbox_of(db: DbSession, secure_email: SecureEmail) -> str:
     """The mailbox this message's passcodes go to, within its practice: what the
     passcode allowance counts, so a family at one address shares one."""
-    address = secure_email.recipient_address
-    if address is None:  # sent before messages kept it: the patient's address now
-        patient = await secure_emails.patient_of(db, secure_email)
-        address = patient.email if patient else secure_email.patient_id
-    return f"{secure_email.practice_id}:{normalise_address(address)}"
+    patient = await secure_emails.patient_of(db, secure_email)  # loaded with the link
+    address = sent_to(secure_email, patient) if patient else secure_email.patient_id
+    return f"{secure_email.practice_id}:{address}"
 
 
 def _masked(address: str) -> str:
