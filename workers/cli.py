@@ -49,9 +49,13 @@ def dev() -> None:
 @app.command()
 def worker() -> None:
     """Run a Temporal worker for secure email workflows and activities."""
+    import uvloop
+
     from workers.worker import run_worker
 
-    asyncio.run(run_worker(get_settings()))
+    # The worker's own loop (polling, activities, the database's threads); each workflow
+    # still runs on the SDK's deterministic loop inside its sandbox.
+    uvloop.run(run_worker(get_settings()))
 
 
 @app.command()
@@ -73,6 +77,10 @@ def web() -> None:
         # the peer with its own reading of X-Forwarded-For (non-addresses included), and
         # the real peer is what decides whether that header is believed at all.
         proxy_headers=False,
+        # The C event loop and HTTP parser, not asyncio's loop and h11 (pure Python):
+        # named, so a missing one fails at start rather than quietly costing CPU.
+        loop="uvloop",
+        http="httptools",
         # uvicorn's loggers go to the root handler set above; its access log would write
         # each full path, portal tokens and patient searches included, so the app's own
         # (web.metrics) logs route templates instead.
