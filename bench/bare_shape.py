@@ -12,7 +12,8 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from contextlib import nullcontext
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager, nullcontext
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
@@ -84,10 +85,15 @@ async def _started(client: Client, task_queue: str) -> WorkflowHandle[BareShapeW
 
 
 async def bare_shape_throughput(
-    client: Client, count: int, concurrency: int, meter: CpuMeter | None = None
+    client: Client,
+    count: int,
+    concurrency: int,
+    meter: CpuMeter | None = None,
+    worker: Callable[[str], AbstractAsyncContextManager[object]] | None = None,
 ) -> tuple[float, str]:
     """Bare-shape workflows per second, each driven through its three updates to its end;
-    and the id of one, whose history can be counted. ``meter`` measures the timed part."""
+    and the id of one, whose history can be counted. ``meter`` measures the timed part;
+    ``worker`` serves the task queue it is given (default: a worker in this process)."""
     task_queue = f"bench-bare-shape-{uuid.uuid4()}"
     gate = asyncio.Semaphore(concurrency)
 
@@ -100,7 +106,7 @@ async def bare_shape_throughput(
             await handle.result()
             return handle.id
 
-    async with bare_shape_worker(client, task_queue):
+    async with (worker or (lambda queue: bare_shape_worker(client, queue)))(task_queue):
         sample_id = await one()  # warm-up: the worker's first task loads the sandbox
         with meter or nullcontext():
             start = time.perf_counter()
