@@ -10,6 +10,7 @@ import asyncio
 import os
 import platform
 import re
+import statistics
 import sys
 import time
 from collections.abc import Iterator
@@ -234,3 +235,13 @@ def timed() -> Iterator[list[float]]:
         yield result
     finally:
         result.append(time.perf_counter() - start)
+
+
+def median_table(title: str, first: str, found: dict[str, list[float]], digits: int = 1) -> None:
+    """A table of each row's median over the rounds, and the rounds beside it."""
+    say(f"\n{title}")
+    say(f"| {first} | CPU ms | rounds |")
+    say("|---|---|---|")
+    for name, figures in found.items():
+        each = ", ".join(f"{x:.{digits}f}" for x in figures)
+        say(f"| {name} | {statistics.median(figures):.{digits}f} | {each} |")

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import statistics
+import os
 import tempfile
 import uuid
 from datetime import timedelta
@@ -29,7 +29,7 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 from bench.__main__ import compile_bytecode
-from bench.common import say
+from bench.common import median_table, say
 from bench.cpu import stack_cpu
 from infra.temporal.client import connect
 from infra.temporal.search_attributes import SECURE_EMAIL_STATUS
@@ -139,17 +139,13 @@ async def run(count: int, rounds: int) -> None:
             for index in range(rounds):
                 for name, kind in KINDS.items():
                     found[name].append(await one_kind(stack, client, task_queue, kind, count))
-                say(f"round {index + 1} done, load average {_load():.1f}")
-    say(f"\nTemporal server CPU ms per update ({count} a round, {AT_ONCE} at once; median)")
-    say("| update | CPU ms | rounds |")
-    say("|---|---|---|")
-    for name, figures in found.items():
-        each = ", ".join(f"{x:.1f}" for x in figures)
-        say(f"| {name} | {statistics.median(figures):.1f} | {each} |")
-
-
-def _load() -> float:
-    return float(Path("/proc/loadavg").read_text().split()[0])
+                say(f"round {index + 1} done, load average {os.getloadavg()[0]:.1f}")
+    median_table(
+        f"Temporal server CPU ms per update ({count} a round, {AT_ONCE} at once; median)",
+        "update",
+        found,
+        1,
+    )
 
 
 def main() -> None:

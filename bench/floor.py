@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -32,7 +32,7 @@ import httpx
 from fastapi import FastAPI
 
 from bench.__main__ import compile_bytecode
-from bench.common import say
+from bench.common import median_table, say
 from bench.cpu import cpu_seconds
 from bench.routes import BROWSER_LIMITS
 from tests.fixtures.devstack import securemail_dev
@@ -110,17 +110,13 @@ async def run(count: int, rounds: int) -> None:
             for index in range(rounds):
                 for name, (url, pid) in variants.items():
                     found[name].append(await cpu_ms_per_request(url, pid, count))
-                say(f"round {index + 1} done, load average {_load():.1f}")
-    say(f"\nweb app CPU ms per request ({count} each, new connection each; median of rounds)")
-    say("| app | CPU ms | rounds |")
-    say("|---|---|---|")
-    for name, figures in found.items():
-        each = ", ".join(f"{x:.2f}" for x in figures)
-        say(f"| {name} | {statistics.median(figures):.2f} | {each} |")
-
-
-def _load() -> float:
-    return float(Path("/proc/loadavg").read_text().split()[0])
+                say(f"round {index + 1} done, load average {os.getloadavg()[0]:.1f}")
+    median_table(
+        f"web app CPU ms per request ({count} each, new connection each; median of rounds)",
+        "app",
+        found,
+        2,
+    )
 
 
 def main() -> None:
