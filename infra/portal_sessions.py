@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.addresses import normalise_address
 from infra import secure_emails
+from infra.db.engine import hold
 from infra.db.models import Patient, PortalSession, Practice, SecureEmail
 from infra.secure_emails import Cursor, InboxLine
 from infra.security import NewSession, token_hash
@@ -141,8 +142,8 @@ async def live(db: AsyncSession, token: str) -> PortalSession | None:
     ended one is deleted.
 
     Its patient and the patient's practice come in the same statement: every signed-in
-    page names them (``web.portal.messages.tabs_context``), and rows loaded here are in
-    ``db``'s identity map, so their ``db.get`` later is not another round trip."""
+    page names them (``web.portal.messages.tabs_context``), and the rows are held in
+    ``db``'s identity map (``hold``), so their ``db.get`` later is not another statement."""
     found = (
         await db.execute(
             select(PortalSession, Patient, Practice)
@@ -155,6 +156,7 @@ async def live(db: AsyncSession, token: str) -> PortalSession | None:
     if found is None:
         return None
     session, patient, _ = found
+    hold(db, *found)
     if now >= session.expires_at or now - session.last_seen_at >= IDLE_TIMEOUT:
         await db.delete(session)
         await db.commit()

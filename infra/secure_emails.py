@@ -20,6 +20,7 @@ from domain.attachments import StoredAttachment
 from domain.reach import Reach
 from domain.secure_email import OPEN_STATUSES, SecureEmailStatus, StatusChange, is_expired
 from domain.secure_email_views import SentLine
+from infra.db.engine import hold
 from infra.db.models import Attachment, Patient, Practice, SecureEmail
 from infra.reach import within
 
@@ -41,9 +42,9 @@ async def by_link(db: AsyncSession, link_token_hash: str) -> SecureEmail | None:
     stopped).
 
     Its patient and practice come in the same statement: every portal page reached by
-    the link names them (the page's language, the practice's name and phone), and a
-    row loaded here is in ``db``'s identity map, so ``patient_of`` and the practice's
-    ``db.get`` find it without another round trip."""
+    the link names them (the page's language, the practice's name and phone), and the
+    rows are held in ``db``'s identity map (``hold``), so ``patient_of`` and the
+    practice's ``db.get`` find them without another statement."""
     found = await db.execute(
         select(SecureEmail, Patient, Practice)
         .outerjoin(Patient, Patient.id == SecureEmail.patient_id)
@@ -51,7 +52,10 @@ async def by_link(db: AsyncSession, link_token_hash: str) -> SecureEmail | None:
         .where(SecureEmail.link_token_hash == link_token_hash)
     )
     row = found.first()
-    return row[0] if row is not None else None
+    if row is None:
+        return None
+    hold(db, *row)
+    return row[0]
 
 
 async def of_practice(db: AsyncSession, reach: Reach, secure_email_id: str) -> SecureEmail | None:
