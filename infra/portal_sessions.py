@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.addresses import normalise_address
@@ -137,6 +137,15 @@ async def end(db: AsyncSession, token: str | None) -> PortalSession | None:
     return session
 
 
+# Built once, as ``secure_emails.by_link``'s: every signed-in page runs it.
+_LIVE = (
+    select(PortalSession, Patient, Practice)
+    .outerjoin(Patient, Patient.id == PortalSession.patient_id)
+    .outerjoin(Practice, Practice.id == Patient.practice_id)
+    .where(PortalSession.token_hash == bindparam("token_hash"))
+)
+
+
 async def live(db: AsyncSession, token: str) -> PortalSession | None:
     """The live session of this token, its idle clock moved (``SEEN_RESOLUTION``); an
     ended one is deleted.
@@ -144,14 +153,7 @@ async def live(db: AsyncSession, token: str) -> PortalSession | None:
     Its patient and the patient's practice come in the same statement: every signed-in
     page names them (``web.portal.messages.tabs_context``), and the rows are held in
     ``db``'s identity map (``hold``), so their ``db.get`` later is not another statement."""
-    found = (
-        await db.execute(
-            select(PortalSession, Patient, Practice)
-            .outerjoin(Patient, Patient.id == PortalSession.patient_id)
-            .outerjoin(Practice, Practice.id == Patient.practice_id)
-            .where(PortalSession.token_hash == token_hash(token))
-        )
-    ).first()
+    found = (await db.execute(_LIVE, {"token_hash": token_hash(token)})).first()
     now = datetime.now(UTC)
     if found is None:
         return None
