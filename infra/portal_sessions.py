@@ -118,7 +118,8 @@ async def start(
 
 async def end(db: AsyncSession, token: str | None) -> PortalSession | None:
     """Deletes the session; returns what it was, or None if there was none. Its patient
-    comes in the same statement, into ``db``'s identity map (Sign Out audits as them)."""
+    comes in the same statement and is held in ``db``'s identity map (``hold``: Sign Out
+    audits as them)."""
     if not token:
         return None
     found = (
@@ -128,12 +129,12 @@ async def end(db: AsyncSession, token: str | None) -> PortalSession | None:
             .where(PortalSession.token_hash == token_hash(token))
         )
     ).first()
-    session = found[0] if found is not None else None
-    if session is not None:
-        await db.execute(
-            delete(PortalSession).where(PortalSession.token_hash == session.token_hash)
-        )
-        await db.commit()
+    if found is None:
+        return None
+    session = found[0]
+    hold(db, *found)
+    await db.execute(delete(PortalSession).where(PortalSession.token_hash == session.token_hash))
+    await db.commit()
     return session
 
 
