@@ -415,20 +415,31 @@ def table(variants: list[Variant], count: int) -> None:
         say(f"| {route} | {medians} | {each} |")
 
 
-async def run(args: argparse.Namespace, workdir: Path, database_url: str | None) -> None:
+async def run(args: argparse.Namespace, workdir: Path) -> None:
     patients = 1 if args.pages else args.rounds * args.count
     async with AsyncExitStack() as stacks:
+
+        async def database(name: str) -> str | None:
+            """A fresh PostgreSQL database per stack with ``--postgres``: two stacks on one
+            would share its staff (the second's ``securemail dev`` refuses to start) and,
+            across a migration, its schema."""
+            if not args.postgres:
+                return None
+            return await stacks.enter_async_context(fresh_postgres(f"bench_routes_{name}"))
+
         variants = []
         if args.against:
             code = code_of(args.against, workdir / "against")
+            url = await database("against")
             variants.append(
                 await stacks.enter_async_context(
-                    variant(args.against, workdir / "stack-against", database_url, code, patients)
+                    variant(args.against, workdir / "stack-against", url, code, patients)
                 )
             )
+        url = await database("this")
         variants.append(
             await stacks.enter_async_context(
-                variant("this", workdir / "stack", database_url, None, patients)
+                variant("this", workdir / "stack", url, None, patients)
             )
         )
         if args.pages:
@@ -451,12 +462,7 @@ async def run(args: argparse.Namespace, workdir: Path, database_url: str | None)
 async def main_async(args: argparse.Namespace) -> None:
     compile_bytecode()
     with tempfile.TemporaryDirectory(prefix="bench-routes-") as directory:
-        workdir = Path(directory)
-        if args.postgres:
-            async with fresh_postgres("bench_routes") as url:
-                await run(args, workdir, url)
-        else:
-            await run(args, workdir, None)
+        await run(args, Path(directory))
 
 
 def main() -> None:
