@@ -18,6 +18,11 @@ see the same load on a shared machine. ``--rounds`` rounds each, with new patien
 finely instead: one signed-in patient per stack loads each page N times in a row, in
 blocks (``--rounds``) whose order between the stacks alternates.
 
+Beside each CPU figure, the SQL statements the route executes per request, counted in
+the web app (``web.statement_counts``, installed because the bench sets its variable;
+per route template, never a path): steady where the CPU moves by milliseconds between
+stacks of the same code. A commit without the counter shows "-".
+
 The clock's resolution is 10 ms per process: 40 requests give a figure good to about
 0.25 ms. The load of a shared machine moves it far more: two stacks of the same code
 differed by up to 2 ms a page (median of 4 blocks of 50 loads, load average 4 to 9).
@@ -57,6 +62,7 @@ from bench.lifecycle import (
 from bench.profile import profiles
 from tests.fixtures.devstack import securemail_dev
 from tests.fixtures.postgres import fresh_postgres
+from web.statement_counts import STATEMENT_LOG_ENV
 
 ROUTES = (
     "send secure (POST /api/v1/secure-emails)",
@@ -180,6 +186,47 @@ async def _waited(office: Office, visits: list[Visit], step: Step) -> None:
             await office.mailbox.passcode(visit.patient.email, 1)
 
 
+class StatementLog:
+    """The web app's statement counts (``web.statement_counts``), one line a request."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.offset = 0
+
+    def skip(self) -> None:
+        """Forgets what is logged so far."""
+        self.offset = self.path.stat().st_size if self.path.exists() else 0
+
+    async def per_request(self, requests: int) -> float | None:
+        """Statements per request of the route asked most since ``skip``, once its
+        ``requests`` are logged (each is logged just after its answer has gone out); None
+        for a web app without the counter."""
+        if not self.path.exists():  # the web app opens it as it starts, if it counts
+            return None
+        found: dict[str, list[int]] = {}
+        for _ in range(100):
+            with self.path.open(encoding="utf-8") as log:
+                log.seek(self.offset)
+                found = {}
+                for line in log.read().splitlines():
+                    route, _, count = line.rpartition(" ")
+                    found.setdefault(route, []).append(int(count))
+            if sum(len(counts) for counts in found.values()) >= requests:
+                break
+            await asyncio.sleep(0.02)
+        self.skip()
+        if not found:
+            return None
+        counts = max(found.values(), key=len)
+        return sum(counts) / len(counts)
+
+
+def statements(figure: float | None) -> str:
+    """Two decimals at most: a statement some requests make (a session's idle clock
+    moved every 30 s, a limit's window begun) shows as a fraction."""
+    return "-" if figure is None else f"{figure:.2f}".rstrip("0").rstrip(".")
+
+
 @dataclass
 class Variant:
     """One stack under test: this checkout's code, or another commit's."""
@@ -188,7 +235,10 @@ class Variant:
     office: Office
     web_pid: int
     patients: list[Patient]
+    statement_log: StatementLog
     rounds: list[list[float]] = field(default_factory=list)
+    # Statements per request of each route, in ``STEPS`` order, per round.
+    statement_rounds: list[list[float | None]] = field(default_factory=list)
 
     async def round(self, count: int, profile: Path | None) -> None:
         """CPU ms per request of each route, in ``STEPS`` order; with ``profile``,
@@ -196,6 +246,7 @@ class Variant:
         ``profile/<variant>/<step>/`` (the variant: ``this`` or the ``--against`` commit)."""
         patients, self.patients = self.patients[:count], self.patients[count:]
         figures = []
+        counted: list[float | None] = []
         async with AsyncExitStack() as browsers:
             visits = [
                 Visit(patient, await browsers.enter_async_context(browser_of(self.office, patient)))
@@ -208,12 +259,15 @@ class Variant:
                     if profile
                     else nullcontext()
                 )
+                self.statement_log.skip()
                 with recording:
                     before = cpu_seconds(self.web_pid)
                     for visit in visits:
                         await step(self.office, visit)
                     figures.append((cpu_seconds(self.web_pid) - before) / len(visits) * 1000)
+                counted.append(await self.statement_log.per_request(len(visits)))
         self.rounds.append(figures)
+        self.statement_rounds.append(counted)
 
 
 def code_of(ref: str, directory: Path) -> Path:
@@ -237,10 +291,13 @@ async def variant(
     kept = os.environ.get("PYTHONPATH")
     if code is not None:
         os.environ["PYTHONPATH"] = str(code)
+    statement_log = StatementLog(workdir.with_name(f"{workdir.name}-statements.log"))
+    os.environ[STATEMENT_LOG_ENV] = str(statement_log.path)
     try:
         running = securemail_dev(workdir, database_url=database_url)
         stack = running.__enter__()
     finally:
+        os.environ.pop(STATEMENT_LOG_ENV)
         if code is not None:
             if kept is None:
                 os.environ.pop("PYTHONPATH")
@@ -258,9 +315,10 @@ async def variant(
             mailbox.start()
             try:
                 everyone = await office.add_patients(patients + 1)
-                tried = Variant(name, office, stack.child("web"), everyone)
+                tried = Variant(name, office, stack.child("web"), everyone, statement_log)
                 await tried.round(1, None)
                 tried.rounds.clear()
+                tried.statement_rounds.clear()
                 yield tried
             finally:
                 mailbox.stop()
@@ -288,20 +346,27 @@ async def pages(variants: list[Variant], loads: int, blocks: int, stacks: AsyncE
             await step(tried.office, visit)
         visits.append(visit)
     found: dict[tuple[str, str], list[float]] = {}
+    counted: dict[tuple[str, str], float | None] = {}
     for block in range(blocks):
         pairs = list(zip(variants, visits, strict=True))
         for page, address in PAGES.items():
             for tried, visit in pairs if block % 2 == 0 else pairs[::-1]:
+                tried.statement_log.skip()
                 before = cpu_seconds(tried.web_pid)
                 for _ in range(loads):
                     expect(await visit.browser.get(address(visit)), 200, page)
                 used = (cpu_seconds(tried.web_pid) - before) / loads * 1000
                 found.setdefault((page, tried.name), []).append(used)
+                counted[page, tried.name] = await tried.statement_log.per_request(loads)
     say(f"\nweb app CPU ms per page load ({loads} loads a block, median of {blocks} blocks)")
-    say(f"| page | {' | '.join(v.name for v in variants)} | blocks |")
-    say("|---|" + "---|" * (len(variants) + 1))
+    say("and SQL statements per load (the last block's)")
+    say(f"| page | {' | '.join(f'{v.name} ms | statements' for v in variants)} | blocks |")
+    say("|---|" + "---|---|" * len(variants) + "---|")
     for page in PAGES:
-        medians = " | ".join(f"{statistics.median(found[page, v.name]):.1f}" for v in variants)
+        medians = " | ".join(
+            f"{statistics.median(found[page, v.name]):.1f} | {statements(counted[page, v.name])}"
+            for v in variants
+        )
         each = "; ".join(
             f"{v.name}: " + ", ".join(f"{x:.1f}" for x in found[page, v.name]) for v in variants
         )
@@ -316,11 +381,24 @@ async def idle_ms_per_second(web_pid: int, seconds: float = 3.0) -> float:
     return (cpu_seconds(web_pid) - before) / seconds * 1000
 
 
+def _statements_of(variant: Variant, at: int) -> str:
+    """The route's statements per request (the sum of every route's for ``at`` < 0),
+    averaged over the rounds; "-" without a counter."""
+    per_round = []
+    for counted in variant.statement_rounds:
+        chosen = counted if at < 0 else counted[at : at + 1]
+        if None in chosen:
+            return "-"
+        per_round.append(sum(figure for figure in chosen if figure is not None))
+    return statements(statistics.mean(per_round)) if per_round else "-"
+
+
 def table(variants: list[Variant], count: int) -> None:
     say(f"\nweb app CPU ms per request ({count} each, one at a time; median of the rounds)")
-    names = " | ".join(v.name for v in variants)
+    say("and SQL statements per request")
+    names = " | ".join(f"{v.name} ms | statements" for v in variants)
     say(f"| route | {names} | rounds |")
-    say("|---|" + "---|" * (len(variants) + 1))
+    say("|---|" + "---|---|" * len(variants) + "---|")
     rows = [*((route, position) for position, route in enumerate(ROUTES)), ("one of each", -1)]
     for route, position in rows:
 
@@ -328,7 +406,8 @@ def table(variants: list[Variant], count: int) -> None:
             return sum(figures) if at < 0 else figures[at]
 
         medians = " | ".join(
-            f"{statistics.median(value(f) for f in v.rounds):.1f}" for v in variants
+            f"{statistics.median(value(f) for f in v.rounds):.1f} | {_statements_of(v, position)}"
+            for v in variants
         )
         each = "; ".join(
             f"{v.name}: " + ", ".join(f"{value(f):.1f}" for f in v.rounds) for v in variants
@@ -336,20 +415,31 @@ def table(variants: list[Variant], count: int) -> None:
         say(f"| {route} | {medians} | {each} |")
 
 
-async def run(args: argparse.Namespace, workdir: Path, database_url: str | None) -> None:
+async def run(args: argparse.Namespace, workdir: Path) -> None:
     patients = 1 if args.pages else args.rounds * args.count
     async with AsyncExitStack() as stacks:
+
+        async def database(name: str) -> str | None:
+            """A fresh PostgreSQL database per stack with ``--postgres``: two stacks on one
+            would share its staff (the second's ``securemail dev`` refuses to start) and,
+            across a migration, its schema."""
+            if not args.postgres:
+                return None
+            return await stacks.enter_async_context(fresh_postgres(f"bench_routes_{name}"))
+
         variants = []
         if args.against:
             code = code_of(args.against, workdir / "against")
+            url = await database("against")
             variants.append(
                 await stacks.enter_async_context(
-                    variant(args.against, workdir / "stack-against", database_url, code, patients)
+                    variant(args.against, workdir / "stack-against", url, code, patients)
                 )
             )
+        url = await database("this")
         variants.append(
             await stacks.enter_async_context(
-                variant("this", workdir / "stack", database_url, None, patients)
+                variant("this", workdir / "stack", url, None, patients)
             )
         )
         if args.pages:
@@ -372,12 +462,7 @@ async def run(args: argparse.Namespace, workdir: Path, database_url: str | None)
 async def main_async(args: argparse.Namespace) -> None:
     compile_bytecode()
     with tempfile.TemporaryDirectory(prefix="bench-routes-") as directory:
-        workdir = Path(directory)
-        if args.postgres:
-            async with fresh_postgres("bench_routes") as url:
-                await run(args, workdir, url)
-        else:
-            await run(args, workdir, None)
+        await run(args, Path(directory))
 
 
 def main() -> None:

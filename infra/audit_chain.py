@@ -9,8 +9,9 @@ Why one global chain rather than one per practice: verifying is one pass, one he
 covers deletions at the end, and events that belong to no practice (an operator's
 log-in, ``domain.audit.PLATFORM``) sit in the same chain.
 
-Why linking is a step of its own: an event is written with an empty link, in the
-action's own transaction, and takes no shared lock. The linker (``keep_linking``, in
+Why linking is a step of its own: an event is written with an empty link (by the
+database: a trigger on ``audit_events``, migration 0033), in the action's own
+transaction, and takes no shared lock. The linker (``keep_linking``, in
 every web and worker process) then links every committed empty link in one short
 transaction, in event-id order, holding the head row's lock only for that: on PostgreSQL
 the UPDATE of the head locks the row, on SQLite it takes the database's write lock, so

@@ -22,11 +22,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.addresses import normalise_address
 from infra import secure_emails
+from infra.db.engine import hold
 from infra.db.models import Patient, PortalSession, Practice, SecureEmail
 from infra.secure_emails import Cursor, InboxLine
 from infra.security import NewSession, token_hash
@@ -117,7 +118,8 @@ async def start(
 
 async def end(db: AsyncSession, token: str | None) -> PortalSession | None:
     """Deletes the session; returns what it was, or None if there was none. Its patient
-    comes in the same statement, into ``db``'s identity map (Sign Out audits as them)."""
+    comes in the same statement and is held in ``db``'s identity map (``hold``: Sign Out
+    audits as them)."""
     if not token:
         return None
     found = (
@@ -127,13 +129,22 @@ async def end(db: AsyncSession, token: str | None) -> PortalSession | None:
             .where(PortalSession.token_hash == token_hash(token))
         )
     ).first()
-    session = found[0] if found is not None else None
-    if session is not None:
-        await db.execute(
-            delete(PortalSession).where(PortalSession.token_hash == session.token_hash)
-        )
-        await db.commit()
+    if found is None:
+        return None
+    session = found[0]
+    hold(db, *found)
+    await db.execute(delete(PortalSession).where(PortalSession.token_hash == session.token_hash))
+    await db.commit()
     return session
+
+
+# Built once, as ``secure_emails.by_link``'s: every signed-in page runs it.
+_LIVE = (
+    select(PortalSession, Patient, Practice)
+    .outerjoin(Patient, Patient.id == PortalSession.patient_id)
+    .outerjoin(Practice, Practice.id == Patient.practice_id)
+    .where(PortalSession.token_hash == bindparam("token_hash"))
+)
 
 
 async def live(db: AsyncSession, token: str) -> PortalSession | None:
@@ -141,20 +152,14 @@ async def live(db: AsyncSession, token: str) -> PortalSession | None:
     ended one is deleted.
 
     Its patient and the patient's practice come in the same statement: every signed-in
-    page names them (``web.portal.messages.tabs_context``), and rows loaded here are in
-    ``db``'s identity map, so their ``db.get`` later is not another round trip."""
-    found = (
-        await db.execute(
-            select(PortalSession, Patient, Practice)
-            .outerjoin(Patient, Patient.id == PortalSession.patient_id)
-            .outerjoin(Practice, Practice.id == Patient.practice_id)
-            .where(PortalSession.token_hash == token_hash(token))
-        )
-    ).first()
+    page names them (``web.portal.messages.tabs_context``), and the rows are held in
+    ``db``'s identity map (``hold``), so their ``db.get`` later is not another statement."""
+    found = (await db.execute(_LIVE, {"token_hash": token_hash(token)})).first()
     now = datetime.now(UTC)
     if found is None:
         return None
     session, patient, _ = found
+    hold(db, *found)
     if now >= session.expires_at or now - session.last_seen_at >= IDLE_TIMEOUT:
         await db.delete(session)
         await db.commit()

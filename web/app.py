@@ -24,6 +24,7 @@ from web.csrf import MultipartCsrf, csrf_protect
 from web.metrics import instrument
 from web.security_headers import SecurityHeaders
 from web.state import AppState
+from web.statement_counts import count_statements_if_asked
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 
@@ -86,6 +87,7 @@ def create_app(
     app.add_middleware(BodyLimits)
     app.add_middleware(SecurityHeaders, hsts=settings.secure_cookies)
     instrument(app)
+    count_statements_if_asked(app)
 
     errors.install(app)
 

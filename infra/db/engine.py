@@ -64,6 +64,16 @@ def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
 
 
+def hold(db: AsyncSession, *rows: object) -> None:
+    """Keeps ``rows`` in ``db``'s identity map for as long as ``db`` lives.
+
+    The identity map holds its objects weakly: a row read beside the one a function
+    returns (a joined patient, its practice) is dropped as soon as nothing refers to it,
+    and a later ``db.get`` of it is another statement. A session is one request's or one
+    activity's, so nothing is held longer than that."""
+    db.info.setdefault("held", []).extend(row for row in rows if row is not None)
+
+
 # What reaching the database raises while it restarts or is unreachable.
 DATABASE_ERRORS: tuple[type[Exception], ...] = (SQLAlchemyError, OSError)
 

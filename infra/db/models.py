@@ -21,14 +21,12 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
-    event,
-    insert,
     text,
 )
 from sqlalchemy import false as sa_false
 from sqlalchemy import true as sa_true
-from sqlalchemy.engine import Connection, Dialect
-from sqlalchemy.orm import DeclarativeBase, Mapped, Mapper, mapped_column
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
 from domain.reach import Reach
@@ -400,8 +398,11 @@ class AuditEvent(Base):
 
 
 class AuditLink(Base):
-    """An event's link in the hash chain: written empty with the event, filled once by
-    the linker as the next link after the chain's head (triggers refuse any other
+    """An event's link in the hash chain: written empty with the event, by a trigger on
+    ``audit_events`` (migration 0033: no insert of an event, through the ORM or not, can
+    skip the chain, and the link costs no statement of its own; the empty link commits
+    with the event, and linking it later takes no lock a request waits on), filled once
+    by the linker as the next link after the chain's head (triggers refuse any other
     change, and every DELETE)."""
 
     __tablename__ = "audit_links"
@@ -431,13 +432,6 @@ class AuditChainHead(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     last_position: Mapped[int] = mapped_column(Integer)
     last_hash: Mapped[str] = mapped_column(String(64))
-
-
-@event.listens_for(AuditEvent, "after_insert")
-def _queue_audit_event(_: Mapper[AuditEvent], connection: Connection, row: AuditEvent) -> None:
-    # Here rather than in ``infra.audit``: no insert of an event can skip the chain. The
-    # empty link commits with the event; linking it later takes no lock a request waits on.
-    connection.execute(insert(AuditLink).values(event_id=row.id))
 
 
 class RateLimitCount(Base):

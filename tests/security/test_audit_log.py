@@ -543,7 +543,8 @@ async def test_the_apps_role_cannot_erase_the_audit_log(deployment: Deployment) 
         with pytest.raises(DBAPIError, match="append-only"):
             async with engine.begin() as connection:
                 await connection.execute(text("UPDATE audit_links SET hash = 'x'"))
-        # What it may do: read the log, and add to it (through the chain or not).
+        # What it may do: read the log, and add to it, even by hand: the database writes
+        # each event's empty link (migration 0033), so no insert goes past the chain.
         async with engine.begin() as connection:
             count = (await connection.execute(text("SELECT count(*) FROM audit_events"))).one()
             await connection.execute(
@@ -555,9 +556,12 @@ async def test_the_apps_role_cannot_erase_the_audit_log(deployment: Deployment) 
     finally:
         await engine.dispose()
     assert count == (3,)
-    # A row added past the chain is named by verify, run as the app's role.
+    # Verify, run as the app's role, sees it waiting for the linker, then chained.
     verdict = await audit_verify(deployment.app_url)
-    assert verdict.code == 1 and "BROKEN at event 1000" in verdict.output
+    assert verdict.code == 0 and "Not linked yet: 1 newer event(s)" in verdict.output
+    await link(deployment.app_url)
+    verdict = await audit_verify(deployment.app_url)
+    assert verdict.code == 0 and "Intact: 4 event(s), newest event 1000." in verdict.output
 
 
 async def test_the_owner_cannot_truncate_the_log_by_accident(deployment: Deployment) -> None:
@@ -665,7 +669,8 @@ async def as_app(url: str, *statements: str | Executable) -> None:
 
 
 async def add_event(url: str, at: datetime) -> int:
-    """An event dated ``at`` with its empty link, as the app's role may insert them."""
+    """An event dated ``at``, as the app's role may insert them (the database writes its
+    empty link: migration 0033's trigger)."""
     engine = make_engine(url)
     try:
         async with engine.begin() as connection:
@@ -675,7 +680,6 @@ async def add_event(url: str, at: datetime) -> int:
                 .returning(events.c.id)
             )
             assert event_id is not None
-            await connection.execute(insert(links).values(event_id=event_id))
     finally:
         await engine.dispose()
     return event_id
