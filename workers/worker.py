@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import logging
 import signal
 from collections.abc import Awaitable, Callable
@@ -41,6 +42,7 @@ from infra.objects.encrypted import secure_object_store
 from infra.reconciliation_schedule import keep_reconciliation_schedule
 from infra.settings import Settings
 from infra.temporal.client import connect
+from workers.workflow_code import keep_workflow_code
 from workflows.legacy.secure_email_v1 import LegacySecureEmailWorkflow
 from workflows.open_dental_sync import OpenDentalSyncWorkflow
 from workflows.reconciliation import ReconciliationWorkflow
@@ -57,6 +59,21 @@ from workflows.secure_email import SecureEmailWorkflow
 LOCAL_ACTIVITY_SLOTS = 15
 ACTIVITY_SLOTS = 20
 DATABASE_CONNECTIONS = LOCAL_ACTIVITY_SLOTS + ACTIVITY_SLOTS
+# Each of those connections' SQLite page cache (SQLite's default is 2,000 KiB). The
+# worker reads and writes mostly single rows by key, so a small cache costs it little;
+# at the default, SQLite's own memory in the worker rose from 9 to 64 MiB during the
+# mass expiry of 10,000 secure emails (about 40 connections filling their caches), most
+# of the gap to PostgreSQL; with 256 KiB it stayed at 14 MiB (docs/BENCHMARKS.md §4).
+SQLITE_PAGE_CACHE_KIB = 256
+# glibc's malloc arenas: by default up to 8 per core, a new one for each new thread
+# until then, each keeping what was freed in it. The worker runs a thread for each
+# workflow task and each SQLite connection (110 at a mass expiry), and 60 to 88 MiB sat
+# free in its arenas (mallinfo2); with two, as MALLOC_ARENA_MAX=2 would set, 40 to 55
+# MiB (docs/BENCHMARKS.md §4).
+MALLOC_ARENAS = 2
+
+# mallopt's parameter for the arenas' cap (glibc's malloc.h).
+M_ARENA_MAX = -8
 
 # The legacy workflow stays until the last secure email it runs has expired
 # (``workflows.legacy``).
@@ -197,12 +214,31 @@ async def keep_reconciling(client: Client, settings: Settings) -> None:
         logging.getLogger(__name__).exception("could not keep the reconciliation schedule")
 
 
+def limit_malloc_arenas(arenas: int = MALLOC_ARENAS) -> bool:
+    """Caps glibc's malloc arenas for this process, before its threads start (glibc
+    fixes the cap when it first needs one arena more); False where malloc is not
+    glibc's (musl, macOS), which is left as it is."""
+    try:
+        libc = ctypes.CDLL(None)
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    return bool(mallopt(M_ARENA_MAX, arenas))
+
+
 async def run_worker(settings: Settings) -> None:
+    limit_malloc_arenas()
     configure_logging(settings)
     if settings.worker_metrics_address:
         serve_metrics(settings.worker_metrics_address)
     configure_field_encryption(encryption_keys(settings))
-    engine = make_engine(settings.database_url, connections=DATABASE_CONNECTIONS)
+    # Each cached workflow runs its own import of its module, on the code loaded once.
+    keep_workflow_code(WORKFLOWS)
+    engine = make_engine(
+        settings.database_url,
+        connections=DATABASE_CONNECTIONS,
+        sqlite_page_cache_kib=SQLITE_PAGE_CACHE_KIB,
+    )
     client = await connect(settings)
     worker = build_worker(client, settings, mail_transport(settings), make_sessionmaker(engine))
     stop = asyncio.Event()

@@ -30,8 +30,12 @@ POOL_OVERFLOW = 5
 SQLITE_BUSY_TIMEOUT = 10.0
 
 
-def make_engine(url: str, *, connections: int = POOL_SIZE) -> AsyncEngine:
-    """``connections``: how many this process uses at once, kept open in its pool."""
+def make_engine(
+    url: str, *, connections: int = POOL_SIZE, sqlite_page_cache_kib: int | None = None
+) -> AsyncEngine:
+    """``connections``: how many this process uses at once, kept open in its pool.
+    ``sqlite_page_cache_kib``: each SQLite connection's page cache, if not SQLite's
+    default of 2,000 KiB (ignored on PostgreSQL, whose cache is the server's)."""
     if url.startswith("sqlite"):
         engine = create_async_engine(
             url,
@@ -48,6 +52,9 @@ def make_engine(url: str, *, connections: int = POOL_SIZE) -> AsyncEngine:
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.execute("PRAGMA foreign_keys=ON")
+            if sqlite_page_cache_kib is not None:
+                # Negative: a size in KiB, not a number of pages.
+                cursor.execute(f"PRAGMA cache_size=-{int(sqlite_page_cache_kib)}")
             cursor.close()
 
         return engine
