@@ -94,6 +94,11 @@ def options() -> argparse.Namespace:
         help="py-spy the worker and the web app during the lifecycles: flame graphs "
         "(SVG) and collapsed stacks in this directory (default: bench-profiles)",
     )
+    parser.add_argument(
+        "--code",
+        help="run the embedded stack from this commit's code (git archive), for a "
+        "before/after measured by this bench; alternate runs with and without it",
+    )
     return parser.parse_args()
 
 
@@ -116,6 +121,27 @@ def compile_bytecode() -> None:
     production does not do (Python still reads bytecode it is not allowed to write)."""
     for package in PACKAGES:
         compileall.compile_dir(ROOT / package, quiet=1)
+
+
+@contextmanager
+def code_first(ref: str | None, directory: Path) -> Iterator[None]:
+    """With ``ref``, the stack started inside runs that commit's code (its packages first
+    on ``PYTHONPATH``), driven by this checkout's bench: a before/after of the product
+    measured by the same bench, runs alternating."""
+    if ref is None:
+        yield
+        return
+    from bench.routes import code_of  # bench.routes imports this module
+
+    kept = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = str(code_of(ref, directory))
+    try:
+        yield
+    finally:
+        if kept is None:
+            os.environ.pop("PYTHONPATH")
+        else:
+            os.environ["PYTHONPATH"] = kept
 
 
 @contextmanager
@@ -145,6 +171,7 @@ async def stack_benchmarks(
     """Uploads, lifecycles and Verify on one embedded stack (``database_url``: None for
     the stack's own SQLite file)."""
     with (
+        code_first(args.code, workdir / "code"),
         securemail_dev(workdir / "stack", database_url=database_url) as stack,
         stack_output_on_failure(stack),
     ):
