@@ -15,7 +15,6 @@ update, median of ``--rounds`` rounds, the kinds alternating.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import os
 import tempfile
@@ -28,9 +27,9 @@ from temporalio import activity, workflow
 from temporalio.client import Client, WorkflowHandle
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
-from bench.__main__ import compile_bytecode
 from bench.common import median_table, say
 from bench.cpu import stack_cpu
+from bench.rounds import rounds_main
 from infra.temporal.client import connect
 from infra.temporal.search_attributes import SECURE_EMAIL_STATUS
 from tests.fixtures.devstack import DevStack, securemail_dev
@@ -149,12 +148,7 @@ async def run(count: int, rounds: int) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench.event_costs", description=__doc__)
-    parser.add_argument("--count", type=int, default=100, help="updates per kind per round")
-    parser.add_argument("--rounds", type=int, default=3)
-    args = parser.parse_args()
-    compile_bytecode()
-    asyncio.run(run(args.count, args.rounds))
+    rounds_main("event_costs", __doc__, run, 100, "updates of each kind")
 
 
 if __name__ == "__main__":

@@ -16,8 +16,6 @@ the count; the median of ``--rounds`` rounds, the variants alternating.
 
 from __future__ import annotations
 
-import argparse
-import asyncio
 import os
 import socket
 import subprocess
@@ -31,9 +29,9 @@ from pathlib import Path
 import httpx
 from fastapi import FastAPI
 
-from bench.__main__ import compile_bytecode
 from bench.common import median_table, say
 from bench.cpu import cpu_seconds
+from bench.rounds import rounds_main
 from bench.routes import BROWSER_LIMITS
 from tests.fixtures.devstack import securemail_dev
 
@@ -120,12 +118,7 @@ async def run(count: int, rounds: int) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench.floor", description=__doc__)
-    parser.add_argument("--count", type=int, default=300, help="requests per variant per round")
-    parser.add_argument("--rounds", type=int, default=3)
-    args = parser.parse_args()
-    compile_bytecode()
-    asyncio.run(run(args.count, args.rounds))
+    rounds_main("floor", __doc__, run, 300, "requests to each app")
 
 
 if __name__ == "__main__":
