@@ -1,6 +1,6 @@
 """``python -m bench.event_costs``: what one thing a workflow does costs the Temporal server.
 
-The lifecycle's Temporal CPU is about 1.6 times the bare shape's. This says which of
+The lifecycle's Temporal CPU is well above the bare shape's. This says which of
 the things a secure email does beyond the bare shape make the difference: an update
 alone (the baseline), one with a search-attribute upsert (a visibility write: each
 status operators search by, and the SDK's ``TemporalChangeVersion`` for the patches),

@@ -41,13 +41,14 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager, nullcontext
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import httpx
 
 from bench.__main__ import PACKAGES, ROOT, compile_bytecode
 from bench.common import Mailbox, say
-from bench.cpu import cpu_seconds
+from bench.cpu import CpuMeter, cpu_seconds, idle_cpu
 from bench.lifecycle import (
     BROWSER_TLS,
     HTTP_TIMEOUT,
@@ -373,14 +374,6 @@ async def pages(variants: list[Variant], loads: int, blocks: int, stacks: AsyncE
         say(f"| {page} | {medians} | {each} |")
 
 
-async def idle_ms_per_second(web_pid: int, seconds: float = 3.0) -> float:
-    """The web app's CPU while nobody asks it anything (its own timers: the audit
-    linker's round), to read the routes' figures against."""
-    before = cpu_seconds(web_pid)
-    await asyncio.sleep(seconds)
-    return (cpu_seconds(web_pid) - before) / seconds * 1000
-
-
 def _statements_of(variant: Variant, at: int) -> str:
     """The route's statements per request (the sum of every route's for ``at`` < 0),
     averaged over the rounds; "-" without a counter."""
@@ -446,7 +439,9 @@ async def run(args: argparse.Namespace, workdir: Path) -> None:
             await pages(variants, args.pages, args.rounds, stacks)
             return
         for tried in variants:
-            say(f"idle web app ({tried.name}): {await idle_ms_per_second(tried.web_pid):.1f} ms/s")
+            # The web app's own timers (the audit linker's round), to read the figures against.
+            idle = await idle_cpu(partial(CpuMeter, {"web": [tried.web_pid]}), windows=1)
+            say(f"idle web app ({tried.name}): {idle['web'] * 1000:.1f} ms/s")
         for index in range(args.rounds):
             for tried in variants:
                 started = time.perf_counter()
